@@ -1,0 +1,119 @@
+# leaky-tokens: one top-level build (libbpf-bootstrap pattern).
+#   .bpf.c -> build/bpf/*.bpf.o -> bpftool gen skeleton -> build/bpf/*.skel.h
+#   user space: build/rel/ (release, -O2) and build/san/ (ASan+UBSan, for tests)
+# `make help` lists the targets.
+
+CLANG ?= clang
+CC ?= gcc
+BPFTOOL ?= bpftool
+BUILD := build
+ARCH := $(shell uname -m | sed 's/x86_64/x86/;s/aarch64/arm64/')
+
+# clang -target bpf does not search the multiarch dir that holds asm/types.h.
+CLANG_SYS := $(shell $(CLANG) -v -E - </dev/null 2>&1 | \
+	sed -n '/<...> search starts here:/,/End of search list./{ s| \(/.*\)|-idirafter \1|p }')
+BPF_CFLAGS := -g -O2 -target bpf -mcpu=v3 -D__TARGET_ARCH_$(ARCH) -Wall -Wextra -Werror \
+	-Iinclude -Ibpf $(CLANG_SYS)
+
+CFLAGS_COMMON := -std=gnu11 -g -Wall -Wextra -Werror -D_GNU_SOURCE \
+	-Iinclude -Ilib -Iagent -I$(BUILD)/bpf
+CFLAGS_REL := $(CFLAGS_COMMON) -O2
+CFLAGS_SAN := $(CFLAGS_COMMON) -O1 -fno-omit-frame-pointer \
+	-fsanitize=address,undefined -fno-sanitize-recover=all
+LDLIBS := -lbpf -lelf -lz -ljansson -lpthread
+
+BPF_PROGS := admit empty
+SKELS := $(patsubst %,$(BUILD)/bpf/%.skel.h,$(BPF_PROGS))
+
+LIB_SRCS := $(wildcard lib/*.c)
+AGENT_SRCS := $(filter-out agent/main.c,$(wildcard agent/*.c))
+HDRS := $(wildcard include/*.h lib/*.h agent/*.h bpf/*.h) $(SKELS)
+
+# $(call objs,variant,sources)
+objs = $(patsubst %.c,$(BUILD)/$(1)/%.o,$(2))
+
+REL_AGENT := $(BUILD)/leaky-agent
+SAN_AGENT := $(BUILD)/san/leaky-agent
+UNIT_TESTS := $(patsubst tests/unit/%.c,$(BUILD)/san/tests/%,$(wildcard tests/unit/*.c))
+BPF_TESTS := $(patsubst tests/bpf/%.c,$(BUILD)/san/tests/%,$(wildcard tests/bpf/*.c))
+BENCH := $(BUILD)/bench
+
+.PHONY: all test run bench vmlinux clean help deps format format-check
+.DELETE_ON_ERROR:
+.SECONDARY:
+
+all: $(REL_AGENT) $(SAN_AGENT) $(UNIT_TESTS) $(BPF_TESTS) $(BENCH)
+
+help:
+	@echo "make            build everything (build/)"
+	@echo "make test       install deps, build, run unit + BPF_PROG_RUN + netns tests (root)"
+	@echo "make run        install deps, build, attach leaky-agent to lo (embedded config)"
+	@echo "make bench      install deps, build, print benchmark figures and ratios"
+	@echo "make vmlinux    regenerate vmlinux/vmlinux.h from this kernel's BTF"
+	@echo "make format     clang-format every source file in place"
+	@echo "make format-check  fail if any source file is not clang-formatted"
+	@echo "make clean      remove build/"
+
+deps:
+	@bash scripts/deps.sh
+
+test: deps
+	@$(MAKE) --no-print-directory all
+	@bash tests/run.sh
+
+run: deps
+	@$(MAKE) --no-print-directory $(REL_AGENT)
+	$(REL_AGENT) attach $(RUN_ARGS)
+
+bench: deps
+	@$(MAKE) --no-print-directory $(BENCH)
+	@bash scripts/bench.sh
+
+vmlinux:
+	$(BPFTOOL) btf dump file /sys/kernel/btf/vmlinux format c > vmlinux/vmlinux.h
+
+FORMAT_SRCS = $(shell git ls-files '*.c' '*.h' 2>/dev/null | grep -v '^vmlinux/')
+format:
+	clang-format -i $(FORMAT_SRCS)
+format-check:
+	clang-format --dry-run --Werror $(FORMAT_SRCS)
+
+clean:
+	rm -rf $(BUILD)
+
+# --- BPF ---------------------------------------------------------------------
+$(BUILD)/bpf/%.bpf.o: bpf/%.bpf.c $(wildcard include/*.h bpf/*.bpf.h)
+	@mkdir -p $(@D)
+	$(CLANG) $(BPF_CFLAGS) -c $< -o $@.tmp.o
+	$(BPFTOOL) gen object $@ $@.tmp.o
+	@rm -f $@.tmp.o
+
+$(BUILD)/bpf/%.skel.h: $(BUILD)/bpf/%.bpf.o
+	$(BPFTOOL) gen skeleton $< name lt_$* > $@
+
+# --- user space --------------------------------------------------------------
+$(BUILD)/rel/%.o: %.c $(HDRS)
+	@mkdir -p $(@D)
+	$(CC) $(CFLAGS_REL) -c $< -o $@
+
+$(BUILD)/san/%.o: %.c $(HDRS)
+	@mkdir -p $(@D)
+	$(CC) $(CFLAGS_SAN) -c $< -o $@
+
+# The embedded default config is pulled in with .incbin.
+$(BUILD)/rel/agent/config_default.o $(BUILD)/san/agent/config_default.o: agent/default-config.json
+
+$(REL_AGENT): $(call objs,rel,agent/main.c $(AGENT_SRCS) $(LIB_SRCS))
+	$(CC) $(CFLAGS_REL) $^ -o $@ $(LDLIBS)
+
+$(SAN_AGENT): $(call objs,san,agent/main.c $(AGENT_SRCS) $(LIB_SRCS))
+	$(CC) $(CFLAGS_SAN) $^ -o $@ $(LDLIBS)
+
+$(BUILD)/san/tests/%: $(call objs,san,tests/unit/%.c $(AGENT_SRCS) $(LIB_SRCS))
+	$(CC) $(CFLAGS_SAN) $^ -o $@ $(LDLIBS)
+
+$(BUILD)/san/tests/test_admit: $(call objs,san,tests/bpf/test_admit.c $(AGENT_SRCS) $(LIB_SRCS))
+	$(CC) $(CFLAGS_SAN) $^ -o $@ $(LDLIBS)
+
+$(BENCH): $(call objs,rel,bench/bench.c $(AGENT_SRCS) $(LIB_SRCS))
+	$(CC) $(CFLAGS_REL) $^ -o $@ $(LDLIBS)

@@ -1,0 +1,195 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * lt_abi.h - the maps' keys and values, shared by kernel and user space.
+ * bpf/, agent/, gateway/, bench/ and tests/ all include this one file; a map
+ * layout is never written twice. Fixed-width types, explicit padding, size
+ * asserts. Every map name fits in 15 characters so bpftool shows it whole.
+ *
+ * Addresses: one 16-byte form for both families. IPv4 is stored IPv4-mapped
+ * (::ffff:a.b.c.d), so an IPv4 /24 is an LPM prefix of 96 + 24 = 120 bits and
+ * one trie serves v4 and v6.
+ */
+#ifndef LT_ABI_H
+#define LT_ABI_H
+
+#include <linux/types.h>
+#include "lt_bucket.h"
+
+/* Map names, as pinned under the pin dir (default /sys/fs/bpf/leaky). */
+#define LT_PIN_DIR_DEFAULT "/sys/fs/bpf/leaky"
+
+#define LT_MAX_SOURCES_DEFAULT 65536 /* lt_src entries; set at first load */
+#define LT_MAX_PORTS 1024 /* lt_ports entries */
+#define LT_MAX_PREFIXES 16384 /* lt_allow, lt_penalty, lt_policy entries */
+#define LT_MAX_SLOTS (1U << 20) /* lt_slots: L7 buckets */
+#define LT_MAX_RATES 4096 /* lt_rates: L7 rate table */
+#define LT_EVENTS_BYTES (256 * 1024) /* lt_events ring buffer */
+
+/*
+ * Stat indexes. APPEND-ONLY: the agent's status, the metrics and the tests
+ * read them by number. The "outcome" group counts every packet exactly once;
+ * the "aux" group counts extra facts about some packets.
+ */
+enum lt_stat {
+	/* outcomes: passed */
+	LT_STAT_PASS_NON_IP = 0, /* not IPv4/IPv6 (ARP, LLDP, ...) */
+	LT_STAT_PASS_MALFORMED = 1, /* truncated or bad header: the stack drops it */
+	LT_STAT_PASS_UNPROTECTED = 2, /* not TCP/UDP, or port not protected */
+	LT_STAT_PASS_FRAGMENT = 3, /* non-first IPv4 fragment: no L4 header */
+	LT_STAT_PASS_ALLOWLIST = 4,
+	LT_STAT_PASS_ADMIT = 5, /* metered and within its buckets */
+	LT_STAT_PASS_NO_CONFIG = 6, /* agent has not written lt_config yet */
+	/* outcomes: dropped (or, in dry-run, passed and counted here instead) */
+	LT_STAT_DROP_PENALTY = 7,
+	LT_STAT_DROP_CONN_RATE = 8,
+	LT_STAT_DROP_PKT_RATE = 9,
+	LT_STAT_DROP_CONTENDED = 10, /* CAS retries exhausted: fail closed */
+	LT_STAT_DRYRUN_PENALTY = 11,
+	LT_STAT_DRYRUN_CONN_RATE = 12,
+	LT_STAT_DRYRUN_PKT_RATE = 13,
+	LT_STAT_DRYRUN_CONTENDED = 14,
+	/* aux */
+	LT_STAT_AUX_TABLE_FULL = 15, /* lt_src full: source metered in lt_overflow */
+	LT_STAT_AUX_PENALTY_EXPIRED = 16, /* penalty entry found but over */
+	LT_STAT_AUX_EVENT_LOST = 17, /* sampled event, ring buffer full */
+	LT_STAT_AUX_EVENT_SENT = 18,
+	LT_STAT__OUTCOME_END = LT_STAT_AUX_TABLE_FULL,
+	LT_STAT__MAX = 19,
+};
+
+/* lt_stats: PERCPU_ARRAY[LT_STAT__MAX]. Written by BPF only. */
+struct lt_stat_val {
+	__u64 packets;
+	__u64 bytes; /* frame length as seen by the hook (generic XDP: GSO-sized) */
+};
+_Static_assert(sizeof(struct lt_stat_val) == 16, "lt_stat_val is ABI");
+
+/* lt_allow, lt_penalty, lt_policy: LPM_TRIE keys. */
+struct lt_lpm_key {
+	__u32 prefixlen; /* bits of addr that match, 0..128 (v4: 96 + len) */
+	__u8 addr[16]; /* network order; v4 is ::ffff:a.b.c.d */
+};
+_Static_assert(sizeof(struct lt_lpm_key) == 20, "lt_lpm_key is ABI");
+
+/* lt_allow value. */
+struct lt_allow_val {
+	__u32 flags; /* reserved, 0 */
+};
+
+/* Why a source sits in the penalty box. Append-only. */
+enum lt_penalty_reason {
+	LT_PENALTY_MANUAL = 0, /* operator: leaky-agent ban, bpftool */
+	LT_PENALTY_ABUSE = 1, /* gateway/agent: repeated limit violations */
+	LT_PENALTY_AUTH = 2, /* gateway: repeated auth failures */
+};
+
+/*
+ * lt_penalty value. Written by the agent (and the gateway later), read by BPF.
+ * Active while now < until_ns (CLOCK_MONOTONIC, ns); expires by itself, the
+ * agent deletes expired entries.
+ */
+struct lt_penalty {
+	__u64 until_ns; /* CLOCK_MONOTONIC ns; ~0 = until unbanned */
+	__u32 strikes; /* how many times this prefix was banned */
+	__u32 reason; /* enum lt_penalty_reason */
+};
+_Static_assert(sizeof(struct lt_penalty) == 16, "lt_penalty is ABI");
+
+/*
+ * Per-source policy: lt_policy value (by source prefix) and the default in
+ * lt_config. A rate with period_ns == 0 does not limit.
+ */
+struct lt_src_policy {
+	struct lt_rate conn; /* new TCP connections (SYN without ACK) */
+	struct lt_rate pkt; /* packets to protected ports */
+	__u8 agg_v4; /* sources are bucketed per /agg_v4, 1..32 */
+	__u8 agg_v6; /* sources are bucketed per /agg_v6, 1..128 */
+	__u16 _pad0;
+	__u32 id; /* operator-visible policy id, 0 = default */
+};
+_Static_assert(sizeof(struct lt_src_policy) == 72, "lt_src_policy is ABI");
+
+/* lt_src key: a source prefix at its policy's aggregation. */
+struct lt_src_key {
+	__u8 addr[16]; /* masked to prefixlen */
+	__u32 prefixlen; /* 96 + agg_v4 or agg_v6 */
+	__u32 policy_id; /* policy the bucket was metered by */
+};
+_Static_assert(sizeof(struct lt_src_key) == 24, "lt_src_key is ABI");
+
+/*
+ * lt_src value (HASH, bounded) and lt_overflow (ARRAY[1]). Both tats are
+ * updated by CAS from any CPU; last_ns is a plain store (racy by design: it is
+ * only a hint for the agent's idle sweep, which re-checks emptiness).
+ */
+struct lt_src_state {
+	__u64 conn_tat; /* lt_bucket word for new connections */
+	__u64 pkt_tat; /* lt_bucket word for packets */
+	__u64 last_ns; /* CLOCK_MONOTONIC ns of the last metered packet */
+};
+_Static_assert(sizeof(struct lt_src_state) == 24, "lt_src_state is ABI");
+
+/* lt_config flags. */
+#define LT_CFG_DRY_RUN (1U << 0) /* count would-be drops, pass them */
+#define LT_CFG_LOADED (1U << 1) /* the agent has written this config */
+
+/* lt_config: ARRAY[1]. Written by the agent, read by BPF on every packet. */
+struct lt_config {
+	struct lt_src_policy dflt; /* for sources no lt_policy prefix matches */
+	__u32 flags; /* LT_CFG_* */
+	__u32 sample_every; /* 1 event per N metered decisions; 0 = none */
+	__u64 generation; /* bumped on every config write */
+};
+_Static_assert(sizeof(struct lt_config) == 88, "lt_config is ABI");
+
+/* lt_ports: HASH port (host order) -> flags. Present = protected. */
+struct lt_port_val {
+	__u32 flags; /* reserved, 0 */
+};
+
+/* lt_events: RINGBUF records. */
+struct lt_event {
+	__u64 ts_ns; /* CLOCK_MONOTONIC ns */
+	__u8 saddr[16]; /* v4-mapped */
+	__u32 stat; /* enum lt_stat: the outcome */
+	__u32 ifindex;
+	__u16 dport; /* host order */
+	__u8 proto; /* IPPROTO_TCP / IPPROTO_UDP */
+	__u8 syn; /* 1 = new TCP connection */
+	__u32 policy_id;
+};
+_Static_assert(sizeof(struct lt_event) == 40, "lt_event is ABI");
+
+/*
+ * lt_slots: ARRAY[LT_MAX_SLOTS], BPF_F_MMAPABLE. The L7 buckets (per user,
+ * org, API key, provider), mmapped by every process that admits. tat is the
+ * lt_bucket word (CAS only); rate_id indexes lt_rates and is written by the
+ * agent only. 16 bytes, so a decision touches one cache line.
+ */
+struct lt_slot {
+	__u64 tat; /* lt_bucket word, units of lt_rates[rate_id] */
+	__u32 rate_id; /* index into lt_rates */
+	__u32 flags; /* reserved, 0 */
+};
+_Static_assert(sizeof(struct lt_slot) == 16, "lt_slot is ABI");
+
+/* lt_rates: ARRAY[LT_MAX_RATES] of struct lt_rate, BPF_F_MMAPABLE. */
+
+/* Address helpers shared by BPF and user space. */
+static __always_inline void lt_addr_mask(__u8 addr[16], __u32 prefixlen)
+{
+	int i;
+
+	for (i = 0; i < 16; i++) {
+		__u32 bit = (__u32)i * 8;
+
+		if (prefixlen >= bit + 8)
+			continue;
+		if (prefixlen <= bit)
+			addr[i] = 0;
+		else
+			addr[i] &= (__u8)(0xff << (8 - (prefixlen - bit)));
+	}
+}
+
+#endif /* LT_ABI_H */

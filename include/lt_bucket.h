@@ -1,0 +1,274 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * lt_bucket.h - the leaky bucket. Shared by kernel and user space: compiled by
+ * clang -target bpf into the programs in bpf/ and by gcc into agent/, gateway/, tests/.
+ *
+ * Form: GCRA (virtual scheduling), so the whole state of a bucket is one
+ * 64-bit word, the theoretical arrival time "tat", updated by compare-and-swap.
+ * Zero is a valid, empty bucket, so a zeroed map is a table of empty buckets.
+ *
+ * Units. A token is 2^unit_shift "units"; time is scaled into units by
+ *   s(t) = floor(t_ns * units_per_period / period_ns)
+ * computed exactly in 64 bits (see lt_muldiv). The level of a bucket at t is
+ * max(tat - s(t), 0) units. Consuming n tokens is admitted when
+ * level + n <= capacity, and then tat grows by n tokens' worth of units.
+ *
+ * Why never an overshoot: leak is credited with floor(), and a bucket that
+ * restarts from empty restarts at ceil(t * rate). Rounding can therefore only
+ * lose time, never gain it: over any interval t the admitted total is at most
+ * C + R*t, and under steady demand at least C + R*t - 2 units (< 1 token
+ * because unit_shift >= 1). tests/unit/test_bucket.c proves both at the edges.
+ *
+ * A clock that goes backwards (another CPU or process read it a little
+ * earlier) only makes s(t) smaller, i.e. the check stricter: tat never moves
+ * back, so nothing is lost and nothing is over-admitted.
+ *
+ * Ranges (enforced by lt_rate_init): rate from 1 token per 10 years to
+ * 2*10^9 tokens/s, capacity from 1 to 2^62 units, now_ns up to 2^60 ns
+ * (36 years of uptime) without overflow.
+ */
+#ifndef LT_BUCKET_H
+#define LT_BUCKET_H
+
+#include <linux/types.h>
+
+#ifndef __always_inline
+#define __always_inline inline __attribute__((always_inline))
+#endif
+
+/* Compiled form of "capacity C tokens, leak R = tokens/period". 32 bytes. */
+struct lt_rate {
+	__u64 period_ns; /* leak period, ns; 0 = this rate does not limit */
+	__u64 units_per_period; /* leak per period, units (tokens << unit_shift) */
+	__u64 cap_units; /* capacity, units (tokens << unit_shift) */
+	__u32 unit_shift; /* log2(units per token), 1..40 */
+	__u32 _pad;
+};
+_Static_assert(sizeof(struct lt_rate) == 32, "lt_rate is ABI");
+
+/* Append-only: the values cross into stats and events. */
+enum lt_verdict {
+	LT_ADMIT = 0,
+	LT_DENY = 1, /* not now; retry_after says when */
+	LT_TOO_BIG = 2, /* cost > capacity: never admissible, a client error */
+	LT_CONTENDED = 3, /* CAS lost LT_CAS_TRIES times in a row (BPF only) */
+};
+
+/*
+ * Bound on CAS retries. The verifier needs a constant; user space simply calls
+ * again (some other writer made progress, so the loop is lock-free).
+ */
+#ifndef LT_CAS_TRIES
+#define LT_CAS_TRIES 16
+#endif
+
+#define LT_UNITS_PER_NS_MAX 4ULL /* units/ns: keeps s(2^60 ns) <= 2^62 */
+#define LT_CAP_UNITS_MAX (1ULL << 62)
+#define LT_NOW_MAX_NS (1ULL << 60)
+#define LT_SHIFT_MAX 40
+
+/* floor(a * b / c) for a*b/c < 2^64 and b*c <= 2^64, with only 64-bit ops. */
+static __always_inline __u64 lt_muldiv(__u64 a, __u64 b, __u64 c, __u64 *rem)
+{
+	__u64 q = a / c, r = a % c, p = r * b;
+
+	*rem = p % c;
+	return q * b + p / c;
+}
+
+/* Scaled time s(now), plus whether it was exact (for the ceil of a restart). */
+static __always_inline __u64 lt_scaled(const struct lt_rate *r, __u64 now_ns, __u64 *frac)
+{
+	return lt_muldiv(now_ns, r->units_per_period, r->period_ns, frac);
+}
+
+/*
+ * One decision on a bucket word; pure, no side effects. cost_units must be
+ * <= r->cap_units (the caller checks LT_TOO_BIG before scaling the cost).
+ */
+static __always_inline int lt_gcra_step(__u64 tat, __u64 now_ns, const struct lt_rate *r,
+					__u64 cost_units, __u64 *new_tat)
+{
+	__u64 frac, s = lt_scaled(r, now_ns, &frac);
+
+	if (tat <= s) {
+		/* Empty: restart at ceil(now * rate), never earlier. */
+		*new_tat = s + (frac != 0) + cost_units;
+		return LT_ADMIT;
+	}
+	if (tat - s > r->cap_units - cost_units)
+		return LT_DENY; /* rejects are not counted: tat unchanged */
+	*new_tat = tat + cost_units;
+	return LT_ADMIT;
+}
+
+/* Smallest t with s(t) >= x: ceil(x * period / units_per_period). */
+static __always_inline __u64 lt_time_of_units(const struct lt_rate *r, __u64 x)
+{
+	__u64 q = x / r->units_per_period, rem = x % r->units_per_period;
+	__u64 p = rem * r->period_ns;
+
+	return q * r->period_ns + p / r->units_per_period + (p % r->units_per_period != 0);
+}
+
+/* Level in units at now (0 when empty). */
+static __always_inline __u64 lt_level_units(__u64 tat, __u64 now_ns, const struct lt_rate *r)
+{
+	__u64 frac, s = lt_scaled(r, now_ns, &frac);
+
+	return tat > s ? tat - s : 0;
+}
+
+/* Whole tokens that could be consumed at now. */
+static __always_inline __u64 lt_remaining_tokens(__u64 tat, __u64 now_ns, const struct lt_rate *r)
+{
+	__u64 level;
+
+	if (!r->period_ns)
+		return ~0ULL;
+	level = lt_level_units(tat, now_ns, r);
+	return level >= r->cap_units ? 0 : (r->cap_units - level) >> r->unit_shift;
+}
+
+/* ns from now until cost_tokens would be admitted (0 if now); ~0 if never. */
+static __always_inline __u64 lt_retry_after_ns(__u64 tat, __u64 now_ns, const struct lt_rate *r,
+					       __u64 cost_tokens)
+{
+	__u64 cost, t;
+
+	if (!r->period_ns)
+		return 0;
+	if (cost_tokens > (r->cap_units >> r->unit_shift))
+		return ~0ULL;
+	cost = cost_tokens << r->unit_shift;
+	if (tat + cost <= r->cap_units)
+		return 0;
+	/* Admitted once s(t) >= tat + cost - cap. */
+	t = lt_time_of_units(r, tat + cost - r->cap_units);
+	return t > now_ns ? t - now_ns : 0;
+}
+
+/* ns from now until the bucket is empty again (full quota available). */
+static __always_inline __u64 lt_drain_ns(__u64 tat, __u64 now_ns, const struct lt_rate *r)
+{
+	__u64 t;
+
+	if (!r->period_ns)
+		return 0;
+	t = lt_time_of_units(r, tat);
+	return t > now_ns ? t - now_ns : 0;
+}
+
+/*
+ * Consume cost_tokens from the bucket word at *tat, shared with every other
+ * CPU and process. Returns an lt_verdict; *tat_seen is the word the decision
+ * was made on (after a successful CAS, the new word).
+ */
+static __always_inline int lt_bucket_consume(__u64 *tat, const struct lt_rate *r, __u64 now_ns,
+					     __u64 cost_tokens, __u64 *tat_seen)
+{
+	__u64 old, nv, seen, cost;
+	int i, v;
+
+	old = *(volatile __u64 *)tat;
+	*tat_seen = old;
+	if (!r->period_ns)
+		return LT_ADMIT;
+	if (cost_tokens > (r->cap_units >> r->unit_shift))
+		return LT_TOO_BIG;
+	cost = cost_tokens << r->unit_shift;
+	for (i = 0; i < LT_CAS_TRIES; i++) {
+		v = lt_gcra_step(old, now_ns, r, cost, &nv);
+		if (v != LT_ADMIT)
+			return v;
+		seen = __sync_val_compare_and_swap(tat, old, nv);
+		if (seen == old) {
+			*tat_seen = nv;
+			return LT_ADMIT;
+		}
+		old = seen;
+		*tat_seen = old;
+	}
+	return LT_CONTENDED;
+}
+
+/*
+ * Give back cost_tokens admitted earlier (all-or-nothing admission of several
+ * limits). If the bucket drained meanwhile the refund may take tat below s(t),
+ * which is still just "empty".
+ */
+static __always_inline int lt_bucket_refund(__u64 *tat, const struct lt_rate *r, __u64 cost_tokens)
+{
+	__u64 old, nv, seen, cost;
+	int i;
+
+	if (!r->period_ns)
+		return 0;
+	cost = cost_tokens << r->unit_shift;
+	old = *(volatile __u64 *)tat;
+	for (i = 0; i < LT_CAS_TRIES; i++) {
+		nv = old > cost ? old - cost : 0;
+		seen = __sync_val_compare_and_swap(tat, old, nv);
+		if (seen == old)
+			return 0;
+		old = seen;
+	}
+	return -1;
+}
+
+#ifndef __bpf__
+/*
+ * User space only: compile "capacity tokens, leak tokens per period_ns" into
+ * an lt_rate. Returns 0 or -ERANGE (out of the documented ranges) / -EINVAL.
+ * Lives here so the agent, the gateway and the tests share one definition.
+ */
+static inline __u64 lt_gcd(__u64 a, __u64 b)
+{
+	while (b) {
+		__u64 t = a % b;
+
+		a = b;
+		b = t;
+	}
+	return a;
+}
+
+static inline int lt_rate_init(struct lt_rate *r, __u64 capacity_tokens, __u64 leak_tokens,
+			       __u64 period_ns)
+{
+	__u64 g, tok, per;
+	__u32 k, best = 0;
+
+	__builtin_memset(r, 0, sizeof(*r));
+	if (!capacity_tokens || !leak_tokens || !period_ns)
+		return -22; /* -EINVAL */
+	g = lt_gcd(leak_tokens, period_ns);
+	tok = leak_tokens / g;
+	per = period_ns / g;
+	for (k = 1; k <= LT_SHIFT_MAX; k++) {
+		if (tok > (~0ULL >> k))
+			break;
+		if ((tok << k) > ~0ULL / per) /* rem * b in lt_muldiv */
+			break;
+		if ((tok << k) > LT_UNITS_PER_NS_MAX * per) /* 36 years of s(t) */
+			break;
+		if (capacity_tokens > (LT_CAP_UNITS_MAX >> k))
+			break;
+		best = k;
+	}
+	if (!best)
+		return -34; /* -ERANGE */
+	r->period_ns = per;
+	r->units_per_period = tok << best;
+	r->cap_units = capacity_tokens << best;
+	r->unit_shift = best;
+	return 0;
+}
+
+static inline __u64 lt_rate_capacity(const struct lt_rate *r)
+{
+	return r->cap_units >> r->unit_shift;
+}
+#endif /* !__bpf__ */
+
+#endif /* LT_BUCKET_H */

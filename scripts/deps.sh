@@ -1,0 +1,39 @@
+#!/usr/bin/env bash
+# Installs every Debian package the build, the tests, `make run` and `make bench` need, and
+# mounts bpffs when it is absent. Idempotent: a second run installs nothing and exits 0.
+# This is the only place in the tree that names packages.
+set -euo pipefail
+
+PKGS=(
+	# build
+	make gcc clang llvm libbpf-dev bpftool libelf-dev zlib1g-dev linux-libc-dev pkg-config
+	clang-format
+	# agent and gateway libraries
+	libjansson-dev libmicrohttpd-dev libssl-dev libsqlite3-dev librdkafka-dev
+	libcurl4-openssl-dev
+	# tests and benchmarks
+	iproute2 curl jq redis-server wrk procps util-linux
+)
+
+missing=()
+for p in "${PKGS[@]}"; do
+	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' ||
+		missing+=("$p")
+done
+
+if [ "${#missing[@]}" -gt 0 ]; then
+	if [ "$(id -u)" -ne 0 ]; then
+		echo "deps.sh: missing packages: ${missing[*]}; run as root to install them" >&2
+		exit 1
+	fi
+	echo "deps.sh: installing ${missing[*]}"
+	export DEBIAN_FRONTEND=noninteractive
+	apt-get update -qq
+	apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+# bpffs is not mounted at boot on some machines (PROBE-NOTES.md); pins need it.
+if [ "$(id -u)" -eq 0 ] && ! mountpoint -q /sys/fs/bpf; then
+	mount -t bpf bpf /sys/fs/bpf
+fi
+exit 0
