@@ -15,7 +15,7 @@ CLANG_SYS := $(shell $(CLANG) -v -E - </dev/null 2>&1 | \
 BPF_CFLAGS := -g -O2 -target bpf -mcpu=v3 -D__TARGET_ARCH_$(ARCH) -Wall -Wextra -Werror \
 	-Iinclude -Ibpf $(CLANG_SYS)
 
-CFLAGS_COMMON := -std=gnu11 -g -Wall -Wextra -Werror -D_GNU_SOURCE \
+CFLAGS_COMMON := -std=gnu11 -g -Wall -Wextra -Werror -Wno-format-truncation -D_GNU_SOURCE \
 	-Iinclude -Ilib -Iagent -I$(BUILD)/bpf
 CFLAGS_REL := $(CFLAGS_COMMON) -O2
 CFLAGS_SAN := $(CFLAGS_COMMON) -O1 -fno-omit-frame-pointer \

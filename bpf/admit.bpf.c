@@ -109,6 +109,13 @@ struct {
 	__type(value, struct lt_rate);
 } lt_rates SEC(".maps");
 
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 256);
+	__type(key, __u32);
+	__type(value, struct lt_iface);
+} lt_ifaces SEC(".maps");
+
 static __always_inline __u64 lt_now(void)
 {
 	if (lt_fake_clock)

@@ -175,6 +175,27 @@ _Static_assert(sizeof(struct lt_slot) == 16, "lt_slot is ABI");
 
 /* lt_rates: ARRAY[LT_MAX_RATES] of struct lt_rate, BPF_F_MMAPABLE. */
 
+/* How a program is attached to an interface. */
+enum lt_attach_mode {
+	LT_MODE_XDP_NATIVE = 1,
+	LT_MODE_XDP_GENERIC = 2,
+	LT_MODE_TC = 3,
+};
+
+#define LT_IFACE_OWN_CLSACT (1U << 0) /* the agent created the clsact qdisc */
+
+/*
+ * lt_ifaces: HASH ifindex -> attachment. Written by the agent only: the
+ * registry that `status` and `detach` read (no BPF program touches it).
+ */
+struct lt_iface {
+	__u32 mode; /* enum lt_attach_mode */
+	__u32 flags; /* LT_IFACE_* */
+	__u64 attached_ns; /* CLOCK_REALTIME ns of the attach */
+	char name[16]; /* interface name at attach time */
+};
+_Static_assert(sizeof(struct lt_iface) == 32, "lt_iface is ABI");
+
 /* Address helpers shared by BPF and user space. */
 static __always_inline void lt_addr_mask(__u8 addr[16], __u32 prefixlen)
 {

@@ -111,10 +111,14 @@ static __always_inline __u64 lt_time_of_units(const struct lt_rate *r, __u64 x)
 	return q * r->period_ns + p / r->units_per_period + (p % r->units_per_period != 0);
 }
 
-/* Level in units at now (0 when empty). */
+/* Level in units at now (0 when empty or unlimited). */
 static __always_inline __u64 lt_level_units(__u64 tat, __u64 now_ns, const struct lt_rate *r)
 {
-	__u64 frac, s = lt_scaled(r, now_ns, &frac);
+	__u64 frac, s;
+
+	if (!r->period_ns)
+		return 0;
+	s = lt_scaled(r, now_ns, &frac);
 
 	return tat > s ? tat - s : 0;
 }

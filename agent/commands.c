@@ -1,0 +1,531 @@
+// SPDX-License-Identifier: MIT
+/*
+ * commands.c - the commands that work on the pinned maps directly: detach,
+ * status and the small editing helpers. They need no running agent, so an
+ * operator can still unban or inspect while the daemon is down.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <net/if.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <time.h>
+#include <unistd.h>
+#include <bpf/bpf.h>
+#include "addr.h"
+#include "agent.h"
+#include "apply.h"
+#include "config.h"
+#include "log.h"
+#include "maps.h"
+#include "units.h"
+
+static int lt_open(const struct lt_opts *o, struct lt_maps *m)
+{
+	char err[512];
+
+	if (lt_maps_open(o->pin_dir, m, err, sizeof(err))) {
+		fprintf(stderr, "leaky-agent: %s\n", err);
+		return 1;
+	}
+	return 0;
+}
+
+/* pid of the agent holding the state dir lock, or 0. */
+static int lt_agent_pid(const char *state_dir)
+{
+	char path[512], buf[32];
+	int fd, pid = 0;
+	ssize_t n;
+
+	snprintf(path, sizeof(path), "%s/agent.lock", state_dir);
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return 0;
+	if (flock(fd, LOCK_SH | LOCK_NB) && errno == EWOULDBLOCK) {
+		n = read(fd, buf, sizeof(buf) - 1);
+		buf[n > 0 ? n : 0] = '\0';
+		pid = atoi(buf);
+	}
+	close(fd);
+	return pid;
+}
+
+int lt_cmd_detach(struct lt_opts *o)
+{
+	__u32 key, next, want[LT_MAX_IFACES];
+	int i, pid, rc = 0, remaining = 0;
+	struct lt_maps m;
+	char err[512];
+
+	if (lt_need_privileges())
+		return 1;
+	for (i = 0; i < o->nifaces; i++) {
+		want[i] = if_nametoindex(o->ifaces[i]);
+		if (!want[i]) {
+			fprintf(stderr, "leaky-agent: unknown interface '%s'\n", o->ifaces[i]);
+			return 1;
+		}
+	}
+	pid = lt_agent_pid(o->state_dir);
+	if (pid > 0 && !o->nifaces) {
+		/* The daemon would keep serving maps we are about to unpin. */
+		log_info("stopping the running agent (pid %d)", pid);
+		kill(pid, SIGTERM);
+		for (i = 0; i < 50 && lt_agent_pid(o->state_dir); i++)
+			usleep(100 * 1000);
+	}
+	if (lt_maps_open(o->pin_dir, &m, err, sizeof(err))) {
+		fprintf(stderr, "leaky-agent: nothing to detach: %s\n", err);
+		return 1;
+	}
+	/* Collect first: deleting while walking restarts the walk. */
+	__u32 *all = NULL;
+	int nall = 0;
+	if (!bpf_map_get_next_key(m.fd[LT_M_IFACES], NULL, &next)) {
+		do {
+			__u32 *n2 = realloc(all, (size_t)(nall + 1) * sizeof(*all));
+
+			if (!n2)
+				break;
+			all = n2;
+			all[nall++] = next;
+			key = next;
+		} while (!bpf_map_get_next_key(m.fd[LT_M_IFACES], &key, &next));
+	}
+	for (i = 0; i < nall; i++) {
+		int j, sel = !o->nifaces;
+
+		for (j = 0; j < o->nifaces; j++)
+			sel |= want[j] == all[i];
+		if (!sel) {
+			remaining++;
+			continue;
+		}
+		if (lt_iface_detach(m.fd[LT_M_IFACES], all[i], err, sizeof(err))) {
+			fprintf(stderr, "leaky-agent: %s\n", err);
+			rc = 1;
+			remaining++;
+		}
+	}
+	free(all);
+	lt_maps_close(&m);
+	if (!o->keep_maps && !remaining && !rc) {
+		int ret = lt_unpin_all(o->pin_dir);
+
+		if (ret) {
+			fprintf(stderr, "leaky-agent: removing pins under %s: %s\n", o->pin_dir,
+				strerror(-ret));
+			return 1;
+		}
+		printf("detached; removed the maps pinned under %s\n", o->pin_dir);
+	} else {
+		printf("detached; maps kept under %s%s\n", o->pin_dir,
+		       remaining ? " (other interfaces still attached)" : "");
+	}
+	return rc;
+}
+
+static void lt_fmt_time(__u64 real_ns, char *buf, size_t len)
+{
+	time_t t = (time_t)(real_ns / 1000000000ULL);
+	struct tm tm;
+
+	gmtime_r(&t, &tm);
+	strftime(buf, len, "%Y-%m-%dT%H:%M:%SZ", &tm);
+}
+
+int lt_cmd_status(struct lt_opts *o)
+{
+	struct lt_stat_val st[LT_STAT__MAX];
+	struct lt_config cfg = {};
+	struct lt_iface rec;
+	__u32 key, next, zero = 0, s;
+	char when[64], ifname[IF_NAMESIZE + 8];
+	struct lt_maps m;
+	int i, pid, first = 1;
+
+	if (lt_open(o, &m))
+		return 1;
+	pid = lt_agent_pid(o->state_dir);
+	bpf_map_lookup_elem(m.fd[LT_M_CONFIG], &zero, &cfg);
+	lt_stats_read(m.fd[LT_M_STATS], st);
+	if (o->json) {
+		printf("{\"pin_dir\":\"%s\",\"agent_pid\":%d,\"dry_run\":%s,\"interfaces\":[",
+		       o->pin_dir, pid, (cfg.flags & LT_CFG_DRY_RUN) ? "true" : "false");
+	} else {
+		printf("leaky-tokens: maps pinned under %s\n", o->pin_dir);
+		printf("agent: %s\n", pid ? "running" : "not running (enforcement continues)");
+		if (pid)
+			printf("  pid %d\n", pid);
+		printf("mode: %s, config generation %llu\n",
+		       (cfg.flags & LT_CFG_DRY_RUN) ? "dry-run" : "enforcing",
+		       (unsigned long long)cfg.generation);
+		printf("interfaces:\n");
+	}
+	if (!bpf_map_get_next_key(m.fd[LT_M_IFACES], NULL, &next)) {
+		do {
+			__u32 id;
+
+			key = next;
+			if (bpf_map_lookup_elem(m.fd[LT_M_IFACES], &key, &rec))
+				continue;
+			id = lt_iface_prog(key, rec.mode);
+			lt_fmt_time(rec.attached_ns, when, sizeof(when));
+			if (!if_indextoname(key, ifname))
+				snprintf(ifname, sizeof(ifname), "%.15s?", rec.name);
+			if (o->json)
+				printf("%s{\"name\":\"%s\",\"ifindex\":%u,\"mode\":\"%s\","
+				       "\"prog_id\":%u,\"attached\":\"%s\"}",
+				       first ? "" : ",", ifname, key, lt_mode_name(rec.mode), id,
+				       when);
+			else
+				printf("  %-12s ifindex %-4u %-12s prog id %-6u since %s%s\n",
+				       ifname, key, lt_mode_name(rec.mode), id, when,
+				       id ? "" : "  (NOT ATTACHED: program missing)");
+			first = 0;
+		} while (!bpf_map_get_next_key(m.fd[LT_M_IFACES], &key, &next));
+	}
+	if (o->json) {
+		printf("],\"maps\":{");
+		for (i = 0; i < LT_M__MAX; i++) {
+			if (i == LT_M_STATS || i == LT_M_EVENTS || i == LT_M_SLOTS ||
+			    i == LT_M_RATES || i == LT_M_CONFIG || i == LT_M_OVERFLOW)
+				continue;
+			printf("%s\"%s\":%ld", i ? "," : "", lt_map_names[i],
+			       lt_map_count(m.fd[i]));
+		}
+		printf("},\"counters\":{");
+		for (s = 0; s < LT_STAT__MAX; s++)
+			printf("%s\"%s\":{\"packets\":%llu,\"bytes\":%llu}", s ? "," : "",
+			       lt_stat_name(s), (unsigned long long)st[s].packets,
+			       (unsigned long long)st[s].bytes);
+		printf("}}\n");
+	} else {
+		if (first)
+			printf("  (none)\n");
+		printf("maps (entries):\n");
+		for (i = 0; i < LT_M__MAX; i++) {
+			struct bpf_map_info info = {};
+			__u32 len = sizeof(info);
+
+			if (bpf_obj_get_info_by_fd(m.fd[i], &info, &len))
+				continue;
+			if (i == LT_M_PORTS || i == LT_M_ALLOW || i == LT_M_PENALTY ||
+			    i == LT_M_POLICY || i == LT_M_SRC || i == LT_M_IFACES)
+				printf("  %-12s %7ld / %u\n", lt_map_names[i],
+				       lt_map_count(m.fd[i]), info.max_entries);
+		}
+		printf("counters (packets, bytes):\n");
+		for (s = 0; s < LT_STAT__MAX; s++)
+			if (st[s].packets)
+				printf("  %-20s %12llu %14llu\n", lt_stat_name(s),
+				       (unsigned long long)st[s].packets,
+				       (unsigned long long)st[s].bytes);
+	}
+	lt_maps_close(&m);
+	return 0;
+}
+
+static int lt_arg_prefix(const struct lt_opts *o, int i, struct lt_lpm_key *k)
+{
+	char err[160];
+
+	if (i >= o->nargs) {
+		fprintf(stderr, "leaky-agent: missing PREFIX (e.g. 192.0.2.0/24)\n");
+		return 1;
+	}
+	if (lt_prefix_parse(o->args[i], k, err, sizeof(err))) {
+		fprintf(stderr, "leaky-agent: %s\n", err);
+		return 1;
+	}
+	return 0;
+}
+
+int lt_cmd_ban(struct lt_opts *o)
+{
+	__u64 dur = 3600 * LT_NS_PER_SEC;
+	struct lt_lpm_key k;
+	__u32 reason = LT_PENALTY_MANUAL;
+	struct lt_maps m;
+	int ret;
+
+	if (lt_arg_prefix(o, 0, &k))
+		return 1;
+	if (o->ban_for && !strcmp(o->ban_for, "forever"))
+		dur = ~0ULL;
+	else if (o->ban_for && (lt_duration_parse(o->ban_for, &dur) || !dur)) {
+		fprintf(stderr, "leaky-agent: --for '%s' is not a duration like 10m or forever\n",
+			o->ban_for);
+		return 1;
+	}
+	if (o->ban_reason) {
+		if (!strcmp(o->ban_reason, "manual"))
+			reason = LT_PENALTY_MANUAL;
+		else if (!strcmp(o->ban_reason, "abuse"))
+			reason = LT_PENALTY_ABUSE;
+		else if (!strcmp(o->ban_reason, "auth"))
+			reason = LT_PENALTY_AUTH;
+		else {
+			fprintf(stderr, "leaky-agent: --reason must be manual, abuse or auth\n");
+			return 1;
+		}
+	}
+	if (lt_open(o, &m))
+		return 1;
+	ret = lt_penalty_ban(m.fd[LT_M_PENALTY], &k, dur, reason);
+	lt_maps_close(&m);
+	if (ret) {
+		fprintf(stderr, "leaky-agent: ban %s: %s%s\n", o->args[0], strerror(-ret),
+			ret == -ENOSPC || ret == -E2BIG ? " (lt_penalty is full)" : "");
+		return 1;
+	}
+	printf("banned %s\n", o->args[0]);
+	return 0;
+}
+
+int lt_cmd_unban(struct lt_opts *o)
+{
+	struct lt_lpm_key k;
+	struct lt_maps m;
+	int ret;
+
+	if (lt_arg_prefix(o, 0, &k) || lt_open(o, &m))
+		return 1;
+	ret = lt_penalty_unban(m.fd[LT_M_PENALTY], &k);
+	lt_maps_close(&m);
+	if (ret) {
+		fprintf(stderr, "leaky-agent: unban %s: %s\n", o->args[0],
+			ret == -ENOENT ? "not banned" : strerror(-ret));
+		return 1;
+	}
+	printf("unbanned %s\n", o->args[0]);
+	return 0;
+}
+
+static void lt_print_lpm(int fd, size_t vsz, void (*show)(const void *val))
+{
+	struct lt_lpm_key k, nk;
+	char buf[80];
+	__u8 val[128];
+
+	if (vsz > sizeof(val))
+		return;
+	if (bpf_map_get_next_key(fd, NULL, &nk))
+		return;
+	do {
+		k = nk;
+		if (bpf_map_lookup_elem(fd, &k, val))
+			continue;
+		lt_prefix_format(&k, buf, sizeof(buf));
+		printf("%-44s", buf);
+		if (show)
+			show(val);
+		printf("\n");
+	} while (!bpf_map_get_next_key(fd, &k, &nk));
+}
+
+static void lt_show_penalty(const void *v)
+{
+	const struct lt_penalty *p = v;
+	__u64 now = lt_now_ns();
+	static const char *const reasons[] = { "manual", "abuse", "auth" };
+
+	if (p->until_ns == ~0ULL)
+		printf(" forever");
+	else if (p->until_ns > now)
+		printf(" %llus left", (unsigned long long)((p->until_ns - now) / LT_NS_PER_SEC));
+	else
+		printf(" expired");
+	printf("  strikes %u  reason %s", p->strikes, p->reason < 3 ? reasons[p->reason] : "?");
+}
+
+int lt_cmd_bans(struct lt_opts *o);
+int lt_cmd_bans(struct lt_opts *o)
+{
+	struct lt_maps m;
+
+	if (lt_open(o, &m))
+		return 1;
+	lt_print_lpm(m.fd[LT_M_PENALTY], sizeof(struct lt_penalty), lt_show_penalty);
+	lt_maps_close(&m);
+	return 0;
+}
+
+int lt_cmd_allow(struct lt_opts *o)
+{
+	struct lt_allow_val v = {};
+	struct lt_lpm_key k;
+	struct lt_maps m;
+	const char *sub = o->nargs ? o->args[0] : "list";
+	int ret = 0;
+
+	if (strcmp(sub, "add") && strcmp(sub, "del") && strcmp(sub, "list")) {
+		fprintf(stderr, "leaky-agent: allow add|del|list [PREFIX]\n");
+		return 1;
+	}
+	if (strcmp(sub, "list") && lt_arg_prefix(o, 1, &k))
+		return 1;
+	if (lt_open(o, &m))
+		return 1;
+	if (!strcmp(sub, "list"))
+		lt_print_lpm(m.fd[LT_M_ALLOW], sizeof(v), NULL);
+	else if (!strcmp(sub, "add") && bpf_map_update_elem(m.fd[LT_M_ALLOW], &k, &v, BPF_ANY))
+		ret = -errno;
+	else if (!strcmp(sub, "del") && bpf_map_delete_elem(m.fd[LT_M_ALLOW], &k))
+		ret = -errno;
+	lt_maps_close(&m);
+	if (ret) {
+		fprintf(stderr, "leaky-agent: allow %s: %s\n", sub,
+			ret == -ENOENT ? "not in the allowlist" : strerror(-ret));
+		return 1;
+	}
+	return 0;
+}
+
+static void lt_show_policy(const void *v)
+{
+	const struct lt_src_policy *p = v;
+	char a[48], b[48];
+
+	if (p->conn.period_ns)
+		snprintf(a, sizeof(a), "%llu:%llu/%lluns", (unsigned long long)lt_rate_capacity(&p->conn),
+			 (unsigned long long)(p->conn.units_per_period >> p->conn.unit_shift),
+			 (unsigned long long)p->conn.period_ns);
+	else
+		snprintf(a, sizeof(a), "unlimited");
+	if (p->pkt.period_ns)
+		snprintf(b, sizeof(b), "%llu:%llu/%lluns", (unsigned long long)lt_rate_capacity(&p->pkt),
+			 (unsigned long long)(p->pkt.units_per_period >> p->pkt.unit_shift),
+			 (unsigned long long)p->pkt.period_ns);
+	else
+		snprintf(b, sizeof(b), "unlimited");
+	printf(" conn %s  packets %s  aggregate /%u /%u  id %08x", a, b, p->agg_v4, p->agg_v6,
+	       p->id);
+}
+
+int lt_cmd_policy(struct lt_opts *o)
+{
+	const char *sub = o->nargs ? o->args[0] : "list";
+	struct lt_src_policy pol;
+	struct lt_config cfg = {};
+	struct lt_lpm_key k, found;
+	struct lt_maps m;
+	__u32 zero = 0;
+	char err[200];
+	int ret = 0;
+
+	if (strcmp(sub, "set") && strcmp(sub, "del") && strcmp(sub, "list")) {
+		fprintf(stderr, "leaky-agent: policy set|del|list [PREFIX] [--conn CAP:RATE] "
+				"[--packets CAP:RATE] [--aggregate-v4 N] [--aggregate-v6 N]\n");
+		return 1;
+	}
+	if (strcmp(sub, "list") && lt_arg_prefix(o, 1, &k))
+		return 1;
+	if (!strcmp(sub, "set")) {
+		if (o->agg_v4 < 0 || o->agg_v4 > 32 || o->agg_v6 < 0 || o->agg_v6 > 128) {
+			fprintf(stderr, "leaky-agent: --aggregate-v4 is 1..32, --aggregate-v6 "
+					"1..128\n");
+			return 1;
+		}
+	}
+	if (lt_open(o, &m))
+		return 1;
+	if (!strcmp(sub, "list")) {
+		if (!bpf_map_lookup_elem(m.fd[LT_M_CONFIG], &zero, &cfg)) {
+			printf("%-44s", "default");
+			lt_show_policy(&cfg.dflt);
+			printf("\n");
+		}
+		lt_print_lpm(m.fd[LT_M_POLICY], sizeof(pol), lt_show_policy);
+	} else if (!strcmp(sub, "del")) {
+		if (bpf_map_delete_elem(m.fd[LT_M_POLICY], &k))
+			ret = -errno;
+	} else {
+		/* Start from this exact prefix's policy, else from the default. */
+		found = k;
+		if (bpf_map_lookup_elem(m.fd[LT_M_POLICY], &found, &pol) ||
+		    memcmp(&found, &k, sizeof(k))) {
+			bpf_map_lookup_elem(m.fd[LT_M_CONFIG], &zero, &cfg);
+			pol = cfg.dflt;
+		}
+		if (o->conn && lt_rate_spec_parse(o->conn, &pol.conn, err, sizeof(err))) {
+			fprintf(stderr, "leaky-agent: --conn: %s\n", err);
+			lt_maps_close(&m);
+			return 1;
+		}
+		if (o->packets && lt_rate_spec_parse(o->packets, &pol.pkt, err, sizeof(err))) {
+			fprintf(stderr, "leaky-agent: --packets: %s\n", err);
+			lt_maps_close(&m);
+			return 1;
+		}
+		if (o->agg_v4)
+			pol.agg_v4 = (__u8)o->agg_v4;
+		if (o->agg_v6)
+			pol.agg_v6 = (__u8)o->agg_v6;
+		pol.id = lt_policy_id(&pol);
+		if (bpf_map_update_elem(m.fd[LT_M_POLICY], &k, &pol, BPF_ANY))
+			ret = -errno;
+	}
+	lt_maps_close(&m);
+	if (ret) {
+		fprintf(stderr, "leaky-agent: policy %s: %s\n", sub,
+			ret == -ENOENT ? "no policy for that prefix" : strerror(-ret));
+		return 1;
+	}
+	return 0;
+}
+
+int lt_cmd_dry_run(struct lt_opts *o)
+{
+	struct lt_config cfg;
+	struct lt_maps m;
+	__u32 zero = 0;
+	int on;
+
+	if (o->nargs != 1 || (strcmp(o->args[0], "on") && strcmp(o->args[0], "off"))) {
+		fprintf(stderr, "leaky-agent: dry-run on|off\n");
+		return 1;
+	}
+	on = !strcmp(o->args[0], "on");
+	if (lt_open(o, &m))
+		return 1;
+	if (bpf_map_lookup_elem(m.fd[LT_M_CONFIG], &zero, &cfg)) {
+		fprintf(stderr, "leaky-agent: lt_config: %s\n", strerror(errno));
+		lt_maps_close(&m);
+		return 1;
+	}
+	cfg.flags = on ? (cfg.flags | LT_CFG_DRY_RUN) : (cfg.flags & ~LT_CFG_DRY_RUN);
+	cfg.generation++;
+	if (bpf_map_update_elem(m.fd[LT_M_CONFIG], &zero, &cfg, BPF_ANY)) {
+		fprintf(stderr, "leaky-agent: lt_config: %s\n", strerror(errno));
+		lt_maps_close(&m);
+		return 1;
+	}
+	lt_maps_close(&m);
+	printf("dry-run %s\n", on ? "on: would-be drops are counted and passed" : "off: enforcing");
+	return 0;
+}
+
+int lt_cmd_check_config(struct lt_opts *o)
+{
+	struct lt_agent_config c;
+	char err[512];
+	int ret;
+
+	ret = o->config ? lt_config_load(o->config, &c, err, sizeof(err)) :
+			  lt_config_parse(lt_default_config, "<default config>", &c, err,
+					  sizeof(err));
+	if (ret) {
+		fprintf(stderr, "leaky-agent: bad config: %s\n", err);
+		return 1;
+	}
+	printf("%s: ok (%u ports, %u policies, %u allowlist prefixes%s)\n",
+	       o->config ? o->config : "<default config>", c.nports, c.npolicies, c.nallow,
+	       (c.xdp.flags & LT_CFG_DRY_RUN) ? ", dry-run" : "");
+	lt_config_free(&c);
+	return 0;
+}

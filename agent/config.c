@@ -1,0 +1,328 @@
+// SPDX-License-Identifier: MIT
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <jansson.h>
+#include "addr.h"
+#include "config.h"
+#include "units.h"
+
+/* Error context: the file name and the JSON pointer being parsed. */
+struct lt_cfg_ctx {
+	const char *name;
+	char *err;
+	size_t errlen;
+};
+
+__attribute__((format(printf, 3, 4))) static int lt_cfg_fail(struct lt_cfg_ctx *x,
+							      const char *ptr, const char *fmt,
+							      ...)
+{
+	char msg[256];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	snprintf(x->err, x->errlen, "%s: %s: %s", x->name, ptr, msg);
+	return -EINVAL;
+}
+
+__u32 lt_policy_id(const struct lt_src_policy *p)
+{
+	struct lt_src_policy c = *p;
+	const unsigned char *b = (const unsigned char *)&c;
+	__u32 h = 2166136261u;
+	size_t i;
+
+	c.id = 0;
+	for (i = 0; i < sizeof(c); i++)
+		h = (h ^ b[i]) * 16777619u;
+	return h ? h : 1;
+}
+
+int lt_rate_spec_parse(const char *spec, struct lt_rate *r, char *err, size_t errlen)
+{
+	unsigned long long cap;
+	__u64 tok, per;
+	char *end;
+	int ret;
+
+	memset(r, 0, sizeof(*r));
+	if (!strcmp(spec, "unlimited"))
+		return 0;
+	errno = 0;
+	cap = strtoull(spec, &end, 10);
+	if (errno || end == spec || *end != ':' || spec[0] == '-') {
+		snprintf(err, errlen, "'%s' is not CAPACITY:RATE (e.g. 20:10/s) or 'unlimited'",
+			 spec);
+		return -EINVAL;
+	}
+	if (lt_rate_parse(end + 1, &tok, &per)) {
+		snprintf(err, errlen, "'%s' is not a rate like 10/s, 600/m, 1/d or 7/250ms",
+			 end + 1);
+		return -EINVAL;
+	}
+	ret = lt_rate_init(r, cap, tok, per);
+	if (ret)
+		snprintf(err, errlen,
+			 "capacity %llu at %s is out of range (capacity 1..2^40, rate "
+			 "1/10y..2e9/s)",
+			 cap, end + 1);
+	return ret;
+}
+
+/* {"capacity": N, "rate": "10/s"} or "unlimited" */
+static int lt_cfg_rate(struct lt_cfg_ctx *x, json_t *v, const char *ptr, struct lt_rate *r)
+{
+	json_t *cap, *rate;
+	__u64 tok, per;
+	const char *key;
+	json_t *val;
+	char p[128];
+	int ret;
+
+	memset(r, 0, sizeof(*r));
+	if (json_is_string(v) && !strcmp(json_string_value(v), "unlimited"))
+		return 0;
+	if (!json_is_object(v))
+		return lt_cfg_fail(x, ptr, "expected {\"capacity\": N, \"rate\": \"N/s\"} or "
+					   "\"unlimited\"");
+	json_object_foreach(v, key, val) {
+		if (strcmp(key, "capacity") && strcmp(key, "rate"))
+			return lt_cfg_fail(x, ptr, "unknown field \"%s\"", key);
+	}
+	cap = json_object_get(v, "capacity");
+	rate = json_object_get(v, "rate");
+	snprintf(p, sizeof(p), "%s/capacity", ptr);
+	if (!json_is_integer(cap) || json_integer_value(cap) < 1 ||
+	    json_integer_value(cap) > (1LL << 40))
+		return lt_cfg_fail(x, p, "expected an integer 1..2^40 (tokens)");
+	snprintf(p, sizeof(p), "%s/rate", ptr);
+	if (!json_is_string(rate) || lt_rate_parse(json_string_value(rate), &tok, &per))
+		return lt_cfg_fail(x, p, "expected a rate like \"10/s\", \"600/m\", \"1/d\"");
+	ret = lt_rate_init(r, (__u64)json_integer_value(cap), tok, per);
+	if (ret)
+		return lt_cfg_fail(x, p, "rate out of range (1 per 10 years .. 2e9/s)");
+	return 0;
+}
+
+static int lt_cfg_uint(struct lt_cfg_ctx *x, json_t *v, const char *ptr, long long lo,
+		       long long hi, long long *out)
+{
+	if (!json_is_integer(v) || json_integer_value(v) < lo || json_integer_value(v) > hi)
+		return lt_cfg_fail(x, ptr, "expected an integer %lld..%lld", lo, hi);
+	*out = json_integer_value(v);
+	return 0;
+}
+
+/* A policy object; fields it leaves out are inherited from *base. */
+static int lt_cfg_policy(struct lt_cfg_ctx *x, json_t *v, const char *ptr,
+			 const struct lt_src_policy *base, struct lt_src_policy *pol, int is_prefix)
+{
+	const char *key;
+	json_t *val;
+	char p[128];
+	long long n;
+	int ret;
+
+	*pol = *base;
+	if (!json_is_object(v))
+		return lt_cfg_fail(x, ptr, "expected an object");
+	json_object_foreach(v, key, val) {
+		snprintf(p, sizeof(p), "%s/%s", ptr, key);
+		if (!strcmp(key, "connections")) {
+			ret = lt_cfg_rate(x, val, p, &pol->conn);
+		} else if (!strcmp(key, "packets")) {
+			ret = lt_cfg_rate(x, val, p, &pol->pkt);
+		} else if (!strcmp(key, "aggregate_v4")) {
+			ret = lt_cfg_uint(x, val, p, 1, 32, &n);
+			pol->agg_v4 = (__u8)n;
+		} else if (!strcmp(key, "aggregate_v6")) {
+			ret = lt_cfg_uint(x, val, p, 1, 128, &n);
+			pol->agg_v6 = (__u8)n;
+		} else if (is_prefix && !strcmp(key, "prefix")) {
+			ret = 0;
+		} else {
+			ret = lt_cfg_fail(x, p, "unknown field");
+		}
+		if (ret)
+			return ret;
+	}
+	pol->id = lt_policy_id(pol);
+	return 0;
+}
+
+static int lt_cfg_prefix(struct lt_cfg_ctx *x, json_t *v, const char *ptr, struct lt_lpm_key *k)
+{
+	char msg[160];
+
+	if (!json_is_string(v))
+		return lt_cfg_fail(x, ptr, "expected a prefix string like \"10.0.0.0/8\"");
+	if (lt_prefix_parse(json_string_value(v), k, msg, sizeof(msg)))
+		return lt_cfg_fail(x, ptr, "%s", msg);
+	return 0;
+}
+
+static int lt_cfg_root(struct lt_cfg_ctx *x, json_t *root, struct lt_agent_config *c)
+{
+	static const struct lt_src_policy builtin = { .agg_v4 = 32, .agg_v6 = 64 };
+	const char *key;
+	json_t *val, *it;
+	char p[128];
+	long long n;
+	size_t i;
+	int ret;
+
+	if (!json_is_object(root))
+		return lt_cfg_fail(x, "/", "expected a JSON object");
+	c->xdp.dflt = builtin;
+	c->xdp.dflt.id = lt_policy_id(&c->xdp.dflt);
+	c->xdp.sample_every = 64;
+	c->max_sources = LT_MAX_SOURCES_DEFAULT;
+	c->idle_timeout_ns = 60 * LT_NS_PER_SEC;
+
+	/* default_policy first: policies inherit from it */
+	val = json_object_get(root, "default_policy");
+	if (val) {
+		ret = lt_cfg_policy(x, val, "/default_policy", &builtin, &c->xdp.dflt, 0);
+		if (ret)
+			return ret;
+	}
+	json_object_foreach(root, key, val) {
+		snprintf(p, sizeof(p), "/%s", key);
+		if (!strcmp(key, "default_policy"))
+			continue;
+		if (!strcmp(key, "protected_ports")) {
+			if (!json_is_array(val) || json_array_size(val) > LT_MAX_PORTS)
+				return lt_cfg_fail(x, p, "expected an array of at most %d ports",
+						   LT_MAX_PORTS);
+			json_array_foreach(val, i, it) {
+				snprintf(p, sizeof(p), "/protected_ports/%zu", i);
+				ret = lt_cfg_uint(x, it, p, 1, 65535, &n);
+				if (ret)
+					return ret;
+				c->ports[c->nports++] = (__u16)n;
+			}
+		} else if (!strcmp(key, "policies")) {
+			if (!json_is_array(val) || json_array_size(val) > LT_MAX_PREFIXES)
+				return lt_cfg_fail(x, p, "expected an array of policies");
+			c->policies = calloc(json_array_size(val) + 1, sizeof(*c->policies));
+			if (!c->policies)
+				return -ENOMEM;
+			json_array_foreach(val, i, it) {
+				struct lt_prefix_policy *pp = &c->policies[c->npolicies];
+
+				snprintf(p, sizeof(p), "/policies/%zu", i);
+				ret = lt_cfg_policy(x, it, p, &c->xdp.dflt, &pp->pol, 1);
+				if (ret)
+					return ret;
+				snprintf(p, sizeof(p), "/policies/%zu/prefix", i);
+				ret = lt_cfg_prefix(x, json_object_get(it, "prefix"), p, &pp->key);
+				if (ret)
+					return ret;
+				c->npolicies++;
+			}
+		} else if (!strcmp(key, "allowlist")) {
+			if (!json_is_array(val) || json_array_size(val) > LT_MAX_PREFIXES)
+				return lt_cfg_fail(x, p, "expected an array of prefixes");
+			c->allow = calloc(json_array_size(val) + 1, sizeof(*c->allow));
+			if (!c->allow)
+				return -ENOMEM;
+			json_array_foreach(val, i, it) {
+				snprintf(p, sizeof(p), "/allowlist/%zu", i);
+				ret = lt_cfg_prefix(x, it, p, &c->allow[c->nallow]);
+				if (ret)
+					return ret;
+				c->nallow++;
+			}
+		} else if (!strcmp(key, "dry_run")) {
+			if (!json_is_boolean(val))
+				return lt_cfg_fail(x, p, "expected true or false");
+			if (json_is_true(val))
+				c->xdp.flags |= LT_CFG_DRY_RUN;
+		} else if (!strcmp(key, "event_sample_every")) {
+			ret = lt_cfg_uint(x, val, p, 0, 1 << 30, &n);
+			if (ret)
+				return ret;
+			c->xdp.sample_every = (__u32)n;
+		} else if (!strcmp(key, "max_sources")) {
+			ret = lt_cfg_uint(x, val, p, 16, 1 << 24, &n);
+			if (ret)
+				return ret;
+			c->max_sources = (__u32)n;
+		} else if (!strcmp(key, "idle_timeout")) {
+			if (!json_is_string(val) ||
+			    lt_duration_parse(json_string_value(val), &c->idle_timeout_ns) ||
+			    !c->idle_timeout_ns)
+				return lt_cfg_fail(x, p, "expected a duration like \"60s\" or \"5m\"");
+		} else {
+			return lt_cfg_fail(x, p, "unknown field");
+		}
+	}
+	c->xdp.flags |= LT_CFG_LOADED;
+	return 0;
+}
+
+void lt_config_free(struct lt_agent_config *c)
+{
+	free(c->policies);
+	free(c->allow);
+	memset(c, 0, sizeof(*c));
+}
+
+int lt_config_parse(const char *json, const char *name, struct lt_agent_config *c, char *err,
+		    size_t errlen)
+{
+	struct lt_cfg_ctx x = { name, err, errlen };
+	json_error_t jerr;
+	json_t *root;
+	int ret;
+
+	memset(c, 0, sizeof(*c));
+	root = json_loads(json, JSON_REJECT_DUPLICATES, &jerr);
+	if (!root) {
+		snprintf(err, errlen, "%s:%d:%d: %s", name, jerr.line, jerr.column, jerr.text);
+		return -EINVAL;
+	}
+	ret = lt_cfg_root(&x, root, c);
+	json_decref(root);
+	if (ret)
+		lt_config_free(c);
+	return ret;
+}
+
+int lt_config_load(const char *path, struct lt_agent_config *c, char *err, size_t errlen)
+{
+	char *buf = NULL;
+	size_t len = 0;
+	FILE *f;
+	int ret;
+
+	f = fopen(path, "r");
+	if (!f) {
+		ret = -errno;
+		snprintf(err, errlen, "%s: %s", path, strerror(errno));
+		return ret;
+	}
+	/* 1 MiB is far beyond any sane config; refuse rather than slurp. */
+	buf = malloc(1 << 20);
+	if (!buf) {
+		fclose(f);
+		return -ENOMEM;
+	}
+	len = fread(buf, 1, (1 << 20) - 1, f);
+	if (!feof(f)) {
+		snprintf(err, errlen, "%s: larger than 1 MiB", path);
+		ret = -EFBIG;
+		goto cleanup;
+	}
+	buf[len] = '\0';
+	ret = lt_config_parse(buf, path, c, err, errlen);
+cleanup:
+	free(buf);
+	fclose(f);
+	return ret;
+}

@@ -1,0 +1,48 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * config.h - the agent's JSON config: protected ports, default and per-prefix
+ * source policies, allowlist, dry-run. Parsed whole and validated before any
+ * map is touched; errors cite the file and the JSON pointer of the field.
+ */
+#ifndef LT_AGENT_CONFIG_H
+#define LT_AGENT_CONFIG_H
+
+#include <stddef.h>
+#include "lt_abi.h"
+
+struct lt_prefix_policy {
+	struct lt_lpm_key key;
+	struct lt_src_policy pol;
+};
+
+struct lt_agent_config {
+	__u16 ports[LT_MAX_PORTS];
+	__u32 nports;
+	struct lt_config xdp; /* default policy, flags, sampling */
+	struct lt_prefix_policy *policies;
+	__u32 npolicies;
+	struct lt_lpm_key *allow;
+	__u32 nallow;
+	__u32 max_sources; /* lt_src entries; fixed when the map is created */
+	__u64 idle_timeout_ns; /* sweep buckets idle (and empty) this long */
+};
+
+/* The embedded default config (agent/default-config.json), NUL-terminated. */
+extern const char lt_default_config[];
+
+/* name is used in error messages ("<default>" for the embedded one). */
+int lt_config_parse(const char *json, const char *name, struct lt_agent_config *c, char *err,
+		    size_t errlen);
+int lt_config_load(const char *path, struct lt_agent_config *c, char *err, size_t errlen);
+void lt_config_free(struct lt_agent_config *c);
+
+/*
+ * "CAP:RATE" (e.g. "20:10/s") or "unlimited" into an lt_rate; the command
+ * line helpers use the same words as the file.
+ */
+int lt_rate_spec_parse(const char *spec, struct lt_rate *r, char *err, size_t errlen);
+
+/* Content hash: buckets are namespaced by it (see lt_src_key.policy_id). */
+__u32 lt_policy_id(const struct lt_src_policy *p);
+
+#endif

@@ -1,0 +1,230 @@
+// SPDX-License-Identifier: MIT
+/*
+ * daemon.c - `leaky-agent attach`: load, pin, attach, then stay in the
+ * foreground consuming events and expiring state until SIGTERM/SIGINT.
+ * Programs stay attached and maps pinned when it exits or dies: enforcement
+ * never depends on this process, and a new attach adopts what it finds.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <unistd.h>
+#include <bpf/libbpf.h>
+#include "addr.h"
+#include "agent.h"
+#include "apply.h"
+#include "config.h"
+#include "log.h"
+#include "maps.h"
+#include "units.h"
+
+static volatile sig_atomic_t lt_stop, lt_reload;
+
+static void lt_on_signal(int sig)
+{
+	if (sig == SIGHUP)
+		lt_reload = 1;
+	else
+		lt_stop = 1;
+}
+
+int lt_need_privileges(void)
+{
+	unsigned long long eff = 0;
+	char line[256];
+	FILE *f;
+
+	f = fopen("/proc/self/status", "r");
+	while (f && fgets(line, sizeof(line), f)) {
+		if (!strncmp(line, "CapEff:", 7))
+			eff = strtoull(line + 7, NULL, 16);
+	}
+	if (f)
+		fclose(f);
+	/* CAP_NET_ADMIN = 12, CAP_SYS_ADMIN = 21, CAP_BPF = 39 */
+	if ((eff & (1ULL << 12)) && (eff & ((1ULL << 39) | (1ULL << 21))))
+		return 0;
+	fprintf(stderr, "leaky-agent: needs root or CAP_BPF+CAP_NET_ADMIN (try sudo)\n");
+	return 1;
+}
+
+/* One agent per state dir: a second attach would fight over the maps. */
+static int lt_lock(const char *state_dir, char *err, size_t errlen)
+{
+	char path[512], pid[32];
+	int fd, n;
+
+	if (mkdir(state_dir, 0700) && errno != EEXIST) {
+		snprintf(err, errlen, "cannot create state dir %s: %s", state_dir, strerror(errno));
+		return -1;
+	}
+	snprintf(path, sizeof(path), "%s/agent.lock", state_dir);
+	fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+	if (fd < 0) {
+		snprintf(err, errlen, "%s: %s", path, strerror(errno));
+		return -1;
+	}
+	if (flock(fd, LOCK_EX | LOCK_NB)) {
+		n = (int)read(fd, pid, sizeof(pid) - 1);
+		pid[n > 0 ? n : 0] = '\0';
+		pid[strcspn(pid, "\n")] = '\0';
+		snprintf(err, errlen, "another leaky-agent (pid %s) is attached with state dir %s",
+			 pid[0] ? pid : "?", state_dir);
+		close(fd);
+		return -1;
+	}
+	if (ftruncate(fd, 0) == 0) {
+		n = snprintf(pid, sizeof(pid), "%d\n", (int)getpid());
+		if (write(fd, pid, (size_t)n) != n)
+			log_warn("%s: cannot record pid", path);
+	}
+	return fd;
+}
+
+struct lt_daemon {
+	int print_events;
+	long events;
+};
+
+static int lt_on_event(void *ctx, void *data, size_t len)
+{
+	struct lt_daemon *d = ctx;
+	const struct lt_event *e = data;
+	char a[64];
+
+	if (len < sizeof(*e))
+		return 0;
+	d->events++;
+	lt_addr_format(e->saddr, a, sizeof(a));
+	if (d->print_events) {
+		printf("{\"ts_ns\":%llu,\"src\":\"%s\",\"dport\":%u,\"proto\":%u,\"syn\":%u,"
+		       "\"outcome\":\"%s\",\"ifindex\":%u,\"policy_id\":%u}\n",
+		       (unsigned long long)e->ts_ns, a, e->dport, e->proto, e->syn,
+		       lt_stat_name(e->stat), e->ifindex, e->policy_id);
+		fflush(stdout);
+	}
+	log_debug("event: %s -> :%u %s%s %s", a, e->dport, e->proto == 6 ? "tcp" : "udp",
+		  e->syn ? " syn" : "", lt_stat_name(e->stat));
+	return 0;
+}
+
+static int lt_load_config(const struct lt_opts *o, struct lt_agent_config *c, char *err,
+			  size_t errlen)
+{
+	if (o->config)
+		return lt_config_load(o->config, c, err, errlen);
+	return lt_config_parse(lt_default_config, "<default config>", c, err, errlen);
+}
+
+int lt_cmd_attach(struct lt_opts *o)
+{
+	struct lt_load_opts lo = { .pin_dir = o->pin_dir };
+	struct lt_daemon d = { .print_events = o->events };
+	struct lt_agent_config cfg = {};
+	struct ring_buffer *rb = NULL;
+	struct lt_admit *skel = NULL;
+	struct lt_sweep_stats sw;
+	struct lt_maps m;
+	__u64 last_sweep = 0;
+	char err[512];
+	int i, lock_fd = -1, rc = 1;
+
+	if (lt_need_privileges())
+		return 1;
+	/* Everything that can be wrong with the input is found before any change. */
+	if (lt_load_config(o, &cfg, err, sizeof(err))) {
+		fprintf(stderr, "leaky-agent: bad config: %s\n", err);
+		return 1;
+	}
+	lock_fd = lt_lock(o->state_dir, err, sizeof(err));
+	if (lock_fd < 0) {
+		fprintf(stderr, "leaky-agent: %s\n", err);
+		goto cleanup;
+	}
+	lo.max_sources = cfg.max_sources;
+	skel = lt_skel_load(&lo, err, sizeof(err));
+	if (!skel) {
+		fprintf(stderr, "leaky-agent: %s\n", err);
+		goto cleanup;
+	}
+	for (i = 0; i < LT_M__MAX; i++)
+		m.fd[i] = -1;
+	m.fd[LT_M_CONFIG] = bpf_map__fd(skel->maps.lt_config);
+	m.fd[LT_M_PORTS] = bpf_map__fd(skel->maps.lt_ports);
+	m.fd[LT_M_ALLOW] = bpf_map__fd(skel->maps.lt_allow);
+	m.fd[LT_M_PENALTY] = bpf_map__fd(skel->maps.lt_penalty);
+	m.fd[LT_M_POLICY] = bpf_map__fd(skel->maps.lt_policy);
+	m.fd[LT_M_SRC] = bpf_map__fd(skel->maps.lt_src);
+	if (lt_config_apply(&m, &cfg, err, sizeof(err))) {
+		fprintf(stderr, "leaky-agent: applying config: %s\n", err);
+		goto cleanup;
+	}
+	for (i = 0; i < o->nifaces; i++) {
+		if (lt_iface_attach(skel, o->ifaces[i], o->mode, err, sizeof(err))) {
+			fprintf(stderr, "leaky-agent: %s\n", err);
+			goto cleanup;
+		}
+	}
+	rb = ring_buffer__new(bpf_map__fd(skel->maps.lt_events), lt_on_event, &d, NULL);
+	if (!rb) {
+		fprintf(stderr, "leaky-agent: cannot open the event ring buffer: %s\n",
+			strerror(errno));
+		goto cleanup;
+	}
+	signal(SIGTERM, lt_on_signal);
+	signal(SIGINT, lt_on_signal);
+	signal(SIGHUP, lt_on_signal);
+	log_info("ready: maps pinned under %s, %u protected port(s), %s", o->pin_dir, cfg.nports,
+		 (cfg.xdp.flags & LT_CFG_DRY_RUN) ? "DRY RUN" : "enforcing");
+	printf("leaky-agent: attached; pins in %s; Ctrl-C leaves enforcement running, "
+	       "`leaky-agent detach` removes it\n",
+	       o->pin_dir);
+	fflush(stdout);
+
+	while (!lt_stop) {
+		int n = ring_buffer__poll(rb, 200);
+		__u64 now = lt_now_ns();
+
+		if (n < 0 && n != -EINTR) {
+			log_error("ring buffer poll: %s", strerror(-n));
+			break;
+		}
+		if (lt_reload) {
+			struct lt_agent_config next = {};
+
+			lt_reload = 0;
+			if (lt_load_config(o, &next, err, sizeof(err))) {
+				log_error("reload: bad config, keeping the old one: %s", err);
+			} else if (lt_config_apply(&m, &next, err, sizeof(err))) {
+				log_error("reload: %s", err);
+				lt_config_free(&next);
+			} else {
+				lt_config_free(&cfg);
+				cfg = next;
+				log_info("reload: config applied");
+			}
+		}
+		if (now - last_sweep >= LT_NS_PER_SEC) {
+			last_sweep = now;
+			lt_sweep(&m, now, cfg.idle_timeout_ns, &sw);
+			if (sw.penalties_expired || sw.sources_idle)
+				log_debug("sweep: %ld penalties expired, %ld idle sources freed, "
+					  "%ld sources left",
+					  sw.penalties_expired, sw.sources_idle, sw.sources_left);
+		}
+	}
+	log_info("exiting: programs stay attached and maps pinned (%ld events seen)", d.events);
+	rc = 0;
+cleanup:
+	ring_buffer__free(rb);
+	lt_admit__destroy(skel);
+	if (lock_fd >= 0)
+		close(lock_fd);
+	lt_config_free(&cfg);
+	return rc;
+}

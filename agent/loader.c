@@ -1,0 +1,408 @@
+// SPDX-License-Identifier: MIT
+#include <errno.h>
+#include <net/if.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+#include <linux/if_link.h>
+#include <bpf/bpf.h>
+#include <bpf/libbpf.h>
+#include "loader.h"
+#include "log.h"
+#include "maps.h"
+
+static int lt_mkdir_p(const char *dir)
+{
+	char buf[512], *p;
+
+	if (strlen(dir) >= sizeof(buf))
+		return -ENAMETOOLONG;
+	strcpy(buf, dir);
+	for (p = buf + 1; *p; p++) {
+		if (*p != '/')
+			continue;
+		*p = '\0';
+		if (mkdir(buf, 0700) && errno != EEXIST)
+			return -errno;
+		*p = '/';
+	}
+	if (mkdir(buf, 0700) && errno != EEXIST)
+		return -errno;
+	return 0;
+}
+
+/* libbpf would say "parameter mismatch"; say which map and what to do. */
+static int lt_check_pin(struct bpf_map *map, const char *path, char *err, size_t errlen)
+{
+	struct bpf_map_info info = {};
+	__u32 len = sizeof(info);
+	int fd, ret = 0;
+
+	fd = bpf_obj_get(path);
+	if (fd < 0)
+		return errno == ENOENT ? 0 : -errno;
+	if (bpf_obj_get_info_by_fd(fd, &info, &len)) {
+		ret = -errno;
+	} else if (info.type != bpf_map__type(map) || info.key_size != bpf_map__key_size(map) ||
+		   info.value_size != bpf_map__value_size(map) ||
+		   info.max_entries != bpf_map__max_entries(map) ||
+		   info.map_flags != bpf_map__map_flags(map)) {
+		snprintf(err, errlen,
+			 "pinned map %s does not match this build (max_entries %u vs %u, value "
+			 "size %u vs %u): keep the old max_sources, or run `leaky-agent detach` "
+			 "first (that forgets bucket and penalty state)",
+			 path, info.max_entries, bpf_map__max_entries(map), info.value_size,
+			 bpf_map__value_size(map));
+		ret = -EEXIST;
+	}
+	close(fd);
+	return ret;
+}
+
+struct lt_admit *lt_skel_load(const struct lt_load_opts *o, char *err, size_t errlen)
+{
+	struct lt_admit *skel;
+	struct bpf_map *map;
+	char path[512];
+	int ret;
+
+	skel = lt_admit__open();
+	if (!skel) {
+		snprintf(err, errlen, "cannot open the BPF object: %s", strerror(errno));
+		return NULL;
+	}
+	skel->rodata->lt_fake_clock = o->fake_clock ? 1 : 0;
+	bpf_map__set_max_entries(skel->maps.lt_src,
+				 o->max_sources ? o->max_sources : LT_MAX_SOURCES_DEFAULT);
+	if (o->pin_dir) {
+		ret = lt_mkdir_p(o->pin_dir);
+		if (ret) {
+			snprintf(err, errlen, "cannot create pin dir %s: %s (is bpffs mounted at "
+					      "/sys/fs/bpf?)",
+				 o->pin_dir, strerror(-ret));
+			goto fail;
+		}
+		bpf_object__for_each_map(map, skel->obj) {
+			if (bpf_map__is_internal(map))
+				continue;
+			snprintf(path, sizeof(path), "%s/%s", o->pin_dir, bpf_map__name(map));
+			ret = lt_check_pin(map, path, err, errlen);
+			if (ret) {
+				if (ret != -EEXIST)
+					snprintf(err, errlen, "%s: %s", path, strerror(-ret));
+				goto fail;
+			}
+			ret = bpf_map__set_pin_path(map, path);
+			if (ret) {
+				snprintf(err, errlen, "%s: %s", path, strerror(-ret));
+				goto fail;
+			}
+		}
+	}
+	ret = lt_admit__load(skel);
+	if (ret) {
+		snprintf(err, errlen,
+			 "loading the BPF programs failed: %s (run with -v for the verifier log)",
+			 strerror(-ret));
+		goto fail;
+	}
+	return skel;
+fail:
+	lt_admit__destroy(skel);
+	return NULL;
+}
+
+int lt_mode_req_parse(const char *s, enum lt_mode_req *out)
+{
+	static const char *const names[] = { "xdp", "xdp-native", "xdp-generic", "tc" };
+	unsigned int i;
+
+	for (i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
+		if (!strcmp(s, names[i])) {
+			*out = (enum lt_mode_req)i;
+			return 0;
+		}
+	}
+	return -EINVAL;
+}
+
+const char *lt_mode_name(__u32 mode)
+{
+	switch (mode) {
+	case LT_MODE_XDP_NATIVE:
+		return "xdp-native";
+	case LT_MODE_XDP_GENERIC:
+		return "xdp-generic";
+	case LT_MODE_TC:
+		return "tc";
+	}
+	return "unknown";
+}
+
+/* Is prog id one of ours (by name)? */
+static int lt_prog_is_ours(__u32 id, char *name, size_t len)
+{
+	struct bpf_prog_info info = {};
+	__u32 ilen = sizeof(info);
+	int fd, ours = 0;
+
+	fd = bpf_prog_get_fd_by_id(id);
+	if (fd < 0)
+		return 0;
+	if (!bpf_obj_get_info_by_fd(fd, &info, &ilen)) {
+		ours = !strcmp(info.name, "lt_xdp") || !strcmp(info.name, "lt_tc");
+		if (name)
+			snprintf(name, len, "%s", info.name);
+	}
+	close(fd);
+	return ours;
+}
+
+static __u32 lt_xdp_prog(__u32 ifindex, __u32 *mode)
+{
+	LIBBPF_OPTS(bpf_xdp_query_opts, q);
+
+	if (bpf_xdp_query((int)ifindex, 0, &q))
+		return 0;
+	if (q.drv_prog_id) {
+		*mode = LT_MODE_XDP_NATIVE;
+		return q.drv_prog_id;
+	}
+	if (q.skb_prog_id) {
+		*mode = LT_MODE_XDP_GENERIC;
+		return q.skb_prog_id;
+	}
+	return 0;
+}
+
+static __u32 lt_tc_prog(__u32 ifindex)
+{
+	LIBBPF_OPTS(bpf_tc_hook, hook, .ifindex = (int)ifindex, .attach_point = BPF_TC_INGRESS);
+	LIBBPF_OPTS(bpf_tc_opts, o, .handle = LT_TC_HANDLE, .priority = LT_TC_PRIO);
+
+	if (bpf_tc_query(&hook, &o))
+		return 0;
+	return o.prog_id;
+}
+
+__u32 lt_iface_prog(__u32 ifindex, __u32 mode)
+{
+	__u32 m = 0, id;
+
+	if (mode == LT_MODE_TC) {
+		id = lt_tc_prog(ifindex);
+		return id && lt_prog_is_ours(id, NULL, 0) ? id : 0;
+	}
+	id = lt_xdp_prog(ifindex, &m);
+	return id && m == mode && lt_prog_is_ours(id, NULL, 0) ? id : 0;
+}
+
+static int lt_xdp_detach_ours(__u32 ifindex)
+{
+	__u32 mode = 0, id = lt_xdp_prog(ifindex, &mode);
+	LIBBPF_OPTS(bpf_xdp_attach_opts, o);
+	int fd, ret;
+
+	if (!id || !lt_prog_is_ours(id, NULL, 0))
+		return 0;
+	fd = bpf_prog_get_fd_by_id(id);
+	if (fd < 0)
+		return -errno;
+	o.old_prog_fd = fd;
+	ret = bpf_xdp_detach((int)ifindex,
+			     XDP_FLAGS_REPLACE | (mode == LT_MODE_XDP_NATIVE ? XDP_FLAGS_DRV_MODE :
+									  XDP_FLAGS_SKB_MODE),
+			     &o);
+	close(fd);
+	return ret;
+}
+
+static int lt_tc_detach_ours(__u32 ifindex, int destroy_clsact)
+{
+	LIBBPF_OPTS(bpf_tc_hook, hook, .ifindex = (int)ifindex, .attach_point = BPF_TC_INGRESS);
+	LIBBPF_OPTS(bpf_tc_opts, o, .handle = LT_TC_HANDLE, .priority = LT_TC_PRIO);
+	__u32 id = lt_tc_prog(ifindex);
+	int ret = 0;
+
+	if (id && lt_prog_is_ours(id, NULL, 0))
+		ret = bpf_tc_detach(&hook, &o);
+	if (!ret && destroy_clsact) {
+		hook.attach_point = BPF_TC_INGRESS | BPF_TC_EGRESS;
+		ret = bpf_tc_hook_destroy(&hook);
+		if (ret == -ENOENT)
+			ret = 0;
+	}
+	return ret;
+}
+
+static int lt_attach_xdp(struct lt_admit *skel, __u32 ifindex, const char *ifname,
+			 enum lt_mode_req req, __u32 *mode, char *err, size_t errlen)
+{
+	int fd = bpf_program__fd(skel->progs.lt_xdp), old_fd = -1, ret;
+	__u32 cur_mode = 0, cur = lt_xdp_prog(ifindex, &cur_mode);
+	LIBBPF_OPTS(bpf_xdp_attach_opts, o);
+	char name[32] = "";
+
+	if (cur && !lt_prog_is_ours(cur, name, sizeof(name))) {
+		snprintf(err, errlen,
+			 "%s already has XDP program '%s' (id %u) attached that is not "
+			 "leaky-tokens'; remove it first (ip link set dev %s xdp off)",
+			 ifname, name, cur, ifname);
+		return -EBUSY;
+	}
+	if (cur && ((req == LT_REQ_XDP_NATIVE && cur_mode != LT_MODE_XDP_NATIVE) ||
+		    (req == LT_REQ_XDP_GENERIC && cur_mode != LT_MODE_XDP_GENERIC))) {
+		ret = lt_xdp_detach_ours(ifindex); /* switching modes */
+		if (ret)
+			goto fail;
+		cur = 0;
+	}
+	if (cur) {
+		/* Adopt: swap our old program for the new one in one step. */
+		old_fd = bpf_prog_get_fd_by_id(cur);
+		o.old_prog_fd = old_fd;
+		ret = bpf_xdp_attach((int)ifindex, fd,
+				     XDP_FLAGS_REPLACE | (cur_mode == LT_MODE_XDP_NATIVE ?
+								  XDP_FLAGS_DRV_MODE :
+								  XDP_FLAGS_SKB_MODE),
+				     &o);
+		close(old_fd);
+		*mode = cur_mode;
+		if (ret)
+			goto fail;
+		return 0;
+	}
+	if (req != LT_REQ_XDP_GENERIC) {
+		ret = bpf_xdp_attach((int)ifindex, fd,
+				     XDP_FLAGS_DRV_MODE | XDP_FLAGS_UPDATE_IF_NOEXIST, NULL);
+		*mode = LT_MODE_XDP_NATIVE;
+		if (!ret || req == LT_REQ_XDP_NATIVE)
+			goto done;
+		log_info("%s: native XDP not supported (%s), using generic XDP", ifname,
+			 strerror(-ret));
+	}
+	ret = bpf_xdp_attach((int)ifindex, fd, XDP_FLAGS_SKB_MODE | XDP_FLAGS_UPDATE_IF_NOEXIST,
+			     NULL);
+	*mode = LT_MODE_XDP_GENERIC;
+done:
+	if (!ret)
+		return 0;
+fail:
+	snprintf(err, errlen, "attaching XDP to %s failed: %s", ifname, strerror(-ret));
+	return ret;
+}
+
+static int lt_attach_tc(struct lt_admit *skel, __u32 ifindex, const char *ifname, int *own,
+			char *err, size_t errlen)
+{
+	LIBBPF_OPTS(bpf_tc_hook, hook, .ifindex = (int)ifindex, .attach_point = BPF_TC_INGRESS);
+	LIBBPF_OPTS(bpf_tc_opts, o, .handle = LT_TC_HANDLE, .priority = LT_TC_PRIO);
+	__u32 cur = lt_tc_prog(ifindex);
+	char name[32] = "";
+	int ret;
+
+	if (cur && !lt_prog_is_ours(cur, name, sizeof(name))) {
+		snprintf(err, errlen,
+			 "%s already has TC program '%s' (id %u) at handle 0x%x prio %d that is "
+			 "not leaky-tokens'",
+			 ifname, name, cur, LT_TC_HANDLE, LT_TC_PRIO);
+		return -EBUSY;
+	}
+	ret = bpf_tc_hook_create(&hook);
+	if (ret && ret != -EEXIST) {
+		snprintf(err, errlen, "creating clsact on %s failed: %s", ifname, strerror(-ret));
+		return ret;
+	}
+	if (!ret)
+		*own = 1;
+	o.prog_fd = bpf_program__fd(skel->progs.lt_tc);
+	o.flags = BPF_TC_F_REPLACE;
+	ret = bpf_tc_attach(&hook, &o);
+	if (ret)
+		snprintf(err, errlen, "attaching TC to %s failed: %s", ifname, strerror(-ret));
+	return ret;
+}
+
+int lt_iface_attach(struct lt_admit *skel, const char *ifname, enum lt_mode_req req, char *err,
+		    size_t errlen)
+{
+	int ifs_fd = bpf_map__fd(skel->maps.lt_ifaces), own = 0, ret;
+	struct lt_iface rec = {}, old = {};
+	__u32 ifindex, mode = 0;
+	struct timespec ts;
+
+	ifindex = if_nametoindex(ifname);
+	if (!ifindex) {
+		snprintf(err, errlen, "unknown interface '%s' (see `ip link`)", ifname);
+		return -ENODEV;
+	}
+	bpf_map_lookup_elem(ifs_fd, &ifindex, &old);
+	if (req == LT_REQ_TC) {
+		ret = lt_xdp_detach_ours(ifindex);
+		if (!ret)
+			ret = lt_attach_tc(skel, ifindex, ifname, &own, err, errlen);
+		mode = LT_MODE_TC;
+		if (old.mode == LT_MODE_TC)
+			own |= !!(old.flags & LT_IFACE_OWN_CLSACT);
+	} else {
+		ret = lt_attach_xdp(skel, ifindex, ifname, req, &mode, err, errlen);
+		if (!ret && lt_tc_prog(ifindex))
+			lt_tc_detach_ours(ifindex, old.mode == LT_MODE_TC &&
+							   (old.flags & LT_IFACE_OWN_CLSACT));
+	}
+	if (ret)
+		return ret;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	rec.mode = mode;
+	rec.flags = own ? LT_IFACE_OWN_CLSACT : 0;
+	rec.attached_ns = (__u64)ts.tv_sec * 1000000000ULL + (__u64)ts.tv_nsec;
+	snprintf(rec.name, sizeof(rec.name), "%s", ifname);
+	if (bpf_map_update_elem(ifs_fd, &ifindex, &rec, BPF_ANY)) {
+		ret = -errno;
+		snprintf(err, errlen, "lt_ifaces: %s", strerror(-ret));
+		return ret;
+	}
+	log_info("attached to %s (ifindex %u) in %s mode", ifname, ifindex, lt_mode_name(mode));
+	return 0;
+}
+
+int lt_iface_detach(int ifaces_fd, __u32 ifindex, char *err, size_t errlen)
+{
+	struct lt_iface rec = {};
+	int ret;
+
+	if (bpf_map_lookup_elem(ifaces_fd, &ifindex, &rec)) {
+		snprintf(err, errlen, "ifindex %u is not attached", ifindex);
+		return -ENOENT;
+	}
+	if (rec.mode == LT_MODE_TC)
+		ret = lt_tc_detach_ours(ifindex, !!(rec.flags & LT_IFACE_OWN_CLSACT));
+	else
+		ret = lt_xdp_detach_ours(ifindex);
+	if (ret == -ENODEV || ret == -ENOENT)
+		ret = 0; /* the interface is gone, and our program with it */
+	if (ret) {
+		snprintf(err, errlen, "detaching from %s failed: %s", rec.name, strerror(-ret));
+		return ret;
+	}
+	bpf_map_delete_elem(ifaces_fd, &ifindex);
+	log_info("detached from %s (ifindex %u)", rec.name, ifindex);
+	return 0;
+}
+
+int lt_unpin_all(const char *pin_dir)
+{
+	char path[512];
+	int i, ret = 0;
+
+	for (i = 0; i < LT_M__MAX; i++) {
+		snprintf(path, sizeof(path), "%s/%s", pin_dir, lt_map_names[i]);
+		if (unlink(path) && errno != ENOENT)
+			ret = -errno;
+	}
+	if (rmdir(pin_dir) && errno != ENOENT && !ret)
+		ret = -errno;
+	return ret;
+}

@@ -1,0 +1,218 @@
+// SPDX-License-Identifier: MIT
+/* main.c - leaky-agent's command line. */
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include "agent.h"
+#include "config.h"
+#include "log.h"
+
+int lt_cmd_bans(struct lt_opts *o);
+
+static const char lt_usage[] =
+	"Usage: leaky-agent COMMAND [OPTIONS]\n"
+	"\n"
+	"Kernel-enforced leaky-bucket rate limiting (XDP/TC + pinned BPF maps).\n"
+	"\n"
+	"Commands:\n"
+	"  attach            load, pin and attach; stay in the foreground as the daemon\n"
+	"  detach            detach every interface and remove the pins (see --keep-maps)\n"
+	"  status            programs, interfaces, map fill and counters\n"
+	"  policy set|del|list [PREFIX]   per-source-prefix policy (XDP buckets)\n"
+	"  ban PREFIX        put a prefix in the penalty box (--for, --reason)\n"
+	"  unban PREFIX      take it out\n"
+	"  bans              list the penalty box\n"
+	"  allow add|del|list [PREFIX]    allowlist (passes without metering)\n"
+	"  dry-run on|off    count would-be drops but pass them\n"
+	"  check-config      validate --config (or the embedded default) and exit\n"
+	"  print-config      print the embedded default config\n"
+	"\n"
+	"Options:\n"
+	"  -i, --iface IF        attach/detach: interface, repeatable (attach default: lo)\n"
+	"  -m, --mode MODE       attach: xdp (native, falls back to generic), xdp-native,\n"
+	"                        xdp-generic or tc (TC ingress)          [xdp]\n"
+	"  -c, --config FILE     JSON config (default: embedded, see print-config)\n"
+	"      --pin-dir DIR     where maps are pinned         [" LT_PIN_DIR_DEFAULT "]\n"
+	"      --state-dir DIR   lock file and state           [" LT_STATE_DIR_DEFAULT "]\n"
+	"      --keep-maps       detach: keep the pinned maps (bucket/penalty state)\n"
+	"      --events          attach: print sampled decisions as JSON lines on stdout\n"
+	"      --json            status: machine-readable output\n"
+	"      --for DURATION    ban: how long (10m, 2h, 1d, forever)  [1h]\n"
+	"      --reason R        ban: manual, abuse or auth             [manual]\n"
+	"      --conn CAP:RATE   policy set: new TCP connections, e.g. 20:10/s, or unlimited\n"
+	"      --packets CAP:RATE  policy set: packets, e.g. 2000:1000/s, or unlimited\n"
+	"      --aggregate-v4 N  policy set: bucket per /N IPv4 source prefix (1..32)\n"
+	"      --aggregate-v6 N  policy set: bucket per /N IPv6 source prefix (1..128)\n"
+	"  -v, --verbose         more log output (repeat for libbpf's)\n"
+	"  -h, --help            this text\n"
+	"\n"
+	"Signals (attach): SIGTERM/SIGINT exit and leave enforcement running;\n"
+	"SIGHUP reloads --config.\n";
+
+enum {
+	OPT_PIN_DIR = 256,
+	OPT_STATE_DIR,
+	OPT_KEEP_MAPS,
+	OPT_EVENTS,
+	OPT_JSON,
+	OPT_FOR,
+	OPT_REASON,
+	OPT_CONN,
+	OPT_PACKETS,
+	OPT_AGG4,
+	OPT_AGG6,
+};
+
+static int lt_parse_int(const char *s, int *out)
+{
+	char *end;
+	long v = strtol(s, &end, 10);
+
+	if (!*s || *end || v < 1 || v > 128)
+		return -1;
+	*out = (int)v;
+	return 0;
+}
+
+int main(int argc, char **argv)
+{
+	static const struct option longopts[] = {
+		{ "iface", required_argument, NULL, 'i' },
+		{ "mode", required_argument, NULL, 'm' },
+		{ "config", required_argument, NULL, 'c' },
+		{ "pin-dir", required_argument, NULL, OPT_PIN_DIR },
+		{ "state-dir", required_argument, NULL, OPT_STATE_DIR },
+		{ "keep-maps", no_argument, NULL, OPT_KEEP_MAPS },
+		{ "events", no_argument, NULL, OPT_EVENTS },
+		{ "json", no_argument, NULL, OPT_JSON },
+		{ "for", required_argument, NULL, OPT_FOR },
+		{ "reason", required_argument, NULL, OPT_REASON },
+		{ "conn", required_argument, NULL, OPT_CONN },
+		{ "packets", required_argument, NULL, OPT_PACKETS },
+		{ "aggregate-v4", required_argument, NULL, OPT_AGG4 },
+		{ "aggregate-v6", required_argument, NULL, OPT_AGG6 },
+		{ "verbose", no_argument, NULL, 'v' },
+		{ "help", no_argument, NULL, 'h' },
+		{ NULL, 0, NULL, 0 },
+	};
+	struct lt_opts o = { .pin_dir = LT_PIN_DIR_DEFAULT, .state_dir = LT_STATE_DIR_DEFAULT };
+	const char *cmd;
+	int c;
+
+	while ((c = getopt_long(argc, argv, "+i:m:c:vh", longopts, NULL)) != -1 || optind < argc) {
+		if (c == -1) {
+			/* a positional word: keep it, go on parsing options after it */
+			if (o.nargs == 0 && !o.args)
+				o.args = calloc((size_t)argc, sizeof(char *));
+			if (!o.args)
+				return 1;
+			o.args[o.nargs++] = argv[optind++];
+			continue;
+		}
+		switch (c) {
+		case 'i':
+			if (o.nifaces == LT_MAX_IFACES) {
+				fprintf(stderr, "leaky-agent: at most %d interfaces\n", LT_MAX_IFACES);
+				return 2;
+			}
+			o.ifaces[o.nifaces++] = optarg;
+			break;
+		case 'm':
+			if (lt_mode_req_parse(optarg, &o.mode)) {
+				fprintf(stderr, "leaky-agent: --mode must be xdp, xdp-native, "
+						"xdp-generic or tc\n");
+				return 2;
+			}
+			break;
+		case 'c':
+			o.config = optarg;
+			break;
+		case OPT_PIN_DIR:
+			o.pin_dir = optarg;
+			break;
+		case OPT_STATE_DIR:
+			o.state_dir = optarg;
+			break;
+		case OPT_KEEP_MAPS:
+			o.keep_maps = 1;
+			break;
+		case OPT_EVENTS:
+			o.events = 1;
+			break;
+		case OPT_JSON:
+			o.json = 1;
+			break;
+		case OPT_FOR:
+			o.ban_for = optarg;
+			break;
+		case OPT_REASON:
+			o.ban_reason = optarg;
+			break;
+		case OPT_CONN:
+			o.conn = optarg;
+			break;
+		case OPT_PACKETS:
+			o.packets = optarg;
+			break;
+		case OPT_AGG4:
+		case OPT_AGG6:
+			if (lt_parse_int(optarg, c == OPT_AGG4 ? &o.agg_v4 : &o.agg_v6)) {
+				fprintf(stderr, "leaky-agent: %s takes a prefix length\n",
+					c == OPT_AGG4 ? "--aggregate-v4" : "--aggregate-v6");
+				return 2;
+			}
+			break;
+		case 'v':
+			lt_log_level++;
+			break;
+		case 'h':
+			fputs(lt_usage, stdout);
+			return 0;
+		default:
+			fprintf(stderr, "Try 'leaky-agent --help'.\n");
+			return 2;
+		}
+	}
+	if (!o.nargs) {
+		fputs(lt_usage, stderr);
+		return 2;
+	}
+	lt_log_libbpf();
+	cmd = o.args[0];
+	o.args++;
+	o.nargs--;
+	if (!strcmp(cmd, "attach")) {
+		if (!o.nifaces)
+			o.ifaces[o.nifaces++] = "lo";
+		return lt_cmd_attach(&o);
+	}
+	if (!strcmp(cmd, "detach"))
+		return lt_cmd_detach(&o);
+	if (!strcmp(cmd, "status"))
+		return lt_cmd_status(&o);
+	if (!strcmp(cmd, "policy"))
+		return lt_cmd_policy(&o);
+	if (!strcmp(cmd, "ban"))
+		return lt_cmd_ban(&o);
+	if (!strcmp(cmd, "unban"))
+		return lt_cmd_unban(&o);
+	if (!strcmp(cmd, "bans"))
+		return lt_cmd_bans(&o);
+	if (!strcmp(cmd, "allow"))
+		return lt_cmd_allow(&o);
+	if (!strcmp(cmd, "dry-run"))
+		return lt_cmd_dry_run(&o);
+	if (!strcmp(cmd, "check-config"))
+		return lt_cmd_check_config(&o);
+	if (!strcmp(cmd, "print-config")) {
+		fputs(lt_default_config, stdout);
+		return 0;
+	}
+	if (!strcmp(cmd, "help")) {
+		fputs(lt_usage, stdout);
+		return 0;
+	}
+	fprintf(stderr, "leaky-agent: unknown command '%s'. Try 'leaky-agent --help'.\n", cmd);
+	return 2;
+}

@@ -1,0 +1,26 @@
+/* SPDX-License-Identifier: MIT */
+/* log.h - leveled logging for the user-space programs (redis serverLog style). */
+#ifndef LT_LOG_H
+#define LT_LOG_H
+
+enum lt_log_level { LT_LOG_ERROR = 0, LT_LOG_WARN, LT_LOG_INFO, LT_LOG_DEBUG, LT_LOG_TRACE };
+
+extern int lt_log_level;
+
+void lt_log_raw(int level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+/* The level is tested before the arguments are evaluated. */
+#define lt_log(lvl, ...)                                                                      \
+	do {                                                                                  \
+		if ((lvl) <= lt_log_level)                                                    \
+			lt_log_raw((lvl), __VA_ARGS__);                                       \
+	} while (0)
+#define log_error(...) lt_log(LT_LOG_ERROR, __VA_ARGS__)
+#define log_warn(...) lt_log(LT_LOG_WARN, __VA_ARGS__)
+#define log_info(...) lt_log(LT_LOG_INFO, __VA_ARGS__)
+#define log_debug(...) lt_log(LT_LOG_DEBUG, __VA_ARGS__)
+
+/* Routes libbpf's own output through lt_log, one level quieter. */
+void lt_log_libbpf(void);
+
+#endif

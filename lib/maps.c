@@ -1,0 +1,134 @@
+// SPDX-License-Identifier: MIT
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <bpf/bpf.h>
+#include <bpf/libbpf.h>
+#include "maps.h"
+
+const char *const lt_map_names[LT_M__MAX] = {
+	[LT_M_CONFIG] = "lt_config",	 [LT_M_PORTS] = "lt_ports",
+	[LT_M_ALLOW] = "lt_allow",	 [LT_M_PENALTY] = "lt_penalty",
+	[LT_M_POLICY] = "lt_policy",	 [LT_M_SRC] = "lt_src",
+	[LT_M_OVERFLOW] = "lt_overflow", [LT_M_STATS] = "lt_stats",
+	[LT_M_EVENTS] = "lt_events",	 [LT_M_SLOTS] = "lt_slots",
+	[LT_M_RATES] = "lt_rates",	 [LT_M_IFACES] = "lt_ifaces",
+};
+
+static const char *const lt_stat_names[LT_STAT__MAX] = {
+	[LT_STAT_PASS_NON_IP] = "pass_non_ip",
+	[LT_STAT_PASS_MALFORMED] = "pass_malformed",
+	[LT_STAT_PASS_UNPROTECTED] = "pass_unprotected",
+	[LT_STAT_PASS_FRAGMENT] = "pass_fragment",
+	[LT_STAT_PASS_ALLOWLIST] = "pass_allowlist",
+	[LT_STAT_PASS_ADMIT] = "pass_admit",
+	[LT_STAT_PASS_NO_CONFIG] = "pass_no_config",
+	[LT_STAT_DROP_PENALTY] = "drop_penalty",
+	[LT_STAT_DROP_CONN_RATE] = "drop_conn_rate",
+	[LT_STAT_DROP_PKT_RATE] = "drop_pkt_rate",
+	[LT_STAT_DROP_CONTENDED] = "drop_contended",
+	[LT_STAT_DRYRUN_PENALTY] = "dryrun_penalty",
+	[LT_STAT_DRYRUN_CONN_RATE] = "dryrun_conn_rate",
+	[LT_STAT_DRYRUN_PKT_RATE] = "dryrun_pkt_rate",
+	[LT_STAT_DRYRUN_CONTENDED] = "dryrun_contended",
+	[LT_STAT_AUX_TABLE_FULL] = "aux_table_full",
+	[LT_STAT_AUX_PENALTY_EXPIRED] = "aux_penalty_expired",
+	[LT_STAT_AUX_EVENT_LOST] = "aux_event_lost",
+	[LT_STAT_AUX_EVENT_SENT] = "aux_event_sent",
+};
+
+const char *lt_stat_name(unsigned int stat)
+{
+	return stat < LT_STAT__MAX && lt_stat_names[stat] ? lt_stat_names[stat] : "unknown";
+}
+
+void lt_maps_close(struct lt_maps *m)
+{
+	int i;
+
+	for (i = 0; i < LT_M__MAX; i++) {
+		if (m->fd[i] >= 0)
+			close(m->fd[i]);
+		m->fd[i] = -1;
+	}
+}
+
+int lt_maps_open(const char *pin_dir, struct lt_maps *m, char *err, size_t errlen)
+{
+	char path[512];
+	int i, ret;
+
+	for (i = 0; i < LT_M__MAX; i++)
+		m->fd[i] = -1;
+	for (i = 0; i < LT_M__MAX; i++) {
+		snprintf(path, sizeof(path), "%s/%s", pin_dir, lt_map_names[i]);
+		m->fd[i] = bpf_obj_get(path);
+		if (m->fd[i] < 0) {
+			ret = -errno;
+			if (ret == -ENOENT)
+				snprintf(err, errlen,
+					 "%s not found: is leaky-agent attached (pin dir %s)?", path,
+					 pin_dir);
+			else if (ret == -EACCES || ret == -EPERM)
+				snprintf(err, errlen, "%s: %s (needs root or CAP_BPF)", path,
+					 strerror(-ret));
+			else
+				snprintf(err, errlen, "%s: %s", path, strerror(-ret));
+			lt_maps_close(m);
+			return ret;
+		}
+	}
+	return 0;
+}
+
+int lt_stats_read(int stats_fd, struct lt_stat_val *out)
+{
+	int ncpu = libbpf_num_possible_cpus(), c, ret = 0;
+	struct lt_stat_val *per;
+	__u32 i;
+
+	if (ncpu <= 0)
+		return -EINVAL;
+	per = calloc(ncpu, sizeof(*per));
+	if (!per)
+		return -ENOMEM;
+	memset(out, 0, sizeof(*out) * LT_STAT__MAX);
+	for (i = 0; i < LT_STAT__MAX; i++) {
+		if (bpf_map_lookup_elem(stats_fd, &i, per)) {
+			ret = -errno;
+			break;
+		}
+		for (c = 0; c < ncpu; c++) {
+			out[i].packets += per[c].packets;
+			out[i].bytes += per[c].bytes;
+		}
+	}
+	free(per);
+	return ret;
+}
+
+long lt_map_count(int fd)
+{
+	struct bpf_map_info info = {};
+	__u32 len = sizeof(info);
+	void *key, *next;
+	long n = 0;
+	int ret;
+
+	if (bpf_obj_get_info_by_fd(fd, &info, &len))
+		return -errno;
+	key = calloc(2, info.key_size);
+	if (!key)
+		return -ENOMEM;
+	next = (char *)key + info.key_size;
+	ret = bpf_map_get_next_key(fd, NULL, next);
+	while (!ret) {
+		n++;
+		memcpy(key, next, info.key_size);
+		ret = bpf_map_get_next_key(fd, key, next);
+	}
+	free(key);
+	return n;
+}

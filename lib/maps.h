@@ -1,0 +1,47 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * maps.h - the pinned maps from user space: open by name under the pin dir,
+ * read the per-CPU counters, name the stat indexes.
+ */
+#ifndef LT_MAPS_H
+#define LT_MAPS_H
+
+#include <stddef.h>
+#include "lt_abi.h"
+
+enum lt_map_id {
+	LT_M_CONFIG,
+	LT_M_PORTS,
+	LT_M_ALLOW,
+	LT_M_PENALTY,
+	LT_M_POLICY,
+	LT_M_SRC,
+	LT_M_OVERFLOW,
+	LT_M_STATS,
+	LT_M_EVENTS,
+	LT_M_SLOTS,
+	LT_M_RATES,
+	LT_M_IFACES,
+	LT_M__MAX,
+};
+
+/* Names as in bpf/admit.bpf.c (tests/bpf checks they match the skeleton). */
+extern const char *const lt_map_names[LT_M__MAX];
+
+struct lt_maps {
+	int fd[LT_M__MAX];
+};
+
+/* Opens every pinned map; on error nothing stays open. */
+int lt_maps_open(const char *pin_dir, struct lt_maps *m, char *err, size_t errlen);
+void lt_maps_close(struct lt_maps *m);
+
+/* Sums the per-CPU lt_stats into out[LT_STAT__MAX]. */
+int lt_stats_read(int stats_fd, struct lt_stat_val *out);
+
+const char *lt_stat_name(unsigned int stat);
+
+/* Entries in a hash or LPM map (walks the keys). */
+long lt_map_count(int fd);
+
+#endif

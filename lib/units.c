@@ -1,0 +1,114 @@
+// SPDX-License-Identifier: MIT
+#include <ctype.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include "units.h"
+
+static const struct {
+	const char *suffix;
+	__u64 ns;
+} lt_time_units[] = {
+	{ "ns", 1ULL },
+	{ "us", 1000ULL },
+	{ "ms", 1000000ULL },
+	{ "s", LT_NS_PER_SEC },
+	{ "m", 60 * LT_NS_PER_SEC },
+	{ "h", 3600 * LT_NS_PER_SEC },
+	{ "d", 86400 * LT_NS_PER_SEC },
+	{ "w", 7 * 86400 * LT_NS_PER_SEC },
+};
+
+int lt_duration_parse(const char *s, __u64 *ns)
+{
+	unsigned long long n;
+	unsigned int i;
+	char *end;
+
+	if (!s || !isdigit((unsigned char)*s))
+		return -EINVAL;
+	errno = 0;
+	n = strtoull(s, &end, 10);
+	if (errno)
+		return -EINVAL;
+	if (!*end) {
+		if (n > ~0ULL / LT_NS_PER_SEC)
+			return -ERANGE;
+		*ns = n * LT_NS_PER_SEC;
+		return 0;
+	}
+	for (i = 0; i < sizeof(lt_time_units) / sizeof(lt_time_units[0]); i++) {
+		if (strcmp(end, lt_time_units[i].suffix))
+			continue;
+		if (n > ~0ULL / lt_time_units[i].ns)
+			return -ERANGE;
+		*ns = n * lt_time_units[i].ns;
+		return 0;
+	}
+	return -EINVAL;
+}
+
+int lt_rate_parse(const char *s, __u64 *tokens, __u64 *period_ns)
+{
+	unsigned long long n;
+	const char *per;
+	char buf[32];
+	char *end;
+	int err;
+
+	if (!s || !isdigit((unsigned char)*s))
+		return -EINVAL;
+	errno = 0;
+	n = strtoull(s, &end, 10);
+	if (errno || *end != '/' || !n)
+		return -EINVAL;
+	per = end + 1;
+	/* "/s" means "/1s" */
+	if (!isdigit((unsigned char)*per)) {
+		if (strlen(per) + 2 > sizeof(buf))
+			return -EINVAL;
+		snprintf(buf, sizeof(buf), "1%s", per);
+		per = buf;
+	} else if (!isalpha((unsigned char)per[strlen(per) - 1])) {
+		return -EINVAL; /* "10/5" has no unit */
+	}
+	err = lt_duration_parse(per, period_ns);
+	if (err)
+		return err;
+	if (!*period_ns)
+		return -EINVAL;
+	*tokens = n;
+	return 0;
+}
+
+void lt_rate_format(__u64 tokens, __u64 period_ns, char *buf, size_t len)
+{
+	static const struct {
+		__u64 ns;
+		const char *name;
+	} u[] = { { 86400 * LT_NS_PER_SEC, "d" }, { 3600 * LT_NS_PER_SEC, "h" },
+		  { 60 * LT_NS_PER_SEC, "m" }, { LT_NS_PER_SEC, "s" }, { 1000000, "ms" },
+		  { 1000, "us" }, { 1, "ns" } };
+	unsigned int i;
+
+	for (i = 0; i < sizeof(u) / sizeof(u[0]); i++) {
+		if (period_ns % u[i].ns)
+			continue;
+		if (period_ns == u[i].ns)
+			snprintf(buf, len, "%llu/%s", (unsigned long long)tokens, u[i].name);
+		else
+			snprintf(buf, len, "%llu/%llu%s", (unsigned long long)tokens,
+				 (unsigned long long)(period_ns / u[i].ns), u[i].name);
+		return;
+	}
+}
+
+__u64 lt_now_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (__u64)ts.tv_sec * LT_NS_PER_SEC + (__u64)ts.tv_nsec;
+}

@@ -1,0 +1,26 @@
+/* SPDX-License-Identifier: MIT */
+/* units.h - human units parsed once into fixed point (nginx "10r/s" style). */
+#ifndef LT_UNITS_H
+#define LT_UNITS_H
+
+#include <stddef.h>
+#include <linux/types.h>
+
+#define LT_NS_PER_SEC 1000000000ULL
+
+/* "250ms", "10s", "5m", "1h", "2d", "1w"; a bare number is seconds. */
+int lt_duration_parse(const char *s, __u64 *ns);
+
+/*
+ * "10/s", "600/m", "1/d", "7/3s", "100/250ms": tokens per period.
+ * Returns 0 or -EINVAL.
+ */
+int lt_rate_parse(const char *s, __u64 *tokens, __u64 *period_ns);
+
+/* Writes "N/s"-style text for tokens per period_ns. */
+void lt_rate_format(__u64 tokens, __u64 period_ns, char *buf, size_t len);
+
+/* Monotonic clock, the one bpf_ktime_get_ns() reads. */
+__u64 lt_now_ns(void);
+
+#endif
