@@ -16,7 +16,7 @@ BPF_CFLAGS := -g -O2 -target bpf -mcpu=v3 -D__TARGET_ARCH_$(ARCH) -Wall -Wextra 
 	-Iinclude -Ibpf $(CLANG_SYS)
 
 CFLAGS_COMMON := -std=gnu11 -g -Wall -Wextra -Werror -Wno-format-truncation -D_GNU_SOURCE \
-	-Iinclude -Ilib -Iagent -I$(BUILD)/bpf
+	-Iinclude -Ilib -Iagent -Itests -I$(BUILD)/bpf
 CFLAGS_REL := $(CFLAGS_COMMON) -O2
 CFLAGS_SAN := $(CFLAGS_COMMON) -O1 -fno-omit-frame-pointer \
 	-fsanitize=address,undefined -fno-sanitize-recover=all
