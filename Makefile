@@ -57,7 +57,7 @@ help:
 deps:
 	@bash scripts/deps.sh
 
-test: deps
+test: deps format-check
 	@$(MAKE) --no-print-directory all
 	@bash tests/run.sh
 

@@ -3,6 +3,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <bpf/bpf.h>
 #include "apply.h"
 #include "log.h"
@@ -13,8 +14,7 @@
  * (so a prefix never disappears while it is being replaced), then deletes
  * the keys that are not wanted any more.
  */
-static int lt_map_sync(int fd, const void *keys, size_t ksz, const void *vals, size_t vsz,
-		       size_t n)
+static int lt_map_sync(int fd, const void *keys, size_t ksz, const void *vals, size_t vsz, size_t n)
 {
 	char *cur = NULL, *next = NULL;
 	size_t i;
@@ -56,46 +56,68 @@ static int lt_map_sync(int fd, const void *keys, size_t ksz, const void *vals, s
 	return ret;
 }
 
+/* lt_ports is an mmapped array: set exactly the listed ports. */
+static int lt_ports_apply(int fd, const __u16 *ports, __u32 n)
+{
+	struct lt_port_val *pv;
+	size_t len;
+	__u32 i;
+
+	pv = lt_map_mmap(fd, &len);
+	if (!pv)
+		return -errno;
+	for (i = 0; i < LT_MAX_PORTS; i++) {
+		__u32 j, want = 0;
+
+		for (j = 0; j < n && !want; j++)
+			want = ports[j] == i;
+		__atomic_store_n(&pv[i].flags, want ? LT_PORT_PROTECTED : 0, __ATOMIC_RELAXED);
+	}
+	munmap(pv, len);
+	return 0;
+}
+
 int lt_config_apply(const struct lt_maps *m, const struct lt_agent_config *c, char *err,
 		    size_t errlen)
 {
-	struct lt_port_val *pv = NULL;
-	struct lt_allow_val *av = NULL;
 	struct lt_lpm_key *pk = NULL;
-	struct lt_src_policy *pp = NULL;
+	struct lt_src_policy *pp = NULL, allow = lt_allow_policy();
 	struct lt_config cur = {}, next = c->xdp;
-	__u32 zero = 0, i;
+	__u32 zero = 0, i, n = c->npolicies + c->nallow;
 	int ret = -ENOMEM;
 
-	pv = calloc(c->nports + 1, sizeof(*pv));
-	av = calloc(c->nallow + 1, sizeof(*av));
-	pk = calloc(c->npolicies + 1, sizeof(*pk));
-	pp = calloc(c->npolicies + 1, sizeof(*pp));
-	if (!pv || !av || !pk || !pp)
+	pk = calloc(n + 1, sizeof(*pk));
+	pp = calloc(n + 1, sizeof(*pp));
+	if (!pk || !pp)
 		goto cleanup;
 	for (i = 0; i < c->npolicies; i++) {
 		pk[i] = c->policies[i].key;
 		pp[i] = c->policies[i].pol;
 	}
-	ret = lt_map_sync(m->fd[LT_M_PORTS], c->ports, sizeof(c->ports[0]), pv, sizeof(*pv),
-			  c->nports);
+	for (i = 0; i < c->nallow; i++) {
+		pk[c->npolicies + i] = c->allow[i];
+		pp[c->npolicies + i] = allow;
+	}
+	ret = lt_ports_apply(m->fd[LT_M_PORTS], c->ports, c->nports);
 	if (ret) {
 		snprintf(err, errlen, "lt_ports: %s", strerror(-ret));
 		goto cleanup;
 	}
-	ret = lt_map_sync(m->fd[LT_M_ALLOW], c->allow, sizeof(*c->allow), av, sizeof(*av),
-			  c->nallow);
+	ret = lt_map_sync(m->fd[LT_M_POLICY], pk, sizeof(*pk), pp, sizeof(*pp), n);
 	if (ret) {
-		snprintf(err, errlen, "lt_allow: %s", strerror(-ret));
+		snprintf(err, errlen, "lt_policy: %s%s", strerror(-ret),
+			 ret == -ENOSPC ? " (lt_policy is full)" : "");
 		goto cleanup;
 	}
-	ret = lt_map_sync(m->fd[LT_M_POLICY], pk, sizeof(*pk), pp, sizeof(*pp), c->npolicies);
-	if (ret) {
-		snprintf(err, errlen, "lt_policy: %s", strerror(-ret));
-		goto cleanup;
-	}
-	if (!bpf_map_lookup_elem(m->fd[LT_M_CONFIG], &zero, &cur))
+	if (!bpf_map_lookup_elem(m->fd[LT_M_CONFIG], &zero, &cur)) {
 		next.generation = cur.generation + 1;
+		if (!next.clk_ns_per_jiffy) {
+			/* keep the calibration made at attach */
+			next.clk_base_ns = cur.clk_base_ns;
+			next.clk_base_jiffies = cur.clk_base_jiffies;
+			next.clk_ns_per_jiffy = cur.clk_ns_per_jiffy;
+		}
+	}
 	if (bpf_map_update_elem(m->fd[LT_M_CONFIG], &zero, &next, BPF_ANY)) {
 		ret = -errno;
 		snprintf(err, errlen, "lt_config: %s", strerror(-ret));
@@ -103,14 +125,24 @@ int lt_config_apply(const struct lt_maps *m, const struct lt_agent_config *c, ch
 	}
 	ret = 0;
 cleanup:
-	free(pv);
-	free(av);
 	free(pk);
 	free(pp);
 	return ret;
 }
 
-int lt_penalty_ban(int fd, const struct lt_lpm_key *key, __u64 dur_ns, __u32 reason)
+/* Tells the BPF per-CPU penalty memo (lt_scache) that lt_penalty changed. */
+static void lt_bump_generation(int cfg_fd)
+{
+	struct lt_config c;
+	__u32 zero = 0;
+
+	if (cfg_fd < 0 || bpf_map_lookup_elem(cfg_fd, &zero, &c))
+		return;
+	c.generation++;
+	bpf_map_update_elem(cfg_fd, &zero, &c, BPF_ANY);
+}
+
+int lt_penalty_ban(int fd, int cfg_fd, const struct lt_lpm_key *key, __u64 dur_ns, __u32 reason)
 {
 	struct lt_penalty p = {};
 	struct lt_lpm_key k = *key;
@@ -124,13 +156,15 @@ int lt_penalty_ban(int fd, const struct lt_lpm_key *key, __u64 dur_ns, __u32 rea
 	p.reason = reason;
 	if (bpf_map_update_elem(fd, key, &p, BPF_ANY))
 		return -errno;
+	lt_bump_generation(cfg_fd);
 	return 0;
 }
 
-int lt_penalty_unban(int fd, const struct lt_lpm_key *key)
+int lt_penalty_unban(int fd, int cfg_fd, const struct lt_lpm_key *key)
 {
 	if (bpf_map_delete_elem(fd, key))
 		return -errno;
+	lt_bump_generation(cfg_fd);
 	return 0;
 }
 
@@ -158,12 +192,14 @@ static int lt_find_policy(const struct lt_maps *m, __u32 id, struct lt_src_polic
 
 int lt_sweep(const struct lt_maps *m, __u64 now_ns, __u64 idle_ns, struct lt_sweep_stats *st)
 {
-	struct lt_src_key sk, snk, *dead = NULL;
 	struct lt_lpm_key pk, pnk, *pdead = NULL;
-	size_t ndead = 0, cap = 0, npdead = 0, pcap = 0, i;
+	size_t npdead = 0, pcap = 0, i, len, n;
 	struct lt_src_policy pol;
-	struct lt_src_state s;
+	struct lt_src_slot *slots;
+	struct lt_config cfg = {};
 	struct lt_penalty p;
+	__u64 margin;
+	__u32 zero = 0;
 	int r;
 
 	memset(st, 0, sizeof(*st));
@@ -172,11 +208,11 @@ int lt_sweep(const struct lt_maps *m, __u64 now_ns, __u64 idle_ns, struct lt_swe
 	while (!r) {
 		if (!bpf_map_lookup_elem(m->fd[LT_M_PENALTY], &pnk, &p) && p.until_ns <= now_ns) {
 			if (npdead == pcap) {
-				void *n = realloc(pdead, (pcap = pcap * 2 + 16) * sizeof(*pdead));
+				void *nw = realloc(pdead, (pcap = pcap * 2 + 16) * sizeof(*pdead));
 
-				if (!n)
+				if (!nw)
 					break;
-				pdead = n;
+				pdead = nw;
 			}
 			pdead[npdead++] = pnk;
 		}
@@ -185,41 +221,47 @@ int lt_sweep(const struct lt_maps *m, __u64 now_ns, __u64 idle_ns, struct lt_swe
 	}
 	for (i = 0; i < npdead; i++)
 		st->penalties_expired += !bpf_map_delete_elem(m->fd[LT_M_PENALTY], &pdead[i]);
-
-	r = bpf_map_get_next_key(m->fd[LT_M_SRC], NULL, &snk);
-	while (!r) {
-		if (!bpf_map_lookup_elem(m->fd[LT_M_SRC], &snk, &s)) {
-			int idle = now_ns > s.last_ns && now_ns - s.last_ns >= idle_ns;
-			/*
-			 * Idle is not enough: a bucket still holding level must
-			 * stay, or a source could reset its limit by pausing.
-			 */
-			int empty = lt_find_policy(m, snk.policy_id, &pol) ||
-				    (!lt_level_units(s.conn_tat, now_ns, &pol.conn) &&
-				     !lt_level_units(s.pkt_tat, now_ns, &pol.pkt));
-			if (idle && empty) {
-				if (ndead == cap) {
-					void *n = realloc(dead, (cap = cap * 2 + 64) * sizeof(*dead));
-
-					if (!n)
-						break;
-					dead = n;
-				}
-				dead[ndead++] = snk;
-			} else {
-				st->sources_left++;
-			}
-		}
-		sk = snk;
-		r = bpf_map_get_next_key(m->fd[LT_M_SRC], &sk, &snk);
-	}
-	/*
-	 * Accepted race: a packet may refill a bucket between our check and the
-	 * delete; it loses at most that one packet's charge.
-	 */
-	for (i = 0; i < ndead; i++)
-		st->sources_idle += !bpf_map_delete_elem(m->fd[LT_M_SRC], &dead[i]);
-	free(dead);
 	free(pdead);
+
+	slots = lt_map_mmap(m->fd[LT_M_SRC], &len);
+	if (!slots)
+		return -errno;
+	n = (size_t)lt_map_entries(m->fd[LT_M_SRC]); /* len is page-rounded */
+	/* BPF time is the tick clock: judge emptiness two ticks in its favour. */
+	bpf_map_lookup_elem(m->fd[LT_M_CONFIG], &zero, &cfg);
+	margin = 2 * cfg.clk_ns_per_jiffy;
+	for (i = 0; i < n; i++) {
+		struct lt_src_slot *s = &slots[i];
+		__u64 tag = __atomic_load_n(&s->tag, __ATOMIC_ACQUIRE), last, t;
+		int idle, empty;
+
+		if (!tag)
+			continue;
+		last = __atomic_load_n(&s->last_ns, __ATOMIC_RELAXED);
+		t = now_ns > margin ? now_ns - margin : 0;
+		idle = t > last && t - last >= idle_ns;
+		/*
+		 * Idle is not enough: a bucket still holding level must stay, or
+		 * a source could reset its limit by pausing.
+		 */
+		empty = lt_find_policy(m, s->key.policy_id, &pol) ||
+			(!lt_level_units(s->conn_tat, t, &pol.conn) &&
+			 !lt_level_units(s->pkt_tat, t, &pol.pkt));
+		if (!idle || !empty) {
+			st->sources_left++;
+			continue;
+		}
+		/*
+		 * Accepted race: a packet of this source may land between the
+		 * zeroing and the release; it loses at most that packet's charge.
+		 */
+		__atomic_store_n(&s->conn_tat, 0, __ATOMIC_RELAXED);
+		__atomic_store_n(&s->pkt_tat, 0, __ATOMIC_RELAXED);
+		memset(&s->key, 0, sizeof(s->key));
+		if (__atomic_compare_exchange_n(&s->tag, &tag, 0, 0, __ATOMIC_RELEASE,
+						__ATOMIC_RELAXED))
+			st->sources_idle++;
+	}
+	munmap(slots, len);
 	return 0;
 }

@@ -146,13 +146,16 @@ int lt_cmd_status(struct lt_opts *o)
 	__u32 key, next, zero = 0, s;
 	char when[64], ifname[IF_NAMESIZE + 8];
 	struct lt_maps m;
-	int i, pid, first = 1;
+	long src_used, src_slots = 0, nports;
+	int pid, first = 1;
 
 	if (lt_open(o, &m))
 		return 1;
 	pid = lt_agent_pid(o->state_dir);
 	bpf_map_lookup_elem(m.fd[LT_M_CONFIG], &zero, &cfg);
 	lt_stats_read(m.fd[LT_M_STATS], st);
+	src_used = lt_src_count(m.fd[LT_M_SRC], &src_slots);
+	nports = lt_ports_count(m.fd[LT_M_PORTS]);
 	if (o->json) {
 		printf("{\"pin_dir\":\"%s\",\"agent_pid\":%d,\"dry_run\":%s,\"interfaces\":[",
 		       o->pin_dir, pid, (cfg.flags & LT_CFG_DRY_RUN) ? "true" : "false");
@@ -190,15 +193,11 @@ int lt_cmd_status(struct lt_opts *o)
 		} while (!bpf_map_get_next_key(m.fd[LT_M_IFACES], &key, &next));
 	}
 	if (o->json) {
-		printf("],\"maps\":{");
-		for (i = 0; i < LT_M__MAX; i++) {
-			if (i == LT_M_STATS || i == LT_M_EVENTS || i == LT_M_SLOTS ||
-			    i == LT_M_RATES || i == LT_M_CONFIG || i == LT_M_OVERFLOW)
-				continue;
-			printf("%s\"%s\":%ld", i ? "," : "", lt_map_names[i],
-			       lt_map_count(m.fd[i]));
-		}
-		printf("},\"counters\":{");
+		printf("],\"maps\":{\"lt_src\":%ld,\"lt_src_slots\":%ld,\"lt_penalty\":%ld,"
+		       "\"lt_policy\":%ld,\"lt_ifaces\":%ld,\"protected_ports\":%ld}",
+		       src_used, src_slots, lt_map_count(m.fd[LT_M_PENALTY]),
+		       lt_map_count(m.fd[LT_M_POLICY]), lt_map_count(m.fd[LT_M_IFACES]), nports);
+		printf(",\"counters\":{");
 		for (s = 0; s < LT_STAT__MAX; s++)
 			printf("%s\"%s\":{\"packets\":%llu,\"bytes\":%llu}", s ? "," : "",
 			       lt_stat_name(s), (unsigned long long)st[s].packets,
@@ -207,18 +206,15 @@ int lt_cmd_status(struct lt_opts *o)
 	} else {
 		if (first)
 			printf("  (none)\n");
+		first = 0;
+		printf("protected ports: %ld\n", nports);
 		printf("maps (entries):\n");
-		for (i = 0; i < LT_M__MAX; i++) {
-			struct bpf_map_info info = {};
-			__u32 len = sizeof(info);
-
-			if (bpf_obj_get_info_by_fd(m.fd[i], &info, &len))
-				continue;
-			if (i == LT_M_PORTS || i == LT_M_ALLOW || i == LT_M_PENALTY ||
-			    i == LT_M_POLICY || i == LT_M_SRC || i == LT_M_IFACES)
-				printf("  %-12s %7ld / %u\n", lt_map_names[i],
-				       lt_map_count(m.fd[i]), info.max_entries);
-		}
+		printf("  %-12s %7ld / %ld source buckets\n", "lt_src", src_used, src_slots);
+		printf("  %-12s %7ld / %d prefixes (policies + allowlist)\n", "lt_policy",
+		       lt_map_count(m.fd[LT_M_POLICY]), LT_MAX_PREFIXES);
+		printf("  %-12s %7ld / %d prefixes\n", "lt_penalty",
+		       lt_map_count(m.fd[LT_M_PENALTY]), LT_MAX_PREFIXES);
+		printf("  %-12s %7ld interfaces\n", "lt_ifaces", lt_map_count(m.fd[LT_M_IFACES]));
 		printf("counters (packets, bytes):\n");
 		for (s = 0; s < LT_STAT__MAX; s++)
 			if (st[s].packets)
@@ -276,7 +272,7 @@ int lt_cmd_ban(struct lt_opts *o)
 	}
 	if (lt_open(o, &m))
 		return 1;
-	ret = lt_penalty_ban(m.fd[LT_M_PENALTY], &k, dur, reason);
+	ret = lt_penalty_ban(m.fd[LT_M_PENALTY], m.fd[LT_M_CONFIG], &k, dur, reason);
 	lt_maps_close(&m);
 	if (ret) {
 		fprintf(stderr, "leaky-agent: ban %s: %s%s\n", o->args[0], strerror(-ret),
@@ -295,7 +291,7 @@ int lt_cmd_unban(struct lt_opts *o)
 
 	if (lt_arg_prefix(o, 0, &k) || lt_open(o, &m))
 		return 1;
-	ret = lt_penalty_unban(m.fd[LT_M_PENALTY], &k);
+	ret = lt_penalty_unban(m.fd[LT_M_PENALTY], m.fd[LT_M_CONFIG], &k);
 	lt_maps_close(&m);
 	if (ret) {
 		fprintf(stderr, "leaky-agent: unban %s: %s\n", o->args[0],
@@ -306,7 +302,8 @@ int lt_cmd_unban(struct lt_opts *o)
 	return 0;
 }
 
-static void lt_print_lpm(int fd, size_t vsz, void (*show)(const void *val))
+/* want_allow: -1 any value; else only lt_policy entries with/without ALLOW */
+static void lt_print_lpm(int fd, size_t vsz, void (*show)(const void *val), int want_allow)
 {
 	struct lt_lpm_key k, nk;
 	char buf[80];
@@ -319,6 +316,9 @@ static void lt_print_lpm(int fd, size_t vsz, void (*show)(const void *val))
 	do {
 		k = nk;
 		if (bpf_map_lookup_elem(fd, &k, val))
+			continue;
+		if (want_allow >= 0 &&
+		    !!(((struct lt_src_policy *)val)->flags & LT_POL_ALLOW) != !!want_allow)
 			continue;
 		lt_prefix_format(&k, buf, sizeof(buf));
 		printf("%-44s", buf);
@@ -350,15 +350,15 @@ int lt_cmd_bans(struct lt_opts *o)
 
 	if (lt_open(o, &m))
 		return 1;
-	lt_print_lpm(m.fd[LT_M_PENALTY], sizeof(struct lt_penalty), lt_show_penalty);
+	lt_print_lpm(m.fd[LT_M_PENALTY], sizeof(struct lt_penalty), lt_show_penalty, -1);
 	lt_maps_close(&m);
 	return 0;
 }
 
 int lt_cmd_allow(struct lt_opts *o)
 {
-	struct lt_allow_val v = {};
-	struct lt_lpm_key k;
+	struct lt_src_policy v = lt_allow_policy(), cur;
+	struct lt_lpm_key k, found;
 	struct lt_maps m;
 	const char *sub = o->nargs ? o->args[0] : "list";
 	int ret = 0;
@@ -371,16 +371,29 @@ int lt_cmd_allow(struct lt_opts *o)
 		return 1;
 	if (lt_open(o, &m))
 		return 1;
-	if (!strcmp(sub, "list"))
-		lt_print_lpm(m.fd[LT_M_ALLOW], sizeof(v), NULL);
-	else if (!strcmp(sub, "add") && bpf_map_update_elem(m.fd[LT_M_ALLOW], &k, &v, BPF_ANY))
-		ret = -errno;
-	else if (!strcmp(sub, "del") && bpf_map_delete_elem(m.fd[LT_M_ALLOW], &k))
-		ret = -errno;
+	found = k;
+	if (!strcmp(sub, "list")) {
+		lt_print_lpm(m.fd[LT_M_POLICY], sizeof(v), NULL, LT_POL_ALLOW);
+	} else if (!strcmp(sub, "add")) {
+		/* the allowlist shares the policy trie: do not overwrite a policy */
+		if (!bpf_map_lookup_elem(m.fd[LT_M_POLICY], &found, &cur) &&
+		    !memcmp(&found, &k, sizeof(k)) && !(cur.flags & LT_POL_ALLOW))
+			ret = -EEXIST;
+		else if (bpf_map_update_elem(m.fd[LT_M_POLICY], &k, &v, BPF_ANY))
+			ret = -errno;
+	} else {
+		if (bpf_map_lookup_elem(m.fd[LT_M_POLICY], &found, &cur) ||
+		    memcmp(&found, &k, sizeof(k)) || !(cur.flags & LT_POL_ALLOW))
+			ret = -ENOENT;
+		else if (bpf_map_delete_elem(m.fd[LT_M_POLICY], &k))
+			ret = -errno;
+	}
 	lt_maps_close(&m);
 	if (ret) {
 		fprintf(stderr, "leaky-agent: allow %s: %s\n", sub,
-			ret == -ENOENT ? "not in the allowlist" : strerror(-ret));
+			ret == -ENOENT ? "not in the allowlist" :
+			ret == -EEXIST ? "that prefix has a policy; `policy del` it first" :
+					 strerror(-ret));
 		return 1;
 	}
 	return 0;
@@ -392,13 +405,15 @@ static void lt_show_policy(const void *v)
 	char a[48], b[48];
 
 	if (p->conn.period_ns)
-		snprintf(a, sizeof(a), "%llu:%llu/%lluns", (unsigned long long)lt_rate_capacity(&p->conn),
+		snprintf(a, sizeof(a), "%llu:%llu/%lluns",
+			 (unsigned long long)lt_rate_capacity(&p->conn),
 			 (unsigned long long)(p->conn.units_per_period >> p->conn.unit_shift),
 			 (unsigned long long)p->conn.period_ns);
 	else
 		snprintf(a, sizeof(a), "unlimited");
 	if (p->pkt.period_ns)
-		snprintf(b, sizeof(b), "%llu:%llu/%lluns", (unsigned long long)lt_rate_capacity(&p->pkt),
+		snprintf(b, sizeof(b), "%llu:%llu/%lluns",
+			 (unsigned long long)lt_rate_capacity(&p->pkt),
 			 (unsigned long long)(p->pkt.units_per_period >> p->pkt.unit_shift),
 			 (unsigned long long)p->pkt.period_ns);
 	else
@@ -440,7 +455,7 @@ int lt_cmd_policy(struct lt_opts *o)
 			lt_show_policy(&cfg.dflt);
 			printf("\n");
 		}
-		lt_print_lpm(m.fd[LT_M_POLICY], sizeof(pol), lt_show_policy);
+		lt_print_lpm(m.fd[LT_M_POLICY], sizeof(pol), lt_show_policy, 0);
 	} else if (!strcmp(sub, "del")) {
 		if (bpf_map_delete_elem(m.fd[LT_M_POLICY], &k))
 			ret = -errno;
@@ -516,9 +531,9 @@ int lt_cmd_check_config(struct lt_opts *o)
 	char err[512];
 	int ret;
 
-	ret = o->config ? lt_config_load(o->config, &c, err, sizeof(err)) :
-			  lt_config_parse(lt_default_config, "<default config>", &c, err,
-					  sizeof(err));
+	ret = o->config ?
+		      lt_config_load(o->config, &c, err, sizeof(err)) :
+		      lt_config_parse(lt_default_config, "<default config>", &c, err, sizeof(err));
 	if (ret) {
 		fprintf(stderr, "leaky-agent: bad config: %s\n", err);
 		return 1;

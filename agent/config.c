@@ -16,9 +16,8 @@ struct lt_cfg_ctx {
 	size_t errlen;
 };
 
-__attribute__((format(printf, 3, 4))) static int lt_cfg_fail(struct lt_cfg_ctx *x,
-							      const char *ptr, const char *fmt,
-							      ...)
+__attribute__((format(printf, 3, 4))) static int lt_cfg_fail(struct lt_cfg_ctx *x, const char *ptr,
+							     const char *fmt, ...)
 {
 	char msg[256];
 	va_list ap;
@@ -88,8 +87,9 @@ static int lt_cfg_rate(struct lt_cfg_ctx *x, json_t *v, const char *ptr, struct 
 	if (json_is_string(v) && !strcmp(json_string_value(v), "unlimited"))
 		return 0;
 	if (!json_is_object(v))
-		return lt_cfg_fail(x, ptr, "expected {\"capacity\": N, \"rate\": \"N/s\"} or "
-					   "\"unlimited\"");
+		return lt_cfg_fail(x, ptr,
+				   "expected {\"capacity\": N, \"rate\": \"N/s\"} or "
+				   "\"unlimited\"");
 	json_object_foreach(v, key, val) {
 		if (strcmp(key, "capacity") && strcmp(key, "rate"))
 			return lt_cfg_fail(x, ptr, "unknown field \"%s\"", key);
@@ -109,8 +109,8 @@ static int lt_cfg_rate(struct lt_cfg_ctx *x, json_t *v, const char *ptr, struct 
 	return 0;
 }
 
-static int lt_cfg_uint(struct lt_cfg_ctx *x, json_t *v, const char *ptr, long long lo,
-		       long long hi, long long *out)
+static int lt_cfg_uint(struct lt_cfg_ctx *x, json_t *v, const char *ptr, long long lo, long long hi,
+		       long long *out)
 {
 	if (!json_is_integer(v) || json_integer_value(v) < lo || json_integer_value(v) > hi)
 		return lt_cfg_fail(x, ptr, "expected an integer %lld..%lld", lo, hi);
@@ -180,7 +180,7 @@ static int lt_cfg_root(struct lt_cfg_ctx *x, json_t *root, struct lt_agent_confi
 		return lt_cfg_fail(x, "/", "expected a JSON object");
 	c->xdp.dflt = builtin;
 	c->xdp.dflt.id = lt_policy_id(&c->xdp.dflt);
-	c->xdp.sample_every = 64;
+	c->xdp.sample_mask = 63;
 	c->max_sources = LT_MAX_SOURCES_DEFAULT;
 	c->idle_timeout_ns = 60 * LT_NS_PER_SEC;
 
@@ -244,12 +244,17 @@ static int lt_cfg_root(struct lt_cfg_ctx *x, json_t *root, struct lt_agent_confi
 			if (json_is_true(val))
 				c->xdp.flags |= LT_CFG_DRY_RUN;
 		} else if (!strcmp(key, "event_sample_every")) {
+			/* a power of two: the sampler is a mask, no division per packet */
 			ret = lt_cfg_uint(x, val, p, 0, 1 << 30, &n);
+			if (!ret && (n & (n - 1)))
+				ret = lt_cfg_fail(x, p, "expected 0 (off) or a power of two");
 			if (ret)
 				return ret;
-			c->xdp.sample_every = (__u32)n;
+			c->xdp.sample_mask = n ? (__u32)n - 1 : ~0U;
 		} else if (!strcmp(key, "max_sources")) {
 			ret = lt_cfg_uint(x, val, p, 16, 1 << 24, &n);
+			if (!ret && (n & (n - 1)))
+				ret = lt_cfg_fail(x, p, "expected a power of two (16 .. 16777216)");
 			if (ret)
 				return ret;
 			c->max_sources = (__u32)n;
@@ -257,9 +262,21 @@ static int lt_cfg_root(struct lt_cfg_ctx *x, json_t *root, struct lt_agent_confi
 			if (!json_is_string(val) ||
 			    lt_duration_parse(json_string_value(val), &c->idle_timeout_ns) ||
 			    !c->idle_timeout_ns)
-				return lt_cfg_fail(x, p, "expected a duration like \"60s\" or \"5m\"");
+				return lt_cfg_fail(x, p,
+						   "expected a duration like \"60s\" or \"5m\"");
 		} else {
 			return lt_cfg_fail(x, p, "unknown field");
+		}
+	}
+	/* One trie holds both: a prefix cannot be allowlisted and a policy. */
+	for (i = 0; i < c->nallow; i++) {
+		__u32 j;
+
+		for (j = 0; j < c->npolicies; j++) {
+			if (memcmp(&c->allow[i], &c->policies[j].key, sizeof(c->allow[i])))
+				continue;
+			snprintf(p, sizeof(p), "/allowlist/%zu", i);
+			return lt_cfg_fail(x, p, "prefix is also /policies/%u: keep one", j);
 		}
 	}
 	c->xdp.flags |= LT_CFG_LOADED;
@@ -325,4 +342,24 @@ cleanup:
 	free(buf);
 	fclose(f);
 	return ret;
+}
+
+struct lt_src_policy lt_allow_policy(void)
+{
+	struct lt_src_policy p = { .agg_v4 = 32, .agg_v6 = 128, .flags = LT_POL_ALLOW };
+
+	p.id = lt_policy_id(&p);
+	return p;
+}
+
+void lt_rate_spec_format(const struct lt_rate *r, char *buf, size_t len)
+{
+	char rate[48];
+
+	if (!r->period_ns) {
+		snprintf(buf, len, "unlimited");
+		return;
+	}
+	lt_rate_format(r->units_per_period >> r->unit_shift, r->period_ns, rate, sizeof(rate));
+	snprintf(buf, len, "%llu:%s", (unsigned long long)lt_rate_capacity(r), rate);
 }

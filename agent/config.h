@@ -42,7 +42,13 @@ void lt_config_free(struct lt_agent_config *c);
  */
 int lt_rate_spec_parse(const char *spec, struct lt_rate *r, char *err, size_t errlen);
 
+/* "CAP:TOKENS/PERIOD" (lt_rate_spec_parse's words) or "unlimited". */
+void lt_rate_spec_format(const struct lt_rate *r, char *buf, size_t len);
+
 /* Content hash: buckets are namespaced by it (see lt_src_key.policy_id). */
 __u32 lt_policy_id(const struct lt_src_policy *p);
+
+/* The lt_policy value of an allowlist entry. */
+struct lt_src_policy lt_allow_policy(void);
 
 #endif

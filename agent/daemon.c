@@ -152,14 +152,12 @@ int lt_cmd_attach(struct lt_opts *o)
 		fprintf(stderr, "leaky-agent: %s\n", err);
 		goto cleanup;
 	}
-	for (i = 0; i < LT_M__MAX; i++)
-		m.fd[i] = -1;
-	m.fd[LT_M_CONFIG] = bpf_map__fd(skel->maps.lt_config);
-	m.fd[LT_M_PORTS] = bpf_map__fd(skel->maps.lt_ports);
-	m.fd[LT_M_ALLOW] = bpf_map__fd(skel->maps.lt_allow);
-	m.fd[LT_M_PENALTY] = bpf_map__fd(skel->maps.lt_penalty);
-	m.fd[LT_M_POLICY] = bpf_map__fd(skel->maps.lt_policy);
-	m.fd[LT_M_SRC] = bpf_map__fd(skel->maps.lt_src);
+	lt_maps_from_skel(skel, &m);
+	/* Before any program is attached: the clock must be valid from packet 1. */
+	if (lt_clock_calibrate(skel, &cfg.xdp, err, sizeof(err))) {
+		fprintf(stderr, "leaky-agent: %s\n", err);
+		goto cleanup;
+	}
 	if (lt_config_apply(&m, &cfg, err, sizeof(err))) {
 		fprintf(stderr, "leaky-agent: applying config: %s\n", err);
 		goto cleanup;

@@ -66,6 +66,7 @@ struct lt_admit *lt_skel_load(const struct lt_load_opts *o, char *err, size_t er
 	struct lt_admit *skel;
 	struct bpf_map *map;
 	char path[512];
+	__u32 nsrc;
 	int ret;
 
 	skel = lt_admit__open();
@@ -74,17 +75,25 @@ struct lt_admit *lt_skel_load(const struct lt_load_opts *o, char *err, size_t er
 		return NULL;
 	}
 	skel->rodata->lt_fake_clock = o->fake_clock ? 1 : 0;
-	bpf_map__set_max_entries(skel->maps.lt_src,
-				 o->max_sources ? o->max_sources : LT_MAX_SOURCES_DEFAULT);
+	skel->rodata->lt_no_pen_cache = o->no_pen_cache ? 1 : 0;
+	nsrc = o->max_sources ? o->max_sources : LT_MAX_SOURCES_DEFAULT;
+	if (nsrc < 16 || (nsrc & (nsrc - 1))) {
+		snprintf(err, errlen, "max_sources %u is not a power of two >= 16", nsrc);
+		goto fail;
+	}
+	bpf_map__set_max_entries(skel->maps.lt_src, nsrc);
+	skel->rodata->lt_src_mask = nsrc - 1;
 	if (o->pin_dir) {
 		ret = lt_mkdir_p(o->pin_dir);
 		if (ret) {
-			snprintf(err, errlen, "cannot create pin dir %s: %s (is bpffs mounted at "
-					      "/sys/fs/bpf?)",
+			snprintf(err, errlen,
+				 "cannot create pin dir %s: %s (is bpffs mounted at "
+				 "/sys/fs/bpf?)",
 				 o->pin_dir, strerror(-ret));
 			goto fail;
 		}
-		bpf_object__for_each_map(map, skel->obj) {
+		bpf_object__for_each_map(map, skel->obj)
+		{
 			if (bpf_map__is_internal(map))
 				continue;
 			snprintf(path, sizeof(path), "%s/%s", o->pin_dir, bpf_map__name(map));
@@ -213,7 +222,7 @@ static int lt_xdp_detach_ours(__u32 ifindex)
 	o.old_prog_fd = fd;
 	ret = bpf_xdp_detach((int)ifindex,
 			     XDP_FLAGS_REPLACE | (mode == LT_MODE_XDP_NATIVE ? XDP_FLAGS_DRV_MODE :
-									  XDP_FLAGS_SKB_MODE),
+									       XDP_FLAGS_SKB_MODE),
 			     &o);
 	close(fd);
 	return ret;
@@ -264,9 +273,9 @@ static int lt_attach_xdp(struct lt_admit *skel, __u32 ifindex, const char *ifnam
 		old_fd = bpf_prog_get_fd_by_id(cur);
 		o.old_prog_fd = old_fd;
 		ret = bpf_xdp_attach((int)ifindex, fd,
-				     XDP_FLAGS_REPLACE | (cur_mode == LT_MODE_XDP_NATIVE ?
-								  XDP_FLAGS_DRV_MODE :
-								  XDP_FLAGS_SKB_MODE),
+				     XDP_FLAGS_REPLACE |
+					     (cur_mode == LT_MODE_XDP_NATIVE ? XDP_FLAGS_DRV_MODE :
+									       XDP_FLAGS_SKB_MODE),
 				     &o);
 		close(old_fd);
 		*mode = cur_mode;
@@ -405,4 +414,66 @@ int lt_unpin_all(const char *pin_dir)
 	if (rmdir(pin_dir) && errno != ENOENT && !ret)
 		ret = -errno;
 	return ret;
+}
+
+void lt_maps_from_skel(struct lt_admit *skel, struct lt_maps *m)
+{
+	m->fd[LT_M_CONFIG] = bpf_map__fd(skel->maps.lt_config);
+	m->fd[LT_M_PORTS] = bpf_map__fd(skel->maps.lt_ports);
+	m->fd[LT_M_PENALTY] = bpf_map__fd(skel->maps.lt_penalty);
+	m->fd[LT_M_POLICY] = bpf_map__fd(skel->maps.lt_policy);
+	m->fd[LT_M_SRC] = bpf_map__fd(skel->maps.lt_src);
+	m->fd[LT_M_OVERFLOW] = bpf_map__fd(skel->maps.lt_overflow);
+	m->fd[LT_M_STATS] = bpf_map__fd(skel->maps.lt_stats);
+	m->fd[LT_M_EVENTS] = bpf_map__fd(skel->maps.lt_events);
+	m->fd[LT_M_SLOTS] = bpf_map__fd(skel->maps.lt_slots);
+	m->fd[LT_M_RATES] = bpf_map__fd(skel->maps.lt_rates);
+	m->fd[LT_M_IFACES] = bpf_map__fd(skel->maps.lt_ifaces);
+	m->fd[LT_M_SCACHE] = bpf_map__fd(skel->maps.lt_scache);
+}
+
+static int lt_probe_run(struct lt_admit *skel, __u64 *ktime, __u64 *jiffies)
+{
+	unsigned char pkt[64] = { 0 };
+	LIBBPF_OPTS(bpf_test_run_opts, o, .data_in = pkt, .data_size_in = sizeof(pkt), .repeat = 1);
+
+	if (bpf_prog_test_run_opts(bpf_program__fd(skel->progs.lt_clock_probe), &o))
+		return -errno;
+	*ktime = skel->bss->lt_probe_ktime_ns;
+	*jiffies = skel->bss->lt_probe_jiffies;
+	return 0;
+}
+
+int lt_clock_calibrate(struct lt_admit *skel, struct lt_config *cfg, char *err, size_t errlen)
+{
+	static const __u64 hz[] = { 100, 250, 300, 1000 };
+	__u64 k0, j0, k1, j1, npj, best = 0, d;
+	unsigned int i;
+	int ret;
+
+	ret = lt_probe_run(skel, &k0, &j0);
+	/* long enough for several ticks at HZ=100 */
+	if (!ret)
+		usleep(120 * 1000);
+	if (!ret)
+		ret = lt_probe_run(skel, &k1, &j1);
+	if (ret || j1 <= j0 || k1 <= k0) {
+		snprintf(err, errlen, "clock calibration failed: %s",
+			 ret ? strerror(-ret) : "jiffies did not advance");
+		return ret ? ret : -EIO;
+	}
+	npj = (k1 - k0) / (j1 - j0);
+	for (i = 0; i < sizeof(hz) / sizeof(hz[0]); i++) {
+		__u64 c = 1000000000ULL / hz[i];
+
+		d = c > npj ? c - npj : npj - c;
+		if (!best || d < (best > npj ? best - npj : npj - best))
+			best = c;
+	}
+	cfg->clk_base_ns = k1;
+	cfg->clk_base_jiffies = j1;
+	cfg->clk_ns_per_jiffy = best;
+	log_debug("clock: tick %llu ns (measured %llu)", (unsigned long long)best,
+		  (unsigned long long)npj);
+	return 0;
 }

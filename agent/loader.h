@@ -9,6 +9,7 @@
 #include <stddef.h>
 #include "lt_abi.h"
 #include "admit.skel.h"
+#include "maps.h"
 
 #define LT_TC_HANDLE 0x1eaf
 #define LT_TC_PRIO 1
@@ -25,6 +26,7 @@ struct lt_load_opts {
 	const char *pin_dir; /* NULL: do not pin (tests, bench) */
 	__u32 max_sources; /* lt_src entries */
 	int fake_clock; /* tests: read time from lt_fake_now_ns */
+	int no_pen_cache; /* bench: disable the per-CPU penalty memo */
 };
 
 /* Opens and loads the skeleton; reuses compatible pinned maps, pins new ones. */
@@ -46,6 +48,15 @@ int lt_iface_detach(int ifaces_fd, __u32 ifindex, char *err, size_t errlen);
 
 /* If a program of ours is attached to ifindex: its id and mode, else 0. */
 __u32 lt_iface_prog(__u32 ifindex, __u32 mode);
+
+/* The skeleton's map fds, in lt_maps order. */
+void lt_maps_from_skel(struct lt_admit *skel, struct lt_maps *m);
+
+/*
+ * Maps bpf_jiffies64() onto CLOCK_MONOTONIC (see lt_config in lt_abi.h):
+ * fills cfg->clk_*. Takes ~120 ms.
+ */
+int lt_clock_calibrate(struct lt_admit *skel, struct lt_config *cfg, char *err, size_t errlen);
 
 /* Removes every pin under pin_dir (and the dir). */
 int lt_unpin_all(const char *pin_dir);

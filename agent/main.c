@@ -75,6 +75,37 @@ static int lt_parse_int(const char *s, int *out)
 	return 0;
 }
 
+static int lt_dispatch(const char *cmd, struct lt_opts *o)
+{
+	static const struct {
+		const char *name;
+		int (*fn)(struct lt_opts *o);
+	} cmds[] = {
+		{ "attach", lt_cmd_attach },   { "detach", lt_cmd_detach },
+		{ "status", lt_cmd_status },   { "policy", lt_cmd_policy },
+		{ "ban", lt_cmd_ban },	       { "unban", lt_cmd_unban },
+		{ "bans", lt_cmd_bans },       { "allow", lt_cmd_allow },
+		{ "dry-run", lt_cmd_dry_run }, { "check-config", lt_cmd_check_config },
+	};
+	unsigned int i;
+
+	if (!strcmp(cmd, "attach") && !o->nifaces)
+		o->ifaces[o->nifaces++] = "lo";
+	for (i = 0; i < sizeof(cmds) / sizeof(cmds[0]); i++)
+		if (!strcmp(cmd, cmds[i].name))
+			return cmds[i].fn(o);
+	if (!strcmp(cmd, "print-config")) {
+		fputs(lt_default_config, stdout);
+		return 0;
+	}
+	if (!strcmp(cmd, "help")) {
+		fputs(lt_usage, stdout);
+		return 0;
+	}
+	fprintf(stderr, "leaky-agent: unknown command '%s'. Try 'leaky-agent --help'.\n", cmd);
+	return 2;
+}
+
 int main(int argc, char **argv)
 {
 	static const struct option longopts[] = {
@@ -98,7 +129,8 @@ int main(int argc, char **argv)
 	};
 	struct lt_opts o = { .pin_dir = LT_PIN_DIR_DEFAULT, .state_dir = LT_STATE_DIR_DEFAULT };
 	const char *cmd;
-	int c;
+	char **words;
+	int c, rc;
 
 	while ((c = getopt_long(argc, argv, "+i:m:c:vh", longopts, NULL)) != -1 || optind < argc) {
 		if (c == -1) {
@@ -113,7 +145,8 @@ int main(int argc, char **argv)
 		switch (c) {
 		case 'i':
 			if (o.nifaces == LT_MAX_IFACES) {
-				fprintf(stderr, "leaky-agent: at most %d interfaces\n", LT_MAX_IFACES);
+				fprintf(stderr, "leaky-agent: at most %d interfaces\n",
+					LT_MAX_IFACES);
 				return 2;
 			}
 			o.ifaces[o.nifaces++] = optarg;
@@ -179,40 +212,11 @@ int main(int argc, char **argv)
 		return 2;
 	}
 	lt_log_libbpf();
+	words = o.args;
 	cmd = o.args[0];
 	o.args++;
 	o.nargs--;
-	if (!strcmp(cmd, "attach")) {
-		if (!o.nifaces)
-			o.ifaces[o.nifaces++] = "lo";
-		return lt_cmd_attach(&o);
-	}
-	if (!strcmp(cmd, "detach"))
-		return lt_cmd_detach(&o);
-	if (!strcmp(cmd, "status"))
-		return lt_cmd_status(&o);
-	if (!strcmp(cmd, "policy"))
-		return lt_cmd_policy(&o);
-	if (!strcmp(cmd, "ban"))
-		return lt_cmd_ban(&o);
-	if (!strcmp(cmd, "unban"))
-		return lt_cmd_unban(&o);
-	if (!strcmp(cmd, "bans"))
-		return lt_cmd_bans(&o);
-	if (!strcmp(cmd, "allow"))
-		return lt_cmd_allow(&o);
-	if (!strcmp(cmd, "dry-run"))
-		return lt_cmd_dry_run(&o);
-	if (!strcmp(cmd, "check-config"))
-		return lt_cmd_check_config(&o);
-	if (!strcmp(cmd, "print-config")) {
-		fputs(lt_default_config, stdout);
-		return 0;
-	}
-	if (!strcmp(cmd, "help")) {
-		fputs(lt_usage, stdout);
-		return 0;
-	}
-	fprintf(stderr, "leaky-agent: unknown command '%s'. Try 'leaky-agent --help'.\n", cmd);
-	return 2;
+	rc = lt_dispatch(cmd, &o);
+	free(words);
+	return rc;
 }

@@ -3,14 +3,20 @@
  * admit.bpf.c - admission in the kernel. One code path (lt_admit), two attach
  * points: lt_xdp (XDP, native or generic) and lt_tc (TC ingress, sched_cls).
  *
- * For packets to a protected port: allowlist -> penalty box -> per-source
- * leaky buckets (new TCP connections and packets), policy by source prefix.
- * Every packet lands in exactly one outcome counter (enum lt_stat).
+ * For packets to a protected port: penalty box -> policy trie (allowlist or
+ * policy, most specific prefix wins) -> per-source leaky buckets (new TCP
+ * connections and packets). Every packet lands in exactly one outcome counter.
  *
- * Concurrency model. lt_config, lt_ports, lt_allow, lt_penalty, lt_policy are
- * written by the agent (element-atomic map updates) and only read here.
- * lt_src/lt_overflow bucket words are updated by CAS from every CPU; lt_slots
- * words by CAS from every CPU and process. No locks: a decision is one CAS.
+ * Cost model (make bench, this kind of VM): array lookups and bpf_jiffies64()
+ * are inlined by the verifier and cost ~0; every other map lookup or helper is
+ * a call of 13-35 ns. So the path makes two calls (penalty and policy tries)
+ * for a metered packet and one for a penalised one; everything else is
+ * arrays. See lt_abi.h for the clock and the lt_src table.
+ *
+ * Concurrency model. lt_config, lt_ports, lt_penalty, lt_policy are written by
+ * the agent (element-atomic updates) and only read here. lt_src/lt_overflow
+ * bucket words are updated by CAS from every CPU; lt_slots words by CAS from
+ * every CPU and process. No locks: a decision is one CAS per bucket.
  */
 #include <linux/bpf.h>
 #include <linux/pkt_cls.h>
@@ -20,9 +26,15 @@
 
 char LICENSE[] SEC("license") = "Dual MIT/GPL";
 
-/* Load-time knob: tests set it so the clock below is lt_fake_now_ns. */
-const volatile __u8 lt_fake_clock = 0;
+/* Load-time knobs, set by the loader before load. */
+const volatile __u8 lt_fake_clock = 0; /* tests: time is lt_fake_now_ns */
+const volatile __u32 lt_src_mask = LT_MAX_SOURCES_DEFAULT - 1; /* lt_src slots - 1 */
+const volatile __u8 lt_no_pen_cache = 0; /* bench: measure the uncached penalty path */
+
 __u64 lt_fake_now_ns = 0;
+/* lt_clock_probe writes these; the agent calibrates lt_config's clock. */
+__u64 lt_probe_ktime_ns = 0;
+__u64 lt_probe_jiffies = 0;
 
 struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY);
@@ -32,19 +44,12 @@ struct {
 } lt_config SEC(".maps");
 
 struct {
-	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(map_flags, BPF_F_MMAPABLE);
 	__uint(max_entries, LT_MAX_PORTS);
-	__type(key, __u16);
+	__type(key, __u32);
 	__type(value, struct lt_port_val);
 } lt_ports SEC(".maps");
-
-struct {
-	__uint(type, BPF_MAP_TYPE_LPM_TRIE);
-	__uint(map_flags, BPF_F_NO_PREALLOC);
-	__uint(max_entries, LT_MAX_PREFIXES);
-	__type(key, struct lt_lpm_key);
-	__type(value, struct lt_allow_val);
-} lt_allow SEC(".maps");
 
 struct {
 	__uint(type, BPF_MAP_TYPE_LPM_TRIE);
@@ -62,22 +67,20 @@ struct {
 	__type(value, struct lt_src_policy);
 } lt_policy SEC(".maps");
 
-/*
- * Bounded on purpose (not LRU): a full table must never evict a source's
- * bucket silently. New sources then share lt_overflow and are counted.
- */
+/* Bounded on purpose: a full table never evicts a source's bucket silently. */
 struct {
-	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(map_flags, BPF_F_MMAPABLE);
 	__uint(max_entries, LT_MAX_SOURCES_DEFAULT);
-	__type(key, struct lt_src_key);
-	__type(value, struct lt_src_state);
+	__type(key, __u32);
+	__type(value, struct lt_src_slot);
 } lt_src SEC(".maps");
 
 struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY);
 	__uint(max_entries, 1);
 	__type(key, __u32);
-	__type(value, struct lt_src_state);
+	__type(value, struct lt_src_slot);
 } lt_overflow SEC(".maps");
 
 struct {
@@ -116,11 +119,62 @@ struct {
 	__type(value, struct lt_iface);
 } lt_ifaces SEC(".maps");
 
-static __always_inline __u64 lt_now(void)
+/*
+ * Per-CPU memo of work that only changes once per tick. XDP time moves in
+ * ticks, so within one:
+ *  - every packet of a policy computes the same s(now): keyed by (now,
+ *    policy content id);
+ *  - the penalty verdict of the last source seen is reused instead of an LPM
+ *    lookup (a helper call, ~14 ns): keyed by (now, lt_config generation,
+ *    address). The agent bumps the generation on every ban/unban, so its
+ *    changes apply at once; a raw bpftool edit applies within one tick.
+ */
+struct lt_scache {
+	__u64 now_ns;
+	__u32 policy_id;
+	__u32 valid;
+	__u64 pkt_s, pkt_ceil; /* s(now), ceil(now * rate) of pol->pkt */
+	__u64 conn_s, conn_ceil; /* same for pol->conn */
+	__u8 pen_addr[16]; /* last source looked up in lt_penalty */
+	__u64 pen_now_ns; /* 0 = empty */
+	__u64 pen_gen; /* lt_config.generation at lookup */
+	__u64 pen_until_ns; /* 0 = not banned */
+	__u32 pen_found; /* an lt_penalty entry matched (active or expired) */
+	__u32 _pad;
+};
+
+static __always_inline int lt_addr_eq(const __u8 a[16], const __u8 b[16])
+{
+	__u64 a0, a1, b0, b1;
+
+	__builtin_memcpy(&a0, a, 8);
+	__builtin_memcpy(&a1, a + 8, 8);
+	__builtin_memcpy(&b0, b, 8);
+	__builtin_memcpy(&b1, b + 8, 8);
+	return a0 == b0 && a1 == b1;
+}
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct lt_scache);
+} lt_scache SEC(".maps");
+
+static __always_inline void lt_scaled_pair(const struct lt_rate *r, __u64 now, __u64 *s,
+					   __u64 *s_ceil)
+{
+	__u64 frac = 0;
+
+	*s = r->period_ns ? lt_scaled(r, now, &frac) : 0;
+	*s_ceil = *s + (frac != 0);
+}
+
+static __always_inline __u64 lt_now(const struct lt_config *cfg)
 {
 	if (lt_fake_clock)
 		return lt_fake_now_ns;
-	return bpf_ktime_get_ns();
+	return cfg->clk_base_ns + (bpf_jiffies64() - cfg->clk_base_jiffies) * cfg->clk_ns_per_jiffy;
 }
 
 struct lt_pkt {
@@ -132,15 +186,15 @@ struct lt_pkt {
 	__u64 len;
 };
 
-/* Sampled event; a full ring is counted, never waited on. */
+/* Sampled event: every (sample_mask + 1)-th decision of an outcome per CPU. */
 static __always_inline void lt_emit(const struct lt_config *cfg, struct lt_pkt *p, __u32 stat,
-				    __u64 now, __u32 ifindex)
+				    __u64 seq, __u64 now, __u32 ifindex)
 {
 	struct lt_stat_val *sv;
 	struct lt_event *e;
 	__u32 idx;
 
-	if (!cfg->sample_every || bpf_get_prandom_u32() % cfg->sample_every)
+	if (seq & cfg->sample_mask)
 		return;
 	e = bpf_ringbuf_reserve(&lt_events, sizeof(*e), 0);
 	idx = e ? LT_STAT_AUX_EVENT_SENT : LT_STAT_AUX_EVENT_LOST;
@@ -160,43 +214,73 @@ static __always_inline void lt_emit(const struct lt_config *cfg, struct lt_pkt *
 	bpf_ringbuf_submit(e, 0);
 }
 
-static __always_inline void lt_count(__u32 stat, __u64 len)
+/* Counts the packet; returns the per-CPU count before it (for sampling). */
+static __always_inline __u64 lt_count(__u32 stat, __u64 len)
 {
 	struct lt_stat_val *sv = bpf_map_lookup_elem(&lt_stats, &stat);
+	__u64 seq = 0;
 
 	if (sv) {
-		sv->packets++;
+		seq = sv->packets++;
 		sv->bytes += len;
 	}
+	return seq;
 }
 
-/* Finds or creates the source's bucket pair; NULL never (overflow fallback). */
-static __always_inline struct lt_src_state *lt_src_get(const struct lt_src_policy *pol,
-							struct lt_pkt *p)
+static __always_inline int lt_is_v4(const __u8 a[16])
+{
+	__u64 w0;
+	__u32 w1;
+
+	__builtin_memcpy(&w0, a, 8);
+	__builtin_memcpy(&w1, a + 8, 4);
+	return !w0 && w1 == bpf_htonl(0x0000ffff);
+}
+
+/* The source's slot in lt_src, claimed if new; lt_overflow when no room. */
+static __always_inline struct lt_src_slot *lt_src_get(const struct lt_src_policy *pol,
+						      const struct lt_pkt *p)
 {
 	struct lt_src_key key = {};
-	struct lt_src_state zero = {}, *st;
-	__u32 agg, idx = 0;
+	__u32 agg, idx, i, free_idx = ~0U;
+	struct lt_src_slot *s;
+	__u64 tag, seen;
 
-	agg = (p->saddr[10] == 0xff && p->saddr[11] == 0xff &&
-	       !(p->saddr[0] | p->saddr[1] | p->saddr[2] | p->saddr[3] | p->saddr[4] |
-		 p->saddr[5] | p->saddr[6] | p->saddr[7] | p->saddr[8] | p->saddr[9])) ?
-		      96 + (pol->agg_v4 > 32 ? 32 : pol->agg_v4) :
-		      (pol->agg_v6 > 128 ? 128 : pol->agg_v6);
+	agg = lt_is_v4(p->saddr) ? 96 + (pol->agg_v4 > 32 ? 32 : pol->agg_v4) :
+				   (pol->agg_v6 > 128 ? 128 : pol->agg_v6);
 	__builtin_memcpy(key.addr, p->saddr, 16);
 	lt_addr_mask(key.addr, agg);
 	key.prefixlen = agg;
 	key.policy_id = pol->id;
+	tag = lt_src_hash(&key);
 
-	st = bpf_map_lookup_elem(&lt_src, &key);
-	if (st)
-		return st;
-	/* -EEXIST: another CPU created it first; -E2BIG: the table is full. */
-	bpf_map_update_elem(&lt_src, &key, &zero, BPF_NOEXIST);
-	st = bpf_map_lookup_elem(&lt_src, &key);
-	if (st)
-		return st;
+	for (i = 0; i < LT_SRC_PROBES; i++) {
+		idx = ((__u32)tag + i) & lt_src_mask;
+		s = bpf_map_lookup_elem(&lt_src, &idx);
+		if (!s)
+			break;
+		seen = *(volatile __u64 *)&s->tag;
+		if (seen == tag)
+			return s;
+		/*
+		 * An index, not a pointer: clang would fold a pointer test into
+		 * pointer arithmetic that the verifier rejects.
+		 */
+		if (!seen && free_idx == ~0U)
+			free_idx = idx;
+	}
+	s = free_idx != ~0U ? bpf_map_lookup_elem(&lt_src, &free_idx) : NULL;
+	if (s) {
+		seen = __sync_val_compare_and_swap(&s->tag, 0, tag);
+		if (!seen) {
+			s->key = key;
+			return s;
+		}
+		if (seen == tag)
+			return s; /* another CPU claimed it for this source */
+	}
 	lt_count(LT_STAT_AUX_TABLE_FULL, 0);
+	idx = 0;
 	return bpf_map_lookup_elem(&lt_overflow, &idx);
 }
 
@@ -210,19 +294,21 @@ static __always_inline int lt_admit(void *data, void *data_end, __u32 ifindex)
 {
 	struct lt_cursor c = { .pos = data, .end = data_end };
 	struct lt_pkt p = { .len = data_end - data };
-	const struct lt_src_policy *pol;
 	struct lt_lpm_key lk = { .prefixlen = 128 };
+	const struct lt_src_policy *pol;
 	const struct lt_config *cfg;
-	struct lt_src_state *st;
+	struct lt_port_val *port;
+	struct lt_src_slot *st;
+	struct lt_scache *sc;
 	struct lt_penalty *pen;
-	__u32 stat, zero = 0;
-	__u64 now = 0, seen;
+	__u32 stat, zero = 0, dport;
+	__u64 now = 0, seen, seq;
 	int proto, v, drop = 0;
 
 	cfg = bpf_map_lookup_elem(&lt_config, &zero);
 	if (!cfg || !(cfg->flags & LT_CFG_LOADED)) {
-		stat = LT_STAT_PASS_NO_CONFIG;
-		goto out;
+		lt_count(LT_STAT_PASS_NO_CONFIG, p.len);
+		return 1;
 	}
 
 	proto = lt_parse_eth(&c);
@@ -261,22 +347,36 @@ static __always_inline int lt_admit(void *data, void *data_end, __u32 ifindex)
 		stat = LT_STAT_PASS_UNPROTECTED;
 		goto out;
 	}
-	if (!bpf_map_lookup_elem(&lt_ports, &p.dport)) {
+	dport = p.dport;
+	port = bpf_map_lookup_elem(&lt_ports, &dport);
+	if (!port || !(port->flags & LT_PORT_PROTECTED)) {
 		stat = LT_STAT_PASS_UNPROTECTED;
 		goto out;
 	}
 
-	__builtin_memcpy(lk.addr, p.saddr, 16);
-	if (bpf_map_lookup_elem(&lt_allow, &lk)) {
-		stat = LT_STAT_PASS_ALLOWLIST;
+	/*
+	 * The clock is read once per decision (lt_abi.h: the tick clock), and
+	 * only where it is needed.
+	 */
+	now = lt_now(cfg);
+	sc = bpf_map_lookup_elem(&lt_scache, &zero);
+	if (!sc) {
+		stat = LT_STAT_PASS_ADMIT; /* unreachable: per-CPU entry 0 exists */
 		goto out;
 	}
-
-	/* Clock read once per decision, after the cheap exits. */
-	now = lt_now();
-	pen = bpf_map_lookup_elem(&lt_penalty, &lk);
-	if (pen) {
-		if (now < pen->until_ns) {
+	__builtin_memcpy(lk.addr, p.saddr, 16);
+	/* A ban is an explicit act: it beats the allowlist. */
+	if (lt_no_pen_cache || sc->pen_now_ns != now || sc->pen_gen != cfg->generation ||
+	    !lt_addr_eq(sc->pen_addr, p.saddr)) {
+		pen = bpf_map_lookup_elem(&lt_penalty, &lk);
+		sc->pen_found = pen != NULL;
+		sc->pen_until_ns = pen ? pen->until_ns : 0;
+		sc->pen_now_ns = now;
+		sc->pen_gen = cfg->generation;
+		__builtin_memcpy(sc->pen_addr, p.saddr, 16);
+	}
+	if (sc->pen_found) {
+		if (now < sc->pen_until_ns) {
 			stat = LT_STAT_DROP_PENALTY;
 			drop = 1;
 			goto verdict;
@@ -287,6 +387,10 @@ static __always_inline int lt_admit(void *data, void *data_end, __u32 ifindex)
 	pol = bpf_map_lookup_elem(&lt_policy, &lk);
 	if (!pol)
 		pol = &cfg->dflt;
+	if (pol->flags & LT_POL_ALLOW) {
+		stat = LT_STAT_PASS_ALLOWLIST;
+		goto out;
+	}
 	p.policy_id = pol->id;
 	st = lt_src_get(pol, &p);
 	if (!st) {
@@ -295,18 +399,28 @@ static __always_inline int lt_admit(void *data, void *data_end, __u32 ifindex)
 	}
 	st->last_ns = now;
 
+	if (!sc->valid || sc->now_ns != now || sc->policy_id != pol->id) {
+		lt_scaled_pair(&pol->pkt, now, &sc->pkt_s, &sc->pkt_ceil);
+		lt_scaled_pair(&pol->conn, now, &sc->conn_s, &sc->conn_ceil);
+		sc->now_ns = now;
+		sc->policy_id = pol->id;
+		sc->valid = 1;
+	}
+
 	/*
 	 * All-or-nothing over the two buckets: packets first, then the
 	 * connection bucket for a SYN; a denied SYN refunds its packet token.
+	 * CAS retries exhausted (LT_CONTENDED) fail closed: no overshoot.
 	 */
-	v = lt_bucket_consume(&st->pkt_tat, &pol->pkt, now, 1, &seen);
+	v = lt_bucket_consume_at(&st->pkt_tat, &pol->pkt, sc->pkt_s, sc->pkt_ceil, 1, &seen);
 	if (v != LT_ADMIT) {
 		stat = lt_rate_stat(v, LT_STAT_DROP_PKT_RATE);
 		drop = 1;
 		goto verdict;
 	}
 	if (p.syn) {
-		v = lt_bucket_consume(&st->conn_tat, &pol->conn, now, 1, &seen);
+		v = lt_bucket_consume_at(&st->conn_tat, &pol->conn, sc->conn_s, sc->conn_ceil, 1,
+					 &seen);
 		if (v != LT_ADMIT) {
 			lt_bucket_refund(&st->pkt_tat, &pol->pkt, 1);
 			stat = lt_rate_stat(v, LT_STAT_DROP_CONN_RATE);
@@ -322,7 +436,9 @@ verdict:
 		stat += LT_STAT_DRYRUN_PENALTY - LT_STAT_DROP_PENALTY;
 		drop = 0;
 	}
-	lt_emit(cfg, &p, stat, now, ifindex);
+	seq = lt_count(stat, p.len);
+	lt_emit(cfg, &p, stat, seq, now, ifindex);
+	return !drop;
 out:
 	lt_count(stat, p.len);
 	return !drop;
@@ -351,4 +467,14 @@ int lt_tc(struct __sk_buff *skb)
 	data = (void *)(long)skb->data;
 	data_end = (void *)(long)skb->data_end;
 	return lt_admit(data, data_end, skb->ifindex) ? TC_ACT_OK : TC_ACT_SHOT;
+}
+
+/* Run once by the agent (BPF_PROG_RUN) to calibrate lt_config's clock. */
+SEC("xdp")
+int lt_clock_probe(struct xdp_md *ctx)
+{
+	(void)ctx;
+	lt_probe_jiffies = bpf_jiffies64();
+	lt_probe_ktime_ns = bpf_ktime_get_ns();
+	return XDP_PASS;
 }

@@ -18,9 +18,9 @@
 /* Map names, as pinned under the pin dir (default /sys/fs/bpf/leaky). */
 #define LT_PIN_DIR_DEFAULT "/sys/fs/bpf/leaky"
 
-#define LT_MAX_SOURCES_DEFAULT 65536 /* lt_src entries; set at first load */
-#define LT_MAX_PORTS 1024 /* lt_ports entries */
-#define LT_MAX_PREFIXES 16384 /* lt_allow, lt_penalty, lt_policy entries */
+#define LT_MAX_SOURCES_DEFAULT 65536 /* lt_src slots (power of 2); set at first load */
+#define LT_MAX_PORTS 65536 /* lt_ports: one entry per port number */
+#define LT_MAX_PREFIXES 16384 /* lt_penalty, lt_policy entries */
 #define LT_MAX_SLOTS (1U << 20) /* lt_slots: L7 buckets */
 #define LT_MAX_RATES 4096 /* lt_rates: L7 rate table */
 #define LT_EVENTS_BYTES (256 * 1024) /* lt_events ring buffer */
@@ -64,17 +64,12 @@ struct lt_stat_val {
 };
 _Static_assert(sizeof(struct lt_stat_val) == 16, "lt_stat_val is ABI");
 
-/* lt_allow, lt_penalty, lt_policy: LPM_TRIE keys. */
+/* lt_penalty, lt_policy: LPM_TRIE keys. */
 struct lt_lpm_key {
 	__u32 prefixlen; /* bits of addr that match, 0..128 (v4: 96 + len) */
 	__u8 addr[16]; /* network order; v4 is ::ffff:a.b.c.d */
 };
 _Static_assert(sizeof(struct lt_lpm_key) == 20, "lt_lpm_key is ABI");
-
-/* lt_allow value. */
-struct lt_allow_val {
-	__u32 flags; /* reserved, 0 */
-};
 
 /* Why a source sits in the penalty box. Append-only. */
 enum lt_penalty_reason {
@@ -95,57 +90,122 @@ struct lt_penalty {
 };
 _Static_assert(sizeof(struct lt_penalty) == 16, "lt_penalty is ABI");
 
+#define LT_POL_ALLOW (1U << 0) /* allowlist: pass without metering */
+
 /*
  * Per-source policy: lt_policy value (by source prefix) and the default in
- * lt_config. A rate with period_ns == 0 does not limit.
+ * lt_config. A rate with period_ns == 0 does not limit. The allowlist lives
+ * in the same trie (flags LT_POL_ALLOW), so a packet costs one policy lookup:
+ * the most specific prefix wins, allowlist entry or policy alike.
  */
 struct lt_src_policy {
 	struct lt_rate conn; /* new TCP connections (SYN without ACK) */
 	struct lt_rate pkt; /* packets to protected ports */
 	__u8 agg_v4; /* sources are bucketed per /agg_v4, 1..32 */
 	__u8 agg_v6; /* sources are bucketed per /agg_v6, 1..128 */
-	__u16 _pad0;
-	__u32 id; /* operator-visible policy id, 0 = default */
+	__u16 flags; /* LT_POL_* */
+	__u32 id; /* content hash: buckets are kept per (source, id) */
 };
-_Static_assert(sizeof(struct lt_src_policy) == 72, "lt_src_policy is ABI");
+_Static_assert(sizeof(struct lt_src_policy) == 88, "lt_src_policy is ABI");
 
-/* lt_src key: a source prefix at its policy's aggregation. */
+/* A source prefix at its policy's aggregation: what a bucket pair belongs to. */
 struct lt_src_key {
 	__u8 addr[16]; /* masked to prefixlen */
 	__u32 prefixlen; /* 96 + agg_v4 or agg_v6 */
-	__u32 policy_id; /* policy the bucket was metered by */
+	__u32 policy_id; /* policy the bucket is metered by */
 };
 _Static_assert(sizeof(struct lt_src_key) == 24, "lt_src_key is ABI");
 
 /*
- * lt_src value (HASH, bounded) and lt_overflow (ARRAY[1]). Both tats are
- * updated by CAS from any CPU; last_ns is a plain store (racy by design: it is
- * only a hint for the agent's idle sweep, which re-checks emptiness).
+ * lt_src: ARRAY[max_sources] of slots, BPF_F_MMAPABLE; lt_overflow: ARRAY[1].
+ * An open-addressing table in an array, because an array lookup is inlined
+ * by the verifier while a HASH lookup is a helper call (~25 ns here, the
+ * largest cost of the whole packet path; see make bench).
+ *
+ * A source's slot is one of LT_SRC_PROBES consecutive slots from
+ * lt_src_hash(key) & (max_sources - 1); tag is that 64-bit hash (never 0).
+ * Claiming: CAS tag 0 -> hash; every CPU claims the first free slot of the
+ * window, so two CPUs racing for one new source meet in the same slot. When
+ * all slots of the window belong to other sources the table is "full" for
+ * this source: it is metered in lt_overflow and counted (aux_table_full).
+ * key is written after the claim, for operators (bpftool) and the sweep.
+ * Both tats are CAS-updated by any CPU; last_ns is a plain store (a hint for
+ * the agent's idle sweep, which re-checks emptiness before freeing a slot).
  */
-struct lt_src_state {
+#define LT_SRC_PROBES 4
+
+struct lt_src_slot {
+	__u64 tag; /* lt_src_hash(&key); 0 = free */
+	struct lt_src_key key;
 	__u64 conn_tat; /* lt_bucket word for new connections */
 	__u64 pkt_tat; /* lt_bucket word for packets */
-	__u64 last_ns; /* CLOCK_MONOTONIC ns of the last metered packet */
+	__u64 last_ns; /* ns (BPF tick clock) of the last metered packet */
+	__u64 _pad; /* one cache line per slot */
 };
-_Static_assert(sizeof(struct lt_src_state) == 24, "lt_src_state is ABI");
+_Static_assert(sizeof(struct lt_src_slot) == 64, "lt_src_slot is ABI");
+
+/* 64-bit mix of a source key (murmur3 finaliser per word); never 0. */
+static __always_inline __u64 lt_mix64(__u64 h)
+{
+	h ^= h >> 33;
+	h *= 0xff51afd7ed558ccdULL;
+	h ^= h >> 33;
+	h *= 0xc4ceb9fe1a85ec53ULL;
+	h ^= h >> 33;
+	return h;
+}
+
+static __always_inline __u64 lt_src_hash(const struct lt_src_key *k)
+{
+	__u64 w0, w1, h;
+
+	__builtin_memcpy(&w0, k->addr, 8);
+	__builtin_memcpy(&w1, k->addr + 8, 8);
+	h = lt_mix64(w0 ^ 0x9e3779b97f4a7c15ULL);
+	h = lt_mix64(h ^ w1);
+	h = lt_mix64(h ^ ((__u64)k->prefixlen << 32 | k->policy_id));
+	return h ? h : 1;
+}
 
 /* lt_config flags. */
 #define LT_CFG_DRY_RUN (1U << 0) /* count would-be drops, pass them */
 #define LT_CFG_LOADED (1U << 1) /* the agent has written this config */
 
-/* lt_config: ARRAY[1]. Written by the agent, read by BPF on every packet. */
+/*
+ * lt_config: ARRAY[1]. Written by the agent, read by BPF on every packet.
+ *
+ * The clock. bpf_ktime_get_ns() costs ~35 ns per packet on this kind of VM,
+ * more than the rest of the path together; bpf_jiffies64() is inlined and
+ * free. So XDP/TC time is the tick clock mapped onto CLOCK_MONOTONIC:
+ *   now_ns = clk_base_ns + (jiffies64 - clk_base_jiffies) * clk_ns_per_jiffy
+ * calibrated by the agent at attach (lt_clock_probe). It moves in steps of
+ * one tick (1-10 ms) and is within one tick of CLOCK_MONOTONIC, so a
+ * penalty's until_ns (written in CLOCK_MONOTONIC) is honoured to one tick and
+ * a per-source bucket over a window t admits at most C + R*(t + 1 tick).
+ * lt_slots (L7) do not use it: user space reads CLOCK_MONOTONIC itself.
+ */
 struct lt_config {
 	struct lt_src_policy dflt; /* for sources no lt_policy prefix matches */
 	__u32 flags; /* LT_CFG_* */
-	__u32 sample_every; /* 1 event per N metered decisions; 0 = none */
+	__u32 sample_mask; /* event when (per-CPU count & mask) == 0; ~0 = none */
 	__u64 generation; /* bumped on every config write */
+	__u64 clk_base_ns; /* CLOCK_MONOTONIC ns at calibration */
+	__u64 clk_base_jiffies; /* jiffies64 at calibration */
+	__u64 clk_ns_per_jiffy; /* 1e9 / CONFIG_HZ */
 };
-_Static_assert(sizeof(struct lt_config) == 88, "lt_config is ABI");
+_Static_assert(sizeof(struct lt_config) == 128, "lt_config is ABI");
 
-/* lt_ports: HASH port (host order) -> flags. Present = protected. */
+/*
+ * lt_ports: ARRAY[65536] indexed by port (host order), BPF_F_MMAPABLE.
+ * 8 bytes: an mmapped array strides by round_up(value_size, 8), so every
+ * mmapped value is a multiple of 8 to keep user space's indexing right.
+ */
+#define LT_PORT_PROTECTED (1U << 0)
 struct lt_port_val {
-	__u32 flags; /* reserved, 0 */
+	__u32 flags; /* LT_PORT_* */
+	__u32 _pad;
 };
+_Static_assert(sizeof(struct lt_port_val) == 8, "lt_port_val is ABI (mmapped)");
 
 /* lt_events: RINGBUF records. */
 struct lt_event {
@@ -175,6 +235,22 @@ _Static_assert(sizeof(struct lt_slot) == 16, "lt_slot is ABI");
 
 /* lt_rates: ARRAY[LT_MAX_RATES] of struct lt_rate, BPF_F_MMAPABLE. */
 
+/*
+ * One L7 decision on mmapped lt_slots/lt_rates: no system call, one CAS.
+ * rate_id is read once; a concurrent rate change by the agent is applied
+ * from the next decision on.
+ */
+static __always_inline int lt_slot_consume(struct lt_slot *slots, const struct lt_rate *rates,
+					   __u32 slot, __u64 now_ns, __u64 cost_tokens,
+					   __u64 *tat_seen)
+{
+	struct lt_slot *s = &slots[slot & (LT_MAX_SLOTS - 1)];
+	__u32 rid = *(volatile __u32 *)&s->rate_id;
+
+	return lt_bucket_consume(&s->tat, &rates[rid & (LT_MAX_RATES - 1)], now_ns, cost_tokens,
+				 tat_seen);
+}
+
 /* How a program is attached to an interface. */
 enum lt_attach_mode {
 	LT_MODE_XDP_NATIVE = 1,
@@ -197,20 +273,29 @@ struct lt_iface {
 _Static_assert(sizeof(struct lt_iface) == 32, "lt_iface is ABI");
 
 /* Address helpers shared by BPF and user space. */
+
+/* ~0 << (64 - n) for n in 0..64, as the mask of the first n bits of 8 bytes. */
+static __always_inline __u64 lt_prefix_mask64(__u32 n)
+{
+	__u64 m = n >= 64 ? ~0ULL : n ? ~0ULL << (64 - n) : 0;
+
+#if __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+	m = __builtin_bswap64(m); /* addr bytes are in network order */
+#endif
+	return m;
+}
+
+/* Clears the bits of addr beyond prefixlen: two 64-bit ANDs, no byte loop. */
 static __always_inline void lt_addr_mask(__u8 addr[16], __u32 prefixlen)
 {
-	int i;
+	__u64 w0, w1;
 
-	for (i = 0; i < 16; i++) {
-		__u32 bit = (__u32)i * 8;
-
-		if (prefixlen >= bit + 8)
-			continue;
-		if (prefixlen <= bit)
-			addr[i] = 0;
-		else
-			addr[i] &= (__u8)(0xff << (8 - (prefixlen - bit)));
-	}
+	__builtin_memcpy(&w0, addr, 8);
+	__builtin_memcpy(&w1, addr + 8, 8);
+	w0 &= lt_prefix_mask64(prefixlen);
+	w1 &= lt_prefix_mask64(prefixlen > 64 ? prefixlen - 64 : 0);
+	__builtin_memcpy(addr, &w0, 8);
+	__builtin_memcpy(addr + 8, &w1, 8);
 }
 
 #endif /* LT_ABI_H */

@@ -36,15 +36,20 @@
 #define __always_inline inline __attribute__((always_inline))
 #endif
 
-/* Compiled form of "capacity C tokens, leak R = tokens/period". 32 bytes. */
+/*
+ * Compiled form of "capacity C tokens, leak R = tokens/period". 40 bytes.
+ * period_inv lets the hot path divide by period_ns with multiplications: a
+ * 64-bit division is 10-40 ns in BPF here, the largest cost of a decision.
+ */
 struct lt_rate {
 	__u64 period_ns; /* leak period, ns; 0 = this rate does not limit */
 	__u64 units_per_period; /* leak per period, units (tokens << unit_shift) */
 	__u64 cap_units; /* capacity, units (tokens << unit_shift) */
+	__u64 period_inv; /* floor((2^64 - 1) / period_ns) */
 	__u32 unit_shift; /* log2(units per token), 1..40 */
 	__u32 _pad;
 };
-_Static_assert(sizeof(struct lt_rate) == 32, "lt_rate is ABI");
+_Static_assert(sizeof(struct lt_rate) == 40, "lt_rate is ABI");
 
 /* Append-only: the values cross into stats and events. */
 enum lt_verdict {
@@ -67,36 +72,69 @@ enum lt_verdict {
 #define LT_NOW_MAX_NS (1ULL << 60)
 #define LT_SHIFT_MAX 40
 
-/* floor(a * b / c) for a*b/c < 2^64 and b*c <= 2^64, with only 64-bit ops. */
-static __always_inline __u64 lt_muldiv(__u64 a, __u64 b, __u64 c, __u64 *rem)
+/* High 64 bits of a 64x64 product (BPF has no 128-bit multiply). */
+static __always_inline __u64 lt_mulhi64(__u64 a, __u64 b)
 {
-	__u64 q = a / c, r = a % c, p = r * b;
+#if defined(__SIZEOF_INT128__) && !defined(__bpf__)
+	return (__u64)(((unsigned __int128)a * b) >> 64);
+#else
+	__u64 al = (__u32)a, ah = a >> 32, bl = (__u32)b, bh = b >> 32;
+	__u64 ll = al * bl, hl = ah * bl, lh = al * bh, hh = ah * bh;
+	__u64 mid = (ll >> 32) + (__u32)hl + (__u32)lh;
 
-	*rem = p % c;
-	return q * b + p / c;
+	return hh + (hl >> 32) + (lh >> 32) + (mid >> 32);
+#endif
+}
+
+/*
+ * a / c and a % c, exact, given inv = floor((2^64 - 1) / c): the estimate
+ * mulhi(a, inv) is at most 2 below the quotient and never above it.
+ */
+static __always_inline __u64 lt_divrem(__u64 a, __u64 c, __u64 inv, __u64 *rem)
+{
+	__u64 q = lt_mulhi64(a, inv), r = a - q * c;
+
+	if (r >= c) {
+		q++;
+		r -= c;
+	}
+	if (r >= c) {
+		q++;
+		r -= c;
+	}
+	*rem = r;
+	return q;
+}
+
+/* floor(a * b / c) for a*b/c < 2^64 and b*c <= 2^64, with only 64-bit ops. */
+static __always_inline __u64 lt_muldiv(__u64 a, __u64 b, __u64 c, __u64 inv, __u64 *rem)
+{
+	__u64 r, q = lt_divrem(a, c, inv, &r);
+
+	return q * b + lt_divrem(r * b, c, inv, rem);
 }
 
 /* Scaled time s(now), plus whether it was exact (for the ceil of a restart). */
 static __always_inline __u64 lt_scaled(const struct lt_rate *r, __u64 now_ns, __u64 *frac)
 {
-	return lt_muldiv(now_ns, r->units_per_period, r->period_ns, frac);
+	return lt_muldiv(now_ns, r->units_per_period, r->period_ns, r->period_inv, frac);
 }
 
 /*
- * One decision on a bucket word; pure, no side effects. cost_units must be
- * <= r->cap_units (the caller checks LT_TOO_BIG before scaling the cost).
+ * One decision on a bucket word; pure, no side effects. s is s(now) and
+ * s_ceil is ceil(now * rate) (s, or s + 1 when s(now) was not exact): both
+ * depend on now only, so a CAS retry loop computes them once.
+ * cost_units must be <= r->cap_units (checked before scaling the cost).
  */
-static __always_inline int lt_gcra_step(__u64 tat, __u64 now_ns, const struct lt_rate *r,
+static __always_inline int lt_gcra_step(__u64 tat, __u64 s, __u64 s_ceil, __u64 cap_units,
 					__u64 cost_units, __u64 *new_tat)
 {
-	__u64 frac, s = lt_scaled(r, now_ns, &frac);
-
 	if (tat <= s) {
 		/* Empty: restart at ceil(now * rate), never earlier. */
-		*new_tat = s + (frac != 0) + cost_units;
+		*new_tat = s_ceil + cost_units;
 		return LT_ADMIT;
 	}
-	if (tat - s > r->cap_units - cost_units)
+	if (tat - s > cap_units - cost_units)
 		return LT_DENY; /* rejects are not counted: tat unchanged */
 	*new_tat = tat + cost_units;
 	return LT_ADMIT;
@@ -165,24 +203,26 @@ static __always_inline __u64 lt_drain_ns(__u64 tat, __u64 now_ns, const struct l
 
 /*
  * Consume cost_tokens from the bucket word at *tat, shared with every other
- * CPU and process. Returns an lt_verdict; *tat_seen is the word the decision
- * was made on (after a successful CAS, the new word).
+ * CPU and process, given s = s(now) and s_ceil (see lt_gcra_step). Returns an
+ * lt_verdict; *tat_seen is the word the decision was made on (after a
+ * successful CAS, the new word).
  */
-static __always_inline int lt_bucket_consume(__u64 *tat, const struct lt_rate *r, __u64 now_ns,
-					     __u64 cost_tokens, __u64 *tat_seen)
+static __always_inline int lt_bucket_consume_at(__u64 *tat, const struct lt_rate *r, __u64 s,
+						__u64 s_ceil, __u64 cost_tokens, __u64 *tat_seen)
 {
-	__u64 old, nv, seen, cost;
+	__u64 old, nv, seen, cost, cap;
 	int i, v;
 
 	old = *(volatile __u64 *)tat;
 	*tat_seen = old;
 	if (!r->period_ns)
 		return LT_ADMIT;
-	if (cost_tokens > (r->cap_units >> r->unit_shift))
+	cap = r->cap_units;
+	if (cost_tokens > (cap >> r->unit_shift))
 		return LT_TOO_BIG;
 	cost = cost_tokens << r->unit_shift;
 	for (i = 0; i < LT_CAS_TRIES; i++) {
-		v = lt_gcra_step(old, now_ns, r, cost, &nv);
+		v = lt_gcra_step(old, s, s_ceil, cap, cost, &nv);
 		if (v != LT_ADMIT)
 			return v;
 		seen = __sync_val_compare_and_swap(tat, old, nv);
@@ -194,6 +234,17 @@ static __always_inline int lt_bucket_consume(__u64 *tat, const struct lt_rate *r
 		*tat_seen = old;
 	}
 	return LT_CONTENDED;
+}
+
+/* lt_bucket_consume_at with s(now) computed here. */
+static __always_inline int lt_bucket_consume(__u64 *tat, const struct lt_rate *r, __u64 now_ns,
+					     __u64 cost_tokens, __u64 *tat_seen)
+{
+	__u64 s = 0, frac = 0;
+
+	if (r->period_ns)
+		s = lt_scaled(r, now_ns, &frac);
+	return lt_bucket_consume_at(tat, r, s, s + (frac != 0), cost_tokens, tat_seen);
 }
 
 /*
@@ -263,6 +314,7 @@ static inline int lt_rate_init(struct lt_rate *r, __u64 capacity_tokens, __u64 l
 	if (!best)
 		return -34; /* -ERANGE */
 	r->period_ns = per;
+	r->period_inv = ~0ULL / per;
 	r->units_per_period = tok << best;
 	r->cap_units = capacity_tokens << best;
 	r->unit_shift = best;

@@ -43,7 +43,8 @@ int lt_prefix_parse(const char *s, struct lt_lpm_key *key, char *err, size_t err
 		errno = 0;
 		len = strtoul(slash, &end, 10);
 		if (!*slash || *end || errno || len > (v4 ? 32UL : 128UL)) {
-			snprintf(err, errlen, "prefix length '/%s' is not 0..%d", slash, v4 ? 32 : 128);
+			snprintf(err, errlen, "prefix length '/%s' is not 0..%d", slash,
+				 v4 ? 32 : 128);
 			return -EINVAL;
 		}
 	}

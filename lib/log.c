@@ -35,7 +35,8 @@ void lt_log_raw(int level, const char *fmt, ...)
 static int lt_libbpf_print(enum libbpf_print_level level, const char *fmt, va_list ap)
 {
 	int lvl = level == LIBBPF_WARN ? LT_LOG_INFO :
-		  level == LIBBPF_INFO ? LT_LOG_DEBUG : LT_LOG_TRACE;
+		  level == LIBBPF_INFO ? LT_LOG_DEBUG :
+					 LT_LOG_TRACE;
 
 	if (lvl > lt_log_level)
 		return 0;

@@ -10,10 +10,10 @@ extern int lt_log_level;
 void lt_log_raw(int level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
 /* The level is tested before the arguments are evaluated. */
-#define lt_log(lvl, ...)                                                                      \
-	do {                                                                                  \
-		if ((lvl) <= lt_log_level)                                                    \
-			lt_log_raw((lvl), __VA_ARGS__);                                       \
+#define lt_log(lvl, ...)                                \
+	do {                                            \
+		if ((lvl) <= lt_log_level)              \
+			lt_log_raw((lvl), __VA_ARGS__); \
 	} while (0)
 #define log_error(...) lt_log(LT_LOG_ERROR, __VA_ARGS__)
 #define log_warn(...) lt_log(LT_LOG_WARN, __VA_ARGS__)

@@ -4,17 +4,16 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+#include <sys/mman.h>
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
 #include "maps.h"
 
 const char *const lt_map_names[LT_M__MAX] = {
-	[LT_M_CONFIG] = "lt_config",	 [LT_M_PORTS] = "lt_ports",
-	[LT_M_ALLOW] = "lt_allow",	 [LT_M_PENALTY] = "lt_penalty",
-	[LT_M_POLICY] = "lt_policy",	 [LT_M_SRC] = "lt_src",
-	[LT_M_OVERFLOW] = "lt_overflow", [LT_M_STATS] = "lt_stats",
-	[LT_M_EVENTS] = "lt_events",	 [LT_M_SLOTS] = "lt_slots",
-	[LT_M_RATES] = "lt_rates",	 [LT_M_IFACES] = "lt_ifaces",
+	[LT_M_CONFIG] = "lt_config", [LT_M_PORTS] = "lt_ports",	  [LT_M_PENALTY] = "lt_penalty",
+	[LT_M_POLICY] = "lt_policy", [LT_M_SRC] = "lt_src",	  [LT_M_OVERFLOW] = "lt_overflow",
+	[LT_M_STATS] = "lt_stats",   [LT_M_EVENTS] = "lt_events", [LT_M_SLOTS] = "lt_slots",
+	[LT_M_RATES] = "lt_rates",   [LT_M_IFACES] = "lt_ifaces", [LT_M_SCACHE] = "lt_scache",
 };
 
 static const char *const lt_stat_names[LT_STAT__MAX] = {
@@ -69,8 +68,8 @@ int lt_maps_open(const char *pin_dir, struct lt_maps *m, char *err, size_t errle
 			ret = -errno;
 			if (ret == -ENOENT)
 				snprintf(err, errlen,
-					 "%s not found: is leaky-agent attached (pin dir %s)?", path,
-					 pin_dir);
+					 "%s not found: is leaky-agent attached (pin dir %s)?",
+					 path, pin_dir);
 			else if (ret == -EACCES || ret == -EPERM)
 				snprintf(err, errlen, "%s: %s (needs root or CAP_BPF)", path,
 					 strerror(-ret));
@@ -130,5 +129,67 @@ long lt_map_count(int fd)
 		ret = bpf_map_get_next_key(fd, key, next);
 	}
 	free(key);
+	return n;
+}
+
+void *lt_map_mmap(int fd, size_t *len)
+{
+	struct bpf_map_info info = {};
+	__u32 ilen = sizeof(info);
+	long page = sysconf(_SC_PAGESIZE);
+	void *p;
+
+	if (bpf_obj_get_info_by_fd(fd, &info, &ilen))
+		return NULL;
+	if (!(info.map_flags & BPF_F_MMAPABLE)) {
+		errno = EINVAL;
+		return NULL;
+	}
+	*len = ((size_t)info.value_size * info.max_entries + (size_t)page - 1) &
+	       ~((size_t)page - 1);
+	p = mmap(NULL, *len, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+	return p == MAP_FAILED ? NULL : p;
+}
+
+long lt_map_entries(int fd)
+{
+	struct bpf_map_info info = {};
+	__u32 ilen = sizeof(info);
+
+	if (bpf_obj_get_info_by_fd(fd, &info, &ilen))
+		return -errno;
+	return info.max_entries;
+}
+
+long lt_src_count(int src_fd, long *slots)
+{
+	struct lt_src_slot *s;
+	size_t len, i, n;
+	long used = 0;
+
+	s = lt_map_mmap(src_fd, &len);
+	if (!s)
+		return -errno;
+	n = (size_t)lt_map_entries(src_fd); /* len is rounded up to a page */
+	for (i = 0; i < n; i++)
+		used += __atomic_load_n(&s[i].tag, __ATOMIC_RELAXED) != 0;
+	munmap(s, len);
+	if (slots)
+		*slots = (long)n;
+	return used;
+}
+
+long lt_ports_count(int ports_fd)
+{
+	struct lt_port_val *pv;
+	size_t len, i;
+	long n = 0;
+
+	pv = lt_map_mmap(ports_fd, &len);
+	if (!pv)
+		return -errno;
+	for (i = 0; i < LT_MAX_PORTS; i++)
+		n += (pv[i].flags & LT_PORT_PROTECTED) != 0;
+	munmap(pv, len);
 	return n;
 }

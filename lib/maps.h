@@ -12,7 +12,6 @@
 enum lt_map_id {
 	LT_M_CONFIG,
 	LT_M_PORTS,
-	LT_M_ALLOW,
 	LT_M_PENALTY,
 	LT_M_POLICY,
 	LT_M_SRC,
@@ -22,6 +21,7 @@ enum lt_map_id {
 	LT_M_SLOTS,
 	LT_M_RATES,
 	LT_M_IFACES,
+	LT_M_SCACHE,
 	LT_M__MAX,
 };
 
@@ -41,7 +41,23 @@ int lt_stats_read(int stats_fd, struct lt_stat_val *out);
 
 const char *lt_stat_name(unsigned int stat);
 
+/*
+ * mmaps a BPF_F_MMAPABLE array (lt_slots, lt_rates) read-write; NULL on error
+ * with errno set. The fd must not be BPF_F_RDONLY (such fds cannot be
+ * mmapped at all). *len gets the mapped size for munmap.
+ */
+void *lt_map_mmap(int fd, size_t *len);
+
+/* max_entries of a map, or -errno. */
+long lt_map_entries(int fd);
+
 /* Entries in a hash or LPM map (walks the keys). */
 long lt_map_count(int fd);
+
+/* Protected ports in lt_ports. */
+long lt_ports_count(int ports_fd);
+
+/* Claimed slots in lt_src (mmapped) and the slot count. */
+long lt_src_count(int src_fd, long *slots);
 
 #endif

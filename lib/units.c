@@ -65,6 +65,8 @@ int lt_rate_parse(const char *s, __u64 *tokens, __u64 *period_ns)
 	if (errno || *end != '/' || !n)
 		return -EINVAL;
 	per = end + 1;
+	if (!*per)
+		return -EINVAL;
 	/* "/s" means "/1s" */
 	if (!isdigit((unsigned char)*per)) {
 		if (strlen(per) + 2 > sizeof(buf))
@@ -88,9 +90,13 @@ void lt_rate_format(__u64 tokens, __u64 period_ns, char *buf, size_t len)
 	static const struct {
 		__u64 ns;
 		const char *name;
-	} u[] = { { 86400 * LT_NS_PER_SEC, "d" }, { 3600 * LT_NS_PER_SEC, "h" },
-		  { 60 * LT_NS_PER_SEC, "m" }, { LT_NS_PER_SEC, "s" }, { 1000000, "ms" },
-		  { 1000, "us" }, { 1, "ns" } };
+	} u[] = { { 86400 * LT_NS_PER_SEC, "d" },
+		  { 3600 * LT_NS_PER_SEC, "h" },
+		  { 60 * LT_NS_PER_SEC, "m" },
+		  { LT_NS_PER_SEC, "s" },
+		  { 1000000, "ms" },
+		  { 1000, "us" },
+		  { 1, "ns" } };
 	unsigned int i;
 
 	for (i = 0; i < sizeof(u) / sizeof(u[0]); i++) {

@@ -15,22 +15,22 @@
 static int lt_t_num, lt_t_failed_total, lt_t_cur_failed;
 static const char *lt_t_name;
 
-#define CHECK(cond)                                                                          \
-	do {                                                                                 \
-		if (!(cond)) {                                                               \
-			printf("#   %s:%d: CHECK(%s) failed\n", __FILE__, __LINE__, #cond);      \
-			lt_t_cur_failed = 1;                                                 \
-		}                                                                            \
+#define CHECK(cond)                                                                         \
+	do {                                                                                \
+		if (!(cond)) {                                                              \
+			printf("#   %s:%d: CHECK(%s) failed\n", __FILE__, __LINE__, #cond); \
+			lt_t_cur_failed = 1;                                                \
+		}                                                                           \
 	} while (0)
 
-#define CHECK_EQ(a, b)                                                                       \
-	do {                                                                                 \
-		unsigned long long _a = (unsigned long long)(a), _b = (unsigned long long)(b); \
-		if (_a != _b) {                                                              \
+#define CHECK_EQ(a, b)                                                                           \
+	do {                                                                                     \
+		unsigned long long _a = (unsigned long long)(a), _b = (unsigned long long)(b);   \
+		if (_a != _b) {                                                                  \
 			printf("#   %s:%d: %s == %s failed: %llu != %llu\n", __FILE__, __LINE__, \
-			       #a, #b, _a, _b);                                              \
-			lt_t_cur_failed = 1;                                                 \
-		}                                                                            \
+			       #a, #b, _a, _b);                                                  \
+			lt_t_cur_failed = 1;                                                     \
+		}                                                                                \
 	} while (0)
 
 static inline void lt_t_begin(const char *name)
@@ -47,11 +47,11 @@ static inline void lt_t_end(void)
 	lt_t_failed_total += lt_t_cur_failed;
 }
 
-#define RUN(fn)                                                                              \
-	do {                                                                                 \
-		lt_t_begin(#fn);                                                             \
-		fn();                                                                        \
-		lt_t_end();                                                                  \
+#define RUN(fn)                  \
+	do {                     \
+		lt_t_begin(#fn); \
+		fn();            \
+		lt_t_end();      \
 	} while (0)
 
 static inline int lt_t_done(void)

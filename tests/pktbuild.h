@@ -57,7 +57,8 @@ static inline int pkt_build(const struct pkt_spec *s, unsigned char *buf, int ca
 	}
 	pkt_put16(type, s->ethertype ? s->ethertype : v6 ? ETH_P_IPV6 : ETH_P_IP);
 	l4len = proto == IPPROTO_TCP ? (int)sizeof(struct tcphdr) :
-		proto == IPPROTO_UDP ? (int)sizeof(struct udphdr) : 8;
+		proto == IPPROTO_UDP ? (int)sizeof(struct udphdr) :
+				       8;
 	if (v6) {
 		struct ipv6hdr *ip6 = (struct ipv6hdr *)p;
 

@@ -7,6 +7,7 @@
  */
 #include <errno.h>
 #include <unistd.h>
+#include <sys/mman.h>
 /* The fixture rows rely on zero-initialised fields by design. */
 #pragma GCC diagnostic ignored "-Wmissing-field-initializers"
 
@@ -29,7 +30,8 @@ static struct lt_admit *skel;
 static struct lt_maps M;
 
 /* The fixture config: every case starts from exactly this. */
-static const char base_config[] = "{"
+static const char base_config[] =
+	"{"
 	"\"protected_ports\": [8080, 5353],"
 	"\"default_policy\": {"
 	"  \"connections\": {\"capacity\": 3, \"rate\": \"1/s\"},"
@@ -40,22 +42,6 @@ static const char base_config[] = "{"
 	"\"allowlist\": [\"192.0.2.1/32\", \"2001:db8:aaaa::/48\"],"
 	"\"event_sample_every\": 0"
 	"}";
-
-static void maps_from_skel(struct lt_admit *s, struct lt_maps *m)
-{
-	m->fd[LT_M_CONFIG] = bpf_map__fd(s->maps.lt_config);
-	m->fd[LT_M_PORTS] = bpf_map__fd(s->maps.lt_ports);
-	m->fd[LT_M_ALLOW] = bpf_map__fd(s->maps.lt_allow);
-	m->fd[LT_M_PENALTY] = bpf_map__fd(s->maps.lt_penalty);
-	m->fd[LT_M_POLICY] = bpf_map__fd(s->maps.lt_policy);
-	m->fd[LT_M_SRC] = bpf_map__fd(s->maps.lt_src);
-	m->fd[LT_M_OVERFLOW] = bpf_map__fd(s->maps.lt_overflow);
-	m->fd[LT_M_STATS] = bpf_map__fd(s->maps.lt_stats);
-	m->fd[LT_M_EVENTS] = bpf_map__fd(s->maps.lt_events);
-	m->fd[LT_M_SLOTS] = bpf_map__fd(s->maps.lt_slots);
-	m->fd[LT_M_RATES] = bpf_map__fd(s->maps.lt_rates);
-	m->fd[LT_M_IFACES] = bpf_map__fd(s->maps.lt_ifaces);
-}
 
 static void clear_map(int fd, size_t ksz)
 {
@@ -80,12 +66,23 @@ static int apply_json(const char *json)
 	return ret;
 }
 
+static void clear_src(void)
+{
+	size_t len;
+	void *p = lt_map_mmap(M.fd[LT_M_SRC], &len);
+
+	if (p) {
+		memset(p, 0, len);
+		munmap(p, len);
+	}
+}
+
 static void reset(void)
 {
-	struct lt_src_state zero = {};
+	struct lt_src_slot zero = {};
 	__u32 z = 0;
 
-	clear_map(M.fd[LT_M_SRC], sizeof(struct lt_src_key));
+	clear_src();
 	clear_map(M.fd[LT_M_PENALTY], sizeof(struct lt_lpm_key));
 	bpf_map_update_elem(M.fd[LT_M_OVERFLOW], &z, &zero, BPF_ANY);
 	apply_json(base_config);
@@ -98,8 +95,7 @@ static int run_frame(int prog_fd, int is_tc, const struct pkt_spec *s, __u64 now
 	static unsigned char raw[260] __attribute__((aligned(8)));
 	unsigned char *buf = raw + 2;
 	int len = pkt_build(s, buf, sizeof(raw) - 2);
-	LIBBPF_OPTS(bpf_test_run_opts, o, .data_in = buf, .data_size_in = (__u32)len,
-		    .repeat = 1);
+	LIBBPF_OPTS(bpf_test_run_opts, o, .data_in = buf, .data_size_in = (__u32)len, .repeat = 1);
 
 	skel->bss->lt_fake_now_ns = now;
 	if (bpf_prog_test_run_opts(prog_fd, &o)) {
@@ -111,6 +107,16 @@ static int run_frame(int prog_fd, int is_tc, const struct pkt_spec *s, __u64 now
 	return o.retval == XDP_PASS ? 1 : o.retval == XDP_DROP ? 0 : -1;
 }
 
+static void bump_generation(void)
+{
+	struct lt_config c;
+	__u32 z = 0;
+
+	bpf_map_lookup_elem(M.fd[LT_M_CONFIG], &z, &c);
+	c.generation++;
+	bpf_map_update_elem(M.fd[LT_M_CONFIG], &z, &c, BPF_ANY);
+}
+
 static void ban(const char *prefix, __u64 until)
 {
 	struct lt_penalty p = { .until_ns = until, .strikes = 1 };
@@ -119,6 +125,7 @@ static void ban(const char *prefix, __u64 until)
 
 	CHECK_EQ(lt_prefix_parse(prefix, &k, err, sizeof(err)), 0);
 	CHECK_EQ(bpf_map_update_elem(M.fd[LT_M_PENALTY], &k, &p, BPF_ANY), 0);
+	bump_generation(); /* as lt_penalty_ban does */
 }
 
 static void setup_ban_v4(void)
@@ -128,6 +135,10 @@ static void setup_ban_v4(void)
 static void setup_ban_v6(void)
 {
 	ban("2001:db8:bad::/48", T0 + 60 * SEC);
+}
+static void setup_ban_allowlisted(void)
+{
+	ban("192.0.2.1/32", T0 + 60 * SEC);
 }
 static void setup_ban_expired(void)
 {
@@ -175,95 +186,215 @@ struct tcase {
 	int tc; /* through lt_tc (sched_cls) instead of lt_xdp */
 };
 
-#define W(s, k) { LT_STAT_##s, k }
-#define V4SYN(addr) { .src = addr }
-#define V6SYN(addr) { .src = addr }
+#define W(s, k)                \
+	{                      \
+		LT_STAT_##s, k \
+	}
+#define V4SYN(addr)         \
+	{                   \
+		.src = addr \
+	}
+#define V6SYN(addr)         \
+	{                   \
+		.src = addr \
+	}
 
 static const struct tcase cases[] = {
 	{ "v4 SYN admitted", NULL, { { V4SYN("10.0.0.1") } }, 1, { W(PASS_ADMIT, 1) } },
-	{ "v4 SYN over the connection limit (burst 3)", NULL, { { V4SYN("10.0.0.1"), 4 } }, 0,
+	{ "v4 SYN over the connection limit (burst 3)",
+	  NULL,
+	  { { V4SYN("10.0.0.1"), 4 } },
+	  0,
 	  { W(PASS_ADMIT, 3), W(DROP_CONN_RATE, 1) } },
-	{ "v4 ACKs are not new connections", NULL, { { { .ack = 1 }, 5 } }, 1,
+	{ "v4 ACKs are not new connections",
+	  NULL,
+	  { { { .ack = 1 }, 5 } },
+	  1,
 	  { W(PASS_ADMIT, 5) } },
-	{ "v4 packets over the packet limit (burst 10)", NULL, { { { .ack = 1 }, 11 } }, 0,
+	{ "v4 packets over the packet limit (burst 10)",
+	  NULL,
+	  { { { .ack = 1 }, 11 } },
+	  0,
 	  { W(PASS_ADMIT, 10), W(DROP_PKT_RATE, 1) } },
-	{ "rejects not counted: one leak period later one more fits", NULL,
-	  { { V4SYN("10.0.0.2"), 5 }, { V4SYN("10.0.0.2"), 1, SEC }, { V4SYN("10.0.0.2"), 1, SEC } },
-	  0, { W(PASS_ADMIT, 4), W(DROP_CONN_RATE, 3) } },
-	{ "bucket leaks: 3 seconds refill 3 connections", NULL,
-	  { { V4SYN("10.0.0.3"), 3 }, { V4SYN("10.0.0.3"), 3, 3 * SEC } }, 1,
+	{ "rejects not counted: one leak period later one more fits",
+	  NULL,
+	  { { V4SYN("10.0.0.2"), 5 },
+	    { V4SYN("10.0.0.2"), 1, SEC },
+	    { V4SYN("10.0.0.2"), 1, SEC } },
+	  0,
+	  { W(PASS_ADMIT, 4), W(DROP_CONN_RATE, 3) } },
+	{ "bucket leaks: 3 seconds refill 3 connections",
+	  NULL,
+	  { { V4SYN("10.0.0.3"), 3 }, { V4SYN("10.0.0.3"), 3, 3 * SEC } },
+	  1,
 	  { W(PASS_ADMIT, 6) } },
-	{ "unprotected TCP port", NULL, { { { .dport = 22 }, 20 } }, 1,
+	{ "unprotected TCP port",
+	  NULL,
+	  { { { .dport = 22 }, 20 } },
+	  1,
 	  { W(PASS_UNPROTECTED, 20) } },
-	{ "UDP to a protected port is metered", NULL, { { { .proto = IPPROTO_UDP, .dport = 5353 }, 11 } },
-	  0, { W(PASS_ADMIT, 10), W(DROP_PKT_RATE, 1) } },
-	{ "UDP to an unprotected port", NULL, { { { .proto = IPPROTO_UDP, .dport = 53 } } }, 1,
+	{ "UDP to a protected port is metered",
+	  NULL,
+	  { { { .proto = IPPROTO_UDP, .dport = 5353 }, 11 } },
+	  0,
+	  { W(PASS_ADMIT, 10), W(DROP_PKT_RATE, 1) } },
+	{ "UDP to an unprotected port",
+	  NULL,
+	  { { { .proto = IPPROTO_UDP, .dport = 53 } } },
+	  1,
 	  { W(PASS_UNPROTECTED, 1) } },
-	{ "ICMP is not metered", NULL, { { { .proto = IPPROTO_ICMP }, 3 } }, 1,
+	{ "ICMP is not metered",
+	  NULL,
+	  { { { .proto = IPPROTO_ICMP }, 3 } },
+	  1,
 	  { W(PASS_UNPROTECTED, 3) } },
 	{ "non-IP (ARP)", NULL, { { { .ethertype = ETH_P_ARP } } }, 1, { W(PASS_NON_IP, 1) } },
 	{ "Ethernet header only", NULL, { { { .truncate = 14 } } }, 1, { W(PASS_MALFORMED, 1) } },
-	{ "truncated IPv4 header", NULL, { { { .truncate = 14 + 12 } } }, 1,
+	{ "truncated IPv4 header",
+	  NULL,
+	  { { { .truncate = 14 + 12 } } },
+	  1,
 	  { W(PASS_MALFORMED, 1) } },
-	{ "truncated TCP header", NULL, { { { .truncate = 14 + 20 + 10 } } }, 1,
+	{ "truncated TCP header",
+	  NULL,
+	  { { { .truncate = 14 + 20 + 10 } } },
+	  1,
 	  { W(PASS_MALFORMED, 1) } },
-	{ "truncated UDP header", NULL,
-	  { { { .proto = IPPROTO_UDP, .dport = 5353, .truncate = 14 + 20 + 4 } } }, 1,
+	{ "truncated UDP header",
+	  NULL,
+	  { { { .proto = IPPROTO_UDP, .dport = 5353, .truncate = 14 + 20 + 4 } } },
+	  1,
 	  { W(PASS_MALFORMED, 1) } },
 	{ "IPv4 IHL below 5", NULL, { { { .bad_ihl = 1 } } }, 1, { W(PASS_MALFORMED, 1) } },
 	{ "IPv4 non-first fragment", NULL, { { { .frag = 1 } } }, 1, { W(PASS_FRAGMENT, 1) } },
-	{ "one VLAN tag", NULL, { { { .vlans = 1 }, 4 } }, 0,
+	{ "one VLAN tag",
+	  NULL,
+	  { { { .vlans = 1 }, 4 } },
+	  0,
 	  { W(PASS_ADMIT, 3), W(DROP_CONN_RATE, 1) } },
-	{ "two VLAN tags (QinQ)", NULL, { { { .vlans = 2 }, 4 } }, 0,
+	{ "two VLAN tags (QinQ)",
+	  NULL,
+	  { { { .vlans = 2 }, 4 } },
+	  0,
 	  { W(PASS_ADMIT, 3), W(DROP_CONN_RATE, 1) } },
-	{ "truncated VLAN tag", NULL, { { { .vlans = 2, .truncate = 14 + 2 } } }, 1,
+	{ "truncated VLAN tag",
+	  NULL,
+	  { { { .vlans = 2, .truncate = 14 + 2 } } },
+	  1,
 	  { W(PASS_MALFORMED, 1) } },
-	{ "v6 SYN over the connection limit", NULL, { { V6SYN("2001:db8:1::1"), 4 } }, 0,
+	{ "v6 SYN over the connection limit",
+	  NULL,
+	  { { V6SYN("2001:db8:1::1"), 4 } },
+	  0,
 	  { W(PASS_ADMIT, 3), W(DROP_CONN_RATE, 1) } },
-	{ "truncated IPv6 header", NULL, { { { .src = "2001:db8::1", .truncate = 14 + 30 } } }, 1,
+	{ "truncated IPv6 header",
+	  NULL,
+	  { { { .src = "2001:db8::1", .truncate = 14 + 30 } } },
+	  1,
 	  { W(PASS_MALFORMED, 1) } },
-	{ "v6 /64 aggregation: addresses in one /64 share a bucket", NULL,
-	  { { V6SYN("2001:db8:1::1"), 2 }, { V6SYN("2001:db8:1::ffff"), 2 } }, 0,
+	{ "v6 /64 aggregation: addresses in one /64 share a bucket",
+	  NULL,
+	  { { V6SYN("2001:db8:1::1"), 2 }, { V6SYN("2001:db8:1::ffff"), 2 } },
+	  0,
 	  { W(PASS_ADMIT, 3), W(DROP_CONN_RATE, 1) } },
-	{ "v6 different /64s do not share", NULL,
-	  { { V6SYN("2001:db8:1::1"), 3 }, { V6SYN("2001:db8:2::1"), 3 } }, 1,
+	{ "v6 different /64s do not share",
+	  NULL,
+	  { { V6SYN("2001:db8:1::1"), 3 }, { V6SYN("2001:db8:2::1"), 3 } },
+	  1,
 	  { W(PASS_ADMIT, 6) } },
-	{ "policy override by prefix: 198.51.100.0/24 allows 1 connection", NULL,
-	  { { V4SYN("198.51.100.7"), 2 } }, 0, { W(PASS_ADMIT, 1), W(DROP_CONN_RATE, 1) } },
-	{ "prefix aggregation /24: .1 and .2 share one bucket", NULL,
-	  { { V4SYN("198.51.100.1") }, { V4SYN("198.51.100.2") } }, 0,
+	{ "policy override by prefix: 198.51.100.0/24 allows 1 connection",
+	  NULL,
+	  { { V4SYN("198.51.100.7"), 2 } },
+	  0,
 	  { W(PASS_ADMIT, 1), W(DROP_CONN_RATE, 1) } },
-	{ "v4 /32 aggregation: neighbours do not share", NULL,
-	  { { V4SYN("10.0.0.1"), 3 }, { V4SYN("10.0.0.2"), 3 } }, 1, { W(PASS_ADMIT, 6) } },
-	{ "allowlisted v4 passes unmetered", NULL, { { V4SYN("192.0.2.1"), 50 } }, 1,
+	{ "prefix aggregation /24: .1 and .2 share one bucket",
+	  NULL,
+	  { { V4SYN("198.51.100.1") }, { V4SYN("198.51.100.2") } },
+	  0,
+	  { W(PASS_ADMIT, 1), W(DROP_CONN_RATE, 1) } },
+	{ "v4 /32 aggregation: neighbours do not share",
+	  NULL,
+	  { { V4SYN("10.0.0.1"), 3 }, { V4SYN("10.0.0.2"), 3 } },
+	  1,
+	  { W(PASS_ADMIT, 6) } },
+	{ "allowlisted v4 passes unmetered",
+	  NULL,
+	  { { V4SYN("192.0.2.1"), 50 } },
+	  1,
 	  { W(PASS_ALLOWLIST, 50) } },
-	{ "allowlisted v6 prefix", NULL, { { V6SYN("2001:db8:aaaa:1::9"), 50 } }, 1,
+	{ "allowlisted v6 prefix",
+	  NULL,
+	  { { V6SYN("2001:db8:aaaa:1::9"), 50 } },
+	  1,
 	  { W(PASS_ALLOWLIST, 50) } },
-	{ "penalised v4 prefix drops", setup_ban_v4, { { V4SYN("10.9.3.4"), 2 } }, 0,
+	{ "penalised v4 prefix drops",
+	  setup_ban_v4,
+	  { { V4SYN("10.9.3.4"), 2 } },
+	  0,
 	  { W(DROP_PENALTY, 2) } },
-	{ "penalised v6 prefix drops", setup_ban_v6, { { V6SYN("2001:db8:bad:1::1") } }, 0,
+	{ "penalised v6 prefix drops",
+	  setup_ban_v6,
+	  { { V6SYN("2001:db8:bad:1::1") } },
+	  0,
 	  { W(DROP_PENALTY, 1) } },
-	{ "penalty expires by itself", setup_ban_expired, { { V4SYN("10.9.3.4") } }, 1,
+	{ "penalty expires by itself",
+	  setup_ban_expired,
+	  { { V4SYN("10.9.3.4") } },
+	  1,
 	  { W(PASS_ADMIT, 1), W(AUX_PENALTY_EXPIRED, 1) } },
-	{ "penalty ends at until_ns exactly", setup_ban_v4,
-	  { { V4SYN("10.9.3.4"), 1, 60 * SEC - 1 }, { V4SYN("10.9.3.4"), 1, 60 * SEC } }, 1,
+	{ "penalty ends at until_ns exactly",
+	  setup_ban_v4,
+	  { { V4SYN("10.9.3.4"), 1, 60 * SEC - 1 }, { V4SYN("10.9.3.4"), 1, 60 * SEC } },
+	  1,
 	  { W(DROP_PENALTY, 1), W(PASS_ADMIT, 1), W(AUX_PENALTY_EXPIRED, 1) } },
-	{ "penalty only on protected ports", setup_ban_v4, { { { .src = "10.9.3.4", .dport = 22 } } },
-	  1, { W(PASS_UNPROTECTED, 1) } },
-	{ "dry-run counts would-be drops and passes them", setup_dry_run,
-	  { { V4SYN("10.0.0.1"), 5 } }, 1, { W(PASS_ADMIT, 3), W(DRYRUN_CONN_RATE, 2) } },
-	{ "dry-run penalty", setup_dry_run_ban, { { V4SYN("10.9.0.1") } }, 1,
+	{ "a ban beats the allowlist",
+	  setup_ban_allowlisted,
+	  { { V4SYN("192.0.2.1") } },
+	  0,
+	  { W(DROP_PENALTY, 1) } },
+	{ "penalty only on protected ports",
+	  setup_ban_v4,
+	  { { { .src = "10.9.3.4", .dport = 22 } } },
+	  1,
+	  { W(PASS_UNPROTECTED, 1) } },
+	{ "dry-run counts would-be drops and passes them",
+	  setup_dry_run,
+	  { { V4SYN("10.0.0.1"), 5 } },
+	  1,
+	  { W(PASS_ADMIT, 3), W(DRYRUN_CONN_RATE, 2) } },
+	{ "dry-run penalty",
+	  setup_dry_run_ban,
+	  { { V4SYN("10.9.0.1") } },
+	  1,
 	  { W(DRYRUN_PENALTY, 1) } },
-	{ "dry-run packet limit", setup_dry_run, { { { .ack = 1 }, 12 } }, 1,
+	{ "dry-run packet limit",
+	  setup_dry_run,
+	  { { { .ack = 1 }, 12 } },
+	  1,
 	  { W(PASS_ADMIT, 10), W(DRYRUN_PKT_RATE, 2) } },
-	{ "no config yet: pass and count", setup_no_config, { { V4SYN("10.0.0.1"), 2 } }, 1,
+	{ "no config yet: pass and count",
+	  setup_no_config,
+	  { { V4SYN("10.0.0.1"), 2 } },
+	  1,
 	  { W(PASS_NO_CONFIG, 2) } },
-	{ "TC: SYN over the limit", NULL, { { V4SYN("10.0.0.1"), 4 } }, 0,
-	  { W(PASS_ADMIT, 3), W(DROP_CONN_RATE, 1) }, 1 },
-	{ "TC: v6 over VLAN, allowlisted", NULL,
-	  { { { .src = "2001:db8:aaaa::1", .vlans = 1 }, 2 } }, 1, { W(PASS_ALLOWLIST, 2) }, 1 },
-	{ "TC: truncated TCP", NULL, { { { .truncate = 14 + 20 + 3 } } }, 1,
-	  { W(PASS_MALFORMED, 1) }, 1 },
+	{ "TC: SYN over the limit",
+	  NULL,
+	  { { V4SYN("10.0.0.1"), 4 } },
+	  0,
+	  { W(PASS_ADMIT, 3), W(DROP_CONN_RATE, 1) },
+	  1 },
+	{ "TC: v6 over VLAN, allowlisted",
+	  NULL,
+	  { { { .src = "2001:db8:aaaa::1", .vlans = 1 }, 2 } },
+	  1,
+	  { W(PASS_ALLOWLIST, 2) },
+	  1 },
+	{ "TC: truncated TCP",
+	  NULL,
+	  { { { .truncate = 14 + 20 + 3 } } },
+	  1,
+	  { W(PASS_MALFORMED, 1) },
+	  1 },
 };
 
 static int run_case(const struct tcase *tc)
@@ -289,7 +420,9 @@ static int run_case(const struct tcase *tc)
 	lt_stats_read(M.fd[LT_M_STATS], after);
 	if (last != tc->last_pass) {
 		printf("#   verdict of the last frame: got %s, want %s\n",
-		       last == 1 ? "pass" : last == 0 ? "drop" : "error",
+		       last == 1 ? "pass" :
+		       last == 0 ? "drop" :
+				   "error",
 		       tc->last_pass ? "pass" : "drop");
 		ok = 0;
 	}
@@ -301,8 +434,9 @@ static int run_case(const struct tcase *tc)
 		if (i == LT_STAT_AUX_EVENT_SENT || i == LT_STAT_AUX_EVENT_LOST)
 			continue;
 		if (d != want[i]) {
-			printf("#   counter %s moved by %llu, want %llu\n", lt_stat_name((unsigned)i),
-			       (unsigned long long)d, (unsigned long long)want[i]);
+			printf("#   counter %s moved by %llu, want %llu\n",
+			       lt_stat_name((unsigned)i), (unsigned long long)d,
+			       (unsigned long long)want[i]);
 			ok = 0;
 		}
 	}
@@ -398,44 +532,65 @@ static void events_are_sampled(void)
 	ring_buffer__free(rb);
 }
 
-/* A separate tiny table: when lt_src is full, new sources are counted. */
+/*
+ * A separate tiny table (16 slots): 64 sources cannot all have a bucket. Every
+ * source either owns a slot or is metered in lt_overflow and counted; none is
+ * silently dropped from metering, and no slot changes owner.
+ */
 static void table_full_uses_overflow_and_counts(void)
 {
 	struct lt_load_opts lo = { .max_sources = 16, .fake_clock = 1 };
 	struct lt_stat_val before[LT_STAT__MAX], after[LT_STAT__MAX];
 	struct lt_admit *small, *saved = skel;
 	struct lt_maps saved_m = M;
+	struct lt_src_slot *slots;
 	char err[256], src[32];
-	int i, prog, pass = 0;
+	long used, slots_n = 0;
+	int i, prog, owned = 0;
+	size_t len;
 
 	small = lt_skel_load(&lo, err, sizeof(err));
 	CHECK(small != NULL);
 	if (!small)
 		return;
 	skel = small;
-	maps_from_skel(small, &M);
+	lt_maps_from_skel(small, &M);
 	reset();
 	prog = bpf_program__fd(small->progs.lt_xdp);
 	lt_stats_read(M.fd[LT_M_STATS], before);
-	for (i = 0; i < 16; i++) {
-		struct pkt_spec s = { .src = src };
+	for (i = 0; i < 64; i++) {
+		struct pkt_spec s = { .src = src, .ack = 1 };
 
-		snprintf(src, sizeof(src), "10.1.0.%d", i + 1);
-		pass += run_frame(prog, 0, &s, T0);
-	}
-	CHECK_EQ(lt_map_count(M.fd[LT_M_SRC]), 16);
-	/* 17th..20th source: no room; they share lt_overflow (burst 3) */
-	for (i = 16; i < 20; i++) {
-		struct pkt_spec s = { .src = src };
-
-		snprintf(src, sizeof(src), "10.1.0.%d", i + 1);
-		pass += run_frame(prog, 0, &s, T0);
+		snprintf(src, sizeof(src), "10.1.%d.%d", i / 200, i % 200 + 1);
+		run_frame(prog, 0, &s, T0);
 	}
 	lt_stats_read(M.fd[LT_M_STATS], after);
-	CHECK_EQ(pass, 16 + 3);
-	CHECK_EQ(lt_map_count(M.fd[LT_M_SRC]), 16);
-	CHECK_EQ(after[LT_STAT_AUX_TABLE_FULL].packets - before[LT_STAT_AUX_TABLE_FULL].packets, 4);
-	CHECK_EQ(after[LT_STAT_DROP_CONN_RATE].packets - before[LT_STAT_DROP_CONN_RATE].packets, 1);
+	used = lt_src_count(M.fd[LT_M_SRC], &slots_n);
+	CHECK_EQ(slots_n, 16);
+	CHECK(used >= 4 && used <= 16);
+	/* each slot's key hashes to its tag, and one source owns one slot */
+	slots = lt_map_mmap(M.fd[LT_M_SRC], &len);
+	CHECK(slots != NULL);
+	for (i = 0; slots && i < 16; i++) {
+		if (!slots[i].tag)
+			continue;
+		owned++;
+		CHECK_EQ(slots[i].tag, lt_src_hash(&slots[i].key));
+		CHECK_EQ(slots[i].pkt_tat != 0, 1);
+	}
+	if (slots)
+		munmap(slots, len);
+	CHECK_EQ(owned, used);
+	CHECK_EQ(after[LT_STAT_AUX_TABLE_FULL].packets - before[LT_STAT_AUX_TABLE_FULL].packets,
+		 64 - used);
+	/*
+	 * Sources with a slot pass (1 packet each); the others share the
+	 * overflow bucket, still metered: its burst of 10 passes, the rest drop.
+	 */
+	CHECK(64 - used >= 10);
+	CHECK_EQ(after[LT_STAT_PASS_ADMIT].packets - before[LT_STAT_PASS_ADMIT].packets, used + 10);
+	CHECK_EQ(after[LT_STAT_DROP_PKT_RATE].packets - before[LT_STAT_DROP_PKT_RATE].packets,
+		 64 - used - 10);
 	lt_admit__destroy(small);
 	skel = saved;
 	M = saved_m;
@@ -452,14 +607,51 @@ static void sweep_frees_idle_empty_buckets(void)
 	setup_ban_expired();
 	run_frame(prog, 0, &a, T0); /* level 1 of 3, drains in 1 s */
 	run_frame(prog, 0, &b, T0 + 100 * SEC);
-	CHECK_EQ(lt_map_count(M.fd[LT_M_SRC]), 2);
+	CHECK_EQ(lt_src_count(M.fd[LT_M_SRC], NULL), 2);
 	/* at T0+100s: a idle 100 s and empty; b just used */
 	lt_sweep(&M, T0 + 100 * SEC, 60 * SEC, &st);
 	CHECK_EQ(st.sources_idle, 1);
 	CHECK_EQ(st.sources_left, 1);
 	CHECK_EQ(st.penalties_expired, 1);
-	CHECK_EQ(lt_map_count(M.fd[LT_M_SRC]), 1);
+	CHECK_EQ(lt_src_count(M.fd[LT_M_SRC], NULL), 1);
 	CHECK_EQ(lt_map_count(M.fd[LT_M_PENALTY]), 0);
+	/* a bucket that still holds level is kept however idle it is */
+	reset();
+	{
+		struct pkt_spec c = { .src = "10.0.0.3" };
+
+		CHECK_EQ(run_frame(prog, 0, &c, T0), 1);
+	}
+	lt_sweep(&M, T0 + 500 * 1000000ULL, 1, &st); /* 0.5 s: level not drained */
+	CHECK_EQ(st.sources_idle, 0);
+	CHECK_EQ(lt_src_count(M.fd[LT_M_SRC], NULL), 1);
+}
+
+/*
+ * The per-CPU penalty memo: within one tick a banned source is dropped
+ * without the trie; an agent unban (generation bump) applies at once.
+ */
+static void penalty_memo_follows_unban(void)
+{
+	struct pkt_spec s = { .src = "10.9.0.7" };
+	int prog = bpf_program__fd(skel->progs.lt_xdp);
+	struct lt_lpm_key k;
+	char err[64];
+
+	reset();
+	setup_ban_v4();
+	CHECK_EQ(run_frame(prog, 0, &s, T0), 0);
+	CHECK_EQ(run_frame(prog, 0, &s, T0), 0); /* memo hit */
+	lt_prefix_parse("10.9.0.0/16", &k, err, sizeof(err));
+	CHECK_EQ(lt_penalty_unban(M.fd[LT_M_PENALTY], M.fd[LT_M_CONFIG], &k), 0);
+	CHECK_EQ(run_frame(prog, 0, &s, T0), 1); /* same tick: not stale */
+	CHECK_EQ(
+		lt_penalty_ban(M.fd[LT_M_PENALTY], M.fd[LT_M_CONFIG], &k, ~0ULL, LT_PENALTY_MANUAL),
+		0);
+	CHECK_EQ(run_frame(prog, 0, &s, T0), 0);
+	/* a raw map edit (no generation bump) applies by the next tick */
+	bpf_map_delete_elem(M.fd[LT_M_PENALTY], &k);
+	CHECK_EQ(run_frame(prog, 0, &s, T0 + 4000000), 1);
 }
 
 /* lib/maps.c names the maps for user space; they must be the skeleton's. */
@@ -468,7 +660,8 @@ static void map_names_match_skeleton(void)
 	struct bpf_map *map;
 	int i, n = 0;
 
-	bpf_object__for_each_map(map, skel->obj) {
+	bpf_object__for_each_map(map, skel->obj)
+	{
 		int found = 0;
 
 		if (bpf_map__is_internal(map))
@@ -500,13 +693,14 @@ int main(void)
 		printf("not ok 1 - load skeleton: %s\n1..1\n", err);
 		return 1;
 	}
-	maps_from_skel(skel, &M);
+	lt_maps_from_skel(skel, &M);
 	fixture_table();
 	RUN(denied_syn_refunds_packet_token);
 	RUN(bytes_are_counted);
 	RUN(events_are_sampled);
 	RUN(table_full_uses_overflow_and_counts);
 	RUN(sweep_frees_idle_empty_buckets);
+	RUN(penalty_memo_follows_unban);
 	RUN(map_names_match_skeleton);
 	lt_admit__destroy(skel);
 	return lt_t_done();

@@ -78,7 +78,8 @@ static void retry_after_exact(void)
 {
 	static const __u64 rates[][3] = {
 		/* capacity, tokens, period_ns */
-		{ 10, 1, SEC }, { 100, 7, 3 * SEC }, { 1, 1, DAY }, { 1000000000, 1000000000, SEC },
+		{ 10, 1, SEC },	       { 100, 7, 3 * SEC },
+		{ 1, 1, DAY },	       { 1000000000, 1000000000, SEC },
 		{ 5, 999999999, SEC }, { 64, 3, 7 * MS },
 	};
 	unsigned int i;
@@ -134,7 +135,8 @@ static int check_no_overshoot(const struct ev *ev, int n, __u64 cap, __u64 tok, 
 		for (j = i; j < n; j++) {
 			sum += ev[j].n;
 			/* (sum - C) * per <= tok * (tj - ti) */
-			if (sum > cap && (sum - cap) * per > (unsigned __int128)tok * (ev[j].t - ev[i].t))
+			if (sum > cap &&
+			    (sum - cap) * per > (unsigned __int128)tok * (ev[j].t - ev[i].t))
 				return 0;
 		}
 	}
@@ -153,9 +155,10 @@ static __u64 rnd(void)
 static void never_overshoots_random(void)
 {
 	static const __u64 rates[][3] = {
-		{ 10, 1, SEC },	       { 100, 7, 3 * SEC },	  { 3, 1, DAY },
-		{ 1000, 1000000000, SEC }, { 50, 999999999, SEC }, { 7, 3, 7 * MS },
-		{ 1, 1, US },	       { 12, 5, 11 * NS },
+		{ 10, 1, SEC },		{ 100, 7, 3 * SEC },
+		{ 3, 1, DAY },		{ 1000, 1000000000, SEC },
+		{ 50, 999999999, SEC }, { 7, 3, 7 * MS },
+		{ 1, 1, US },		{ 12, 5, 11 * NS },
 	};
 	static struct ev ev[3000];
 	unsigned int i;
@@ -348,6 +351,34 @@ static void concurrent_cas_exact(void)
 	CHECK_EQ(a.admitted + b.admitted, 1000000);
 }
 
+/* The reciprocal division and the 32-bit mulhi, against the compiler's. */
+static void reciprocal_division_exact(void)
+{
+	static const __u64 cs[] = {
+		1, 2, 3, 7, 1000, 999999999, 1000000000, 86400000000000ULL, (1ULL << 63) + 1, ~0ULL
+	};
+	unsigned int i, k;
+
+	for (i = 0; i < sizeof(cs) / sizeof(cs[0]); i++) {
+		for (k = 0; k < 20000; k++) {
+			__u64 a = k < 4 ? (k < 2 ? k : ~0ULL - k) : rnd() >> (k % 64), r, q;
+
+			q = lt_divrem(a, cs[i], ~0ULL / cs[i], &r);
+			CHECK_EQ(q, a / cs[i]);
+			CHECK_EQ(r, a % cs[i]);
+		}
+	}
+	for (k = 0; k < 100000; k++) {
+		__u64 a = rnd(), b = rnd(), al = (__u32)a, ah = a >> 32, bl = (__u32)b,
+		      bh = b >> 32;
+		__u64 ll = al * bl, hl = ah * bl, lh = al * bh, hh = ah * bh;
+		__u64 mid = (ll >> 32) + (__u32)hl + (__u32)lh;
+
+		/* the BPF branch of lt_mulhi64, spelled out, against __int128 */
+		CHECK_EQ(hh + (hl >> 32) + (lh >> 32) + (mid >> 32), lt_mulhi64(a, b));
+	}
+}
+
 static void muldiv_matches_128bit(void)
 {
 	int i;
@@ -358,7 +389,7 @@ static void muldiv_matches_128bit(void)
 
 		if (want >> 64)
 			continue;
-		CHECK_EQ(lt_muldiv(a, b, c, &rem), (__u64)want);
+		CHECK_EQ(lt_muldiv(a, b, c, ~0ULL / c, &rem), (__u64)want);
 		CHECK_EQ(rem, (__u64)((unsigned __int128)a * b % c));
 	}
 }
@@ -380,5 +411,6 @@ int main(void)
 	RUN(refund_restores);
 	RUN(concurrent_cas_exact);
 	RUN(muldiv_matches_128bit);
+	RUN(reciprocal_division_exact);
 	return lt_t_done();
 }
