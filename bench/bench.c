@@ -119,11 +119,12 @@ static int xdp_setup(struct lt_admit *skel)
 	__u32 z = 0;
 
 	lt_maps_from_skel(skel, &m);
-	if (lt_config_parse("{\"protected_ports\":[8080],\"event_sample_every\":0,"
-			    "\"default_policy\":{"
-			    "\"connections\":{\"capacity\":1000000000000,\"rate\":\"2000000000/s\"},"
-			    "\"packets\":{\"capacity\":1000000000000,\"rate\":\"2000000000/s\"}}}",
-			    "bench", &c, err, sizeof(err)) ||
+	if (lt_config_parse(
+		    "{\"protected_ports\":[8080],\"event_sample_every\":0,"
+		    "\"default_policy\":{"
+		    "\"connections\":{\"capacity\":1000000000000,\"rate\":\"2000000000/s\"},"
+		    "\"packets\":{\"capacity\":1000000000000,\"rate\":\"2000000000/s\"}}}",
+		    "bench", &c, err, sizeof(err)) ||
 	    lt_config_apply(&m, &c, err, sizeof(err))) {
 		fprintf(stderr, "bench: %s\n", err);
 		return 1;
@@ -174,11 +175,11 @@ static int bench_xdp(struct lt_admit *skel)
 	       "     ratio = median of %d paired runs against the empty program)\n",
 	       XRUNS, XRUNS);
 	printf("  empty XDP_PASS program          %7.1f ns   (reference)\n", e);
-	printf("  pass path, metered source       %7.1f ns   %.2fx empty   [target <= 3x]\n",
-	       pass, rp);
+	printf("  pass path, metered source       %7.1f ns   %.2fx empty   [target <= 3x]\n", pass,
+	       rp);
 	printf("  pass path, metered SYN (2 CAS)  %7.1f ns   %.2fx empty\n", synp, rs);
-	printf("  drop path, penalised source     %7.1f ns   %.2fx empty   [target <= 2x]\n",
-	       drop, rd);
+	printf("  drop path, penalised source     %7.1f ns   %.2fx empty   [target <= 2x]\n", drop,
+	       rd);
 	printf("  without the per-CPU penalty memo (every packet a new source):\n");
 	printf("  pass path, metered, memo miss   %7.1f ns   %.2fx empty\n", upass, rup);
 	printf("  drop path, penalised, memo miss %7.1f ns   %.2fx empty\n", udrop, rud);
@@ -248,8 +249,9 @@ static double ubench_run(struct lt_slot *slots, const struct lt_rate *rates, con
 
 		pthread_barrier_init(&bar, NULL, (unsigned)threads);
 		for (t = 0; t < threads; t++) {
-			u[t] = (struct ubench){ slots, rates, keys ? keys + t * (n / 2) : NULL, n,
-						clk, 0, 0, &bar };
+			u[t] = (struct ubench){ slots, rates, keys ? keys + t * (n / 2) : NULL,
+						n,     clk,   0,
+						0,     &bar };
 			if (keys && threads == 2)
 				u[t].n = n / 2;
 			pthread_create(&th[t], NULL, ubench_fn, &u[t]);
@@ -343,7 +345,8 @@ static int bench_user(struct lt_admit *skel)
 	g_ours_1t = 1e9 / hot1;
 	g_ours_2t = 2e9 / hot2;
 	printf("\nUser-space decisions on mmapped lt_slots (CAS, clock read per decision, "
-	       "median of %d)\n", RUNS);
+	       "median of %d)\n",
+	       RUNS);
 	printf("  hot key, 1 thread, CLOCK_MONOTONIC        %6.1f ns  %6.1f M/s   [target < 50 ns]\n",
 	       hot1, 1e3 / hot1);
 	printf("  hot key, 1 thread, CLOCK_MONOTONIC_COARSE %6.1f ns  %6.1f M/s\n", hot1c,
@@ -351,9 +354,10 @@ static int bench_user(struct lt_admit *skel)
 	printf("  hot key, 2 threads (same word)            %6.1f ns  %6.1f M/s total\n", hot2,
 	       2e3 / hot2);
 	printf("  1M keys, 1 thread                         %6.1f ns  %.2fx random read   "
-	       "[target <= 2x]\n", cold1, cold1 / rr);
-	printf("  1M keys, 2 threads                        %6.1f ns  %.2fx random read\n",
-	       cold2, cold2 / rr);
+	       "[target <= 2x]\n",
+	       cold1, cold1 / rr);
+	printf("  1M keys, 2 threads                        %6.1f ns  %.2fx random read\n", cold2,
+	       cold2 / rr);
 	printf("  reference: dependent random read, 1M x 16 B %5.1f ns\n", rr);
 	free(perm);
 	munmap(slots, slen);
@@ -364,15 +368,14 @@ static int bench_user(struct lt_admit *skel)
 /* ---- 3. Redis Lua token bucket -------------------------------------------- */
 
 /* The common open-source pattern: a hash {tokens, ts} refilled in Lua. */
-static const char lua[] =
-	"local b = redis.call('HMGET', KEYS[1], 't', 'ts') "
-	"local cap = tonumber(ARGV[1]) local rate = tonumber(ARGV[2]) "
-	"local now = tonumber(ARGV[3]) local cost = tonumber(ARGV[4]) "
-	"local t = tonumber(b[1]) or cap local ts = tonumber(b[2]) or now "
-	"t = math.min(cap, t + (now - ts) * rate / 1000000) "
-	"local ok = 0 if t >= cost then t = t - cost ok = 1 end "
-	"redis.call('HSET', KEYS[1], 't', t, 'ts', now) "
-	"redis.call('PEXPIRE', KEYS[1], 60000) return ok";
+static const char lua[] = "local b = redis.call('HMGET', KEYS[1], 't', 'ts') "
+			  "local cap = tonumber(ARGV[1]) local rate = tonumber(ARGV[2]) "
+			  "local now = tonumber(ARGV[3]) local cost = tonumber(ARGV[4]) "
+			  "local t = tonumber(b[1]) or cap local ts = tonumber(b[2]) or now "
+			  "t = math.min(cap, t + (now - ts) * rate / 1000000) "
+			  "local ok = 0 if t >= cost then t = t - cost ok = 1 end "
+			  "redis.call('HSET', KEYS[1], 't', t, 'ts', now) "
+			  "redis.call('PEXPIRE', KEYS[1], 60000) return ok";
 
 static int resp_cmd(int fd, int argc, const char **argv, char *reply, size_t rlen)
 {
@@ -425,8 +428,9 @@ static void *rbench_fn(void *arg)
 {
 	struct rbench *b = arg;
 	char reply[256], now[32];
-	const char *argv[] = { "EVALSHA", b->sha, "1", "bench:key", "1000000", "1000000", now,
-			       "1" };
+	const char *argv[] = {
+		"EVALSHA", b->sha, "1", "bench:key", "1000000", "1000000", now, "1"
+	};
 	int fd = redis_connect(b->port);
 	double t;
 	long i;
@@ -473,7 +477,8 @@ static int bench_redis(int port)
 	r2 = b[0].rate + b[1].rate;
 	printf("\nRedis Lua token bucket (EVALSHA, loopback TCP, one request per decision)\n");
 	printf("  1 client   %9.0f decisions/s   ours (1 thread, hot key) %.0fx   [target >= "
-	       "500x]\n", r1, g_ours_1t / r1);
+	       "500x]\n",
+	       r1, g_ours_1t / r1);
 	printf("  2 clients  %9.0f decisions/s   ours (2 threads, hot key) %.0fx\n", r2,
 	       g_ours_2t / r2);
 	return 0;

@@ -42,7 +42,8 @@ run_suite() {
 	fi
 }
 
-for t in build/san/tests/test_bucket build/san/tests/test_config; do
+for src in tests/unit/test_*.c; do
+	t=build/san/tests/$(basename "$src" .c)
 	run_suite "unit:$(basename "$t")" "$t"
 done
 run_suite "bpf:test_admit" build/san/tests/test_admit

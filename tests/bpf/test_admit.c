@@ -6,6 +6,7 @@
  * listed must not move. Needs root (CAP_BPF).
  */
 #include <errno.h>
+#include <pthread.h>
 #include <unistd.h>
 #include <sys/mman.h>
 /* The fixture rows rely on zero-initialised fields by design. */
@@ -654,6 +655,115 @@ static void penalty_memo_follows_unban(void)
 	CHECK_EQ(run_frame(prog, 0, &s, T0 + 4000000), 1);
 }
 
+/*
+ * Kernel and user space on one bucket word at once: BPF_PROG_RUN on one
+ * thread, CAS from user space (through the mmapped lt_src) on another.
+ * Every packet lands in exactly one outcome; a CAS loop that runs out fails
+ * closed and is counted (drop_contended); and no update is lost: the final
+ * word is exactly what the admitted total says.
+ */
+struct hammer {
+	__u64 *tat;
+	const struct lt_rate *r;
+	volatile int *stop;
+	long admitted;
+};
+
+static void *hammer_fn(void *arg)
+{
+	struct hammer *h = arg;
+	__u64 seen;
+
+	while (!*h->stop) {
+		int v = lt_bucket_consume(h->tat, h->r, T0, 1, &seen);
+
+		h->admitted += v == LT_ADMIT;
+	}
+	return NULL;
+}
+
+struct runner {
+	int prog;
+	__u32 repeat;
+	int err;
+};
+
+static void *runner_fn(void *arg)
+{
+	static unsigned char raw[260] __attribute__((aligned(8)));
+	struct pkt_spec s = { .src = "10.7.7.7", .ack = 1 };
+	struct runner *r = arg;
+	int len = pkt_build(&s, raw + 2, sizeof(raw) - 2);
+	LIBBPF_OPTS(bpf_test_run_opts, o, .data_in = raw + 2, .data_size_in = (__u32)len,
+		    .repeat = r->repeat);
+
+	r->err = bpf_prog_test_run_opts(r->prog, &o);
+	return NULL;
+}
+
+static void kernel_and_user_cas_exact(void)
+{
+	struct lt_stat_val before[LT_STAT__MAX], after[LT_STAT__MAX];
+	struct pkt_spec s = { .src = "10.7.7.7", .ack = 1 };
+	int prog = bpf_program__fd(skel->progs.lt_xdp);
+	struct runner rn = { prog, 2000000, 0 };
+	struct lt_src_slot *slots, *mine = NULL;
+	volatile int stop = 0;
+	struct lt_agent_config c;
+	struct hammer h;
+	pthread_t th, tr;
+	__u64 bpf_admitted, contended, s0, frac;
+	size_t len;
+	char err[256];
+	long i, n;
+
+	reset();
+	/* a bucket that never fills: every decision is a CAS race, none a deny */
+	CHECK_EQ(lt_config_parse("{\"protected_ports\":[8080],\"event_sample_every\":0,"
+				 "\"default_policy\":{\"packets\":{\"capacity\":1000000000000,"
+				 "\"rate\":\"1/s\"}}}",
+				 "t", &c, err, sizeof(err)),
+		 0);
+	CHECK_EQ(lt_config_apply(&M, &c, err, sizeof(err)), 0);
+	CHECK_EQ(run_frame(prog, 0, &s, T0), 1); /* creates the source's slot */
+	slots = lt_map_mmap(M.fd[LT_M_SRC], &len);
+	CHECK(slots != NULL);
+	if (!slots) {
+		lt_config_free(&c);
+		return;
+	}
+	n = lt_map_entries(M.fd[LT_M_SRC]);
+	for (i = 0; i < n; i++)
+		if (slots[i].tag)
+			mine = &slots[i];
+	CHECK(mine != NULL);
+	if (!mine)
+		goto out;
+	h = (struct hammer){ &mine->pkt_tat, &c.xdp.dflt.pkt, &stop, 0 };
+	lt_stats_read(M.fd[LT_M_STATS], before);
+	pthread_create(&th, NULL, hammer_fn, &h);
+	pthread_create(&tr, NULL, runner_fn, &rn);
+	pthread_join(tr, NULL);
+	stop = 1;
+	pthread_join(th, NULL);
+	lt_stats_read(M.fd[LT_M_STATS], after);
+	CHECK_EQ(rn.err, 0);
+	bpf_admitted = after[LT_STAT_PASS_ADMIT].packets - before[LT_STAT_PASS_ADMIT].packets;
+	contended = after[LT_STAT_DROP_CONTENDED].packets - before[LT_STAT_DROP_CONTENDED].packets;
+	printf("# kernel admitted %llu, contended (failed closed) %llu, user admitted %ld\n",
+	       (unsigned long long)bpf_admitted, (unsigned long long)contended, h.admitted);
+	CHECK_EQ(bpf_admitted + contended, rn.repeat);
+	CHECK(h.admitted > 0);
+	/* one packet at T0 before the race, then every admission adds a token */
+	s0 = lt_scaled(&c.xdp.dflt.pkt, T0, &frac);
+	CHECK_EQ(mine->pkt_tat,
+		 s0 + (frac != 0) +
+			 ((1 + bpf_admitted + (__u64)h.admitted) << c.xdp.dflt.pkt.unit_shift));
+out:
+	munmap(slots, len);
+	lt_config_free(&c);
+}
+
 /* lib/maps.c names the maps for user space; they must be the skeleton's. */
 static void map_names_match_skeleton(void)
 {
@@ -701,6 +811,7 @@ int main(void)
 	RUN(table_full_uses_overflow_and_counts);
 	RUN(sweep_frees_idle_empty_buckets);
 	RUN(penalty_memo_follows_unban);
+	RUN(kernel_and_user_cas_exact);
 	RUN(map_names_match_skeleton);
 	lt_admit__destroy(skel);
 	return lt_t_done();
