@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/file.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 #include <bpf/bpf.h>
@@ -21,7 +22,43 @@
 #include "config.h"
 #include "log.h"
 #include "maps.h"
+#include "overrides.h"
 #include "units.h"
+
+/*
+ * Records a runtime edit so that attach/reload keep it. put: pol != NULL;
+ * remove: pol == NULL; dry: -1 or 0/1. Called after the map write succeeded.
+ */
+static int lt_remember(const struct lt_opts *o, const struct lt_lpm_key *k,
+		       const struct lt_src_policy *pol, int dry)
+{
+	struct lt_overrides ov;
+	char err[512];
+	int ret;
+
+	ret = lt_overrides_load(o->state_dir, &ov, err, sizeof(err));
+	if (!ret) {
+		if (dry >= 0)
+			ov.dry_run = dry;
+		else if (pol)
+			ret = lt_overrides_put(&ov, k, pol);
+		else
+			ret = lt_overrides_remove(&ov, k);
+		if (!ret && access(o->state_dir, F_OK) && mkdir(o->state_dir, 0700))
+			ret = -errno;
+		if (!ret)
+			ret = lt_overrides_save(o->state_dir, &ov, err, sizeof(err));
+		lt_overrides_free(&ov);
+	}
+	if (ret) {
+		fprintf(stderr,
+			"leaky-agent: %s (the maps are changed, but the next attach "
+			"will not keep this edit)\n",
+			err[0] ? err : strerror(-ret));
+		return 1;
+	}
+	return 0;
+}
 
 static int lt_open(const struct lt_opts *o, struct lt_maps *m)
 {
@@ -121,7 +158,14 @@ int lt_cmd_detach(struct lt_opts *o)
 				strerror(-ret));
 			return 1;
 		}
-		printf("detached; removed the maps pinned under %s\n", o->pin_dir);
+		/* and the runtime edits: nothing of this install is left to resurrect */
+		snprintf(err, sizeof(err), "%s/overrides.json", o->state_dir);
+		unlink(err);
+		snprintf(err, sizeof(err), "%s/agent.lock", o->state_dir);
+		unlink(err);
+		rmdir(o->state_dir); /* only if empty */
+		printf("detached; removed the maps pinned under %s and the runtime edits in %s\n",
+		       o->pin_dir, o->state_dir);
 	} else {
 		printf("detached; maps kept under %s%s\n", o->pin_dir,
 		       remaining ? " (other interfaces still attached)" : "");
@@ -389,6 +433,8 @@ int lt_cmd_allow(struct lt_opts *o)
 			ret = -errno;
 	}
 	lt_maps_close(&m);
+	if (!ret && strcmp(sub, "list"))
+		return lt_remember(o, &k, strcmp(sub, "add") ? NULL : &v, -1);
 	if (ret) {
 		fprintf(stderr, "leaky-agent: allow %s: %s\n", sub,
 			ret == -ENOENT ? "not in the allowlist" :
@@ -404,20 +450,8 @@ static void lt_show_policy(const void *v)
 	const struct lt_src_policy *p = v;
 	char a[48], b[48];
 
-	if (p->conn.period_ns)
-		snprintf(a, sizeof(a), "%llu:%llu/%lluns",
-			 (unsigned long long)lt_rate_capacity(&p->conn),
-			 (unsigned long long)(p->conn.units_per_period >> p->conn.unit_shift),
-			 (unsigned long long)p->conn.period_ns);
-	else
-		snprintf(a, sizeof(a), "unlimited");
-	if (p->pkt.period_ns)
-		snprintf(b, sizeof(b), "%llu:%llu/%lluns",
-			 (unsigned long long)lt_rate_capacity(&p->pkt),
-			 (unsigned long long)(p->pkt.units_per_period >> p->pkt.unit_shift),
-			 (unsigned long long)p->pkt.period_ns);
-	else
-		snprintf(b, sizeof(b), "unlimited");
+	lt_rate_spec_format(&p->conn, a, sizeof(a));
+	lt_rate_spec_format(&p->pkt, b, sizeof(b));
 	printf(" conn %s  packets %s  aggregate /%u /%u  id %08x", a, b, p->agg_v4, p->agg_v6,
 	       p->id);
 }
@@ -491,6 +525,8 @@ int lt_cmd_policy(struct lt_opts *o)
 			ret == -ENOENT ? "no policy for that prefix" : strerror(-ret));
 		return 1;
 	}
+	if (strcmp(sub, "list"))
+		return lt_remember(o, &k, strcmp(sub, "set") ? NULL : &pol, -1);
 	return 0;
 }
 
@@ -522,7 +558,7 @@ int lt_cmd_dry_run(struct lt_opts *o)
 	}
 	lt_maps_close(&m);
 	printf("dry-run %s\n", on ? "on: would-be drops are counted and passed" : "off: enforcing");
-	return 0;
+	return lt_remember(o, NULL, NULL, on);
 }
 
 int lt_cmd_check_config(struct lt_opts *o)

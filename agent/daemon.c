@@ -21,6 +21,7 @@
 #include "config.h"
 #include "log.h"
 #include "maps.h"
+#include "overrides.h"
 #include "units.h"
 
 static volatile sig_atomic_t lt_stop, lt_reload;
@@ -113,12 +114,31 @@ static int lt_on_event(void *ctx, void *data, size_t len)
 	return 0;
 }
 
+/* The config file (or the embedded default) with the runtime edits over it. */
 static int lt_load_config(const struct lt_opts *o, struct lt_agent_config *c, char *err,
 			  size_t errlen)
 {
+	struct lt_overrides ov;
+	int ret;
+
 	if (o->config)
-		return lt_config_load(o->config, c, err, errlen);
-	return lt_config_parse(lt_default_config, "<default config>", c, err, errlen);
+		ret = lt_config_load(o->config, c, err, errlen);
+	else
+		ret = lt_config_parse(lt_default_config, "<default config>", c, err, errlen);
+	if (ret)
+		return ret;
+	ret = lt_overrides_load(o->state_dir, &ov, err, errlen);
+	if (!ret) {
+		ret = lt_overrides_merge(&ov, c);
+		if (!ret && (ov.nset || ov.nremoved || ov.dry_run >= 0))
+			log_info("runtime edits from %s/overrides.json: %u set, %u removed%s",
+				 o->state_dir, ov.nset, ov.nremoved,
+				 ov.dry_run >= 0 ? ", dry-run" : "");
+		lt_overrides_free(&ov);
+	}
+	if (ret)
+		lt_config_free(c);
+	return ret;
 }
 
 int lt_cmd_attach(struct lt_opts *o)

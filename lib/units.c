@@ -90,23 +90,35 @@ void lt_rate_format(__u64 tokens, __u64 period_ns, char *buf, size_t len)
 	static const struct {
 		__u64 ns;
 		const char *name;
-	} u[] = { { 86400 * LT_NS_PER_SEC, "d" },
-		  { 3600 * LT_NS_PER_SEC, "h" },
-		  { 60 * LT_NS_PER_SEC, "m" },
-		  { LT_NS_PER_SEC, "s" },
-		  { 1000000, "ms" },
-		  { 1000, "us" },
-		  { 1, "ns" } };
+	} per[] = { { LT_NS_PER_SEC, "s" },
+		    { 60 * LT_NS_PER_SEC, "m" },
+		    { 3600 * LT_NS_PER_SEC, "h" },
+		    { 86400 * LT_NS_PER_SEC, "d" } },
+	  div[] = { { 86400 * LT_NS_PER_SEC, "d" },
+		    { 3600 * LT_NS_PER_SEC, "h" },
+		    { 60 * LT_NS_PER_SEC, "m" },
+		    { LT_NS_PER_SEC, "s" },
+		    { 1000000, "ms" },
+		    { 1000, "us" },
+		    { 1, "ns" } };
 	unsigned int i;
 
-	for (i = 0; i < sizeof(u) / sizeof(u[0]); i++) {
-		if (period_ns % u[i].ns)
+	/* "10/s" rather than "1/100ms": a whole number of tokens per unit */
+	for (i = 0; i < sizeof(per) / sizeof(per[0]); i++) {
+		if (tokens > ~0ULL / per[i].ns || (tokens * per[i].ns) % period_ns)
 			continue;
-		if (period_ns == u[i].ns)
-			snprintf(buf, len, "%llu/%s", (unsigned long long)tokens, u[i].name);
+		snprintf(buf, len, "%llu/%s", (unsigned long long)(tokens * per[i].ns / period_ns),
+			 per[i].name);
+		return;
+	}
+	for (i = 0; i < sizeof(div) / sizeof(div[0]); i++) {
+		if (period_ns % div[i].ns)
+			continue;
+		if (period_ns == div[i].ns)
+			snprintf(buf, len, "%llu/%s", (unsigned long long)tokens, div[i].name);
 		else
 			snprintf(buf, len, "%llu/%llu%s", (unsigned long long)tokens,
-				 (unsigned long long)(period_ns / u[i].ns), u[i].name);
+				 (unsigned long long)(period_ns / div[i].ns), div[i].name);
 		return;
 	}
 }

@@ -76,7 +76,7 @@ start_agent() {
 	: >"$LOG"
 	# nsenter execs the agent, so $! is the agent itself (kill -9 must hit it)
 	nsenter --net=/run/netns/$NB "$AGENT" --pin-dir "$PIN" --state-dir "$STATE" attach \
-		--iface vb --config "$STATE/config.json" "$@" >>"$LOG" 2>&1 &
+		--iface vb --config "$STATE/config.json" --events "$@" >>"$LOG" 2>&1 &
 	AGENT_PID=$!
 	for _ in $(seq 100); do
 		grep -q 'attached; pins in' "$LOG" && return 0
@@ -112,6 +112,9 @@ check "ban: fd00:200::1 banned for 10m" agent ban fd00:200::1/128 --for 10m
 check "ban: v6 connection is dropped" not connect fd00:200::2
 check "ban: counted as drop_penalty" test "$(counter drop_penalty)" -ge 1
 
+# a runtime edit, which the next attach must keep (it re-applies the config file)
+check "policy set: fd00:200::5/128 gets 1 connection per hour" \
+	agent policy set fd00:200::5/128 --conn 1:1/h
 kill -9 "$AGENT_PID"; wait "$AGENT_PID" 2>/dev/null; AGENT_PID=
 check "kill -9: program stays attached" bash -c "ip -n $NB link show vb | grep -q 'prog/xdp'"
 check "kill -9: status says the agent is not running" bash -c \
@@ -121,6 +124,8 @@ check "kill -9: enforcement continues (v4 still limited)" not connect 10.200.0.2
 check "re-attach: a new agent adopts the maps" start_agent
 check "re-attach: bucket state survived (v4 still limited)" not connect 10.200.0.2
 check "re-attach: penalty survived (v6 still banned)" not connect fd00:200::2
+check "re-attach: the runtime policy survived" bash -c \
+	"$AGENT --pin-dir $PIN --state-dir $STATE policy list | grep -q 'fd00:200::5/128 .*conn 1:1/h'"
 check "re-attach: one program, replaced in place" test "$(ip -n "$NB" -d link show vb | grep -c 'prog/xdp')" = 1
 
 out=$(agent attach --iface vb 2>&1); rc=$?
@@ -142,6 +147,9 @@ check "tc: XDP program was removed" bash -c "! ip -n $NB link show vb | grep -q 
 check "tc: filter installed on ingress" bash -c "tc -n $NB filter show dev vb ingress | grep -q lt_tc"
 check "tc: bucket state shared with XDP (still limited)" not connect 10.200.0.2
 
+check "events: sampled decisions reached the agent (--events)" \
+	grep -q '"outcome":"drop_conn_rate"' "$LOG"
+
 check "detach --keep-maps" agent detach --keep-maps
 check "detach --keep-maps: no filter, no clsact" bash -c \
 	"! tc -n $NB qdisc show dev vb | grep -q clsact"
@@ -149,6 +157,7 @@ check "detach --keep-maps: pins kept" test -e "$PIN/lt_src"
 AGENT_PID=
 check "detach: removes the pins" agent detach
 check "detach: pin dir gone" test ! -e "$PIN"
+check "detach: runtime edits forgotten" test ! -e "$STATE/overrides.json"
 check "detach: traffic flows unmetered" connect 10.200.0.2
 
 out=$(agent attach --iface nosuch0 --config "$STATE/config.json" 2>&1); rc=$?

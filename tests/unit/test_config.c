@@ -5,9 +5,11 @@
  * zeroed (nothing half-parsed).
  */
 #include <errno.h>
+#include <unistd.h>
 #include "lt_test.h"
 #include "addr.h"
 #include "config.h"
+#include "overrides.h"
 #include "units.h"
 
 static char err[512];
@@ -219,9 +221,15 @@ static void durations_and_rates(void)
 	CHECK_EQ(lt_rate_parse("10/0s", &tok, &per), -EINVAL);
 	CHECK_EQ(lt_rate_parse("10/fortnight", &tok, &per), -EINVAL);
 	lt_rate_format(600, 60 * LT_NS_PER_SEC, buf, sizeof(buf));
-	CHECK(!strcmp(buf, "600/m"));
+	CHECK(!strcmp(buf, "10/s"));
 	lt_rate_format(7, 250000000ULL, buf, sizeof(buf));
-	CHECK(!strcmp(buf, "7/250ms"));
+	CHECK(!strcmp(buf, "28/s"));
+	lt_rate_format(1, 100000000ULL, buf, sizeof(buf));
+	CHECK(!strcmp(buf, "10/s"));
+	lt_rate_format(1, 86400 * LT_NS_PER_SEC, buf, sizeof(buf));
+	CHECK(!strcmp(buf, "1/d"));
+	lt_rate_format(3, 7 * LT_NS_PER_SEC, buf, sizeof(buf));
+	CHECK(!strcmp(buf, "3/7s"));
 }
 
 static void rate_specs(void)
@@ -238,6 +246,63 @@ static void rate_specs(void)
 	CHECK_EQ(lt_rate_spec_parse("0:10/s", &r, err, sizeof(err)), -EINVAL);
 }
 
+/* Runtime edits: saved atomically, loaded back equal, merged over a config. */
+static void overrides_round_trip_and_merge(void)
+{
+	char dir[] = "/tmp/lt-ov-XXXXXX", path[64];
+	struct lt_overrides o, back;
+	struct lt_agent_config c;
+	struct lt_src_policy pol = { .agg_v4 = 24, .agg_v6 = 64 }, allow = lt_allow_policy();
+	struct lt_lpm_key a, b, gone;
+	FILE *f;
+
+	CHECK(mkdtemp(dir) != NULL);
+	CHECK_EQ(lt_overrides_load(dir, &o, err, sizeof(err)), 0); /* no file yet */
+	CHECK_EQ(o.nset + o.nremoved, 0);
+	CHECK_EQ(lt_rate_spec_parse("5:1/m", &pol.conn, err, sizeof(err)), 0);
+	CHECK_EQ(lt_rate_spec_parse("unlimited", &pol.pkt, err, sizeof(err)), 0);
+	pol.id = lt_policy_id(&pol);
+	lt_prefix_parse("10.0.0.0/8", &a, err, sizeof(err));
+	lt_prefix_parse("2001:db8::/32", &b, err, sizeof(err));
+	lt_prefix_parse("198.51.100.0/24", &gone, err, sizeof(err));
+	CHECK_EQ(lt_overrides_put(&o, &a, &pol), 0);
+	CHECK_EQ(lt_overrides_put(&o, &b, &allow), 0);
+	CHECK_EQ(lt_overrides_remove(&o, &gone), 0);
+	o.dry_run = 1;
+	CHECK_EQ(lt_overrides_save(dir, &o, err, sizeof(err)), 0);
+	CHECK_EQ(lt_overrides_load(dir, &back, err, sizeof(err)), 0);
+	CHECK_EQ(back.nset, 2);
+	CHECK_EQ(back.nremoved, 1);
+	CHECK_EQ(back.dry_run, 1);
+	CHECK(!memcmp(&back.set[0].pol, &pol, sizeof(pol)));
+	CHECK(back.set[1].pol.flags & LT_POL_ALLOW);
+
+	CHECK_EQ(lt_config_parse("{\"policies\":[{\"prefix\":\"198.51.100.0/24\"},"
+				 "{\"prefix\":\"10.0.0.0/8\",\"aggregate_v4\":8}]}",
+				 "t.json", &c, err, sizeof(err)),
+		 0);
+	CHECK_EQ(lt_overrides_merge(&back, &c), 0);
+	CHECK_EQ(c.npolicies, 1); /* 198.51.100.0/24 removed; 10/8 replaced */
+	CHECK_EQ(c.policies[0].pol.agg_v4, 24);
+	CHECK_EQ(c.nallow, 1);
+	CHECK(c.xdp.flags & LT_CFG_DRY_RUN);
+	lt_config_free(&c);
+	lt_overrides_free(&o);
+	lt_overrides_free(&back);
+
+	/* a corrupt file is an error that names it, not a silent reset */
+	snprintf(path, sizeof(path), "%s/overrides.json", dir);
+	f = fopen(path, "w");
+	if (f) {
+		fputs("{\"set\": [{\"prefix\": \"not-an-ip\"}]}", f);
+		fclose(f);
+	}
+	CHECK_EQ(lt_overrides_load(dir, &o, err, sizeof(err)), -EINVAL);
+	CHECK(strstr(err, "overrides.json") != NULL);
+	unlink(path);
+	rmdir(dir);
+}
+
 int main(void)
 {
 	RUN(default_config_parses);
@@ -249,5 +314,6 @@ int main(void)
 	RUN(addr_mask_every_length);
 	RUN(durations_and_rates);
 	RUN(rate_specs);
+	RUN(overrides_round_trip_and_merge);
 	return lt_t_done();
 }
