@@ -97,7 +97,8 @@ int lt_overrides_load(const char *state_dir, struct lt_overrides *o, char *err, 
 	json_array_foreach(arr, i, it) {
 		struct lt_lpm_key k;
 
-		if (!json_is_string(it) || lt_prefix_parse(json_string_value(it), &k, msg, sizeof(msg))) {
+		if (!json_is_string(it) ||
+		    lt_prefix_parse(json_string_value(it), &k, msg, sizeof(msg))) {
 			snprintf(err, errlen, "%s: /removed/%zu: not a prefix", path, i);
 			ret = -EINVAL;
 			goto out;
@@ -112,7 +113,8 @@ int lt_overrides_load(const char *state_dir, struct lt_overrides *o, char *err, 
 		struct lt_lpm_key k;
 		const char *c = json_string_value(json_object_get(it, "connections"));
 		const char *p = json_string_value(json_object_get(it, "packets"));
-		json_t *a4 = json_object_get(it, "aggregate_v4"), *a6 = json_object_get(it, "aggregate_v6");
+		json_t *a4 = json_object_get(it, "aggregate_v4"),
+		       *a6 = json_object_get(it, "aggregate_v6");
 
 		if (lt_prefix_parse(json_string_value(json_object_get(it, "prefix")), &k, msg,
 				    sizeof(msg))) {
@@ -146,8 +148,7 @@ out:
 	return ret;
 }
 
-int lt_overrides_save(const char *state_dir, const struct lt_overrides *o, char *err,
-		      size_t errlen)
+int lt_overrides_save(const char *state_dir, const struct lt_overrides *o, char *err, size_t errlen)
 {
 	json_t *root = json_object(), *set = json_array(), *rem = json_array();
 	char path[512], tmp[520], buf[80];
