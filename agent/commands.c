@@ -439,7 +439,8 @@ int lt_cmd_allow(struct lt_opts *o)
 		fprintf(stderr, "leaky-agent: allow %s: %s\n", sub,
 			ret == -ENOENT ? "not in the allowlist" :
 			ret == -EEXIST ? "that prefix has a policy; `policy del` it first" :
-					 strerror(-ret));
+			ret == -ENOSPC || ret == -E2BIG ? "lt_policy is full (max 16384 prefixes)" :
+							  strerror(-ret));
 		return 1;
 	}
 	return 0;
@@ -522,7 +523,9 @@ int lt_cmd_policy(struct lt_opts *o)
 	lt_maps_close(&m);
 	if (ret) {
 		fprintf(stderr, "leaky-agent: policy %s: %s\n", sub,
-			ret == -ENOENT ? "no policy for that prefix" : strerror(-ret));
+			ret == -ENOENT			? "no policy for that prefix" :
+			ret == -ENOSPC || ret == -E2BIG ? "lt_policy is full (max 16384 prefixes)" :
+							  strerror(-ret));
 		return 1;
 	}
 	if (strcmp(sub, "list"))
