@@ -20,7 +20,7 @@ CFLAGS_COMMON := -std=gnu11 -g -Wall -Wextra -Werror -Wno-format-truncation -D_G
 CFLAGS_REL := $(CFLAGS_COMMON) -O2
 CFLAGS_SAN := $(CFLAGS_COMMON) -O1 -fno-omit-frame-pointer \
 	-fsanitize=address,undefined -fno-sanitize-recover=all
-LDLIBS := -lbpf -lelf -lz -ljansson -lpthread
+LDLIBS := -lbpf -lelf -lz -ljansson -lssl -lcrypto -lsqlite3 -lmicrohttpd -lpthread
 
 BPF_PROGS := admit empty
 SKELS := $(patsubst %,$(BUILD)/bpf/%.skel.h,$(BPF_PROGS))

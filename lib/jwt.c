@@ -1,0 +1,562 @@
+// SPDX-License-Identifier: MIT
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <jansson.h>
+#include <openssl/bn.h>
+#include <openssl/core_names.h>
+#include <openssl/crypto.h>
+#include <openssl/ec.h>
+#include <openssl/evp.h>
+#include <openssl/hmac.h>
+#include <openssl/param_build.h>
+#include <openssl/pem.h>
+#include "jwt.h"
+
+static const char lt_b64url_alphabet[] =
+	"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+
+long lt_b64url_encode(const unsigned char *in, size_t len, char *out, size_t outlen)
+{
+	size_t i, o = 0;
+
+	if (outlen < (len * 4 + 2) / 3 + 1)
+		return -1;
+	for (i = 0; i + 2 < len; i += 3) {
+		unsigned v = (unsigned)in[i] << 16 | (unsigned)in[i + 1] << 8 | in[i + 2];
+
+		out[o++] = lt_b64url_alphabet[v >> 18];
+		out[o++] = lt_b64url_alphabet[(v >> 12) & 63];
+		out[o++] = lt_b64url_alphabet[(v >> 6) & 63];
+		out[o++] = lt_b64url_alphabet[v & 63];
+	}
+	if (len - i == 1) {
+		unsigned v = (unsigned)in[i] << 16;
+
+		out[o++] = lt_b64url_alphabet[v >> 18];
+		out[o++] = lt_b64url_alphabet[(v >> 12) & 63];
+	} else if (len - i == 2) {
+		unsigned v = (unsigned)in[i] << 16 | (unsigned)in[i + 1] << 8;
+
+		out[o++] = lt_b64url_alphabet[v >> 18];
+		out[o++] = lt_b64url_alphabet[(v >> 12) & 63];
+		out[o++] = lt_b64url_alphabet[(v >> 6) & 63];
+	}
+	out[o] = '\0';
+	return (long)o;
+}
+
+static int lt_b64url_val(char c)
+{
+	if (c >= 'A' && c <= 'Z')
+		return c - 'A';
+	if (c >= 'a' && c <= 'z')
+		return c - 'a' + 26;
+	if (c >= '0' && c <= '9')
+		return c - '0' + 52;
+	if (c == '-')
+		return 62;
+	if (c == '_')
+		return 63;
+	return -1;
+}
+
+/* Strict: the URL alphabet only, no padding, no non-zero trailing bits. */
+long lt_b64url_decode(const char *in, size_t len, unsigned char *out, size_t outlen)
+{
+	size_t i, o = 0;
+	unsigned acc = 0;
+	int bits = 0;
+
+	if (len % 4 == 1 || outlen < len * 3 / 4)
+		return -1;
+	for (i = 0; i < len; i++) {
+		int v = lt_b64url_val(in[i]);
+
+		if (v < 0)
+			return -1;
+		acc = (acc << 6) | (unsigned)v;
+		bits += 6;
+		if (bits >= 8) {
+			bits -= 8;
+			out[o++] = (unsigned char)(acc >> bits);
+			acc &= (1U << bits) - 1;
+		}
+	}
+	if (acc)
+		return -1;
+	return (long)o;
+}
+
+void lt_jwt_init(struct lt_jwt_verifier *v)
+{
+	memset(v, 0, sizeof(*v));
+	v->leeway_s = 30;
+	strcpy(v->roles_claim, "roles");
+	strcpy(v->orgs_claim, "orgs");
+}
+
+void lt_jwt_free(struct lt_jwt_verifier *v)
+{
+	int i;
+
+	if (v->secret)
+		OPENSSL_cleanse(v->secret, v->secret_len);
+	free(v->secret);
+	for (i = 0; i < v->nkeys; i++)
+		EVP_PKEY_free(v->keys[i].pkey);
+	free(v->keys);
+	v->secret = NULL;
+	v->keys = NULL;
+	v->nkeys = 0;
+}
+
+int lt_jwt_set_secret(struct lt_jwt_verifier *v, const char *secret, char *err, size_t errlen)
+{
+	size_t n = strlen(secret);
+
+	/* RFC 7518 3.2: a key of at least the hash size */
+	if (n < 32) {
+		snprintf(err, errlen, "HS256 secret must be at least 32 bytes (got %zu)", n);
+		return -EINVAL;
+	}
+	free(v->secret);
+	v->secret = malloc(n);
+	if (!v->secret)
+		return -ENOMEM;
+	memcpy(v->secret, secret, n);
+	v->secret_len = n;
+	return 0;
+}
+
+static int lt_jwt_push(struct lt_jwt_verifier *v, EVP_PKEY *pkey, const char *kid, char *err,
+		       size_t errlen)
+{
+	struct lt_jwt_key *n;
+	int alg;
+
+	if (EVP_PKEY_is_a(pkey, "RSA")) {
+		if (EVP_PKEY_get_bits(pkey) < 2048) {
+			snprintf(err, errlen, "RSA key shorter than 2048 bits");
+			return -EINVAL;
+		}
+		alg = LT_JWT_RS256;
+	} else if (EVP_PKEY_is_a(pkey, "EC")) {
+		char group[32] = "";
+		size_t gl = 0;
+
+		if (!EVP_PKEY_get_utf8_string_param(pkey, OSSL_PKEY_PARAM_GROUP_NAME, group,
+						    sizeof(group), &gl) ||
+		    strcmp(group, "prime256v1")) {
+			snprintf(err, errlen, "EC key is not P-256 (ES256 needs P-256)");
+			return -EINVAL;
+		}
+		alg = LT_JWT_ES256;
+	} else {
+		snprintf(err, errlen, "public key is neither RSA nor EC P-256");
+		return -EINVAL;
+	}
+	n = realloc(v->keys, (size_t)(v->nkeys + 1) * sizeof(*n));
+	if (!n)
+		return -ENOMEM;
+	v->keys = n;
+	memset(&v->keys[v->nkeys], 0, sizeof(*n));
+	snprintf(v->keys[v->nkeys].kid, sizeof(v->keys[0].kid), "%s", kid ? kid : "");
+	v->keys[v->nkeys].alg = alg;
+	v->keys[v->nkeys].pkey = pkey;
+	v->nkeys++;
+	return 0;
+}
+
+int lt_jwt_add_pem(struct lt_jwt_verifier *v, const char *path, char *err, size_t errlen)
+{
+	EVP_PKEY *pkey;
+	FILE *f = fopen(path, "r");
+	int ret;
+
+	if (!f) {
+		ret = -errno;
+		snprintf(err, errlen, "%s: %s", path, strerror(errno));
+		return ret;
+	}
+	pkey = PEM_read_PUBKEY(f, NULL, NULL, NULL);
+	fclose(f);
+	if (!pkey) {
+		snprintf(err, errlen, "%s: not a PEM public key", path);
+		return -EINVAL;
+	}
+	ret = lt_jwt_push(v, pkey, NULL, err, errlen);
+	if (ret)
+		EVP_PKEY_free(pkey);
+	return ret;
+}
+
+static BIGNUM *lt_bn_b64(const char *s)
+{
+	unsigned char buf[1024];
+	long n;
+
+	if (!s)
+		return NULL;
+	n = lt_b64url_decode(s, strlen(s), buf, sizeof(buf));
+	return n > 0 ? BN_bin2bn(buf, (int)n, NULL) : NULL;
+}
+
+static EVP_PKEY *lt_jwk_rsa(json_t *k)
+{
+	BIGNUM *n = lt_bn_b64(json_string_value(json_object_get(k, "n")));
+	BIGNUM *e = lt_bn_b64(json_string_value(json_object_get(k, "e")));
+	OSSL_PARAM_BLD *bld = OSSL_PARAM_BLD_new();
+	OSSL_PARAM *params = NULL;
+	EVP_PKEY_CTX *ctx = NULL;
+	EVP_PKEY *pkey = NULL;
+
+	if (!n || !e || !bld || !OSSL_PARAM_BLD_push_BN(bld, OSSL_PKEY_PARAM_RSA_N, n) ||
+	    !OSSL_PARAM_BLD_push_BN(bld, OSSL_PKEY_PARAM_RSA_E, e))
+		goto cleanup;
+	params = OSSL_PARAM_BLD_to_param(bld);
+	ctx = EVP_PKEY_CTX_new_from_name(NULL, "RSA", NULL);
+	if (!params || !ctx || EVP_PKEY_fromdata_init(ctx) <= 0 ||
+	    EVP_PKEY_fromdata(ctx, &pkey, EVP_PKEY_PUBLIC_KEY, params) <= 0)
+		pkey = NULL;
+cleanup:
+	EVP_PKEY_CTX_free(ctx);
+	OSSL_PARAM_free(params);
+	OSSL_PARAM_BLD_free(bld);
+	BN_free(n);
+	BN_free(e);
+	return pkey;
+}
+
+static EVP_PKEY *lt_jwk_ec(json_t *k)
+{
+	const char *x = json_string_value(json_object_get(k, "x"));
+	const char *y = json_string_value(json_object_get(k, "y"));
+	const char *crv = json_string_value(json_object_get(k, "crv"));
+	unsigned char pub[65];
+	OSSL_PARAM params[3];
+	EVP_PKEY_CTX *ctx;
+	EVP_PKEY *pkey = NULL;
+
+	if (!x || !y || !crv || strcmp(crv, "P-256") ||
+	    lt_b64url_decode(x, strlen(x), pub + 1, 32) != 32 ||
+	    lt_b64url_decode(y, strlen(y), pub + 33, 32) != 32)
+		return NULL;
+	pub[0] = 0x04; /* uncompressed point */
+	params[0] = OSSL_PARAM_construct_utf8_string(OSSL_PKEY_PARAM_GROUP_NAME, "prime256v1", 0);
+	params[1] = OSSL_PARAM_construct_octet_string(OSSL_PKEY_PARAM_PUB_KEY, pub, sizeof(pub));
+	params[2] = OSSL_PARAM_construct_end();
+	ctx = EVP_PKEY_CTX_new_from_name(NULL, "EC", NULL);
+	if (!ctx || EVP_PKEY_fromdata_init(ctx) <= 0 ||
+	    EVP_PKEY_fromdata(ctx, &pkey, EVP_PKEY_PUBLIC_KEY, params) <= 0)
+		pkey = NULL;
+	EVP_PKEY_CTX_free(ctx);
+	return pkey;
+}
+
+int lt_jwt_add_jwks(struct lt_jwt_verifier *v, const char *path, char *err, size_t errlen)
+{
+	json_error_t jerr;
+	json_t *root, *keys, *k;
+	size_t i;
+	int ret = 0, added = 0;
+
+	root = json_load_file(path, 0, &jerr);
+	if (!root) {
+		snprintf(err, errlen, "%s:%d:%d: %s", path, jerr.line, jerr.column, jerr.text);
+		return -EINVAL;
+	}
+	keys = json_object_get(root, "keys");
+	if (!json_is_array(keys)) {
+		snprintf(err, errlen, "%s: /keys: expected an array", path);
+		ret = -EINVAL;
+		goto out;
+	}
+	json_array_foreach(keys, i, k) {
+		const char *kty = json_string_value(json_object_get(k, "kty"));
+		const char *kid = json_string_value(json_object_get(k, "kid"));
+		EVP_PKEY *pkey;
+
+		if (!kid || !kty) {
+			snprintf(err, errlen, "%s: /keys/%zu: kty and kid are required", path, i);
+			ret = -EINVAL;
+			goto out;
+		}
+		pkey = !strcmp(kty, "RSA") ? lt_jwk_rsa(k) :
+		       !strcmp(kty, "EC")  ? lt_jwk_ec(k) :
+					     NULL;
+		if (!pkey) {
+			snprintf(err, errlen, "%s: /keys/%zu: not a usable RSA or P-256 EC key",
+				 path, i);
+			ret = -EINVAL;
+			goto out;
+		}
+		ret = lt_jwt_push(v, pkey, kid, err, errlen);
+		if (ret) {
+			EVP_PKEY_free(pkey);
+			goto out;
+		}
+		added++;
+	}
+	if (!added) {
+		snprintf(err, errlen, "%s: no keys", path);
+		ret = -EINVAL;
+	}
+out:
+	json_decref(root);
+	return ret;
+}
+
+static int lt_hmac_sha256(const unsigned char *key, size_t klen, const char *msg, size_t mlen,
+			  unsigned char out[32])
+{
+	unsigned int olen = 0;
+
+	return HMAC(EVP_sha256(), key, (int)klen, (const unsigned char *)msg, mlen, out, &olen) &&
+			       olen == 32 ?
+		       0 :
+		       -1;
+}
+
+static int lt_verify_pkey(EVP_PKEY *pkey, int alg, const char *msg, size_t mlen,
+			  const unsigned char *sig, size_t slen)
+{
+	unsigned char der[80];
+	const unsigned char *s = sig;
+	EVP_MD_CTX *md = EVP_MD_CTX_new();
+	int ok = 0;
+
+	if (!md)
+		return 0;
+	if (alg == LT_JWT_ES256) {
+		/* JWS carries R || S (RFC 7518 3.4); OpenSSL wants DER */
+		ECDSA_SIG *es = ECDSA_SIG_new();
+		BIGNUM *r, *sv;
+		unsigned char *p = der;
+		int dl;
+
+		if (slen != 64 || !es) {
+			ECDSA_SIG_free(es);
+			goto out;
+		}
+		r = BN_bin2bn(sig, 32, NULL);
+		sv = BN_bin2bn(sig + 32, 32, NULL);
+		if (!r || !sv || !ECDSA_SIG_set0(es, r, sv)) {
+			BN_free(r);
+			BN_free(sv);
+			ECDSA_SIG_free(es);
+			goto out;
+		}
+		dl = i2d_ECDSA_SIG(es, NULL);
+		if (dl <= 0 || dl > (int)sizeof(der)) {
+			ECDSA_SIG_free(es);
+			goto out;
+		}
+		i2d_ECDSA_SIG(es, &p);
+		ECDSA_SIG_free(es);
+		s = der;
+		slen = (size_t)dl;
+	}
+	ok = EVP_DigestVerifyInit(md, NULL, EVP_sha256(), NULL, pkey) == 1 &&
+	     EVP_DigestVerify(md, s, slen, (const unsigned char *)msg, mlen) == 1;
+out:
+	EVP_MD_CTX_free(md);
+	return ok;
+}
+
+static void lt_claim_strings(json_t *v, char (*out)[LT_JWT_ID_LEN], int max, int *n)
+{
+	size_t i;
+	json_t *it;
+
+	*n = 0;
+	if (json_is_string(v)) {
+		/* a single role as a string, or space-separated (OAuth "scope" style) */
+		char buf[1024], *save = NULL, *tok;
+
+		snprintf(buf, sizeof(buf), "%s", json_string_value(v));
+		for (tok = strtok_r(buf, " ", &save); tok && *n < max;
+		     tok = strtok_r(NULL, " ", &save))
+			snprintf(out[(*n)++], LT_JWT_ID_LEN, "%s", tok);
+		return;
+	}
+	json_array_foreach(v, i, it) {
+		if (*n < max && json_is_string(it) && strlen(json_string_value(it)) < LT_JWT_ID_LEN)
+			snprintf(out[(*n)++], LT_JWT_ID_LEN, "%s", json_string_value(it));
+	}
+}
+
+/* A NumericDate claim: absent (0), or an integer; anything else is invalid. */
+static int lt_claim_time(json_t *obj, const char *name, int64_t *out)
+{
+	json_t *v = json_object_get(obj, name);
+
+	*out = 0;
+	if (!v)
+		return 0;
+	if (json_is_integer(v) && json_integer_value(v) > 0) {
+		*out = json_integer_value(v);
+		return 0;
+	}
+	if (json_is_real(v) && json_real_value(v) > 0 && json_real_value(v) < 9.2e18) {
+		*out = (int64_t)json_real_value(v);
+		return 0;
+	}
+	return -1;
+}
+
+static int lt_aud_ok(json_t *aud, const char *want)
+{
+	size_t i;
+	json_t *it;
+
+	if (json_is_string(aud))
+		return !strcmp(json_string_value(aud), want);
+	json_array_foreach(aud, i, it) {
+		if (json_is_string(it) && !strcmp(json_string_value(it), want))
+			return 1;
+	}
+	return 0;
+}
+
+#define LT_JWT_FAIL(code, ...)                      \
+	do {                                        \
+		snprintf(err, errlen, __VA_ARGS__); \
+		ret = (code);                       \
+		goto out;                           \
+	} while (0)
+
+int lt_jwt_verify(const struct lt_jwt_verifier *v, const char *token, size_t len, int64_t now_s,
+		  struct lt_jwt_claims *c, char *err, size_t errlen)
+{
+	const char *d1, *d2, *alg_s, *kid;
+	unsigned char *buf = NULL, sig[512], mac[32];
+	json_t *hdr = NULL, *pl = NULL, *typ;
+	json_error_t jerr;
+	long hl, pl_len, sl;
+	int alg, i, ret = -EACCES, matched = 0;
+
+	memset(c, 0, sizeof(*c));
+	if (len > LT_JWT_MAX_LEN)
+		LT_JWT_FAIL(-EINVAL, "token larger than %d bytes", LT_JWT_MAX_LEN);
+	d1 = memchr(token, '.', len);
+	d2 = d1 ? memchr(d1 + 1, '.', len - (size_t)(d1 + 1 - token)) : NULL;
+	if (!d1 || !d2 || memchr(d2 + 1, '.', len - (size_t)(d2 + 1 - token)))
+		LT_JWT_FAIL(-EINVAL, "token is not three base64url parts");
+	buf = malloc(len + 1);
+	if (!buf)
+		LT_JWT_FAIL(-ENOMEM, "out of memory");
+	hl = lt_b64url_decode(token, (size_t)(d1 - token), buf, len);
+	if (hl <= 0)
+		LT_JWT_FAIL(-EINVAL, "header is not base64url");
+	hdr = json_loadb((const char *)buf, (size_t)hl, JSON_REJECT_DUPLICATES, &jerr);
+	if (!json_is_object(hdr))
+		LT_JWT_FAIL(-EINVAL, "header is not a JSON object");
+	alg_s = json_string_value(json_object_get(hdr, "alg"));
+	typ = json_object_get(hdr, "typ");
+	if (typ && (!json_is_string(typ) || strcasecmp(json_string_value(typ), "JWT")))
+		LT_JWT_FAIL(-EINVAL, "typ is not JWT");
+	if (!alg_s)
+		LT_JWT_FAIL(-EINVAL, "header has no alg");
+	if (!strcasecmp(alg_s, "none"))
+		LT_JWT_FAIL(-EACCES, "alg none is not accepted");
+	alg = !strcmp(alg_s, "HS256") ? LT_JWT_HS256 :
+	      !strcmp(alg_s, "RS256") ? LT_JWT_RS256 :
+	      !strcmp(alg_s, "ES256") ? LT_JWT_ES256 :
+					0;
+	if (!alg)
+		LT_JWT_FAIL(-EACCES, "alg %.16s is not accepted (HS256, RS256, ES256)", alg_s);
+	kid = json_string_value(json_object_get(hdr, "kid"));
+
+	sl = lt_b64url_decode(d2 + 1, len - (size_t)(d2 + 1 - token), sig, sizeof(sig));
+	if (sl <= 0)
+		LT_JWT_FAIL(-EINVAL, "signature is not base64url");
+	if (alg == LT_JWT_HS256) {
+		/* Only ever the configured secret: never a public key as an HMAC key. */
+		if (!v->secret)
+			LT_JWT_FAIL(-EACCES, "HS256 tokens are not accepted here");
+		if (lt_hmac_sha256(v->secret, v->secret_len, token, (size_t)(d2 - token), mac) ||
+		    sl != 32 || CRYPTO_memcmp(mac, sig, 32))
+			LT_JWT_FAIL(-EACCES, "bad signature");
+		matched = 1;
+	} else {
+		for (i = 0; i < v->nkeys && !matched; i++) {
+			if (v->keys[i].alg != alg)
+				continue;
+			if (kid && v->keys[i].kid[0] && strcmp(kid, v->keys[i].kid))
+				continue;
+			matched = 2;
+			if (lt_verify_pkey(v->keys[i].pkey, alg, token, (size_t)(d2 - token), sig,
+					   (size_t)sl))
+				matched = 1;
+		}
+		if (!matched)
+			LT_JWT_FAIL(-EACCES, "no %s key%s%.40s%s", alg_s, kid ? " with kid '" : "",
+				    kid ? kid : "", kid ? "'" : " configured");
+		if (matched != 1)
+			LT_JWT_FAIL(-EACCES, "bad signature");
+	}
+
+	pl_len = lt_b64url_decode(d1 + 1, (size_t)(d2 - d1 - 1), buf, len);
+	if (pl_len <= 0)
+		LT_JWT_FAIL(-EINVAL, "payload is not base64url");
+	pl = json_loadb((const char *)buf, (size_t)pl_len, JSON_REJECT_DUPLICATES, &jerr);
+	if (!json_is_object(pl))
+		LT_JWT_FAIL(-EINVAL, "payload is not a JSON object");
+	if (lt_claim_time(pl, "exp", &c->exp) || lt_claim_time(pl, "nbf", &c->nbf) ||
+	    lt_claim_time(pl, "iat", &c->iat))
+		LT_JWT_FAIL(-EINVAL, "exp, nbf and iat must be NumericDates");
+	if (!c->exp)
+		LT_JWT_FAIL(-EACCES, "token has no exp");
+	if (now_s > c->exp + v->leeway_s)
+		LT_JWT_FAIL(-EACCES, "token expired");
+	if (c->nbf && now_s + v->leeway_s < c->nbf)
+		LT_JWT_FAIL(-EACCES, "token not valid yet (nbf)");
+	if (c->iat && now_s + v->leeway_s < c->iat)
+		LT_JWT_FAIL(-EACCES, "token issued in the future (iat)");
+	if (v->issuer[0]) {
+		const char *iss = json_string_value(json_object_get(pl, "iss"));
+
+		if (!iss || strcmp(iss, v->issuer))
+			LT_JWT_FAIL(-EACCES, "issuer is not accepted");
+	}
+	if (v->audience[0] && !lt_aud_ok(json_object_get(pl, "aud"), v->audience))
+		LT_JWT_FAIL(-EACCES, "audience is not accepted");
+	if (!json_is_string(json_object_get(pl, "sub")) ||
+	    strlen(json_string_value(json_object_get(pl, "sub"))) >= sizeof(c->sub))
+		LT_JWT_FAIL(-EACCES, "token has no usable sub");
+	snprintf(c->sub, sizeof(c->sub), "%s", json_string_value(json_object_get(pl, "sub")));
+	lt_claim_strings(json_object_get(pl, v->roles_claim), c->roles, LT_JWT_MAX_ROLES,
+			 &c->nroles);
+	lt_claim_strings(json_object_get(pl, v->orgs_claim), c->orgs, LT_JWT_MAX_ORGS, &c->norgs);
+	ret = 0;
+out:
+	json_decref(hdr);
+	json_decref(pl);
+	free(buf);
+	return ret;
+}
+
+int lt_jwt_sign_hs256(const char *secret, const char *claims_json, char *out, size_t outlen)
+{
+	static const char hdr[] = "{\"alg\":\"HS256\",\"typ\":\"JWT\"}";
+	unsigned char mac[32];
+	long n, m, k;
+
+	n = lt_b64url_encode((const unsigned char *)hdr, strlen(hdr), out, outlen);
+	if (n < 0 || (size_t)n + 1 >= outlen)
+		return -ENOSPC;
+	out[n] = '.';
+	m = lt_b64url_encode((const unsigned char *)claims_json, strlen(claims_json), out + n + 1,
+			     outlen - (size_t)n - 1);
+	if (m < 0 || (size_t)(n + 1 + m + 1) >= outlen)
+		return -ENOSPC;
+	if (lt_hmac_sha256((const unsigned char *)secret, strlen(secret), out, (size_t)(n + 1 + m),
+			   mac))
+		return -EIO;
+	out[n + 1 + m] = '.';
+	k = lt_b64url_encode(mac, sizeof(mac), out + n + 1 + m + 1,
+			     outlen - (size_t)(n + 1 + m + 1));
+	return k < 0 ? -ENOSPC : 0;
+}
