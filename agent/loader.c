@@ -430,6 +430,7 @@ void lt_maps_from_skel(struct lt_admit *skel, struct lt_maps *m)
 	m->fd[LT_M_RATES] = bpf_map__fd(skel->maps.lt_rates);
 	m->fd[LT_M_IFACES] = bpf_map__fd(skel->maps.lt_ifaces);
 	m->fd[LT_M_SCACHE] = bpf_map__fd(skel->maps.lt_scache);
+	m->fd[LT_M_USAGE] = bpf_map__fd(skel->maps.lt_usage);
 }
 
 static int lt_probe_run(struct lt_admit *skel, __u64 *ktime, __u64 *jiffies)

@@ -212,6 +212,7 @@ static __u64 clk_ns(clockid_t clk)
 static void *ubench_fn(void *arg)
 {
 	struct ubench *u = arg;
+	const struct lt_rate *r;
 	long i, adm = 0;
 	__u64 seen;
 	double t;
@@ -225,7 +226,7 @@ static void *ubench_fn(void *arg)
 
 		/* The clock is read once per decision, as the gateway does. */
 		do
-			v = lt_slot_consume(u->slots, u->rates, key, clk_ns(u->clk), 1, &seen);
+			v = lt_slot_consume(u->slots, u->rates, key, clk_ns(u->clk), 1, &seen, &r);
 		while (v == LT_CONTENDED);
 		adm += v == LT_ADMIT;
 	}

@@ -113,6 +113,14 @@ struct {
 } lt_rates SEC(".maps");
 
 struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(map_flags, BPF_F_MMAPABLE);
+	__uint(max_entries, LT_MAX_SLOTS);
+	__type(key, __u32);
+	__type(value, struct lt_usage);
+} lt_usage SEC(".maps");
+
+struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
 	__uint(max_entries, 256);
 	__type(key, __u32);

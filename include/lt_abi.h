@@ -22,7 +22,7 @@
 #define LT_MAX_PORTS 65536 /* lt_ports: one entry per port number */
 #define LT_MAX_PREFIXES 16384 /* lt_penalty, lt_policy entries */
 #define LT_MAX_SLOTS (1U << 20) /* lt_slots: L7 buckets */
-#define LT_MAX_RATES 4096 /* lt_rates: L7 rate table */
+#define LT_MAX_RATES 65536 /* lt_rates: L7 rate table (tiers, org quotas, API keys) */
 #define LT_EVENTS_BYTES (256 * 1024) /* lt_events ring buffer */
 
 /*
@@ -236,21 +236,64 @@ _Static_assert(sizeof(struct lt_slot) == 16, "lt_slot is ABI");
 /* lt_rates: ARRAY[LT_MAX_RATES] of struct lt_rate, BPF_F_MMAPABLE. */
 
 /*
- * One L7 decision on mmapped lt_slots/lt_rates: no system call, one CAS.
- * rate_id is read once; a concurrent rate change by the agent is applied
- * from the next decision on.
+ * lt_usage: ARRAY[LT_MAX_SLOTS] of per-bucket usage, BPF_F_MMAPABLE, indexed
+ * like lt_slots. Atomic adds by whoever decides; read by the admin API.
  */
-static __always_inline int lt_slot_consume(struct lt_slot *slots, const struct lt_rate *rates,
-					   __u32 slot, __u64 now_ns, __u64 cost_tokens,
-					   __u64 *tat_seen)
+struct lt_usage {
+	__u64 admitted; /* decisions admitted */
+	__u64 rejected; /* decisions denied (429) */
+	__u64 tokens; /* tokens admitted */
+	__u64 _pad;
+};
+_Static_assert(sizeof(struct lt_usage) == 32, "lt_usage is ABI");
+
+/*
+ * A live rate change without losing the level: the agent CASes tat to
+ * LT_TAT_BUSY, writes the new rate_id, then stores tat rebased into the new
+ * rate's units. A decider that reads LT_TAT_BUSY tries again; it reads
+ * rate_id only after an ordinary tat, so it never pairs a new rate with an
+ * old word (and its CAS fails if the word changed under it). A real tat never
+ * reaches it: tat <= s(2^60 ns) + capacity < 2^63.
+ */
+#define LT_TAT_BUSY (~0ULL)
+
+#ifndef __bpf__
+/* One L7 decision on mmapped lt_slots/lt_rates: no system call, one CAS. */
+static inline int lt_slot_consume(struct lt_slot *slots, const struct lt_rate *rates, __u32 slot,
+				  __u64 now_ns, __u64 cost_tokens, __u64 *tat_seen,
+				  const struct lt_rate **rate_used)
 {
 	struct lt_slot *s = &slots[slot & (LT_MAX_SLOTS - 1)];
-	__u32 rid = *(volatile __u32 *)&s->rate_id;
+	const struct lt_rate *r;
+	__u64 old, nv, sc, frac, cost;
+	__u32 rid;
+	int i, v;
 
-	return lt_bucket_consume(&s->tat, &rates[rid & (LT_MAX_RATES - 1)], now_ns, cost_tokens,
-				 tat_seen);
+	for (i = 0; i < LT_CAS_TRIES; i++) {
+		old = __atomic_load_n(&s->tat, __ATOMIC_ACQUIRE);
+		if (old == LT_TAT_BUSY)
+			continue;
+		rid = __atomic_load_n(&s->rate_id, __ATOMIC_ACQUIRE);
+		r = &rates[rid & (LT_MAX_RATES - 1)];
+		*rate_used = r;
+		*tat_seen = old;
+		if (!r->period_ns)
+			return LT_ADMIT;
+		if (cost_tokens > (r->cap_units >> r->unit_shift))
+			return LT_TOO_BIG;
+		cost = cost_tokens << r->unit_shift;
+		sc = lt_scaled(r, now_ns, &frac);
+		v = lt_gcra_step(old, sc, sc + (frac != 0), r->cap_units, cost, &nv);
+		if (v != LT_ADMIT)
+			return v;
+		if (__sync_val_compare_and_swap(&s->tat, old, nv) == old) {
+			*tat_seen = nv;
+			return LT_ADMIT;
+		}
+	}
+	return LT_CONTENDED;
 }
-
+#endif
 /* How a program is attached to an interface. */
 enum lt_attach_mode {
 	LT_MODE_XDP_NATIVE = 1,

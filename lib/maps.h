@@ -22,6 +22,7 @@ enum lt_map_id {
 	LT_M_RATES,
 	LT_M_IFACES,
 	LT_M_SCACHE,
+	LT_M_USAGE,
 	LT_M__MAX,
 };
 
