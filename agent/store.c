@@ -27,10 +27,11 @@ int lt_store_open(struct lt_store *s, const char *path, char *err, size_t errlen
 {
 	char *msg = NULL;
 
-	if (sqlite3_open_v2(path, &s->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE |
-						  SQLITE_OPEN_FULLMUTEX,
+	if (sqlite3_open_v2(path, &s->db,
+			    SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_FULLMUTEX,
 			    NULL) != SQLITE_OK) {
-		snprintf(err, errlen, "%s: %s", path, s->db ? sqlite3_errmsg(s->db) : "cannot open");
+		snprintf(err, errlen, "%s: %s", path,
+			 s->db ? sqlite3_errmsg(s->db) : "cannot open");
 		sqlite3_close(s->db);
 		s->db = NULL;
 		return -EIO;
@@ -86,11 +87,13 @@ static sqlite3_stmt *lt_prep(struct lt_store *s, const char *sql, const char *ty
 	va_start(ap, types);
 	for (i = 0; types[i]; i++) {
 		if (types[i] == 's')
-			sqlite3_bind_text(st, i + 1, va_arg(ap, const char *), -1, SQLITE_TRANSIENT);
+			sqlite3_bind_text(st, i + 1, va_arg(ap, const char *), -1,
+					  SQLITE_TRANSIENT);
 		else if (types[i] == 'i')
 			sqlite3_bind_int64(st, i + 1, va_arg(ap, int64_t));
 		else
-			sqlite3_bind_blob(st, i + 1, va_arg(ap, const void *), 32, SQLITE_TRANSIENT);
+			sqlite3_bind_blob(st, i + 1, va_arg(ap, const void *), 32,
+					  SQLITE_TRANSIENT);
 	}
 	va_end(ap);
 	return st;
@@ -110,8 +113,8 @@ static int lt_run(sqlite3_stmt *st)
 int lt_store_limit_put(struct lt_store *s, const char *kind, const char *name, const char *provider,
 		       const struct lt_limit *l)
 {
-	return lt_run(lt_prep(s, "INSERT OR REPLACE INTO limits VALUES(?,?,?,?,?,?)", "sssiii", kind,
-			      name, provider, (int64_t)l->capacity, (int64_t)l->tokens,
+	return lt_run(lt_prep(s, "INSERT OR REPLACE INTO limits VALUES(?,?,?,?,?,?)", "sssiii",
+			      kind, name, provider, (int64_t)l->capacity, (int64_t)l->tokens,
 			      (int64_t)l->period_ns));
 }
 
@@ -123,8 +126,9 @@ int lt_store_limit_del(struct lt_store *s, const char *kind, const char *name, c
 
 int lt_store_limit_each(struct lt_store *s, lt_limit_cb cb, void *ctx)
 {
-	sqlite3_stmt *st = lt_prep(s, "SELECT kind,name,provider,capacity,tokens,period_ns FROM "
-				      "limits ORDER BY kind,name,provider",
+	sqlite3_stmt *st = lt_prep(s,
+				   "SELECT kind,name,provider,capacity,tokens,period_ns FROM "
+				   "limits ORDER BY kind,name,provider",
 				   "");
 	int ret = 0;
 

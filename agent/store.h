@@ -47,7 +47,8 @@ void lt_store_rollback(struct lt_store *s);
 /* kind: "tier" (name = tier) or "org" (name = org UUID, "*" = default); provider "*" = any */
 int lt_store_limit_put(struct lt_store *s, const char *kind, const char *name, const char *provider,
 		       const struct lt_limit *l);
-int lt_store_limit_del(struct lt_store *s, const char *kind, const char *name, const char *provider);
+int lt_store_limit_del(struct lt_store *s, const char *kind, const char *name,
+		       const char *provider);
 typedef int (*lt_limit_cb)(void *ctx, const char *kind, const char *name, const char *provider,
 			   const struct lt_limit *l);
 int lt_store_limit_each(struct lt_store *s, lt_limit_cb cb, void *ctx);

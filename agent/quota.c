@@ -1,0 +1,731 @@
+// SPDX-License-Identifier: MIT
+#include <errno.h>
+#include <sched.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include "log.h"
+#include "quota.h"
+#include "units.h"
+
+struct lt_limit_ent {
+	char kind[8]; /* "tier" | "org" */
+	char name[64];
+	char provider[LT_NAME_MAX];
+	struct lt_limit l;
+};
+
+struct lt_rate_ent {
+	__u32 refs; /* buckets using this id; 0 = free (id 0 is "unlimited") */
+};
+
+struct lt_idx_ent {
+	char *key; /* NULL = empty */
+	__u32 slot;
+};
+
+struct lt_quota {
+	pthread_rwlock_t lock;
+	struct lt_store *st;
+	struct lt_quota_maps m;
+	char providers[LT_PROVIDER_MAX][LT_NAME_MAX];
+	int nproviders;
+	struct lt_limit_ent *limits;
+	int nlimits;
+	struct lt_rate_ent *rates; /* [LT_MAX_RATES] */
+	struct lt_idx_ent *idx; /* open addressing, power-of-2 capacity */
+	__u32 idx_cap, idx_used;
+	__u32 next_slot; /* slot 0 is never used */
+};
+
+/* ---- index ------------------------------------------------------------- */
+
+static __u64 lt_strhash(const char *s)
+{
+	__u64 h = 1469598103934665603ULL;
+
+	while (*s)
+		h = (h ^ (unsigned char)*s++) * 1099511628211ULL;
+	return h;
+}
+
+static struct lt_idx_ent *lt_idx_find(struct lt_quota *q, const char *key)
+{
+	__u32 i = (__u32)lt_strhash(key) & (q->idx_cap - 1);
+
+	while (q->idx[i].key) {
+		if (!strcmp(q->idx[i].key, key))
+			return &q->idx[i];
+		i = (i + 1) & (q->idx_cap - 1);
+	}
+	return NULL;
+}
+
+static int lt_idx_insert(struct lt_quota *q, char *key, __u32 slot)
+{
+	__u32 i;
+
+	if ((q->idx_used + 1) * 2 > q->idx_cap) {
+		struct lt_idx_ent *old = q->idx;
+		__u32 oc = q->idx_cap, j;
+
+		q->idx = calloc(oc * 2, sizeof(*q->idx));
+		if (!q->idx) {
+			q->idx = old;
+			return -ENOMEM;
+		}
+		q->idx_cap = oc * 2;
+		for (j = 0; j < oc; j++) {
+			if (!old[j].key)
+				continue;
+			i = (__u32)lt_strhash(old[j].key) & (q->idx_cap - 1);
+			while (q->idx[i].key)
+				i = (i + 1) & (q->idx_cap - 1);
+			q->idx[i] = old[j];
+		}
+		free(old);
+	}
+	i = (__u32)lt_strhash(key) & (q->idx_cap - 1);
+	while (q->idx[i].key)
+		i = (i + 1) & (q->idx_cap - 1);
+	q->idx[i].key = key;
+	q->idx[i].slot = slot;
+	q->idx_used++;
+	return 0;
+}
+
+/* ---- rates ------------------------------------------------------------- */
+
+/* The id of rate r in lt_rates, shared with every bucket of the same rate. */
+static int lt_rate_get(struct lt_quota *q, const struct lt_rate *r, __u32 *id)
+{
+	__u32 i, free_id = 0;
+
+	if (!r->period_ns) {
+		*id = 0; /* unlimited */
+		return 0;
+	}
+	for (i = 1; i < LT_MAX_RATES; i++) {
+		if (q->rates[i].refs && !memcmp(&q->m.rates[i], r, sizeof(*r))) {
+			*id = i;
+			return 0;
+		}
+		if (!q->rates[i].refs && !free_id)
+			free_id = i;
+	}
+	if (!free_id)
+		return -ENOSPC;
+	q->m.rates[free_id] = *r;
+	__atomic_thread_fence(__ATOMIC_RELEASE);
+	*id = free_id;
+	return 0;
+}
+
+static void lt_rate_ref(struct lt_quota *q, __u32 id, int delta)
+{
+	if (id && id < LT_MAX_RATES)
+		q->rates[id].refs += (__u32)delta;
+}
+
+/*
+ * Moves slot to rate id nid keeping its level (in tokens), under the write
+ * lock: the BUSY protocol of lt_abi.h keeps concurrent deciders correct.
+ */
+static void lt_slot_rebase(struct lt_quota *q, __u32 slot, __u32 nid, __u64 now)
+{
+	struct lt_slot *s = &q->m.slots[slot];
+	const struct lt_rate *o, *n = &q->m.rates[nid];
+	__u64 old, level, frac, sc, nt = 0;
+	__u32 oid;
+
+	for (;;) {
+		old = __atomic_load_n(&s->tat, __ATOMIC_ACQUIRE);
+		if (old != LT_TAT_BUSY &&
+		    __sync_val_compare_and_swap(&s->tat, old, LT_TAT_BUSY) == old)
+			break;
+		sched_yield();
+	}
+	oid = s->rate_id;
+	o = &q->m.rates[oid];
+	level = lt_level_units(old, now, o);
+	if (level && n->period_ns) {
+		/* old units -> tokens -> new units, rounded up (never a gift) */
+		if (n->unit_shift >= o->unit_shift) {
+			__u32 d = n->unit_shift - o->unit_shift;
+
+			level = level > (LT_CAP_UNITS_MAX >> d) ? LT_CAP_UNITS_MAX : level << d;
+		} else {
+			__u32 d = o->unit_shift - n->unit_shift;
+
+			level = (level + (1ULL << d) - 1) >> d;
+		}
+		sc = lt_scaled(n, now, &frac);
+		nt = sc + (frac != 0) + level;
+	}
+	__atomic_store_n(&s->rate_id, nid, __ATOMIC_RELEASE);
+	__atomic_store_n(&s->tat, nt, __ATOMIC_RELEASE);
+	lt_rate_ref(q, oid, -1);
+	lt_rate_ref(q, nid, +1);
+}
+
+/* ---- limits -------------------------------------------------------------- */
+
+static struct lt_limit_ent *lt_limit_find(struct lt_quota *q, const char *kind, const char *name,
+					  const char *provider)
+{
+	int i;
+
+	for (i = 0; i < q->nlimits; i++) {
+		struct lt_limit_ent *e = &q->limits[i];
+
+		if (!strcmp(e->kind, kind) && !strcmp(e->name, name) &&
+		    !strcmp(e->provider, provider))
+			return e;
+	}
+	return NULL;
+}
+
+/* The limit that governs a bucket key; -ENOENT if none. */
+static int lt_key_limit(struct lt_quota *q, const char *key, struct lt_limit *out)
+{
+	char kind, a[64] = "", b[64] = "";
+	struct lt_limit_ent *e = NULL;
+	const char *p = key + 2, *slash;
+
+	kind = key[0];
+	if (kind == 'u') { /* u/<tier>/<provider>/<user> */
+		slash = strchr(p, '/');
+		if (!slash || slash - p >= (long)sizeof(a))
+			return -EINVAL;
+		memcpy(a, p, (size_t)(slash - p));
+		p = slash + 1;
+		slash = strchr(p, '/');
+		if (!slash || slash - p >= (long)sizeof(b))
+			return -EINVAL;
+		memcpy(b, p, (size_t)(slash - p));
+		e = lt_limit_find(q, "tier", a, b);
+		if (!e)
+			e = lt_limit_find(q, "tier", a, "*");
+	} else if (kind == 'o') { /* o/<provider>/<org> */
+		slash = strchr(p, '/');
+		if (!slash || slash - p >= (long)sizeof(b))
+			return -EINVAL;
+		memcpy(b, p, (size_t)(slash - p));
+		snprintf(a, sizeof(a), "%s", slash + 1);
+		e = lt_limit_find(q, "org", a, b);
+		if (!e)
+			e = lt_limit_find(q, "org", a, "*");
+		if (!e)
+			e = lt_limit_find(q, "org", "*", b);
+		if (!e)
+			e = lt_limit_find(q, "org", "*", "*");
+	}
+	if (!e)
+		return -ENOENT;
+	*out = e->l;
+	return 0;
+}
+
+static int lt_limit_rate(const struct lt_limit *l, struct lt_rate *r)
+{
+	return lt_rate_init(r, l->capacity, l->tokens, l->period_ns);
+}
+
+/* Re-derives every non-key bucket's rate; rebases those that changed. */
+static int lt_rebase_all(struct lt_quota *q)
+{
+	__u64 now = lt_now_ns();
+	struct lt_limit l;
+	struct lt_rate r;
+	__u32 i, id;
+	int ret;
+
+	for (i = 0; i < q->idx_cap; i++) {
+		struct lt_idx_ent *e = &q->idx[i];
+
+		if (!e->key || e->key[0] == 'k')
+			continue;
+		if (lt_key_limit(q, e->key, &l))
+			memset(&r, 0, sizeof(r)); /* nothing governs it any more: unlimited */
+		else if (lt_limit_rate(&l, &r))
+			continue;
+		if (!memcmp(&q->m.rates[q->m.slots[e->slot].rate_id], &r, sizeof(r)))
+			continue;
+		ret = lt_rate_get(q, &r, &id);
+		if (ret)
+			return ret;
+		lt_slot_rebase(q, e->slot, id, now);
+	}
+	return 0;
+}
+
+/* ---- public -------------------------------------------------------------- */
+
+static int lt_load_provider(void *ctx, const char *name)
+{
+	struct lt_quota *q = ctx;
+
+	if (q->nproviders < LT_PROVIDER_MAX)
+		snprintf(q->providers[q->nproviders++], LT_NAME_MAX, "%s", name);
+	return 0;
+}
+
+static int lt_load_limit(void *ctx, const char *kind, const char *name, const char *provider,
+			 const struct lt_limit *l)
+{
+	struct lt_quota *q = ctx;
+	struct lt_limit_ent *n = realloc(q->limits, (size_t)(q->nlimits + 1) * sizeof(*n));
+
+	if (!n)
+		return -ENOMEM;
+	q->limits = n;
+	memset(&n[q->nlimits], 0, sizeof(*n));
+	snprintf(n[q->nlimits].kind, sizeof(n->kind), "%s", kind);
+	snprintf(n[q->nlimits].name, sizeof(n->name), "%s", name);
+	snprintf(n[q->nlimits].provider, sizeof(n->provider), "%s", provider);
+	n[q->nlimits].l = *l;
+	q->nlimits++;
+	return 0;
+}
+
+static int lt_load_bucket(void *ctx, const char *key, uint32_t slot)
+{
+	struct lt_quota *q = ctx;
+	char *k;
+	__u32 rid;
+
+	if (!slot || slot >= LT_MAX_SLOTS)
+		return 0;
+	k = strdup(key);
+	if (!k || lt_idx_insert(q, k, slot)) {
+		free(k);
+		return -ENOMEM;
+	}
+	/* the rate the pinned slot still carries: refcount it as it is */
+	rid = q->m.slots[slot].rate_id;
+	if (rid >= LT_MAX_RATES)
+		q->m.slots[slot].rate_id = rid = 0;
+	lt_rate_ref(q, rid, +1);
+	if (slot >= q->next_slot)
+		q->next_slot = slot + 1;
+	return 0;
+}
+
+int lt_quota_open(struct lt_quota **qp, struct lt_store *st, const struct lt_quota_maps *m,
+		  char *err, size_t errlen)
+{
+	struct lt_quota *q = calloc(1, sizeof(*q));
+	int ret = -ENOMEM;
+
+	if (!q)
+		return -ENOMEM;
+	pthread_rwlock_init(&q->lock, NULL);
+	q->st = st;
+	q->m = *m;
+	q->next_slot = 1;
+	q->idx_cap = 1024;
+	q->idx = calloc(q->idx_cap, sizeof(*q->idx));
+	q->rates = calloc(LT_MAX_RATES, sizeof(*q->rates));
+	if (!q->idx || !q->rates)
+		goto fail;
+	ret = lt_store_provider_each(st, lt_load_provider, q);
+	if (!ret)
+		ret = lt_store_limit_each(st, lt_load_limit, q);
+	if (!ret)
+		ret = lt_store_bucket_each(st, lt_load_bucket, q);
+	if (!ret)
+		ret = lt_rebase_all(q); /* limits may have changed while we were down */
+	if (ret) {
+		snprintf(err, errlen, "loading the quota state: %s", strerror(-ret));
+		goto fail;
+	}
+	log_info("quota: %d providers, %d limits, %u buckets", q->nproviders, q->nlimits,
+		 q->idx_used);
+	*qp = q;
+	return 0;
+fail:
+	lt_quota_close(q);
+	return ret;
+}
+
+void lt_quota_close(struct lt_quota *q)
+{
+	__u32 i;
+
+	if (!q)
+		return;
+	for (i = 0; q->idx && i < q->idx_cap; i++)
+		free(q->idx[i].key);
+	free(q->idx);
+	free(q->rates);
+	free(q->limits);
+	pthread_rwlock_destroy(&q->lock);
+	free(q);
+}
+
+int lt_quota_provider_known(struct lt_quota *q, const char *name)
+{
+	int i, found = 0;
+
+	pthread_rwlock_rdlock(&q->lock);
+	for (i = 0; i < q->nproviders && !found; i++)
+		found = !strcmp(q->providers[i], name);
+	pthread_rwlock_unlock(&q->lock);
+	return found;
+}
+
+int lt_quota_provider_add(struct lt_quota *q, const char *name, char *err, size_t errlen)
+{
+	int ret = 0, i;
+
+	pthread_rwlock_wrlock(&q->lock);
+	for (i = 0; i < q->nproviders; i++)
+		if (!strcmp(q->providers[i], name))
+			goto out; /* idempotent */
+	if (q->nproviders == LT_PROVIDER_MAX) {
+		snprintf(err, errlen, "at most %d providers", LT_PROVIDER_MAX);
+		ret = -ENOSPC;
+		goto out;
+	}
+	ret = lt_store_provider_put(q->st, name);
+	if (ret) {
+		snprintf(err, errlen, "store: cannot save provider");
+		goto out;
+	}
+	snprintf(q->providers[q->nproviders++], LT_NAME_MAX, "%s", name);
+out:
+	pthread_rwlock_unlock(&q->lock);
+	return ret;
+}
+
+int lt_quota_provider_del(struct lt_quota *q, const char *name, char *err, size_t errlen)
+{
+	int i, ret = -ENOENT;
+
+	pthread_rwlock_wrlock(&q->lock);
+	for (i = 0; i < q->nproviders; i++) {
+		if (strcmp(q->providers[i], name))
+			continue;
+		ret = lt_store_provider_del(q->st, name);
+		if (ret) {
+			snprintf(err, errlen, "store: cannot delete provider");
+			break;
+		}
+		memmove(q->providers[i], q->providers[i + 1],
+			(size_t)(q->nproviders - i - 1) * sizeof(q->providers[0]));
+		q->nproviders--;
+		break;
+	}
+	if (ret == -ENOENT)
+		snprintf(err, errlen, "no provider '%s'", name);
+	pthread_rwlock_unlock(&q->lock);
+	return ret;
+}
+
+void lt_quota_provider_each(struct lt_quota *q, void (*cb)(void *ctx, const char *name), void *ctx)
+{
+	int i;
+
+	pthread_rwlock_rdlock(&q->lock);
+	for (i = 0; i < q->nproviders; i++)
+		cb(ctx, q->providers[i]);
+	pthread_rwlock_unlock(&q->lock);
+}
+
+int lt_quota_limit_set(struct lt_quota *q, const char *kind, const char *name, const char *provider,
+		       const struct lt_limit *l, char *err, size_t errlen)
+{
+	struct lt_limit_ent *e, saved = { 0 };
+	struct lt_rate r;
+	int ret, existed;
+
+	if (lt_limit_rate(l, &r)) {
+		snprintf(err, errlen, "capacity or rate out of range");
+		return -ERANGE;
+	}
+	pthread_rwlock_wrlock(&q->lock);
+	e = lt_limit_find(q, kind, name, provider);
+	existed = e != NULL;
+	if (e)
+		saved = *e;
+	/* the store first: if it fails, nothing changed anywhere */
+	ret = lt_store_limit_put(q->st, kind, name, provider, l);
+	if (ret) {
+		snprintf(err, errlen, "store: cannot save the limit");
+		goto out;
+	}
+	if (e)
+		e->l = *l;
+	else
+		ret = lt_load_limit(q, kind, name, provider, l);
+	if (!ret)
+		ret = lt_rebase_all(q);
+	if (ret) {
+		/* put the old limit back in both places */
+		if (existed) {
+			e = lt_limit_find(q, kind, name, provider);
+			e->l = saved.l;
+			lt_store_limit_put(q->st, kind, name, provider, &saved.l);
+		} else {
+			lt_store_limit_del(q->st, kind, name, provider);
+			q->nlimits--;
+		}
+		lt_rebase_all(q);
+		snprintf(err, errlen, "applying the limit: %s", strerror(-ret));
+	}
+out:
+	pthread_rwlock_unlock(&q->lock);
+	return ret;
+}
+
+int lt_quota_limit_del(struct lt_quota *q, const char *kind, const char *name, const char *provider,
+		       char *err, size_t errlen)
+{
+	struct lt_limit_ent *e;
+	int ret;
+
+	pthread_rwlock_wrlock(&q->lock);
+	e = lt_limit_find(q, kind, name, provider);
+	if (!e) {
+		snprintf(err, errlen, "no such limit");
+		ret = -ENOENT;
+		goto out;
+	}
+	ret = lt_store_limit_del(q->st, kind, name, provider);
+	if (ret) {
+		snprintf(err, errlen, "store: cannot delete the limit");
+		goto out;
+	}
+	*e = q->limits[--q->nlimits];
+	ret = lt_rebase_all(q);
+out:
+	pthread_rwlock_unlock(&q->lock);
+	return ret;
+}
+
+int lt_quota_limit_get(struct lt_quota *q, const char *kind, const char *name, const char *provider,
+		       struct lt_limit *out)
+{
+	struct lt_limit_ent *e;
+
+	pthread_rwlock_rdlock(&q->lock);
+	e = lt_limit_find(q, kind, name, provider);
+	if (e)
+		*out = e->l;
+	pthread_rwlock_unlock(&q->lock);
+	return e ? 0 : -ENOENT;
+}
+
+void lt_quota_limit_each(struct lt_quota *q, const char *kind, const char *name,
+			 void (*cb)(void *ctx, const char *name, const char *provider,
+				    const struct lt_limit *l),
+			 void *ctx)
+{
+	int i;
+
+	pthread_rwlock_rdlock(&q->lock);
+	for (i = 0; i < q->nlimits; i++) {
+		struct lt_limit_ent *e = &q->limits[i];
+
+		if (!strcmp(e->kind, kind) && (!name || !strcmp(e->name, name)))
+			cb(ctx, e->name, e->provider, &e->l);
+	}
+	pthread_rwlock_unlock(&q->lock);
+}
+
+int lt_quota_tier_exists(struct lt_quota *q, const char *tier)
+{
+	int i, found = 0;
+
+	pthread_rwlock_rdlock(&q->lock);
+	for (i = 0; i < q->nlimits && !found; i++)
+		found = !strcmp(q->limits[i].kind, "tier") && !strcmp(q->limits[i].name, tier);
+	pthread_rwlock_unlock(&q->lock);
+	return found;
+}
+
+int lt_quota_bucket(struct lt_quota *q, const char *key, const struct lt_limit *key_limit,
+		    __u32 *slot, char *err, size_t errlen)
+{
+	struct lt_idx_ent *e;
+	struct lt_limit l;
+	struct lt_rate r;
+	char *k;
+	__u32 id, s;
+	int ret;
+
+	pthread_rwlock_rdlock(&q->lock);
+	e = lt_idx_find(q, key);
+	if (e)
+		*slot = e->slot;
+	pthread_rwlock_unlock(&q->lock);
+	if (e)
+		return 0;
+
+	pthread_rwlock_wrlock(&q->lock);
+	e = lt_idx_find(q, key); /* another thread may have made it meanwhile */
+	if (e) {
+		*slot = e->slot;
+		ret = 0;
+		goto out;
+	}
+	if (key[0] == 'k') {
+		if (!key_limit) {
+			ret = -ENOENT;
+			snprintf(err, errlen, "no limit for this key");
+			goto out;
+		}
+		l = *key_limit;
+		ret = 0;
+	} else {
+		ret = lt_key_limit(q, key, &l);
+	}
+	if (ret) {
+		snprintf(err, errlen, "no quota is configured for this tier or org and provider");
+		goto out;
+	}
+	if (lt_limit_rate(&l, &r)) {
+		ret = -ERANGE;
+		snprintf(err, errlen, "quota out of range");
+		goto out;
+	}
+	if (q->next_slot >= LT_MAX_SLOTS) {
+		ret = -ENOSPC;
+		snprintf(err, errlen, "bucket table is full (max %u)", LT_MAX_SLOTS - 1);
+		goto out;
+	}
+	ret = lt_rate_get(q, &r, &id);
+	if (ret) {
+		snprintf(err, errlen, "rate table is full (max %u)", LT_MAX_RATES - 1);
+		goto out;
+	}
+	s = q->next_slot;
+	k = strdup(key);
+	ret = k ? lt_store_bucket_put(q->st, key, s) : -ENOMEM;
+	if (!ret)
+		ret = lt_idx_insert(q, k, s);
+	if (ret) {
+		free(k);
+		snprintf(err, errlen, "store: cannot record the bucket");
+		goto out;
+	}
+	q->next_slot++;
+	/* a slot from a lost database may hold an old word: start empty */
+	__atomic_store_n(&q->m.slots[s].tat, LT_TAT_BUSY, __ATOMIC_RELEASE);
+	__atomic_store_n(&q->m.slots[s].rate_id, id, __ATOMIC_RELEASE);
+	__atomic_store_n(&q->m.slots[s].tat, 0, __ATOMIC_RELEASE);
+	memset(&q->m.usage[s], 0, sizeof(q->m.usage[s]));
+	lt_rate_ref(q, id, +1);
+	*slot = s;
+out:
+	pthread_rwlock_unlock(&q->lock);
+	return ret;
+}
+
+int lt_quota_key_limit(struct lt_quota *q, const char *key, const struct lt_limit *l)
+{
+	struct lt_idx_ent *e;
+	struct lt_rate r;
+	__u32 id;
+	int ret = 0;
+
+	if (lt_limit_rate(l, &r))
+		return -ERANGE;
+	pthread_rwlock_wrlock(&q->lock);
+	e = lt_idx_find(q, key);
+	if (e && memcmp(&q->m.rates[q->m.slots[e->slot].rate_id], &r, sizeof(r))) {
+		ret = lt_rate_get(q, &r, &id);
+		if (!ret)
+			lt_slot_rebase(q, e->slot, id, lt_now_ns());
+	}
+	pthread_rwlock_unlock(&q->lock);
+	return ret;
+}
+
+static void lt_fill_view(const struct lt_rate *r, __u64 tat, __u64 now, __u64 cost, int v,
+			 struct lt_quota_view *out)
+{
+	out->unlimited = !r->period_ns;
+	out->capacity = r->period_ns ? lt_rate_capacity(r) : 0;
+	out->remaining = r->period_ns ? lt_remaining_tokens(tat, now, r) : ~0ULL;
+	out->retry_after_ns = v == LT_DENY ? lt_retry_after_ns(tat, now, r, cost) : 0;
+	out->full_in_ns = lt_drain_ns(tat, now, r);
+	out->leak_tokens = r->period_ns ? r->units_per_period >> r->unit_shift : 0;
+	out->leak_period_ns = r->period_ns;
+}
+
+int lt_quota_consume(struct lt_quota *q, __u32 slot, __u64 cost, __u64 now_ns,
+		     struct lt_quota_view *v)
+{
+	const struct lt_rate *r = &q->m.rates[0];
+	struct lt_usage *u = &q->m.usage[slot];
+	__u64 seen = 0;
+	int verdict;
+
+	do
+		verdict = lt_slot_consume(q->m.slots, q->m.rates, slot, now_ns, cost, &seen, &r);
+	while (verdict == LT_CONTENDED);
+	v->slot = slot;
+	lt_fill_view(r, seen, now_ns, cost, verdict, v);
+	if (verdict == LT_ADMIT) {
+		__atomic_fetch_add(&u->admitted, 1, __ATOMIC_RELAXED);
+		__atomic_fetch_add(&u->tokens, cost, __ATOMIC_RELAXED);
+	} else if (verdict == LT_DENY) {
+		__atomic_fetch_add(&u->rejected, 1, __ATOMIC_RELAXED);
+	}
+	return verdict;
+}
+
+void lt_quota_refund(struct lt_quota *q, __u32 slot, __u64 cost)
+{
+	struct lt_slot *s = &q->m.slots[slot];
+	struct lt_usage *u = &q->m.usage[slot];
+	__u64 old, nv, c;
+
+	for (;;) {
+		const struct lt_rate *r;
+
+		old = __atomic_load_n(&s->tat, __ATOMIC_ACQUIRE);
+		if (old == LT_TAT_BUSY)
+			continue;
+		r = &q->m.rates[__atomic_load_n(&s->rate_id, __ATOMIC_ACQUIRE)];
+		if (!r->period_ns)
+			break;
+		c = cost << r->unit_shift;
+		nv = old > c ? old - c : 0;
+		if (__sync_val_compare_and_swap(&s->tat, old, nv) == old)
+			break;
+	}
+	__atomic_fetch_sub(&u->admitted, 1, __ATOMIC_RELAXED);
+	__atomic_fetch_sub(&u->tokens, cost, __ATOMIC_RELAXED);
+}
+
+void lt_quota_peek(struct lt_quota *q, __u32 slot, __u64 now_ns, struct lt_quota_view *v)
+{
+	struct lt_slot *s = &q->m.slots[slot];
+	__u64 tat;
+
+	do
+		tat = __atomic_load_n(&s->tat, __ATOMIC_ACQUIRE);
+	while (tat == LT_TAT_BUSY);
+	v->slot = slot;
+	lt_fill_view(&q->m.rates[__atomic_load_n(&s->rate_id, __ATOMIC_ACQUIRE)], tat, now_ns, 0,
+		     LT_ADMIT, v);
+}
+
+void lt_quota_usage(struct lt_quota *q, __u32 slot, struct lt_usage *out)
+{
+	out->admitted = __atomic_load_n(&q->m.usage[slot].admitted, __ATOMIC_RELAXED);
+	out->rejected = __atomic_load_n(&q->m.usage[slot].rejected, __ATOMIC_RELAXED);
+	out->tokens = __atomic_load_n(&q->m.usage[slot].tokens, __ATOMIC_RELAXED);
+}
+
+__u32 lt_quota_buckets(struct lt_quota *q)
+{
+	__u32 n;
+
+	pthread_rwlock_rdlock(&q->lock);
+	n = q->idx_used;
+	pthread_rwlock_unlock(&q->lock);
+	return n;
+}

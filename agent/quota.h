@@ -1,0 +1,99 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * quota.h - the token quota engine: providers, tier and org limits, the
+ * bucket index (who -> slot in lt_slots), and decisions on the shared
+ * mmapped buckets. Durable state goes to the store; levels stay in the maps.
+ *
+ * Buckets, by key:
+ *   "u/<tier>/<provider>/<userId>"  a user's pool at a tier (JWT roles)
+ *   "o/<provider>/<orgId>"          an org's pool, shared by its users
+ *   "k/<keyId>"                     an API key's own limit (all providers)
+ *
+ * Concurrency: one rwlock guards the index and the limit tables; a decision
+ * holds it for reading only to find the slot, then CASes the bucket word
+ * lock-free. Limit changes (write lock) rebase every affected bucket with the
+ * LT_TAT_BUSY protocol of lt_abi.h: levels are kept, never reset.
+ */
+#ifndef LT_AGENT_QUOTA_H
+#define LT_AGENT_QUOTA_H
+
+#include <pthread.h>
+#include <stddef.h>
+#include "lt_abi.h"
+#include "store.h"
+
+#define LT_PROVIDER_MAX 64
+#define LT_NAME_MAX 32 /* provider and tier names */
+
+struct lt_quota;
+
+struct lt_quota_maps {
+	struct lt_slot *slots; /* mmapped lt_slots */
+	struct lt_rate *rates; /* mmapped lt_rates */
+	struct lt_usage *usage; /* mmapped lt_usage */
+};
+
+/* What a decision saw: for the response body and the RateLimit fields. */
+struct lt_quota_view {
+	__u64 capacity; /* tokens */
+	__u64 remaining; /* tokens that fit now */
+	__u64 retry_after_ns; /* until the request would fit (denied only) */
+	__u64 full_in_ns; /* until the bucket is empty again (full quota) */
+	__u64 leak_tokens; /* leak rate: leak_tokens per leak_period_ns */
+	__u64 leak_period_ns;
+	__u32 slot;
+	int unlimited;
+};
+
+int lt_quota_open(struct lt_quota **q, struct lt_store *st, const struct lt_quota_maps *m,
+		  char *err, size_t errlen);
+void lt_quota_close(struct lt_quota *q);
+
+/* Providers. */
+int lt_quota_provider_known(struct lt_quota *q, const char *name);
+int lt_quota_provider_add(struct lt_quota *q, const char *name, char *err, size_t errlen);
+int lt_quota_provider_del(struct lt_quota *q, const char *name, char *err, size_t errlen);
+/* Calls cb for each provider name, in order; under the read lock. */
+void lt_quota_provider_each(struct lt_quota *q, void (*cb)(void *ctx, const char *name), void *ctx);
+
+/*
+ * Limits: kind "tier" (name = tier) or "org" (name = org id, "*" = the
+ * default for orgs without their own); provider "*" = any provider.
+ * Setting one rebases the live buckets it governs (levels kept).
+ */
+int lt_quota_limit_set(struct lt_quota *q, const char *kind, const char *name, const char *provider,
+		       const struct lt_limit *l, char *err, size_t errlen);
+int lt_quota_limit_del(struct lt_quota *q, const char *kind, const char *name, const char *provider,
+		       char *err, size_t errlen);
+int lt_quota_limit_get(struct lt_quota *q, const char *kind, const char *name, const char *provider,
+		       struct lt_limit *out);
+void lt_quota_limit_each(struct lt_quota *q, const char *kind, const char *name,
+			 void (*cb)(void *ctx, const char *name, const char *provider,
+				    const struct lt_limit *l),
+			 void *ctx);
+int lt_quota_tier_exists(struct lt_quota *q, const char *tier);
+
+/*
+ * Ensures the bucket for key exists (allocating a slot) with the rate its
+ * limits give, and returns the slot. -ENOENT: no limit governs it.
+ * -ENOSPC: lt_slots is full. key_limit is used for "k/" keys.
+ */
+int lt_quota_bucket(struct lt_quota *q, const char *key, const struct lt_limit *key_limit,
+		    __u32 *slot, char *err, size_t errlen);
+
+/* One decision of cost tokens on slot at now: an lt_verdict, and the view. */
+int lt_quota_consume(struct lt_quota *q, __u32 slot, __u64 cost, __u64 now_ns,
+		     struct lt_quota_view *v);
+/* Gives back cost tokens (all-or-nothing over several buckets). */
+void lt_quota_refund(struct lt_quota *q, __u32 slot, __u64 cost);
+/* The view without consuming. */
+void lt_quota_peek(struct lt_quota *q, __u32 slot, __u64 now_ns, struct lt_quota_view *v);
+void lt_quota_usage(struct lt_quota *q, __u32 slot, struct lt_usage *out);
+
+/* Rebases a "k/" bucket to new key limits. */
+int lt_quota_key_limit(struct lt_quota *q, const char *key, const struct lt_limit *l);
+
+/* Buckets in use, of LT_MAX_SLOTS. */
+__u32 lt_quota_buckets(struct lt_quota *q);
+
+#endif
