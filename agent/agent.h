@@ -23,6 +23,8 @@ struct lt_opts {
 	const char *conn; /* policy set: CAP:RATE */
 	const char *packets; /* policy set: CAP:RATE */
 	int agg_v4, agg_v6; /* policy set: 0 = inherit */
+	const char *api; /* attach: --api ADDR:PORT */
+	const char *sub, *roles, *orgs, *ttl; /* mint-token */
 	char **args; /* positional words after the command */
 	int nargs;
 };
@@ -37,6 +39,9 @@ int lt_cmd_unban(struct lt_opts *o);
 int lt_cmd_allow(struct lt_opts *o);
 int lt_cmd_dry_run(struct lt_opts *o);
 int lt_cmd_check_config(struct lt_opts *o);
+int lt_cmd_mint_token(struct lt_opts *o);
+int lt_jwt_secret(const char *state_dir, const char *cfg_secret, char *out, size_t len,
+		  const char **source);
 
 /* 0 when this process may load BPF and attach; else prints why, returns 1. */
 int lt_need_privileges(void);

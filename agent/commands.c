@@ -24,6 +24,8 @@
 #include "maps.h"
 #include "overrides.h"
 #include "units.h"
+#include "jwt.h"
+#include <jansson.h>
 
 /*
  * Records a runtime edit so that attach/reload keep it. put: pol != NULL;
@@ -581,5 +583,56 @@ int lt_cmd_check_config(struct lt_opts *o)
 	       o->config ? o->config : "<default config>", c.nports, c.npolicies, c.nallow,
 	       (c.xdp.flags & LT_CFG_DRY_RUN) ? ", dry-run" : "");
 	lt_config_free(&c);
+	return 0;
+}
+
+static json_t *lt_csv(const char *s)
+{
+	json_t *a = json_array();
+	char buf[1024], *save = NULL, *t;
+
+	snprintf(buf, sizeof(buf), "%s", s ? s : "");
+	for (t = strtok_r(buf, ",", &save); t; t = strtok_r(NULL, ",", &save))
+		json_array_append_new(a, json_string(t));
+	return a;
+}
+
+int lt_cmd_mint_token(struct lt_opts *o)
+{
+	char secret[512], tok[8192], *claims;
+	const char *src;
+	__u64 ttl = 3600 * LT_NS_PER_SEC;
+	time_t now = time(NULL);
+	json_t *c;
+	int ret;
+
+	if (!o->sub || !*o->sub) {
+		fprintf(stderr, "leaky-agent: mint-token needs --sub USER_ID\n");
+		return 2;
+	}
+	if (o->ttl && (lt_duration_parse(o->ttl, &ttl) || !ttl)) {
+		fprintf(stderr, "leaky-agent: --ttl '%s' is not a duration like 1h\n", o->ttl);
+		return 2;
+	}
+	ret = lt_jwt_secret(o->state_dir, NULL, secret, sizeof(secret), &src);
+	if (ret) {
+		fprintf(stderr,
+			"leaky-agent: no HS256 secret: set LT_JWT_SECRET or run attach once "
+			"(it makes %s/jwt-secret)\n",
+			o->state_dir);
+		return 1;
+	}
+	c = json_pack("{s:s, s:o, s:o, s:I, s:I}", "sub", o->sub, "roles",
+		      lt_csv(o->roles ? o->roles : "USER"), "orgs", lt_csv(o->orgs), "iat",
+		      (json_int_t)now, "exp", (json_int_t)(now + (time_t)(ttl / LT_NS_PER_SEC)));
+	claims = json_dumps(c, JSON_COMPACT);
+	json_decref(c);
+	ret = claims ? lt_jwt_sign_hs256(secret, claims, tok, sizeof(tok)) : -ENOMEM;
+	free(claims);
+	if (ret) {
+		fprintf(stderr, "leaky-agent: mint-token: %s\n", strerror(-ret));
+		return 1;
+	}
+	printf("%s\n", tok);
 	return 0;
 }

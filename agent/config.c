@@ -7,6 +7,7 @@
 #include <jansson.h>
 #include "addr.h"
 #include "config.h"
+#include "config_cp.h"
 #include "units.h"
 
 /* Error context: the file name and the JSON pointer being parsed. */
@@ -191,9 +192,20 @@ static int lt_cfg_root(struct lt_cfg_ctx *x, json_t *root, struct lt_agent_confi
 		if (ret)
 			return ret;
 	}
+	lt_cp_defaults(&c->cp);
+	{
+		char msg[400];
+
+		ret = lt_cp_parse(root, &c->cp, msg, sizeof(msg));
+		if (ret) {
+			snprintf(x->err, x->errlen, "%s: %s", x->name, msg);
+			return ret;
+		}
+	}
 	json_object_foreach(root, key, val) {
 		snprintf(p, sizeof(p), "/%s", key);
-		if (!strcmp(key, "default_policy"))
+		if (!strcmp(key, "default_policy") || !strcmp(key, "api") || !strcmp(key, "jwt") ||
+		    !strcmp(key, "token"))
 			continue;
 		if (!strcmp(key, "protected_ports")) {
 			if (!json_is_array(val) || json_array_size(val) > LT_MAX_PORTS)
@@ -362,4 +374,12 @@ void lt_rate_spec_format(const struct lt_rate *r, char *buf, size_t len)
 	}
 	lt_rate_format(r->units_per_period >> r->unit_shift, r->period_ns, rate, sizeof(rate));
 	snprintf(buf, len, "%llu:%s", (unsigned long long)lt_rate_capacity(r), rate);
+}
+
+int lt_policy_from_json(json_t *v, const char *ptr, const struct lt_src_policy *base,
+			struct lt_src_policy *out, char *err, size_t errlen)
+{
+	struct lt_cfg_ctx x = { "request", err, errlen };
+
+	return lt_cfg_policy(&x, v, ptr, base, out, 0);
 }

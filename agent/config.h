@@ -15,7 +15,40 @@ struct lt_prefix_policy {
 	struct lt_src_policy pol;
 };
 
+/* Control plane (REST API, JWT, token quotas). */
+#define LT_CP_MAX_PROVIDERS 64
+#define LT_CP_MAX_TIERS 16
+#define LT_CP_MAX_LIMITS 256
+
+struct lt_cp_limit {
+	char kind[8]; /* "tier" | "org" */
+	char name[64]; /* tier name, or "*" for the default org quota */
+	char provider[32]; /* or "*" */
+	__u64 capacity, tokens, period_ns;
+};
+
+struct lt_cp_config {
+	char listen[64]; /* ADDR:PORT */
+	__u32 max_body; /* bytes */
+	__u32 threads;
+	char jwt_secret[256]; /* "" = from LT_JWT_SECRET or the state dir */
+	char jwt_pem[8][256];
+	int njwt_pem;
+	char jwt_jwks[256];
+	char jwt_issuer[256], jwt_audience[256];
+	__u64 jwt_leeway_s;
+	char roles_claim[64], orgs_claim[64], admin_role[32];
+	char providers[LT_CP_MAX_PROVIDERS][32];
+	int nproviders;
+	char tier_order[LT_CP_MAX_TIERS][32]; /* first tier a token's roles contain wins */
+	int ntiers;
+	char default_tier[32];
+	struct lt_cp_limit limits[LT_CP_MAX_LIMITS]; /* seeds the store on first start */
+	int nlimits;
+};
+
 struct lt_agent_config {
+	struct lt_cp_config cp;
 	__u16 ports[LT_MAX_PORTS];
 	__u32 nports;
 	struct lt_config xdp; /* default policy, flags, sampling */
@@ -47,6 +80,11 @@ void lt_rate_spec_format(const struct lt_rate *r, char *buf, size_t len);
 
 /* Content hash: buckets are namespaced by it (see lt_src_key.policy_id). */
 __u32 lt_policy_id(const struct lt_src_policy *p);
+
+/* A policy object (connections, packets, aggregate_*) over base. */
+#include <jansson.h>
+int lt_policy_from_json(json_t *v, const char *ptr, const struct lt_src_policy *base,
+			struct lt_src_policy *out, char *err, size_t errlen);
 
 /* The lt_policy value of an allowlist entry. */
 struct lt_src_policy lt_allow_policy(void);

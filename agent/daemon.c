@@ -14,6 +14,7 @@
 #include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
+#include <bpf/bpf.h>
 #include <bpf/libbpf.h>
 #include "addr.h"
 #include "agent.h"
@@ -23,6 +24,13 @@
 #include "maps.h"
 #include "overrides.h"
 #include "units.h"
+#include "api.h"
+#include "keys.h"
+#include "quota.h"
+#include "store.h"
+#include <sys/mman.h>
+#include <openssl/rand.h>
+#include <time.h>
 
 static volatile sig_atomic_t lt_stop, lt_reload;
 
@@ -141,11 +149,191 @@ static int lt_load_config(const struct lt_opts *o, struct lt_agent_config *c, ch
 	return ret;
 }
 
+/* The HS256 secret: config, then LT_JWT_SECRET, then <state-dir>/jwt-secret (made once). */
+int lt_jwt_secret(const char *state_dir, const char *cfg_secret, char *out, size_t len,
+		  const char **source)
+{
+	const char *env = getenv("LT_JWT_SECRET");
+	static __thread char path[512]; /* *source may point here */
+	unsigned char rnd[48];
+	FILE *f;
+	size_t n;
+
+	if (cfg_secret && cfg_secret[0]) {
+		snprintf(out, len, "%s", cfg_secret);
+		*source = "the config file";
+		return 0;
+	}
+	if (env && env[0]) {
+		snprintf(out, len, "%s", env);
+		*source = "LT_JWT_SECRET";
+		return 0;
+	}
+	snprintf(path, sizeof(path), "%s/jwt-secret", state_dir);
+	*source = path;
+	f = fopen(path, "r");
+	if (f) {
+		n = fread(out, 1, len - 1, f);
+		fclose(f);
+		out[n] = '\0';
+		out[strcspn(out, "\n")] = '\0';
+		return out[0] ? 0 : -EINVAL;
+	}
+	if (RAND_bytes(rnd, sizeof(rnd)) != 1 || lt_b64url_encode(rnd, sizeof(rnd), out, len) < 0)
+		return -EIO;
+	umask(077);
+	f = fopen(path, "w");
+	if (!f)
+		return -errno;
+	fprintf(f, "%s\n", out);
+	fclose(f);
+	return 0;
+}
+
+static int lt_seed_store(struct lt_store *st, const struct lt_cp_config *cp)
+{
+	char v[16];
+	int i, ret;
+
+	if (!lt_store_meta_get(st, "seeded", v, sizeof(v)))
+		return 0; /* the store is the source of truth from now on */
+	ret = lt_store_begin(st);
+	for (i = 0; !ret && i < cp->nproviders; i++)
+		ret = lt_store_provider_put(st, cp->providers[i]);
+	for (i = 0; !ret && i < cp->nlimits; i++) {
+		const struct lt_cp_limit *l = &cp->limits[i];
+		struct lt_limit lim = { l->capacity, l->tokens, l->period_ns };
+
+		ret = lt_store_limit_put(st, l->kind, l->name, l->provider, &lim);
+	}
+	if (!ret)
+		ret = lt_store_meta_put(st, "seeded", "1");
+	if (!ret)
+		ret = lt_store_commit(st);
+	if (ret)
+		lt_store_rollback(st);
+	else
+		log_info("store: seeded %d providers and %d limits from the config", cp->nproviders,
+			 cp->nlimits);
+	return ret;
+}
+
+/* A fresh host (no pinned maps) gets the bans back from the store. */
+static int lt_restore_penalty(void *ctx, const char *prefix, int64_t until_unix, uint32_t strikes,
+			      uint32_t reason)
+{
+	struct lt_maps *m = ctx;
+	struct lt_lpm_key k, f;
+	struct lt_penalty p;
+	int64_t left = until_unix - (int64_t)time(NULL);
+	char err[128];
+
+	(void)strikes;
+	if (left <= 0 || lt_prefix_parse(prefix, &k, err, sizeof(err)))
+		return 0;
+	f = k;
+	if (!bpf_map_lookup_elem(m->fd[LT_M_PENALTY], &f, &p) && !memcmp(&f, &k, sizeof(k)))
+		return 0; /* the pinned map still has it */
+	lt_penalty_ban(m->fd[LT_M_PENALTY], m->fd[LT_M_CONFIG], &k, (__u64)left * LT_NS_PER_SEC,
+		       reason);
+	return 0;
+}
+
+struct lt_cp {
+	struct lt_store st;
+	struct lt_quota *q;
+	struct lt_keys *keys;
+	struct lt_api api;
+	void *slots, *rates, *usage;
+	size_t slots_len, rates_len, usage_len;
+};
+
+static void lt_cp_stop(struct lt_cp *cp)
+{
+	lt_api_stop(&cp->api);
+	lt_jwt_free(&cp->api.jwt);
+	lt_keys_close(cp->keys);
+	lt_quota_close(cp->q);
+	lt_store_close(&cp->st);
+	if (cp->slots)
+		munmap(cp->slots, cp->slots_len);
+	if (cp->rates)
+		munmap(cp->rates, cp->rates_len);
+	if (cp->usage)
+		munmap(cp->usage, cp->usage_len);
+}
+
+static int lt_cp_start(struct lt_cp *cp, const struct lt_opts *o, const struct lt_agent_config *c,
+		       struct lt_maps *m, char *err, size_t errlen)
+{
+	struct lt_quota_maps qm;
+	char path[512], secret[512];
+	const char *src = NULL;
+	int i, ret;
+
+	snprintf(path, sizeof(path), "%s/leaky.db", o->state_dir);
+	ret = lt_store_open(&cp->st, path, err, errlen);
+	if (ret)
+		return ret;
+	ret = lt_seed_store(&cp->st, &c->cp);
+	if (ret) {
+		snprintf(err, errlen, "%s: cannot seed the store", path);
+		return ret;
+	}
+	cp->slots = lt_map_mmap(m->fd[LT_M_SLOTS], &cp->slots_len);
+	cp->rates = lt_map_mmap(m->fd[LT_M_RATES], &cp->rates_len);
+	cp->usage = lt_map_mmap(m->fd[LT_M_USAGE], &cp->usage_len);
+	if (!cp->slots || !cp->rates || !cp->usage) {
+		snprintf(err, errlen, "cannot mmap lt_slots/lt_rates/lt_usage: %s",
+			 strerror(errno));
+		return -errno;
+	}
+	qm.slots = cp->slots;
+	qm.rates = cp->rates;
+	qm.usage = cp->usage;
+	ret = lt_quota_open(&cp->q, &cp->st, &qm, err, errlen);
+	if (!ret)
+		ret = lt_keys_open(&cp->keys, &cp->st, cp->q, err, errlen);
+	if (ret)
+		return ret;
+	lt_store_penalty_each(&cp->st, lt_restore_penalty, m);
+
+	lt_jwt_init(&cp->api.jwt);
+	cp->api.jwt.leeway_s = (int64_t)c->cp.jwt_leeway_s;
+	snprintf(cp->api.jwt.roles_claim, sizeof(cp->api.jwt.roles_claim), "%s", c->cp.roles_claim);
+	snprintf(cp->api.jwt.orgs_claim, sizeof(cp->api.jwt.orgs_claim), "%s", c->cp.orgs_claim);
+	snprintf(cp->api.jwt.issuer, sizeof(cp->api.jwt.issuer), "%s", c->cp.jwt_issuer);
+	snprintf(cp->api.jwt.audience, sizeof(cp->api.jwt.audience), "%s", c->cp.jwt_audience);
+	ret = lt_jwt_secret(o->state_dir, c->cp.jwt_secret, secret, sizeof(secret), &src);
+	if (!ret)
+		ret = lt_jwt_set_secret(&cp->api.jwt, secret, err, errlen);
+	if (ret) {
+		if (!err[0])
+			snprintf(err, errlen, "no usable HS256 secret (%s)", src ? src : "?");
+		return ret;
+	}
+	log_info("jwt: HS256 secret from %s", src);
+	for (i = 0; i < c->cp.njwt_pem && !ret; i++)
+		ret = lt_jwt_add_pem(&cp->api.jwt, c->cp.jwt_pem[i], err, errlen);
+	if (!ret && c->cp.jwt_jwks[0])
+		ret = lt_jwt_add_jwks(&cp->api.jwt, c->cp.jwt_jwks, err, errlen);
+	if (ret)
+		return ret;
+	cp->api.cp = &c->cp;
+	cp->api.q = cp->q;
+	cp->api.st = &cp->st;
+	cp->api.maps = m;
+	cp->api.keys = cp->keys;
+	cp->api.state_dir = o->state_dir;
+	return lt_api_start(&cp->api, err, errlen);
+}
+
 int lt_cmd_attach(struct lt_opts *o)
 {
 	struct lt_load_opts lo = { .pin_dir = o->pin_dir };
 	struct lt_daemon d = { .print_events = o->events };
 	struct lt_agent_config cfg = {};
+	struct lt_cp cp = { 0 };
 	struct ring_buffer *rb = NULL;
 	struct lt_admit *skel = NULL;
 	struct lt_sweep_stats sw;
@@ -188,6 +376,13 @@ int lt_cmd_attach(struct lt_opts *o)
 			goto cleanup;
 		}
 	}
+	if (o->api)
+		snprintf(cfg.cp.listen, sizeof(cfg.cp.listen), "%s", o->api);
+	err[0] = '\0';
+	if (lt_cp_start(&cp, o, &cfg, &m, err, sizeof(err))) {
+		fprintf(stderr, "leaky-agent: control plane: %s\n", err);
+		goto cleanup;
+	}
 	rb = ring_buffer__new(bpf_map__fd(skel->maps.lt_events), lt_on_event, &d, NULL);
 	if (!rb) {
 		fprintf(stderr, "leaky-agent: cannot open the event ring buffer: %s\n",
@@ -199,9 +394,9 @@ int lt_cmd_attach(struct lt_opts *o)
 	signal(SIGHUP, lt_on_signal);
 	log_info("ready: maps pinned under %s, %u protected port(s), %s", o->pin_dir, cfg.nports,
 		 (cfg.xdp.flags & LT_CFG_DRY_RUN) ? "DRY RUN" : "enforcing");
-	printf("leaky-agent: attached; pins in %s; Ctrl-C leaves enforcement running, "
-	       "`leaky-agent detach` removes it\n",
-	       o->pin_dir);
+	printf("leaky-agent: attached; pins in %s; API on http://%s; Ctrl-C leaves enforcement "
+	       "running, `leaky-agent detach` removes it\n",
+	       o->pin_dir, cfg.cp.listen);
 	fflush(stdout);
 
 	while (!lt_stop) {
@@ -239,6 +434,7 @@ int lt_cmd_attach(struct lt_opts *o)
 	log_info("exiting: programs stay attached and maps pinned (%ld events seen)", d.events);
 	rc = 0;
 cleanup:
+	lt_cp_stop(&cp); /* the API stops first: no request sees a closed store */
 	ring_buffer__free(rb);
 	lt_admit__destroy(skel);
 	if (lock_fd >= 0)

@@ -26,6 +26,8 @@ static const char lt_usage[] =
 	"  allow add|del|list [PREFIX]    allowlist (passes without metering)\n"
 	"  dry-run on|off    count would-be drops but pass them\n"
 	"  check-config      validate --config (or the embedded default) and exit\n"
+	"  mint-token        print an HS256 JWT (--sub, --roles, --orgs, --ttl) signed with\n"
+	"                    the agent's secret: LT_JWT_SECRET or <state-dir>/jwt-secret\n"
 	"  print-config      print the embedded default config\n"
 	"\n"
 	"Options:\n"
@@ -33,6 +35,7 @@ static const char lt_usage[] =
 	"  -m, --mode MODE       attach: xdp (native, falls back to generic), xdp-native,\n"
 	"                        xdp-generic or tc (TC ingress)          [xdp]\n"
 	"  -c, --config FILE     JSON config (default: embedded, see print-config)\n"
+	"      --api ADDR:PORT   attach: REST API address    [127.0.0.1:9090]\n"
 	"      --pin-dir DIR     where maps are pinned         [" LT_PIN_DIR_DEFAULT "]\n"
 	"      --state-dir DIR   lock file and state           [" LT_STATE_DIR_DEFAULT "]\n"
 	"      --keep-maps       detach: keep the pinned maps (bucket/penalty state)\n"
@@ -44,6 +47,10 @@ static const char lt_usage[] =
 	"      --packets CAP:RATE  policy set: packets, e.g. 2000:1000/s, or unlimited\n"
 	"      --aggregate-v4 N  policy set: bucket per /N IPv4 source prefix (1..32)\n"
 	"      --aggregate-v6 N  policy set: bucket per /N IPv6 source prefix (1..128)\n"
+	"      --sub ID          mint-token: subject (user UUID)\n"
+	"      --roles A,B       mint-token: roles claim            [USER]\n"
+	"      --orgs X,Y        mint-token: orgs claim (org UUIDs)\n"
+	"      --ttl DURATION    mint-token: lifetime               [1h]\n"
 	"  -v, --verbose         more log output (repeat for libbpf's)\n"
 	"  -h, --help            this text\n"
 	"\n"
@@ -62,6 +69,11 @@ enum {
 	OPT_PACKETS,
 	OPT_AGG4,
 	OPT_AGG6,
+	OPT_API,
+	OPT_SUB,
+	OPT_ROLES,
+	OPT_ORGS,
+	OPT_TTL,
 };
 
 static int lt_parse_int(const char *s, int *out)
@@ -81,11 +93,17 @@ static int lt_dispatch(const char *cmd, struct lt_opts *o)
 		const char *name;
 		int (*fn)(struct lt_opts *o);
 	} cmds[] = {
-		{ "attach", lt_cmd_attach },   { "detach", lt_cmd_detach },
-		{ "status", lt_cmd_status },   { "policy", lt_cmd_policy },
-		{ "ban", lt_cmd_ban },	       { "unban", lt_cmd_unban },
-		{ "bans", lt_cmd_bans },       { "allow", lt_cmd_allow },
-		{ "dry-run", lt_cmd_dry_run }, { "check-config", lt_cmd_check_config },
+		{ "attach", lt_cmd_attach },
+		{ "detach", lt_cmd_detach },
+		{ "status", lt_cmd_status },
+		{ "policy", lt_cmd_policy },
+		{ "ban", lt_cmd_ban },
+		{ "unban", lt_cmd_unban },
+		{ "bans", lt_cmd_bans },
+		{ "allow", lt_cmd_allow },
+		{ "dry-run", lt_cmd_dry_run },
+		{ "check-config", lt_cmd_check_config },
+		{ "mint-token", lt_cmd_mint_token },
 	};
 	unsigned int i;
 
@@ -123,6 +141,11 @@ int main(int argc, char **argv)
 		{ "packets", required_argument, NULL, OPT_PACKETS },
 		{ "aggregate-v4", required_argument, NULL, OPT_AGG4 },
 		{ "aggregate-v6", required_argument, NULL, OPT_AGG6 },
+		{ "api", required_argument, NULL, OPT_API },
+		{ "sub", required_argument, NULL, OPT_SUB },
+		{ "roles", required_argument, NULL, OPT_ROLES },
+		{ "orgs", required_argument, NULL, OPT_ORGS },
+		{ "ttl", required_argument, NULL, OPT_TTL },
 		{ "verbose", no_argument, NULL, 'v' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
@@ -195,6 +218,21 @@ int main(int argc, char **argv)
 					c == OPT_AGG4 ? "--aggregate-v4" : "--aggregate-v6");
 				return 2;
 			}
+			break;
+		case OPT_API:
+			o.api = optarg;
+			break;
+		case OPT_SUB:
+			o.sub = optarg;
+			break;
+		case OPT_ROLES:
+			o.roles = optarg;
+			break;
+		case OPT_ORGS:
+			o.orgs = optarg;
+			break;
+		case OPT_TTL:
+			o.ttl = optarg;
 			break;
 		case 'v':
 			lt_log_level++;

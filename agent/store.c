@@ -135,9 +135,9 @@ int lt_store_limit_each(struct lt_store *s, lt_limit_cb cb, void *ctx)
 	if (!st)
 		return -EIO;
 	while (!ret && sqlite3_step(st) == SQLITE_ROW) {
-		struct lt_limit l = { (uint64_t)sqlite3_column_int64(st, 3),
-				      (uint64_t)sqlite3_column_int64(st, 4),
-				      (uint64_t)sqlite3_column_int64(st, 5) };
+		struct lt_limit l = { (__u64)sqlite3_column_int64(st, 3),
+				      (__u64)sqlite3_column_int64(st, 4),
+				      (__u64)sqlite3_column_int64(st, 5) };
 
 		ret = cb(ctx, (const char *)sqlite3_column_text(st, 0),
 			 (const char *)sqlite3_column_text(st, 1),
@@ -217,9 +217,9 @@ int lt_store_key_each(struct lt_store *s, int (*cb)(void *ctx, const struct lt_k
 		snprintf(k.org, sizeof(k.org), "%s", sqlite3_column_text(st, 4));
 		if (sqlite3_column_bytes(st, 5) == 32)
 			memcpy(k.hash, sqlite3_column_blob(st, 5), 32);
-		k.limit.capacity = (uint64_t)sqlite3_column_int64(st, 6);
-		k.limit.tokens = (uint64_t)sqlite3_column_int64(st, 7);
-		k.limit.period_ns = (uint64_t)sqlite3_column_int64(st, 8);
+		k.limit.capacity = (__u64)sqlite3_column_int64(st, 6);
+		k.limit.tokens = (__u64)sqlite3_column_int64(st, 7);
+		k.limit.period_ns = (__u64)sqlite3_column_int64(st, 8);
 		k.expires_at = sqlite3_column_int64(st, 9);
 		k.created_at = sqlite3_column_int64(st, 10);
 		k.revoked = (int)sqlite3_column_int64(st, 11);
@@ -239,6 +239,25 @@ int lt_store_penalty_put(struct lt_store *s, const char *prefix, int64_t until_u
 int lt_store_penalty_del(struct lt_store *s, const char *prefix)
 {
 	return lt_run(lt_prep(s, "DELETE FROM penalties WHERE prefix=?", "s", prefix));
+}
+
+int lt_store_penalty_each(struct lt_store *s,
+			  int (*cb)(void *ctx, const char *prefix, int64_t until_unix,
+				    uint32_t strikes, uint32_t reason),
+			  void *ctx)
+{
+	sqlite3_stmt *st =
+		lt_prep(s, "SELECT prefix, until_unix, strikes, reason FROM penalties", "");
+	int ret = 0;
+
+	if (!st)
+		return -EIO;
+	while (!ret && sqlite3_step(st) == SQLITE_ROW)
+		ret = cb(ctx, (const char *)sqlite3_column_text(st, 0), sqlite3_column_int64(st, 1),
+			 (uint32_t)sqlite3_column_int64(st, 2),
+			 (uint32_t)sqlite3_column_int64(st, 3));
+	sqlite3_finalize(st);
+	return ret;
 }
 
 int lt_store_meta_get(struct lt_store *s, const char *k, char *v, size_t vlen)

@@ -11,6 +11,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <sqlite3.h>
+#include <linux/types.h>
 
 struct lt_store {
 	sqlite3 *db;
@@ -18,9 +19,9 @@ struct lt_store {
 
 /* A capacity and a leak rate, as stored (tokens per period). */
 struct lt_limit {
-	uint64_t capacity; /* tokens */
-	uint64_t tokens; /* leak: tokens per period_ns */
-	uint64_t period_ns;
+	__u64 capacity; /* tokens */
+	__u64 tokens; /* leak: tokens per period_ns */
+	__u64 period_ns;
 };
 
 struct lt_key_rec {
@@ -68,6 +69,10 @@ int lt_store_key_each(struct lt_store *s, int (*cb)(void *ctx, const struct lt_k
 int lt_store_penalty_put(struct lt_store *s, const char *prefix, int64_t until_unix,
 			 uint32_t strikes, uint32_t reason);
 int lt_store_penalty_del(struct lt_store *s, const char *prefix);
+int lt_store_penalty_each(struct lt_store *s,
+			  int (*cb)(void *ctx, const char *prefix, int64_t until_unix,
+				    uint32_t strikes, uint32_t reason),
+			  void *ctx);
 
 /* meta key/value: "seeded" etc. */
 int lt_store_meta_get(struct lt_store *s, const char *k, char *v, size_t vlen);

@@ -1,0 +1,741 @@
+// SPDX-License-Identifier: MIT
+/*
+ * api.c - the HTTP server (libmicrohttpd, epoll, thread pool), the response
+ * helpers, authentication, the token API of the product brief, health and
+ * Prometheus metrics. Admin resources are in api_admin.c.
+ *
+ * A slow client cannot block others: connections are multiplexed by epoll,
+ * each is bounded in memory (headers) and time (idle timeout), and bodies
+ * beyond cp->max_body are refused with 413 without being read into memory.
+ */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include "api.h"
+#include "keys.h"
+#include "log.h"
+#include "units.h"
+
+#define LT_PROBLEM_BASE "https://leaky-tokens.dev/problems/"
+#define LT_MAX_TOKENS (1ULL << 40) /* per request; far above any LLM call */
+
+/* ---- metrics ------------------------------------------------------------ */
+
+#define LT_MET_SERIES 512
+static const double lt_hist_le[] = { 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005,
+				     0.01,   0.025,   0.05,   0.1,   0.25,   1.0 };
+#define LT_HIST_N (sizeof(lt_hist_le) / sizeof(lt_hist_le[0]))
+
+struct lt_met_series {
+	char tier[32], provider[32];
+	__u64 admitted, denied, too_big, tokens;
+};
+
+struct lt_api_metrics {
+	pthread_mutex_t lock;
+	struct lt_met_series s[LT_MET_SERIES];
+	int n;
+	__u64 http[6]; /* by status class 1xx..5xx (index 1..5) */
+	__u64 hist[LT_HIST_N + 1];
+	__u64 hist_sum_ns, hist_count;
+};
+
+static void lt_met_decision(struct lt_api *a, const char *tier, const char *provider, int verdict,
+			    __u64 tokens)
+{
+	struct lt_api_metrics *m = a->metrics;
+	struct lt_met_series *s = NULL;
+	int i;
+
+	pthread_mutex_lock(&m->lock);
+	for (i = 0; i < m->n && !s; i++)
+		if (!strcmp(m->s[i].tier, tier) && !strcmp(m->s[i].provider, provider))
+			s = &m->s[i];
+	if (!s && m->n < LT_MET_SERIES) {
+		s = &m->s[m->n++];
+		snprintf(s->tier, sizeof(s->tier), "%s", tier);
+		snprintf(s->provider, sizeof(s->provider), "%s", provider);
+	}
+	if (s) {
+		if (verdict == LT_ADMIT) {
+			s->admitted++;
+			s->tokens += tokens;
+		} else if (verdict == LT_DENY) {
+			s->denied++;
+		} else {
+			s->too_big++;
+		}
+	}
+	pthread_mutex_unlock(&m->lock);
+}
+
+static void lt_met_request(struct lt_api *a, unsigned status, __u64 ns)
+{
+	struct lt_api_metrics *m = a->metrics;
+	double sec = (double)ns / 1e9;
+	unsigned i;
+
+	for (i = 0; i < LT_HIST_N && sec > lt_hist_le[i]; i++)
+		;
+	__atomic_fetch_add(&m->hist[i], 1, __ATOMIC_RELAXED);
+	__atomic_fetch_add(&m->hist_sum_ns, ns, __ATOMIC_RELAXED);
+	__atomic_fetch_add(&m->hist_count, 1, __ATOMIC_RELAXED);
+	if (status / 100 < 6)
+		__atomic_fetch_add(&m->http[status / 100], 1, __ATOMIC_RELAXED);
+}
+
+/* ---- responses ---------------------------------------------------------- */
+
+static enum MHD_Result lt_send(struct lt_req *r, unsigned status, const char *ctype, char *body,
+			       const char *const *hdrs)
+{
+	struct MHD_Response *resp;
+	enum MHD_Result ret;
+	int i;
+
+	resp = MHD_create_response_from_buffer(strlen(body), body, MHD_RESPMEM_MUST_FREE);
+	if (!resp) {
+		free(body);
+		return MHD_NO;
+	}
+	MHD_add_response_header(resp, "Content-Type", ctype);
+	MHD_add_response_header(resp, "Cache-Control", "no-store");
+	for (i = 0; hdrs && hdrs[i]; i += 2)
+		MHD_add_response_header(resp, hdrs[i], hdrs[i + 1]);
+	r->status = status;
+	ret = MHD_queue_response(r->conn, status, resp);
+	MHD_destroy_response(resp);
+	return ret;
+}
+
+static enum MHD_Result lt_reply_json_h(struct lt_req *r, unsigned status, json_t *body,
+				       const char *ctype, const char *const *hdrs)
+{
+	char *s = json_dumps(body, JSON_COMPACT);
+
+	json_decref(body);
+	if (!s)
+		return MHD_NO;
+	return lt_send(r, status, ctype, s, hdrs);
+}
+
+enum MHD_Result lt_reply_json(struct lt_req *r, unsigned status, json_t *body)
+{
+	return lt_reply_json_h(r, status, body, "application/json", NULL);
+}
+
+static json_t *lt_problem_body(unsigned status, const char *type, const char *title,
+			       const char *field, const char *detail)
+{
+	char t[160];
+
+	snprintf(t, sizeof(t), LT_PROBLEM_BASE "%s", type);
+	return json_pack("{s:s, s:s, s:i, s:s, s:s*}", "type", t, "title", title, "status",
+			 (int)status, "detail", detail, "field", field);
+}
+
+enum MHD_Result lt_problem(struct lt_req *r, unsigned status, const char *type, const char *title,
+			   const char *field, const char *fmt, ...)
+{
+	char detail[512];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(detail, sizeof(detail), fmt, ap);
+	va_end(ap);
+	return lt_reply_json_h(r, status, lt_problem_body(status, type, title, field, detail),
+			       "application/problem+json", NULL);
+}
+
+/* ---- validation ------------------------------------------------------------ */
+
+int lt_uuid_ok(const char *s)
+{
+	int i;
+
+	if (!s || strlen(s) != 36)
+		return 0;
+	for (i = 0; i < 36; i++) {
+		char c = s[i];
+
+		if (i == 8 || i == 13 || i == 18 || i == 23) {
+			if (c != '-')
+				return 0;
+		} else if (!((c >= '0' && c <= '9') || (c >= 'a' && c <= 'f') ||
+			     (c >= 'A' && c <= 'F'))) {
+			return 0;
+		}
+	}
+	return 1;
+}
+
+/* ---- authentication -------------------------------------------------------- */
+
+static void lt_pick_tier(const struct lt_cp_config *cp, const struct lt_jwt_claims *c, char *tier,
+			 size_t len)
+{
+	int i, j;
+
+	for (i = 0; i < cp->ntiers; i++)
+		for (j = 0; j < c->nroles; j++)
+			if (!strcmp(cp->tier_order[i], c->roles[j])) {
+				snprintf(tier, len, "%s", cp->tier_order[i]);
+				return;
+			}
+	snprintf(tier, len, "%s", cp->default_tier);
+}
+
+int lt_authenticate(struct lt_req *r, struct lt_principal *p, enum MHD_Result *res)
+{
+	const char *auth = MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND, "Authorization");
+	const char *key = MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND, "X-API-Key");
+	struct lt_api *a = r->api;
+	struct lt_jwt_claims c;
+	struct lt_key_rec kr;
+	char err[256];
+	int i;
+
+	memset(p, 0, sizeof(*p));
+	if (!key && auth && !strncasecmp(auth, "Bearer lk_", 10))
+		key = auth + 7;
+	if (key) {
+		if (lt_keys_auth(a->keys, key, (int64_t)time(NULL), &kr)) {
+			*res = lt_problem(r, 401, "unauthorized", "Unauthorized", "X-API-Key",
+					  "API key is unknown, revoked or expired");
+			return -1;
+		}
+		snprintf(p->sub, sizeof(p->sub), "%s", kr.owner);
+		snprintf(p->tier, sizeof(p->tier), "%s", kr.tier);
+		if (kr.org[0]) {
+			snprintf(p->orgs[0], sizeof(p->orgs[0]), "%s", kr.org);
+			p->norgs = 1;
+		}
+		snprintf(p->key_id, sizeof(p->key_id), "%s", kr.id);
+		p->key_limit = kr.limit;
+		return 0;
+	}
+	if (!auth || strncasecmp(auth, "Bearer ", 7)) {
+		*res = lt_problem(r, 401, "unauthorized", "Unauthorized", "Authorization",
+				  "send 'Authorization: Bearer <JWT>' or 'X-API-Key: <key>'");
+		return -1;
+	}
+	if (lt_jwt_verify(&a->jwt, auth + 7, strlen(auth + 7), (int64_t)time(NULL), &c, err,
+			  sizeof(err))) {
+		*res = lt_problem(r, 401, "invalid-token", "Invalid token", "Authorization", "%s",
+				  err);
+		return -1;
+	}
+	snprintf(p->sub, sizeof(p->sub), "%s", c.sub);
+	lt_pick_tier(a->cp, &c, p->tier, sizeof(p->tier));
+	for (i = 0; i < c.nroles; i++)
+		p->admin |= !strcmp(c.roles[i], a->cp->admin_role);
+	memcpy(p->orgs, c.orgs, sizeof(p->orgs));
+	p->norgs = c.norgs;
+	return 0;
+}
+
+static int lt_in_org(const struct lt_principal *p, const char *org)
+{
+	int i;
+
+	for (i = 0; i < p->norgs; i++)
+		if (!strcasecmp(p->orgs[i], org))
+			return 1;
+	return 0;
+}
+
+/* ---- the token API --------------------------------------------------------- */
+
+/* Seconds, rounded up, at least 1: Retry-After must never be early. */
+static __u64 lt_ceil_s(__u64 ns)
+{
+	__u64 s = (ns + LT_NS_PER_SEC - 1) / LT_NS_PER_SEC;
+
+	return s ? s : 1;
+}
+
+static json_t *lt_view_json(const struct lt_quota_view *v)
+{
+	char rate[48] = "unlimited";
+
+	if (!v->unlimited)
+		lt_rate_format(v->leak_tokens, v->leak_period_ns, rate, sizeof(rate));
+	return json_pack("{s:I, s:I, s:s, s:f, s:I}", "capacity", (json_int_t)v->capacity,
+			 "remaining", (json_int_t)(v->unlimited ? 0 : v->remaining), "leakRate",
+			 rate, "leakRatePerSecond",
+			 v->unlimited ? 0.0 :
+					(double)v->leak_tokens * 1e9 / (double)v->leak_period_ns,
+			 "fullInMs", (json_int_t)((v->full_in_ns + 999999) / 1000000));
+}
+
+/* RateLimit-Policy and RateLimit (draft-ietf-httpapi-ratelimit-headers-11). */
+static void lt_ratelimit_fields(const char *policy, const struct lt_quota_view *v, int denied,
+				char *pol, size_t plen, char *cur, size_t clen)
+{
+	__u64 window = 1, t;
+
+	if (v->leak_tokens)
+		window = lt_ceil_s((__u64)((double)v->capacity * (double)v->leak_period_ns /
+					   (double)v->leak_tokens));
+	t = denied ? lt_ceil_s(v->retry_after_ns) :
+		     (v->full_in_ns + LT_NS_PER_SEC - 1) / LT_NS_PER_SEC;
+	snprintf(pol, plen, "\"%s\";q=%llu;w=%llu", policy, (unsigned long long)v->capacity,
+		 (unsigned long long)window);
+	snprintf(cur, clen, "\"%s\";r=%llu;t=%llu", policy,
+		 (unsigned long long)(denied ? 0 : v->remaining), (unsigned long long)t);
+}
+
+struct lt_consume_req {
+	const char *user, *org, *provider;
+	__u64 tokens;
+};
+
+/* Strict body validation; on error a 400/422 is queued and -1 returned. */
+static int lt_parse_consume(struct lt_req *r, json_t *root, struct lt_consume_req *c,
+			    enum MHD_Result *res)
+{
+	json_t *u = json_object_get(root, "userId"), *o = json_object_get(root, "orgId");
+	json_t *pv = json_object_get(root, "provider"), *t = json_object_get(root, "tokens");
+	const char *k;
+	json_t *v;
+
+	json_object_foreach(root, k, v) {
+		if (strcmp(k, "userId") && strcmp(k, "orgId") && strcmp(k, "provider") &&
+		    strcmp(k, "tokens")) {
+			*res = lt_problem(r, 400, "unknown-field", "Unknown field", k,
+					  "field '%.64s' is not part of this request", k);
+			return -1;
+		}
+	}
+	if (!json_is_string(u) || !lt_uuid_ok(json_string_value(u))) {
+		*res = lt_problem(r, 400, "invalid-field", "Invalid field", "/userId",
+				  "userId must be a UUID string");
+		return -1;
+	}
+	if (o && !json_is_null(o) && (!json_is_string(o) || !lt_uuid_ok(json_string_value(o)))) {
+		*res = lt_problem(r, 400, "invalid-field", "Invalid field", "/orgId",
+				  "orgId must be a UUID string (or absent)");
+		return -1;
+	}
+	if (!json_is_string(pv)) {
+		*res = lt_problem(r, 400, "invalid-field", "Invalid field", "/provider",
+				  "provider must be a string");
+		return -1;
+	}
+	if (!lt_quota_provider_known(r->api->q, json_string_value(pv))) {
+		*res = lt_problem(r, 400, "unknown-provider", "Unknown provider", "/provider",
+				  "provider '%.32s' is not configured", json_string_value(pv));
+		return -1;
+	}
+	if (!json_is_integer(t) || json_integer_value(t) < 1 ||
+	    (__u64)json_integer_value(t) > LT_MAX_TOKENS) {
+		*res = lt_problem(r, 400, "invalid-field", "Invalid field", "/tokens",
+				  "tokens must be an integer from 1 to %llu",
+				  (unsigned long long)LT_MAX_TOKENS);
+		return -1;
+	}
+	c->user = json_string_value(u);
+	c->org = o && json_is_string(o) ? json_string_value(o) : NULL;
+	c->provider = json_string_value(pv);
+	c->tokens = (__u64)json_integer_value(t);
+	return 0;
+}
+
+static enum MHD_Result lt_consume(struct lt_req *r)
+{
+	struct lt_api *a = r->api;
+	struct lt_quota_view v = { 0 }, kv = { 0 };
+	struct lt_consume_req c;
+	struct lt_principal p;
+	char key[256], kkey[64], err[256], pol[160], cur[160], ra[32], name[96];
+	__u32 slot, kslot = 0;
+	__u64 now;
+	enum MHD_Result res;
+	json_error_t jerr;
+	json_t *root, *out;
+	int verdict, kverdict = LT_ADMIT;
+
+	if (lt_authenticate(r, &p, &res))
+		return res;
+	root = json_loadb(r->body ? r->body : "", r->len, JSON_REJECT_DUPLICATES, &jerr);
+	if (!json_is_object(root)) {
+		json_decref(root);
+		return lt_problem(r, 400, "malformed-json", "Malformed JSON", NULL,
+				  "body must be a JSON object: %s",
+				  root ? "not an object" : jerr.text);
+	}
+	if (lt_parse_consume(r, root, &c, &res)) {
+		json_decref(root);
+		return res;
+	}
+	/* Authorisation: nobody spends another tenant's quota. */
+	if (!p.admin && strcasecmp(c.user, p.sub)) {
+		json_decref(root);
+		return lt_problem(r, 403, "forbidden", "Forbidden", "/userId",
+				  "a USER may consume only for itself (sub)");
+	}
+	if (c.org && !p.admin && !lt_in_org(&p, c.org)) {
+		json_decref(root);
+		return lt_problem(r, 403, "forbidden", "Forbidden", "/orgId",
+				  "the token does not list this org in its org claim");
+	}
+	if (c.org)
+		snprintf(key, sizeof(key), "o/%s/%s", c.provider, c.org);
+	else
+		snprintf(key, sizeof(key), "u/%s/%s/%s", p.tier, c.provider, c.user);
+	if (lt_quota_bucket(a->q, key, NULL, &slot, err, sizeof(err))) {
+		json_decref(root);
+		return lt_problem(r, 403, "no-quota", "No quota", "/provider", "%s", err);
+	}
+	if (p.key_id[0]) {
+		snprintf(kkey, sizeof(kkey), "k/%s", p.key_id);
+		if (lt_quota_bucket(a->q, kkey, &p.key_limit, &kslot, err, sizeof(err))) {
+			json_decref(root);
+			return lt_problem(r, 503, "no-bucket", "No bucket", NULL, "%s", err);
+		}
+	}
+	now = lt_now_ns(); /* read once per decision */
+	if (kslot)
+		kverdict = lt_quota_consume(a->q, kslot, c.tokens, now, &kv);
+	verdict = kverdict == LT_ADMIT ? lt_quota_consume(a->q, slot, c.tokens, now, &v) : kverdict;
+	if (kslot && kverdict == LT_ADMIT && verdict != LT_ADMIT)
+		lt_quota_refund(a->q, kslot, c.tokens); /* all or nothing */
+	if (kverdict != LT_ADMIT)
+		v = kv; /* the key's own limit is what refused */
+	snprintf(name, sizeof(name), "%s",
+		 kverdict != LT_ADMIT ? "api-key" :
+		 c.org		      ? "org" :
+					p.tier);
+	lt_met_decision(a, c.org ? "org" : p.tier, c.provider, verdict, c.tokens);
+	lt_ratelimit_fields(name, &v, verdict != LT_ADMIT, pol, sizeof(pol), cur, sizeof(cur));
+
+	if (verdict == LT_TOO_BIG) {
+		json_decref(root);
+		return lt_problem(r, 422, "cost-exceeds-capacity", "Tokens exceed capacity",
+				  "/tokens",
+				  "%llu tokens can never fit a bucket of capacity %llu; split the "
+				  "request",
+				  (unsigned long long)c.tokens, (unsigned long long)v.capacity);
+	}
+	if (verdict == LT_DENY) {
+		const char *hdrs[] = { "Retry-After", ra,  "RateLimit-Policy", pol, "RateLimit",
+				       cur,	      NULL };
+
+		snprintf(ra, sizeof(ra), "%llu", (unsigned long long)lt_ceil_s(v.retry_after_ns));
+		out = lt_problem_body(429, "quota-exceeded", "Too Many Requests", "/tokens",
+				      "the bucket cannot take these tokens now");
+		json_object_set_new(
+			out, "retryAfterMs",
+			json_integer((json_int_t)((v.retry_after_ns + 999999) / 1000000)));
+		json_object_set_new(out, "quota", lt_view_json(&v));
+		json_decref(root);
+		return lt_reply_json_h(r, 429, out, "application/problem+json", hdrs);
+	}
+	{
+		const char *hdrs[] = { "RateLimit-Policy", pol, "RateLimit", cur, NULL };
+
+		out = lt_view_json(&v);
+		json_object_set_new(out, "userId", json_string(c.user));
+		json_object_set_new(out, "orgId", c.org ? json_string(c.org) : json_null());
+		json_object_set_new(out, "provider", json_string(c.provider));
+		json_object_set_new(out, "tier", json_string(c.org ? "org" : p.tier));
+		json_object_set_new(out, "charged", json_integer((json_int_t)c.tokens));
+		if (kslot)
+			json_object_set_new(out, "apiKey",
+					    json_pack("{s:s, s:I}", "id", p.key_id, "remaining",
+						      (json_int_t)kv.remaining));
+		json_decref(root);
+		return lt_reply_json_h(r, 200, out, "application/json", hdrs);
+	}
+}
+
+/* GET /api/v1/tokens/quota[?userId=&provider=] and /quota/org?orgId=&provider= */
+static enum MHD_Result lt_quota_get(struct lt_req *r, int org)
+{
+	const char *id = MHD_lookup_connection_value(r->conn, MHD_GET_ARGUMENT_KIND,
+						     org ? "orgId" : "userId");
+	const char *prov = MHD_lookup_connection_value(r->conn, MHD_GET_ARGUMENT_KIND, "provider");
+	struct lt_quota_view v;
+	struct lt_principal p;
+	enum MHD_Result res;
+	char key[256], err[256], when[40];
+	time_t full;
+	struct tm tm;
+	json_t *out;
+	__u32 slot;
+
+	if (lt_authenticate(r, &p, &res))
+		return res;
+	if (!lt_uuid_ok(id))
+		return lt_problem(r, 400, "invalid-field", "Invalid field",
+				  org ? "orgId" : "userId", "%s must be a UUID",
+				  org ? "orgId" : "userId");
+	if (!prov || !lt_quota_provider_known(r->api->q, prov))
+		return lt_problem(r, 400, "unknown-provider", "Unknown provider", "provider",
+				  "provider is missing or not configured");
+	if (!p.admin && (org ? !lt_in_org(&p, id) : !!strcasecmp(id, p.sub)))
+		return lt_problem(r, 403, "forbidden", "Forbidden", org ? "orgId" : "userId",
+				  org ? "the token does not list this org" :
+					"a USER may read only its own quota");
+	if (org)
+		snprintf(key, sizeof(key), "o/%s/%s", prov, id);
+	else
+		snprintf(key, sizeof(key), "u/%s/%s/%s", p.tier, prov, id);
+	if (lt_quota_bucket(r->api->q, key, NULL, &slot, err, sizeof(err)))
+		return lt_problem(r, 403, "no-quota", "No quota", "provider", "%s", err);
+	lt_quota_peek(r->api->q, slot, lt_now_ns(), &v);
+	out = lt_view_json(&v);
+	full = time(NULL) + (time_t)((v.full_in_ns + LT_NS_PER_SEC - 1) / LT_NS_PER_SEC);
+	gmtime_r(&full, &tm);
+	strftime(when, sizeof(when), "%Y-%m-%dT%H:%M:%SZ", &tm);
+	json_object_set_new(out, org ? "orgId" : "userId", json_string(id));
+	json_object_set_new(out, "provider", json_string(prov));
+	json_object_set_new(out, "tier", json_string(org ? "org" : p.tier));
+	json_object_set_new(out, "fullAt", json_string(when));
+	return lt_reply_json(r, 200, out);
+}
+
+/* ---- health and metrics ----------------------------------------------------- */
+
+static enum MHD_Result lt_metrics(struct lt_req *r)
+{
+	struct lt_api_metrics *m = r->api->metrics;
+	struct lt_stat_val st[LT_STAT__MAX];
+	size_t cap = 65536, n = 0;
+	char *b = malloc(cap);
+	unsigned i;
+	__u64 cum = 0;
+
+#define P(...)                                                              \
+	do {                                                                \
+		if (n < cap)                                                \
+			n += (size_t)snprintf(b + n, cap - n, __VA_ARGS__); \
+	} while (0)
+	if (!b)
+		return MHD_NO;
+	P("# HELP lt_token_decisions_total Token consume decisions.\n"
+	  "# TYPE lt_token_decisions_total counter\n");
+	pthread_mutex_lock(&m->lock);
+	for (i = 0; i < (unsigned)m->n; i++) {
+		const struct lt_met_series *s = &m->s[i];
+
+		P("lt_token_decisions_total{verdict=\"admitted\",tier=\"%s\",provider=\"%s\"} %llu\n",
+		  s->tier, s->provider, (unsigned long long)s->admitted);
+		P("lt_token_decisions_total{verdict=\"rejected\",reason=\"quota\",tier=\"%s\","
+		  "provider=\"%s\"} %llu\n",
+		  s->tier, s->provider, (unsigned long long)s->denied);
+		P("lt_token_decisions_total{verdict=\"rejected\",reason=\"too_big\",tier=\"%s\","
+		  "provider=\"%s\"} %llu\n",
+		  s->tier, s->provider, (unsigned long long)s->too_big);
+	}
+	P("# HELP lt_tokens_charged_total Tokens admitted.\n# TYPE lt_tokens_charged_total counter\n");
+	for (i = 0; i < (unsigned)m->n; i++)
+		P("lt_tokens_charged_total{tier=\"%s\",provider=\"%s\"} %llu\n", m->s[i].tier,
+		  m->s[i].provider, (unsigned long long)m->s[i].tokens);
+	pthread_mutex_unlock(&m->lock);
+	P("# HELP lt_http_responses_total API responses by status class.\n"
+	  "# TYPE lt_http_responses_total counter\n");
+	for (i = 1; i < 6; i++)
+		P("lt_http_responses_total{code=\"%uxx\"} %llu\n", i,
+		  (unsigned long long)__atomic_load_n(&m->http[i], __ATOMIC_RELAXED));
+	P("# HELP lt_http_request_duration_seconds API latency.\n"
+	  "# TYPE lt_http_request_duration_seconds histogram\n");
+	for (i = 0; i <= LT_HIST_N; i++) {
+		cum += __atomic_load_n(&m->hist[i], __ATOMIC_RELAXED);
+		if (i < LT_HIST_N)
+			P("lt_http_request_duration_seconds_bucket{le=\"%g\"} %llu\n",
+			  lt_hist_le[i], (unsigned long long)cum);
+		else
+			P("lt_http_request_duration_seconds_bucket{le=\"+Inf\"} %llu\n",
+			  (unsigned long long)cum);
+	}
+	P("lt_http_request_duration_seconds_sum %.9f\n",
+	  (double)__atomic_load_n(&m->hist_sum_ns, __ATOMIC_RELAXED) / 1e9);
+	P("lt_http_request_duration_seconds_count %llu\n",
+	  (unsigned long long)__atomic_load_n(&m->hist_count, __ATOMIC_RELAXED));
+	if (r->api->maps && !lt_stats_read(r->api->maps->fd[LT_M_STATS], st)) {
+		P("# HELP lt_xdp_packets_total Packets by XDP/TC outcome.\n"
+		  "# TYPE lt_xdp_packets_total counter\n");
+		for (i = 0; i < LT_STAT__MAX; i++)
+			P("lt_xdp_packets_total{outcome=\"%s\"} %llu\n", lt_stat_name(i),
+			  (unsigned long long)st[i].packets);
+		P("# HELP lt_map_entries Map fill.\n# TYPE lt_map_entries gauge\n");
+		P("lt_map_entries{map=\"lt_src\"} %ld\n",
+		  lt_src_count(r->api->maps->fd[LT_M_SRC], NULL));
+		P("lt_map_entries{map=\"lt_penalty\"} %ld\n",
+		  lt_map_count(r->api->maps->fd[LT_M_PENALTY]));
+		P("lt_map_entries{map=\"lt_policy\"} %ld\n",
+		  lt_map_count(r->api->maps->fd[LT_M_POLICY]));
+	}
+	P("lt_map_entries{map=\"lt_slots\"} %u\n", lt_quota_buckets(r->api->q));
+#undef P
+	return lt_send(r, 200, "text/plain; version=0.0.4", b, NULL);
+}
+
+/* ---- routing ------------------------------------------------------------------ */
+
+static enum MHD_Result lt_route(struct lt_req *r)
+{
+	const char *m = r->method, *u = r->url;
+	int get = !strcmp(m, "GET"), post = !strcmp(m, "POST");
+	struct lt_principal p;
+	enum MHD_Result res;
+
+	if (!strcmp(u, "/healthz"))
+		return get ? lt_reply_json(r, 200, json_pack("{s:s}", "status", "ok")) :
+			     lt_problem(r, 405, "method-not-allowed", "Method not allowed", NULL,
+					"use GET");
+	if (!strcmp(u, "/readyz"))
+		return get ? lt_reply_json(r, 200,
+					   json_pack("{s:s, s:I}", "status", "ready", "buckets",
+						     (json_int_t)lt_quota_buckets(r->api->q))) :
+			     lt_problem(r, 405, "method-not-allowed", "Method not allowed", NULL,
+					"use GET");
+	if (!strcmp(u, "/metrics"))
+		return get ? lt_metrics(r) :
+			     lt_problem(r, 405, "method-not-allowed", "Method not allowed", NULL,
+					"use GET");
+	if (!strcmp(u, "/api/v1/tokens/consume"))
+		return post ? lt_consume(r) :
+			      lt_problem(r, 405, "method-not-allowed", "Method not allowed", NULL,
+					 "use POST");
+	if (!strcmp(u, "/api/v1/tokens/quota"))
+		return get ? lt_quota_get(r, 0) :
+			     lt_problem(r, 405, "method-not-allowed", "Method not allowed", NULL,
+					"use GET");
+	if (!strcmp(u, "/api/v1/tokens/quota/org"))
+		return get ? lt_quota_get(r, 1) :
+			     lt_problem(r, 405, "method-not-allowed", "Method not allowed", NULL,
+					"use GET");
+	if (!strncmp(u, "/api/v1/admin/", 14)) {
+		if (lt_authenticate(r, &p, &res))
+			return res;
+		if (!p.admin)
+			return lt_problem(r, 403, "forbidden", "Forbidden", "Authorization",
+					  "admin resources need the %s role",
+					  r->api->cp->admin_role);
+		if (lt_admin_route(r, &p, &res) == 0)
+			return res;
+	}
+	return lt_problem(r, 404, "not-found", "Not found", NULL, "no resource at %.128s", u);
+}
+
+static enum MHD_Result lt_handler(void *cls, struct MHD_Connection *conn, const char *url,
+				  const char *method, const char *version, const char *upload,
+				  size_t *upload_size, void **con_cls)
+{
+	struct lt_api *a = cls;
+	struct lt_req *r = *con_cls;
+
+	(void)version;
+	if (!r) {
+		r = calloc(1, sizeof(*r));
+		if (!r)
+			return MHD_NO;
+		r->api = a;
+		r->conn = conn;
+		r->method = method;
+		r->url = url;
+		r->start_ns = lt_now_ns();
+		*con_cls = r;
+		return MHD_YES;
+	}
+	if (*upload_size) {
+		/* refuse, do not buffer, what is over the limit */
+		if (r->too_big || r->len + *upload_size > a->cp->max_body) {
+			r->too_big = 1;
+			free(r->body);
+			r->body = NULL;
+			r->len = 0;
+		} else {
+			char *nb = realloc(r->body, r->len + *upload_size + 1);
+
+			if (!nb)
+				return MHD_NO;
+			r->body = nb;
+			memcpy(r->body + r->len, upload, *upload_size);
+			r->len += *upload_size;
+			r->body[r->len] = '\0';
+		}
+		*upload_size = 0;
+		return MHD_YES;
+	}
+	if (r->too_big)
+		return lt_problem(r, 413, "body-too-large", "Body too large", NULL,
+				  "request bodies are limited to %u bytes", a->cp->max_body);
+	return lt_route(r);
+}
+
+static void lt_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
+			 enum MHD_RequestTerminationCode toe)
+{
+	struct lt_api *a = cls;
+	struct lt_req *r = *con_cls;
+
+	(void)conn;
+	(void)toe;
+	if (!r)
+		return;
+	if (r->status)
+		lt_met_request(a, (unsigned)r->status, lt_now_ns() - r->start_ns);
+	free(r->body);
+	free(r);
+	*con_cls = NULL;
+}
+
+int lt_api_start(struct lt_api *a, char *err, size_t errlen)
+{
+	struct sockaddr_in sa = { .sin_family = AF_INET };
+	char host[64];
+	char *colon;
+	long port;
+
+	snprintf(host, sizeof(host), "%s", a->cp->listen);
+	colon = strrchr(host, ':');
+	if (!colon) {
+		snprintf(err, errlen, "api listen '%s' is not ADDR:PORT", a->cp->listen);
+		return -EINVAL;
+	}
+	*colon = '\0';
+	port = strtol(colon + 1, NULL, 10);
+	if (port < 1 || port > 65535 || inet_pton(AF_INET, host, &sa.sin_addr) != 1) {
+		snprintf(err, errlen, "api listen '%s' is not an IPv4 ADDR:PORT", a->cp->listen);
+		return -EINVAL;
+	}
+	sa.sin_port = htons((unsigned short)port);
+	a->metrics = calloc(1, sizeof(*a->metrics));
+	if (!a->metrics)
+		return -ENOMEM;
+	pthread_mutex_init(&a->metrics->lock, NULL);
+	pthread_mutex_init(&a->admin_lock, NULL);
+	a->d = MHD_start_daemon(MHD_USE_EPOLL_INTERNAL_THREAD | MHD_USE_ERROR_LOG, 0, NULL, NULL,
+				lt_handler, a, MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&sa,
+				MHD_OPTION_THREAD_POOL_SIZE, (unsigned)a->cp->threads,
+				MHD_OPTION_CONNECTION_LIMIT, 4096u, MHD_OPTION_CONNECTION_TIMEOUT,
+				15u, MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)32768,
+				MHD_OPTION_LISTEN_BACKLOG_SIZE, 1024u, MHD_OPTION_NOTIFY_COMPLETED,
+				lt_completed, a, MHD_OPTION_END);
+	if (!a->d) {
+		snprintf(err, errlen, "cannot listen on %s (in use, or not a local address?)",
+			 a->cp->listen);
+		return -EADDRINUSE;
+	}
+	log_info("api: listening on http://%s", a->cp->listen);
+	return 0;
+}
+
+void lt_api_stop(struct lt_api *a)
+{
+	if (a->d)
+		MHD_stop_daemon(a->d);
+	a->d = NULL;
+	if (a->metrics) {
+		pthread_mutex_destroy(&a->metrics->lock);
+		free(a->metrics);
+		a->metrics = NULL;
+	}
+}

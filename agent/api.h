@@ -1,0 +1,77 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * api.h - the REST admin and token API (libmicrohttpd, epoll thread pool).
+ * Conventions: JSON in and out; every error is application/problem+json
+ * naming the offending field; bodies and headers are size-limited; nothing is
+ * half-applied (the store and the maps change together or not at all).
+ */
+#ifndef LT_AGENT_API_H
+#define LT_AGENT_API_H
+
+#include <pthread.h>
+#include <jansson.h>
+#include <microhttpd.h>
+#include "config.h"
+#include "jwt.h"
+#include "maps.h"
+#include "quota.h"
+#include "store.h"
+
+struct lt_keys;
+
+/* Who is calling, after authentication. */
+struct lt_principal {
+	char sub[LT_JWT_ID_LEN]; /* user id */
+	char tier[32];
+	int admin;
+	char orgs[LT_JWT_MAX_ORGS][LT_JWT_ID_LEN];
+	int norgs;
+	char key_id[40]; /* "" unless authenticated by an API key */
+	struct lt_limit key_limit;
+};
+
+struct lt_api_metrics;
+
+struct lt_api {
+	struct MHD_Daemon *d;
+	const struct lt_cp_config *cp;
+	struct lt_quota *q;
+	struct lt_store *st;
+	struct lt_maps *maps; /* pinned maps: penalties, policies, XDP stats */
+	struct lt_keys *keys;
+	struct lt_jwt_verifier jwt;
+	struct lt_api_metrics *metrics;
+	pthread_mutex_t admin_lock; /* serialises admin writes (store + maps) */
+	const char *state_dir; /* overrides.json for source policy edits */
+};
+
+/* One request being handled. */
+struct lt_req {
+	struct lt_api *api;
+	struct MHD_Connection *conn;
+	const char *method, *url;
+	char *body;
+	size_t len;
+	int too_big;
+	__u64 start_ns;
+	int status; /* of the response sent, for metrics */
+};
+
+int lt_api_start(struct lt_api *a, char *err, size_t errlen);
+void lt_api_stop(struct lt_api *a);
+
+/* Response helpers (api.c). Each returns the MHD result of queueing. */
+enum MHD_Result lt_reply_json(struct lt_req *r, unsigned status, json_t *body);
+enum MHD_Result lt_problem(struct lt_req *r, unsigned status, const char *type, const char *title,
+			   const char *field, const char *fmt, ...)
+	__attribute__((format(printf, 6, 7)));
+
+/* Authentication: 0 and *p, or a 401 already queued (returns -1 with *res set). */
+int lt_authenticate(struct lt_req *r, struct lt_principal *p, enum MHD_Result *res);
+
+/* Admin routes (api_admin.c): -1 if url is not an admin route. */
+int lt_admin_route(struct lt_req *r, const struct lt_principal *p, enum MHD_Result *res);
+
+int lt_uuid_ok(const char *s);
+
+#endif

@@ -1,0 +1,633 @@
+// SPDX-License-Identifier: MIT
+/*
+ * api_admin.c - admin resources under /api/v1/admin/ (ADMIN role):
+ * tiers, org quotas, providers, API keys (+ usage), penalties and source
+ * policies. Writes go to the store and the maps together or not at all.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <bpf/bpf.h>
+#include "addr.h"
+#include "api.h"
+#include "apply.h"
+#include "config_cp.h"
+#include "keys.h"
+#include "overrides.h"
+#include "units.h"
+
+#define SEG_MAX 6
+
+static json_t *lt_limit_json(const struct lt_limit *l)
+{
+	char rate[48];
+
+	lt_rate_format(l->tokens, l->period_ns, rate, sizeof(rate));
+	return json_pack("{s:I, s:s}", "capacity", (json_int_t)l->capacity, "leakRate", rate);
+}
+
+static json_t *lt_body(struct lt_req *r, enum MHD_Result *res)
+{
+	json_error_t jerr;
+	json_t *root = json_loadb(r->body ? r->body : "", r->len, JSON_REJECT_DUPLICATES, &jerr);
+
+	if (!json_is_object(root)) {
+		json_decref(root);
+		*res = lt_problem(r, 400, "malformed-json", "Malformed JSON", NULL,
+				  "body must be a JSON object%s%s", root ? "" : ": ",
+				  root ? "" : jerr.text);
+		return NULL;
+	}
+	return root;
+}
+
+static enum MHD_Result lt_405(struct lt_req *r)
+{
+	return lt_problem(r, 405, "method-not-allowed", "Method not allowed", NULL,
+			  "%s is not supported on %.128s", r->method, r->url);
+}
+
+/* ---- tiers and org quotas ------------------------------------------------------ */
+
+struct lt_lim_acc {
+	json_t *obj;
+	int by_name;
+};
+
+static void lt_lim_cb(void *ctx, const char *name, const char *provider, const struct lt_limit *l)
+{
+	struct lt_lim_acc *a = ctx;
+	json_t *o = a->obj;
+
+	if (a->by_name) {
+		o = json_object_get(a->obj, name);
+		if (!o) {
+			o = json_object();
+			json_object_set_new(a->obj, name, o);
+		}
+	}
+	json_object_set_new(o, provider, lt_limit_json(l));
+}
+
+/* kind "tier"/"org": GET all of name, or PUT/DELETE name/provider */
+static enum MHD_Result lt_limits_res(struct lt_req *r, const char *kind, const char *name,
+				     const char *provider)
+{
+	struct lt_lim_acc acc = { json_object(), 0 };
+	struct lt_limit l;
+	enum MHD_Result res;
+	char err[256];
+	json_t *body;
+	int ret;
+
+	if (!provider) {
+		if (strcmp(r->method, "GET")) {
+			json_decref(acc.obj);
+			return lt_405(r);
+		}
+		lt_quota_limit_each(r->api->q, kind, name, lt_lim_cb, &acc);
+		if (!json_object_size(acc.obj) && !strcmp(kind, "tier")) {
+			json_decref(acc.obj);
+			return lt_problem(r, 404, "not-found", "Not found", "tier",
+					  "no tier '%.32s'", name);
+		}
+		return lt_reply_json(
+			r, 200, json_pack("{s:s, s:s, s:o}", kind, name, "providers", acc.obj));
+	}
+	json_decref(acc.obj);
+	if (strcmp(provider, "*") && !lt_quota_provider_known(r->api->q, provider))
+		return lt_problem(r, 400, "unknown-provider", "Unknown provider", "provider",
+				  "provider '%.32s' is not configured", provider);
+	if (!strcmp(r->method, "DELETE")) {
+		ret = lt_quota_limit_del(r->api->q, kind, name, provider, err, sizeof(err));
+		if (ret == -ENOENT)
+			return lt_problem(r, 404, "not-found", "Not found", NULL, "%s", err);
+		if (ret)
+			return lt_problem(r, 500, "store", "Store error", NULL, "%s", err);
+		return lt_reply_json(r, 200, json_pack("{s:b}", "deleted", 1));
+	}
+	if (strcmp(r->method, "PUT"))
+		return lt_405(r);
+	body = lt_body(r, &res);
+	if (!body)
+		return res;
+	if (lt_cp_limit_parse(body, "", &l.capacity, &l.tokens, &l.period_ns, err, sizeof(err))) {
+		json_decref(body);
+		return lt_problem(r, 400, "invalid-field", "Invalid field",
+				  err[0] == '/' ? err : NULL, "%s", err);
+	}
+	json_decref(body);
+	ret = lt_quota_limit_set(r->api->q, kind, name, provider, &l, err, sizeof(err));
+	if (ret)
+		return lt_problem(r, ret == -ERANGE ? 400 : 500, "invalid-limit",
+				  "Limit not applied", NULL, "%s", err);
+	return lt_reply_json(r, 200,
+			     json_pack("{s:s, s:s, s:s, s:o}", kind, name, "provider", provider,
+				       "limit", lt_limit_json(&l)));
+}
+
+static enum MHD_Result lt_tiers_all(struct lt_req *r)
+{
+	struct lt_lim_acc acc = { json_object(), 1 };
+	json_t *order = json_array();
+	int i;
+
+	if (strcmp(r->method, "GET")) {
+		json_decref(acc.obj);
+		json_decref(order);
+		return lt_405(r);
+	}
+	lt_quota_limit_each(r->api->q, "tier", NULL, lt_lim_cb, &acc);
+	for (i = 0; i < r->api->cp->ntiers; i++)
+		json_array_append_new(order, json_string(r->api->cp->tier_order[i]));
+	return lt_reply_json(r, 200,
+			     json_pack("{s:o, s:o, s:s}", "tiers", acc.obj, "order", order,
+				       "defaultTier", r->api->cp->default_tier));
+}
+
+/* ---- providers --------------------------------------------------------------- */
+
+static void lt_prov_cb(void *ctx, const char *name)
+{
+	json_array_append_new(ctx, json_string(name));
+}
+
+static enum MHD_Result lt_providers(struct lt_req *r, const char *name)
+{
+	json_t *arr, *body, *n;
+	enum MHD_Result res;
+	char err[128];
+	int ret;
+
+	if (!name && !strcmp(r->method, "GET")) {
+		arr = json_array();
+		lt_quota_provider_each(r->api->q, lt_prov_cb, arr);
+		return lt_reply_json(r, 200, json_pack("{s:o}", "providers", arr));
+	}
+	if (!name && !strcmp(r->method, "POST")) {
+		body = lt_body(r, &res);
+		if (!body)
+			return res;
+		n = json_object_get(body, "name");
+		if (!json_is_string(n) || !lt_cp_name_ok(json_string_value(n)) ||
+		    json_object_size(body) != 1) {
+			json_decref(body);
+			return lt_problem(
+				r, 400, "invalid-field", "Invalid field", "/name",
+				"name: 1-31 letters, digits, '-' or '_' (the only field)");
+		}
+		ret = lt_quota_provider_add(r->api->q, json_string_value(n), err, sizeof(err));
+		if (ret) {
+			json_decref(body);
+			return lt_problem(r, 409, "provider", "Provider not added", "/name", "%s",
+					  err);
+		}
+		res = lt_reply_json(r, 201, json_pack("{s:s}", "name", json_string_value(n)));
+		json_decref(body);
+		return res;
+	}
+	if (name && !strcmp(r->method, "DELETE")) {
+		ret = lt_quota_provider_del(r->api->q, name, err, sizeof(err));
+		if (ret)
+			return lt_problem(r, ret == -ENOENT ? 404 : 500, "provider", "Provider",
+					  NULL, "%s", err);
+		return lt_reply_json(r, 200, json_pack("{s:b}", "deleted", 1));
+	}
+	return lt_405(r);
+}
+
+/* ---- API keys ------------------------------------------------------------------ */
+
+static int lt_parse_time(const char *s, int64_t *out)
+{
+	struct tm tm = { 0 };
+	const char *end = strptime(s, "%Y-%m-%dT%H:%M:%SZ", &tm);
+
+	if (!end || *end)
+		return -EINVAL;
+	*out = (int64_t)timegm(&tm);
+	return 0;
+}
+
+static json_t *lt_key_json(const struct lt_key_rec *k)
+{
+	char when[40] = "";
+	json_t *o;
+
+	o = json_pack("{s:s, s:s, s:s, s:s, s:o, s:b, s:I}", "id", k->id, "name", k->name, "owner",
+		      k->owner, "tier", k->tier, "limits", lt_limit_json(&k->limit), "revoked",
+		      k->revoked, "createdAt", (json_int_t)k->created_at);
+	json_object_set_new(o, "orgId", k->org[0] ? json_string(k->org) : json_null());
+	if (k->expires_at) {
+		time_t t = (time_t)k->expires_at;
+		struct tm tm;
+
+		gmtime_r(&t, &tm);
+		strftime(when, sizeof(when), "%Y-%m-%dT%H:%M:%SZ", &tm);
+		json_object_set_new(o, "expiresAt", json_string(when));
+	} else {
+		json_object_set_new(o, "expiresAt", json_null());
+	}
+	return o;
+}
+
+static void lt_key_list_cb(void *ctx, const struct lt_key_rec *k)
+{
+	json_array_append_new(ctx, lt_key_json(k));
+}
+
+/* Fills rec from a create/update body; on error queues a 400 and returns -1. */
+static int lt_key_fields(struct lt_req *r, json_t *b, struct lt_key_rec *k, int create,
+			 enum MHD_Result *res)
+{
+	static const char *const allowed[] = { "name",	"owner",  "tier",
+					       "orgId", "limits", "expiresAt" };
+	const char *f;
+	json_t *v;
+	char err[256];
+	unsigned i;
+
+	json_object_foreach(b, f, v) {
+		int ok = 0;
+
+		for (i = 0; i < sizeof(allowed) / sizeof(allowed[0]); i++)
+			ok |= !strcmp(f, allowed[i]);
+		if (!ok || (!create &&
+			    (!strcmp(f, "owner") || !strcmp(f, "tier") || !strcmp(f, "orgId")))) {
+			*res = lt_problem(r, 400, "unknown-field", "Unknown field", f,
+					  "field '%.32s' cannot be %s", f,
+					  create ? "set" : "changed");
+			return -1;
+		}
+	}
+	v = json_object_get(b, "name");
+	if (v || create) {
+		if (!json_is_string(v) || !*json_string_value(v) ||
+		    strlen(json_string_value(v)) >= sizeof(k->name)) {
+			*res = lt_problem(r, 400, "invalid-field", "Invalid field", "/name",
+					  "name: a non-empty string of at most 127 bytes");
+			return -1;
+		}
+		snprintf(k->name, sizeof(k->name), "%s", json_string_value(v));
+	}
+	if (create) {
+		v = json_object_get(b, "owner");
+		if (!json_is_string(v) || !lt_uuid_ok(json_string_value(v))) {
+			*res = lt_problem(r, 400, "invalid-field", "Invalid field", "/owner",
+					  "owner must be a user UUID");
+			return -1;
+		}
+		snprintf(k->owner, sizeof(k->owner), "%s", json_string_value(v));
+		v = json_object_get(b, "tier");
+		if (!json_is_string(v) || !lt_quota_tier_exists(r->api->q, json_string_value(v))) {
+			*res = lt_problem(r, 400, "invalid-field", "Invalid field", "/tier",
+					  "tier must name a configured tier");
+			return -1;
+		}
+		snprintf(k->tier, sizeof(k->tier), "%s", json_string_value(v));
+		v = json_object_get(b, "orgId");
+		if (v && !json_is_null(v)) {
+			if (!json_is_string(v) || !lt_uuid_ok(json_string_value(v))) {
+				*res = lt_problem(r, 400, "invalid-field", "Invalid field",
+						  "/orgId", "orgId must be a UUID");
+				return -1;
+			}
+			snprintf(k->org, sizeof(k->org), "%s", json_string_value(v));
+		}
+	}
+	v = json_object_get(b, "limits");
+	if (v || create) {
+		if (lt_cp_limit_parse(v, "/limits", &k->limit.capacity, &k->limit.tokens,
+				      &k->limit.period_ns, err, sizeof(err))) {
+			*res = lt_problem(r, 400, "invalid-field", "Invalid field", "/limits", "%s",
+					  err);
+			return -1;
+		}
+	}
+	v = json_object_get(b, "expiresAt");
+	if (v) {
+		if (json_is_null(v)) {
+			k->expires_at = 0;
+		} else if (!json_is_string(v) ||
+			   lt_parse_time(json_string_value(v), &k->expires_at) ||
+			   k->expires_at <= (int64_t)time(NULL)) {
+			*res = lt_problem(r, 400, "invalid-field", "Invalid field", "/expiresAt",
+					  "expiresAt: a future time like 2027-01-31T00:00:00Z");
+			return -1;
+		}
+	}
+	return 0;
+}
+
+static enum MHD_Result lt_keys_res(struct lt_req *r, const char *id, const char *sub)
+{
+	struct lt_key_rec k = { 0 };
+	char secret[LT_KEY_SECRET_LEN + 8], bucket[64], err[128];
+	enum MHD_Result res;
+	json_t *b, *o;
+	int ret;
+
+	if (!id) {
+		if (!strcmp(r->method, "GET")) {
+			json_t *arr = json_array();
+
+			lt_keys_each(r->api->keys, lt_key_list_cb, arr);
+			return lt_reply_json(r, 200, json_pack("{s:o}", "keys", arr));
+		}
+		if (strcmp(r->method, "POST"))
+			return lt_405(r);
+		b = lt_body(r, &res);
+		if (!b)
+			return res;
+		if (lt_key_fields(r, b, &k, 1, &res)) {
+			json_decref(b);
+			return res;
+		}
+		json_decref(b);
+		if (lt_keys_create(r->api->keys, &k, secret, sizeof(secret)))
+			return lt_problem(r, 500, "store", "Store error", NULL, "key not created");
+		o = lt_key_json(&k);
+		json_object_set_new(o, "secret", json_string(secret)); /* shown once */
+		return lt_reply_json(r, 201, o);
+	}
+	if (lt_keys_get(r->api->keys, id, &k))
+		return lt_problem(r, 404, "not-found", "Not found", NULL, "no API key %.40s", id);
+	if (sub) {
+		struct lt_quota_view v;
+		struct lt_usage u = { 0 };
+		__u32 slot;
+
+		if (strcmp(sub, "usage") || strcmp(r->method, "GET"))
+			return lt_problem(r, 404, "not-found", "Not found", NULL,
+					  "no such resource");
+		snprintf(bucket, sizeof(bucket), "k/%s", k.id);
+		if (lt_quota_bucket(r->api->q, bucket, &k.limit, &slot, err, sizeof(err)))
+			return lt_problem(r, 503, "no-bucket", "No bucket", NULL, "%s", err);
+		lt_quota_usage(r->api->q, slot, &u);
+		lt_quota_peek(r->api->q, slot, lt_now_ns(), &v);
+		return lt_reply_json(r, 200,
+				     json_pack("{s:s, s:I, s:I, s:I, s:I}", "id", k.id, "admitted",
+					       (json_int_t)u.admitted, "rejected",
+					       (json_int_t)u.rejected, "tokens",
+					       (json_int_t)u.tokens, "remaining",
+					       (json_int_t)v.remaining));
+	}
+	if (!strcmp(r->method, "GET"))
+		return lt_reply_json(r, 200, lt_key_json(&k));
+	if (!strcmp(r->method, "DELETE")) {
+		if (lt_keys_revoke(r->api->keys, id))
+			return lt_problem(r, 500, "store", "Store error", NULL, "key not revoked");
+		k.revoked = 1;
+		return lt_reply_json(r, 200, lt_key_json(&k));
+	}
+	if (strcmp(r->method, "PATCH"))
+		return lt_405(r);
+	b = lt_body(r, &res);
+	if (!b)
+		return res;
+	ret = lt_key_fields(r, b, &k, 0, &res);
+	json_decref(b);
+	if (ret)
+		return res;
+	if (lt_keys_update(r->api->keys, &k))
+		return lt_problem(r, 500, "store", "Store error", NULL, "key not updated");
+	return lt_reply_json(r, 200, lt_key_json(&k));
+}
+
+/* ---- penalties and source policies (the XDP maps) ---------------------------- */
+
+static const char *lt_qarg(struct lt_req *r, const char *name)
+{
+	return MHD_lookup_connection_value(r->conn, MHD_GET_ARGUMENT_KIND, name);
+}
+
+static enum MHD_Result lt_penalties(struct lt_req *r)
+{
+	struct lt_maps *m = r->api->maps;
+	struct lt_lpm_key k, nk;
+	struct lt_penalty pen;
+	char buf[80], err[160];
+	enum MHD_Result res;
+	const char *pfx;
+	json_t *b, *v;
+	__u64 dur = 3600 * LT_NS_PER_SEC, now = lt_now_ns();
+	__u32 reason = LT_PENALTY_MANUAL;
+	int ret;
+
+	if (!strcmp(r->method, "GET")) {
+		json_t *arr = json_array();
+
+		ret = bpf_map_get_next_key(m->fd[LT_M_PENALTY], NULL, &nk);
+		while (!ret) {
+			json_int_t left;
+
+			k = nk;
+			if (!bpf_map_lookup_elem(m->fd[LT_M_PENALTY], &k, &pen)) {
+				left = pen.until_ns == ~0ULL ?
+					       -1 :
+				       pen.until_ns > now ?
+					       (json_int_t)((pen.until_ns - now) / 1000000) :
+					       0;
+				lt_prefix_format(&k, buf, sizeof(buf));
+				json_array_append_new(arr,
+						      json_pack("{s:s, s:I, s:i, s:i}", "prefix",
+								buf, "remainingMs", left, "strikes",
+								(int)pen.strikes, "reason",
+								(int)pen.reason));
+			}
+			ret = bpf_map_get_next_key(m->fd[LT_M_PENALTY], &k, &nk);
+		}
+		return lt_reply_json(r, 200, json_pack("{s:o}", "penalties", arr));
+	}
+	if (!strcmp(r->method, "DELETE")) {
+		pfx = lt_qarg(r, "prefix");
+		if (!pfx || lt_prefix_parse(pfx, &k, err, sizeof(err)))
+			return lt_problem(r, 400, "invalid-field", "Invalid field", "prefix",
+					  "?prefix= must be an IP prefix");
+		ret = lt_penalty_unban(m->fd[LT_M_PENALTY], m->fd[LT_M_CONFIG], &k);
+		if (ret)
+			return lt_problem(r, 404, "not-found", "Not found", "prefix", "not banned");
+		lt_store_penalty_del(r->api->st, pfx);
+		return lt_reply_json(r, 200, json_pack("{s:b}", "deleted", 1));
+	}
+	if (strcmp(r->method, "POST"))
+		return lt_405(r);
+	b = lt_body(r, &res);
+	if (!b)
+		return res;
+	v = json_object_get(b, "prefix");
+	if (!json_is_string(v) || lt_prefix_parse(json_string_value(v), &k, err, sizeof(err))) {
+		json_decref(b);
+		return lt_problem(r, 400, "invalid-field", "Invalid field", "/prefix",
+				  "prefix must be an IP prefix like 192.0.2.0/24");
+	}
+	v = json_object_get(b, "duration");
+	if (v && (!json_is_string(v) || lt_duration_parse(json_string_value(v), &dur) || !dur ||
+		  dur > 3650 * 86400 * LT_NS_PER_SEC)) {
+		json_decref(b);
+		return lt_problem(r, 400, "invalid-field", "Invalid field", "/duration",
+				  "duration like \"10m\", \"2h\" (up to 10 years)");
+	}
+	v = json_object_get(b, "reason");
+	if (v) {
+		const char *s = json_string_value(v);
+
+		if (s && !strcmp(s, "manual"))
+			reason = LT_PENALTY_MANUAL;
+		else if (s && !strcmp(s, "abuse"))
+			reason = LT_PENALTY_ABUSE;
+		else if (s && !strcmp(s, "auth"))
+			reason = LT_PENALTY_AUTH;
+		else {
+			json_decref(b);
+			return lt_problem(r, 400, "invalid-field", "Invalid field", "/reason",
+					  "reason: manual, abuse or auth");
+		}
+	}
+	lt_prefix_format(&k, buf, sizeof(buf));
+	json_decref(b);
+	ret = lt_penalty_ban(m->fd[LT_M_PENALTY], m->fd[LT_M_CONFIG], &k, dur, reason);
+	if (ret)
+		return lt_problem(r, 507, "map-full", "Penalty box full", "/prefix", "%s",
+				  strerror(-ret));
+	if (lt_store_penalty_put(r->api->st, buf,
+				 (int64_t)time(NULL) + (int64_t)(dur / LT_NS_PER_SEC), 1, reason)) {
+		lt_penalty_unban(m->fd[LT_M_PENALTY], m->fd[LT_M_CONFIG], &k);
+		return lt_problem(r, 500, "store", "Store error", NULL, "ban not recorded");
+	}
+	return lt_reply_json(
+		r, 201,
+		json_pack("{s:s, s:I}", "prefix", buf, "durationMs", (json_int_t)(dur / 1000000)));
+}
+
+static enum MHD_Result lt_policies(struct lt_req *r)
+{
+	struct lt_maps *m = r->api->maps;
+	struct lt_src_policy pol, base;
+	struct lt_config cfg = { 0 };
+	struct lt_overrides ov;
+	struct lt_lpm_key k, nk;
+	enum MHD_Result res;
+	char buf[80], err[256], a[48], b2[48];
+	const char *pfx = lt_qarg(r, "prefix");
+	__u32 zero = 0;
+	json_t *b;
+	int ret;
+
+	if (!strcmp(r->method, "GET")) {
+		json_t *arr = json_array();
+
+		ret = bpf_map_get_next_key(m->fd[LT_M_POLICY], NULL, &nk);
+		while (!ret) {
+			k = nk;
+			if (!bpf_map_lookup_elem(m->fd[LT_M_POLICY], &k, &pol)) {
+				lt_prefix_format(&k, buf, sizeof(buf));
+				lt_rate_spec_format(&pol.conn, a, sizeof(a));
+				lt_rate_spec_format(&pol.pkt, b2, sizeof(b2));
+				json_array_append_new(
+					arr,
+					json_pack("{s:s, s:b, s:s, s:s, s:i, s:i}", "prefix", buf,
+						  "allow", !!(pol.flags & LT_POL_ALLOW),
+						  "connections", a, "packets", b2, "aggregateV4",
+						  pol.agg_v4, "aggregateV6", pol.agg_v6));
+			}
+			ret = bpf_map_get_next_key(m->fd[LT_M_POLICY], &k, &nk);
+		}
+		return lt_reply_json(r, 200, json_pack("{s:o}", "policies", arr));
+	}
+	if (!pfx || lt_prefix_parse(pfx, &k, err, sizeof(err)))
+		return lt_problem(r, 400, "invalid-field", "Invalid field", "prefix",
+				  "?prefix= must be an IP prefix");
+	if (lt_overrides_load(r->api->state_dir, &ov, err, sizeof(err)))
+		return lt_problem(r, 500, "store", "Store error", NULL, "%s", err);
+	if (!strcmp(r->method, "DELETE")) {
+		ret = bpf_map_delete_elem(m->fd[LT_M_POLICY], &k) ? -errno : 0;
+		if (!ret)
+			ret = lt_overrides_remove(&ov, &k);
+		if (!ret)
+			ret = lt_overrides_save(r->api->state_dir, &ov, err, sizeof(err));
+		lt_overrides_free(&ov);
+		if (ret)
+			return lt_problem(r, ret == -ENOENT ? 404 : 500, "policy", "Policy",
+					  "prefix", "%s",
+					  ret == -ENOENT ? "no policy for that prefix" : err);
+		return lt_reply_json(r, 200, json_pack("{s:b}", "deleted", 1));
+	}
+	if (strcmp(r->method, "PUT")) {
+		lt_overrides_free(&ov);
+		return lt_405(r);
+	}
+	b = lt_body(r, &res);
+	if (!b) {
+		lt_overrides_free(&ov);
+		return res;
+	}
+	bpf_map_lookup_elem(m->fd[LT_M_CONFIG], &zero, &cfg);
+	base = cfg.dflt;
+	ret = lt_policy_from_json(b, "", &base, &pol, err, sizeof(err));
+	json_decref(b);
+	if (ret) {
+		lt_overrides_free(&ov);
+		return lt_problem(r, 400, "invalid-field", "Invalid field", NULL, "%s", err);
+	}
+	/* the file first: if the map write fails it is restored */
+	ret = lt_overrides_put(&ov, &k, &pol);
+	if (!ret)
+		ret = lt_overrides_save(r->api->state_dir, &ov, err, sizeof(err));
+	if (!ret && bpf_map_update_elem(m->fd[LT_M_POLICY], &k, &pol, BPF_ANY)) {
+		ret = -errno;
+		lt_overrides_remove(&ov, &k);
+		lt_overrides_save(r->api->state_dir, &ov, err, sizeof(err));
+		snprintf(err, sizeof(err), "lt_policy: %s", strerror(-ret));
+	}
+	lt_overrides_free(&ov);
+	if (ret)
+		return lt_problem(r, 507, "policy", "Policy not applied", NULL, "%s", err);
+	lt_rate_spec_format(&pol.conn, a, sizeof(a));
+	lt_rate_spec_format(&pol.pkt, b2, sizeof(b2));
+	return lt_reply_json(
+		r, 200,
+		json_pack("{s:s, s:s, s:s}", "prefix", pfx, "connections", a, "packets", b2));
+}
+
+/* ---- routing ---------------------------------------------------------------------- */
+
+int lt_admin_route(struct lt_req *r, const struct lt_principal *p, enum MHD_Result *res)
+{
+	char path[512], *seg[SEG_MAX], *save = NULL, *t;
+	int n = 0;
+
+	(void)p;
+	if (strlen(r->url) >= sizeof(path))
+		return -1;
+	snprintf(path, sizeof(path), "%s", r->url + 14);
+	for (t = strtok_r(path, "/", &save); t && n < SEG_MAX; t = strtok_r(NULL, "/", &save))
+		seg[n++] = t;
+	if (!n || t)
+		return -1;
+	pthread_mutex_lock(&r->api->admin_lock);
+	if (!strcmp(seg[0], "tiers") && n == 1)
+		*res = lt_tiers_all(r);
+	else if (!strcmp(seg[0], "tiers") && n <= 3 && lt_cp_name_ok(seg[1]))
+		*res = lt_limits_res(r, "tier", seg[1], n == 3 ? seg[2] : NULL);
+	else if (!strcmp(seg[0], "orgs") && n >= 3 && n <= 4 && !strcmp(seg[2], "quotas") &&
+		 (lt_uuid_ok(seg[1]) || !strcmp(seg[1], "default")))
+		*res = lt_limits_res(r, "org", strcmp(seg[1], "default") ? seg[1] : "*",
+				     n == 4 ? seg[3] : NULL);
+	else if (!strcmp(seg[0], "providers") && n <= 2)
+		*res = lt_providers(r, n == 2 ? seg[1] : NULL);
+	else if (!strcmp(seg[0], "keys") && n <= 3)
+		*res = lt_keys_res(r, n >= 2 ? seg[1] : NULL, n == 3 ? seg[2] : NULL);
+	else if (!strcmp(seg[0], "penalties") && n == 1)
+		*res = lt_penalties(r);
+	else if (!strcmp(seg[0], "policies") && n == 1)
+		*res = lt_policies(r);
+	else {
+		pthread_mutex_unlock(&r->api->admin_lock);
+		return -1;
+	}
+	pthread_mutex_unlock(&r->api->admin_lock);
+	return 0;
+}

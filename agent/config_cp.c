@@ -1,0 +1,275 @@
+// SPDX-License-Identifier: MIT
+/*
+ * config_cp.c - the control-plane sections of the config: "api", "jwt" and
+ * "token". Same conventions as config.c: strict, errors cite the JSON pointer.
+ */
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+#include <jansson.h>
+#include "config.h"
+#include "config_cp.h"
+#include "units.h"
+
+__attribute__((format(printf, 4, 5))) static int lt_fail(char *err, size_t errlen, const char *ptr,
+							 const char *fmt, ...)
+{
+	char msg[256];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	snprintf(err, errlen, "%s: %s", ptr, msg);
+	return -EINVAL;
+}
+
+static int lt_str(json_t *v, const char *ptr, char *out, size_t len, char *err, size_t errlen)
+{
+	if (json_is_null(v))
+		return 0;
+	if (!json_is_string(v) || strlen(json_string_value(v)) >= len)
+		return lt_fail(err, errlen, ptr, "expected a string of at most %zu bytes", len - 1);
+	snprintf(out, len, "%s", json_string_value(v));
+	return 0;
+}
+
+/* A name: letters, digits, '-', '_' (providers, tiers). */
+int lt_cp_name_ok(const char *s)
+{
+	size_t i, n = strlen(s);
+
+	if (!n || n >= 32)
+		return 0;
+	for (i = 0; i < n; i++)
+		if (!(s[i] == '-' || s[i] == '_' || (s[i] >= 'a' && s[i] <= 'z') ||
+		      (s[i] >= 'A' && s[i] <= 'Z') || (s[i] >= '0' && s[i] <= '9')))
+			return 0;
+	return 1;
+}
+
+int lt_cp_limit_parse(json_t *v, const char *ptr, __u64 *cap, __u64 *tok, __u64 *per, char *err,
+		      size_t errlen)
+{
+	json_t *c = json_object_get(v, "capacity"), *r = json_object_get(v, "rate");
+	struct lt_rate chk;
+	const char *k;
+	json_t *x;
+	char p[160];
+
+	if (!json_is_object(v))
+		return lt_fail(err, errlen, ptr, "expected {\"capacity\": N, \"rate\": \"N/s\"}");
+	json_object_foreach(v, k, x) {
+		if (strcmp(k, "capacity") && strcmp(k, "rate") && strcmp(k, "leakRate"))
+			return lt_fail(err, errlen, ptr, "unknown field \"%s\"", k);
+	}
+	if (!r)
+		r = json_object_get(v, "leakRate");
+	snprintf(p, sizeof(p), "%s/capacity", ptr);
+	if (!json_is_integer(c) || json_integer_value(c) < 1 || json_integer_value(c) > (1LL << 40))
+		return lt_fail(err, errlen, p, "expected an integer 1..2^40 (tokens)");
+	snprintf(p, sizeof(p), "%s/rate", ptr);
+	if (!json_is_string(r) || lt_rate_parse(json_string_value(r), tok, per))
+		return lt_fail(err, errlen, p, "expected a leak rate like \"100/s\", \"6000/m\"");
+	*cap = (__u64)json_integer_value(c);
+	if (lt_rate_init(&chk, *cap, *tok, *per))
+		return lt_fail(err, errlen, p, "out of range (1 per 10 years .. 2e9/s)");
+	return 0;
+}
+
+static int lt_limits(json_t *v, const char *ptr, const char *kind, const char *name,
+		     struct lt_cp_config *cp, char *err, size_t errlen)
+{
+	const char *prov;
+	json_t *x;
+	char p[160];
+	int ret;
+
+	if (!json_is_object(v))
+		return lt_fail(err, errlen, ptr, "expected {\"<provider>|*\": {capacity, rate}}");
+	json_object_foreach(v, prov, x) {
+		struct lt_cp_limit *l;
+
+		snprintf(p, sizeof(p), "%s/%s", ptr, prov);
+		if (strcmp(prov, "*") && !lt_cp_name_ok(prov))
+			return lt_fail(err, errlen, p, "not a provider name");
+		if (cp->nlimits == LT_CP_MAX_LIMITS)
+			return lt_fail(err, errlen, p, "too many limits");
+		l = &cp->limits[cp->nlimits];
+		ret = lt_cp_limit_parse(x, p, &l->capacity, &l->tokens, &l->period_ns, err, errlen);
+		if (ret)
+			return ret;
+		snprintf(l->kind, sizeof(l->kind), "%s", kind);
+		snprintf(l->name, sizeof(l->name), "%s", name);
+		snprintf(l->provider, sizeof(l->provider), "%s", prov);
+		cp->nlimits++;
+	}
+	return 0;
+}
+
+void lt_cp_defaults(struct lt_cp_config *cp)
+{
+	memset(cp, 0, sizeof(*cp));
+	snprintf(cp->listen, sizeof(cp->listen), "127.0.0.1:9090");
+	cp->max_body = 16384;
+	cp->threads = 2;
+	cp->jwt_leeway_s = 30;
+	strcpy(cp->roles_claim, "roles");
+	strcpy(cp->orgs_claim, "orgs");
+	strcpy(cp->admin_role, "ADMIN");
+	strcpy(cp->default_tier, "USER");
+}
+
+int lt_cp_parse(json_t *root, struct lt_cp_config *cp, char *err, size_t errlen)
+{
+	json_t *api = json_object_get(root, "api"), *jwt = json_object_get(root, "jwt");
+	json_t *tok = json_object_get(root, "token"), *v, *x;
+	const char *k;
+	char p[160];
+	size_t i;
+	int ret;
+
+	if (api) {
+		if (!json_is_object(api))
+			return lt_fail(err, errlen, "/api", "expected an object");
+		json_object_foreach(api, k, v) {
+			snprintf(p, sizeof(p), "/api/%s", k);
+			if (!strcmp(k, "listen")) {
+				ret = lt_str(v, p, cp->listen, sizeof(cp->listen), err, errlen);
+				if (!ret && !strrchr(cp->listen, ':'))
+					ret = lt_fail(err, errlen, p, "expected ADDR:PORT");
+			} else if (!strcmp(k, "max_body")) {
+				ret = json_is_integer(v) && json_integer_value(v) >= 256 &&
+						      json_integer_value(v) <= (1 << 20) ?
+					      0 :
+					      lt_fail(err, errlen, p,
+						      "expected 256..1048576 bytes");
+				if (!ret)
+					cp->max_body = (__u32)json_integer_value(v);
+			} else if (!strcmp(k, "threads")) {
+				ret = json_is_integer(v) && json_integer_value(v) >= 1 &&
+						      json_integer_value(v) <= 64 ?
+					      0 :
+					      lt_fail(err, errlen, p, "expected 1..64");
+				if (!ret)
+					cp->threads = (__u32)json_integer_value(v);
+			} else {
+				ret = lt_fail(err, errlen, p, "unknown field");
+			}
+			if (ret)
+				return ret;
+		}
+	}
+	if (jwt) {
+		if (!json_is_object(jwt))
+			return lt_fail(err, errlen, "/jwt", "expected an object");
+		json_object_foreach(jwt, k, v) {
+			snprintf(p, sizeof(p), "/jwt/%s", k);
+			if (!strcmp(k, "hs256_secret"))
+				ret = lt_str(v, p, cp->jwt_secret, sizeof(cp->jwt_secret), err,
+					     errlen);
+			else if (!strcmp(k, "jwks"))
+				ret = lt_str(v, p, cp->jwt_jwks, sizeof(cp->jwt_jwks), err, errlen);
+			else if (!strcmp(k, "issuer"))
+				ret = lt_str(v, p, cp->jwt_issuer, sizeof(cp->jwt_issuer), err,
+					     errlen);
+			else if (!strcmp(k, "audience"))
+				ret = lt_str(v, p, cp->jwt_audience, sizeof(cp->jwt_audience), err,
+					     errlen);
+			else if (!strcmp(k, "roles_claim"))
+				ret = lt_str(v, p, cp->roles_claim, sizeof(cp->roles_claim), err,
+					     errlen);
+			else if (!strcmp(k, "orgs_claim"))
+				ret = lt_str(v, p, cp->orgs_claim, sizeof(cp->orgs_claim), err,
+					     errlen);
+			else if (!strcmp(k, "admin_role"))
+				ret = lt_str(v, p, cp->admin_role, sizeof(cp->admin_role), err,
+					     errlen);
+			else if (!strcmp(k, "leeway")) {
+				__u64 ns = 0;
+
+				ret = json_is_string(
+					      v) && !lt_duration_parse(json_string_value(v), &ns) &&
+						      ns <= 3600 * LT_NS_PER_SEC ?
+					      0 :
+					      lt_fail(err, errlen, p,
+						      "expected a duration up to 1h");
+				cp->jwt_leeway_s = ns / LT_NS_PER_SEC;
+			} else if (!strcmp(k, "public_keys")) {
+				ret = json_is_array(v) && json_array_size(v) <= 8 ?
+					      0 :
+					      lt_fail(err, errlen, p, "expected up to 8 PEM paths");
+				json_array_foreach(v, i, x) {
+					snprintf(p, sizeof(p), "/jwt/public_keys/%zu", i);
+					if (!ret)
+						ret = lt_str(x, p, cp->jwt_pem[cp->njwt_pem++],
+							     sizeof(cp->jwt_pem[0]), err, errlen);
+				}
+			} else {
+				ret = lt_fail(err, errlen, p, "unknown field");
+			}
+			if (ret)
+				return ret;
+		}
+	}
+	if (tok) {
+		if (!json_is_object(tok))
+			return lt_fail(err, errlen, "/token", "expected an object");
+		json_object_foreach(tok, k, v) {
+			snprintf(p, sizeof(p), "/token/%s", k);
+			if (!strcmp(k, "providers")) {
+				ret = json_is_array(v) &&
+						      json_array_size(v) <= LT_CP_MAX_PROVIDERS ?
+					      0 :
+					      lt_fail(err, errlen, p, "expected an array of names");
+				json_array_foreach(v, i, x) {
+					snprintf(p, sizeof(p), "/token/providers/%zu", i);
+					if (!ret && (!json_is_string(x) ||
+						     !lt_cp_name_ok(json_string_value(x))))
+						ret = lt_fail(err, errlen, p,
+							      "not a provider name");
+					if (!ret)
+						snprintf(cp->providers[cp->nproviders++], 32, "%s",
+							 json_string_value(x));
+				}
+			} else if (!strcmp(k, "tier_order")) {
+				ret = json_is_array(v) && json_array_size(v) <= LT_CP_MAX_TIERS ?
+					      0 :
+					      lt_fail(err, errlen, p, "expected an array of tiers");
+				json_array_foreach(v, i, x) {
+					snprintf(p, sizeof(p), "/token/tier_order/%zu", i);
+					if (!ret && (!json_is_string(x) ||
+						     !lt_cp_name_ok(json_string_value(x))))
+						ret = lt_fail(err, errlen, p, "not a tier name");
+					if (!ret)
+						snprintf(cp->tier_order[cp->ntiers++], 32, "%s",
+							 json_string_value(x));
+				}
+			} else if (!strcmp(k, "default_tier")) {
+				ret = lt_str(v, p, cp->default_tier, sizeof(cp->default_tier), err,
+					     errlen);
+			} else if (!strcmp(k, "tiers")) {
+				const char *t;
+
+				ret = json_is_object(v) ?
+					      0 :
+					      lt_fail(err, errlen, p, "expected an object");
+				json_object_foreach(v, t, x) {
+					snprintf(p, sizeof(p), "/token/tiers/%s", t);
+					if (!ret && !lt_cp_name_ok(t))
+						ret = lt_fail(err, errlen, p, "not a tier name");
+					if (!ret)
+						ret = lt_limits(x, p, "tier", t, cp, err, errlen);
+				}
+			} else if (!strcmp(k, "org_default")) {
+				ret = lt_limits(v, p, "org", "*", cp, err, errlen);
+			} else {
+				ret = lt_fail(err, errlen, p, "unknown field");
+			}
+			if (ret)
+				return ret;
+		}
+	}
+	return 0;
+}

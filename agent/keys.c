@@ -1,0 +1,187 @@
+// SPDX-License-Identifier: MIT
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <openssl/crypto.h>
+#include <openssl/rand.h>
+#include <openssl/sha.h>
+#include "jwt.h"
+#include "keys.h"
+
+struct lt_keys {
+	pthread_mutex_t lock;
+	struct lt_store *st;
+	struct lt_quota *q;
+	struct lt_key_rec *recs;
+	int n;
+};
+
+static int lt_keys_load(void *ctx, const struct lt_key_rec *r)
+{
+	struct lt_keys *k = ctx;
+	struct lt_key_rec *n = realloc(k->recs, (size_t)(k->n + 1) * sizeof(*n));
+
+	if (!n)
+		return -ENOMEM;
+	k->recs = n;
+	k->recs[k->n++] = *r;
+	return 0;
+}
+
+int lt_keys_open(struct lt_keys **kp, struct lt_store *st, struct lt_quota *q, char *err,
+		 size_t errlen)
+{
+	struct lt_keys *k = calloc(1, sizeof(*k));
+	int ret;
+
+	if (!k)
+		return -ENOMEM;
+	pthread_mutex_init(&k->lock, NULL);
+	k->st = st;
+	k->q = q;
+	ret = lt_store_key_each(st, lt_keys_load, k);
+	if (ret) {
+		snprintf(err, errlen, "loading API keys: %s", strerror(-ret));
+		lt_keys_close(k);
+		return ret;
+	}
+	*kp = k;
+	return 0;
+}
+
+void lt_keys_close(struct lt_keys *k)
+{
+	if (!k)
+		return;
+	free(k->recs);
+	pthread_mutex_destroy(&k->lock);
+	free(k);
+}
+
+static struct lt_key_rec *lt_find(struct lt_keys *k, const char *id)
+{
+	int i;
+
+	for (i = 0; i < k->n; i++)
+		if (!strcmp(k->recs[i].id, id))
+			return &k->recs[i];
+	return NULL;
+}
+
+int lt_keys_create(struct lt_keys *k, struct lt_key_rec *rec, char *secret, size_t slen)
+{
+	unsigned char idb[8], rnd[32];
+	char r64[48];
+	int ret, i;
+
+	if (RAND_bytes(idb, sizeof(idb)) != 1 || RAND_bytes(rnd, sizeof(rnd)) != 1)
+		return -EIO;
+	snprintf(rec->id, sizeof(rec->id), "lk_");
+	for (i = 0; i < 8; i++)
+		snprintf(rec->id + 3 + 2 * i, 3, "%02x", idb[i]);
+	lt_b64url_encode(rnd, sizeof(rnd), r64, sizeof(r64));
+	snprintf(secret, slen, "%s.%s", rec->id, r64);
+	SHA256((const unsigned char *)secret, strlen(secret), rec->hash);
+	rec->created_at = (int64_t)time(NULL);
+	rec->revoked = 0;
+	pthread_mutex_lock(&k->lock);
+	ret = lt_store_key_put(k->st, rec);
+	if (!ret)
+		ret = lt_keys_load(k, rec);
+	pthread_mutex_unlock(&k->lock);
+	OPENSSL_cleanse(rnd, sizeof(rnd));
+	return ret;
+}
+
+int lt_keys_auth(struct lt_keys *k, const char *secret, int64_t now_unix, struct lt_key_rec *out)
+{
+	unsigned char h[32];
+	char id[40];
+	const char *dot = strchr(secret, '.');
+	struct lt_key_rec *r;
+	int ret = -EACCES;
+
+	if (strncmp(secret, "lk_", 3) || !dot || dot - secret >= (long)sizeof(id) ||
+	    strlen(secret) > LT_KEY_SECRET_LEN)
+		return -EACCES;
+	memcpy(id, secret, (size_t)(dot - secret));
+	id[dot - secret] = '\0';
+	SHA256((const unsigned char *)secret, strlen(secret), h);
+	pthread_mutex_lock(&k->lock);
+	r = lt_find(k, id);
+	if (r && !CRYPTO_memcmp(h, r->hash, 32) && !r->revoked &&
+	    (!r->expires_at || now_unix < r->expires_at)) {
+		*out = *r;
+		ret = 0;
+	}
+	pthread_mutex_unlock(&k->lock);
+	return ret;
+}
+
+int lt_keys_get(struct lt_keys *k, const char *id, struct lt_key_rec *out)
+{
+	struct lt_key_rec *r;
+
+	pthread_mutex_lock(&k->lock);
+	r = lt_find(k, id);
+	if (r)
+		*out = *r;
+	pthread_mutex_unlock(&k->lock);
+	return r ? 0 : -ENOENT;
+}
+
+int lt_keys_update(struct lt_keys *k, const struct lt_key_rec *rec)
+{
+	struct lt_key_rec *r, saved;
+	char bucket[64];
+	int ret;
+
+	pthread_mutex_lock(&k->lock);
+	r = lt_find(k, rec->id);
+	if (!r) {
+		pthread_mutex_unlock(&k->lock);
+		return -ENOENT;
+	}
+	saved = *r;
+	ret = lt_store_key_put(k->st, rec);
+	if (!ret) {
+		*r = *rec;
+		snprintf(bucket, sizeof(bucket), "k/%s", rec->id);
+		ret = lt_quota_key_limit(k->q, bucket, &rec->limit);
+		if (ret) { /* keep store and memory as they were */
+			*r = saved;
+			lt_store_key_put(k->st, &saved);
+		}
+	}
+	pthread_mutex_unlock(&k->lock);
+	return ret;
+}
+
+int lt_keys_revoke(struct lt_keys *k, const char *id)
+{
+	struct lt_key_rec *r;
+	int ret = -ENOENT;
+
+	pthread_mutex_lock(&k->lock);
+	r = lt_find(k, id);
+	if (r) {
+		r->revoked = 1;
+		ret = lt_store_key_put(k->st, r);
+		if (ret)
+			r->revoked = 0;
+	}
+	pthread_mutex_unlock(&k->lock);
+	return ret;
+}
+
+void lt_keys_each(struct lt_keys *k, void (*cb)(void *ctx, const struct lt_key_rec *r), void *ctx)
+{
+	int i;
+
+	pthread_mutex_lock(&k->lock);
+	for (i = 0; i < k->n; i++)
+		cb(ctx, &k->recs[i]);
+	pthread_mutex_unlock(&k->lock);
+}

@@ -1,0 +1,32 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * keys.h - API keys: created with a secret shown once ("lk_<id>.<random>"),
+ * stored as a SHA-256 hash, limited by their own bucket ("k/<id>"), revocable
+ * and expiring. A key authenticates as its owner at its tier.
+ */
+#ifndef LT_AGENT_KEYS_H
+#define LT_AGENT_KEYS_H
+
+#include <pthread.h>
+#include "quota.h"
+#include "store.h"
+
+#define LT_KEY_SECRET_LEN 96
+
+struct lt_keys;
+
+int lt_keys_open(struct lt_keys **k, struct lt_store *st, struct lt_quota *q, char *err,
+		 size_t errlen);
+void lt_keys_close(struct lt_keys *k);
+
+/* Fills rec->id and secret (NUL-terminated); rec's other fields are input. */
+int lt_keys_create(struct lt_keys *k, struct lt_key_rec *rec, char *secret, size_t slen);
+/* 0 and the record for a valid, unrevoked, unexpired secret; -EACCES otherwise. */
+int lt_keys_auth(struct lt_keys *k, const char *secret, int64_t now_unix, struct lt_key_rec *out);
+int lt_keys_get(struct lt_keys *k, const char *id, struct lt_key_rec *out);
+/* Replaces name/limit/expiry of id (limits apply live). */
+int lt_keys_update(struct lt_keys *k, const struct lt_key_rec *rec);
+int lt_keys_revoke(struct lt_keys *k, const char *id);
+void lt_keys_each(struct lt_keys *k, void (*cb)(void *ctx, const struct lt_key_rec *r), void *ctx);
+
+#endif
