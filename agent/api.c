@@ -115,11 +115,15 @@ static enum MHD_Result lt_send(struct lt_req *r, unsigned status, const char *ct
 static enum MHD_Result lt_reply_json_h(struct lt_req *r, unsigned status, json_t *body,
 				       const char *ctype, const char *const *hdrs)
 {
-	char *s = json_dumps(body, JSON_COMPACT);
+	char *s = body ? json_dumps(body, JSON_COMPACT) : NULL;
 
 	json_decref(body);
-	if (!s)
-		return MHD_NO;
+	if (!s) {
+		/* a bug or out of memory: say so rather than drop the connection */
+		s = strdup("{\"type\":\"" LT_PROBLEM_BASE "internal\",\"title\":\"Internal error\","
+			   "\"status\":500,\"detail\":\"the response could not be built\"}");
+		return s ? lt_send(r, 500, "application/problem+json", s, NULL) : MHD_NO;
+	}
 	return lt_send(r, status, ctype, s, hdrs);
 }
 

@@ -93,8 +93,8 @@ static enum MHD_Result lt_limits_res(struct lt_req *r, const char *kind, const c
 			return lt_problem(r, 404, "not-found", "Not found", "tier",
 					  "no tier '%.32s'", name);
 		}
-		return lt_reply_json(
-			r, 200, json_pack("{s:s, s:s, s:o}", kind, name, "providers", acc.obj));
+		return lt_reply_json(r, 200,
+				     json_pack("{s:s, s:o}", kind, name, "providers", acc.obj));
 	}
 	json_decref(acc.obj);
 	if (strcmp(provider, "*") && !lt_quota_provider_known(r->api->q, provider))
@@ -124,8 +124,8 @@ static enum MHD_Result lt_limits_res(struct lt_req *r, const char *kind, const c
 		return lt_problem(r, ret == -ERANGE ? 400 : 500, "invalid-limit",
 				  "Limit not applied", NULL, "%s", err);
 	return lt_reply_json(r, 200,
-			     json_pack("{s:s, s:s, s:s, s:o}", kind, name, "provider", provider,
-				       "limit", lt_limit_json(&l)));
+			     json_pack("{s:s, s:s, s:o}", kind, name, "provider", provider, "limit",
+				       lt_limit_json(&l)));
 }
 
 static enum MHD_Result lt_tiers_all(struct lt_req *r)

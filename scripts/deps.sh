@@ -12,7 +12,7 @@ PKGS=(
 	libjansson-dev libmicrohttpd-dev libssl-dev libsqlite3-dev librdkafka-dev
 	libcurl4-openssl-dev
 	# tests and benchmarks
-	iproute2 curl jq redis-server wrk procps util-linux socat sudo
+	iproute2 curl jq redis-server wrk procps util-linux socat sudo bc openssl
 )
 
 missing=()

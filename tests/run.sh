@@ -47,8 +47,8 @@ for src in tests/unit/test_*.c; do
 	run_suite "unit:$(basename "$t")" "$t"
 done
 run_suite "bpf:test_admit" build/san/tests/test_admit
-for t in tests/netns/test_*.sh; do
-	run_suite "netns:$(basename "$t" .sh)" bash "$t"
+for t in tests/netns/test_*.sh tests/e2e/test_*.sh; do
+	run_suite "$(basename "$(dirname "$t")"):$(basename "$t" .sh)" bash "$t"
 done
 
 if [ ${#failed_names[@]} -gt 0 ]; then
