@@ -36,7 +36,7 @@ struct lt_met_series {
 };
 
 struct lt_api_metrics {
-	pthread_mutex_t lock;
+	pthread_rwlock_t lock; /* guards n and adding series; counts are atomics */
 	struct lt_met_series s[LT_MET_SERIES];
 	int n;
 	__u64 http[6]; /* by status class 1xx..5xx (index 1..5) */
@@ -51,26 +51,34 @@ static void lt_met_decision(struct lt_api *a, const char *tier, const char *prov
 	struct lt_met_series *s = NULL;
 	int i;
 
-	pthread_mutex_lock(&m->lock);
+	pthread_rwlock_rdlock(&m->lock);
 	for (i = 0; i < m->n && !s; i++)
 		if (!strcmp(m->s[i].tier, tier) && !strcmp(m->s[i].provider, provider))
 			s = &m->s[i];
-	if (!s && m->n < LT_MET_SERIES) {
-		s = &m->s[m->n++];
-		snprintf(s->tier, sizeof(s->tier), "%s", tier);
-		snprintf(s->provider, sizeof(s->provider), "%s", provider);
-	}
-	if (s) {
-		if (verdict == LT_ADMIT) {
-			s->admitted++;
-			s->tokens += tokens;
-		} else if (verdict == LT_DENY) {
-			s->denied++;
-		} else {
-			s->too_big++;
+	pthread_rwlock_unlock(&m->lock);
+	if (!s) {
+		pthread_rwlock_wrlock(&m->lock);
+		for (i = 0; i < m->n && !s; i++)
+			if (!strcmp(m->s[i].tier, tier) && !strcmp(m->s[i].provider, provider))
+				s = &m->s[i];
+		if (!s && m->n < LT_MET_SERIES) {
+			s = &m->s[m->n];
+			snprintf(s->tier, sizeof(s->tier), "%s", tier);
+			snprintf(s->provider, sizeof(s->provider), "%s", provider);
+			m->n++;
 		}
+		pthread_rwlock_unlock(&m->lock);
 	}
-	pthread_mutex_unlock(&m->lock);
+	if (!s)
+		return;
+	if (verdict == LT_ADMIT) {
+		__atomic_fetch_add(&s->admitted, 1, __ATOMIC_RELAXED);
+		__atomic_fetch_add(&s->tokens, tokens, __ATOMIC_RELAXED);
+	} else if (verdict == LT_DENY) {
+		__atomic_fetch_add(&s->denied, 1, __ATOMIC_RELAXED);
+	} else {
+		__atomic_fetch_add(&s->too_big, 1, __ATOMIC_RELAXED);
+	}
 }
 
 static void lt_met_request(struct lt_api *a, unsigned status, __u64 ns)
@@ -193,6 +201,73 @@ static void lt_pick_tier(const struct lt_cp_config *cp, const struct lt_jwt_clai
 	snprintf(tier, len, "%s", cp->default_tier);
 }
 
+/*
+ * Per-thread memo of verified tokens. A token is the same bytes every time a
+ * client sends it, and verifying it (base64, HMAC or RSA/ECDSA, two JSON
+ * parses) is most of a request's cost. The memo is keyed by the exact bytes
+ * (compared in full), holds only tokens that verified, and the time claims
+ * are checked again on every use: an expired token is refused as before.
+ * A change of keys is not a concern: keys are fixed for the process.
+ */
+#define LT_MEMO_SLOTS 64
+#define LT_MEMO_TOKEN_MAX 1024
+
+struct lt_jwt_memo {
+	size_t len;
+	char tok[LT_MEMO_TOKEN_MAX];
+	struct lt_jwt_claims c;
+};
+
+/* One memo per server thread, freed when the thread ends. */
+static pthread_key_t lt_memo_key;
+static pthread_once_t lt_memo_once = PTHREAD_ONCE_INIT;
+
+static void lt_memo_init(void)
+{
+	pthread_key_create(&lt_memo_key, free);
+}
+
+static int lt_verify_memo(const struct lt_jwt_verifier *v, const char *tok, struct lt_jwt_claims *c,
+			  char *err, size_t errlen)
+{
+	size_t len = strlen(tok);
+	int64_t now = (int64_t)time(NULL);
+	struct lt_jwt_memo *e, *memo;
+	__u64 h = 1469598103934665603ULL;
+	size_t i;
+	int ret;
+
+	if (len >= LT_MEMO_TOKEN_MAX)
+		return lt_jwt_verify(v, tok, len, now, c, err, errlen);
+	pthread_once(&lt_memo_once, lt_memo_init);
+	memo = pthread_getspecific(lt_memo_key);
+	if (!memo) {
+		memo = calloc(LT_MEMO_SLOTS, sizeof(*memo));
+		if (memo && pthread_setspecific(lt_memo_key, memo)) {
+			free(memo);
+			memo = NULL;
+		}
+	}
+	for (i = 0; i < len; i++)
+		h = (h ^ (unsigned char)tok[i]) * 1099511628211ULL;
+	e = memo ? &memo[h % LT_MEMO_SLOTS] : NULL;
+	if (e && e->len == len && !memcmp(e->tok, tok, len)) {
+		if (now > e->c.exp + v->leeway_s) {
+			snprintf(err, errlen, "token expired");
+			return -EACCES;
+		}
+		*c = e->c;
+		return 0;
+	}
+	ret = lt_jwt_verify(v, tok, len, now, c, err, errlen);
+	if (!ret && e) {
+		memcpy(e->tok, tok, len);
+		e->len = len;
+		e->c = *c;
+	}
+	return ret;
+}
+
 int lt_authenticate(struct lt_req *r, struct lt_principal *p, enum MHD_Result *res)
 {
 	const char *auth = MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND, "Authorization");
@@ -227,8 +302,7 @@ int lt_authenticate(struct lt_req *r, struct lt_principal *p, enum MHD_Result *r
 				  "send 'Authorization: Bearer <JWT>' or 'X-API-Key: <key>'");
 		return -1;
 	}
-	if (lt_jwt_verify(&a->jwt, auth + 7, strlen(auth + 7), (int64_t)time(NULL), &c, err,
-			  sizeof(err))) {
+	if (lt_verify_memo(&a->jwt, auth + 7, &c, err, sizeof(err))) {
 		*res = lt_problem(r, 401, "invalid-token", "Invalid token", "Authorization", "%s",
 				  err);
 		return -1;
@@ -523,7 +597,7 @@ static enum MHD_Result lt_metrics(struct lt_req *r)
 		return MHD_NO;
 	P("# HELP lt_token_decisions_total Token consume decisions.\n"
 	  "# TYPE lt_token_decisions_total counter\n");
-	pthread_mutex_lock(&m->lock);
+	pthread_rwlock_rdlock(&m->lock);
 	for (i = 0; i < (unsigned)m->n; i++) {
 		const struct lt_met_series *s = &m->s[i];
 
@@ -540,7 +614,7 @@ static enum MHD_Result lt_metrics(struct lt_req *r)
 	for (i = 0; i < (unsigned)m->n; i++)
 		P("lt_tokens_charged_total{tier=\"%s\",provider=\"%s\"} %llu\n", m->s[i].tier,
 		  m->s[i].provider, (unsigned long long)m->s[i].tokens);
-	pthread_mutex_unlock(&m->lock);
+	pthread_rwlock_unlock(&m->lock);
 	P("# HELP lt_http_responses_total API responses by status class.\n"
 	  "# TYPE lt_http_responses_total counter\n");
 	for (i = 1; i < 6; i++)
@@ -714,7 +788,7 @@ int lt_api_start(struct lt_api *a, char *err, size_t errlen)
 	a->metrics = calloc(1, sizeof(*a->metrics));
 	if (!a->metrics)
 		return -ENOMEM;
-	pthread_mutex_init(&a->metrics->lock, NULL);
+	pthread_rwlock_init(&a->metrics->lock, NULL);
 	pthread_mutex_init(&a->admin_lock, NULL);
 	a->d = MHD_start_daemon(MHD_USE_EPOLL_INTERNAL_THREAD | MHD_USE_ERROR_LOG, 0, NULL, NULL,
 				lt_handler, a, MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&sa,
@@ -738,7 +812,7 @@ void lt_api_stop(struct lt_api *a)
 		MHD_stop_daemon(a->d);
 	a->d = NULL;
 	if (a->metrics) {
-		pthread_mutex_destroy(&a->metrics->lock);
+		pthread_rwlock_destroy(&a->metrics->lock);
 		free(a->metrics);
 		a->metrics = NULL;
 	}

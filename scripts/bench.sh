@@ -14,3 +14,4 @@ for _ in $(seq 50); do
 done
 echo "leaky-tokens bench on $(nproc) cores, $(uname -r), $(date -u +%FT%TZ)"
 "$ROOT/build/bench" -r "$PORT"
+bash "$ROOT/scripts/bench_api.sh"
