@@ -34,7 +34,7 @@ int lt_keys_open(struct lt_keys **kp, struct lt_store *st, struct lt_quota *q, c
 		 size_t errlen)
 {
 	struct lt_keys *k = calloc(1, sizeof(*k));
-	int ret;
+	int ret, i;
 
 	if (!k)
 		return -ENOMEM;
@@ -46,6 +46,16 @@ int lt_keys_open(struct lt_keys **kp, struct lt_store *st, struct lt_quota *q, c
 		snprintf(err, errlen, "loading API keys: %s", strerror(-ret));
 		lt_keys_close(k);
 		return ret;
+	}
+	/*
+	 * Pinned lt_slots may be new (a fresh host, or after detach): put every
+	 * key bucket back on its key's rate, or it would read as unlimited.
+	 */
+	for (i = 0; i < k->n; i++) {
+		char bucket[64];
+
+		snprintf(bucket, sizeof(bucket), "k/%s", k->recs[i].id);
+		lt_quota_key_limit(q, bucket, &k->recs[i].limit);
 	}
 	*kp = k;
 	return 0;

@@ -275,6 +275,24 @@ req GET /api/v1/admin/tiers/USER "$TA"
 check "bad input changed nothing: USER/qwen has no limit of its own" test "$(jqb '.providers.qwen')" = null
 check "bad input: the agent is still alive" kill -0 "$AGENT_PID"
 
+# ---- slow clients do not block anyone -----------------------------------------------
+SLOW=()
+for i in $(seq 32); do
+	# headers sent, the promised body never comes: the connection is held open
+	inns bash -c "exec 3<>/dev/tcp/127.0.0.1/$PORT; printf 'POST /api/v1/tokens/consume HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\n{' >&3; sleep 4" &
+	SLOW+=($!)
+done
+sleep 0.5
+t0=$(date +%s%N)
+req GET /healthz ""
+t1=$(date +%s%N)
+check "slow clients: 32 stalled uploads do not block a request ($(( (t1 - t0) / 1000000 )) ms)" \
+	test "$STATUS" = 200 -a $(( (t1 - t0) / 1000000 )) -lt 1000
+req POST /api/v1/tokens/consume "$T1" "{\"userId\":\"$U1\",\"provider\":\"openai\",\"tokens\":1}"
+expect "slow clients: consume still served" 200
+kill "${SLOW[@]}" 2>/dev/null
+wait "${SLOW[@]}" 2>/dev/null
+
 # ---- 64 concurrent clients on one org pool: exact -----------------------------------
 TO2=$(mint --sub $U1 --roles USER --orgs $O2)
 CFG=$STATE/curl.cfg
