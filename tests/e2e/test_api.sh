@@ -143,6 +143,16 @@ expect "admin: org quota for O2/openai" 200
 req GET "/api/v1/admin/orgs/$O2/quotas" "$TA"; expect "admin: read O2's quotas" 200
 check "admin: O2 has openai 500" test "$(jqb .providers.openai.capacity)" = 500
 req GET /api/v1/admin/orgs/default/quotas "$TA"; expect "admin: read the default org quota" 200
+req PUT "/api/v1/admin/orgs/$O3/quotas/qwen" "$TA" '{"capacity":7,"rate":"1/s"}'
+expect "admin: org quota O3/qwen" 200
+req DELETE "/api/v1/admin/orgs/$O3/quotas/qwen" "$TA"; expect "admin: delete org quota O3/qwen" 200
+req GET "/api/v1/admin/orgs/$O3/quotas" "$TA"
+check "admin: O3 falls back to the default org quota" test "$(jqb '.providers|length')" = 0
+req PUT /api/v1/admin/tiers/USER/qwen "$TA" '{"capacity":7,"rate":"1/s"}'; expect "admin: tier USER/qwen" 200
+req DELETE /api/v1/admin/tiers/USER/qwen "$TA"; expect "admin: delete tier limit USER/qwen" 200
+req GET "/api/v1/tokens/quota?userId=$U1&provider=qwen" "$T1"
+check "admin: USER/qwen falls back to USER/* (10000)" test "$(jqb .capacity)" = 10000
+req DELETE /api/v1/admin/tiers/USER/qwen "$TA"; expect "admin: deleting it again is a 404" 404
 req POST /api/v1/admin/providers "$TA" '{"name":"mistral"}'; expect "admin: add provider" 201
 req GET /api/v1/admin/providers "$TA"
 check "admin: providers list has it" test "$(jqb '.providers|index("mistral") != null')" = true
