@@ -36,6 +36,7 @@ struct lt_quota {
 	struct lt_idx_ent *idx; /* open addressing, power-of-2 capacity */
 	__u32 idx_cap, idx_used;
 	__u32 next_slot; /* slot 0 is never used */
+	__u32 rates_hi; /* ids >= rates_hi have never been used */
 };
 
 /* ---- index ------------------------------------------------------------- */
@@ -105,7 +106,8 @@ static int lt_rate_get(struct lt_quota *q, const struct lt_rate *r, __u32 *id)
 		*id = 0; /* unlimited */
 		return 0;
 	}
-	for (i = 1; i < LT_MAX_RATES; i++) {
+	/* distinct rates are few (tiers x providers, org quotas, keys): scan them */
+	for (i = 1; i < q->rates_hi; i++) {
 		if (q->rates[i].refs && !memcmp(&q->m.rates[i], r, sizeof(*r))) {
 			*id = i;
 			return 0;
@@ -113,6 +115,8 @@ static int lt_rate_get(struct lt_quota *q, const struct lt_rate *r, __u32 *id)
 		if (!q->rates[i].refs && !free_id)
 			free_id = i;
 	}
+	if (!free_id && q->rates_hi < LT_MAX_RATES)
+		free_id = q->rates_hi++;
 	if (!free_id)
 		return -ENOSPC;
 	q->m.rates[free_id] = *r;
@@ -123,8 +127,11 @@ static int lt_rate_get(struct lt_quota *q, const struct lt_rate *r, __u32 *id)
 
 static void lt_rate_ref(struct lt_quota *q, __u32 id, int delta)
 {
-	if (id && id < LT_MAX_RATES)
+	if (id && id < LT_MAX_RATES) {
 		q->rates[id].refs += (__u32)delta;
+		if (id >= q->rates_hi)
+			q->rates_hi = id + 1;
+	}
 }
 
 /*
@@ -235,10 +242,10 @@ static int lt_limit_rate(const struct lt_limit *l, struct lt_rate *r)
 static int lt_rebase_all(struct lt_quota *q)
 {
 	__u64 now = lt_now_ns();
+	struct lt_rate r, last = { 0 };
 	struct lt_limit l;
-	struct lt_rate r;
-	__u32 i, id;
-	int ret;
+	__u32 i, id, last_id = 0;
+	int ret, have_last = 0;
 
 	for (i = 0; i < q->idx_cap; i++) {
 		struct lt_idx_ent *e = &q->idx[i];
@@ -251,9 +258,17 @@ static int lt_rebase_all(struct lt_quota *q)
 			continue;
 		if (!memcmp(&q->m.rates[q->m.slots[e->slot].rate_id], &r, sizeof(r)))
 			continue;
-		ret = lt_rate_get(q, &r, &id);
-		if (ret)
-			return ret;
+		/* the buckets of one changed limit all move to the same rate */
+		if (have_last && !memcmp(&last, &r, sizeof(r)) && q->rates[last_id].refs) {
+			id = last_id;
+		} else {
+			ret = lt_rate_get(q, &r, &id);
+			if (ret)
+				return ret;
+			last = r;
+			last_id = id;
+			have_last = 1;
+		}
 		lt_slot_rebase(q, e->slot, id, now);
 	}
 	return 0;
@@ -323,6 +338,7 @@ int lt_quota_open(struct lt_quota **qp, struct lt_store *st, const struct lt_quo
 	q->st = st;
 	q->m = *m;
 	q->next_slot = 1;
+	q->rates_hi = 1;
 	q->idx_cap = 1024;
 	q->idx = calloc(q->idx_cap, sizeof(*q->idx));
 	q->rates = calloc(LT_MAX_RATES, sizeof(*q->rates));
