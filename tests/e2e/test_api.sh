@@ -3,6 +3,7 @@
 # namespace, on its lo) serving the REST API, driven by curl. Prints TAP.
 set -u
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
+. "$ROOT/tests/tap.sh"
 AGENT=${AGENT:-$ROOT/build/san/leaky-agent}
 ID=$$
 NS=ltapi-$ID
@@ -11,11 +12,8 @@ STATE=$(mktemp -d /tmp/lt-api-XXXXXX)
 LOG=$STATE/agent.log
 PORT=19090
 BASE=http://127.0.0.1:$PORT
-N=0 FAILED=0 AGENT_PID=
+AGENT_PID=
 
-ok() { N=$((N + 1)); echo "ok $N - $1"; }
-notok() { N=$((N + 1)); FAILED=$((FAILED + 1)); echo "not ok $N - $1"; }
-check() { local name=$1; shift; if "$@" >&2; then ok "$name"; else notok "$name"; fi; }
 inns() { nsenter --net=/run/netns/$NS "$@"; }
 
 cleanup() {
@@ -349,5 +347,4 @@ rc=$?
 check "SIGTERM: exit code 0, no sanitizer report" bash -c "[ $rc = 0 ] && ! grep -q 'Sanitizer' '$LOG'"
 AGENT_PID=
 
-echo "1..$N"
-[ "$FAILED" -eq 0 ]
+tap_done

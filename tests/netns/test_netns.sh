@@ -6,25 +6,15 @@
 #   client ns (lta-PID) 10.200.0.1 fd00:200::1  va <==veth==> vb  10.200.0.2 fd00:200::2 (ltb-PID, agent here)
 set -u
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
+. "$ROOT/tests/tap.sh"
 AGENT=${AGENT:-$ROOT/build/san/leaky-agent}
 ID=$$
 NA=lta-$ID NB=ltb-$ID
 PIN=/sys/fs/bpf/lt-test-$ID
 STATE=$(mktemp -d /tmp/lt-test-XXXXXX)
 LOG=$STATE/agent.log
-N=0 FAILED=0
 AGENT_PID=
 
-ok() { N=$((N + 1)); echo "ok $N - $1"; }
-notok() { N=$((N + 1)); FAILED=$((FAILED + 1)); echo "not ok $N - $1"; }
-# stdout is TAP only: what the commands print goes to stderr
-check() { local name=$1; shift; if "$@" >&2; then ok "$name"; else notok "$name"; fi; }
-not() { ! "$@"; }
-# expect_err NAME RC OUTPUT PATTERN: failed with one line matching PATTERN
-expect_err() {
-	if [ "$2" -ne 0 ] && grep -q -- "$4" <<<"$3"; then ok "$1"; else
-		notok "$1"; sed 's/^/# /' <<<"$3"; fi
-}
 inb() { nsenter --net=/run/netns/$NB "$@"; }
 ina() { nsenter --net=/run/netns/$NA "$@"; }
 agent() { inb "$AGENT" --pin-dir "$PIN" --state-dir "$STATE" "$@"; }
@@ -177,5 +167,4 @@ out=$(setpriv --reuid=65534 --regid=65534 --clear-groups --inh-caps=-all --bound
 expect_err "error: no privileges is one clear line" $rc "$out" '^leaky-agent: needs root or CAP_BPF+CAP_NET_ADMIN'
 check "error: no privileges prints exactly one line" test "$(wc -l <<<"$out")" = 1
 
-echo "1..$N"
-[ "$FAILED" -eq 0 ]
+tap_done
