@@ -291,6 +291,7 @@ static int lt_cp_start(struct lt_cp *cp, const struct lt_opts *o, const struct l
 	qm.slots = cp->slots;
 	qm.rates = cp->rates;
 	qm.usage = cp->usage;
+	qm.keyidx_fd = m->fd[LT_M_KEYIDX];
 	ret = lt_quota_open(&cp->q, &cp->st, &qm, err, errlen);
 	if (!ret)
 		ret = lt_keys_open(&cp->keys, &cp->st, cp->q, err, errlen);

@@ -7,6 +7,7 @@
 #include "log.h"
 #include "quota.h"
 #include "units.h"
+#include <bpf/bpf.h>
 
 struct lt_limit_ent {
 	char kind[8]; /* "tier" | "org" */
@@ -93,6 +94,18 @@ static int lt_idx_insert(struct lt_quota *q, char *key, __u32 slot)
 	q->idx[i].slot = slot;
 	q->idx_used++;
 	return 0;
+}
+
+/* Publishes key -> slot in lt_keyidx for other processes and bpftool. */
+static int lt_idx_publish(struct lt_quota *q, const char *key, __u32 slot)
+{
+	struct lt_keyidx_key k = { 0 };
+	struct lt_keyidx_val v = { .slot = slot };
+
+	if (q->m.keyidx_fd < 0)
+		return 0;
+	snprintf(k.key, sizeof(k.key), "%s", key);
+	return bpf_map_update_elem(q->m.keyidx_fd, &k, &v, BPF_ANY) ? -errno : 0;
 }
 
 /* ---- rates ------------------------------------------------------------- */
@@ -316,6 +329,7 @@ static int lt_load_bucket(void *ctx, const char *key, uint32_t slot)
 		free(k);
 		return -ENOMEM;
 	}
+	lt_idx_publish(q, key, slot); /* a fresh lt_keyidx after lost pins */
 	/* the rate the pinned slot still carries: refcount it as it is */
 	rid = q->m.slots[slot].rate_id;
 	if (rid >= LT_MAX_RATES)
@@ -616,8 +630,15 @@ int lt_quota_bucket(struct lt_quota *q, const char *key, const struct lt_limit *
 		goto out;
 	}
 	s = q->next_slot;
+	if (strlen(key) >= LT_BUCKET_KEY_LEN) {
+		ret = -ENAMETOOLONG;
+		snprintf(err, errlen, "bucket key longer than %d bytes", LT_BUCKET_KEY_LEN - 1);
+		goto out;
+	}
 	k = strdup(key);
-	ret = k ? lt_store_bucket_put(q->st, key, s) : -ENOMEM;
+	ret = k ? lt_idx_publish(q, key, s) : -ENOMEM;
+	if (!ret)
+		ret = lt_store_bucket_put(q->st, key, s);
 	if (!ret)
 		ret = lt_idx_insert(q, k, s);
 	if (ret) {

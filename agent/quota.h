@@ -31,6 +31,7 @@ struct lt_quota_maps {
 	struct lt_slot *slots; /* mmapped lt_slots */
 	struct lt_rate *rates; /* mmapped lt_rates */
 	struct lt_usage *usage; /* mmapped lt_usage */
+	int keyidx_fd; /* lt_keyidx, or -1 (tests without BPF) */
 };
 
 /* What a decision saw: for the response body and the RateLimit fields. */

@@ -122,6 +122,14 @@ struct {
 
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__uint(max_entries, LT_MAX_SLOTS);
+	__type(key, struct lt_keyidx_key);
+	__type(value, struct lt_keyidx_val);
+} lt_keyidx SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
 	__uint(max_entries, 256);
 	__type(key, __u32);
 	__type(value, struct lt_iface);

@@ -236,6 +236,24 @@ _Static_assert(sizeof(struct lt_slot) == 16, "lt_slot is ABI");
 /* lt_rates: ARRAY[LT_MAX_RATES] of struct lt_rate, BPF_F_MMAPABLE. */
 
 /*
+ * lt_keyidx: HASH (no prealloc) bucket key -> slot in lt_slots, written by the
+ * agent only. Keys are "u/<tier>/<provider>/<userId>", "o/<provider>/<orgId>",
+ * "k/<keyId>", NUL-padded. An entry is added when a bucket is first used and
+ * is never changed or removed while the pins live, so a process-local cache
+ * of it (the gateway's) never goes stale: a miss is simply looked up here.
+ */
+#define LT_BUCKET_KEY_LEN 128
+struct lt_keyidx_key {
+	char key[LT_BUCKET_KEY_LEN]; /* NUL-padded */
+};
+struct lt_keyidx_val {
+	__u32 slot; /* index into lt_slots / lt_usage */
+	__u32 flags; /* reserved, 0 */
+};
+_Static_assert(sizeof(struct lt_keyidx_key) == 128, "lt_keyidx_key is ABI");
+_Static_assert(sizeof(struct lt_keyidx_val) == 8, "lt_keyidx_val is ABI");
+
+/*
  * lt_usage: ARRAY[LT_MAX_SLOTS] of per-bucket usage, BPF_F_MMAPABLE, indexed
  * like lt_slots. Atomic adds by whoever decides; read by the admin API.
  */

@@ -23,6 +23,7 @@ enum lt_map_id {
 	LT_M_IFACES,
 	LT_M_SCACHE,
 	LT_M_USAGE,
+	LT_M_KEYIDX,
 	LT_M__MAX,
 };
 

@@ -184,6 +184,8 @@ expect "policies: set a source policy" 200
 req GET /api/v1/admin/policies "$TA"
 check "policies: listed" test "$(jqb '.policies[0].connections')" = "5:1/s"
 req DELETE "/api/v1/admin/policies?prefix=198.51.100.0/24" "$TA"; expect "policies: delete" 200
+check "bpftool: lt_keyidx shows who owns which slot" bash -c \
+	"bpftool map dump pinned $PIN/lt_keyidx | grep -q 'o/openai/$O1'"
 req GET /metrics ""; expect "GET /metrics" 200
 check "metrics: decisions by verdict, tier and provider" grep -q 'lt_token_decisions_total{verdict="admitted",tier="USER",provider="gemini"} 2' "$RB"
 check "metrics: tokens charged" grep -q '^lt_tokens_charged_total{tier="org",provider="openai"} 25' "$RB"

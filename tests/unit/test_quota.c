@@ -19,7 +19,7 @@ static char err[256], dbpath[64];
 
 static struct lt_quota *open_q(struct lt_store *st)
 {
-	struct lt_quota_maps m = { slots, rates, usage };
+	struct lt_quota_maps m = { slots, rates, usage, -1 };
 	struct lt_quota *q = NULL;
 
 	CHECK_EQ(lt_store_open(st, dbpath, err, sizeof(err)), 0);
