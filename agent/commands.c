@@ -117,14 +117,22 @@ int lt_cmd_detach(struct lt_opts *o)
 		for (i = 0; i < 50 && lt_agent_pid(o->state_dir); i++)
 			usleep(100 * 1000);
 	}
-	if (lt_maps_open(o->pin_dir, &m, err, sizeof(err))) {
-		fprintf(stderr, "leaky-agent: nothing to detach: %s\n", err);
+	/*
+	 * Only lt_ifaces is needed: pins from an older or newer build may lack
+	 * other maps, and detach must still clean up after them.
+	 */
+	for (i = 0; i < LT_M__MAX; i++)
+		m.fd[i] = -1;
+	snprintf(err, sizeof(err), "%s/lt_ifaces", o->pin_dir);
+	m.fd[LT_M_IFACES] = bpf_obj_get(err);
+	if (m.fd[LT_M_IFACES] < 0 && access(o->pin_dir, F_OK)) {
+		fprintf(stderr, "leaky-agent: nothing to detach: no pins under %s\n", o->pin_dir);
 		return 1;
 	}
 	/* Collect first: deleting while walking restarts the walk. */
 	__u32 *all = NULL;
 	int nall = 0;
-	if (!bpf_map_get_next_key(m.fd[LT_M_IFACES], NULL, &next)) {
+	if (m.fd[LT_M_IFACES] >= 0 && !bpf_map_get_next_key(m.fd[LT_M_IFACES], NULL, &next)) {
 		do {
 			__u32 *n2 = realloc(all, (size_t)(nall + 1) * sizeof(*all));
 

@@ -1,4 +1,5 @@
 // SPDX-License-Identifier: MIT
+#include <dirent.h>
 #include <errno.h>
 #include <net/if.h>
 #include <stdio.h>
@@ -403,14 +404,22 @@ int lt_iface_detach(int ifaces_fd, __u32 ifindex, char *err, size_t errlen)
 
 int lt_unpin_all(const char *pin_dir)
 {
+	struct dirent *de;
 	char path[512];
-	int i, ret = 0;
+	DIR *d;
+	int ret = 0;
 
-	for (i = 0; i < LT_M__MAX; i++) {
-		snprintf(path, sizeof(path), "%s/%s", pin_dir, lt_map_names[i]);
+	/* every lt_ pin, including maps this build no longer has */
+	d = opendir(pin_dir);
+	while (d && (de = readdir(d))) {
+		if (strncmp(de->d_name, "lt_", 3))
+			continue;
+		snprintf(path, sizeof(path), "%s/%s", pin_dir, de->d_name);
 		if (unlink(path) && errno != ENOENT)
 			ret = -errno;
 	}
+	if (d)
+		closedir(d);
 	if (rmdir(pin_dir) && errno != ENOENT && !ret)
 		ret = -errno;
 	return ret;
