@@ -79,10 +79,32 @@ static __always_inline int lt_parse_ipv4(struct lt_cursor *c, __u8 saddr[16])
 	return ip->protocol;
 }
 
-/* IPv6 (no extension headers are walked): returns next header or -1. */
+#define LT_IPV6_EXT_MAX 4 /* extension headers walked before giving up */
+
+struct lt_ipv6_opt {
+	__u8 nexthdr;
+	__u8 len; /* hop-by-hop, routing, dest opts: 8-byte units after the first 8 */
+};
+
+struct lt_ipv6_frag {
+	__u8 nexthdr;
+	__u8 reserved;
+	__be16 frag_off; /* offset in 8-byte units << 3 | flags */
+	__be32 id;
+};
+
+/*
+ * IPv6: returns the L4 protocol after up to LT_IPV6_EXT_MAX extension headers
+ * (so a hop-by-hop or destination-options header cannot carry a packet past
+ * the meter), -1 if truncated/bad or the chain is longer, -2 for a non-first
+ * fragment.
+ */
 static __always_inline int lt_parse_ipv6(struct lt_cursor *c, __u8 saddr[16])
 {
 	struct ipv6hdr *ip6 = c->pos;
+	struct lt_ipv6_frag *fh;
+	struct lt_ipv6_opt *oh;
+	int nh, i;
 
 	if ((void *)(ip6 + 1) > c->end)
 		return -1;
@@ -90,7 +112,44 @@ static __always_inline int lt_parse_ipv6(struct lt_cursor *c, __u8 saddr[16])
 		return -1;
 	__builtin_memcpy(saddr, &ip6->saddr, 16);
 	c->pos = ip6 + 1;
-	return ip6->nexthdr;
+	nh = ip6->nexthdr;
+#pragma unroll
+	for (i = 0; i < LT_IPV6_EXT_MAX; i++) {
+		switch (nh) {
+		case IPPROTO_HOPOPTS:
+		case IPPROTO_ROUTING:
+		case IPPROTO_DSTOPTS:
+			oh = c->pos;
+			if ((void *)(oh + 1) > c->end)
+				return -1;
+			nh = oh->nexthdr;
+			c->pos += (oh->len + 1) * 8;
+			break;
+		case IPPROTO_AH:
+			oh = c->pos;
+			if ((void *)(oh + 1) > c->end)
+				return -1;
+			nh = oh->nexthdr;
+			c->pos += (oh->len + 2) * 4;
+			break;
+		case IPPROTO_FRAGMENT:
+			fh = c->pos;
+			if ((void *)(fh + 1) > c->end)
+				return -1;
+			if (fh->frag_off & bpf_htons(0xfff8))
+				return -2;
+			nh = fh->nexthdr;
+			c->pos = fh + 1;
+			break;
+		default:
+			return nh;
+		}
+	}
+	/* still an extension header after the limit: refuse to guess */
+	return nh == IPPROTO_HOPOPTS || nh == IPPROTO_ROUTING || nh == IPPROTO_DSTOPTS ||
+			       nh == IPPROTO_AH || nh == IPPROTO_FRAGMENT ?
+		       -1 :
+		       nh;
 }
 
 /* TCP: destination port (host order) and whether it opens a connection. */

@@ -26,6 +26,8 @@ struct pkt_spec {
 	int bad_ihl; /* IPv4 ihl = 4 */
 	int truncate; /* cut the frame to this many bytes */
 	int payload; /* payload bytes after L4 */
+	int v6_opts; /* IPv6: this many hop-by-hop/dest-opts headers before L4 */
+	int v6_frag; /* IPv6: 1 = first fragment header, 2 = non-first fragment */
 };
 
 static inline void pkt_put16(unsigned char *p, int v)
@@ -64,11 +66,28 @@ static inline int pkt_build(const struct pkt_spec *s, unsigned char *buf, int ca
 
 		ip6->version = 6;
 		ip6->payload_len = htons((unsigned short)(l4len + s->payload));
-		ip6->nexthdr = (unsigned char)proto;
+		unsigned char *nh = &ip6->nexthdr;
+
 		ip6->hop_limit = 64;
 		inet_pton(AF_INET6, src, &ip6->saddr);
 		inet_pton(AF_INET6, "2001:db8:ffff::1", &ip6->daddr);
 		p += sizeof(*ip6);
+		for (i = 0; i < s->v6_opts; i++) {
+			*nh = i == 0 ? 0 /* hop-by-hop */ : 60 /* dest opts */;
+			nh = p;
+			p[1] = 1; /* 16 bytes */
+			p += 16;
+		}
+		if (s->v6_frag) {
+			*nh = 44;
+			nh = p;
+			if (s->v6_frag == 2)
+				p[3] = 0x08; /* offset 1 (8 bytes) */
+			p += 8;
+		}
+		*nh = (unsigned char)proto;
+		ip6->payload_len = htons(
+			(unsigned short)(p - (unsigned char *)(ip6 + 1) + l4len + s->payload));
 	} else {
 		struct iphdr *ip = (struct iphdr *)p;
 
