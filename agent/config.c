@@ -74,40 +74,20 @@ int lt_rate_spec_parse(const char *spec, struct lt_rate *r, char *err, size_t er
 	return ret;
 }
 
-/* {"capacity": N, "rate": "10/s"} or "unlimited" */
+/* {"capacity": N, "rate": "10/s"} (config_cp.c parses it) or "unlimited" */
 static int lt_cfg_rate(struct lt_cfg_ctx *x, json_t *v, const char *ptr, struct lt_rate *r)
 {
-	json_t *cap, *rate;
-	__u64 tok, per;
-	const char *key;
-	json_t *val;
-	char p[128];
-	int ret;
+	__u64 cap, tok, per;
+	char msg[256];
 
 	memset(r, 0, sizeof(*r));
 	if (json_is_string(v) && !strcmp(json_string_value(v), "unlimited"))
 		return 0;
-	if (!json_is_object(v))
-		return lt_cfg_fail(x, ptr,
-				   "expected {\"capacity\": N, \"rate\": \"N/s\"} or "
-				   "\"unlimited\"");
-	json_object_foreach(v, key, val) {
-		if (strcmp(key, "capacity") && strcmp(key, "rate"))
-			return lt_cfg_fail(x, ptr, "unknown field \"%s\"", key);
+	if (lt_cp_limit_parse(v, ptr, &cap, &tok, &per, msg, sizeof(msg))) {
+		snprintf(x->err, x->errlen, "%s: %s", x->name, msg);
+		return -EINVAL;
 	}
-	cap = json_object_get(v, "capacity");
-	rate = json_object_get(v, "rate");
-	snprintf(p, sizeof(p), "%s/capacity", ptr);
-	if (!json_is_integer(cap) || json_integer_value(cap) < 1 ||
-	    json_integer_value(cap) > (1LL << 40))
-		return lt_cfg_fail(x, p, "expected an integer 1..2^40 (tokens)");
-	snprintf(p, sizeof(p), "%s/rate", ptr);
-	if (!json_is_string(rate) || lt_rate_parse(json_string_value(rate), &tok, &per))
-		return lt_cfg_fail(x, p, "expected a rate like \"10/s\", \"600/m\", \"1/d\"");
-	ret = lt_rate_init(r, (__u64)json_integer_value(cap), tok, per);
-	if (ret)
-		return lt_cfg_fail(x, p, "rate out of range (1 per 10 years .. 2e9/s)");
-	return 0;
+	return lt_rate_init(r, cap, tok, per); /* validated by the parse */
 }
 
 static int lt_cfg_uint(struct lt_cfg_ctx *x, json_t *v, const char *ptr, long long lo, long long hi,
