@@ -15,12 +15,20 @@ CLANG_SYS := $(shell $(CLANG) -v -E - </dev/null 2>&1 | \
 BPF_CFLAGS := -g -O2 -target bpf -mcpu=v3 -D__TARGET_ARCH_$(ARCH) -Wall -Wextra -Werror \
 	-Iinclude -Ibpf $(CLANG_SYS)
 
-CFLAGS_COMMON := -std=gnu11 -g -Wall -Wextra -Werror -Wno-format-truncation -D_GNU_SOURCE \
-	-Iinclude -Ilib -Iagent -Itests -I$(BUILD)/bpf
+# Include paths are per directory, so the compiler enforces the layering:
+# lib/ (liblt) sees only include/ and lib/; agent/ and gateway/ see lib/, never
+# each other; tests and bench see everything.
+CFLAGS_COMMON := -std=gnu11 -g -Wall -Wextra -Werror -Wno-format-truncation -D_GNU_SOURCE
+INC_lib := -Iinclude -Ilib
+INC_agent := $(INC_lib) -Iagent -I$(BUILD)/bpf
+INC_tests := $(INC_agent) -Itests
+INC_bench := $(INC_tests)
+# $(call incs,path/to/file.c): the include flags of the file's top directory
+incs = $(INC_$(firstword $(subst /, ,$(1))))
 CFLAGS_REL := $(CFLAGS_COMMON) -O2
 CFLAGS_SAN := $(CFLAGS_COMMON) -O1 -fno-omit-frame-pointer \
 	-fsanitize=address,undefined -fno-sanitize-recover=all
-LDLIBS := -lbpf -lelf -lz -ljansson -lssl -lcrypto -lsqlite3 -lmicrohttpd -lpthread
+LDLIBS := -Wl,--as-needed -lbpf -lelf -lz -ljansson -lssl -lcrypto -lsqlite3 -lmicrohttpd -lpthread
 
 BPF_PROGS := admit empty
 SKELS := $(patsubst %,$(BUILD)/bpf/%.skel.h,$(BPF_PROGS))
@@ -94,26 +102,39 @@ $(BUILD)/bpf/%.skel.h: $(BUILD)/bpf/%.bpf.o
 # --- user space --------------------------------------------------------------
 $(BUILD)/rel/%.o: %.c $(HDRS)
 	@mkdir -p $(@D)
-	$(CC) $(CFLAGS_REL) -c $< -o $@
+	$(CC) $(CFLAGS_REL) $(call incs,$<) -c $< -o $@
 
 $(BUILD)/san/%.o: %.c $(HDRS)
 	@mkdir -p $(@D)
-	$(CC) $(CFLAGS_SAN) -c $< -o $@
+	$(CC) $(CFLAGS_SAN) $(call incs,$<) -c $< -o $@
+
+# liblt and the agent's objects as static archives: a binary links only the
+# members it references, so a test links what it exercises and no more.
+define lt_archives
+$(BUILD)/$(1)/liblt.a: $(call objs,$(1),$(LIB_SRCS))
+	@rm -f $$@
+	ar rcs $$@ $$^
+
+$(BUILD)/$(1)/libagent.a: $(call objs,$(1),$(AGENT_SRCS))
+	@rm -f $$@
+	ar rcs $$@ $$^
+endef
+$(foreach v,rel san,$(eval $(call lt_archives,$(v))))
 
 # The embedded default config is pulled in with .incbin.
 $(BUILD)/rel/agent/config_default.o $(BUILD)/san/agent/config_default.o: agent/default-config.json
 
-$(REL_AGENT): $(call objs,rel,agent/main.c $(AGENT_SRCS) $(LIB_SRCS))
+$(REL_AGENT): $(BUILD)/rel/agent/main.o $(BUILD)/rel/libagent.a $(BUILD)/rel/liblt.a
 	$(CC) $(CFLAGS_REL) $^ -o $@ $(LDLIBS)
 
-$(SAN_AGENT): $(call objs,san,agent/main.c $(AGENT_SRCS) $(LIB_SRCS))
+$(SAN_AGENT): $(BUILD)/san/agent/main.o $(BUILD)/san/libagent.a $(BUILD)/san/liblt.a
 	$(CC) $(CFLAGS_SAN) $^ -o $@ $(LDLIBS)
 
-$(BUILD)/san/tests/%: $(call objs,san,tests/unit/%.c $(AGENT_SRCS) $(LIB_SRCS))
+$(BUILD)/san/tests/%: $(BUILD)/san/tests/unit/%.o $(BUILD)/san/libagent.a $(BUILD)/san/liblt.a
 	$(CC) $(CFLAGS_SAN) $^ -o $@ $(LDLIBS)
 
-$(BUILD)/san/tests/test_admit: $(call objs,san,tests/bpf/test_admit.c $(AGENT_SRCS) $(LIB_SRCS))
+$(BUILD)/san/tests/%: $(BUILD)/san/tests/bpf/%.o $(BUILD)/san/libagent.a $(BUILD)/san/liblt.a
 	$(CC) $(CFLAGS_SAN) $^ -o $@ $(LDLIBS)
 
-$(BENCH): $(call objs,rel,bench/bench.c $(AGENT_SRCS) $(LIB_SRCS))
+$(BENCH): $(BUILD)/rel/bench/bench.o $(BUILD)/rel/libagent.a $(BUILD)/rel/liblt.a
 	$(CC) $(CFLAGS_REL) $^ -o $@ $(LDLIBS)

@@ -46,7 +46,10 @@ for src in tests/unit/test_*.c; do
 	t=build/san/tests/$(basename "$src" .c)
 	run_suite "unit:$(basename "$t")" "$t"
 done
-run_suite "bpf:test_admit" build/san/tests/test_admit
+for src in tests/bpf/test_*.c; do
+	t=build/san/tests/$(basename "$src" .c)
+	run_suite "bpf:$(basename "$t")" "$t"
+done
 for t in tests/netns/test_*.sh tests/e2e/test_*.sh; do
 	run_suite "$(basename "$(dirname "$t")"):$(basename "$t" .sh)" bash "$t"
 done
