@@ -541,8 +541,6 @@ static enum MHD_Result lt_quota_get(struct lt_req *r, int org)
 	struct lt_principal p;
 	enum MHD_Result res;
 	char key[256], err[256], when[40];
-	time_t full;
-	struct tm tm;
 	json_t *out;
 	__u32 slot;
 
@@ -567,9 +565,9 @@ static enum MHD_Result lt_quota_get(struct lt_req *r, int org)
 		return lt_problem(r, 403, "no-quota", "No quota", "provider", "%s", err);
 	lt_quota_peek(r->api->q, slot, lt_now_ns(), &v);
 	out = lt_view_json(&v);
-	full = time(NULL) + (time_t)((v.full_in_ns + LT_NS_PER_SEC - 1) / LT_NS_PER_SEC);
-	gmtime_r(&full, &tm);
-	strftime(when, sizeof(when), "%Y-%m-%dT%H:%M:%SZ", &tm);
+	lt_rfc3339((long long)time(NULL) +
+			   (long long)((v.full_in_ns + LT_NS_PER_SEC - 1) / LT_NS_PER_SEC),
+		   when, sizeof(when));
 	json_object_set_new(out, org ? "orgId" : "userId", json_string(id));
 	json_object_set_new(out, "provider", json_string(prov));
 	json_object_set_new(out, "tier", json_string(org ? "org" : p.tier));

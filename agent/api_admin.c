@@ -20,12 +20,37 @@
 
 #define SEG_MAX 6
 
+/*
+ * One JSON style for the whole API: camelCase fields, times in RFC 3339,
+ * enums as strings, and a resource reads back in the shape it was written
+ * ({capacity, rate} limits, rates in their canonical spelling: "60/m" reads
+ * back as "1/s").
+ */
 static json_t *lt_limit_json(const struct lt_limit *l)
 {
 	char rate[48];
 
 	lt_rate_format(l->tokens, l->period_ns, rate, sizeof(rate));
-	return json_pack("{s:I, s:s}", "capacity", (json_int_t)l->capacity, "leakRate", rate);
+	return json_pack("{s:I, s:s}", "capacity", (json_int_t)l->capacity, "rate", rate);
+}
+
+/* A policy's rate: {capacity, rate} as it was written, or "unlimited". */
+static json_t *lt_rate_json(const struct lt_rate *r)
+{
+	char rate[48];
+
+	if (!r->period_ns)
+		return json_string("unlimited");
+	lt_rate_format(r->units_per_period >> r->unit_shift, r->period_ns, rate, sizeof(rate));
+	return json_pack("{s:I, s:s}", "capacity", (json_int_t)lt_rate_capacity(r), "rate", rate);
+}
+
+static json_t *lt_time_json(int64_t unix_s)
+{
+	char when[40];
+
+	lt_rfc3339(unix_s, when, sizeof(when));
+	return json_string(when);
 }
 
 static json_t *lt_body(struct lt_req *r, enum MHD_Result *res)
@@ -100,6 +125,12 @@ static enum MHD_Result lt_limits_res(struct lt_req *r, const char *kind, const c
 	if (strcmp(provider, "*") && !lt_quota_provider_known(r->api->q, provider))
 		return lt_problem(r, 400, "unknown-provider", "Unknown provider", "provider",
 				  "provider '%.32s' is not configured", provider);
+	if (!strcmp(r->method, "GET")) {
+		if (lt_quota_limit_get(r->api->q, kind, name, provider, &l))
+			return lt_problem(r, 404, "not-found", "Not found", "provider",
+					  "no %s limit of its own for '%.32s'", kind, provider);
+		return lt_reply_json(r, 200, lt_limit_json(&l));
+	}
 	if (!strcmp(r->method, "DELETE")) {
 		ret = lt_quota_limit_del(r->api->q, kind, name, provider, err, sizeof(err));
 		if (ret == -ENOENT)
@@ -123,9 +154,7 @@ static enum MHD_Result lt_limits_res(struct lt_req *r, const char *kind, const c
 	if (ret)
 		return lt_problem(r, ret == -ERANGE ? 400 : 500, "invalid-limit",
 				  "Limit not applied", NULL, "%s", err);
-	return lt_reply_json(r, 200,
-			     json_pack("{s:s, s:s, s:o}", kind, name, "provider", provider, "limit",
-				       lt_limit_json(&l)));
+	return lt_reply_json(r, 200, lt_limit_json(&l)); /* as GET reads it */
 }
 
 static enum MHD_Result lt_tiers_all(struct lt_req *r)
@@ -181,8 +210,8 @@ static enum MHD_Result lt_providers(struct lt_req *r, const char *name)
 		ret = lt_quota_provider_add(r->api->q, json_string_value(n), err, sizeof(err));
 		if (ret) {
 			json_decref(body);
-			return lt_problem(r, 409, "provider", "Provider not added", "/name", "%s",
-					  err);
+			return lt_problem(r, ret == -ENOSPC ? 409 : 500, "provider",
+					  "Provider not added", "/name", "%s", err);
 		}
 		res = lt_reply_json(r, 201, json_pack("{s:s}", "name", json_string_value(n)));
 		json_decref(body);
@@ -213,23 +242,14 @@ static int lt_parse_time(const char *s, int64_t *out)
 
 static json_t *lt_key_json(const struct lt_key_rec *k)
 {
-	char when[40] = "";
 	json_t *o;
 
-	o = json_pack("{s:s, s:s, s:s, s:s, s:o, s:b, s:I}", "id", k->id, "name", k->name, "owner",
+	o = json_pack("{s:s, s:s, s:s, s:s, s:o, s:b, s:o}", "id", k->id, "name", k->name, "owner",
 		      k->owner, "tier", k->tier, "limits", lt_limit_json(&k->limit), "revoked",
-		      k->revoked, "createdAt", (json_int_t)k->created_at);
+		      k->revoked, "createdAt", lt_time_json(k->created_at));
 	json_object_set_new(o, "orgId", k->org[0] ? json_string(k->org) : json_null());
-	if (k->expires_at) {
-		time_t t = (time_t)k->expires_at;
-		struct tm tm;
-
-		gmtime_r(&t, &tm);
-		strftime(when, sizeof(when), "%Y-%m-%dT%H:%M:%SZ", &tm);
-		json_object_set_new(o, "expiresAt", json_string(when));
-	} else {
-		json_object_set_new(o, "expiresAt", json_null());
-	}
+	json_object_set_new(o, "expiresAt",
+			    k->expires_at ? lt_time_json(k->expires_at) : json_null());
 	return o;
 }
 
@@ -403,6 +423,35 @@ static const char *lt_qarg(struct lt_req *r, const char *name)
 	return MHD_lookup_connection_value(r->conn, MHD_GET_ARGUMENT_KIND, name);
 }
 
+static const char *const lt_reasons[] = { [LT_PENALTY_MANUAL] = "manual",
+					  [LT_PENALTY_ABUSE] = "abuse",
+					  [LT_PENALTY_AUTH] = "auth" };
+
+/* One penalty as GET lists it and POST returns it; expiresAt null = until unbanned. */
+static json_t *lt_penalty_json(const struct lt_lpm_key *k, const struct lt_penalty *pen, __u64 now)
+{
+	char buf[80];
+	json_t *o;
+
+	lt_prefix_format(k, buf, sizeof(buf));
+	o = json_pack("{s:s, s:s, s:i}", "prefix", buf, "reason",
+		      pen->reason < sizeof(lt_reasons) / sizeof(lt_reasons[0]) ?
+			      lt_reasons[pen->reason] :
+			      "unknown",
+		      "strikes", (int)pen->strikes);
+	if (pen->until_ns == ~0ULL)
+		json_object_set_new(o, "expiresAt", json_null());
+	else /* the map holds monotonic ns: seconds from now, rounded up, on the wall clock */
+		json_object_set_new(
+			o, "expiresAt",
+			lt_time_json((int64_t)time(NULL) +
+				     (int64_t)(pen->until_ns > now ?
+						       (pen->until_ns - now + LT_NS_PER_SEC - 1) /
+							       LT_NS_PER_SEC :
+						       0)));
+	return o;
+}
+
 static enum MHD_Result lt_penalties(struct lt_req *r)
 {
 	struct lt_maps *m = r->api->maps;
@@ -411,6 +460,7 @@ static enum MHD_Result lt_penalties(struct lt_req *r)
 	char buf[80], err[160];
 	enum MHD_Result res;
 	const char *pfx;
+	const char *f;
 	json_t *b, *v;
 	__u64 dur = 3600 * LT_NS_PER_SEC, now = lt_now_ns();
 	__u32 reason = LT_PENALTY_MANUAL;
@@ -421,22 +471,9 @@ static enum MHD_Result lt_penalties(struct lt_req *r)
 
 		ret = bpf_map_get_next_key(m->fd[LT_M_PENALTY], NULL, &nk);
 		while (!ret) {
-			json_int_t left;
-
 			k = nk;
-			if (!bpf_map_lookup_elem(m->fd[LT_M_PENALTY], &k, &pen)) {
-				left = pen.until_ns == ~0ULL ?
-					       -1 :
-				       pen.until_ns > now ?
-					       (json_int_t)((pen.until_ns - now) / 1000000) :
-					       0;
-				lt_prefix_format(&k, buf, sizeof(buf));
-				json_array_append_new(arr,
-						      json_pack("{s:s, s:I, s:i, s:i}", "prefix",
-								buf, "remainingMs", left, "strikes",
-								(int)pen.strikes, "reason",
-								(int)pen.reason));
-			}
+			if (!bpf_map_lookup_elem(m->fd[LT_M_PENALTY], &k, &pen))
+				json_array_append_new(arr, lt_penalty_json(&k, &pen, now));
 			ret = bpf_map_get_next_key(m->fd[LT_M_PENALTY], &k, &nk);
 		}
 		return lt_reply_json(r, 200, json_pack("{s:o}", "penalties", arr));
@@ -474,16 +511,21 @@ static enum MHD_Result lt_penalties(struct lt_req *r)
 	if (v) {
 		const char *s = json_string_value(v);
 
-		if (s && !strcmp(s, "manual"))
-			reason = LT_PENALTY_MANUAL;
-		else if (s && !strcmp(s, "abuse"))
-			reason = LT_PENALTY_ABUSE;
-		else if (s && !strcmp(s, "auth"))
-			reason = LT_PENALTY_AUTH;
-		else {
+		for (reason = 0; s && reason < sizeof(lt_reasons) / sizeof(lt_reasons[0]); reason++)
+			if (!strcmp(s, lt_reasons[reason]))
+				break;
+		if (!s || reason == sizeof(lt_reasons) / sizeof(lt_reasons[0])) {
 			json_decref(b);
 			return lt_problem(r, 400, "invalid-field", "Invalid field", "/reason",
 					  "reason: manual, abuse or auth");
+		}
+	}
+	json_object_foreach(b, f, v) {
+		if (strcmp(f, "prefix") && strcmp(f, "duration") && strcmp(f, "reason")) {
+			res = lt_problem(r, 400, "unknown-field", "Unknown field", f,
+					 "field '%.32s' is not part of a penalty", f);
+			json_decref(b);
+			return res;
 		}
 	}
 	lt_prefix_format(&k, buf, sizeof(buf));
@@ -497,9 +539,21 @@ static enum MHD_Result lt_penalties(struct lt_req *r)
 		lt_penalty_unban(m->fd[LT_M_PENALTY], m->fd[LT_M_CONFIG], &k);
 		return lt_problem(r, 500, "store", "Store error", NULL, "ban not recorded");
 	}
-	return lt_reply_json(
-		r, 201,
-		json_pack("{s:s, s:I}", "prefix", buf, "durationMs", (json_int_t)(dur / 1000000)));
+	if (bpf_map_lookup_elem(m->fd[LT_M_PENALTY], &k, &pen)) /* expired already: unlikely */
+		pen = (struct lt_penalty){ .until_ns = now + dur, .strikes = 1, .reason = reason };
+	return lt_reply_json(r, 201, lt_penalty_json(&k, &pen, now));
+}
+
+/* One policy as GET lists it and PUT returns it. */
+static json_t *lt_policy_json(const struct lt_lpm_key *k, const struct lt_src_policy *pol)
+{
+	char buf[80];
+
+	lt_prefix_format(k, buf, sizeof(buf));
+	return json_pack("{s:s, s:b, s:o, s:o, s:i, s:i}", "prefix", buf, "allow",
+			 !!(pol->flags & LT_POL_ALLOW), "connections", lt_rate_json(&pol->conn),
+			 "packets", lt_rate_json(&pol->pkt), "aggregateV4", pol->agg_v4,
+			 "aggregateV6", pol->agg_v6);
 }
 
 static enum MHD_Result lt_policies(struct lt_req *r)
@@ -510,7 +564,7 @@ static enum MHD_Result lt_policies(struct lt_req *r)
 	struct lt_overrides ov;
 	struct lt_lpm_key k, nk;
 	enum MHD_Result res;
-	char buf[80], err[256], a[48], b2[48];
+	char err[256];
 	const char *pfx = lt_qarg(r, "prefix");
 	__u32 zero = 0;
 	json_t *b;
@@ -522,17 +576,8 @@ static enum MHD_Result lt_policies(struct lt_req *r)
 		ret = bpf_map_get_next_key(m->fd[LT_M_POLICY], NULL, &nk);
 		while (!ret) {
 			k = nk;
-			if (!bpf_map_lookup_elem(m->fd[LT_M_POLICY], &k, &pol)) {
-				lt_prefix_format(&k, buf, sizeof(buf));
-				lt_rate_spec_format(&pol.conn, a, sizeof(a));
-				lt_rate_spec_format(&pol.pkt, b2, sizeof(b2));
-				json_array_append_new(
-					arr,
-					json_pack("{s:s, s:b, s:s, s:s, s:i, s:i}", "prefix", buf,
-						  "allow", !!(pol.flags & LT_POL_ALLOW),
-						  "connections", a, "packets", b2, "aggregateV4",
-						  pol.agg_v4, "aggregateV6", pol.agg_v6));
-			}
+			if (!bpf_map_lookup_elem(m->fd[LT_M_POLICY], &k, &pol))
+				json_array_append_new(arr, lt_policy_json(&k, &pol));
 			ret = bpf_map_get_next_key(m->fd[LT_M_POLICY], &k, &nk);
 		}
 		return lt_reply_json(r, 200, json_pack("{s:o}", "policies", arr));
@@ -585,11 +630,7 @@ static enum MHD_Result lt_policies(struct lt_req *r)
 	lt_overrides_free(&ov);
 	if (ret)
 		return lt_problem(r, 507, "policy", "Policy not applied", NULL, "%s", err);
-	lt_rate_spec_format(&pol.conn, a, sizeof(a));
-	lt_rate_spec_format(&pol.pkt, b2, sizeof(b2));
-	return lt_reply_json(
-		r, 200,
-		json_pack("{s:s, s:s, s:s}", "prefix", pfx, "connections", a, "packets", b2));
+	return lt_reply_json(r, 200, lt_policy_json(&k, &pol));
 }
 
 /* ---- routing ---------------------------------------------------------------------- */

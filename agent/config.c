@@ -99,9 +99,14 @@ static int lt_cfg_uint(struct lt_cfg_ctx *x, json_t *v, const char *ptr, long lo
 	return 0;
 }
 
-/* A policy object; fields it leaves out are inherited from *base. */
+/*
+ * A policy object; fields it leaves out are inherited from *base. The config
+ * file spells its fields snake_case, the REST API camelCase (api = 1), as
+ * every other field of each.
+ */
 static int lt_cfg_policy(struct lt_cfg_ctx *x, json_t *v, const char *ptr,
-			 const struct lt_src_policy *base, struct lt_src_policy *pol, int is_prefix)
+			 const struct lt_src_policy *base, struct lt_src_policy *pol, int is_prefix,
+			 int api)
 {
 	const char *key;
 	json_t *val;
@@ -118,10 +123,10 @@ static int lt_cfg_policy(struct lt_cfg_ctx *x, json_t *v, const char *ptr,
 			ret = lt_cfg_rate(x, val, p, &pol->conn);
 		} else if (!strcmp(key, "packets")) {
 			ret = lt_cfg_rate(x, val, p, &pol->pkt);
-		} else if (!strcmp(key, "aggregate_v4")) {
+		} else if (!strcmp(key, api ? "aggregateV4" : "aggregate_v4")) {
 			ret = lt_cfg_uint(x, val, p, 1, 32, &n);
 			pol->agg_v4 = (__u8)n;
-		} else if (!strcmp(key, "aggregate_v6")) {
+		} else if (!strcmp(key, api ? "aggregateV6" : "aggregate_v6")) {
 			ret = lt_cfg_uint(x, val, p, 1, 128, &n);
 			pol->agg_v6 = (__u8)n;
 		} else if (is_prefix && !strcmp(key, "prefix")) {
@@ -168,7 +173,7 @@ static int lt_cfg_root(struct lt_cfg_ctx *x, json_t *root, struct lt_agent_confi
 	/* default_policy first: policies inherit from it */
 	val = json_object_get(root, "default_policy");
 	if (val) {
-		ret = lt_cfg_policy(x, val, "/default_policy", &builtin, &c->xdp.dflt, 0);
+		ret = lt_cfg_policy(x, val, "/default_policy", &builtin, &c->xdp.dflt, 0, 0);
 		if (ret)
 			return ret;
 	}
@@ -208,7 +213,7 @@ static int lt_cfg_root(struct lt_cfg_ctx *x, json_t *root, struct lt_agent_confi
 				struct lt_prefix_policy *pp = &c->policies[c->npolicies];
 
 				snprintf(p, sizeof(p), "/policies/%zu", i);
-				ret = lt_cfg_policy(x, it, p, &c->xdp.dflt, &pp->pol, 1);
+				ret = lt_cfg_policy(x, it, p, &c->xdp.dflt, &pp->pol, 1, 0);
 				if (ret)
 					return ret;
 				snprintf(p, sizeof(p), "/policies/%zu/prefix", i);
@@ -361,5 +366,5 @@ int lt_policy_from_json(json_t *v, const char *ptr, const struct lt_src_policy *
 {
 	struct lt_cfg_ctx x = { "request", err, errlen };
 
-	return lt_cfg_policy(&x, v, ptr, base, out, 0);
+	return lt_cfg_policy(&x, v, ptr, base, out, 0, 1);
 }

@@ -61,11 +61,9 @@ int lt_cp_limit_parse(json_t *v, const char *ptr, __u64 *cap, __u64 *tok, __u64 
 	if (!json_is_object(v))
 		return lt_fail(err, errlen, ptr, "expected {\"capacity\": N, \"rate\": \"N/s\"}");
 	json_object_foreach(v, k, x) {
-		if (strcmp(k, "capacity") && strcmp(k, "rate") && strcmp(k, "leakRate"))
+		if (strcmp(k, "capacity") && strcmp(k, "rate"))
 			return lt_fail(err, errlen, ptr, "unknown field \"%s\"", k);
 	}
-	if (!r)
-		r = json_object_get(v, "leakRate");
 	snprintf(p, sizeof(p), "%s/capacity", ptr);
 	if (!json_is_integer(c) || json_integer_value(c) < 1 || json_integer_value(c) > (1LL << 40))
 		return lt_fail(err, errlen, p, "expected an integer 1..2^40 (tokens)");

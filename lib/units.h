@@ -20,6 +20,9 @@ int lt_rate_parse(const char *s, __u64 *tokens, __u64 *period_ns);
 /* Writes "N/s"-style text for tokens per period_ns. */
 void lt_rate_format(__u64 tokens, __u64 period_ns, char *buf, size_t len);
 
+/* "2027-01-31T00:00:00Z" (RFC 3339, UTC) for seconds since the epoch. */
+void lt_rfc3339(long long unix_s, char *buf, size_t len);
+
 /* Monotonic clock, the one bpf_ktime_get_ns() reads. */
 __u64 lt_now_ns(void);
 

@@ -13,6 +13,8 @@ PKGS=(
 	libcurl4-openssl-dev
 	# tests and benchmarks
 	iproute2 curl jq redis-server wrk procps util-linux socat sudo bc openssl
+	# the OpenAPI validator and contract test (npm packages pinned in tests/openapi/)
+	nodejs
 )
 
 missing=()
@@ -20,6 +22,8 @@ for p in "${PKGS[@]}"; do
 	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' ||
 		missing+=("$p")
 done
+# Debian's nodejs needs its npm package; a nodejs that bundles npm conflicts with it.
+command -v npm >/dev/null || missing+=(npm)
 
 if [ "${#missing[@]}" -gt 0 ]; then
 	if [ "$(id -u)" -ne 0 ]; then
@@ -30,6 +34,17 @@ if [ "${#missing[@]}" -gt 0 ]; then
 	export DEBIAN_FRONTEND=noninteractive
 	apt-get update -qq
 	apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+# npm packages are pinned in tests/openapi/package-lock.json. `npm ci` runs only when the
+# lock file changed since the last install, so a second run needs no network.
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+LOCK=$ROOT/tests/openapi/package-lock.json
+STAMP=$ROOT/tests/openapi/node_modules/.lt-lock.sha256
+if [ "$(cat "$STAMP" 2>/dev/null)" != "$(sha256sum <"$LOCK")" ]; then
+	echo "deps.sh: npm ci in tests/openapi"
+	(cd "$ROOT/tests/openapi" && npm ci --no-audit --no-fund --loglevel=error >/dev/null)
+	sha256sum <"$LOCK" >"$STAMP"
 fi
 
 # bpffs is not mounted at boot on some machines (PROBE-NOTES.md); pins need it.

@@ -1,0 +1,258 @@
+// contract.mjs - drives a live agent through every operation of docs/openapi.yaml and checks
+// that each documented status code is answered, with a body that the documented schema accepts
+// (required fields, types, formats), in one JSON style: camelCase keys, RFC 3339 times,
+// and what you PUT is what you GET. Prints "ok - ..." / "not ok - ..." lines (tests/e2e/
+// test_openapi.sh numbers them as TAP).
+// Environment: BASE (http://127.0.0.1:PORT), T_USER (USER token for U1 in org O1), T_ADMIN.
+import SwaggerParser from '@apidevtools/swagger-parser';
+import Ajv from 'ajv';
+import addFormats from 'ajv-formats';
+import assert from 'node:assert/strict';
+
+const spec = await SwaggerParser.validate(process.argv[2]);
+const ajv = new Ajv({ strict: false, allErrors: true });
+addFormats(ajv);
+const { BASE, T_USER, T_ADMIN } = process.env;
+const U1 = '00000000-0000-0000-0000-000000000001';
+const U2 = '00000000-0000-0000-0000-000000000002';
+const O1 = '10000000-0000-0000-0000-000000000001';
+const O2 = '10000000-0000-0000-0000-000000000002';
+let failed = 0;
+const ok = (name) => console.log(`ok - ${name}`);
+const notok = (name, why) => {
+	failed++;
+	console.log(`not ok - ${name}`);
+	for (const l of String(why).split('\n').slice(0, 8)) console.log(`# ${l}`);
+};
+
+const METHODS = ['get', 'put', 'post', 'patch', 'delete'];
+const covered = new Set(); // "METHOD template STATUS"
+
+async function call(method, url, auth, body) {
+	const headers = {};
+	if (auth) headers.Authorization = `Bearer ${auth}`;
+	if (body !== undefined) headers['Content-Type'] = 'application/json';
+	const res = await fetch(BASE + url, {
+		method,
+		headers,
+		body: body === undefined ? undefined : typeof body === 'string' ? body : JSON.stringify(body),
+	});
+	const text = await res.text();
+	let json;
+	try {
+		json = JSON.parse(text);
+	} catch {
+		json = undefined;
+	}
+	return { status: res.status, ctype: res.headers.get('content-type') || '', text, json, headers: res.headers };
+}
+
+// keys of a JSON value that are not camelCase (map keys under tiers/providers are names)
+function badKeys(v, path = '') {
+	if (Array.isArray(v)) return v.flatMap((x, i) => badKeys(x, `${path}/${i}`));
+	if (!v || typeof v !== 'object') return [];
+	return Object.entries(v).flatMap(([k, x]) => {
+		if (k === 'tiers' && x && typeof x === 'object' && !Array.isArray(x))
+			return Object.values(x).flatMap((y) => badKeys({ providers: y }, `${path}/${k}/*`));
+		if (k === 'providers' && x && typeof x === 'object' && !Array.isArray(x))
+			return Object.values(x).flatMap((y) => badKeys(y, `${path}/${k}/*`));
+		return (/^[a-z][A-Za-z0-9]*$/.test(k) ? [] : [`${path}/${k}`]).concat(badKeys(x, `${path}/${k}`));
+	});
+}
+
+// one request against an operation; checks status, content type, schema and style
+async function op(name, method, tmpl, url, auth, body, want) {
+	const r = await call(method.toUpperCase(), url, auth, body);
+	const doc = spec.paths[tmpl]?.[method]?.responses?.[String(want)];
+	const label = `${method.toUpperCase()} ${tmpl} -> ${want}: ${name}`;
+	try {
+		assert.ok(doc, `status ${want} is not documented for ${method} ${tmpl}`);
+		assert.equal(r.status, want, `got ${r.status}: ${r.text.slice(0, 300)}`);
+		const [ctype, media] = Object.entries(doc.content || {})[0] || [];
+		if (ctype) {
+			assert.ok(r.ctype.startsWith(ctype), `Content-Type ${r.ctype}, documented ${ctype}`);
+			if (media.schema && ctype.includes('json')) {
+				const v = ajv.compile(media.schema);
+				assert.ok(v(r.json), `body does not match the schema: ${ajv.errorsText(v.errors)}\n${r.text.slice(0, 300)}`);
+			}
+		}
+		if (r.json && r.status < 300) {
+			const bad = badKeys(r.json);
+			assert.equal(bad.length, 0, `not camelCase: ${bad.join(', ')}`);
+		}
+		for (const h of Object.keys(doc.headers || {}))
+			assert.ok(r.headers.get(h) !== null, `documented header ${h} is missing`);
+		covered.add(`${method} ${tmpl} ${want}`);
+		ok(label);
+	} catch (e) {
+		notok(label, e.message);
+	}
+	return r;
+}
+
+function same(name, a, b) {
+	try {
+		assert.deepEqual(a, b);
+		ok(name);
+	} catch (e) {
+		notok(name, e.message);
+	}
+}
+
+const C = '/api/v1/tokens/consume';
+const consume = (tokens, user = U1, extra = {}) => ({ userId: user, provider: 'gemini', tokens, ...extra });
+
+// ---- token API
+await op('admitted', 'post', C, C, T_USER, consume(1), 200);
+await op('malformed', 'post', C, C, T_USER, '{"userId":', 400);
+await op('for another user', 'post', C, C, T_USER, consume(1, U2), 403);
+await op('body over max_body', 'post', C, C, T_USER, { ...consume(1), pad: 'x'.repeat(20000) }, 413);
+await op('more than the capacity', 'post', C, C, T_USER, consume(20000), 422);
+await op('empties the pool', 'post', C, C, T_USER, consume(9999), 200);
+await op('pool empty', 'post', C, C, T_USER, consume(5000), 429);
+for (const [t, q] of [['/api/v1/tokens/quota', `userId=${U1}`], ['/api/v1/tokens/quota/org', `orgId=${O1}`]]) {
+	await op('read', 'get', t, `${t}?${q}&provider=gemini`, T_USER, undefined, 200);
+	await op('unknown provider', 'get', t, `${t}?${q}&provider=nope`, T_USER, undefined, 400);
+	await op('someone else', 'get', t, `${t}?${q.replace(/1$/, '2')}&provider=gemini`, T_USER, undefined, 403);
+}
+
+// ---- tiers and org quotas: what you PUT is what you GET
+const A = '/api/v1/admin';
+await op('list', 'get', `${A}/tiers`, `${A}/tiers`, T_ADMIN, undefined, 200);
+await op('read', 'get', `${A}/tiers/{tier}`, `${A}/tiers/USER`, T_ADMIN, undefined, 200);
+await op('unknown tier', 'get', `${A}/tiers/{tier}`, `${A}/tiers/NOPE`, T_ADMIN, undefined, 404);
+const TP = `${A}/tiers/{tier}/{provider}`;
+const lim = { capacity: 700, rate: '7/s' };
+let put = await op('set', 'put', TP, `${A}/tiers/USER/qwen`, T_ADMIN, lim, 200);
+let got = await op('read', 'get', TP, `${A}/tiers/USER/qwen`, T_ADMIN, undefined, 200);
+same('tier limit: PUT body = PUT response = GET', [lim, put.json], [got.json, got.json]);
+got = await op('canonical rate', 'put', TP, `${A}/tiers/USER/qwen`, T_ADMIN, { capacity: 700, rate: '420/m' }, 200);
+same('tier limit: "420/m" reads back as "7/s"', got.json, lim);
+await op('bad rate', 'put', TP, `${A}/tiers/USER/qwen`, T_ADMIN, { capacity: 1, rate: 'fast' }, 400);
+await op('old alias leakRate is not accepted', 'put', TP, `${A}/tiers/USER/qwen`, T_ADMIN, { capacity: 1, leakRate: '1/s' }, 400);
+await op('unknown provider', 'get', TP, `${A}/tiers/USER/nope`, T_ADMIN, undefined, 400);
+await op('delete', 'delete', TP, `${A}/tiers/USER/qwen`, T_ADMIN, undefined, 200);
+await op('gone', 'get', TP, `${A}/tiers/USER/qwen`, T_ADMIN, undefined, 404);
+await op('delete again', 'delete', TP, `${A}/tiers/USER/qwen`, T_ADMIN, undefined, 404);
+const OQ = `${A}/orgs/{orgId}/quotas`, OQP = `${OQ}/{provider}`;
+await op('read', 'get', OQ, `${A}/orgs/default/quotas`, T_ADMIN, undefined, 200);
+put = await op('set', 'put', OQP, `${A}/orgs/${O2}/quotas/qwen`, T_ADMIN, lim, 200);
+got = await op('read', 'get', OQP, `${A}/orgs/${O2}/quotas/qwen`, T_ADMIN, undefined, 200);
+same('org quota: PUT response = GET', put.json, got.json);
+await op('bad capacity', 'put', OQP, `${A}/orgs/${O2}/quotas/qwen`, T_ADMIN, { capacity: -1, rate: '1/s' }, 400);
+await op('delete', 'delete', OQP, `${A}/orgs/${O2}/quotas/qwen`, T_ADMIN, undefined, 200);
+await op('gone', 'get', OQP, `${A}/orgs/${O2}/quotas/qwen`, T_ADMIN, undefined, 404);
+await op('delete again', 'delete', OQP, `${A}/orgs/${O2}/quotas/qwen`, T_ADMIN, undefined, 404);
+
+// ---- providers
+const P = `${A}/providers`;
+await op('list', 'get', P, P, T_ADMIN, undefined, 200);
+await op('add', 'post', P, P, T_ADMIN, { name: 'mistral' }, 201);
+await op('bad name', 'post', P, P, T_ADMIN, { name: 'a b' }, 400);
+await op('again: idempotent', 'post', P, P, T_ADMIN, { name: 'mistral' }, 201);
+{
+	const have = (await call('GET', P, T_ADMIN)).json.providers.length;
+	for (let i = have; i < 64; i++) await call('POST', P, T_ADMIN, { name: `fill${i}` });
+	await op('table full (64)', 'post', P, P, T_ADMIN, { name: 'one-too-many' }, 409);
+	for (let i = have; i < 64; i++) await call('DELETE', `${P}/fill${i}`, T_ADMIN);
+}
+await op('delete', 'delete', `${P}/{name}`, `${P}/mistral`, T_ADMIN, undefined, 200);
+await op('unknown', 'delete', `${P}/{name}`, `${P}/mistral`, T_ADMIN, undefined, 404);
+
+// ---- keys
+const K = `${A}/keys`, KI = `${K}/{id}`;
+const kbody = { name: 'ci', owner: U1, tier: 'USER', orgId: O1, limits: { capacity: 30, rate: '1/m' }, expiresAt: '2099-01-01T00:00:00Z' };
+const created = await op('create', 'post', K, K, T_ADMIN, kbody, 201);
+const kid = created.json?.id ?? 'lk_0000000000000000';
+await op('bad owner', 'post', K, K, T_ADMIN, { ...kbody, owner: 'bob' }, 400);
+got = await op('read', 'get', KI, `${K}/${kid}`, T_ADMIN, undefined, 200);
+{
+	const { secret, ...rest } = created.json ?? {};
+	same('key: POST response (less the secret) = GET', rest, got.json);
+	same('key: the fields written read back', ['name', 'owner', 'tier', 'orgId', 'limits', 'expiresAt'].map((f) => got.json?.[f]),
+		['name', 'owner', 'tier', 'orgId', 'limits', 'expiresAt'].map((f) => kbody[f]));
+	try {
+		assert.match(String(got.json?.createdAt), /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ$/);
+		ok('key: createdAt is RFC 3339, like expiresAt');
+	} catch (e) {
+		notok('key: createdAt is RFC 3339, like expiresAt', e.message);
+	}
+}
+await op('list', 'get', K, K, T_ADMIN, undefined, 200);
+await op('unknown', 'get', KI, `${K}/lk_0000000000000000`, T_ADMIN, undefined, 404);
+const patched = await op('update', 'patch', KI, `${K}/${kid}`, T_ADMIN, { limits: { capacity: 40, rate: '2/m' } }, 200);
+same('key: PATCHed limits read back', patched.json?.limits, { capacity: 40, rate: '2/m' });
+await op('bad expiry', 'patch', KI, `${K}/${kid}`, T_ADMIN, { expiresAt: 'soon' }, 400);
+await op('unknown', 'patch', KI, `${K}/lk_0000000000000000`, T_ADMIN, { name: 'x' }, 404);
+await op('usage', 'get', `${KI}/usage`, `${K}/${kid}/usage`, T_ADMIN, undefined, 200);
+await op('unknown', 'get', `${KI}/usage`, `${K}/lk_0000000000000000/usage`, T_ADMIN, undefined, 404);
+await op('revoke', 'delete', KI, `${K}/${kid}`, T_ADMIN, undefined, 200);
+await op('unknown', 'delete', KI, `${K}/lk_0000000000000000`, T_ADMIN, undefined, 404);
+
+// ---- penalties: reason in and out as a string
+const PN = `${A}/penalties`;
+const banned = await op('ban', 'post', PN, PN, T_ADMIN, { prefix: '192.0.2.0/24', duration: '10m', reason: 'abuse' }, 201);
+got = await op('list', 'get', PN, PN, T_ADMIN, undefined, 200);
+{
+	const listed = got.json?.penalties?.find((p) => p.prefix === '192.0.2.0/24');
+	same('penalty: reason "abuse" reads back as "abuse"', [banned.json?.reason, listed?.reason], ['abuse', 'abuse']);
+	same('penalty: POST response = GET element (expiresAt to the second)',
+		{ ...banned.json, expiresAt: banned.json?.expiresAt?.slice(0, 16) },
+		{ ...listed, expiresAt: listed?.expiresAt?.slice(0, 16) });
+	const left = Date.parse(listed?.expiresAt) / 1000 - Date.now() / 1000;
+	try {
+		assert.ok(left > 590 && left <= 601, `expires in ${left} s`);
+		ok('penalty: expiresAt is RFC 3339, 10m from now');
+	} catch (e) {
+		notok('penalty: expiresAt is RFC 3339, 10m from now', e.message);
+	}
+}
+await op('bad reason', 'post', PN, PN, T_ADMIN, { prefix: '192.0.2.0/24', reason: 1 }, 400);
+await op('unban', 'delete', PN, `${PN}?prefix=192.0.2.0/24`, T_ADMIN, undefined, 200);
+await op('bad prefix', 'delete', PN, `${PN}?prefix=nope`, T_ADMIN, undefined, 400);
+await op('not banned', 'delete', PN, `${PN}?prefix=192.0.2.0/24`, T_ADMIN, undefined, 404);
+
+// ---- policies: camelCase in, the same shape out
+const PO = `${A}/policies`;
+const pol = { connections: { capacity: 5, rate: '1/s' }, packets: 'unlimited', aggregateV4: 24 };
+put = await op('set', 'put', PO, `${PO}?prefix=198.51.100.0/24`, T_ADMIN, pol, 200);
+got = await op('list', 'get', PO, PO, T_ADMIN, undefined, 200);
+{
+	const listed = got.json?.policies?.find((p) => p.prefix === '198.51.100.0/24');
+	same('policy: PUT response = GET element', put.json, listed);
+	same('policy: the fields written read back', [listed?.connections, listed?.packets, listed?.aggregateV4],
+		[pol.connections, pol.packets, pol.aggregateV4]);
+}
+await op('snake_case is refused', 'put', PO, `${PO}?prefix=198.51.100.0/24`, T_ADMIN, { aggregate_v4: 24 }, 400);
+await op('delete', 'delete', PO, `${PO}?prefix=198.51.100.0/24`, T_ADMIN, undefined, 200);
+await op('bad prefix', 'delete', PO, `${PO}?prefix=nope`, T_ADMIN, undefined, 400);
+await op('gone', 'delete', PO, `${PO}?prefix=198.51.100.0/24`, T_ADMIN, undefined, 404);
+
+// ---- health and metrics
+await op('up', 'get', '/healthz', '/healthz', '', undefined, 200);
+await op('ready', 'get', '/readyz', '/readyz', '', undefined, 200);
+await op('text', 'get', '/metrics', '/metrics', '', undefined, 200);
+
+// ---- 401 for every authenticated operation, 403 for USER on every admin one
+const fill = (t) => t.replace('{tier}', 'USER').replace('{provider}', 'openai').replace('{orgId}', O1)
+	.replace('{name}', 'openai').replace('{id}', kid);
+for (const [tmpl, item] of Object.entries(spec.paths)) {
+	for (const m of METHODS.filter((x) => item[x])) {
+		const secured = !(item[m].security && item[m].security.length === 0);
+		const q = item[m].parameters?.some((p) => p.name === 'prefix') ? '?prefix=203.0.113.0/24' : '';
+		const body = ['put', 'post', 'patch'].includes(m) ? {} : undefined;
+		if (secured && item[m].responses['401'])
+			await op('no credentials', m, tmpl, fill(tmpl) + q, '', body, 401);
+		if (tmpl.startsWith(A) && item[m].responses['403'])
+			await op('a USER token', m, tmpl, fill(tmpl) + q, T_USER, body, 403);
+	}
+}
+
+// ---- every documented status code of every operation was seen
+for (const [tmpl, item] of Object.entries(spec.paths))
+	for (const m of METHODS.filter((x) => item[x])) {
+		const missing = Object.keys(item[m].responses).filter((s) => !covered.has(`${m} ${tmpl} ${s}`));
+		if (missing.length) notok(`${m.toUpperCase()} ${tmpl}: documented statuses exercised`, `never answered: ${missing.join(', ')}`);
+		else ok(`${m.toUpperCase()} ${tmpl}: every documented status (${Object.keys(item[m].responses).join(', ')}) answered`);
+	}
+process.exit(failed ? 1 : 0);
