@@ -54,7 +54,9 @@ all: $(REL_AGENT) $(SAN_AGENT) $(UNIT_TESTS) $(BPF_TESTS) $(BENCH)
 
 help:
 	@echo "make            build everything (build/)"
-	@echo "make test       install deps, build, run unit + BPF_PROG_RUN + netns tests (root)"
+	@echo "make deps       install the Debian and npm packages the build, tests, run and bench need"
+	@echo "make test       install deps, build, run every tier (root): unit, bpf (BPF_PROG_RUN),"
+	@echo "                netns (veth), e2e (the real agent and its REST API), fuzz smoke"
 	@echo "make run        install deps, build, attach leaky-agent to lo (embedded config)"
 	@echo "make bench      install deps, build, print benchmark figures and ratios"
 	@echo "make vmlinux    regenerate vmlinux/vmlinux.h from this kernel's BTF"
@@ -74,7 +76,7 @@ run: deps
 	$(REL_AGENT) attach $(RUN_ARGS)
 
 bench: deps
-	@$(MAKE) --no-print-directory $(BENCH)
+	@$(MAKE) --no-print-directory $(BENCH) $(REL_AGENT)
 	@bash scripts/bench.sh
 
 vmlinux:

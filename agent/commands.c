@@ -356,17 +356,21 @@ int lt_cmd_unban(struct lt_opts *o)
 	return 0;
 }
 
-/* want_allow: -1 any value; else only lt_policy entries with/without ALLOW */
-static void lt_print_lpm(int fd, size_t vsz, void (*show)(const void *val), int want_allow)
+/*
+ * want_allow: -1 any value; else only lt_policy entries with/without ALLOW.
+ * Returns how many entries it printed.
+ */
+static int lt_print_lpm(int fd, size_t vsz, void (*show)(const void *val), int want_allow)
 {
 	struct lt_lpm_key k, nk;
 	char buf[80];
 	__u8 val[128];
+	int n = 0;
 
 	if (vsz > sizeof(val))
-		return;
+		return 0;
 	if (bpf_map_get_next_key(fd, NULL, &nk))
-		return;
+		return 0;
 	do {
 		k = nk;
 		if (bpf_map_lookup_elem(fd, &k, val))
@@ -379,7 +383,9 @@ static void lt_print_lpm(int fd, size_t vsz, void (*show)(const void *val), int 
 		if (show)
 			show(val);
 		printf("\n");
+		n++;
 	} while (!bpf_map_get_next_key(fd, &k, &nk));
+	return n;
 }
 
 static void lt_show_penalty(const void *v)
@@ -404,7 +410,8 @@ int lt_cmd_bans(struct lt_opts *o)
 
 	if (lt_open(o, &m))
 		return 1;
-	lt_print_lpm(m.fd[LT_M_PENALTY], sizeof(struct lt_penalty), lt_show_penalty, -1);
+	if (!lt_print_lpm(m.fd[LT_M_PENALTY], sizeof(struct lt_penalty), lt_show_penalty, -1))
+		printf("no bans (the penalty box is empty)\n");
 	lt_maps_close(&m);
 	return 0;
 }
@@ -427,7 +434,8 @@ int lt_cmd_allow(struct lt_opts *o)
 		return 1;
 	found = k;
 	if (!strcmp(sub, "list")) {
-		lt_print_lpm(m.fd[LT_M_POLICY], sizeof(v), NULL, LT_POL_ALLOW);
+		if (!lt_print_lpm(m.fd[LT_M_POLICY], sizeof(v), NULL, LT_POL_ALLOW))
+			printf("no allowlist entries\n");
 	} else if (!strcmp(sub, "add")) {
 		/* the allowlist shares the policy trie: do not overwrite a policy */
 		if (!bpf_map_lookup_elem(m.fd[LT_M_POLICY], &found, &cur) &&
@@ -538,8 +546,22 @@ int lt_cmd_policy(struct lt_opts *o)
 							  strerror(-ret));
 		return 1;
 	}
-	if (strcmp(sub, "list"))
-		return lt_remember(o, &k, strcmp(sub, "set") ? NULL : &pol, -1);
+	if (strcmp(sub, "list")) {
+		char buf[80];
+
+		ret = lt_remember(o, &k, strcmp(sub, "set") ? NULL : &pol, -1);
+		if (ret)
+			return ret;
+		/* say what is now in force, so a no-op looks different from a change */
+		lt_prefix_format(&k, buf, sizeof(buf));
+		if (strcmp(sub, "set")) {
+			printf("policy %s deleted\n", buf);
+		} else {
+			printf("%-44s", buf);
+			lt_show_policy(&pol);
+			printf("\n");
+		}
+	}
 	return 0;
 }
 
