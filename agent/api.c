@@ -128,6 +128,8 @@ static enum MHD_Result lt_reply_json_h(struct lt_req *r, unsigned status, json_t
 	json_decref(body);
 	if (!s) {
 		/* a bug or out of memory: say so rather than drop the connection */
+		log_error("api: %s %.128s -> 500: the response (status %u) could not be built",
+			  r->method, r->url, status);
 		s = strdup("{\"type\":\"" LT_PROBLEM_BASE "internal\",\"title\":\"Internal error\","
 			   "\"status\":500,\"detail\":\"the response could not be built\"}");
 		return s ? lt_send(r, 500, "application/problem+json", s, NULL) : MHD_NO;
@@ -159,6 +161,9 @@ enum MHD_Result lt_problem(struct lt_req *r, unsigned status, const char *type, 
 	va_start(ap, fmt);
 	vsnprintf(detail, sizeof(detail), fmt, ap);
 	va_end(ap);
+	/* a 5xx is our failure, not the client's: the operator needs its cause */
+	if (status >= 500)
+		log_error("api: %s %.128s -> %u %s: %s", r->method, r->url, status, title, detail);
 	return lt_reply_json_h(r, status, lt_problem_body(status, type, title, field, detail),
 			       "application/problem+json", NULL);
 }

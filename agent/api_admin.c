@@ -366,8 +366,10 @@ static enum MHD_Result lt_keys_res(struct lt_req *r, const char *id, const char 
 			return res;
 		}
 		json_decref(b);
-		if (lt_keys_create(r->api->keys, &k, secret, sizeof(secret)))
-			return lt_problem(r, 500, "store", "Store error", NULL, "key not created");
+		ret = lt_keys_create(r->api->keys, &k, secret, sizeof(secret));
+		if (ret)
+			return lt_problem(r, 500, "store", "Store error", NULL,
+					  "key not created: %s", strerror(-ret));
 		o = lt_key_json(&k);
 		json_object_set_new(o, "secret", json_string(secret)); /* shown once */
 		return lt_reply_json(r, 201, o);
@@ -397,8 +399,10 @@ static enum MHD_Result lt_keys_res(struct lt_req *r, const char *id, const char 
 	if (!strcmp(r->method, "GET"))
 		return lt_reply_json(r, 200, lt_key_json(&k));
 	if (!strcmp(r->method, "DELETE")) {
-		if (lt_keys_revoke(r->api->keys, id))
-			return lt_problem(r, 500, "store", "Store error", NULL, "key not revoked");
+		ret = lt_keys_revoke(r->api->keys, id);
+		if (ret)
+			return lt_problem(r, 500, "store", "Store error", NULL,
+					  "key not revoked: %s", strerror(-ret));
 		k.revoked = 1;
 		return lt_reply_json(r, 200, lt_key_json(&k));
 	}
@@ -411,8 +415,10 @@ static enum MHD_Result lt_keys_res(struct lt_req *r, const char *id, const char 
 	json_decref(b);
 	if (ret)
 		return res;
-	if (lt_keys_update(r->api->keys, &k))
-		return lt_problem(r, 500, "store", "Store error", NULL, "key not updated");
+	ret = lt_keys_update(r->api->keys, &k);
+	if (ret)
+		return lt_problem(r, 500, "store", "Store error", NULL, "key not updated: %s",
+				  strerror(-ret));
 	return lt_reply_json(r, 200, lt_key_json(&k));
 }
 

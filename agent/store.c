@@ -53,9 +53,46 @@ void lt_store_close(struct lt_store *s)
 	s->db = NULL;
 }
 
+/*
+ * A failed statement is logged with SQLite's own words and the statement, and
+ * its cause survives as an errno: a full disk is not an I/O error to the
+ * caller deciding between 507 and 500, nor to the operator reading the log.
+ */
+static int lt_sqlite_errno(int rc)
+{
+	switch (rc & 0xff) { /* the primary code of an extended one */
+	case SQLITE_FULL:
+		return -ENOSPC;
+	case SQLITE_READONLY:
+		return -EROFS;
+	case SQLITE_BUSY:
+	case SQLITE_LOCKED:
+		return -EBUSY;
+	case SQLITE_CONSTRAINT:
+		return -EEXIST;
+	case SQLITE_NOMEM:
+		return -ENOMEM;
+	case SQLITE_CANTOPEN:
+	case SQLITE_PERM:
+	case SQLITE_AUTH:
+		return -EACCES;
+	default:
+		return -EIO;
+	}
+}
+
+static int lt_sqlite_fail(struct lt_store *s, int rc, const char *sql)
+{
+	log_error("store: %.*s: %s (sqlite %d)", (int)strcspn(sql, "("), sql, sqlite3_errmsg(s->db),
+		  rc);
+	return lt_sqlite_errno(rc);
+}
+
 static int lt_exec(struct lt_store *s, const char *sql)
 {
-	return sqlite3_exec(s->db, sql, NULL, NULL, NULL) == SQLITE_OK ? 0 : -EIO;
+	int rc = sqlite3_exec(s->db, sql, NULL, NULL, NULL);
+
+	return rc == SQLITE_OK ? 0 : lt_sqlite_fail(s, rc, sql);
 }
 
 int lt_store_begin(struct lt_store *s)
@@ -80,8 +117,10 @@ static sqlite3_stmt *lt_prep(struct lt_store *s, const char *sql, const char *ty
 	va_list ap;
 	int i;
 
-	if (sqlite3_prepare_v2(s->db, sql, -1, &st, NULL) != SQLITE_OK) {
-		log_error("sqlite: %s: %s", sql, sqlite3_errmsg(s->db));
+	int rc = sqlite3_prepare_v2(s->db, sql, -1, &st, NULL);
+
+	if (rc != SQLITE_OK) {
+		lt_sqlite_fail(s, rc, sql);
 		return NULL;
 	}
 	va_start(ap, types);
@@ -99,29 +138,31 @@ static sqlite3_stmt *lt_prep(struct lt_store *s, const char *sql, const char *ty
 	return st;
 }
 
-static int lt_run(sqlite3_stmt *st)
+static int lt_run(struct lt_store *s, sqlite3_stmt *st)
 {
 	int rc;
 
 	if (!st)
 		return -EIO;
 	rc = sqlite3_step(st);
+	if (rc != SQLITE_DONE)
+		lt_sqlite_fail(s, rc, sqlite3_sql(st));
 	sqlite3_finalize(st);
-	return rc == SQLITE_DONE ? 0 : -EIO;
+	return rc == SQLITE_DONE ? 0 : lt_sqlite_errno(rc);
 }
 
 int lt_store_limit_put(struct lt_store *s, const char *kind, const char *name, const char *provider,
 		       const struct lt_limit *l)
 {
-	return lt_run(lt_prep(s, "INSERT OR REPLACE INTO limits VALUES(?,?,?,?,?,?)", "sssiii",
-			      kind, name, provider, (int64_t)l->capacity, (int64_t)l->tokens,
-			      (int64_t)l->period_ns));
+	return lt_run(s, lt_prep(s, "INSERT OR REPLACE INTO limits VALUES(?,?,?,?,?,?)", "sssiii",
+				 kind, name, provider, (int64_t)l->capacity, (int64_t)l->tokens,
+				 (int64_t)l->period_ns));
 }
 
 int lt_store_limit_del(struct lt_store *s, const char *kind, const char *name, const char *provider)
 {
-	return lt_run(lt_prep(s, "DELETE FROM limits WHERE kind=? AND name=? AND provider=?", "sss",
-			      kind, name, provider));
+	return lt_run(s, lt_prep(s, "DELETE FROM limits WHERE kind=? AND name=? AND provider=?",
+				 "sss", kind, name, provider));
 }
 
 int lt_store_limit_each(struct lt_store *s, lt_limit_cb cb, void *ctx)
@@ -149,12 +190,12 @@ int lt_store_limit_each(struct lt_store *s, lt_limit_cb cb, void *ctx)
 
 int lt_store_provider_put(struct lt_store *s, const char *name)
 {
-	return lt_run(lt_prep(s, "INSERT OR IGNORE INTO providers VALUES(?)", "s", name));
+	return lt_run(s, lt_prep(s, "INSERT OR IGNORE INTO providers VALUES(?)", "s", name));
 }
 
 int lt_store_provider_del(struct lt_store *s, const char *name)
 {
-	return lt_run(lt_prep(s, "DELETE FROM providers WHERE name=?", "s", name));
+	return lt_run(s, lt_prep(s, "DELETE FROM providers WHERE name=?", "s", name));
 }
 
 int lt_store_provider_each(struct lt_store *s, int (*cb)(void *ctx, const char *name), void *ctx)
@@ -172,7 +213,7 @@ int lt_store_provider_each(struct lt_store *s, int (*cb)(void *ctx, const char *
 
 int lt_store_bucket_put(struct lt_store *s, const char *key, uint32_t slot)
 {
-	return lt_run(lt_prep(s, "INSERT INTO buckets VALUES(?,?)", "si", key, (int64_t)slot));
+	return lt_run(s, lt_prep(s, "INSERT INTO buckets VALUES(?,?)", "si", key, (int64_t)slot));
 }
 
 int lt_store_bucket_each(struct lt_store *s, int (*cb)(void *ctx, const char *key, uint32_t slot),
@@ -192,7 +233,8 @@ int lt_store_bucket_each(struct lt_store *s, int (*cb)(void *ctx, const char *ke
 
 int lt_store_key_put(struct lt_store *s, const struct lt_key_rec *k)
 {
-	return lt_run(lt_prep(s, "INSERT OR REPLACE INTO api_keys VALUES(?,?,?,?,?,?,?,?,?,?,?,?)",
+	return lt_run(s,
+		      lt_prep(s, "INSERT OR REPLACE INTO api_keys VALUES(?,?,?,?,?,?,?,?,?,?,?,?)",
 			      "sssssbiiiiii", k->id, k->name, k->owner, k->tier, k->org, k->hash,
 			      (int64_t)k->limit.capacity, (int64_t)k->limit.tokens,
 			      (int64_t)k->limit.period_ns, k->expires_at, k->created_at,
@@ -232,13 +274,13 @@ int lt_store_key_each(struct lt_store *s, int (*cb)(void *ctx, const struct lt_k
 int lt_store_penalty_put(struct lt_store *s, const char *prefix, int64_t until_unix,
 			 uint32_t strikes, uint32_t reason)
 {
-	return lt_run(lt_prep(s, "INSERT OR REPLACE INTO penalties VALUES(?,?,?,?)", "siii", prefix,
-			      until_unix, (int64_t)strikes, (int64_t)reason));
+	return lt_run(s, lt_prep(s, "INSERT OR REPLACE INTO penalties VALUES(?,?,?,?)", "siii",
+				 prefix, until_unix, (int64_t)strikes, (int64_t)reason));
 }
 
 int lt_store_penalty_del(struct lt_store *s, const char *prefix)
 {
-	return lt_run(lt_prep(s, "DELETE FROM penalties WHERE prefix=?", "s", prefix));
+	return lt_run(s, lt_prep(s, "DELETE FROM penalties WHERE prefix=?", "s", prefix));
 }
 
 int lt_store_penalty_each(struct lt_store *s,
@@ -277,5 +319,5 @@ int lt_store_meta_get(struct lt_store *s, const char *k, char *v, size_t vlen)
 
 int lt_store_meta_put(struct lt_store *s, const char *k, const char *v)
 {
-	return lt_run(lt_prep(s, "INSERT OR REPLACE INTO meta VALUES(?,?)", "ss", k, v));
+	return lt_run(s, lt_prep(s, "INSERT OR REPLACE INTO meta VALUES(?,?)", "ss", k, v));
 }
