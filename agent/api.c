@@ -18,6 +18,8 @@
 #include "api.h"
 #include "keys.h"
 #include "log.h"
+#include "ratelimit.h"
+#include "tenant.h"
 #include "units.h"
 
 #define LT_PROBLEM_BASE "https://leaky-tokens.dev/problems/"
@@ -168,28 +170,6 @@ enum MHD_Result lt_problem(struct lt_req *r, unsigned status, const char *type, 
 			       "application/problem+json", NULL);
 }
 
-/* ---- validation ------------------------------------------------------------ */
-
-int lt_uuid_ok(const char *s)
-{
-	int i;
-
-	if (!s || strlen(s) != 36)
-		return 0;
-	for (i = 0; i < 36; i++) {
-		char c = s[i];
-
-		if (i == 8 || i == 13 || i == 18 || i == 23) {
-			if (c != '-')
-				return 0;
-		} else if (!((c >= '0' && c <= '9') || (c >= 'a' && c <= 'f') ||
-			     (c >= 'A' && c <= 'F'))) {
-			return 0;
-		}
-	}
-	return 1;
-}
-
 /* ---- authentication -------------------------------------------------------- */
 
 static void lt_pick_tier(const struct lt_cp_config *cp, const struct lt_jwt_claims *c, char *tier,
@@ -292,12 +272,12 @@ int lt_authenticate(struct lt_req *r, struct lt_principal *p, enum MHD_Result *r
 					  "API key is unknown, revoked or expired");
 			return -1;
 		}
-		snprintf(p->sub, sizeof(p->sub), "%s", kr.owner);
+		/* records made before ids were canonical may hold upper case */
+		if (lt_claim_id_canon(kr.owner, p->sub, sizeof(p->sub)))
+			p->sub[0] = '\0';
 		snprintf(p->tier, sizeof(p->tier), "%s", kr.tier);
-		if (kr.org[0]) {
-			snprintf(p->orgs[0], sizeof(p->orgs[0]), "%s", kr.org);
+		if (kr.org[0] && !lt_claim_id_canon(kr.org, p->orgs[0], sizeof(p->orgs[0])))
 			p->norgs = 1;
-		}
 		snprintf(p->key_id, sizeof(p->key_id), "%s", kr.id);
 		p->key_limit = kr.limit;
 		return 0;
@@ -312,11 +292,13 @@ int lt_authenticate(struct lt_req *r, struct lt_principal *p, enum MHD_Result *r
 				  err);
 		return -1;
 	}
-	snprintf(p->sub, sizeof(p->sub), "%s", c.sub);
+	/* one spelling from here on: UUID-shaped ids in lower case (tenant.h) */
+	lt_claim_id_canon(c.sub, p->sub, sizeof(p->sub)); /* fits: same size */
 	lt_pick_tier(a->cp, &c, p->tier, sizeof(p->tier));
 	for (i = 0; i < c.nroles; i++)
 		p->admin |= !strcmp(c.roles[i], a->cp->admin_role);
-	memcpy(p->orgs, c.orgs, sizeof(p->orgs));
+	for (i = 0; i < c.norgs; i++)
+		lt_claim_id_canon(c.orgs[i], p->orgs[i], sizeof(p->orgs[i]));
 	p->norgs = c.norgs;
 	return 0;
 }
@@ -325,55 +307,64 @@ static int lt_in_org(const struct lt_principal *p, const char *org)
 {
 	int i;
 
+	/* both canonical: an exact comparison */
 	for (i = 0; i < p->norgs; i++)
-		if (!strcasecmp(p->orgs[i], org))
+		if (!strcmp(p->orgs[i], org))
 			return 1;
 	return 0;
 }
 
 /* ---- the token API --------------------------------------------------------- */
 
-/* Seconds, rounded up, at least 1: Retry-After must never be early. */
-static __u64 lt_ceil_s(__u64 ns)
+/* ms, rounded up, or null when the ns figure saturated (beyond 584 years) */
+static json_t *lt_ms_json(__u64 ns)
 {
-	__u64 s = (ns + LT_NS_PER_SEC - 1) / LT_NS_PER_SEC;
-
-	return s ? s : 1;
+	if (ns == ~0ULL)
+		return json_null();
+	return json_integer((json_int_t)(ns / 1000000 + (ns % 1000000 != 0)));
 }
 
 static json_t *lt_view_json(const struct lt_quota_view *v)
 {
 	char rate[48] = "unlimited";
+	json_t *o;
 
 	if (!v->unlimited)
 		lt_rate_format(v->leak_tokens, v->leak_period_ns, rate, sizeof(rate));
-	return json_pack("{s:I, s:I, s:s, s:f, s:I}", "capacity", (json_int_t)v->capacity,
-			 "remaining", (json_int_t)(v->unlimited ? 0 : v->remaining), "leakRate",
-			 rate, "leakRatePerSecond",
-			 v->unlimited ? 0.0 :
-					(double)v->leak_tokens * 1e9 / (double)v->leak_period_ns,
-			 "fullInMs", (json_int_t)((v->full_in_ns + 999999) / 1000000));
+	o = json_pack("{s:I, s:I, s:s, s:f}", "capacity", (json_int_t)v->capacity, "remaining",
+		      (json_int_t)(v->unlimited ? 0 : v->remaining), "leakRate", rate,
+		      "leakRatePerSecond",
+		      v->unlimited ? 0.0 :
+				     (double)v->leak_tokens * 1e9 / (double)v->leak_period_ns);
+	json_object_set_new(o, "fullInMs", lt_ms_json(v->full_in_ns));
+	return o;
+}
+
+/* When the bucket is empty again, RFC 3339; null when not representable. */
+static json_t *lt_full_at_json(const struct lt_quota_view *v)
+{
+	char when[40];
+
+	if (v->full_in_ns == ~0ULL ||
+	    lt_rl_rfc3339_after((int64_t)time(NULL), v->full_in_s, when, sizeof(when)))
+		return json_null();
+	return json_string(when);
 }
 
 /* RateLimit-Policy and RateLimit (draft-ietf-httpapi-ratelimit-headers-11). */
 static void lt_ratelimit_fields(const char *policy, const struct lt_quota_view *v, int denied,
 				char *pol, size_t plen, char *cur, size_t clen)
 {
-	__u64 window = 1, t;
-
-	if (v->leak_tokens)
-		window = lt_ceil_s((__u64)((double)v->capacity * (double)v->leak_period_ns /
-					   (double)v->leak_tokens));
-	t = denied ? lt_ceil_s(v->retry_after_ns) :
-		     (v->full_in_ns + LT_NS_PER_SEC - 1) / LT_NS_PER_SEC;
-	snprintf(pol, plen, "\"%s\";q=%llu;w=%llu", policy, (unsigned long long)v->capacity,
-		 (unsigned long long)window);
-	snprintf(cur, clen, "\"%s\";r=%llu;t=%llu", policy,
-		 (unsigned long long)(denied ? 0 : v->remaining), (unsigned long long)t);
+	lt_rl_fields(policy, v->capacity,
+		     v->unlimited ? 1 :
+				    lt_rl_window_s(v->capacity, v->leak_tokens, v->leak_period_ns),
+		     denied ? 0 : v->remaining,
+		     denied ? lt_rl_ceil_s(v->retry_after_ns) : v->full_in_s, pol, plen, cur, clen);
 }
 
 struct lt_consume_req {
-	const char *user, *org, *provider;
+	char user[LT_UUID_LEN + 1], org_buf[LT_UUID_LEN + 1]; /* canonical */
+	const char *org, *provider; /* org: NULL or org_buf */
 	__u64 tokens;
 };
 
@@ -394,12 +385,14 @@ static int lt_parse_consume(struct lt_req *r, json_t *root, struct lt_consume_re
 			return -1;
 		}
 	}
-	if (!json_is_string(u) || !lt_uuid_ok(json_string_value(u))) {
+	if (!json_is_string(u) || lt_uuid_canon(json_string_value(u), c->user)) {
 		*res = lt_problem(r, 400, "invalid-field", "Invalid field", "/userId",
 				  "userId must be a UUID string");
 		return -1;
 	}
-	if (o && !json_is_null(o) && (!json_is_string(o) || !lt_uuid_ok(json_string_value(o)))) {
+	c->org = NULL;
+	if (o && !json_is_null(o) &&
+	    (!json_is_string(o) || lt_uuid_canon(json_string_value(o), c->org_buf))) {
 		*res = lt_problem(r, 400, "invalid-field", "Invalid field", "/orgId",
 				  "orgId must be a UUID string (or absent)");
 		return -1;
@@ -421,8 +414,8 @@ static int lt_parse_consume(struct lt_req *r, json_t *root, struct lt_consume_re
 				  (unsigned long long)LT_MAX_TOKENS);
 		return -1;
 	}
-	c->user = json_string_value(u);
-	c->org = o && json_is_string(o) ? json_string_value(o) : NULL;
+	if (o && json_is_string(o))
+		c->org = c->org_buf;
 	c->provider = json_string_value(pv);
 	c->tokens = (__u64)json_integer_value(t);
 	return 0;
@@ -434,13 +427,14 @@ static enum MHD_Result lt_consume(struct lt_req *r)
 	struct lt_quota_view v = { 0 }, kv = { 0 };
 	struct lt_consume_req c;
 	struct lt_principal p;
-	char key[256], kkey[64], err[256], pol[160], cur[160], ra[32], name[96];
+	char key[LT_BUCKET_KEY_LEN], kkey[LT_BUCKET_KEY_LEN], err[256], pol[160], cur[160], ra[32],
+		name[96];
 	__u32 slot, kslot = 0;
 	__u64 now;
 	enum MHD_Result res;
 	json_error_t jerr;
 	json_t *root, *out;
-	int verdict, kverdict = LT_ADMIT;
+	int verdict, kverdict = LT_ADMIT, ret;
 
 	if (lt_authenticate(r, &p, &res))
 		return res;
@@ -455,8 +449,8 @@ static enum MHD_Result lt_consume(struct lt_req *r)
 		json_decref(root);
 		return res;
 	}
-	/* Authorisation: nobody spends another tenant's quota. */
-	if (!p.admin && strcasecmp(c.user, p.sub)) {
+	/* Authorisation: nobody spends another tenant's quota (ids canonical). */
+	if (!p.admin && strcmp(c.user, p.sub)) {
 		json_decref(root);
 		return lt_problem(r, 403, "forbidden", "Forbidden", "/userId",
 				  "a USER may consume only for itself (sub)");
@@ -467,16 +461,22 @@ static enum MHD_Result lt_consume(struct lt_req *r)
 				  "the token does not list this org in its org claim");
 	}
 	if (c.org)
-		snprintf(key, sizeof(key), "o/%s/%s", c.provider, c.org);
+		ret = lt_bucket_key(key, sizeof(key), LT_BKEY_ORG, NULL, c.provider, c.org);
 	else
-		snprintf(key, sizeof(key), "u/%s/%s/%s", p.tier, c.provider, c.user);
+		ret = lt_bucket_key(key, sizeof(key), LT_BKEY_USER, p.tier, c.provider, c.user);
+	if (ret) {
+		json_decref(root);
+		return lt_problem(r, 400, "invalid-field", "Invalid field", "/provider",
+				  "no bucket key can be built for this tier and provider");
+	}
 	if (lt_quota_bucket(a->q, key, NULL, &slot, err, sizeof(err))) {
 		json_decref(root);
 		return lt_problem(r, 403, "no-quota", "No quota", "/provider", "%s", err);
 	}
 	if (p.key_id[0]) {
-		snprintf(kkey, sizeof(kkey), "k/%s", p.key_id);
-		if (lt_quota_bucket(a->q, kkey, &p.key_limit, &kslot, err, sizeof(err))) {
+		snprintf(err, sizeof(err), "the API key id cannot name a bucket");
+		if (lt_bucket_key(kkey, sizeof(kkey), LT_BKEY_APIKEY, NULL, NULL, p.key_id) ||
+		    lt_quota_bucket(a->q, kkey, &p.key_limit, &kslot, err, sizeof(err))) {
 			json_decref(root);
 			return lt_problem(r, 503, "no-bucket", "No bucket", NULL, "%s", err);
 		}
@@ -508,12 +508,11 @@ static enum MHD_Result lt_consume(struct lt_req *r)
 		const char *hdrs[] = { "Retry-After", ra,  "RateLimit-Policy", pol, "RateLimit",
 				       cur,	      NULL };
 
-		snprintf(ra, sizeof(ra), "%llu", (unsigned long long)lt_ceil_s(v.retry_after_ns));
+		snprintf(ra, sizeof(ra), "%llu",
+			 (unsigned long long)lt_rl_ceil_s(v.retry_after_ns));
 		out = lt_problem_body(429, "quota-exceeded", "Too Many Requests", "/tokens",
 				      "the bucket cannot take these tokens now");
-		json_object_set_new(
-			out, "retryAfterMs",
-			json_integer((json_int_t)((v.retry_after_ns + 999999) / 1000000)));
+		json_object_set_new(out, "retryAfterMs", lt_ms_json(v.retry_after_ns));
 		json_object_set_new(out, "quota", lt_view_json(&v));
 		json_decref(root);
 		return lt_reply_json_h(r, 429, out, "application/problem+json", hdrs);
@@ -536,47 +535,51 @@ static enum MHD_Result lt_consume(struct lt_req *r)
 	}
 }
 
-/* GET /api/v1/tokens/quota[?userId=&provider=] and /quota/org?orgId=&provider= */
+/*
+ * GET /api/v1/tokens/quota[?userId=&provider=] and /quota/org?orgId=&provider=
+ * A read never creates a bucket: a tenant without one reads as empty, at
+ * the limit that would govern it (the full quota).
+ */
 static enum MHD_Result lt_quota_get(struct lt_req *r, int org)
 {
-	const char *id = MHD_lookup_connection_value(r->conn, MHD_GET_ARGUMENT_KIND,
-						     org ? "orgId" : "userId");
+	const char *raw = MHD_lookup_connection_value(r->conn, MHD_GET_ARGUMENT_KIND,
+						      org ? "orgId" : "userId");
 	const char *prov = MHD_lookup_connection_value(r->conn, MHD_GET_ARGUMENT_KIND, "provider");
 	struct lt_quota_view v;
 	struct lt_principal p;
 	enum MHD_Result res;
-	char key[256], err[256], when[40];
+	char key[LT_BUCKET_KEY_LEN], id[LT_UUID_LEN + 1];
 	json_t *out;
 	__u32 slot;
+	int ret;
 
 	if (lt_authenticate(r, &p, &res))
 		return res;
-	if (!lt_uuid_ok(id))
+	if (!raw || lt_uuid_canon(raw, id))
 		return lt_problem(r, 400, "invalid-field", "Invalid field",
 				  org ? "orgId" : "userId", "%s must be a UUID",
 				  org ? "orgId" : "userId");
 	if (!prov || !lt_quota_provider_known(r->api->q, prov))
 		return lt_problem(r, 400, "unknown-provider", "Unknown provider", "provider",
 				  "provider is missing or not configured");
-	if (!p.admin && (org ? !lt_in_org(&p, id) : !!strcasecmp(id, p.sub)))
+	if (!p.admin && (org ? !lt_in_org(&p, id) : !!strcmp(id, p.sub)))
 		return lt_problem(r, 403, "forbidden", "Forbidden", org ? "orgId" : "userId",
 				  org ? "the token does not list this org" :
 					"a USER may read only its own quota");
 	if (org)
-		snprintf(key, sizeof(key), "o/%s/%s", prov, id);
+		ret = lt_bucket_key(key, sizeof(key), LT_BKEY_ORG, NULL, prov, id);
 	else
-		snprintf(key, sizeof(key), "u/%s/%s/%s", p.tier, prov, id);
-	if (lt_quota_bucket(r->api->q, key, NULL, &slot, err, sizeof(err)))
-		return lt_problem(r, 403, "no-quota", "No quota", "provider", "%s", err);
-	lt_quota_peek(r->api->q, slot, lt_now_ns(), &v);
+		ret = lt_bucket_key(key, sizeof(key), LT_BKEY_USER, p.tier, prov, id);
+	if (!ret)
+		ret = lt_quota_peek_key(r->api->q, key, NULL, lt_now_ns(), &v, &slot);
+	if (ret)
+		return lt_problem(r, 403, "no-quota", "No quota", "provider",
+				  "no quota is configured for this tier or org and provider");
 	out = lt_view_json(&v);
-	lt_rfc3339((long long)time(NULL) +
-			   (long long)((v.full_in_ns + LT_NS_PER_SEC - 1) / LT_NS_PER_SEC),
-		   when, sizeof(when));
 	json_object_set_new(out, org ? "orgId" : "userId", json_string(id));
 	json_object_set_new(out, "provider", json_string(prov));
 	json_object_set_new(out, "tier", json_string(org ? "org" : p.tier));
-	json_object_set_new(out, "fullAt", json_string(when));
+	json_object_set_new(out, "fullAt", lt_full_at_json(&v));
 	return lt_reply_json(r, 200, out);
 }
 

@@ -16,6 +16,7 @@
 #include "maps.h"
 #include "quota.h"
 #include "store.h"
+#include "tenant.h" /* canonical ids: lt_uuid_canon, lt_bucket_key */
 
 struct lt_keys;
 
@@ -71,7 +72,5 @@ int lt_authenticate(struct lt_req *r, struct lt_principal *p, enum MHD_Result *r
 
 /* Admin routes (api_admin.c): -1 if url is not an admin route. */
 int lt_admin_route(struct lt_req *r, const struct lt_principal *p, enum MHD_Result *res);
-
-int lt_uuid_ok(const char *s);
 
 #endif

@@ -294,12 +294,11 @@ static int lt_key_fields(struct lt_req *r, json_t *b, struct lt_key_rec *k, int 
 	}
 	if (create) {
 		v = json_object_get(b, "owner");
-		if (!json_is_string(v) || !lt_uuid_ok(json_string_value(v))) {
+		if (!json_is_string(v) || lt_uuid_canon(json_string_value(v), k->owner)) {
 			*res = lt_problem(r, 400, "invalid-field", "Invalid field", "/owner",
 					  "owner must be a user UUID");
 			return -1;
 		}
-		snprintf(k->owner, sizeof(k->owner), "%s", json_string_value(v));
 		v = json_object_get(b, "tier");
 		if (!json_is_string(v) || !lt_quota_tier_exists(r->api->q, json_string_value(v))) {
 			*res = lt_problem(r, 400, "invalid-field", "Invalid field", "/tier",
@@ -309,12 +308,11 @@ static int lt_key_fields(struct lt_req *r, json_t *b, struct lt_key_rec *k, int 
 		snprintf(k->tier, sizeof(k->tier), "%s", json_string_value(v));
 		v = json_object_get(b, "orgId");
 		if (v && !json_is_null(v)) {
-			if (!json_is_string(v) || !lt_uuid_ok(json_string_value(v))) {
+			if (!json_is_string(v) || lt_uuid_canon(json_string_value(v), k->org)) {
 				*res = lt_problem(r, 400, "invalid-field", "Invalid field",
 						  "/orgId", "orgId must be a UUID");
 				return -1;
 			}
-			snprintf(k->org, sizeof(k->org), "%s", json_string_value(v));
 		}
 	}
 	v = json_object_get(b, "limits");
@@ -344,7 +342,7 @@ static int lt_key_fields(struct lt_req *r, json_t *b, struct lt_key_rec *k, int 
 static enum MHD_Result lt_keys_res(struct lt_req *r, const char *id, const char *sub)
 {
 	struct lt_key_rec k = { 0 };
-	char secret[LT_KEY_SECRET_LEN + 8], bucket[64], err[128];
+	char secret[LT_KEY_SECRET_LEN + 8], bucket[LT_BUCKET_KEY_LEN];
 	enum MHD_Result res;
 	json_t *b, *o;
 	int ret;
@@ -384,11 +382,13 @@ static enum MHD_Result lt_keys_res(struct lt_req *r, const char *id, const char 
 		if (strcmp(sub, "usage") || strcmp(r->method, "GET"))
 			return lt_problem(r, 404, "not-found", "Not found", NULL,
 					  "no such resource");
-		snprintf(bucket, sizeof(bucket), "k/%s", k.id);
-		if (lt_quota_bucket(r->api->q, bucket, &k.limit, &slot, err, sizeof(err)))
-			return lt_problem(r, 503, "no-bucket", "No bucket", NULL, "%s", err);
-		lt_quota_usage(r->api->q, slot, &u);
-		lt_quota_peek(r->api->q, slot, lt_now_ns(), &v);
+		/* a read: a key never used has no bucket, and gets none here */
+		if (lt_bucket_key(bucket, sizeof(bucket), LT_BKEY_APIKEY, NULL, NULL, k.id) ||
+		    lt_quota_peek_key(r->api->q, bucket, &k.limit, lt_now_ns(), &v, &slot))
+			return lt_problem(r, 503, "no-bucket", "No bucket", NULL,
+					  "API key %.40s has no usable limit", k.id);
+		if (slot)
+			lt_quota_usage(r->api->q, slot, &u);
 		return lt_reply_json(r, 200,
 				     json_pack("{s:s, s:I, s:I, s:I, s:I}", "id", k.id, "admitted",
 					       (json_int_t)u.admitted, "rejected",
@@ -643,7 +643,7 @@ static enum MHD_Result lt_policies(struct lt_req *r)
 
 int lt_admin_route(struct lt_req *r, const struct lt_principal *p, enum MHD_Result *res)
 {
-	char path[512], *seg[SEG_MAX], *save = NULL, *t;
+	char path[512], *seg[SEG_MAX], *save = NULL, *t, org[LT_UUID_LEN + 1];
 	int n = 0;
 
 	(void)p;
@@ -660,9 +660,9 @@ int lt_admin_route(struct lt_req *r, const struct lt_principal *p, enum MHD_Resu
 	else if (!strcmp(seg[0], "tiers") && n <= 3 && lt_cp_name_ok(seg[1]))
 		*res = lt_limits_res(r, "tier", seg[1], n == 3 ? seg[2] : NULL);
 	else if (!strcmp(seg[0], "orgs") && n >= 3 && n <= 4 && !strcmp(seg[2], "quotas") &&
-		 (lt_uuid_ok(seg[1]) || !strcmp(seg[1], "default")))
-		*res = lt_limits_res(r, "org", strcmp(seg[1], "default") ? seg[1] : "*",
-				     n == 4 ? seg[3] : NULL);
+		 (!lt_uuid_canon(seg[1], org) || !strcmp(seg[1], "default")))
+		*res = lt_limits_res(r, "org", strcmp(seg[1], "default") ? org : "*",
+				     n == 4 ? seg[3] : NULL); /* org: one spelling */
 	else if (!strcmp(seg[0], "providers") && n <= 2)
 		*res = lt_providers(r, n == 2 ? seg[1] : NULL);
 	else if (!strcmp(seg[0], "keys") && n <= 3)

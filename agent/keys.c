@@ -9,6 +9,7 @@
 #include <openssl/sha.h>
 #include "jwt.h"
 #include "keys.h"
+#include "tenant.h"
 
 struct lt_keys {
 	pthread_mutex_t lock;
@@ -52,10 +53,11 @@ int lt_keys_open(struct lt_keys **kp, struct lt_store *st, struct lt_quota *q, c
 	 * key bucket back on its key's rate, or it would read as unlimited.
 	 */
 	for (i = 0; i < k->n; i++) {
-		char bucket[64];
+		char bucket[LT_BUCKET_KEY_LEN];
 
-		snprintf(bucket, sizeof(bucket), "k/%s", k->recs[i].id);
-		lt_quota_key_limit(q, bucket, &k->recs[i].limit);
+		if (!lt_bucket_key(bucket, sizeof(bucket), LT_BKEY_APIKEY, NULL, NULL,
+				   k->recs[i].id))
+			lt_quota_key_limit(q, bucket, &k->recs[i].limit);
 	}
 	*kp = k;
 	return 0;
@@ -145,7 +147,7 @@ int lt_keys_get(struct lt_keys *k, const char *id, struct lt_key_rec *out)
 int lt_keys_update(struct lt_keys *k, const struct lt_key_rec *rec)
 {
 	struct lt_key_rec *r, saved;
-	char bucket[64];
+	char bucket[LT_BUCKET_KEY_LEN];
 	int ret;
 
 	pthread_mutex_lock(&k->lock);
@@ -158,8 +160,9 @@ int lt_keys_update(struct lt_keys *k, const struct lt_key_rec *rec)
 	ret = lt_store_key_put(k->st, rec);
 	if (!ret) {
 		*r = *rec;
-		snprintf(bucket, sizeof(bucket), "k/%s", rec->id);
-		ret = lt_quota_key_limit(k->q, bucket, &rec->limit);
+		ret = lt_bucket_key(bucket, sizeof(bucket), LT_BKEY_APIKEY, NULL, NULL, rec->id);
+		if (!ret)
+			ret = lt_quota_key_limit(k->q, bucket, &rec->limit);
 		if (ret) { /* keep store and memory as they were */
 			*r = saved;
 			lt_store_key_put(k->st, &saved);

@@ -6,6 +6,7 @@
 #include <string.h>
 #include "log.h"
 #include "quota.h"
+#include "tenant.h"
 #include "units.h"
 #include <bpf/bpf.h>
 
@@ -340,6 +341,42 @@ static int lt_load_bucket(void *ctx, const char *key, uint32_t slot)
 	return 0;
 }
 
+/*
+ * Org limits stored before org ids were canonical may be named in upper
+ * case, and would never match a bucket key again: rename them in the store
+ * and in memory. Where both spellings exist, the canonical one wins.
+ */
+static int lt_canon_org_limits(struct lt_quota *q)
+{
+	char canon[LT_UUID_LEN + 1];
+	struct lt_limit_ent *e;
+	int i, ret;
+
+	for (i = 0; i < q->nlimits; i++) {
+		e = &q->limits[i];
+		if (strcmp(e->kind, "org") || lt_uuid_canon(e->name, canon) ||
+		    !strcmp(canon, e->name))
+			continue;
+		if (!lt_limit_find(q, "org", canon, e->provider)) {
+			ret = lt_store_limit_put(q->st, "org", canon, e->provider, &e->l);
+			if (ret)
+				return ret;
+		}
+		ret = lt_store_limit_del(q->st, "org", e->name, e->provider);
+		if (ret)
+			return ret;
+		log_warn("quota: org limit '%s/%s' renamed to its canonical id %s", e->name,
+			 e->provider, canon);
+		if (lt_limit_find(q, "org", canon, e->provider)) {
+			*e = q->limits[--q->nlimits];
+			i--;
+		} else {
+			snprintf(e->name, sizeof(e->name), "%s", canon);
+		}
+	}
+	return 0;
+}
+
 int lt_quota_open(struct lt_quota **qp, struct lt_store *st, const struct lt_quota_maps *m,
 		  char *err, size_t errlen)
 {
@@ -361,6 +398,8 @@ int lt_quota_open(struct lt_quota **qp, struct lt_store *st, const struct lt_quo
 	ret = lt_store_provider_each(st, lt_load_provider, q);
 	if (!ret)
 		ret = lt_store_limit_each(st, lt_load_limit, q);
+	if (!ret)
+		ret = lt_canon_org_limits(q);
 	if (!ret)
 		ret = lt_store_bucket_each(st, lt_load_bucket, q);
 	if (!ret)
@@ -679,6 +718,24 @@ int lt_quota_key_limit(struct lt_quota *q, const char *key, const struct lt_limi
 	return ret;
 }
 
+/*
+ * Seconds, rounded up, until the bucket is empty: ceil(tat * period / upp)
+ * in 128 bits, so that a slow bucket (a year per token) reads true where
+ * the 64-bit ns form saturates.
+ */
+static __u64 lt_drain_s(__u64 tat, __u64 now, const struct lt_rate *r)
+{
+	unsigned __int128 t;
+
+	if (!r->period_ns)
+		return 0;
+	t = ((unsigned __int128)tat * r->period_ns + r->units_per_period - 1) / r->units_per_period;
+	if (t <= now)
+		return 0;
+	t = (t - now + LT_NS_PER_SEC - 1) / LT_NS_PER_SEC;
+	return t > ~0ULL ? ~0ULL : (__u64)t;
+}
+
 static void lt_fill_view(const struct lt_rate *r, __u64 tat, __u64 now, __u64 cost, int v,
 			 struct lt_quota_view *out)
 {
@@ -687,6 +744,7 @@ static void lt_fill_view(const struct lt_rate *r, __u64 tat, __u64 now, __u64 co
 	out->remaining = r->period_ns ? lt_remaining_tokens(tat, now, r) : ~0ULL;
 	out->retry_after_ns = v == LT_DENY ? lt_retry_after_ns(tat, now, r, cost) : 0;
 	out->full_in_ns = lt_drain_ns(tat, now, r);
+	out->full_in_s = lt_drain_s(tat, now, r);
 	out->leak_tokens = r->period_ns ? r->units_per_period >> r->unit_shift : 0;
 	out->leak_period_ns = r->period_ns;
 }
@@ -748,6 +806,38 @@ void lt_quota_peek(struct lt_quota *q, __u32 slot, __u64 now_ns, struct lt_quota
 	v->slot = slot;
 	lt_fill_view(&q->m.rates[__atomic_load_n(&s->rate_id, __ATOMIC_ACQUIRE)], tat, now_ns, 0,
 		     LT_ADMIT, v);
+}
+
+int lt_quota_peek_key(struct lt_quota *q, const char *key, const struct lt_limit *key_limit,
+		      __u64 now_ns, struct lt_quota_view *v, __u32 *slot)
+{
+	struct lt_idx_ent *e;
+	struct lt_limit l;
+	struct lt_rate r;
+	__u32 s = 0;
+	int ret = 0;
+
+	pthread_rwlock_rdlock(&q->lock);
+	e = lt_idx_find(q, key);
+	if (e)
+		s = e->slot;
+	else if (key[0] == 'k')
+		ret = key_limit ? (l = *key_limit, 0) : -ENOENT;
+	else
+		ret = lt_key_limit(q, key, &l);
+	pthread_rwlock_unlock(&q->lock);
+	*slot = s;
+	if (s) {
+		lt_quota_peek(q, s, now_ns, v);
+		return 0;
+	}
+	if (ret)
+		return ret;
+	if (lt_limit_rate(&l, &r))
+		return -ERANGE;
+	memset(v, 0, sizeof(*v));
+	lt_fill_view(&r, 0, now_ns, 0, LT_ADMIT, v); /* no bucket yet: empty */
+	return 0;
 }
 
 void lt_quota_usage(struct lt_quota *q, __u32 slot, struct lt_usage *out)

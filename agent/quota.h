@@ -39,7 +39,8 @@ struct lt_quota_view {
 	__u64 capacity; /* tokens */
 	__u64 remaining; /* tokens that fit now */
 	__u64 retry_after_ns; /* until the request would fit (denied only) */
-	__u64 full_in_ns; /* until the bucket is empty again (full quota) */
+	__u64 full_in_ns; /* until the bucket is empty again (full quota); ~0 = beyond 2^64 ns */
+	__u64 full_in_s; /* the same in seconds, rounded up, exact to 2^64 s */
 	__u64 leak_tokens; /* leak rate: leak_tokens per leak_period_ns */
 	__u64 leak_period_ns;
 	__u32 slot;
@@ -89,6 +90,14 @@ int lt_quota_consume(struct lt_quota *q, __u32 slot, __u64 cost, __u64 now_ns,
 void lt_quota_refund(struct lt_quota *q, __u32 slot, __u64 cost);
 /* The view without consuming. */
 void lt_quota_peek(struct lt_quota *q, __u32 slot, __u64 now_ns, struct lt_quota_view *v);
+/*
+ * The view of the bucket for key, never creating it: a read never allocates
+ * a slot. A key without a bucket reads as empty (the full quota) at the
+ * limit that would govern it, with *slot = 0. -ENOENT: no limit governs it.
+ * key_limit is used for "k/" keys, as in lt_quota_bucket.
+ */
+int lt_quota_peek_key(struct lt_quota *q, const char *key, const struct lt_limit *key_limit,
+		      __u64 now_ns, struct lt_quota_view *v, __u32 *slot);
 void lt_quota_usage(struct lt_quota *q, __u32 slot, struct lt_usage *out);
 
 /* Rebases a "k/" bucket to new key limits. */

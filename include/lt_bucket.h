@@ -140,13 +140,20 @@ static __always_inline int lt_gcra_step(__u64 tat, __u64 s, __u64 s_ceil, __u64 
 	return LT_ADMIT;
 }
 
-/* Smallest t with s(t) >= x: ceil(x * period / units_per_period). */
+/*
+ * Smallest t with s(t) >= x: ceil(x * period / units_per_period), or ~0
+ * when that is beyond 2^64 ns (a slow bucket: capacity 2^40 at a token a
+ * year needs 10^12 years); never a wrapped, early time.
+ */
 static __always_inline __u64 lt_time_of_units(const struct lt_rate *r, __u64 x)
 {
 	__u64 q = x / r->units_per_period, rem = x % r->units_per_period;
-	__u64 p = rem * r->period_ns;
+	__u64 p = rem * r->period_ns, t;
 
-	return q * r->period_ns + p / r->units_per_period + (p % r->units_per_period != 0);
+	if (q > ~0ULL / r->period_ns)
+		return ~0ULL;
+	t = q * r->period_ns + p / r->units_per_period + (p % r->units_per_period != 0);
+	return t < q * r->period_ns ? ~0ULL : t;
 }
 
 /* Level in units at now (0 when empty or unlimited). */
@@ -187,10 +194,12 @@ static __always_inline __u64 lt_retry_after_ns(__u64 tat, __u64 now_ns, const st
 		return 0;
 	/* Admitted once s(t) >= tat + cost - cap. */
 	t = lt_time_of_units(r, tat + cost - r->cap_units);
+	if (t == ~0ULL)
+		return ~0ULL; /* beyond 2^64 ns: saturate, never wrap early */
 	return t > now_ns ? t - now_ns : 0;
 }
 
-/* ns from now until the bucket is empty again (full quota available). */
+/* ns from now until the bucket is empty again (full quota available); ~0 if beyond 2^64 ns. */
 static __always_inline __u64 lt_drain_ns(__u64 tat, __u64 now_ns, const struct lt_rate *r)
 {
 	__u64 t;
@@ -198,6 +207,8 @@ static __always_inline __u64 lt_drain_ns(__u64 tat, __u64 now_ns, const struct l
 	if (!r->period_ns)
 		return 0;
 	t = lt_time_of_units(r, tat);
+	if (t == ~0ULL)
+		return ~0ULL;
 	return t > now_ns ? t - now_ns : 0;
 }
 

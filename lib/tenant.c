@@ -1,0 +1,114 @@
+// SPDX-License-Identifier: MIT
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+#include "lt_abi.h"
+#include "tenant.h"
+
+static int lt_hex(char c)
+{
+	if (c >= '0' && c <= '9')
+		return 1;
+	if (c >= 'a' && c <= 'f')
+		return 1;
+	return c >= 'A' && c <= 'F' ? 2 : 0; /* 2: upper case */
+}
+
+/* 0 not a UUID, 1 canonical, 2 a UUID with upper-case digits. */
+static int lt_uuid_class(const char *s)
+{
+	int i, cls = 1, h;
+
+	if (!s || strnlen(s, LT_UUID_LEN + 1) != LT_UUID_LEN)
+		return 0;
+	for (i = 0; i < LT_UUID_LEN; i++) {
+		if (i == 8 || i == 13 || i == 18 || i == 23) {
+			if (s[i] != '-')
+				return 0;
+			continue;
+		}
+		h = lt_hex(s[i]);
+		if (!h)
+			return 0;
+		if (h == 2)
+			cls = 2;
+	}
+	return cls;
+}
+
+int lt_uuid_ok(const char *s)
+{
+	return lt_uuid_class(s) != 0;
+}
+
+int lt_uuid_canonical(const char *s)
+{
+	return lt_uuid_class(s) == 1;
+}
+
+int lt_uuid_canon(const char *s, char out[LT_UUID_LEN + 1])
+{
+	int i;
+
+	if (!lt_uuid_class(s))
+		return -EINVAL;
+	for (i = 0; i < LT_UUID_LEN; i++)
+		out[i] = s[i] >= 'A' && s[i] <= 'F' ? (char)(s[i] - 'A' + 'a') : s[i];
+	out[LT_UUID_LEN] = '\0';
+	return 0;
+}
+
+int lt_claim_id_canon(const char *s, char *out, size_t outlen)
+{
+	size_t n = strlen(s);
+
+	if (n >= outlen)
+		return -ENAMETOOLONG;
+	if (lt_uuid_class(s))
+		return lt_uuid_canon(s, out) ? -EINVAL : 0;
+	memcpy(out, s, n + 1);
+	return 0;
+}
+
+/* A name part of a key: non-empty printable ASCII without '/'. */
+static int lt_part_ok(const char *s)
+{
+	if (!s || !*s)
+		return 0;
+	for (; *s; s++)
+		if (*s == '/' || (unsigned char)*s <= ' ' || (unsigned char)*s >= 0x7f)
+			return 0;
+	return 1;
+}
+
+int lt_bucket_key(char *out, size_t outlen, enum lt_bkey_kind kind, const char *tier,
+		  const char *provider, const char *id)
+{
+	int n;
+
+	switch (kind) {
+	case LT_BKEY_USER:
+		if (!lt_part_ok(tier) || !lt_part_ok(provider) || !lt_uuid_canonical(id))
+			return -EINVAL;
+		n = snprintf(out, outlen, "u/%s/%s/%s", tier, provider, id);
+		break;
+	case LT_BKEY_ORG:
+		if (!lt_part_ok(provider) || !lt_uuid_canonical(id))
+			return -EINVAL;
+		n = snprintf(out, outlen, "o/%s/%s", provider, id);
+		break;
+	case LT_BKEY_APIKEY:
+		if (!lt_part_ok(id))
+			return -EINVAL;
+		n = snprintf(out, outlen, "k/%s", id);
+		break;
+	default:
+		return -EINVAL;
+	}
+	if (n < 0 || (size_t)n >= outlen || n >= LT_BUCKET_KEY_LEN) {
+		if (outlen)
+			out[0] = '\0';
+		return -ENAMETOOLONG;
+	}
+	return 0;
+}
