@@ -18,6 +18,7 @@
 #include "api.h"
 #include "keys.h"
 #include "log.h"
+#include "metrics.h"
 #include "ratelimit.h"
 #include "tenant.h"
 #include "units.h"
@@ -27,20 +28,15 @@
 
 /* ---- metrics ------------------------------------------------------------ */
 
-#define LT_MET_SERIES 512
+/* Series (tier x provider): far above what the config allows (64 providers). */
+#define LT_MET_SERIES 8192
 static const double lt_hist_le[] = { 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005,
 				     0.01,   0.025,   0.05,   0.1,   0.25,   1.0 };
 #define LT_HIST_N (sizeof(lt_hist_le) / sizeof(lt_hist_le[0]))
 
-struct lt_met_series {
-	char tier[32], provider[32];
-	__u64 admitted, denied, too_big, tokens;
-};
-
+/* Every count is a relaxed atomic: no lock on the request path. */
 struct lt_api_metrics {
-	pthread_rwlock_t lock; /* guards n and adding series; counts are atomics */
-	struct lt_met_series s[LT_MET_SERIES];
-	int n;
+	struct lt_met_table series; /* decisions by tier and provider (lib/metrics.c) */
 	__u64 http[6]; /* by status class 1xx..5xx (index 1..5) */
 	__u64 hist[LT_HIST_N + 1];
 	__u64 hist_sum_ns, hist_count;
@@ -49,38 +45,11 @@ struct lt_api_metrics {
 static void lt_met_decision(struct lt_api *a, const char *tier, const char *provider, int verdict,
 			    __u64 tokens)
 {
-	struct lt_api_metrics *m = a->metrics;
-	struct lt_met_series *s = NULL;
-	int i;
-
-	pthread_rwlock_rdlock(&m->lock);
-	for (i = 0; i < m->n && !s; i++)
-		if (!strcmp(m->s[i].tier, tier) && !strcmp(m->s[i].provider, provider))
-			s = &m->s[i];
-	pthread_rwlock_unlock(&m->lock);
-	if (!s) {
-		pthread_rwlock_wrlock(&m->lock);
-		for (i = 0; i < m->n && !s; i++)
-			if (!strcmp(m->s[i].tier, tier) && !strcmp(m->s[i].provider, provider))
-				s = &m->s[i];
-		if (!s && m->n < LT_MET_SERIES) {
-			s = &m->s[m->n];
-			snprintf(s->tier, sizeof(s->tier), "%s", tier);
-			snprintf(s->provider, sizeof(s->provider), "%s", provider);
-			m->n++;
-		}
-		pthread_rwlock_unlock(&m->lock);
-	}
-	if (!s)
-		return;
-	if (verdict == LT_ADMIT) {
-		__atomic_fetch_add(&s->admitted, 1, __ATOMIC_RELAXED);
-		__atomic_fetch_add(&s->tokens, tokens, __ATOMIC_RELAXED);
-	} else if (verdict == LT_DENY) {
-		__atomic_fetch_add(&s->denied, 1, __ATOMIC_RELAXED);
-	} else {
-		__atomic_fetch_add(&s->too_big, 1, __ATOMIC_RELAXED);
-	}
+	lt_met_count(&a->metrics->series, tier, provider,
+		     verdict == LT_ADMIT ? LT_MET_ADMITTED :
+		     verdict == LT_DENY	 ? LT_MET_DENIED :
+					   LT_MET_TOO_BIG,
+		     tokens);
 }
 
 static void lt_met_request(struct lt_api *a, unsigned status, __u64 ns)
@@ -589,38 +558,12 @@ static enum MHD_Result lt_metrics(struct lt_req *r)
 {
 	struct lt_api_metrics *m = r->api->metrics;
 	struct lt_stat_val st[LT_STAT__MAX];
-	size_t cap = 65536, n = 0;
-	char *b = malloc(cap);
+	struct lt_mbuf b = { 0 };
 	unsigned i;
 	__u64 cum = 0;
 
-#define P(...)                                                              \
-	do {                                                                \
-		if (n < cap)                                                \
-			n += (size_t)snprintf(b + n, cap - n, __VA_ARGS__); \
-	} while (0)
-	if (!b)
-		return MHD_NO;
-	P("# HELP lt_token_decisions_total Token consume decisions.\n"
-	  "# TYPE lt_token_decisions_total counter\n");
-	pthread_rwlock_rdlock(&m->lock);
-	for (i = 0; i < (unsigned)m->n; i++) {
-		const struct lt_met_series *s = &m->s[i];
-
-		P("lt_token_decisions_total{verdict=\"admitted\",tier=\"%s\",provider=\"%s\"} %llu\n",
-		  s->tier, s->provider, (unsigned long long)s->admitted);
-		P("lt_token_decisions_total{verdict=\"rejected\",reason=\"quota\",tier=\"%s\","
-		  "provider=\"%s\"} %llu\n",
-		  s->tier, s->provider, (unsigned long long)s->denied);
-		P("lt_token_decisions_total{verdict=\"rejected\",reason=\"too_big\",tier=\"%s\","
-		  "provider=\"%s\"} %llu\n",
-		  s->tier, s->provider, (unsigned long long)s->too_big);
-	}
-	P("# HELP lt_tokens_charged_total Tokens admitted.\n# TYPE lt_tokens_charged_total counter\n");
-	for (i = 0; i < (unsigned)m->n; i++)
-		P("lt_tokens_charged_total{tier=\"%s\",provider=\"%s\"} %llu\n", m->s[i].tier,
-		  m->s[i].provider, (unsigned long long)m->s[i].tokens);
-	pthread_rwlock_unlock(&m->lock);
+#define P(...) lt_mbuf_printf(&b, __VA_ARGS__)
+	lt_met_write(&m->series, &b);
 	P("# HELP lt_http_responses_total API responses by status class.\n"
 	  "# TYPE lt_http_responses_total counter\n");
 	for (i = 1; i < 6; i++)
@@ -657,7 +600,12 @@ static enum MHD_Result lt_metrics(struct lt_req *r)
 	}
 	P("lt_map_entries{map=\"lt_slots\"} %u\n", lt_quota_buckets(r->api->q));
 #undef P
-	return lt_send(r, 200, "text/plain; version=0.0.4", b, NULL);
+	if (b.oom) {
+		free(b.p);
+		return lt_problem(r, 500, "internal", "Internal error", NULL,
+				  "out of memory writing the metrics");
+	}
+	return lt_send(r, 200, "text/plain; version=0.0.4", b.p, NULL);
 }
 
 /* ---- routing ------------------------------------------------------------------ */
@@ -794,7 +742,11 @@ int lt_api_start(struct lt_api *a, char *err, size_t errlen)
 	a->metrics = calloc(1, sizeof(*a->metrics));
 	if (!a->metrics)
 		return -ENOMEM;
-	pthread_rwlock_init(&a->metrics->lock, NULL);
+	if (lt_met_init(&a->metrics->series, LT_MET_SERIES)) {
+		free(a->metrics);
+		a->metrics = NULL;
+		return -ENOMEM;
+	}
 	pthread_mutex_init(&a->admin_lock, NULL);
 	a->d = MHD_start_daemon(MHD_USE_EPOLL_INTERNAL_THREAD | MHD_USE_ERROR_LOG, 0, NULL, NULL,
 				lt_handler, a, MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&sa,
@@ -818,7 +770,7 @@ void lt_api_stop(struct lt_api *a)
 		MHD_stop_daemon(a->d);
 	a->d = NULL;
 	if (a->metrics) {
-		pthread_rwlock_destroy(&a->metrics->lock);
+		lt_met_free(&a->metrics->series);
 		free(a->metrics);
 		a->metrics = NULL;
 	}

@@ -9,7 +9,7 @@
 void lt_cp_defaults(struct lt_cp_config *cp);
 int lt_cp_parse(json_t *root, struct lt_cp_config *cp, char *err, size_t errlen);
 int lt_cp_name_ok(const char *s);
-/* {"capacity": N, "rate"|"leakRate": "N/s"} at JSON pointer ptr. */
+/* {"capacity": N, "rate": "N/s"} at JSON pointer ptr. */
 int lt_cp_limit_parse(json_t *v, const char *ptr, __u64 *cap, __u64 *tok, __u64 *per, char *err,
 		      size_t errlen);
 

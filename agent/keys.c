@@ -11,24 +11,23 @@
 #include "keys.h"
 #include "tenant.h"
 
+/*
+ * Authentication reads the records lock-free (lib/apikeys.c); the mutex
+ * serialises the admin writes, which change the store and the records
+ * together.
+ */
 struct lt_keys {
 	pthread_mutex_t lock;
 	struct lt_store *st;
 	struct lt_quota *q;
-	struct lt_key_rec *recs;
-	int n;
+	struct lt_apikeys tab;
 };
 
 static int lt_keys_load(void *ctx, const struct lt_key_rec *r)
 {
 	struct lt_keys *k = ctx;
-	struct lt_key_rec *n = realloc(k->recs, (size_t)(k->n + 1) * sizeof(*n));
 
-	if (!n)
-		return -ENOMEM;
-	k->recs = n;
-	k->recs[k->n++] = *r;
-	return 0;
+	return lt_apikeys_put(&k->tab, r);
 }
 
 int lt_keys_open(struct lt_keys **kp, struct lt_store *st, struct lt_quota *q, char *err,
@@ -42,7 +41,9 @@ int lt_keys_open(struct lt_keys **kp, struct lt_store *st, struct lt_quota *q, c
 	pthread_mutex_init(&k->lock, NULL);
 	k->st = st;
 	k->q = q;
-	ret = lt_store_key_each(st, lt_keys_load, k);
+	ret = lt_apikeys_init(&k->tab);
+	if (!ret)
+		ret = lt_store_key_each(st, lt_keys_load, k);
 	if (ret) {
 		snprintf(err, errlen, "loading API keys: %s", strerror(-ret));
 		lt_keys_close(k);
@@ -52,12 +53,12 @@ int lt_keys_open(struct lt_keys **kp, struct lt_store *st, struct lt_quota *q, c
 	 * Pinned lt_slots may be new (a fresh host, or after detach): put every
 	 * key bucket back on its key's rate, or it would read as unlimited.
 	 */
-	for (i = 0; i < k->n; i++) {
+	for (i = 0; i < k->tab.n; i++) {
 		char bucket[LT_BUCKET_KEY_LEN];
 
 		if (!lt_bucket_key(bucket, sizeof(bucket), LT_BKEY_APIKEY, NULL, NULL,
-				   k->recs[i].id))
-			lt_quota_key_limit(q, bucket, &k->recs[i].limit);
+				   k->tab.all[i]->rec.id))
+			lt_quota_key_limit(q, bucket, &k->tab.all[i]->rec.limit);
 	}
 	*kp = k;
 	return 0;
@@ -67,19 +68,9 @@ void lt_keys_close(struct lt_keys *k)
 {
 	if (!k)
 		return;
-	free(k->recs);
+	lt_apikeys_free(&k->tab);
 	pthread_mutex_destroy(&k->lock);
 	free(k);
-}
-
-static struct lt_key_rec *lt_find(struct lt_keys *k, const char *id)
-{
-	int i;
-
-	for (i = 0; i < k->n; i++)
-		if (!strcmp(k->recs[i].id, id))
-			return &k->recs[i];
-	return NULL;
 }
 
 int lt_keys_create(struct lt_keys *k, struct lt_key_rec *rec, char *secret, size_t slen)
@@ -112,7 +103,7 @@ int lt_keys_auth(struct lt_keys *k, const char *secret, int64_t now_unix, struct
 	unsigned char h[32];
 	char id[40];
 	const char *dot = strchr(secret, '.');
-	struct lt_key_rec *r;
+	struct lt_key_rec r;
 	int ret = -EACCES;
 
 	if (strncmp(secret, "lk_", 3) || !dot || dot - secret >= (long)sizeof(id) ||
@@ -121,50 +112,39 @@ int lt_keys_auth(struct lt_keys *k, const char *secret, int64_t now_unix, struct
 	memcpy(id, secret, (size_t)(dot - secret));
 	id[dot - secret] = '\0';
 	SHA256((const unsigned char *)secret, strlen(secret), h);
-	pthread_mutex_lock(&k->lock);
-	r = lt_find(k, id);
-	if (r && !CRYPTO_memcmp(h, r->hash, 32) && !r->revoked &&
-	    (!r->expires_at || now_unix < r->expires_at)) {
-		*out = *r;
+	if (!lt_apikeys_get(&k->tab, id, &r) && !CRYPTO_memcmp(h, r.hash, 32) && !r.revoked &&
+	    (!r.expires_at || now_unix < r.expires_at)) {
+		*out = r;
 		ret = 0;
 	}
-	pthread_mutex_unlock(&k->lock);
 	return ret;
 }
 
 int lt_keys_get(struct lt_keys *k, const char *id, struct lt_key_rec *out)
 {
-	struct lt_key_rec *r;
-
-	pthread_mutex_lock(&k->lock);
-	r = lt_find(k, id);
-	if (r)
-		*out = *r;
-	pthread_mutex_unlock(&k->lock);
-	return r ? 0 : -ENOENT;
+	return lt_apikeys_get(&k->tab, id, out);
 }
 
 int lt_keys_update(struct lt_keys *k, const struct lt_key_rec *rec)
 {
-	struct lt_key_rec *r, saved;
+	struct lt_key_rec saved;
 	char bucket[LT_BUCKET_KEY_LEN];
 	int ret;
 
 	pthread_mutex_lock(&k->lock);
-	r = lt_find(k, rec->id);
-	if (!r) {
+	if (lt_apikeys_get(&k->tab, rec->id, &saved)) {
 		pthread_mutex_unlock(&k->lock);
 		return -ENOENT;
 	}
-	saved = *r;
 	ret = lt_store_key_put(k->st, rec);
+	if (!ret)
+		ret = lt_apikeys_put(&k->tab, rec); /* in place: cannot fail */
 	if (!ret) {
-		*r = *rec;
 		ret = lt_bucket_key(bucket, sizeof(bucket), LT_BKEY_APIKEY, NULL, NULL, rec->id);
 		if (!ret)
 			ret = lt_quota_key_limit(k->q, bucket, &rec->limit);
 		if (ret) { /* keep store and memory as they were */
-			*r = saved;
+			lt_apikeys_put(&k->tab, &saved);
 			lt_store_key_put(k->st, &saved);
 		}
 	}
@@ -174,16 +154,15 @@ int lt_keys_update(struct lt_keys *k, const struct lt_key_rec *rec)
 
 int lt_keys_revoke(struct lt_keys *k, const char *id)
 {
-	struct lt_key_rec *r;
+	struct lt_key_rec r;
 	int ret = -ENOENT;
 
 	pthread_mutex_lock(&k->lock);
-	r = lt_find(k, id);
-	if (r) {
-		r->revoked = 1;
-		ret = lt_store_key_put(k->st, r);
-		if (ret)
-			r->revoked = 0;
+	if (!lt_apikeys_get(&k->tab, id, &r)) {
+		r.revoked = 1;
+		ret = lt_store_key_put(k->st, &r);
+		if (!ret) /* revoked the moment the store has it */
+			ret = lt_apikeys_put(&k->tab, &r);
 	}
 	pthread_mutex_unlock(&k->lock);
 	return ret;
@@ -194,7 +173,7 @@ void lt_keys_each(struct lt_keys *k, void (*cb)(void *ctx, const struct lt_key_r
 	int i;
 
 	pthread_mutex_lock(&k->lock);
-	for (i = 0; i < k->n; i++)
-		cb(ctx, &k->recs[i]);
+	for (i = 0; i < k->tab.n; i++)
+		cb(ctx, &k->tab.all[i]->rec);
 	pthread_mutex_unlock(&k->lock);
 }

@@ -12,31 +12,13 @@
 #include <stdint.h>
 #include <sqlite3.h>
 #include <linux/types.h>
+#include "apikeys.h" /* struct lt_limit, struct lt_key_rec */
 
 struct lt_store {
 	sqlite3 *db;
 };
 
 /* A capacity and a leak rate, as stored (tokens per period). */
-struct lt_limit {
-	__u64 capacity; /* tokens */
-	__u64 tokens; /* leak: tokens per period_ns */
-	__u64 period_ns;
-};
-
-struct lt_key_rec {
-	char id[40]; /* "lk_" + hex */
-	char name[128];
-	char owner[64]; /* user UUID */
-	char tier[32];
-	char org[64]; /* "" = none */
-	unsigned char hash[32]; /* SHA-256 of the secret */
-	struct lt_limit limit;
-	int64_t expires_at; /* unix s, 0 = never */
-	int64_t created_at; /* unix s */
-	int revoked;
-};
-
 int lt_store_open(struct lt_store *s, const char *path, char *err, size_t errlen);
 void lt_store_close(struct lt_store *s);
 
