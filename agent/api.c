@@ -141,6 +141,12 @@ enum MHD_Result lt_problem(struct lt_req *r, unsigned status, const char *type, 
 
 /* ---- authentication -------------------------------------------------------- */
 
+/* An empty role matches nothing: not a tier, not the admin role. */
+static int lt_role_is(const char *role, const char *want)
+{
+	return role[0] && want[0] && !strcmp(role, want);
+}
+
 static void lt_pick_tier(const struct lt_cp_config *cp, const struct lt_jwt_claims *c, char *tier,
 			 size_t len)
 {
@@ -148,7 +154,7 @@ static void lt_pick_tier(const struct lt_cp_config *cp, const struct lt_jwt_clai
 
 	for (i = 0; i < cp->ntiers; i++)
 		for (j = 0; j < c->nroles; j++)
-			if (!strcmp(cp->tier_order[i], c->roles[j])) {
+			if (lt_role_is(c->roles[j], cp->tier_order[i])) {
 				snprintf(tier, len, "%s", cp->tier_order[i]);
 				return;
 			}
@@ -263,9 +269,9 @@ int lt_authenticate(struct lt_req *r, struct lt_principal *p, enum MHD_Result *r
 	}
 	/* one spelling from here on: UUID-shaped ids in lower case (tenant.h) */
 	lt_claim_id_canon(c.sub, p->sub, sizeof(p->sub)); /* fits: same size */
-	lt_pick_tier(a->cp, &c, p->tier, sizeof(p->tier));
+	lt_pick_tier(r->cp, &c, p->tier, sizeof(p->tier));
 	for (i = 0; i < c.nroles; i++)
-		p->admin |= !strcmp(c.roles[i], a->cp->admin_role);
+		p->admin |= lt_role_is(c.roles[i], r->cp->admin_role);
 	for (i = 0; i < c.norgs; i++)
 		lt_claim_id_canon(c.orgs[i], p->orgs[i], sizeof(p->orgs[i]));
 	p->norgs = c.norgs;
@@ -648,22 +654,19 @@ static enum MHD_Result lt_route(struct lt_req *r)
 			return res;
 		if (!p.admin)
 			return lt_problem(r, 403, "forbidden", "Forbidden", "Authorization",
-					  "admin resources need the %s role",
-					  r->api->cp->admin_role);
+					  "admin resources need the %s role", r->cp->admin_role);
 		if (lt_admin_route(r, &p, &res) == 0)
 			return res;
 	}
 	return lt_problem(r, 404, "not-found", "Not found", NULL, "no resource at %.128s", u);
 }
 
-static enum MHD_Result lt_handler(void *cls, struct MHD_Connection *conn, const char *url,
-				  const char *method, const char *version, const char *upload,
-				  size_t *upload_size, void **con_cls)
+static enum MHD_Result lt_handle(struct lt_api *a, const struct lt_cp_config *cp,
+				 struct MHD_Connection *conn, const char *url, const char *method,
+				 const char *upload, size_t *upload_size, void **con_cls)
 {
-	struct lt_api *a = cls;
 	struct lt_req *r = *con_cls;
 
-	(void)version;
 	if (!r) {
 		r = calloc(1, sizeof(*r));
 		if (!r)
@@ -678,7 +681,7 @@ static enum MHD_Result lt_handler(void *cls, struct MHD_Connection *conn, const 
 	}
 	if (*upload_size) {
 		/* refuse, do not buffer, what is over the limit */
-		if (r->too_big || r->len + *upload_size > a->cp->max_body) {
+		if (r->too_big || r->len + *upload_size > cp->max_body) {
 			r->too_big = 1;
 			free(r->body);
 			r->body = NULL;
@@ -696,10 +699,30 @@ static enum MHD_Result lt_handler(void *cls, struct MHD_Connection *conn, const 
 		*upload_size = 0;
 		return MHD_YES;
 	}
+	r->cp = cp;
 	if (r->too_big)
 		return lt_problem(r, 413, "body-too-large", "Body too large", NULL,
-				  "request bodies are limited to %u bytes", a->cp->max_body);
+				  "request bodies are limited to %u bytes", cp->max_body);
 	return lt_route(r);
+}
+
+/* Every call reads one config snapshot, held until it returns. */
+static enum MHD_Result lt_handler(void *cls, struct MHD_Connection *conn, const char *url,
+				  const char *method, const char *version, const char *upload,
+				  size_t *upload_size, void **con_cls)
+{
+	struct lt_api *a = cls;
+	const struct lt_cp_config *cp;
+	enum MHD_Result ret;
+	unsigned tok;
+
+	(void)version;
+	cp = lt_snap_get(&a->cp, &tok);
+	ret = lt_handle(a, cp, conn, url, method, upload, upload_size, con_cls);
+	if (*con_cls)
+		((struct lt_req *)*con_cls)->cp = NULL; /* not valid after this call */
+	lt_snap_put(&a->cp, tok);
+	return ret;
 }
 
 static void lt_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
@@ -722,20 +745,27 @@ static void lt_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
 int lt_api_start(struct lt_api *a, char *err, size_t errlen)
 {
 	struct sockaddr_in sa = { .sin_family = AF_INET };
-	char host[64];
+	const struct lt_cp_config *cp;
+	char host[64], listen[64];
+	unsigned tok, threads;
 	char *colon;
 	long port;
 
-	snprintf(host, sizeof(host), "%s", a->cp->listen);
+	/* read once: a reload does not move the listener or the pool */
+	cp = lt_snap_get(&a->cp, &tok);
+	snprintf(listen, sizeof(listen), "%s", cp->listen);
+	threads = cp->threads;
+	lt_snap_put(&a->cp, tok);
+	snprintf(host, sizeof(host), "%s", listen);
 	colon = strrchr(host, ':');
 	if (!colon) {
-		snprintf(err, errlen, "api listen '%s' is not ADDR:PORT", a->cp->listen);
+		snprintf(err, errlen, "api listen '%s' is not ADDR:PORT", listen);
 		return -EINVAL;
 	}
 	*colon = '\0';
 	port = strtol(colon + 1, NULL, 10);
 	if (port < 1 || port > 65535 || inet_pton(AF_INET, host, &sa.sin_addr) != 1) {
-		snprintf(err, errlen, "api listen '%s' is not an IPv4 ADDR:PORT", a->cp->listen);
+		snprintf(err, errlen, "api listen '%s' is not an IPv4 ADDR:PORT", listen);
 		return -EINVAL;
 	}
 	sa.sin_port = htons((unsigned short)port);
@@ -748,19 +778,18 @@ int lt_api_start(struct lt_api *a, char *err, size_t errlen)
 		return -ENOMEM;
 	}
 	pthread_mutex_init(&a->admin_lock, NULL);
-	a->d = MHD_start_daemon(MHD_USE_EPOLL_INTERNAL_THREAD | MHD_USE_ERROR_LOG, 0, NULL, NULL,
-				lt_handler, a, MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&sa,
-				MHD_OPTION_THREAD_POOL_SIZE, (unsigned)a->cp->threads,
-				MHD_OPTION_CONNECTION_LIMIT, 4096u, MHD_OPTION_CONNECTION_TIMEOUT,
-				15u, MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)32768,
-				MHD_OPTION_LISTEN_BACKLOG_SIZE, 1024u, MHD_OPTION_NOTIFY_COMPLETED,
-				lt_completed, a, MHD_OPTION_END);
+	a->d = MHD_start_daemon(
+		MHD_USE_EPOLL_INTERNAL_THREAD | MHD_USE_ERROR_LOG, 0, NULL, NULL, lt_handler, a,
+		MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&sa, MHD_OPTION_THREAD_POOL_SIZE, threads,
+		MHD_OPTION_CONNECTION_LIMIT, 4096u, MHD_OPTION_CONNECTION_TIMEOUT, 15u,
+		MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)32768, MHD_OPTION_LISTEN_BACKLOG_SIZE,
+		1024u, MHD_OPTION_NOTIFY_COMPLETED, lt_completed, a, MHD_OPTION_END);
 	if (!a->d) {
 		snprintf(err, errlen, "cannot listen on %s (in use, or not a local address?)",
-			 a->cp->listen);
+			 listen);
 		return -EADDRINUSE;
 	}
-	log_info("api: listening on http://%s", a->cp->listen);
+	log_info("api: listening on http://%s", listen);
 	return 0;
 }
 

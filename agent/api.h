@@ -15,6 +15,7 @@
 #include "jwt.h"
 #include "maps.h"
 #include "quota.h"
+#include "snap.h"
 #include "store.h"
 #include "tenant.h" /* canonical ids: lt_uuid_canon, lt_bucket_key */
 
@@ -35,7 +36,13 @@ struct lt_api_metrics;
 
 struct lt_api {
 	struct MHD_Daemon *d;
-	const struct lt_cp_config *cp;
+	/*
+	 * The live control-plane config (const struct lt_cp_config *), replaced
+	 * whole by a SIGHUP reload. Each handler call takes one snapshot
+	 * (lt_req.cp) and reads only that: never a config being freed or half
+	 * written. listen and threads are read once, at start.
+	 */
+	struct lt_snap cp;
 	struct lt_quota *q;
 	struct lt_store *st;
 	struct lt_maps *maps; /* pinned maps: penalties, policies, XDP stats */
@@ -49,6 +56,7 @@ struct lt_api {
 /* One request being handled. */
 struct lt_req {
 	struct lt_api *api;
+	const struct lt_cp_config *cp; /* this handler call's snapshot of api->cp */
 	struct MHD_Connection *conn;
 	const char *method, *url;
 	char *body;

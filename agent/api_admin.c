@@ -169,11 +169,11 @@ static enum MHD_Result lt_tiers_all(struct lt_req *r)
 		return lt_405(r);
 	}
 	lt_quota_limit_each(r->api->q, "tier", NULL, lt_lim_cb, &acc);
-	for (i = 0; i < r->api->cp->ntiers; i++)
-		json_array_append_new(order, json_string(r->api->cp->tier_order[i]));
+	for (i = 0; i < r->cp->ntiers; i++)
+		json_array_append_new(order, json_string(r->cp->tier_order[i]));
 	return lt_reply_json(r, 200,
 			     json_pack("{s:o, s:o, s:s}", "tiers", acc.obj, "order", order,
-				       "defaultTier", r->api->cp->default_tier));
+				       "defaultTier", r->cp->default_tier));
 }
 
 /* ---- providers --------------------------------------------------------------- */

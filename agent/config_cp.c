@@ -181,10 +181,13 @@ int lt_cp_parse(json_t *root, struct lt_cp_config *cp, char *err, size_t errlen)
 			else if (!strcmp(k, "orgs_claim"))
 				ret = lt_str(v, p, cp->orgs_claim, sizeof(cp->orgs_claim), err,
 					     errlen);
-			else if (!strcmp(k, "admin_role"))
+			else if (!strcmp(k, "admin_role")) {
 				ret = lt_str(v, p, cp->admin_role, sizeof(cp->admin_role), err,
 					     errlen);
-			else if (!strcmp(k, "leeway")) {
+				/* an empty admin role would match an empty role claim */
+				if (!ret && !lt_cp_name_ok(cp->admin_role))
+					ret = lt_fail(err, errlen, p, "expected a role name");
+			} else if (!strcmp(k, "leeway")) {
 				__u64 ns = 0;
 
 				ret = json_is_string(
@@ -247,6 +250,8 @@ int lt_cp_parse(json_t *root, struct lt_cp_config *cp, char *err, size_t errlen)
 			} else if (!strcmp(k, "default_tier")) {
 				ret = lt_str(v, p, cp->default_tier, sizeof(cp->default_tier), err,
 					     errlen);
+				if (!ret && !lt_cp_name_ok(cp->default_tier))
+					ret = lt_fail(err, errlen, p, "expected a tier name");
 			} else if (!strcmp(k, "tiers")) {
 				const char *t;
 

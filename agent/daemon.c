@@ -251,6 +251,8 @@ struct lt_cp {
 static void lt_cp_stop(struct lt_cp *cp)
 {
 	lt_api_stop(&cp->api);
+	if (cp->api.cp.cur)
+		lt_snap_destroy(&cp->api.cp);
 	lt_jwt_free(&cp->api.jwt);
 	lt_keys_close(cp->keys);
 	lt_quota_close(cp->q);
@@ -267,6 +269,7 @@ static int lt_cp_start(struct lt_cp *cp, const struct lt_opts *o, const struct l
 		       struct lt_maps *m, char *err, size_t errlen)
 {
 	struct lt_quota_maps qm;
+	struct lt_cp_config *live;
 	char path[512], secret[512];
 	const char *src = NULL;
 	int i, ret;
@@ -320,7 +323,11 @@ static int lt_cp_start(struct lt_cp *cp, const struct lt_opts *o, const struct l
 		ret = lt_jwt_add_jwks(&cp->api.jwt, c->cp.jwt_jwks, err, errlen);
 	if (ret)
 		return ret;
-	cp->api.cp = &c->cp;
+	live = malloc(sizeof(*live));
+	if (!live)
+		return -ENOMEM;
+	*live = c->cp;
+	lt_snap_init(&cp->api.cp, live, free);
 	cp->api.q = cp->q;
 	cp->api.st = &cp->st;
 	cp->api.maps = m;
@@ -418,6 +425,23 @@ int lt_cmd_attach(struct lt_opts *o)
 				log_error("reload: %s", err);
 				lt_config_free(&next);
 			} else {
+				struct lt_cp_config *live = malloc(sizeof(*live));
+
+				/*
+				 * The API reads its own snapshot: publish a copy and let
+				 * lt_snap free the old one after its last reader, never
+				 * under one. The listener and the JWT keys stay as they
+				 * were started.
+				 */
+				if (live) {
+					*live = next.cp;
+					memcpy(live->listen, cfg.cp.listen, sizeof(live->listen));
+					live->threads = cfg.cp.threads;
+					lt_snap_swap(&cp.api.cp, live);
+				} else {
+					log_error("reload: out of memory; the API keeps the old "
+						  "config");
+				}
 				lt_config_free(&cfg);
 				cfg = next;
 				log_info("reload: config applied");
