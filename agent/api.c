@@ -337,6 +337,22 @@ static void lt_ratelimit_fields(const char *policy, const struct lt_quota_view *
 		     denied ? lt_rl_ceil_s(v->retry_after_ns) : v->full_in_s, pol, plen, cur, clen);
 }
 
+/*
+ * Why a bucket could not be found or made (lt_quota_bucket's -errno): no
+ * limit is the caller's problem (403); a full table or a failing store is
+ * the server's, and temporary (503, nothing was changed).
+ */
+static enum MHD_Result lt_bucket_problem(struct lt_req *r, int ret, const char *err)
+{
+	if (ret == -ENOENT || ret == -ERANGE || ret == -ENAMETOOLONG)
+		return lt_problem(r, 403, "no-quota", "No quota", "/provider", "%s", err);
+	if (ret == -ENOSPC)
+		return lt_problem(r, 503, "bucket-table-full", "Bucket table full", NULL, "%s",
+				  err);
+	return lt_problem(r, 503, "store-unavailable", "Store unavailable", NULL,
+			  "%s; nothing was changed, try again later", err);
+}
+
 struct lt_consume_req {
 	char user[LT_UUID_LEN + 1], org_buf[LT_UUID_LEN + 1]; /* canonical */
 	const char *org, *provider; /* org: NULL or org_buf */
@@ -444,16 +460,19 @@ static enum MHD_Result lt_consume(struct lt_req *r)
 		return lt_problem(r, 400, "invalid-field", "Invalid field", "/provider",
 				  "no bucket key can be built for this tier and provider");
 	}
-	if (lt_quota_bucket(a->q, key, NULL, &slot, err, sizeof(err))) {
+	ret = lt_quota_bucket(a->q, key, NULL, &slot, err, sizeof(err));
+	if (ret) {
 		json_decref(root);
-		return lt_problem(r, 403, "no-quota", "No quota", "/provider", "%s", err);
+		return lt_bucket_problem(r, ret, err);
 	}
 	if (p.key_id[0]) {
 		snprintf(err, sizeof(err), "the API key id cannot name a bucket");
-		if (lt_bucket_key(kkey, sizeof(kkey), LT_BKEY_APIKEY, NULL, NULL, p.key_id) ||
-		    lt_quota_bucket(a->q, kkey, &p.key_limit, &kslot, err, sizeof(err))) {
+		ret = lt_bucket_key(kkey, sizeof(kkey), LT_BKEY_APIKEY, NULL, NULL, p.key_id);
+		if (!ret)
+			ret = lt_quota_bucket(a->q, kkey, &p.key_limit, &kslot, err, sizeof(err));
+		if (ret) {
 			json_decref(root);
-			return lt_problem(r, 503, "no-bucket", "No bucket", NULL, "%s", err);
+			return lt_bucket_problem(r, ret == -ENOENT ? -EIO : ret, err);
 		}
 	}
 	now = lt_now_ns(); /* read once per decision */

@@ -122,9 +122,11 @@ static enum MHD_Result lt_limits_res(struct lt_req *r, const char *kind, const c
 				     json_pack("{s:s, s:o}", kind, name, "providers", acc.obj));
 	}
 	json_decref(acc.obj);
-	if (strcmp(provider, "*") && !lt_quota_provider_known(r->api->q, provider))
-		return lt_problem(r, 400, "unknown-provider", "Unknown provider", "provider",
-				  "provider '%.32s' is not configured", provider);
+	/*
+	 * A limit can be read and deleted whatever its provider: deleting a
+	 * provider keeps its limits (adding it again brings them back), and the
+	 * operator can still clean them up. Setting one needs a known provider.
+	 */
 	if (!strcmp(r->method, "GET")) {
 		if (lt_quota_limit_get(r->api->q, kind, name, provider, &l))
 			return lt_problem(r, 404, "not-found", "Not found", "provider",
@@ -136,11 +138,15 @@ static enum MHD_Result lt_limits_res(struct lt_req *r, const char *kind, const c
 		if (ret == -ENOENT)
 			return lt_problem(r, 404, "not-found", "Not found", NULL, "%s", err);
 		if (ret)
-			return lt_problem(r, 500, "store", "Store error", NULL, "%s", err);
+			return lt_problem(r, 503, "store-unavailable", "Store unavailable", NULL,
+					  "%s; nothing was changed", err);
 		return lt_reply_json(r, 200, json_pack("{s:b}", "deleted", 1));
 	}
 	if (strcmp(r->method, "PUT"))
 		return lt_405(r);
+	if (strcmp(provider, "*") && !lt_quota_provider_known(r->api->q, provider))
+		return lt_problem(r, 400, "unknown-provider", "Unknown provider", "provider",
+				  "provider '%.32s' is not configured", provider);
 	body = lt_body(r, &res);
 	if (!body)
 		return res;
@@ -151,9 +157,11 @@ static enum MHD_Result lt_limits_res(struct lt_req *r, const char *kind, const c
 	}
 	json_decref(body);
 	ret = lt_quota_limit_set(r->api->q, kind, name, provider, &l, err, sizeof(err));
+	if (ret == -ERANGE)
+		return lt_problem(r, 400, "invalid-limit", "Limit not applied", NULL, "%s", err);
 	if (ret)
-		return lt_problem(r, ret == -ERANGE ? 400 : 500, "invalid-limit",
-				  "Limit not applied", NULL, "%s", err);
+		return lt_problem(r, 503, "store-unavailable", "Store unavailable", NULL,
+				  "%s; nothing was changed", err);
 	return lt_reply_json(r, 200, lt_limit_json(&l)); /* as GET reads it */
 }
 

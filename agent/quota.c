@@ -97,6 +97,38 @@ static int lt_idx_insert(struct lt_quota *q, char *key, __u32 slot)
 	return 0;
 }
 
+/* Removes e, shifting back the entries of its probe run (no tombstones). */
+static void lt_idx_remove(struct lt_quota *q, struct lt_idx_ent *e)
+{
+	__u32 mask = q->idx_cap - 1, i = (__u32)(e - q->idx), j = i, h;
+
+	free(e->key);
+	e->key = NULL;
+	for (;;) {
+		j = (j + 1) & mask;
+		if (!q->idx[j].key)
+			break;
+		h = (__u32)lt_strhash(q->idx[j].key) & mask;
+		/* an entry whose home lies cyclically in (i, j] stays where it is */
+		if (i <= j ? (i < h && h <= j) : (i < h || h <= j))
+			continue;
+		q->idx[i] = q->idx[j];
+		q->idx[j].key = NULL;
+		i = j;
+	}
+	q->idx_used--;
+}
+
+static void lt_idx_unpublish(struct lt_quota *q, const char *key)
+{
+	struct lt_keyidx_key k = { 0 };
+
+	if (q->m.keyidx_fd < 0)
+		return;
+	snprintf(k.key, sizeof(k.key), "%s", key);
+	bpf_map_delete_elem(q->m.keyidx_fd, &k);
+}
+
 /* Publishes key -> slot in lt_keyidx for other processes and bpftool. */
 static int lt_idx_publish(struct lt_quota *q, const char *key, __u32 slot)
 {
@@ -266,9 +298,14 @@ static int lt_rebase_all(struct lt_quota *q)
 
 		if (!e->key || e->key[0] == 'k')
 			continue;
+		/*
+		 * Nothing governs it any more (its limit was deleted): it keeps the
+		 * last limit it had, level and all, until a limit governs it again.
+		 * Deleting a limit never makes a live bucket unlimited.
+		 */
 		if (lt_key_limit(q, e->key, &l))
-			memset(&r, 0, sizeof(r)); /* nothing governs it any more: unlimited */
-		else if (lt_limit_rate(&l, &r))
+			continue;
+		if (lt_limit_rate(&l, &r))
 			continue;
 		if (!memcmp(&q->m.rates[q->m.slots[e->slot].rate_id], &r, sizeof(r)))
 			continue;
@@ -286,6 +323,107 @@ static int lt_rebase_all(struct lt_quota *q)
 		lt_slot_rebase(q, e->slot, id, now);
 	}
 	return 0;
+}
+
+/*
+ * Forgets a bucket: lt_keyidx first (no other process finds it any more),
+ * then the store, then this process's index. Under the write lock.
+ */
+static int lt_bucket_drop(struct lt_quota *q, const char *key)
+{
+	struct lt_idx_ent *e = lt_idx_find(q, key);
+	int ret;
+
+	if (!e)
+		return -ENOENT;
+	lt_idx_unpublish(q, key);
+	ret = lt_store_bucket_del(q->st, key);
+	if (ret) {
+		lt_idx_publish(q, key, e->slot);
+		return ret;
+	}
+	lt_rate_ref(q, q->m.slots[e->slot].rate_id, -1);
+	lt_idx_remove(q, e);
+	return 0;
+}
+
+/*
+ * At open: a bucket that no limit governs and whose slot carries no rate
+ * (the maps are new, or an older agent made it unlimited when its limit was
+ * deleted) has no last limit to keep. It is forgotten, so it is refused like
+ * any new bucket without a limit, never admitted as unlimited.
+ */
+static int lt_drop_orphans(struct lt_quota *q)
+{
+	struct lt_limit l;
+	char **dead = NULL;
+	size_t n = 0, i;
+	__u32 j;
+	int ret = 0;
+
+	for (j = 0; j < q->idx_cap; j++) {
+		struct lt_idx_ent *e = &q->idx[j];
+		char **nd;
+
+		if (!e->key || e->key[0] == 'k' || !lt_key_limit(q, e->key, &l) ||
+		    q->m.slots[e->slot].rate_id)
+			continue;
+		nd = realloc(dead, (n + 1) * sizeof(*dead));
+		if (!nd || !(nd[n] = strdup(e->key))) {
+			dead = nd ? nd : dead;
+			ret = -ENOMEM;
+			break;
+		}
+		dead = nd;
+		n++;
+	}
+	for (i = 0; i < n; i++) {
+		if (!ret)
+			ret = lt_bucket_drop(q, dead[i]);
+		free(dead[i]);
+	}
+	free(dead);
+	if (n)
+		log_info("quota: %zu buckets without a limit or a last rate forgotten", n);
+	return ret;
+}
+
+/*
+ * At open: lt_keyidx holds exactly the store's buckets. An entry the store
+ * does not have (left by a crash, or by an older agent that published before
+ * its insert failed) would send a reader to a slot that is not its own.
+ */
+static void lt_keyidx_reconcile(struct lt_quota *q)
+{
+	struct lt_keyidx_key k, nk, *dead = NULL;
+	struct lt_keyidx_val v;
+	size_t n = 0, i;
+	int r;
+
+	if (q->m.keyidx_fd < 0)
+		return;
+	r = bpf_map_get_next_key(q->m.keyidx_fd, NULL, &nk);
+	while (!r) {
+		struct lt_idx_ent *e;
+
+		k = nk;
+		k.key[sizeof(k.key) - 1] = '\0';
+		e = lt_idx_find(q, k.key);
+		if (bpf_map_lookup_elem(q->m.keyidx_fd, &nk, &v) || !e || e->slot != v.slot) {
+			struct lt_keyidx_key *nd = realloc(dead, (n + 1) * sizeof(*dead));
+
+			if (!nd)
+				break;
+			dead = nd;
+			dead[n++] = nk;
+		}
+		r = bpf_map_get_next_key(q->m.keyidx_fd, &nk, &nk);
+	}
+	for (i = 0; i < n; i++)
+		bpf_map_delete_elem(q->m.keyidx_fd, &dead[i]);
+	free(dead);
+	if (n)
+		log_warn("quota: removed %zu lt_keyidx entries the store does not have", n);
 }
 
 /* ---- public -------------------------------------------------------------- */
@@ -403,7 +541,11 @@ int lt_quota_open(struct lt_quota **qp, struct lt_store *st, const struct lt_quo
 	if (!ret)
 		ret = lt_store_bucket_each(st, lt_load_bucket, q);
 	if (!ret)
+		ret = lt_drop_orphans(q);
+	if (!ret)
 		ret = lt_rebase_all(q); /* limits may have changed while we were down */
+	if (!ret)
+		lt_keyidx_reconcile(q);
 	if (ret) {
 		snprintf(err, errlen, "loading the quota state: %s", strerror(-ret));
 		goto fail;
@@ -675,22 +817,45 @@ int lt_quota_bucket(struct lt_quota *q, const char *key, const struct lt_limit *
 		goto out;
 	}
 	k = strdup(key);
-	ret = k ? lt_idx_publish(q, key, s) : -ENOMEM;
-	if (!ret)
-		ret = lt_store_bucket_put(q->st, key, s);
-	if (!ret)
-		ret = lt_idx_insert(q, k, s);
-	if (ret) {
-		free(k);
-		snprintf(err, errlen, "store: cannot record the bucket");
+	if (!k) {
+		ret = -ENOMEM;
+		snprintf(err, errlen, "out of memory");
 		goto out;
 	}
-	q->next_slot++;
+	/*
+	 * The store, then this process's index, then lt_keyidx (what other
+	 * processes read): each failure undoes the steps before it, and
+	 * next_slot moves only on success. So key -> s is visible only once it
+	 * is durable, and s is never handed to two keys.
+	 */
+	ret = lt_store_bucket_put(q->st, key, s);
+	if (ret) {
+		free(k);
+		ret = -EIO;
+		snprintf(err, errlen, "store: cannot record the bucket (disk full or read-only?)");
+		goto out;
+	}
+	ret = lt_idx_insert(q, k, s);
+	if (ret) {
+		free(k);
+		lt_store_bucket_del(q->st, key);
+		snprintf(err, errlen, "out of memory");
+		goto out;
+	}
 	/* a slot from a lost database may hold an old word: start empty */
 	__atomic_store_n(&q->m.slots[s].tat, LT_TAT_BUSY, __ATOMIC_RELEASE);
 	__atomic_store_n(&q->m.slots[s].rate_id, id, __ATOMIC_RELEASE);
 	__atomic_store_n(&q->m.slots[s].tat, 0, __ATOMIC_RELEASE);
 	memset(&q->m.usage[s], 0, sizeof(q->m.usage[s]));
+	ret = lt_idx_publish(q, key, s);
+	if (ret) {
+		lt_idx_remove(q, lt_idx_find(q, key));
+		lt_store_bucket_del(q->st, key);
+		snprintf(err, errlen, "lt_keyidx: %s", strerror(-ret));
+		ret = -EIO;
+		goto out;
+	}
+	q->next_slot++;
 	lt_rate_ref(q, id, +1);
 	*slot = s;
 out:

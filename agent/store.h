@@ -41,6 +41,7 @@ int lt_store_provider_del(struct lt_store *s, const char *name);
 int lt_store_provider_each(struct lt_store *s, int (*cb)(void *ctx, const char *name), void *ctx);
 
 int lt_store_bucket_put(struct lt_store *s, const char *key, uint32_t slot);
+int lt_store_bucket_del(struct lt_store *s, const char *key);
 int lt_store_bucket_each(struct lt_store *s, int (*cb)(void *ctx, const char *key, uint32_t slot),
 			 void *ctx);
 
