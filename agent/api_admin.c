@@ -128,10 +128,14 @@ static enum MHD_Result lt_limits_res(struct lt_req *r, const char *kind, const c
 	 * operator can still clean them up. Setting one needs a known provider.
 	 */
 	if (!strcmp(r->method, "GET")) {
-		if (lt_quota_limit_get(r->api->q, kind, name, provider, &l))
-			return lt_problem(r, 404, "not-found", "Not found", "provider",
-					  "no %s limit of its own for '%.32s'", kind, provider);
-		return lt_reply_json(r, 200, lt_limit_json(&l));
+		if (!lt_quota_limit_get(r->api->q, kind, name, provider, &l))
+			return lt_reply_json(r, 200, lt_limit_json(&l));
+		if (strcmp(provider, "*") && !lt_quota_provider_known(r->api->q, provider))
+			return lt_problem(r, 400, "unknown-provider", "Unknown provider",
+					  "provider", "provider '%.32s' is not configured",
+					  provider);
+		return lt_problem(r, 404, "not-found", "Not found", "provider",
+				  "no %s limit of its own for '%.32s'", kind, provider);
 	}
 	if (!strcmp(r->method, "DELETE")) {
 		ret = lt_quota_limit_del(r->api->q, kind, name, provider, err, sizeof(err));
