@@ -831,8 +831,8 @@ int lt_quota_bucket(struct lt_quota *q, const char *key, const struct lt_limit *
 	ret = lt_store_bucket_put(q->st, key, s);
 	if (ret) {
 		free(k);
+		snprintf(err, errlen, "store: cannot record the bucket: %s", strerror(-ret));
 		ret = -EIO;
-		snprintf(err, errlen, "store: cannot record the bucket (disk full or read-only?)");
 		goto out;
 	}
 	ret = lt_idx_insert(q, k, s);

@@ -218,7 +218,7 @@ int lt_store_bucket_put(struct lt_store *s, const char *key, uint32_t slot)
 
 int lt_store_bucket_del(struct lt_store *s, const char *key)
 {
-	return lt_run(lt_prep(s, "DELETE FROM buckets WHERE key=?", "s", key));
+	return lt_run(s, lt_prep(s, "DELETE FROM buckets WHERE key=?", "s", key));
 }
 
 int lt_store_bucket_each(struct lt_store *s, int (*cb)(void *ctx, const char *key, uint32_t slot),
