@@ -50,7 +50,7 @@ static void *reader(void *arg)
 		for (i = 0; i < 8; i++) /* a short read section, read more than once */
 			r->bad += v->b != ~v->a || strcmp(v->role, "ADMIN");
 		lt_snap_put(&snap, tok);
-		r->reads++;
+		__atomic_fetch_add(&r->reads, 1, __ATOMIC_RELAXED);
 	}
 	return NULL;
 }
@@ -59,23 +59,30 @@ static void readers_never_see_a_freed_value_under_constant_swaps(void)
 {
 	pthread_t th[3];
 	struct rd rd[3] = { { 0 } };
-	long i, bad = 0, reads = 0;
+	long i, swaps, bad = 0, reads = 0;
 
 	lt_snap_init(&snap, val_new(0), val_free);
 	for (i = 0; i < 3; i++)
 		pthread_create(&th[i], NULL, reader, &rd[i]);
-	for (i = 1; i <= 2000; i++)
+	/* at least 2000 swaps, and until every reader has read under them */
+	for (i = 1; i <= 200000; i++) {
 		lt_snap_swap(&snap, val_new((__u64)i));
+		if (i >= 2000 && __atomic_load_n(&rd[0].reads, __ATOMIC_RELAXED) > 1000 &&
+		    __atomic_load_n(&rd[1].reads, __ATOMIC_RELAXED) > 1000 &&
+		    __atomic_load_n(&rd[2].reads, __ATOMIC_RELAXED) > 1000)
+			break;
+	}
+	swaps = i > 200000 ? 200000 : i;
 	__atomic_store_n(&stop, 1, __ATOMIC_RELAXED);
 	for (i = 0; i < 3; i++) {
 		pthread_join(th[i], NULL);
 		bad += rd[i].bad;
 		reads += rd[i].reads;
 	}
-	printf("# %ld reads during 2000 swaps\n", reads);
+	printf("# %ld reads during %ld swaps\n", reads, swaps);
 	CHECK_EQ(bad, 0);
-	CHECK(reads > 0);
-	CHECK_EQ(((const struct val *)snap.cur)->a, 2000);
+	CHECK(reads > 3000);
+	CHECK_EQ(((const struct val *)snap.cur)->a, swaps);
 	lt_snap_destroy(&snap);
 }
 
