@@ -416,6 +416,7 @@ static enum MHD_Result lt_consume(struct lt_req *r)
 {
 	struct lt_api *a = r->api;
 	struct lt_quota_view v = { 0 }, kv = { 0 };
+	struct lt_slot_seen res_, kres;
 	struct lt_consume_req c;
 	struct lt_principal p;
 	char key[LT_BUCKET_KEY_LEN], kkey[LT_BUCKET_KEY_LEN], err[256], pol[160], cur[160], ra[32],
@@ -477,10 +478,19 @@ static enum MHD_Result lt_consume(struct lt_req *r)
 	}
 	now = lt_now_ns(); /* read once per decision */
 	if (kslot)
-		kverdict = lt_quota_consume(a->q, kslot, c.tokens, now, &kv);
-	verdict = kverdict == LT_ADMIT ? lt_quota_consume(a->q, slot, c.tokens, now, &v) : kverdict;
+		kverdict = lt_quota_consume(a->q, kslot, c.tokens, now, &kv, &kres);
+	verdict = kverdict == LT_ADMIT ? lt_quota_consume(a->q, slot, c.tokens, now, &v, &res_) :
+					 kverdict;
 	if (kslot && kverdict == LT_ADMIT && verdict != LT_ADMIT)
-		lt_quota_refund(a->q, kslot, c.tokens); /* all or nothing */
+		lt_quota_undo(a->q, &kres, now); /* all or nothing */
+	if (verdict == LT_CONTENDED || verdict == LT_FREED) {
+		const char *hdrs[] = { "Retry-After", "1", NULL };
+
+		json_decref(root);
+		out = lt_problem_body(503, "contended", "Bucket contended", NULL,
+				      "the bucket is changing under heavy contention; retry");
+		return lt_reply_json_h(r, 503, out, "application/problem+json", hdrs);
+	}
 	if (kverdict != LT_ADMIT)
 		v = kv; /* the key's own limit is what refused */
 	snprintf(name, sizeof(name), "%s",
@@ -566,6 +576,9 @@ static enum MHD_Result lt_quota_get(struct lt_req *r, int org)
 		ret = lt_bucket_key(key, sizeof(key), LT_BKEY_USER, p.tier, prov, id);
 	if (!ret)
 		ret = lt_quota_peek_key(r->api->q, key, NULL, lt_now_ns(), &v, &slot);
+	if (ret == -EAGAIN)
+		return lt_problem(r, 503, "contended", "Bucket contended", NULL,
+				  "the bucket is changing under heavy contention; retry");
 	if (ret)
 		return lt_problem(r, 403, "no-quota", "No quota", "provider",
 				  "no quota is configured for this tier or org and provider");

@@ -1,6 +1,5 @@
 // SPDX-License-Identifier: MIT
 #include <errno.h>
-#include <sched.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -181,44 +180,29 @@ static void lt_rate_ref(struct lt_quota *q, __u32 id, int delta)
 }
 
 /*
- * Moves slot to rate id nid keeping its level (in tokens), under the write
- * lock: the BUSY protocol of lt_abi.h keeps concurrent deciders correct.
+ * Moves slot to rate id nid keeping its level (in tokens): one CAS of
+ * lt_slot.h, so a kill at any point leaves the slot usable. Under the write
+ * lock (the refcounts are ours).
  */
-static void lt_slot_rebase(struct lt_quota *q, __u32 slot, __u32 nid, __u64 now)
+static int lt_quota_rebase_slot(struct lt_quota *q, __u32 slot, __u32 nid, __u64 now)
 {
-	struct lt_slot *s = &q->m.slots[slot];
-	const struct lt_rate *o, *n = &q->m.rates[nid];
-	__u64 old, level, frac, sc, nt = 0;
 	__u32 oid;
+	int ret;
 
-	for (;;) {
-		old = __atomic_load_n(&s->tat, __ATOMIC_ACQUIRE);
-		if (old != LT_TAT_BUSY &&
-		    __sync_val_compare_and_swap(&s->tat, old, LT_TAT_BUSY) == old)
-			break;
-		sched_yield();
+	ret = lt_slot_rebase(q->m.slots, q->m.rates, slot, nid, now, &oid);
+	if (ret) {
+		log_warn("quota: rebase of slot %u: %s", slot, strerror(-ret));
+		return ret;
 	}
-	oid = s->rate_id;
-	o = &q->m.rates[oid];
-	level = lt_level_units(old, now, o);
-	if (level && n->period_ns) {
-		/* old units -> tokens -> new units, rounded up (never a gift) */
-		if (n->unit_shift >= o->unit_shift) {
-			__u32 d = n->unit_shift - o->unit_shift;
-
-			level = level > (LT_CAP_UNITS_MAX >> d) ? LT_CAP_UNITS_MAX : level << d;
-		} else {
-			__u32 d = o->unit_shift - n->unit_shift;
-
-			level = (level + (1ULL << d) - 1) >> d;
-		}
-		sc = lt_scaled(n, now, &frac);
-		nt = sc + (frac != 0) + level;
-	}
-	__atomic_store_n(&s->rate_id, nid, __ATOMIC_RELEASE);
-	__atomic_store_n(&s->tat, nt, __ATOMIC_RELEASE);
 	lt_rate_ref(q, oid, -1);
 	lt_rate_ref(q, nid, +1);
+	return 0;
+}
+
+/* The rate id a slot names now. */
+static __u32 lt_quota_slot_rid(struct lt_quota *q, __u32 slot)
+{
+	return lt_meta_rid(__atomic_load_n(&q->m.slots[slot].meta, __ATOMIC_ACQUIRE));
 }
 
 /* ---- limits -------------------------------------------------------------- */
@@ -307,7 +291,7 @@ static int lt_rebase_all(struct lt_quota *q)
 			continue;
 		if (lt_limit_rate(&l, &r))
 			continue;
-		if (!memcmp(&q->m.rates[q->m.slots[e->slot].rate_id], &r, sizeof(r)))
+		if (!memcmp(&q->m.rates[lt_quota_slot_rid(q, e->slot)], &r, sizeof(r)))
 			continue;
 		/* the buckets of one changed limit all move to the same rate */
 		if (have_last && !memcmp(&last, &r, sizeof(r)) && q->rates[last_id].refs) {
@@ -320,7 +304,9 @@ static int lt_rebase_all(struct lt_quota *q)
 			last_id = id;
 			have_last = 1;
 		}
-		lt_slot_rebase(q, e->slot, id, now);
+		ret = lt_quota_rebase_slot(q, e->slot, id, now);
+		if (ret)
+			return ret;
 	}
 	return 0;
 }
@@ -342,7 +328,7 @@ static int lt_bucket_drop(struct lt_quota *q, const char *key)
 		lt_idx_publish(q, key, e->slot);
 		return ret;
 	}
-	lt_rate_ref(q, q->m.slots[e->slot].rate_id, -1);
+	lt_rate_ref(q, lt_quota_slot_rid(q, e->slot), -1);
 	lt_idx_remove(q, e);
 	return 0;
 }
@@ -366,7 +352,7 @@ static int lt_drop_orphans(struct lt_quota *q)
 		char **nd;
 
 		if (!e->key || e->key[0] == 'k' || !lt_key_limit(q, e->key, &l) ||
-		    q->m.slots[e->slot].rate_id)
+		    lt_quota_slot_rid(q, e->slot))
 			continue;
 		nd = realloc(dead, (n + 1) * sizeof(*dead));
 		if (!nd || !(nd[n] = strdup(e->key))) {
@@ -470,9 +456,7 @@ static int lt_load_bucket(void *ctx, const char *key, uint32_t slot)
 	}
 	lt_idx_publish(q, key, slot); /* a fresh lt_keyidx after lost pins */
 	/* the rate the pinned slot still carries: refcount it as it is */
-	rid = q->m.slots[slot].rate_id;
-	if (rid >= LT_MAX_RATES)
-		q->m.slots[slot].rate_id = rid = 0;
+	rid = lt_quota_slot_rid(q, slot);
 	lt_rate_ref(q, rid, +1);
 	if (slot >= q->next_slot)
 		q->next_slot = slot + 1;
@@ -762,8 +746,8 @@ int lt_quota_bucket(struct lt_quota *q, const char *key, const struct lt_limit *
 	struct lt_limit l;
 	struct lt_rate r;
 	char *k;
-	__u32 id, s;
-	int ret;
+	__u32 id, s, oid;
+	int ret, was_free;
 
 	pthread_rwlock_rdlock(&q->lock);
 	e = lt_idx_find(q, key);
@@ -843,9 +827,11 @@ int lt_quota_bucket(struct lt_quota *q, const char *key, const struct lt_limit *
 		goto out;
 	}
 	/* a slot from a lost database may hold an old word: start empty */
-	__atomic_store_n(&q->m.slots[s].tat, LT_TAT_BUSY, __ATOMIC_RELEASE);
-	__atomic_store_n(&q->m.slots[s].rate_id, id, __ATOMIC_RELEASE);
-	__atomic_store_n(&q->m.slots[s].tat, 0, __ATOMIC_RELEASE);
+	ret = lt_slot_assign(q->m.slots, s, id, &oid, &was_free);
+	if (ret) {
+		snprintf(err, errlen, "bucket slot %u is contended", s);
+		goto out;
+	}
 	memset(&q->m.usage[s], 0, sizeof(q->m.usage[s]));
 	ret = lt_idx_publish(q, key, s);
 	if (ret) {
@@ -874,10 +860,10 @@ int lt_quota_key_limit(struct lt_quota *q, const char *key, const struct lt_limi
 		return -ERANGE;
 	pthread_rwlock_wrlock(&q->lock);
 	e = lt_idx_find(q, key);
-	if (e && memcmp(&q->m.rates[q->m.slots[e->slot].rate_id], &r, sizeof(r))) {
+	if (e && memcmp(&q->m.rates[lt_quota_slot_rid(q, e->slot)], &r, sizeof(r))) {
 		ret = lt_rate_get(q, &r, &id);
 		if (!ret)
-			lt_slot_rebase(q, e->slot, id, lt_now_ns());
+			ret = lt_quota_rebase_slot(q, e->slot, id, lt_now_ns());
 	}
 	pthread_rwlock_unlock(&q->lock);
 	return ret;
@@ -915,18 +901,24 @@ static void lt_fill_view(const struct lt_rate *r, __u64 tat, __u64 now, __u64 co
 }
 
 int lt_quota_consume(struct lt_quota *q, __u32 slot, __u64 cost, __u64 now_ns,
-		     struct lt_quota_view *v)
+		     struct lt_quota_view *v, struct lt_slot_seen *resv)
 {
-	const struct lt_rate *r = &q->m.rates[0];
 	struct lt_usage *u = &q->m.usage[slot];
-	__u64 seen = 0;
-	int verdict;
+	int verdict, i;
 
-	do
-		verdict = lt_slot_consume(q->m.slots, q->m.rates, slot, now_ns, cost, &seen, &r);
-	while (verdict == LT_CONTENDED);
+	/* each LT_CONTENDED is LT_CAS_TRIES CASes that others won: bounded */
+	for (i = 0; i < LT_QUOTA_TRIES; i++) {
+		verdict = lt_slot_consume(q->m.slots, q->m.rates, slot, now_ns, cost, resv);
+		if (verdict != LT_CONTENDED)
+			break;
+	}
+	memset(v, 0, sizeof(*v));
 	v->slot = slot;
-	lt_fill_view(r, seen, now_ns, cost, verdict, v);
+	if (verdict == LT_CONTENDED || verdict == LT_FREED) {
+		resv->cost_units = 0;
+		return verdict;
+	}
+	lt_fill_view(&resv->rate, resv->tat, now_ns, cost, verdict, v);
 	if (verdict == LT_ADMIT) {
 		__atomic_fetch_add(&u->admitted, 1, __ATOMIC_RELAXED);
 		__atomic_fetch_add(&u->tokens, cost, __ATOMIC_RELAXED);
@@ -936,41 +928,47 @@ int lt_quota_consume(struct lt_quota *q, __u32 slot, __u64 cost, __u64 now_ns,
 	return verdict;
 }
 
-void lt_quota_refund(struct lt_quota *q, __u32 slot, __u64 cost)
+__u64 lt_quota_refund(struct lt_quota *q, struct lt_slot_seen *resv, __u64 tokens, __u64 now_ns)
 {
-	struct lt_slot *s = &q->m.slots[slot];
-	struct lt_usage *u = &q->m.usage[slot];
-	__u64 old, nv, c;
+	struct lt_usage *u = &q->m.usage[resv->slot & (LT_MAX_SLOTS - 1)];
+	__u32 shift = resv->rate.unit_shift;
+	__u64 units, given = 0, back;
+	int i;
 
-	for (;;) {
-		const struct lt_rate *r;
-
-		old = __atomic_load_n(&s->tat, __ATOMIC_ACQUIRE);
-		if (old == LT_TAT_BUSY)
-			continue;
-		r = &q->m.rates[__atomic_load_n(&s->rate_id, __ATOMIC_ACQUIRE)];
-		if (!r->period_ns)
+	if (!resv->cost_units)
+		return 0;
+	units = tokens > (resv->cost_units >> shift) ? resv->cost_units : tokens << shift;
+	for (i = 0; i < LT_QUOTA_TRIES; i++)
+		if (lt_slot_refund(q->m.slots, resv, units, now_ns, &given) != LT_CONTENDED)
 			break;
-		c = cost << r->unit_shift;
-		nv = old > c ? old - c : 0;
-		if (__sync_val_compare_and_swap(&s->tat, old, nv) == old)
-			break;
-	}
-	__atomic_fetch_sub(&u->admitted, 1, __ATOMIC_RELAXED);
-	__atomic_fetch_sub(&u->tokens, cost, __ATOMIC_RELAXED);
+	back = given >> shift;
+	if (back)
+		__atomic_fetch_sub(&u->tokens, back, __ATOMIC_RELAXED);
+	return back;
 }
 
-void lt_quota_peek(struct lt_quota *q, __u32 slot, __u64 now_ns, struct lt_quota_view *v)
+void lt_quota_undo(struct lt_quota *q, struct lt_slot_seen *resv, __u64 now_ns)
 {
-	struct lt_slot *s = &q->m.slots[slot];
-	__u64 tat;
+	struct lt_usage *u = &q->m.usage[resv->slot & (LT_MAX_SLOTS - 1)];
 
-	do
-		tat = __atomic_load_n(&s->tat, __ATOMIC_ACQUIRE);
-	while (tat == LT_TAT_BUSY);
+	if (!resv->cost_units)
+		return;
+	lt_quota_refund(q, resv, ~0ULL, now_ns);
+	__atomic_fetch_sub(&u->admitted, 1, __ATOMIC_RELAXED);
+}
+
+int lt_quota_peek(struct lt_quota *q, __u32 slot, __u64 now_ns, struct lt_quota_view *v)
+{
+	struct lt_slot_seen seen;
+	int ret;
+
+	memset(v, 0, sizeof(*v));
 	v->slot = slot;
-	lt_fill_view(&q->m.rates[__atomic_load_n(&s->rate_id, __ATOMIC_ACQUIRE)], tat, now_ns, 0,
-		     LT_ADMIT, v);
+	ret = lt_slot_peek(q->m.slots, q->m.rates, slot, now_ns, &seen);
+	if (ret)
+		return ret;
+	lt_fill_view(&seen.rate, seen.tat, now_ns, 0, LT_ADMIT, v);
+	return 0;
 }
 
 int lt_quota_peek_key(struct lt_quota *q, const char *key, const struct lt_limit *key_limit,
@@ -992,10 +990,8 @@ int lt_quota_peek_key(struct lt_quota *q, const char *key, const struct lt_limit
 		ret = lt_key_limit(q, key, &l);
 	pthread_rwlock_unlock(&q->lock);
 	*slot = s;
-	if (s) {
-		lt_quota_peek(q, s, now_ns, v);
-		return 0;
-	}
+	if (s)
+		return lt_quota_peek(q, s, now_ns, v) ? -EAGAIN : 0;
 	if (ret)
 		return ret;
 	if (lt_limit_rate(&l, &r))

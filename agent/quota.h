@@ -12,14 +12,14 @@
  * Concurrency: one rwlock guards the index and the limit tables; a decision
  * holds it for reading only to find the slot, then CASes the bucket word
  * lock-free. Limit changes (write lock) rebase every affected bucket with the
- * LT_TAT_BUSY protocol of lt_abi.h: levels are kept, never reset.
+ * one-CAS protocol of lt_slot.h: levels are kept, never reset.
  */
 #ifndef LT_AGENT_QUOTA_H
 #define LT_AGENT_QUOTA_H
 
 #include <pthread.h>
 #include <stddef.h>
-#include "lt_abi.h"
+#include "lt_slot.h"
 #include "store.h"
 
 #define LT_PROVIDER_MAX 64
@@ -83,13 +83,27 @@ int lt_quota_tier_exists(struct lt_quota *q, const char *tier);
 int lt_quota_bucket(struct lt_quota *q, const char *key, const struct lt_limit *key_limit,
 		    __u32 *slot, char *err, size_t errlen);
 
-/* One decision of cost tokens on slot at now: an lt_verdict, and the view. */
+/* lt_slot_consume attempts (of LT_CAS_TRIES CASes each) before LT_CONTENDED. */
+#define LT_QUOTA_TRIES 4
+
+/*
+ * One decision of cost tokens on slot at now: an lt_verdict, and the view.
+ * LT_CONTENDED (every CAS lost to others) and LT_FREED leave the view empty;
+ * the API answers 503 with Retry-After. After LT_ADMIT, *resv is the
+ * reservation for lt_quota_refund / lt_quota_undo.
+ */
 int lt_quota_consume(struct lt_quota *q, __u32 slot, __u64 cost, __u64 now_ns,
-		     struct lt_quota_view *v);
-/* Gives back cost tokens (all-or-nothing over several buckets). */
-void lt_quota_refund(struct lt_quota *q, __u32 slot, __u64 cost);
-/* The view without consuming. */
-void lt_quota_peek(struct lt_quota *q, __u32 slot, __u64 now_ns, struct lt_quota_view *v);
+		     struct lt_quota_view *v, struct lt_slot_seen *resv);
+/*
+ * Gives back up to tokens of a reservation, only what it still adds to the
+ * level (lt_slot_refund): returns the whole tokens given back. Can be called
+ * several times on one reservation (the gateway settles usage).
+ */
+__u64 lt_quota_refund(struct lt_quota *q, struct lt_slot_seen *resv, __u64 tokens, __u64 now_ns);
+/* All-or-nothing over several buckets: takes a reservation back entirely. */
+void lt_quota_undo(struct lt_quota *q, struct lt_slot_seen *resv, __u64 now_ns);
+/* The view without consuming: 0, or LT_FREED / LT_CONTENDED (view empty). */
+int lt_quota_peek(struct lt_quota *q, __u32 slot, __u64 now_ns, struct lt_quota_view *v);
 /*
  * The view of the bucket for key, never creating it: a read never allocates
  * a slot. A key without a bucket reads as empty (the full quota) at the

@@ -31,6 +31,7 @@
 #include "apply.h"
 #include "config.h"
 #include "loader.h"
+#include "lt_slot.h"
 #include "log.h"
 #include "maps.h"
 #include "units.h"
@@ -212,9 +213,8 @@ static __u64 clk_ns(clockid_t clk)
 static void *ubench_fn(void *arg)
 {
 	struct ubench *u = arg;
-	const struct lt_rate *r;
+	struct lt_slot_seen seen;
 	long i, adm = 0;
-	__u64 seen;
 	double t;
 
 	if (u->bar)
@@ -226,7 +226,7 @@ static void *ubench_fn(void *arg)
 
 		/* The clock is read once per decision, as the gateway does. */
 		do
-			v = lt_slot_consume(u->slots, u->rates, key, clk_ns(u->clk), 1, &seen, &r);
+			v = lt_slot_consume(u->slots, u->rates, key, clk_ns(u->clk), 1, &seen);
 		while (v == LT_CONTENDED);
 		adm += v == LT_ADMIT;
 	}
@@ -282,14 +282,14 @@ static double random_read_ns(size_t entries, const __u32 *perm)
 	madvise(t, entries * sizeof(*t), MADV_NOHUGEPAGE);
 	/* one cycle through a random permutation: each read depends on the last */
 	for (i = 0; i < entries; i++)
-		t[perm[i]].rate_id = perm[(i + 1) % entries];
+		t[perm[i]].meta = perm[(i + 1) % entries];
 	for (r = 0; r < RUNS; r++) {
 		volatile __u32 sink;
 		__u32 cur = perm[0];
 		double s = now_s();
 
 		for (i = 0; i < entries; i++)
-			cur = t[cur].rate_id;
+			cur = (__u32)t[cur].meta;
 		sink = cur;
 		(void)sink;
 		v[r] = (now_s() - s) * 1e9 / (double)entries;

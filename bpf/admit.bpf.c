@@ -435,10 +435,12 @@ static __always_inline int lt_admit(void *data, void *data_end, __u32 ifindex)
 		goto verdict;
 	}
 	if (p.syn) {
+		__u64 pkt_after = seen;
+
 		v = lt_bucket_consume_at(&st->conn_tat, &pol->conn, sc->conn_s, sc->conn_ceil, 1,
 					 &seen);
 		if (v != LT_ADMIT) {
-			lt_bucket_refund(&st->pkt_tat, &pol->pkt, 1);
+			lt_bucket_undo(&st->pkt_tat, &pol->pkt, sc->pkt_ceil, pkt_after, 1);
 			stat = lt_rate_stat(v, LT_STAT_DROP_CONN_RATE);
 			drop = 1;
 			goto verdict;

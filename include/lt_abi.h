@@ -222,15 +222,18 @@ _Static_assert(sizeof(struct lt_event) == 40, "lt_event is ABI");
 
 /*
  * lt_slots: ARRAY[LT_MAX_SLOTS], BPF_F_MMAPABLE. The L7 buckets (per user,
- * org, API key, provider), mmapped by every process that admits. tat is the
- * lt_bucket word (CAS only); rate_id indexes lt_rates and is written by the
- * agent only. 16 bytes, so a decision touches one cache line.
+ * org, API key, provider), mmapped by every process that admits. Both
+ * halves change together, by one 16-byte CAS, with the protocol of
+ * lt_slot.h (the only code that touches them): tat is the lt_bucket word in
+ * units of lt_rates[rid]; meta = rid (bits 0..15) | gen (16..23) |
+ * refunded (24..63). 16 bytes, 16-aligned: one cache line per decision.
+ * (Pins of the previous layout, {tat, __u32 rate_id, __u32 flags = 0}, read
+ * the same: rate_id < 2^16 is rid, gen 0, refunded 0.)
  */
 struct lt_slot {
-	__u64 tat; /* lt_bucket word, units of lt_rates[rate_id] */
-	__u32 rate_id; /* index into lt_rates */
-	__u32 flags; /* reserved, 0 */
-};
+	__u64 tat; /* lt_bucket word, units of lt_rates[rid]; >= 2^63: see lt_slot.h */
+	__u64 meta; /* rid | gen << 16 | refunded << 24, see lt_slot.h */
+} __attribute__((aligned(16)));
 _Static_assert(sizeof(struct lt_slot) == 16, "lt_slot is ABI");
 
 /* lt_rates: ARRAY[LT_MAX_RATES] of struct lt_rate, BPF_F_MMAPABLE. */
@@ -265,53 +268,6 @@ struct lt_usage {
 };
 _Static_assert(sizeof(struct lt_usage) == 32, "lt_usage is ABI");
 
-/*
- * A live rate change without losing the level: the agent CASes tat to
- * LT_TAT_BUSY, writes the new rate_id, then stores tat rebased into the new
- * rate's units. A decider that reads LT_TAT_BUSY tries again; it reads
- * rate_id only after an ordinary tat, so it never pairs a new rate with an
- * old word (and its CAS fails if the word changed under it). A real tat never
- * reaches it: tat <= s(2^60 ns) + capacity < 2^63.
- */
-#define LT_TAT_BUSY (~0ULL)
-
-#ifndef __bpf__
-/* One L7 decision on mmapped lt_slots/lt_rates: no system call, one CAS. */
-static inline int lt_slot_consume(struct lt_slot *slots, const struct lt_rate *rates, __u32 slot,
-				  __u64 now_ns, __u64 cost_tokens, __u64 *tat_seen,
-				  const struct lt_rate **rate_used)
-{
-	struct lt_slot *s = &slots[slot & (LT_MAX_SLOTS - 1)];
-	const struct lt_rate *r;
-	__u64 old, nv, sc, frac, cost;
-	__u32 rid;
-	int i, v;
-
-	for (i = 0; i < LT_CAS_TRIES; i++) {
-		old = __atomic_load_n(&s->tat, __ATOMIC_ACQUIRE);
-		if (old == LT_TAT_BUSY)
-			continue;
-		rid = __atomic_load_n(&s->rate_id, __ATOMIC_ACQUIRE);
-		r = &rates[rid & (LT_MAX_RATES - 1)];
-		*rate_used = r;
-		*tat_seen = old;
-		if (!r->period_ns)
-			return LT_ADMIT;
-		if (cost_tokens > (r->cap_units >> r->unit_shift))
-			return LT_TOO_BIG;
-		cost = cost_tokens << r->unit_shift;
-		sc = lt_scaled(r, now_ns, &frac);
-		v = lt_gcra_step(old, sc, sc + (frac != 0), r->cap_units, cost, &nv);
-		if (v != LT_ADMIT)
-			return v;
-		if (__sync_val_compare_and_swap(&s->tat, old, nv) == old) {
-			*tat_seen = nv;
-			return LT_ADMIT;
-		}
-	}
-	return LT_CONTENDED;
-}
-#endif
 /* How a program is attached to an interface. */
 enum lt_attach_mode {
 	LT_MODE_XDP_NATIVE = 1,

@@ -56,7 +56,8 @@ enum lt_verdict {
 	LT_ADMIT = 0,
 	LT_DENY = 1, /* not now; retry_after says when */
 	LT_TOO_BIG = 2, /* cost > capacity: never admissible, a client error */
-	LT_CONTENDED = 3, /* CAS lost LT_CAS_TRIES times in a row (BPF only) */
+	LT_CONTENDED = 3, /* CAS lost LT_CAS_TRIES times in a row */
+	LT_FREED = 4, /* the L7 slot was freed (lt_slot.h): look the key up again */
 };
 
 /*
@@ -259,27 +260,27 @@ static __always_inline int lt_bucket_consume(__u64 *tat, const struct lt_rate *r
 }
 
 /*
- * Give back cost_tokens admitted earlier (all-or-nothing admission of several
- * limits). If the bucket drained meanwhile the refund may take tat below s(t),
- * which is still just "empty".
+ * Undo an admission of cost_tokens on a plain word (the per-source words;
+ * the L7 slots have lt_slot_refund), given tat_after, the word our CAS wrote
+ * (*tat_seen), and s_ceil of now. Only while the word is still tat_after:
+ * then nothing was stacked on the admission, and it still adds
+ * min(cost, tat_after - s_ceil) units to the level; exactly that is given
+ * back. If the word moved on, the undo does nothing (fails closed). Blind
+ * subtraction would give back units that had leaked, or units that belong
+ * to a later restart of a drained bucket (double credit).
+ * Returns 0 if it gave something back, -1 otherwise.
  */
-static __always_inline int lt_bucket_refund(__u64 *tat, const struct lt_rate *r, __u64 cost_tokens)
+static __always_inline int lt_bucket_undo(__u64 *tat, const struct lt_rate *r, __u64 s_ceil,
+					  __u64 tat_after, __u64 cost_tokens)
 {
-	__u64 old, nv, seen, cost;
-	int i;
+	__u64 x;
 
-	if (!r->period_ns)
-		return 0;
-	cost = cost_tokens << r->unit_shift;
-	old = *(volatile __u64 *)tat;
-	for (i = 0; i < LT_CAS_TRIES; i++) {
-		nv = old > cost ? old - cost : 0;
-		seen = __sync_val_compare_and_swap(tat, old, nv);
-		if (seen == old)
-			return 0;
-		old = seen;
-	}
-	return -1;
+	if (!r->period_ns || tat_after <= s_ceil)
+		return -1;
+	x = tat_after - s_ceil;
+	if (x > (cost_tokens << r->unit_shift))
+		x = cost_tokens << r->unit_shift;
+	return __sync_val_compare_and_swap(tat, tat_after, tat_after - x) == tat_after ? 0 : -1;
 }
 
 #ifndef __bpf__

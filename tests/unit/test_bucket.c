@@ -304,11 +304,14 @@ static void unlimited_rate_admits(void)
 static void refund_restores(void)
 {
 	struct lt_rate r;
-	__u64 tat = 0;
+	__u64 tat = 0, after, frac, s;
 
 	CHECK_EQ(lt_rate_init(&r, 10, 1, SEC), 0);
-	CHECK_EQ(consume(&tat, &r, SEC, 10), LT_ADMIT);
-	CHECK_EQ(lt_bucket_refund(&tat, &r, 4), 0);
+	CHECK_EQ(consume(&tat, &r, SEC, 6), LT_ADMIT);
+	CHECK_EQ(consume(&tat, &r, SEC, 4), LT_ADMIT);
+	after = tat;
+	s = lt_scaled(&r, SEC, &frac);
+	CHECK_EQ(lt_bucket_undo(&tat, &r, s + (frac != 0), after, 4), 0);
 	CHECK_EQ(lt_remaining_tokens(tat, SEC, &r), 4);
 	CHECK_EQ(consume(&tat, &r, SEC, 4), LT_ADMIT);
 	CHECK_EQ(consume(&tat, &r, SEC, 1), LT_DENY);

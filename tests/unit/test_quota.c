@@ -31,6 +31,7 @@ static void limits_buckets_and_restart(void)
 {
 	struct lt_limit user = { 100, 10, SEC }, org = { 1000, 100, SEC }, big = { 200, 10, SEC };
 	struct lt_quota_view v;
+	struct lt_slot_seen r1, rx;
 	struct lt_store st;
 	struct lt_quota *q;
 	__u32 s1, s2, s3;
@@ -55,7 +56,7 @@ static void limits_buckets_and_restart(void)
 	CHECK(s3 != s1);
 	CHECK_EQ(lt_quota_bucket(q, "u/NOTIER/openai/u1", NULL, &s2, err, sizeof(err)), -ENOENT);
 
-	CHECK_EQ(lt_quota_consume(q, s1, 60, now, &v), LT_ADMIT);
+	CHECK_EQ(lt_quota_consume(q, s1, 60, now, &v, &r1), LT_ADMIT);
 	CHECK_EQ(v.capacity, 100);
 	/*
 	 * An empty bucket restarts at ceil(now * rate): at the very same
@@ -64,12 +65,12 @@ static void limits_buckets_and_restart(void)
 	 */
 	CHECK(v.remaining == 39 || v.remaining == 40);
 	now += 1000; /* 1 us */
-	CHECK_EQ(lt_quota_consume(q, s1, 41, now, &v), LT_DENY);
+	CHECK_EQ(lt_quota_consume(q, s1, 41, now, &v, &rx), LT_DENY);
 	CHECK_EQ(v.remaining, 40);
 	/* 1 token at 10/s, less the 1 us already leaked, plus the owed unit */
 	CHECK(v.retry_after_ns > 100000000ULL - 1000 - 2 && v.retry_after_ns <= 100000000ULL);
-	CHECK_EQ(lt_quota_consume(q, s1, 101, now, &v), LT_TOO_BIG);
-	CHECK_EQ(lt_quota_consume(q, s3, 1000, now, &v), LT_ADMIT); /* the default org quota */
+	CHECK_EQ(lt_quota_consume(q, s1, 101, now, &v, &rx), LT_TOO_BIG);
+	CHECK_EQ(lt_quota_consume(q, s3, 1000, now, &v, &rx), LT_ADMIT); /* the default org quota */
 
 	/* a live change keeps the level: 60 used of a bigger bucket */
 	CHECK_EQ(lt_quota_limit_set(q, "tier", "USER", "*", &big, err, sizeof(err)), 0);
@@ -82,15 +83,22 @@ static void limits_buckets_and_restart(void)
 	CHECK_EQ(v.capacity, 100);
 	CHECK_EQ(v.remaining, 40);
 
-	lt_quota_refund(q, s1, 30);
+	/* a reservation made before a rate change is void: nothing comes back */
+	CHECK_EQ(lt_quota_refund(q, &r1, 30, now), 0);
 	lt_quota_peek(q, s1, now, &v);
-	CHECK_EQ(v.remaining, 70);
+	CHECK_EQ(v.remaining, 40);
+	/* one made on the current rate is taken back whole (all or nothing) */
+	CHECK_EQ(lt_quota_consume(q, s1, 30, now, &v, &rx), LT_ADMIT);
+	lt_quota_undo(q, &rx, now);
+	lt_quota_peek(q, s1, now, &v);
+	CHECK_EQ(v.remaining, 40);
 	{
 		struct lt_usage u;
 
 		lt_quota_usage(q, s1, &u);
-		CHECK_EQ(u.admitted, 0); /* 1 admitted, then refunded */
+		CHECK_EQ(u.admitted, 1); /* 60, and 30 that was taken back */
 		CHECK_EQ(u.rejected, 1);
+		CHECK_EQ(u.tokens, 60);
 	}
 	CHECK_EQ(lt_quota_buckets(q), 2);
 	lt_quota_close(q);
@@ -102,13 +110,13 @@ static void limits_buckets_and_restart(void)
 	CHECK_EQ(lt_quota_bucket(q, "u/USER/openai/u1", NULL, &s2, err, sizeof(err)), 0);
 	CHECK_EQ(s2, s1);
 	lt_quota_peek(q, s1, now, &v);
-	CHECK_EQ(v.remaining, 70);
+	CHECK_EQ(v.remaining, 40);
 	CHECK_EQ(v.capacity, 100);
 	/* deleting the provider-specific limit falls back to "*" (200), level kept */
 	CHECK_EQ(lt_quota_limit_del(q, "tier", "USER", "openai", err, sizeof(err)), 0);
 	lt_quota_peek(q, s1, now, &v);
 	CHECK_EQ(v.capacity, 200);
-	CHECK_EQ(v.remaining, 170);
+	CHECK_EQ(v.remaining, 140);
 	lt_quota_close(q);
 	lt_store_close(&st);
 	unlink(dbpath);
@@ -119,6 +127,7 @@ static void live_change_at_scale(void)
 {
 	struct lt_limit a = { 1000, 10, SEC }, b = { 2000, 10, SEC };
 	struct lt_quota_view v;
+	struct lt_slot_seen rx;
 	struct lt_store st;
 	struct lt_quota *q;
 	char key[64];
@@ -139,7 +148,7 @@ static void live_change_at_scale(void)
 			first = s;
 	}
 	lt_store_commit(&st);
-	CHECK_EQ(lt_quota_consume(q, first, 500, lt_now_ns(), &v), LT_ADMIT);
+	CHECK_EQ(lt_quota_consume(q, first, 500, lt_now_ns(), &v, &rx), LT_ADMIT);
 	t0 = lt_now_ns();
 	CHECK_EQ(lt_quota_limit_set(q, "tier", "T", "*", &b, err, sizeof(err)), 0);
 	printf("# rebased 20000 buckets in %llu ms\n",

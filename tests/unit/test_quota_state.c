@@ -46,6 +46,7 @@ static void delete_and_restore(const char *kind, const char *name, const char *k
 {
 	struct lt_limit lim = { 100, 10, SEC }, bigger = { 200, 10, SEC };
 	struct lt_quota_view v;
+	struct lt_slot_seen rx;
 	struct lt_store st;
 	struct lt_quota *q;
 	__u32 s, s2;
@@ -55,7 +56,7 @@ static void delete_and_restore(const char *kind, const char *name, const char *k
 	q = open_q(&st);
 	CHECK_EQ(lt_quota_limit_set(q, kind, name, "*", &lim, err, sizeof(err)), 0);
 	CHECK_EQ(lt_quota_bucket(q, key, NULL, &s, err, sizeof(err)), 0);
-	CHECK_EQ(lt_quota_consume(q, s, 60, now, &v), LT_ADMIT);
+	CHECK_EQ(lt_quota_consume(q, s, 60, now, &v, &rx), LT_ADMIT);
 
 	CHECK_EQ(lt_quota_limit_del(q, kind, name, "*", err, sizeof(err)), 0);
 	/* the live bucket keeps its last limit and its level */
@@ -63,8 +64,8 @@ static void delete_and_restore(const char *kind, const char *name, const char *k
 	CHECK(!v.unlimited);
 	CHECK_EQ(v.capacity, 100);
 	CHECK(v.remaining >= 39 && v.remaining <= 40);
-	CHECK_EQ(lt_quota_consume(q, s, 1000000000000ULL, now, &v), LT_TOO_BIG);
-	CHECK_EQ(lt_quota_consume(q, s, 41, now, &v), LT_DENY);
+	CHECK_EQ(lt_quota_consume(q, s, 1000000000000ULL, now, &v, &rx), LT_TOO_BIG);
+	CHECK_EQ(lt_quota_consume(q, s, 41, now, &v, &rx), LT_DENY);
 	/* the same bucket is found again, limited; a new one is refused */
 	CHECK_EQ(lt_quota_bucket(q, key, NULL, &s2, err, sizeof(err)), 0);
 	CHECK_EQ(s2, s);
@@ -132,7 +133,7 @@ static void on_new_maps_a_bucket_without_limit_is_refused_not_unlimited(void)
 	/* the governed one is back on its limit */
 	CHECK_EQ(lt_quota_bucket(q, "u/PRO/openai/u1", NULL, &s, err, sizeof(err)), 0);
 	CHECK_EQ(s, other);
-	CHECK(rates[slots[s].rate_id].period_ns != 0);
+	CHECK(rates[lt_meta_rid(slots[s].meta)].period_ns != 0);
 	lt_quota_close(q);
 	lt_store_close(&st);
 	unlink(dbpath);

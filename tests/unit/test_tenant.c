@@ -118,6 +118,7 @@ static void reads_never_create_a_bucket(void)
 {
 	struct lt_limit user = { 100, 10, SEC }, key = { 5, 1, SEC };
 	struct lt_quota_view v;
+	struct lt_slot_seen seen;
 	struct lt_store st;
 	struct lt_quota *q;
 	__u32 slot = 99, s;
@@ -141,7 +142,7 @@ static void reads_never_create_a_bucket(void)
 	CHECK_EQ(lt_quota_buckets(q), 0);
 	/* once the bucket exists, the read sees it */
 	CHECK_EQ(lt_quota_bucket(q, "u/USER/openai/" U, NULL, &s, err, sizeof(err)), 0);
-	CHECK_EQ(lt_quota_consume(q, s, 30, now, &v), LT_ADMIT);
+	CHECK_EQ(lt_quota_consume(q, s, 30, now, &v, &seen), LT_ADMIT);
 	CHECK_EQ(lt_quota_peek_key(q, "u/USER/openai/" U, NULL, now + 1000, &v, &slot), 0);
 	CHECK_EQ(slot, s);
 	CHECK(v.remaining == 70 || v.remaining == 69);
