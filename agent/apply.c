@@ -190,6 +190,8 @@ static int lt_find_policy(const struct lt_maps *m, __u32 id, struct lt_src_polic
 	return -ENOENT;
 }
 
+void (*lt_sweep_race_hook)(struct lt_src_slot *s);
+
 int lt_sweep(const struct lt_maps *m, __u64 now_ns, __u64 idle_ns, struct lt_sweep_stats *st)
 {
 	struct lt_lpm_key pk, pnk, *pdead = NULL;
@@ -232,7 +234,8 @@ int lt_sweep(const struct lt_maps *m, __u64 now_ns, __u64 idle_ns, struct lt_swe
 	margin = 2 * cfg.clk_ns_per_jiffy;
 	for (i = 0; i < n; i++) {
 		struct lt_src_slot *s = &slots[i];
-		__u64 tag = __atomic_load_n(&s->tag, __ATOMIC_ACQUIRE), last, t;
+		struct lt_src_key key;
+		__u64 tag = __atomic_load_n(&s->tag, __ATOMIC_ACQUIRE), last, t, conn, pkt;
 		int idle, empty;
 
 		if (!tag)
@@ -240,27 +243,52 @@ int lt_sweep(const struct lt_maps *m, __u64 now_ns, __u64 idle_ns, struct lt_swe
 		last = __atomic_load_n(&s->last_ns, __ATOMIC_RELAXED);
 		t = now_ns > margin ? now_ns - margin : 0;
 		idle = t > last && t - last >= idle_ns;
+		conn = __atomic_load_n(&s->conn_tat, __ATOMIC_ACQUIRE);
+		pkt = __atomic_load_n(&s->pkt_tat, __ATOMIC_ACQUIRE);
 		/*
 		 * Idle is not enough: a bucket still holding level must stay, or
 		 * a source could reset its limit by pausing.
 		 */
 		empty = lt_find_policy(m, s->key.policy_id, &pol) ||
-			(!lt_level_units(s->conn_tat, t, &pol.conn) &&
-			 !lt_level_units(s->pkt_tat, t, &pol.pkt));
-		if (!idle || !empty) {
+			(!lt_level_units(conn, t, &pol.conn) && !lt_level_units(pkt, t, &pol.pkt));
+		if (lt_sweep_race_hook)
+			lt_sweep_race_hook(s);
+		/*
+		 * Free only words that still hold the empty values judged above:
+		 * an admission that lands after the check changed its word, so
+		 * the CAS fails and the slot stays with its level. Zeroing an
+		 * empty word changes no decision (an empty tat counts as s(now)),
+		 * so a pkt word zeroed before a failed conn CAS is harmless.
+		 */
+		if (!idle || !empty ||
+		    !__atomic_compare_exchange_n(&s->pkt_tat, &pkt, 0, 0, __ATOMIC_ACQ_REL,
+						 __ATOMIC_RELAXED) ||
+		    !__atomic_compare_exchange_n(&s->conn_tat, &conn, 0, 0, __ATOMIC_ACQ_REL,
+						 __ATOMIC_RELAXED)) {
 			st->sources_left++;
 			continue;
 		}
-		/*
-		 * Accepted race: a packet of this source may land between the
-		 * zeroing and the release; it loses at most that packet's charge.
-		 */
-		__atomic_store_n(&s->conn_tat, 0, __ATOMIC_RELAXED);
-		__atomic_store_n(&s->pkt_tat, 0, __ATOMIC_RELAXED);
+		key = s->key;
 		memset(&s->key, 0, sizeof(s->key));
-		if (__atomic_compare_exchange_n(&s->tag, &tag, 0, 0, __ATOMIC_RELEASE,
-						__ATOMIC_RELAXED))
-			st->sources_idle++;
+		if (!__atomic_compare_exchange_n(&s->tag, &tag, 0, 0, __ATOMIC_RELEASE,
+						 __ATOMIC_RELAXED))
+			continue;
+		/*
+		 * An admission between the zeroing and the release left level in
+		 * a slot that is now free: take it back for its source.
+		 */
+		if (__atomic_load_n(&s->pkt_tat, __ATOMIC_ACQUIRE) ||
+		    __atomic_load_n(&s->conn_tat, __ATOMIC_ACQUIRE)) {
+			__u64 zero64 = 0;
+
+			if (__atomic_compare_exchange_n(&s->tag, &zero64, tag, 0, __ATOMIC_ACQ_REL,
+							__ATOMIC_RELAXED)) {
+				s->key = key;
+				st->sources_left++;
+			}
+			continue;
+		}
+		st->sources_idle++;
 	}
 	munmap(slots, len);
 	return 0;

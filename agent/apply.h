@@ -29,6 +29,11 @@ struct lt_sweep_stats {
 	long sources_idle;
 	long sources_left;
 };
+/*
+ * Tests only (NULL otherwise): called for each claimed slot after the sweep
+ * judged it and before it frees it, to land an admission in between.
+ */
+extern void (*lt_sweep_race_hook)(struct lt_src_slot *s);
 int lt_sweep(const struct lt_maps *m, __u64 now_ns, __u64 idle_ns, struct lt_sweep_stats *st);
 
 #endif

@@ -130,7 +130,9 @@ _Static_assert(sizeof(struct lt_src_key) == 24, "lt_src_key is ABI");
  * this source: it is metered in lt_overflow and counted (aux_table_full).
  * key is written after the claim, for operators (bpftool) and the sweep.
  * Both tats are CAS-updated by any CPU; last_ns is a plain store (a hint for
- * the agent's idle sweep, which re-checks emptiness before freeing a slot).
+ * the agent's idle sweep). The sweep frees a slot only by CAS: each tat from
+ * the empty value it judged to 0, then the tag; an admission landing after
+ * its check makes the CAS fail and the slot keeps its level.
  */
 #define LT_SRC_PROBES 4
 
