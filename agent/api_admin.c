@@ -12,6 +12,7 @@
 #include <bpf/bpf.h>
 #include "addr.h"
 #include "api.h"
+#include "cfg.h"
 #include "apply.h"
 #include "config_cp.h"
 #include "keys.h"
@@ -584,7 +585,6 @@ static enum MHD_Result lt_policies(struct lt_req *r)
 	enum MHD_Result res;
 	char err[256];
 	const char *pfx = lt_qarg(r, "prefix");
-	__u32 zero = 0;
 	json_t *b;
 	int ret;
 
@@ -627,7 +627,7 @@ static enum MHD_Result lt_policies(struct lt_req *r)
 		lt_overrides_free(&ov);
 		return res;
 	}
-	bpf_map_lookup_elem(m->fd[LT_M_CONFIG], &zero, &cfg);
+	lt_cfg_read(m->fd[LT_M_CONFIG], &cfg);
 	base = cfg.dflt;
 	ret = lt_policy_from_json(b, "", &base, &pol, err, sizeof(err));
 	json_decref(b);

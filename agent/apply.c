@@ -6,6 +6,7 @@
 #include <sys/mman.h>
 #include <bpf/bpf.h>
 #include "apply.h"
+#include "cfg.h"
 #include "log.h"
 #include "units.h"
 
@@ -77,14 +78,27 @@ static int lt_ports_apply(int fd, const __u16 *ports, __u32 n)
 	return 0;
 }
 
+/* The latch half of an apply: the default policy, and the clock if calibrated. */
+static int lt_apply_snap(struct lt_config_snap *s, void *arg)
+{
+	const struct lt_config *x = arg;
+
+	s->dflt = x->dflt;
+	if (x->clk_ns_per_jiffy) {
+		s->clk_base_ns = x->clk_base_ns;
+		s->clk_base_jiffies = x->clk_base_jiffies;
+		s->clk_ns_per_jiffy = x->clk_ns_per_jiffy;
+	} /* else keep the calibration made at attach */
+	return 0;
+}
+
 int lt_config_apply(const struct lt_maps *m, const struct lt_agent_config *c, char *err,
 		    size_t errlen)
 {
 	struct lt_lpm_key *pk = NULL;
 	struct lt_src_policy *pp = NULL, allow = lt_allow_policy();
-	struct lt_config cur = {}, next = c->xdp;
-	__u32 zero = 0, i, n = c->npolicies + c->nallow;
-	int ret = -ENOMEM;
+	__u32 i, n = c->npolicies + c->nallow;
+	int ret = -ENOMEM, cfd;
 
 	pk = calloc(n + 1, sizeof(*pk));
 	pp = calloc(n + 1, sizeof(*pp));
@@ -109,17 +123,23 @@ int lt_config_apply(const struct lt_maps *m, const struct lt_agent_config *c, ch
 			 ret == -ENOSPC ? " (lt_policy is full)" : "");
 		goto cleanup;
 	}
-	if (!bpf_map_lookup_elem(m->fd[LT_M_CONFIG], &zero, &cur)) {
-		next.generation = cur.generation + 1;
-		if (!next.clk_ns_per_jiffy) {
-			/* keep the calibration made at attach */
-			next.clk_base_ns = cur.clk_base_ns;
-			next.clk_base_jiffies = cur.clk_base_jiffies;
-			next.clk_ns_per_jiffy = cur.clk_ns_per_jiffy;
-		}
-	}
-	if (bpf_map_update_elem(m->fd[LT_M_CONFIG], &zero, &next, BPF_ANY)) {
-		ret = -errno;
+	/*
+	 * lt_config last, so BPF never sees the new flags before the new
+	 * tables; the latch before LOADED, so BPF never sees LOADED without a
+	 * policy. Each field on its own (lt_abi.h): a ban's generation bump or
+	 * a dry-run toggle made meanwhile by another thread or process stays.
+	 */
+	cfd = m->fd[LT_M_CONFIG];
+	ret = lt_cfg_update(cfd, lt_apply_snap, (void *)&c->xdp, err, errlen);
+	if (ret)
+		goto cleanup;
+	ret = lt_cfg_set_sample_mask(cfd, c->xdp.sample_mask);
+	if (!ret)
+		ret = lt_cfg_flags(cfd, c->xdp.flags | LT_CFG_LOADED,
+				   LT_CFG_DRY_RUN & ~c->xdp.flags);
+	if (!ret)
+		ret = lt_cfg_bump(cfd);
+	if (ret) {
 		snprintf(err, errlen, "lt_config: %s", strerror(-ret));
 		goto cleanup;
 	}
@@ -130,16 +150,14 @@ cleanup:
 	return ret;
 }
 
-/* Tells the BPF per-CPU penalty memo (lt_scache) that lt_penalty changed. */
+/*
+ * Tells the BPF per-CPU penalty memo (lt_scache) that lt_penalty changed: an
+ * atomic add, so concurrent bans, reloads and dry-run toggles all count.
+ */
 static void lt_bump_generation(int cfg_fd)
 {
-	struct lt_config c;
-	__u32 zero = 0;
-
-	if (cfg_fd < 0 || bpf_map_lookup_elem(cfg_fd, &zero, &c))
-		return;
-	c.generation++;
-	bpf_map_update_elem(cfg_fd, &zero, &c, BPF_ANY);
+	if (cfg_fd >= 0)
+		lt_cfg_bump(cfg_fd);
 }
 
 int lt_penalty_ban(int fd, int cfg_fd, const struct lt_lpm_key *key, __u64 dur_ns, __u32 reason)
@@ -169,15 +187,14 @@ int lt_penalty_unban(int fd, int cfg_fd, const struct lt_lpm_key *key)
 }
 
 /* The policy a source bucket was metered by, by its content id. */
-static int lt_find_policy(const struct lt_maps *m, __u32 id, struct lt_src_policy *out)
+static int lt_find_policy(const struct lt_maps *m, const struct lt_config *cfg, __u32 id,
+			  struct lt_src_policy *out)
 {
 	struct lt_lpm_key k, nk;
-	struct lt_config cfg;
-	__u32 zero = 0;
 	int r;
 
-	if (!bpf_map_lookup_elem(m->fd[LT_M_CONFIG], &zero, &cfg) && cfg.dflt.id == id) {
-		*out = cfg.dflt;
+	if (cfg->dflt.id == id) {
+		*out = cfg->dflt;
 		return 0;
 	}
 	r = bpf_map_get_next_key(m->fd[LT_M_POLICY], NULL, &nk);
@@ -201,7 +218,6 @@ int lt_sweep(const struct lt_maps *m, __u64 now_ns, __u64 idle_ns, struct lt_swe
 	struct lt_config cfg = {};
 	struct lt_penalty p;
 	__u64 margin;
-	__u32 zero = 0;
 	int r;
 
 	memset(st, 0, sizeof(*st));
@@ -230,7 +246,7 @@ int lt_sweep(const struct lt_maps *m, __u64 now_ns, __u64 idle_ns, struct lt_swe
 		return -errno;
 	n = (size_t)lt_map_entries(m->fd[LT_M_SRC]); /* len is page-rounded */
 	/* BPF time is the tick clock: judge emptiness two ticks in its favour. */
-	bpf_map_lookup_elem(m->fd[LT_M_CONFIG], &zero, &cfg);
+	lt_cfg_read(m->fd[LT_M_CONFIG], &cfg);
 	margin = 2 * cfg.clk_ns_per_jiffy;
 	for (i = 0; i < n; i++) {
 		struct lt_src_slot *s = &slots[i];
@@ -249,7 +265,7 @@ int lt_sweep(const struct lt_maps *m, __u64 now_ns, __u64 idle_ns, struct lt_swe
 		 * Idle is not enough: a bucket still holding level must stay, or
 		 * a source could reset its limit by pausing.
 		 */
-		empty = lt_find_policy(m, s->key.policy_id, &pol) ||
+		empty = lt_find_policy(m, &cfg, s->key.policy_id, &pol) ||
 			(!lt_level_units(conn, t, &pol.conn) && !lt_level_units(pkt, t, &pol.pkt));
 		if (lt_sweep_race_hook)
 			lt_sweep_race_hook(s);

@@ -19,6 +19,7 @@
 #include "addr.h"
 #include "agent.h"
 #include "apply.h"
+#include "cfg.h"
 #include "config.h"
 #include "log.h"
 #include "maps.h"
@@ -197,7 +198,7 @@ int lt_cmd_status(struct lt_opts *o)
 	struct lt_stat_val st[LT_STAT__MAX];
 	struct lt_config cfg = {};
 	struct lt_iface rec;
-	__u32 key, next, zero = 0, s;
+	__u32 key, next, s;
 	char when[64], ifname[IF_NAMESIZE + 8];
 	struct lt_maps m;
 	long src_used, src_slots = 0, nports;
@@ -206,7 +207,7 @@ int lt_cmd_status(struct lt_opts *o)
 	if (lt_open(o, &m))
 		return 1;
 	pid = lt_agent_pid(o->state_dir);
-	bpf_map_lookup_elem(m.fd[LT_M_CONFIG], &zero, &cfg);
+	lt_cfg_read(m.fd[LT_M_CONFIG], &cfg);
 	lt_stats_read(m.fd[LT_M_STATS], st);
 	src_used = lt_src_count(m.fd[LT_M_SRC], &src_slots);
 	nports = lt_ports_count(m.fd[LT_M_PORTS]);
@@ -482,7 +483,6 @@ int lt_cmd_policy(struct lt_opts *o)
 	struct lt_config cfg = {};
 	struct lt_lpm_key k, found;
 	struct lt_maps m;
-	__u32 zero = 0;
 	char err[200];
 	int ret = 0;
 
@@ -503,7 +503,7 @@ int lt_cmd_policy(struct lt_opts *o)
 	if (lt_open(o, &m))
 		return 1;
 	if (!strcmp(sub, "list")) {
-		if (!bpf_map_lookup_elem(m.fd[LT_M_CONFIG], &zero, &cfg)) {
+		if (!lt_cfg_read(m.fd[LT_M_CONFIG], &cfg)) {
 			printf("%-44s", "default");
 			lt_show_policy(&cfg.dflt);
 			printf("\n");
@@ -517,7 +517,7 @@ int lt_cmd_policy(struct lt_opts *o)
 		found = k;
 		if (bpf_map_lookup_elem(m.fd[LT_M_POLICY], &found, &pol) ||
 		    memcmp(&found, &k, sizeof(k))) {
-			bpf_map_lookup_elem(m.fd[LT_M_CONFIG], &zero, &cfg);
+			lt_cfg_read(m.fd[LT_M_CONFIG], &cfg);
 			pol = cfg.dflt;
 		}
 		if (o->conn && lt_rate_spec_parse(o->conn, &pol.conn, err, sizeof(err))) {
@@ -567,10 +567,8 @@ int lt_cmd_policy(struct lt_opts *o)
 
 int lt_cmd_dry_run(struct lt_opts *o)
 {
-	struct lt_config cfg;
 	struct lt_maps m;
-	__u32 zero = 0;
-	int on;
+	int on, ret;
 
 	if (o->nargs != 1 || (strcmp(o->args[0], "on") && strcmp(o->args[0], "off"))) {
 		fprintf(stderr, "leaky-agent: dry-run on|off\n");
@@ -579,15 +577,12 @@ int lt_cmd_dry_run(struct lt_opts *o)
 	on = !strcmp(o->args[0], "on");
 	if (lt_open(o, &m))
 		return 1;
-	if (bpf_map_lookup_elem(m.fd[LT_M_CONFIG], &zero, &cfg)) {
-		fprintf(stderr, "leaky-agent: lt_config: %s\n", strerror(errno));
-		lt_maps_close(&m);
-		return 1;
-	}
-	cfg.flags = on ? (cfg.flags | LT_CFG_DRY_RUN) : (cfg.flags & ~LT_CFG_DRY_RUN);
-	cfg.generation++;
-	if (bpf_map_update_elem(m.fd[LT_M_CONFIG], &zero, &cfg, BPF_ANY)) {
-		fprintf(stderr, "leaky-agent: lt_config: %s\n", strerror(errno));
+	/* one bit on its own, then the generation: nothing else is rewritten */
+	ret = lt_cfg_flags(m.fd[LT_M_CONFIG], on ? LT_CFG_DRY_RUN : 0, on ? 0 : LT_CFG_DRY_RUN);
+	if (!ret)
+		ret = lt_cfg_bump(m.fd[LT_M_CONFIG]);
+	if (ret) {
+		fprintf(stderr, "leaky-agent: lt_config: %s\n", strerror(-ret));
 		lt_maps_close(&m);
 		return 1;
 	}

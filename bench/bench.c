@@ -114,10 +114,8 @@ static int xdp_setup(struct lt_admit *skel)
 	struct lt_penalty p = { .until_ns = ~0ULL, .strikes = 1 };
 	struct lt_agent_config c;
 	struct lt_lpm_key k;
-	struct lt_config cfg;
 	struct lt_maps m;
 	char err[256];
-	__u32 z = 0;
 
 	lt_maps_from_skel(skel, &m);
 	if (lt_config_parse(
@@ -126,17 +124,12 @@ static int xdp_setup(struct lt_admit *skel)
 		    "\"connections\":{\"capacity\":1000000000000,\"rate\":\"2000000000/s\"},"
 		    "\"packets\":{\"capacity\":1000000000000,\"rate\":\"2000000000/s\"}}}",
 		    "bench", &c, err, sizeof(err)) ||
+	    lt_clock_calibrate(skel, &c.xdp, err, sizeof(err)) ||
 	    lt_config_apply(&m, &c, err, sizeof(err))) {
 		fprintf(stderr, "bench: %s\n", err);
 		return 1;
 	}
 	lt_config_free(&c);
-	if (bpf_map_lookup_elem(m.fd[LT_M_CONFIG], &z, &cfg) ||
-	    lt_clock_calibrate(skel, &cfg, err, sizeof(err)) ||
-	    bpf_map_update_elem(m.fd[LT_M_CONFIG], &z, &cfg, BPF_ANY)) {
-		fprintf(stderr, "bench: clock: %s\n", err);
-		return 1;
-	}
 	lt_prefix_parse("10.9.0.0/16", &k, err, sizeof(err));
 	bpf_map_update_elem(m.fd[LT_M_PENALTY], &k, &p, BPF_ANY);
 	return 0;

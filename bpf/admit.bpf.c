@@ -31,16 +31,24 @@ const volatile __u8 lt_fake_clock = 0; /* tests: time is lt_fake_now_ns */
 const volatile __u32 lt_src_mask = LT_MAX_SOURCES_DEFAULT - 1; /* lt_src slots - 1 */
 const volatile __u8 lt_no_pen_cache = 0; /* bench: measure the uncached penalty path */
 
+const volatile __u8 lt_check_now = 0; /* tests: compare every now with ktime */
+
 __u64 lt_fake_now_ns = 0;
+/* lt_check_now: now - bpf_ktime_get_ns() per decision, and how many missed */
+__s64 lt_now_dev_min = 0, lt_now_dev_max = 0;
+__u64 lt_now_checked = 0, lt_now_off = 0;
+__u64 lt_now_tol_ns = 0; /* set by the test: |deviation| allowed */
 /* lt_clock_probe writes these; the agent calibrates lt_config's clock. */
 __u64 lt_probe_ktime_ns = 0;
 __u64 lt_probe_jiffies = 0;
 
+/* Read per lt_abi.h's invariants: single words, or the latch (lt_cfg_*). */
 struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(map_flags, BPF_F_MMAPABLE);
 	__uint(max_entries, 1);
 	__type(key, __u32);
-	__type(value, struct lt_config);
+	__type(value, struct lt_config_val);
 } lt_config SEC(".maps");
 
 struct {
@@ -186,11 +194,69 @@ static __always_inline void lt_scaled_pair(const struct lt_rate *r, __u64 now, _
 	*s_ceil = *s + (frac != 0);
 }
 
-static __always_inline __u64 lt_now(const struct lt_config *cfg)
+/* Keeps the compiler from moving loads across it (see the latch in lt_abi.h). */
+#define lt_barrier() asm volatile("" ::: "memory")
+
+/*
+ * The tick clock from the latch: base and tick length from one copy. After
+ * LT_CFG_READ_TRIES moved seqs it falls back to the exact clock.
+ */
+static __always_inline __u64 lt_clock_now(const struct lt_config_val *cfg)
 {
+	const struct lt_config_snap *s;
+	__u64 seq, base_ns, base_j, npj, j = bpf_jiffies64();
+	int i;
+
+#pragma unroll
+	for (i = 0; i < LT_CFG_READ_TRIES; i++) {
+		seq = *(volatile const __u64 *)&cfg->seq;
+		s = &cfg->snap[seq & 1];
+		base_ns = *(volatile const __u64 *)&s->clk_base_ns;
+		base_j = *(volatile const __u64 *)&s->clk_base_jiffies;
+		npj = *(volatile const __u64 *)&s->clk_ns_per_jiffy;
+		lt_barrier();
+		if (*(volatile const __u64 *)&cfg->seq == seq)
+			return base_ns + (j - base_j) * npj;
+	}
+	return bpf_ktime_get_ns();
+}
+
+static __always_inline __u64 lt_now(const struct lt_config_val *cfg)
+{
+	__u64 now;
+	__s64 dev;
+
 	if (lt_fake_clock)
 		return lt_fake_now_ns;
-	return cfg->clk_base_ns + (bpf_jiffies64() - cfg->clk_base_jiffies) * cfg->clk_ns_per_jiffy;
+	now = lt_clock_now(cfg);
+	if (lt_check_now) {
+		dev = (__s64)(now - bpf_ktime_get_ns());
+		if (dev < lt_now_dev_min)
+			lt_now_dev_min = dev;
+		if (dev > lt_now_dev_max)
+			lt_now_dev_max = dev;
+		__sync_fetch_and_add(&lt_now_checked, 1);
+		if ((dev < 0 ? -dev : dev) > (__s64)lt_now_tol_ns)
+			__sync_fetch_and_add(&lt_now_off, 1);
+	}
+	return now;
+}
+
+/* The default policy from the latch, copied whole; -1 if seq kept moving. */
+static __always_inline int lt_cfg_dflt(const struct lt_config_val *cfg, struct lt_src_policy *out)
+{
+	__u64 seq;
+	int i;
+
+#pragma unroll
+	for (i = 0; i < LT_CFG_READ_TRIES; i++) {
+		seq = *(volatile const __u64 *)&cfg->seq;
+		__builtin_memcpy(out, &cfg->snap[seq & 1].dflt, sizeof(*out));
+		lt_barrier();
+		if (*(volatile const __u64 *)&cfg->seq == seq)
+			return 0;
+	}
+	return -1;
 }
 
 struct lt_pkt {
@@ -203,7 +269,7 @@ struct lt_pkt {
 };
 
 /* Sampled event: every (sample_mask + 1)-th decision of an outcome per CPU. */
-static __always_inline void lt_emit(const struct lt_config *cfg, struct lt_pkt *p, __u32 stat,
+static __always_inline void lt_emit(const struct lt_config_val *cfg, struct lt_pkt *p, __u32 stat,
 				    __u64 seq, __u64 now, __u32 ifindex)
 {
 	struct lt_stat_val *sv;
@@ -312,7 +378,8 @@ static __always_inline int lt_admit(void *data, void *data_end, __u32 ifindex)
 	struct lt_pkt p = { .len = data_end - data };
 	struct lt_lpm_key lk = { .prefixlen = 128 };
 	const struct lt_src_policy *pol;
-	const struct lt_config *cfg;
+	const struct lt_config_val *cfg;
+	struct lt_src_policy dflt;
 	struct lt_port_val *port;
 	struct lt_src_slot *st;
 	struct lt_scache *sc;
@@ -401,8 +468,19 @@ static __always_inline int lt_admit(void *data, void *data_end, __u32 ifindex)
 	}
 
 	pol = bpf_map_lookup_elem(&lt_policy, &lk);
-	if (!pol)
-		pol = &cfg->dflt;
+	if (!pol) {
+		if (lt_cfg_dflt(cfg, &dflt)) {
+			stat = LT_STAT_DROP_CONTENDED; /* fail closed */
+			drop = 1;
+			goto verdict;
+		}
+		pol = &dflt;
+	}
+	/*
+	 * Opaque to clang: it would fold the two pointers into arithmetic on
+	 * the unchecked lookup result, which the verifier rejects.
+	 */
+	asm volatile("" : "+r"(pol));
 	if (pol->flags & LT_POL_ALLOW) {
 		stat = LT_STAT_PASS_ALLOWLIST;
 		goto out;

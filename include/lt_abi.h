@@ -174,28 +174,89 @@ static __always_inline __u64 lt_src_hash(const struct lt_src_key *k)
 #define LT_CFG_LOADED (1U << 1) /* the agent has written this config */
 
 /*
- * lt_config: ARRAY[1]. Written by the agent, read by BPF on every packet.
- *
  * The clock. bpf_ktime_get_ns() costs ~35 ns per packet on this kind of VM,
  * more than the rest of the path together; bpf_jiffies64() is inlined and
  * free. So XDP/TC time is the tick clock mapped onto CLOCK_MONOTONIC:
  *   now_ns = clk_base_ns + (jiffies64 - clk_base_jiffies) * clk_ns_per_jiffy
- * calibrated by the agent at attach (lt_clock_probe). It moves in steps of
- * one tick (1-10 ms) and is within one tick of CLOCK_MONOTONIC, so a
+ * calibrated by the agent at attach (lt_clock_probe, lt_clock_derive): the
+ * base is a jiffies edge and clk_ns_per_jiffy the kernel's exact tick length
+ * (TICK_NSEC = round(1e9 / HZ)), derived, not guessed. It moves in steps of
+ * one tick (1-10 ms) and lags CLOCK_MONOTONIC by less than one tick, so a
  * penalty's until_ns (written in CLOCK_MONOTONIC) is honoured to one tick and
  * a per-source bucket over a window t admits at most C + R*(t + 1 tick).
  * lt_slots (L7) do not use it: user space reads CLOCK_MONOTONIC itself.
+ */
+
+/*
+ * The configuration as one consistent set: what the agent's config holds and
+ * what a reader of lt_config gets (lt_cfg_read). User space only: the map
+ * value is struct lt_config_val.
  */
 struct lt_config {
 	struct lt_src_policy dflt; /* for sources no lt_policy prefix matches */
 	__u32 flags; /* LT_CFG_* */
 	__u32 sample_mask; /* event when (per-CPU count & mask) == 0; ~0 = none */
-	__u64 generation; /* bumped on every config write */
-	__u64 clk_base_ns; /* CLOCK_MONOTONIC ns at calibration */
-	__u64 clk_base_jiffies; /* jiffies64 at calibration */
-	__u64 clk_ns_per_jiffy; /* 1e9 / CONFIG_HZ */
+	__u64 generation; /* bumped on every config or penalty write */
+	__u64 clk_base_ns; /* CLOCK_MONOTONIC ns at a jiffies edge */
+	__u64 clk_base_jiffies; /* jiffies64 from that edge on */
+	__u64 clk_ns_per_jiffy; /* TICK_NSEC of the running kernel */
 };
-_Static_assert(sizeof(struct lt_config) == 128, "lt_config is ABI");
+
+/* The values BPF must read as a set: one copy of lt_config_val's latch. */
+struct lt_config_snap {
+	struct lt_src_policy dflt; /* for sources no lt_policy prefix matches */
+	__u64 clk_base_ns; /* CLOCK_MONOTONIC ns at a jiffies edge */
+	__u64 clk_base_jiffies; /* jiffies64 from that edge on */
+	__u64 clk_ns_per_jiffy; /* TICK_NSEC of the running kernel */
+	__u64 _pad[2]; /* 128 bytes: two cache lines */
+};
+_Static_assert(sizeof(struct lt_config_snap) == 128, "lt_config_snap is ABI");
+
+/*
+ * lt_config: ARRAY[1] of struct lt_config_val, BPF_F_MMAPABLE. Written by
+ * the agent and the CLI (through the mmap, lib/cfg.c), read by BPF on every
+ * packet. Nobody ever rewrites the value as a whole.
+ *
+ * Invariant 1, words on their own: flags, sample_mask and generation are
+ * single aligned words, each read by itself. flags changes only by atomic
+ * or/and of the bits a writer owns, generation only by atomic add,
+ * sample_mask by a store. No writer reads-modifies-writes anything else, so
+ * no writer's change is lost to another's, in any thread or process.
+ *
+ * Invariant 2, the latch: the values BPF needs as a set (the default policy
+ * and the clock) live in snap[2], and snap[seq & 1] is current. A writer
+ * takes wlock, copies the current snap into snap[(seq + 1) & 1] with its
+ * change, then increments seq (the release). So the current copy is never
+ * written; the other copy is written only while it is not current. A
+ * reader reads seq, copies snap[seq & 1], and reads seq again: if it did not
+ * move, the copy is whole (for the copy to be rewritten, seq must first
+ * move past it). Loads keep program order on x86 (TSO), and the copy's
+ * address depends on seq; a weaker architecture needs a read barrier
+ * before the second read of seq.
+ *   BPF retries a moved seq LT_CFG_READ_TRIES times, then falls back
+ * safely: the clock to bpf_ktime_get_ns() (exact, ~35 ns), the default
+ * policy to failing closed (counted drop_contended). A writer moves seq at
+ * human rates, so this never happens outside a stress test.
+ *
+ * Invariant 3, no lock anyone waits for: wlock serialises latch writers
+ * only, never a reader. It holds the writer's pid (0 = free). A writer
+ * stopped or killed while holding it leaves the current copy intact; a
+ * killed owner's lock is taken over (kill(pid, 0) says ESRCH, so writers
+ * must share a pid namespace); a stopped owner makes other writers give up
+ * after a bounded wait (-EBUSY naming the pid).
+ */
+#define LT_CFG_READ_TRIES 2
+
+struct lt_config_val {
+	__u64 seq; /* snap[seq & 1] is current; only ever incremented */
+	__u64 generation; /* atomic add; the BPF penalty memo's key */
+	__u32 flags; /* LT_CFG_*, atomic or/and per bit */
+	__u32 sample_mask; /* event when (per-CPU count & mask) == 0; ~0 = none */
+	__u32 wlock; /* pid of the latch writer, 0 = free */
+	__u32 _pad[9]; /* the snaps start on their own cache line */
+	struct lt_config_snap snap[2];
+};
+_Static_assert(sizeof(struct lt_config_val) == 320, "lt_config_val is ABI");
 
 /*
  * lt_ports: ARRAY[65536] indexed by port (host order), BPF_F_MMAPABLE.

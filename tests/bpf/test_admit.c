@@ -19,6 +19,7 @@
 #include "pktbuild.h"
 #include "addr.h"
 #include "apply.h"
+#include "cfg.h"
 #include "config.h"
 #include "loader.h"
 #include "log.h"
@@ -110,12 +111,7 @@ static int run_frame(int prog_fd, int is_tc, const struct pkt_spec *s, __u64 now
 
 static void bump_generation(void)
 {
-	struct lt_config c;
-	__u32 z = 0;
-
-	bpf_map_lookup_elem(M.fd[LT_M_CONFIG], &z, &c);
-	c.generation++;
-	bpf_map_update_elem(M.fd[LT_M_CONFIG], &z, &c, BPF_ANY);
+	lt_cfg_bump(M.fd[LT_M_CONFIG]);
 }
 
 static void ban(const char *prefix, __u64 until)
@@ -147,12 +143,7 @@ static void setup_ban_expired(void)
 }
 static void setup_dry_run(void)
 {
-	struct lt_config c;
-	__u32 z = 0;
-
-	bpf_map_lookup_elem(M.fd[LT_M_CONFIG], &z, &c);
-	c.flags |= LT_CFG_DRY_RUN;
-	bpf_map_update_elem(M.fd[LT_M_CONFIG], &z, &c, BPF_ANY);
+	lt_cfg_flags(M.fd[LT_M_CONFIG], LT_CFG_DRY_RUN, 0);
 }
 static void setup_dry_run_ban(void)
 {
@@ -161,7 +152,7 @@ static void setup_dry_run_ban(void)
 }
 static void setup_no_config(void)
 {
-	struct lt_config c = {};
+	struct lt_config_val c = {};
 	__u32 z = 0;
 
 	bpf_map_update_elem(M.fd[LT_M_CONFIG], &z, &c, BPF_ANY);

@@ -15,6 +15,7 @@
 #include "lt_test.h"
 #include "pktbuild.h"
 #include "apply.h"
+#include "cfg.h"
 #include "config.h"
 #include "loader.h"
 #include "log.h"
@@ -120,6 +121,208 @@ static void sweep_never_forgives_a_racing_admission(void)
 	CHECK_EQ(lt_src_count(FM.fd[LT_M_SRC], NULL), 0);
 }
 
+/* --- item 2: torn reads of lt_config ---------------------------------- */
+
+static struct lt_admit *real; /* the tick clock; lt_check_now */
+static struct lt_maps RM;
+
+/* Consistent read of lt_config as the agent does it. */
+static int cfg_get(int fd, struct lt_config *c)
+{
+	return lt_cfg_read(fd, c);
+}
+
+struct clk {
+	__u64 base_ns, base_j, npj;
+};
+
+static int put_clock(struct lt_config_snap *s, void *arg)
+{
+	const struct clk *k = arg;
+
+	s->clk_base_ns = k->base_ns;
+	s->clk_base_jiffies = k->base_j;
+	s->clk_ns_per_jiffy = k->npj;
+	return 0;
+}
+
+/* How a recalibrating agent writes the clock. */
+static int write_clock(int fd, const struct clk *k)
+{
+	char err[128];
+
+	return lt_cfg_update(fd, put_clock, (void *)k, err, sizeof(err));
+}
+
+struct rewriter {
+	int fd;
+	struct clk a, b;
+	volatile int stop;
+	long writes;
+};
+
+/*
+ * Two calibrations of the same line whose bases are 800 s apart, as after
+ * an agent restart: any mix of their fields is off by 800 s.
+ */
+static void *rewrite_clock(void *arg)
+{
+	struct rewriter *w = arg;
+
+	while (!w->stop) {
+		write_clock(w->fd, (w->writes & 1) ? &w->b : &w->a);
+		w->writes++;
+	}
+	return NULL;
+}
+
+static int run_repeat(struct lt_admit *sk, const struct pkt_spec *s, __u32 repeat)
+{
+	int len;
+	unsigned char raw[260] __attribute__((aligned(8)));
+	LIBBPF_OPTS(bpf_test_run_opts, o, .data_in = raw + 2, .repeat = repeat);
+
+	len = pkt_build(s, raw + 2, sizeof(raw) - 2);
+	o.data_size_in = (__u32)len;
+	return bpf_prog_test_run_opts(bpf_program__fd(sk->progs.lt_xdp), &o) ? -errno : 0;
+}
+
+/*
+ * With the real tick clock, every decision's now (compared in BPF with
+ * bpf_ktime_get_ns(), lt_check_now) is within one tick of CLOCK_MONOTONIC,
+ * while another thread rewrites the calibration without pause.
+ */
+static void tick_clock_never_torn_by_recalibration(void)
+{
+	struct pkt_spec s = { .src = "10.6.6.6", .ack = 1 };
+	struct lt_config c;
+	struct rewriter w = { .fd = RM.fd[LT_M_CONFIG] };
+	pthread_t th;
+	__u64 shift;
+	int i;
+
+	CHECK_EQ(cfg_get(RM.fd[LT_M_CONFIG], &c), 0);
+	CHECK(c.clk_ns_per_jiffy > 0);
+	shift = 800 * SEC / c.clk_ns_per_jiffy;
+	w.a = (struct clk){ c.clk_base_ns, c.clk_base_jiffies, c.clk_ns_per_jiffy };
+	w.b = (struct clk){ c.clk_base_ns + shift * c.clk_ns_per_jiffy, c.clk_base_jiffies + shift,
+			    c.clk_ns_per_jiffy };
+	/* one tick, plus a quarter for the tick interrupt's latency (~60 us here) */
+	real->bss->lt_now_tol_ns = c.clk_ns_per_jiffy + c.clk_ns_per_jiffy / 4;
+	real->bss->lt_now_checked = 0;
+	real->bss->lt_now_off = 0;
+	real->bss->lt_now_dev_min = 0;
+	real->bss->lt_now_dev_max = 0;
+	pthread_create(&th, NULL, rewrite_clock, &w);
+	for (i = 0; i < 40; i++)
+		CHECK_EQ(run_repeat(real, &s, 100000), 0);
+	w.stop = 1;
+	pthread_join(th, NULL);
+	printf("# %llu decisions during %ld calibration writes; now - ktime in [%lld, %lld] ns, "
+	       "tick %llu ns; %llu off by more than a tick (+1/4)\n",
+	       (unsigned long long)real->bss->lt_now_checked, w.writes,
+	       (long long)real->bss->lt_now_dev_min, (long long)real->bss->lt_now_dev_max,
+	       (unsigned long long)c.clk_ns_per_jiffy, (unsigned long long)real->bss->lt_now_off);
+	CHECK_EQ(real->bss->lt_now_checked, 4000000);
+	CHECK(w.writes > 100);
+	CHECK_EQ(real->bss->lt_now_off, 0);
+	write_clock(RM.fd[LT_M_CONFIG], &w.a);
+}
+
+struct policy_rewriter {
+	const struct lt_maps *m;
+	struct lt_agent_config allow, meter;
+	volatile int stop;
+	long writes;
+};
+
+static int put_dflt(struct lt_config_snap *s, void *arg)
+{
+	s->dflt = *(const struct lt_src_policy *)arg;
+	return 0;
+}
+
+/* How a reload writes the default policy (lt_config_apply's latch write). */
+static int write_dflt(int fd, const struct lt_src_policy *p)
+{
+	char err[128];
+
+	return lt_cfg_update(fd, put_dflt, (void *)p, err, sizeof(err));
+}
+
+static void *rewrite_policy(void *arg)
+{
+	struct policy_rewriter *w = arg;
+
+	while (!w->stop) {
+		write_dflt(w->m->fd[LT_M_CONFIG],
+			   (w->writes & 1) ? &w->meter.xdp.dflt : &w->allow.xdp.dflt);
+		w->writes++;
+	}
+	return NULL;
+}
+
+/*
+ * A reload rewrites the default policy while packets read it: the default
+ * alternates between an allowlist policy (id A, no bucket) and a metered
+ * one (id B). A packet that mixed them would meter a bucket under id A.
+ */
+static void default_policy_never_torn_by_reload(void)
+{
+	struct lt_stat_val before[LT_STAT__MAX], after[LT_STAT__MAX];
+	struct pkt_spec s = { .src = "10.6.6.7", .ack = 1 };
+	struct policy_rewriter w = { .m = &RM };
+	struct lt_src_slot *slots;
+	char err[256];
+	size_t len, n, i;
+	long torn = 0, metered = 0;
+	__u64 passed, contended;
+	pthread_t th;
+	int k;
+
+	CHECK_EQ(lt_config_parse("{\"protected_ports\":[8080],\"event_sample_every\":0,"
+				 "\"default_policy\":{\"packets\":{\"capacity\":1000000000000,"
+				 "\"rate\":\"1000000000/s\"}}}",
+				 "meter", &w.meter, err, sizeof(err)),
+		 0);
+	CHECK_EQ(lt_config_parse("{\"protected_ports\":[8080],\"event_sample_every\":0}", "allow",
+				 &w.allow, err, sizeof(err)),
+		 0);
+	w.allow.xdp.dflt.flags |= LT_POL_ALLOW;
+	w.allow.xdp.dflt.id = lt_policy_id(&w.allow.xdp.dflt);
+	CHECK(w.allow.xdp.dflt.id != w.meter.xdp.dflt.id);
+	clear_src(&RM);
+	lt_stats_read(RM.fd[LT_M_STATS], before);
+	pthread_create(&th, NULL, rewrite_policy, &w);
+	for (k = 0; k < 20; k++)
+		CHECK_EQ(run_repeat(real, &s, 50000), 0);
+	w.stop = 1;
+	pthread_join(th, NULL);
+	lt_stats_read(RM.fd[LT_M_STATS], after);
+	slots = lt_map_mmap(RM.fd[LT_M_SRC], &len);
+	CHECK(slots != NULL);
+	n = slots ? (size_t)lt_map_entries(RM.fd[LT_M_SRC]) : 0;
+	for (i = 0; i < n; i++) {
+		if (!slots[i].tag)
+			continue;
+		torn += slots[i].key.policy_id != w.meter.xdp.dflt.id;
+		metered++;
+	}
+	if (slots)
+		munmap(slots, len);
+	passed = after[LT_STAT_PASS_ALLOWLIST].packets - before[LT_STAT_PASS_ALLOWLIST].packets +
+		 after[LT_STAT_PASS_ADMIT].packets - before[LT_STAT_PASS_ADMIT].packets;
+	contended = after[LT_STAT_DROP_CONTENDED].packets - before[LT_STAT_DROP_CONTENDED].packets;
+	printf("# %ld reloads; %llu packets allowlisted or admitted, %llu failed closed "
+	       "(latch kept moving); %ld buckets, %ld under a torn policy\n",
+	       w.writes, (unsigned long long)passed, (unsigned long long)contended, metered, torn);
+	CHECK(w.writes > 100);
+	CHECK_EQ(passed + contended, 1000000);
+	CHECK_EQ(torn, 0);
+	lt_config_free(&w.meter);
+	lt_config_free(&w.allow);
+}
+
 int main(void)
 {
 	struct lt_load_opts lo = { .fake_clock = 1, .max_sources = 1024 };
@@ -138,6 +341,32 @@ int main(void)
 	}
 	lt_maps_from_skel(fake, &FM);
 	RUN(sweep_never_forgives_a_racing_admission);
+
+	real = lt_admit__open();
+	if (real)
+		real->rodata->lt_check_now = 1;
+	if (!real || lt_admit__load(real)) {
+		printf("not ok 2 - load skeleton (real clock)\n1..2\n");
+		lt_admit__destroy(real);
+		lt_admit__destroy(fake);
+		return 1;
+	}
+	lt_maps_from_skel(real, &RM);
+	{
+		struct lt_agent_config c;
+
+		if (lt_config_parse("{\"protected_ports\":[8080],\"event_sample_every\":0,"
+				    "\"default_policy\":{\"packets\":{\"capacity\":"
+				    "1000000000000,\"rate\":\"1000000000/s\"}}}",
+				    "real", &c, err, sizeof(err)) ||
+		    lt_clock_calibrate(real, &c.xdp, err, sizeof(err)) ||
+		    lt_config_apply(&RM, &c, err, sizeof(err)))
+			printf("# setup: %s\n", err);
+		lt_config_free(&c);
+	}
+	RUN(tick_clock_never_torn_by_recalibration);
+	RUN(default_policy_never_torn_by_reload);
+	lt_admit__destroy(real);
 	lt_admit__destroy(fake);
 	return lt_t_done();
 }
