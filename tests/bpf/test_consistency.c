@@ -14,6 +14,10 @@
 #include <bpf/libbpf.h>
 #include "lt_test.h"
 #include "pktbuild.h"
+#include <signal.h>
+#include <sys/wait.h>
+#include "addr.h"
+#include "agent.h"
 #include "apply.h"
 #include "cfg.h"
 #include "config.h"
@@ -323,6 +327,194 @@ static void default_policy_never_torn_by_reload(void)
 	lt_config_free(&w.allow);
 }
 
+/* --- item 3: writers of lt_config in threads and processes -------------- */
+
+struct shared { /* MAP_SHARED: the parent's reload thread and the child see it */
+	volatile long reloads_started, reloads_done, stop, stop_bans;
+	long toggles, checked, undone;
+};
+
+struct racer {
+	struct lt_maps *m;
+	struct shared *sh;
+	int id;
+	long n, undone;
+};
+
+#define BAN_PREFIXES 128 /* per thread, banned over and over until the reloads are done */
+#define RELOADS 60
+
+static void *ban_loop(void *arg)
+{
+	struct racer *r = arg;
+	struct lt_lpm_key k;
+	char pfx[64], err[64];
+	int i;
+
+	for (i = 0; !r->sh->stop_bans; i++) {
+		snprintf(pfx, sizeof(pfx), "10.%d.0.%d/32", 100 + r->id, i % BAN_PREFIXES);
+		lt_prefix_parse(pfx, &k, err, sizeof(err));
+		r->n += !lt_penalty_ban(r->m->fd[LT_M_PENALTY], r->m->fd[LT_M_CONFIG], &k, ~0ULL,
+					LT_PENALTY_MANUAL);
+	}
+	return NULL;
+}
+
+/* Reloads with a new default policy each time; each must still be there after. */
+static void *reload_loop(void *arg)
+{
+	struct racer *r = arg;
+	struct lt_agent_config c;
+	struct lt_config now;
+	char json[256], err[256];
+	int i;
+
+	for (i = 0; i < RELOADS; i++) {
+		snprintf(json, sizeof(json),
+			 "{\"protected_ports\":[8080],\"event_sample_every\":0,"
+			 "\"default_policy\":{\"packets\":{\"capacity\":%d,\"rate\":\"1/s\"}}}",
+			 1000 + i);
+		if (lt_config_parse(json, "reload", &c, err, sizeof(err)))
+			break;
+		__atomic_fetch_add(&r->sh->reloads_started, 1, __ATOMIC_SEQ_CST);
+		r->n += !lt_config_apply(r->m, &c, err, sizeof(err));
+		__atomic_fetch_add(&r->sh->reloads_done, 1, __ATOMIC_SEQ_CST);
+		usleep(1000); /* bans and toggles meanwhile: none may undo this reload */
+		r->undone += !cfg_get(r->m->fd[LT_M_CONFIG], &now) && now.dflt.id != c.xdp.dflt.id;
+		lt_config_free(&c);
+		usleep(2000); /* a gap without reloads, for the child's toggles */
+	}
+	return NULL;
+}
+
+/* The second process: `leaky-agent dry-run on|off`, each read back. */
+static void toggle_loop(struct lt_opts *o, struct shared *sh, int cfg_fd)
+{
+	char *args[1];
+	struct lt_config now;
+	long s0, d0;
+	int on;
+
+	if (!freopen("/dev/null", "w", stdout))
+		return;
+	o->args = args;
+	o->nargs = 1;
+	while (!sh->stop) {
+		on = !(sh->toggles & 1);
+		args[0] = on ? "on" : "off";
+		s0 = __atomic_load_n(&sh->reloads_started, __ATOMIC_SEQ_CST);
+		d0 = __atomic_load_n(&sh->reloads_done, __ATOMIC_SEQ_CST);
+		if (lt_cmd_dry_run(o))
+			break;
+		sh->toggles++;
+		usleep(300); /* bans meanwhile: none may undo this toggle */
+		if (cfg_get(cfg_fd, &now))
+			break;
+		/* a reload also writes the bit (last writer wins): judge only quiet windows */
+		if (s0 != d0 || __atomic_load_n(&sh->reloads_started, __ATOMIC_SEQ_CST) != s0)
+			continue;
+		sh->checked++;
+		sh->undone += !!(now.flags & LT_CFG_DRY_RUN) != on;
+	}
+}
+
+/*
+ * Bans from two threads, reloads from a third, `dry-run on|off` from a
+ * second process, all at once: every write survives. The generation counts
+ * every write exactly, no reload's default policy and no toggle is undone
+ * by another writer, every ban is in lt_penalty.
+ */
+static void config_writers_in_threads_and_processes_lose_nothing(void)
+{
+	struct lt_load_opts lo = { .fake_clock = 1, .max_sources = 1024 };
+	struct racer bans[2] = {}, reload = {};
+	char pin[64], state[] = "/tmp/lt-kclock-state-XXXXXX", err[256], path[128];
+	struct lt_opts o = {};
+	struct lt_config c0, c1;
+	struct lt_admit *sk;
+	struct lt_maps m;
+	struct shared *sh;
+	pthread_t tb[2], tr;
+	pid_t child;
+	int i, st = 0;
+
+	snprintf(pin, sizeof(pin), "/sys/fs/bpf/lt-kclock-race-%d", (int)getpid());
+	lo.pin_dir = pin;
+	CHECK(mkdtemp(state) != NULL);
+	sk = lt_skel_load(&lo, err, sizeof(err));
+	CHECK(sk != NULL);
+	if (!sk) {
+		printf("# %s\n", err);
+		return;
+	}
+	lt_maps_from_skel(sk, &m);
+	CHECK_EQ(apply_json(&m, "{\"protected_ports\":[8080]}"), 0);
+	sh = mmap(NULL, sizeof(*sh), PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+	CHECK(sh != MAP_FAILED);
+	if (sh == MAP_FAILED)
+		goto out;
+	memset(sh, 0, sizeof(*sh));
+	CHECK_EQ(cfg_get(m.fd[LT_M_CONFIG], &c0), 0);
+	o.pin_dir = pin;
+	o.state_dir = state;
+	fflush(stdout);
+	child = fork();
+	if (child == 0) {
+		toggle_loop(&o, sh, m.fd[LT_M_CONFIG]);
+		_exit(0);
+	}
+	for (i = 0; i < 2; i++) {
+		bans[i] = (struct racer){ .m = &m, .sh = sh, .id = i };
+		pthread_create(&tb[i], NULL, ban_loop, &bans[i]);
+	}
+	reload = (struct racer){ .m = &m, .sh = sh };
+	pthread_create(&tr, NULL, reload_loop, &reload);
+	pthread_join(tr, NULL);
+	sh->stop_bans = 1;
+	for (i = 0; i < 2; i++)
+		pthread_join(tb[i], NULL);
+	sh->stop = 1;
+	waitpid(child, &st, 0);
+	CHECK(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+	CHECK_EQ(cfg_get(m.fd[LT_M_CONFIG], &c1), 0);
+	printf("# %ld bans, %ld reloads (%ld undone), %ld dry-run toggles (%ld judged, %ld "
+	       "undone); generation +%llu\n",
+	       bans[0].n + bans[1].n, reload.n, reload.undone, sh->toggles, sh->checked, sh->undone,
+	       (unsigned long long)(c1.generation - c0.generation));
+	CHECK(bans[0].n > 100 && bans[1].n > 100);
+	CHECK_EQ(reload.n, RELOADS);
+	CHECK(sh->toggles > 20);
+	CHECK(sh->checked > 5);
+	CHECK_EQ(reload.undone, 0);
+	CHECK_EQ(sh->undone, 0);
+	CHECK_EQ(c1.generation - c0.generation, bans[0].n + bans[1].n + RELOADS + sh->toggles);
+	CHECK_EQ(lt_map_count(m.fd[LT_M_PENALTY]), 2 * BAN_PREFIXES);
+	for (i = 0; i < 2 * BAN_PREFIXES; i++) {
+		struct lt_racer_strikes {
+			int t, j;
+		} w = { i / BAN_PREFIXES, i % BAN_PREFIXES };
+		struct lt_penalty p = {};
+		struct lt_lpm_key k;
+		long want = bans[w.t].n / BAN_PREFIXES + (w.j < bans[w.t].n % BAN_PREFIXES);
+
+		snprintf(path, sizeof(path), "10.%d.0.%d/32", 100 + w.t, w.j);
+		lt_prefix_parse(path, &k, err, sizeof(err));
+		bpf_map_lookup_elem(m.fd[LT_M_PENALTY], &k, &p);
+		if (p.strikes != want) {
+			printf("#   %s: %u strikes, %ld bans\n", path, p.strikes, want);
+			CHECK_EQ(p.strikes, want);
+			break;
+		}
+	}
+	munmap(sh, sizeof(*sh));
+out:
+	lt_admit__destroy(sk);
+	lt_unpin_all(pin);
+	snprintf(path, sizeof(path), "%s/overrides.json", state);
+	unlink(path);
+	rmdir(state);
+}
+
 int main(void)
 {
 	struct lt_load_opts lo = { .fake_clock = 1, .max_sources = 1024 };
@@ -366,6 +558,7 @@ int main(void)
 	}
 	RUN(tick_clock_never_torn_by_recalibration);
 	RUN(default_policy_never_torn_by_reload);
+	RUN(config_writers_in_threads_and_processes_lose_nothing);
 	lt_admit__destroy(real);
 	lt_admit__destroy(fake);
 	return lt_t_done();
