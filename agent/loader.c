@@ -10,6 +10,7 @@
 #include <linux/if_link.h>
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
+#include "clock.h"
 #include "loader.h"
 #include "log.h"
 #include "maps.h"
@@ -455,36 +456,75 @@ static int lt_probe_run(struct lt_admit *skel, __u64 *ktime, __u64 *jiffies)
 	return 0;
 }
 
+/*
+ * Busy-polls the probe until jiffies moves by one. The probe run that sees
+ * the edge is slowed by the tick interrupt itself (25-90 us on this kind of
+ * VM); a wider bracket (preempted) is measured again.
+ */
+#define LT_CLOCK_BRACKET_NS (200 * 1000ULL)
+#define LT_CLOCK_LATENCY_NS (100 * 1000ULL) /* the tick interrupt's, allowed */
+
+static int lt_clock_edge(struct lt_admit *skel, struct lt_jiffy_edge *e)
+{
+	__u64 k, j, kb, jb, deadline;
+	int ret, tries;
+
+	for (tries = 0; tries < 20; tries++) {
+		ret = lt_probe_run(skel, &kb, &jb);
+		if (ret)
+			return ret;
+		deadline = kb + 200 * 1000000ULL; /* a tick is at most 100 ms (HZ >= 10) */
+		do {
+			ret = lt_probe_run(skel, &k, &j);
+			if (ret)
+				return ret;
+			if (j != jb)
+				break;
+			kb = k;
+		} while (k < deadline);
+		if (j == jb + 1 && k - kb <= LT_CLOCK_BRACKET_NS) {
+			*e = (struct lt_jiffy_edge){ .k_before = kb, .k_after = k, .j = j };
+			return 0;
+		}
+	}
+	return -EIO;
+}
+
 int lt_clock_calibrate(struct lt_admit *skel, struct lt_config *cfg, char *err, size_t errlen)
 {
-	static const __u64 hz[] = { 100, 250, 300, 1000 };
-	__u64 k0, j0, k1, j1, npj, best = 0, d;
-	unsigned int i;
-	int ret;
+	struct lt_jiffy_edge e0, e1;
+	__u64 npj = 0;
+	__u32 hz = 0;
+	int ret = 0, i;
 
-	ret = lt_probe_run(skel, &k0, &j0);
-	/* long enough for several ticks at HZ=100 */
-	if (!ret)
-		usleep(120 * 1000);
-	if (!ret)
-		ret = lt_probe_run(skel, &k1, &j1);
-	if (ret || j1 <= j0 || k1 <= k0) {
+	/*
+	 * Two jiffies edges pin HZ to an integer (lt_clock_derive) when the
+	 * neighbouring HZ are further apart than the edges' uncertainty (two
+	 * brackets and the latency, <= 600 us): the separation is interval / HZ,
+	 * so 250 ms resolve HZ <= ~400 (100, 128, 250, 300) and 1 s HZ <= ~1600
+	 * (1000, 1024, 1200). Only what does not resolve is measured longer.
+	 */
+	for (i = 0; i < 3; i++) {
+		ret = lt_clock_edge(skel, &e0);
+		if (!ret)
+			usleep(i ? 1000 * 1000 : 250 * 1000);
+		if (!ret)
+			ret = lt_clock_edge(skel, &e1);
+		if (!ret)
+			ret = lt_clock_derive(&e0, &e1, LT_CLOCK_LATENCY_NS, &npj, &hz);
+		if (ret != -ERANGE)
+			break;
+	}
+	if (ret) {
 		snprintf(err, errlen, "clock calibration failed: %s",
-			 ret ? strerror(-ret) : "jiffies did not advance");
-		return ret ? ret : -EIO;
+			 ret == -ERANGE ? "the jiffies rate matches no integer HZ" :
+			 ret == -EIO	? "jiffies did not advance" :
+					  strerror(-ret));
+		return ret;
 	}
-	npj = (k1 - k0) / (j1 - j0);
-	for (i = 0; i < sizeof(hz) / sizeof(hz[0]); i++) {
-		__u64 c = 1000000000ULL / hz[i];
-
-		d = c > npj ? c - npj : npj - c;
-		if (!best || d < (best > npj ? best - npj : npj - best))
-			best = c;
-	}
-	cfg->clk_base_ns = k1;
-	cfg->clk_base_jiffies = j1;
-	cfg->clk_ns_per_jiffy = best;
-	log_debug("clock: tick %llu ns (measured %llu)", (unsigned long long)best,
-		  (unsigned long long)npj);
+	cfg->clk_base_ns = lt_clock_base(&e0, &e1, npj);
+	cfg->clk_base_jiffies = e1.j;
+	cfg->clk_ns_per_jiffy = npj;
+	log_debug("clock: HZ=%u, tick %llu ns", hz, (unsigned long long)npj);
 	return 0;
 }

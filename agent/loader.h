@@ -54,7 +54,7 @@ void lt_maps_from_skel(struct lt_admit *skel, struct lt_maps *m);
 
 /*
  * Maps bpf_jiffies64() onto CLOCK_MONOTONIC (see lt_config in lt_abi.h):
- * fills cfg->clk_*. Takes ~120 ms.
+ * fills cfg->clk_* (an ideal jiffies edge and TICK_NSEC). Takes ~270 ms (HZ <= 400) or ~1.3 s.
  */
 int lt_clock_calibrate(struct lt_admit *skel, struct lt_config *cfg, char *err, size_t errlen);
 

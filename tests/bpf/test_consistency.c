@@ -211,8 +211,8 @@ static void tick_clock_never_torn_by_recalibration(void)
 	w.a = (struct clk){ c.clk_base_ns, c.clk_base_jiffies, c.clk_ns_per_jiffy };
 	w.b = (struct clk){ c.clk_base_ns + shift * c.clk_ns_per_jiffy, c.clk_base_jiffies + shift,
 			    c.clk_ns_per_jiffy };
-	/* one tick, plus a quarter for the tick interrupt's latency (~60 us here) */
-	real->bss->lt_now_tol_ns = c.clk_ns_per_jiffy + c.clk_ns_per_jiffy / 4;
+	/* one tick, plus 0.5 ms as in tick_clock_tracks_monotonic_within_a_tick */
+	real->bss->lt_now_tol_ns = c.clk_ns_per_jiffy + 500 * 1000;
 	real->bss->lt_now_checked = 0;
 	real->bss->lt_now_off = 0;
 	real->bss->lt_now_dev_min = 0;
@@ -223,7 +223,7 @@ static void tick_clock_never_torn_by_recalibration(void)
 	w.stop = 1;
 	pthread_join(th, NULL);
 	printf("# %llu decisions during %ld calibration writes; now - ktime in [%lld, %lld] ns, "
-	       "tick %llu ns; %llu off by more than a tick (+1/4)\n",
+	       "tick %llu ns; %llu off by more than a tick (+0.5 ms)\n",
 	       (unsigned long long)real->bss->lt_now_checked, w.writes,
 	       (long long)real->bss->lt_now_dev_min, (long long)real->bss->lt_now_dev_max,
 	       (unsigned long long)c.clk_ns_per_jiffy, (unsigned long long)real->bss->lt_now_off);
@@ -231,6 +231,37 @@ static void tick_clock_never_torn_by_recalibration(void)
 	CHECK(w.writes > 100);
 	CHECK_EQ(real->bss->lt_now_off, 0);
 	write_clock(RM.fd[LT_M_CONFIG], &w.a);
+}
+
+/*
+ * The calibrated tick clock against CLOCK_MONOTONIC over 2 s: every
+ * decision's now lags it by less than a tick and is never ahead of it, up to
+ * 0.5 ms for the tick interrupt's latency and the calibration's probe
+ * brackets. A wrong tick length drifts out of that (HZ=1024 taken for 1000,
+ * as the old calibration did: 48 ms in 2 s).
+ */
+static void tick_clock_tracks_monotonic_within_a_tick(void)
+{
+	struct pkt_spec s = { .src = "10.6.6.8", .ack = 1 };
+	struct lt_config c;
+	int i;
+
+	CHECK_EQ(cfg_get(RM.fd[LT_M_CONFIG], &c), 0);
+	real->bss->lt_now_tol_ns = c.clk_ns_per_jiffy + 500 * 1000;
+	real->bss->lt_now_checked = 0;
+	real->bss->lt_now_off = 0;
+	real->bss->lt_now_dev_min = 0;
+	real->bss->lt_now_dev_max = 0;
+	for (i = 0; i < 20; i++) {
+		CHECK_EQ(run_repeat(real, &s, 10000), 0);
+		usleep(100 * 1000);
+	}
+	printf("# over 2 s: now - CLOCK_MONOTONIC in [%lld, %lld] ns, tick %llu ns\n",
+	       (long long)real->bss->lt_now_dev_min, (long long)real->bss->lt_now_dev_max,
+	       (unsigned long long)c.clk_ns_per_jiffy);
+	CHECK_EQ(real->bss->lt_now_checked, 200000);
+	CHECK_EQ(real->bss->lt_now_off, 0);
+	CHECK(real->bss->lt_now_dev_max <= 500 * 1000);
 }
 
 struct policy_rewriter {
@@ -556,6 +587,7 @@ int main(void)
 			printf("# setup: %s\n", err);
 		lt_config_free(&c);
 	}
+	RUN(tick_clock_tracks_monotonic_within_a_tick);
 	RUN(tick_clock_never_torn_by_recalibration);
 	RUN(default_policy_never_torn_by_reload);
 	RUN(config_writers_in_threads_and_processes_lose_nothing);
