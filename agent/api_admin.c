@@ -16,7 +16,7 @@
 #include "apply.h"
 #include "config_cp.h"
 #include "keys.h"
-#include "overrides.h"
+#include "ops.h"
 #include "units.h"
 
 #define SEG_MAX 6
@@ -474,9 +474,10 @@ static json_t *lt_penalty_json(const struct lt_lpm_key *k, const struct lt_penal
 static enum MHD_Result lt_penalties(struct lt_req *r)
 {
 	struct lt_maps *m = r->api->maps;
+	struct lt_ops ops = { .m = m, .state_dir = r->api->state_dir, .st = r->api->st };
 	struct lt_lpm_key k, nk;
 	struct lt_penalty pen;
-	char buf[80], err[160];
+	char err[256];
 	enum MHD_Result res;
 	const char *pfx;
 	const char *f;
@@ -502,10 +503,12 @@ static enum MHD_Result lt_penalties(struct lt_req *r)
 		if (!pfx || lt_prefix_parse(pfx, &k, err, sizeof(err)))
 			return lt_problem(r, 400, "invalid-field", "Invalid field", "prefix",
 					  "?prefix= must be an IP prefix");
-		ret = lt_penalty_unban(m->fd[LT_M_PENALTY], m->fd[LT_M_CONFIG], &k);
+		ret = lt_op_unban(&ops, &k, err, sizeof(err));
+		if (ret == -ENOENT)
+			return lt_problem(r, 404, "not-found", "Not found", "prefix", "%s", err);
 		if (ret)
-			return lt_problem(r, 404, "not-found", "Not found", "prefix", "not banned");
-		lt_store_penalty_del(r->api->st, pfx);
+			return lt_problem(r, 503, "store-unavailable", "Unban not applied", NULL,
+					  "%s; nothing was changed", err);
 		return lt_reply_json(r, 200, json_pack("{s:b}", "deleted", 1));
 	}
 	if (strcmp(r->method, "POST"))
@@ -547,19 +550,13 @@ static enum MHD_Result lt_penalties(struct lt_req *r)
 			return res;
 		}
 	}
-	lt_prefix_format(&k, buf, sizeof(buf));
 	json_decref(b);
-	ret = lt_penalty_ban(m->fd[LT_M_PENALTY], m->fd[LT_M_CONFIG], &k, dur, reason);
+	ret = lt_op_ban(&ops, &k, dur, reason, &pen, err, sizeof(err));
+	if (ret == -ENOSPC || ret == -E2BIG)
+		return lt_problem(r, 507, "map-full", "Penalty box full", "/prefix", "%s", err);
 	if (ret)
-		return lt_problem(r, 507, "map-full", "Penalty box full", "/prefix", "%s",
-				  strerror(-ret));
-	if (lt_store_penalty_put(r->api->st, buf,
-				 (int64_t)time(NULL) + (int64_t)(dur / LT_NS_PER_SEC), 1, reason)) {
-		lt_penalty_unban(m->fd[LT_M_PENALTY], m->fd[LT_M_CONFIG], &k);
-		return lt_problem(r, 500, "store", "Store error", NULL, "ban not recorded");
-	}
-	if (bpf_map_lookup_elem(m->fd[LT_M_PENALTY], &k, &pen)) /* expired already: unlikely */
-		pen = (struct lt_penalty){ .until_ns = now + dur, .strikes = 1, .reason = reason };
+		return lt_problem(r, 503, "store-unavailable", "Ban not applied", NULL,
+				  "%s; nothing was changed", err);
 	return lt_reply_json(r, 201, lt_penalty_json(&k, &pen, now));
 }
 
@@ -578,9 +575,9 @@ static json_t *lt_policy_json(const struct lt_lpm_key *k, const struct lt_src_po
 static enum MHD_Result lt_policies(struct lt_req *r)
 {
 	struct lt_maps *m = r->api->maps;
+	struct lt_ops ops = { .m = m, .state_dir = r->api->state_dir, .st = r->api->st };
 	struct lt_src_policy pol, base;
 	struct lt_config cfg = { 0 };
-	struct lt_overrides ov;
 	struct lt_lpm_key k, nk;
 	enum MHD_Result res;
 	char err[256];
@@ -603,49 +600,25 @@ static enum MHD_Result lt_policies(struct lt_req *r)
 	if (!pfx || lt_prefix_parse(pfx, &k, err, sizeof(err)))
 		return lt_problem(r, 400, "invalid-field", "Invalid field", "prefix",
 				  "?prefix= must be an IP prefix");
-	if (lt_overrides_load(r->api->state_dir, &ov, err, sizeof(err)))
-		return lt_problem(r, 500, "store", "Store error", NULL, "%s", err);
 	if (!strcmp(r->method, "DELETE")) {
-		ret = bpf_map_delete_elem(m->fd[LT_M_POLICY], &k) ? -errno : 0;
-		if (!ret)
-			ret = lt_overrides_remove(&ov, &k);
-		if (!ret)
-			ret = lt_overrides_save(r->api->state_dir, &ov, err, sizeof(err));
-		lt_overrides_free(&ov);
+		ret = lt_op_policy_del(&ops, &k, err, sizeof(err));
 		if (ret)
-			return lt_problem(r, ret == -ENOENT ? 404 : 500, "policy", "Policy",
-					  "prefix", "%s",
-					  ret == -ENOENT ? "no policy for that prefix" : err);
+			return lt_problem(r, ret == -ENOENT ? 404 : 507, "policy", "Policy",
+					  "prefix", "%s", err);
 		return lt_reply_json(r, 200, json_pack("{s:b}", "deleted", 1));
 	}
-	if (strcmp(r->method, "PUT")) {
-		lt_overrides_free(&ov);
+	if (strcmp(r->method, "PUT"))
 		return lt_405(r);
-	}
 	b = lt_body(r, &res);
-	if (!b) {
-		lt_overrides_free(&ov);
+	if (!b)
 		return res;
-	}
 	lt_cfg_read(m->fd[LT_M_CONFIG], &cfg);
 	base = cfg.dflt;
 	ret = lt_policy_from_json(b, "", &base, &pol, err, sizeof(err));
 	json_decref(b);
-	if (ret) {
-		lt_overrides_free(&ov);
+	if (ret)
 		return lt_problem(r, 400, "invalid-field", "Invalid field", NULL, "%s", err);
-	}
-	/* the file first: if the map write fails it is restored */
-	ret = lt_overrides_put(&ov, &k, &pol);
-	if (!ret)
-		ret = lt_overrides_save(r->api->state_dir, &ov, err, sizeof(err));
-	if (!ret && bpf_map_update_elem(m->fd[LT_M_POLICY], &k, &pol, BPF_ANY)) {
-		ret = -errno;
-		lt_overrides_remove(&ov, &k);
-		lt_overrides_save(r->api->state_dir, &ov, err, sizeof(err));
-		snprintf(err, sizeof(err), "lt_policy: %s", strerror(-ret));
-	}
-	lt_overrides_free(&ov);
+	ret = lt_op_policy_set(&ops, &k, &pol, err, sizeof(err));
 	if (ret)
 		return lt_problem(r, 507, "policy", "Policy not applied", NULL, "%s", err);
 	return lt_reply_json(r, 200, lt_policy_json(&k, &pol));

@@ -23,44 +23,33 @@
 #include "config.h"
 #include "log.h"
 #include "maps.h"
+#include "ops.h"
 #include "overrides.h"
 #include "units.h"
 #include "jwt.h"
 #include <jansson.h>
 
-/*
- * Records a runtime edit so that attach/reload keep it. put: pol != NULL;
- * remove: pol == NULL; dry: -1 or 0/1. Called after the map write succeeded.
- */
-static int lt_remember(const struct lt_opts *o, const struct lt_lpm_key *k,
-		       const struct lt_src_policy *pol, int dry)
+/* The maps and the one implementation of the edits (ops.h), for a command. */
+static int lt_open_ops(const struct lt_opts *o, struct lt_maps *m, struct lt_ops *ops)
 {
-	struct lt_overrides ov;
 	char err[512];
-	int ret;
 
-	ret = lt_overrides_load(o->state_dir, &ov, err, sizeof(err));
-	if (!ret) {
-		if (dry >= 0)
-			ov.dry_run = dry;
-		else if (pol)
-			ret = lt_overrides_put(&ov, k, pol);
-		else
-			ret = lt_overrides_remove(&ov, k);
-		if (!ret && access(o->state_dir, F_OK) && mkdir(o->state_dir, 0700))
-			ret = -errno;
-		if (!ret)
-			ret = lt_overrides_save(o->state_dir, &ov, err, sizeof(err));
-		lt_overrides_free(&ov);
+	if (lt_maps_open(o->pin_dir, m, err, sizeof(err))) {
+		fprintf(stderr, "leaky-agent: %s\n", err);
+		return 1;
 	}
-	if (ret) {
-		fprintf(stderr,
-			"leaky-agent: %s (the maps are changed, but the next attach "
-			"will not keep this edit)\n",
-			err[0] ? err : strerror(-ret));
+	if (lt_ops_open(ops, m, o->state_dir, err, sizeof(err))) {
+		fprintf(stderr, "leaky-agent: %s\n", err);
+		lt_maps_close(m);
 		return 1;
 	}
 	return 0;
+}
+
+static void lt_close_ops(struct lt_maps *m, struct lt_ops *ops)
+{
+	lt_ops_close(ops);
+	lt_maps_close(m);
 }
 
 static int lt_open(const struct lt_opts *o, struct lt_maps *m)
@@ -172,6 +161,9 @@ int lt_cmd_detach(struct lt_opts *o)
 		/* and the runtime edits: nothing of this install is left to resurrect */
 		snprintf(err, sizeof(err), "%s/overrides.json", o->state_dir);
 		unlink(err);
+		if (lt_ops_forget_bans(o->state_dir))
+			fprintf(stderr, "leaky-agent: %s/leaky.db: cannot forget the bans\n",
+				o->state_dir);
 		snprintf(err, sizeof(err), "%s/agent.lock", o->state_dir);
 		unlink(err);
 		rmdir(o->state_dir); /* only if empty */
@@ -302,6 +294,8 @@ int lt_cmd_ban(struct lt_opts *o)
 	struct lt_lpm_key k;
 	__u32 reason = LT_PENALTY_MANUAL;
 	struct lt_maps m;
+	struct lt_ops ops;
+	char err[256];
 	int ret;
 
 	if (lt_arg_prefix(o, 0, &k))
@@ -325,16 +319,16 @@ int lt_cmd_ban(struct lt_opts *o)
 			return 1;
 		}
 	}
-	if (lt_open(o, &m))
+	if (lt_open_ops(o, &m, &ops))
 		return 1;
-	ret = lt_penalty_ban(m.fd[LT_M_PENALTY], m.fd[LT_M_CONFIG], &k, dur, reason);
-	lt_maps_close(&m);
+	ret = lt_op_ban(&ops, &k, dur, reason, NULL, err, sizeof(err));
+	lt_close_ops(&m, &ops);
 	if (ret) {
-		fprintf(stderr, "leaky-agent: ban %s: %s%s\n", o->args[0], strerror(-ret),
-			ret == -ENOSPC || ret == -E2BIG ? " (lt_penalty is full)" : "");
+		fprintf(stderr, "leaky-agent: ban %s: %s\n", o->args[0], err);
 		return 1;
 	}
-	printf("banned %s\n", o->args[0]);
+	lt_prefix_format(&k, err, sizeof(err));
+	printf("banned %s\n", err);
 	return 0;
 }
 
@@ -342,18 +336,20 @@ int lt_cmd_unban(struct lt_opts *o)
 {
 	struct lt_lpm_key k;
 	struct lt_maps m;
+	struct lt_ops ops;
+	char err[256];
 	int ret;
 
-	if (lt_arg_prefix(o, 0, &k) || lt_open(o, &m))
+	if (lt_arg_prefix(o, 0, &k) || lt_open_ops(o, &m, &ops))
 		return 1;
-	ret = lt_penalty_unban(m.fd[LT_M_PENALTY], m.fd[LT_M_CONFIG], &k);
-	lt_maps_close(&m);
+	ret = lt_op_unban(&ops, &k, err, sizeof(err));
+	lt_close_ops(&m, &ops);
 	if (ret) {
-		fprintf(stderr, "leaky-agent: unban %s: %s\n", o->args[0],
-			ret == -ENOENT ? "not banned" : strerror(-ret));
+		fprintf(stderr, "leaky-agent: unban %s: %s\n", o->args[0], err);
 		return 1;
 	}
-	printf("unbanned %s\n", o->args[0]);
+	lt_prefix_format(&k, err, sizeof(err));
+	printf("unbanned %s\n", err);
 	return 0;
 }
 
@@ -419,10 +415,12 @@ int lt_cmd_bans(struct lt_opts *o)
 
 int lt_cmd_allow(struct lt_opts *o)
 {
-	struct lt_src_policy v = lt_allow_policy(), cur;
-	struct lt_lpm_key k, found;
+	struct lt_src_policy v = lt_allow_policy();
+	struct lt_lpm_key k;
 	struct lt_maps m;
+	struct lt_ops ops;
 	const char *sub = o->nargs ? o->args[0] : "list";
+	char err[256];
 	int ret = 0;
 
 	if (strcmp(sub, "add") && strcmp(sub, "del") && strcmp(sub, "list")) {
@@ -431,35 +429,21 @@ int lt_cmd_allow(struct lt_opts *o)
 	}
 	if (strcmp(sub, "list") && lt_arg_prefix(o, 1, &k))
 		return 1;
-	if (lt_open(o, &m))
-		return 1;
-	found = k;
 	if (!strcmp(sub, "list")) {
+		if (lt_open(o, &m))
+			return 1;
 		if (!lt_print_lpm(m.fd[LT_M_POLICY], sizeof(v), NULL, LT_POL_ALLOW))
 			printf("no allowlist entries\n");
-	} else if (!strcmp(sub, "add")) {
-		/* the allowlist shares the policy trie: do not overwrite a policy */
-		if (!bpf_map_lookup_elem(m.fd[LT_M_POLICY], &found, &cur) &&
-		    !memcmp(&found, &k, sizeof(k)) && !(cur.flags & LT_POL_ALLOW))
-			ret = -EEXIST;
-		else if (bpf_map_update_elem(m.fd[LT_M_POLICY], &k, &v, BPF_ANY))
-			ret = -errno;
-	} else {
-		if (bpf_map_lookup_elem(m.fd[LT_M_POLICY], &found, &cur) ||
-		    memcmp(&found, &k, sizeof(k)) || !(cur.flags & LT_POL_ALLOW))
-			ret = -ENOENT;
-		else if (bpf_map_delete_elem(m.fd[LT_M_POLICY], &k))
-			ret = -errno;
+		lt_maps_close(&m);
+		return 0;
 	}
-	lt_maps_close(&m);
-	if (!ret && strcmp(sub, "list"))
-		return lt_remember(o, &k, strcmp(sub, "add") ? NULL : &v, -1);
+	if (lt_open_ops(o, &m, &ops))
+		return 1;
+	ret = !strcmp(sub, "add") ? lt_op_allow_add(&ops, &k, err, sizeof(err)) :
+				    lt_op_allow_del(&ops, &k, err, sizeof(err));
+	lt_close_ops(&m, &ops);
 	if (ret) {
-		fprintf(stderr, "leaky-agent: allow %s: %s\n", sub,
-			ret == -ENOENT ? "not in the allowlist" :
-			ret == -EEXIST ? "that prefix has a policy; `policy del` it first" :
-			ret == -ENOSPC || ret == -E2BIG ? "lt_policy is full (max 16384 prefixes)" :
-							  strerror(-ret));
+		fprintf(stderr, "leaky-agent: allow %s: %s\n", sub, err);
 		return 1;
 	}
 	return 0;
@@ -481,9 +465,10 @@ int lt_cmd_policy(struct lt_opts *o)
 	const char *sub = o->nargs ? o->args[0] : "list";
 	struct lt_src_policy pol;
 	struct lt_config cfg = {};
-	struct lt_lpm_key k, found;
+	struct lt_lpm_key k;
 	struct lt_maps m;
-	char err[200];
+	struct lt_ops ops;
+	char err[256];
 	int ret = 0;
 
 	if (strcmp(sub, "set") && strcmp(sub, "del") && strcmp(sub, "list")) {
@@ -500,7 +485,7 @@ int lt_cmd_policy(struct lt_opts *o)
 			return 1;
 		}
 	}
-	if (lt_open(o, &m))
+	if (strcmp(sub, "list") ? lt_open_ops(o, &m, &ops) : lt_open(o, &m))
 		return 1;
 	if (!strcmp(sub, "list")) {
 		if (!lt_cfg_read(m.fd[LT_M_CONFIG], &cfg)) {
@@ -509,49 +494,42 @@ int lt_cmd_policy(struct lt_opts *o)
 			printf("\n");
 		}
 		lt_print_lpm(m.fd[LT_M_POLICY], sizeof(pol), lt_show_policy, 0);
+		lt_maps_close(&m);
+		return 0;
 	} else if (!strcmp(sub, "del")) {
-		if (bpf_map_delete_elem(m.fd[LT_M_POLICY], &k))
-			ret = -errno;
+		ret = lt_op_policy_del(&ops, &k, err, sizeof(err));
 	} else {
-		/* Start from this exact prefix's policy, else from the default. */
-		found = k;
-		if (bpf_map_lookup_elem(m.fd[LT_M_POLICY], &found, &pol) ||
-		    memcmp(&found, &k, sizeof(k))) {
+		/* Start from this exact prefix's policy (not a covering one), else the default. */
+		if (lt_policy_get_exact(&m, &k, &pol) || (pol.flags & LT_POL_ALLOW)) {
 			lt_cfg_read(m.fd[LT_M_CONFIG], &cfg);
 			pol = cfg.dflt;
 		}
 		if (o->conn && lt_rate_spec_parse(o->conn, &pol.conn, err, sizeof(err))) {
 			fprintf(stderr, "leaky-agent: --conn: %s\n", err);
-			lt_maps_close(&m);
+			lt_close_ops(&m, &ops);
 			return 1;
 		}
 		if (o->packets && lt_rate_spec_parse(o->packets, &pol.pkt, err, sizeof(err))) {
 			fprintf(stderr, "leaky-agent: --packets: %s\n", err);
-			lt_maps_close(&m);
+			lt_close_ops(&m, &ops);
 			return 1;
 		}
 		if (o->agg_v4)
 			pol.agg_v4 = (__u8)o->agg_v4;
 		if (o->agg_v6)
 			pol.agg_v6 = (__u8)o->agg_v6;
+		pol.flags = 0;
 		pol.id = lt_policy_id(&pol);
-		if (bpf_map_update_elem(m.fd[LT_M_POLICY], &k, &pol, BPF_ANY))
-			ret = -errno;
+		ret = lt_op_policy_set(&ops, &k, &pol, err, sizeof(err));
 	}
-	lt_maps_close(&m);
+	lt_close_ops(&m, &ops);
 	if (ret) {
-		fprintf(stderr, "leaky-agent: policy %s: %s\n", sub,
-			ret == -ENOENT			? "no policy for that prefix" :
-			ret == -ENOSPC || ret == -E2BIG ? "lt_policy is full (max 16384 prefixes)" :
-							  strerror(-ret));
+		fprintf(stderr, "leaky-agent: policy %s: %s\n", sub, err);
 		return 1;
 	}
-	if (strcmp(sub, "list")) {
+	{
 		char buf[80];
 
-		ret = lt_remember(o, &k, strcmp(sub, "set") ? NULL : &pol, -1);
-		if (ret)
-			return ret;
 		/* say what is now in force, so a no-op looks different from a change */
 		lt_prefix_format(&k, buf, sizeof(buf));
 		if (strcmp(sub, "set")) {
@@ -568,6 +546,8 @@ int lt_cmd_policy(struct lt_opts *o)
 int lt_cmd_dry_run(struct lt_opts *o)
 {
 	struct lt_maps m;
+	struct lt_ops ops;
+	char err[256];
 	int on, ret;
 
 	if (o->nargs != 1 || (strcmp(o->args[0], "on") && strcmp(o->args[0], "off"))) {
@@ -575,20 +555,16 @@ int lt_cmd_dry_run(struct lt_opts *o)
 		return 1;
 	}
 	on = !strcmp(o->args[0], "on");
-	if (lt_open(o, &m))
+	if (lt_open_ops(o, &m, &ops))
 		return 1;
-	/* one bit on its own, then the generation: nothing else is rewritten */
-	ret = lt_cfg_flags(m.fd[LT_M_CONFIG], on ? LT_CFG_DRY_RUN : 0, on ? 0 : LT_CFG_DRY_RUN);
-	if (!ret)
-		ret = lt_cfg_bump(m.fd[LT_M_CONFIG]);
+	ret = lt_op_dry_run(&ops, on, err, sizeof(err));
+	lt_close_ops(&m, &ops);
 	if (ret) {
-		fprintf(stderr, "leaky-agent: lt_config: %s\n", strerror(-ret));
-		lt_maps_close(&m);
+		fprintf(stderr, "leaky-agent: dry-run: %s\n", err);
 		return 1;
 	}
-	lt_maps_close(&m);
 	printf("dry-run %s\n", on ? "on: would-be drops are counted and passed" : "off: enforcing");
-	return lt_remember(o, NULL, NULL, on);
+	return 0;
 }
 
 int lt_cmd_check_config(struct lt_opts *o)

@@ -22,6 +22,7 @@
 #include "config.h"
 #include "log.h"
 #include "maps.h"
+#include "ops.h"
 #include "overrides.h"
 #include "units.h"
 #include "api.h"
@@ -218,27 +219,6 @@ static int lt_seed_store(struct lt_store *st, const struct lt_cp_config *cp)
 	return ret;
 }
 
-/* A fresh host (no pinned maps) gets the bans back from the store. */
-static int lt_restore_penalty(void *ctx, const char *prefix, int64_t until_unix, uint32_t strikes,
-			      uint32_t reason)
-{
-	struct lt_maps *m = ctx;
-	struct lt_lpm_key k, f;
-	struct lt_penalty p;
-	int64_t left = until_unix - (int64_t)time(NULL);
-	char err[128];
-
-	(void)strikes;
-	if (left <= 0 || lt_prefix_parse(prefix, &k, err, sizeof(err)))
-		return 0;
-	f = k;
-	if (!bpf_map_lookup_elem(m->fd[LT_M_PENALTY], &f, &p) && !memcmp(&f, &k, sizeof(k)))
-		return 0; /* the pinned map still has it */
-	lt_penalty_ban(m->fd[LT_M_PENALTY], m->fd[LT_M_CONFIG], &k, (__u64)left * LT_NS_PER_SEC,
-		       reason);
-	return 0;
-}
-
 struct lt_cp {
 	struct lt_store st;
 	struct lt_quota *q;
@@ -266,7 +246,7 @@ static void lt_cp_stop(struct lt_cp *cp)
 }
 
 static int lt_cp_start(struct lt_cp *cp, const struct lt_opts *o, const struct lt_agent_config *c,
-		       struct lt_maps *m, char *err, size_t errlen)
+		       struct lt_maps *m, int penalty_map_new, char *err, size_t errlen)
 {
 	struct lt_quota_maps qm;
 	struct lt_cp_config *live;
@@ -300,7 +280,14 @@ static int lt_cp_start(struct lt_cp *cp, const struct lt_opts *o, const struct l
 		ret = lt_keys_open(&cp->keys, &cp->st, cp->q, err, errlen);
 	if (ret)
 		return ret;
-	lt_store_penalty_each(&cp->st, lt_restore_penalty, m);
+	{
+		struct lt_ops ops = { .m = m, .state_dir = o->state_dir, .st = &cp->st };
+
+		/* one rule for bans at start: the live map wins, a new one is refilled */
+		ret = lt_ops_bans_sync(&ops, penalty_map_new, err, errlen);
+		if (ret)
+			return ret;
+	}
 
 	lt_jwt_init(&cp->api.jwt);
 	cp->api.jwt.leeway_s = (int64_t)c->cp.jwt_leeway_s;
@@ -348,7 +335,7 @@ int lt_cmd_attach(struct lt_opts *o)
 	struct lt_maps m;
 	__u64 last_sweep = 0;
 	char err[512];
-	int i, lock_fd = -1, rc = 1;
+	int i, lock_fd = -1, rc = 1, penalty_map_new;
 
 	if (lt_need_privileges())
 		return 1;
@@ -363,6 +350,8 @@ int lt_cmd_attach(struct lt_opts *o)
 		goto cleanup;
 	}
 	lo.max_sources = cfg.max_sources;
+	snprintf(err, sizeof(err), "%s/lt_penalty", o->pin_dir);
+	penalty_map_new = access(err, F_OK) != 0; /* this attach creates it */
 	skel = lt_skel_load(&lo, err, sizeof(err));
 	if (!skel) {
 		fprintf(stderr, "leaky-agent: %s\n", err);
@@ -387,7 +376,7 @@ int lt_cmd_attach(struct lt_opts *o)
 	if (o->api)
 		snprintf(cfg.cp.listen, sizeof(cfg.cp.listen), "%s", o->api);
 	err[0] = '\0';
-	if (lt_cp_start(&cp, o, &cfg, &m, err, sizeof(err))) {
+	if (lt_cp_start(&cp, o, &cfg, &m, penalty_map_new, err, sizeof(err))) {
 		fprintf(stderr, "leaky-agent: control plane: %s\n", err);
 		goto cleanup;
 	}
