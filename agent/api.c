@@ -19,11 +19,11 @@
 #include "keys.h"
 #include "log.h"
 #include "metrics.h"
+#include "problem.h"
 #include "ratelimit.h"
 #include "tenant.h"
 #include "units.h"
 
-#define LT_PROBLEM_BASE "https://leaky-tokens.dev/problems/"
 #define LT_MAX_TOKENS (1ULL << 40) /* per request; far above any LLM call */
 
 /* ---- metrics ------------------------------------------------------------ */
@@ -101,8 +101,7 @@ static enum MHD_Result lt_reply_json_h(struct lt_req *r, unsigned status, json_t
 		/* a bug or out of memory: say so rather than drop the connection */
 		log_error("api: %s %.128s -> 500: the response (status %u) could not be built",
 			  r->method, r->url, status);
-		s = strdup("{\"type\":\"" LT_PROBLEM_BASE "internal\",\"title\":\"Internal error\","
-			   "\"status\":500,\"detail\":\"the response could not be built\"}");
+		s = strdup(lt_problem_internal);
 		return s ? lt_send(r, 500, "application/problem+json", s, NULL) : MHD_NO;
 	}
 	return lt_send(r, status, ctype, s, hdrs);
@@ -111,16 +110,6 @@ static enum MHD_Result lt_reply_json_h(struct lt_req *r, unsigned status, json_t
 enum MHD_Result lt_reply_json(struct lt_req *r, unsigned status, json_t *body)
 {
 	return lt_reply_json_h(r, status, body, "application/json", NULL);
-}
-
-static json_t *lt_problem_body(unsigned status, const char *type, const char *title,
-			       const char *field, const char *detail)
-{
-	char t[160];
-
-	snprintf(t, sizeof(t), LT_PROBLEM_BASE "%s", type);
-	return json_pack("{s:s, s:s, s:i, s:s, s:s*}", "type", t, "title", title, "status",
-			 (int)status, "detail", detail, "field", field);
 }
 
 enum MHD_Result lt_problem(struct lt_req *r, unsigned status, const char *type, const char *title,
@@ -135,7 +124,7 @@ enum MHD_Result lt_problem(struct lt_req *r, unsigned status, const char *type, 
 	/* a 5xx is our failure, not the client's: the operator needs its cause */
 	if (status >= 500)
 		log_error("api: %s %.128s -> %u %s: %s", r->method, r->url, status, title, detail);
-	return lt_reply_json_h(r, status, lt_problem_body(status, type, title, field, detail),
+	return lt_reply_json_h(r, status, lt_problem_json(status, type, title, field, detail),
 			       "application/problem+json", NULL);
 }
 
@@ -326,15 +315,20 @@ static json_t *lt_full_at_json(const struct lt_quota_view *v)
 	return json_string(when);
 }
 
-/* RateLimit-Policy and RateLimit (draft-ietf-httpapi-ratelimit-headers-11). */
-static void lt_ratelimit_fields(const char *policy, const struct lt_quota_view *v, int denied,
-				char *pol, size_t plen, char *cur, size_t clen)
+/* What the RateLimit fields say about a bucket (lib/problem.h). */
+static struct lt_rl_view lt_rl_of(const struct lt_quota_view *v)
 {
-	lt_rl_fields(policy, v->capacity,
-		     v->unlimited ? 1 :
+	struct lt_rl_view rl = {
+		.capacity = v->capacity,
+		.window_s = v->unlimited ?
+				    1 :
 				    lt_rl_window_s(v->capacity, v->leak_tokens, v->leak_period_ns),
-		     denied ? 0 : v->remaining,
-		     denied ? lt_rl_ceil_s(v->retry_after_ns) : v->full_in_s, pol, plen, cur, clen);
+		.remaining = v->remaining,
+		.full_in_s = v->full_in_s,
+		.retry_after_ns = v->retry_after_ns,
+	};
+
+	return rl;
 }
 
 /*
@@ -419,8 +413,9 @@ static enum MHD_Result lt_consume(struct lt_req *r)
 	struct lt_slot_seen res_, kres;
 	struct lt_consume_req c;
 	struct lt_principal p;
-	char key[LT_BUCKET_KEY_LEN], kkey[LT_BUCKET_KEY_LEN], err[256], pol[160], cur[160], ra[32],
-		name[96];
+	char key[LT_BUCKET_KEY_LEN], kkey[LT_BUCKET_KEY_LEN], err[256], name[96];
+	struct lt_rl_view rl;
+	struct lt_hdrs h;
 	__u32 slot, kslot = 0;
 	__u64 now;
 	enum MHD_Result res;
@@ -487,7 +482,7 @@ static enum MHD_Result lt_consume(struct lt_req *r)
 		const char *hdrs[] = { "Retry-After", "1", NULL };
 
 		json_decref(root);
-		out = lt_problem_body(503, "contended", "Bucket contended", NULL,
+		out = lt_problem_json(503, "contended", "Bucket contended", NULL,
 				      "the bucket is changing under heavy contention; retry");
 		return lt_reply_json_h(r, 503, out, "application/problem+json", hdrs);
 	}
@@ -498,7 +493,9 @@ static enum MHD_Result lt_consume(struct lt_req *r)
 		 c.org		      ? "org" :
 					p.tier);
 	lt_met_decision(a, c.org ? "org" : p.tier, c.provider, verdict, c.tokens);
-	lt_ratelimit_fields(name, &v, verdict != LT_ADMIT, pol, sizeof(pol), cur, sizeof(cur));
+	rl = lt_rl_of(&v);
+	lt_hdrs_init(&h);
+	lt_rl_headers(&h, name, &rl, verdict != LT_ADMIT); /* fits: 3 of LT_HDRS_MAX */
 
 	if (verdict == LT_TOO_BIG) {
 		json_decref(root);
@@ -509,21 +506,14 @@ static enum MHD_Result lt_consume(struct lt_req *r)
 				  (unsigned long long)c.tokens, (unsigned long long)v.capacity);
 	}
 	if (verdict == LT_DENY) {
-		const char *hdrs[] = { "Retry-After", ra,  "RateLimit-Policy", pol, "RateLimit",
-				       cur,	      NULL };
-
-		snprintf(ra, sizeof(ra), "%llu",
-			 (unsigned long long)lt_rl_ceil_s(v.retry_after_ns));
-		out = lt_problem_body(429, "quota-exceeded", "Too Many Requests", "/tokens",
+		out = lt_problem_json(429, "quota-exceeded", "Too Many Requests", "/tokens",
 				      "the bucket cannot take these tokens now");
 		json_object_set_new(out, "retryAfterMs", lt_ms_json(v.retry_after_ns));
 		json_object_set_new(out, "quota", lt_view_json(&v));
 		json_decref(root);
-		return lt_reply_json_h(r, 429, out, "application/problem+json", hdrs);
+		return lt_reply_json_h(r, 429, out, "application/problem+json", h.kv);
 	}
 	{
-		const char *hdrs[] = { "RateLimit-Policy", pol, "RateLimit", cur, NULL };
-
 		out = lt_view_json(&v);
 		json_object_set_new(out, "userId", json_string(c.user));
 		json_object_set_new(out, "orgId", c.org ? json_string(c.org) : json_null());
@@ -535,7 +525,7 @@ static enum MHD_Result lt_consume(struct lt_req *r)
 					    json_pack("{s:s, s:I}", "id", p.key_id, "remaining",
 						      (json_int_t)kv.remaining));
 		json_decref(root);
-		return lt_reply_json_h(r, 200, out, "application/json", hdrs);
+		return lt_reply_json_h(r, 200, out, "application/json", h.kv);
 	}
 }
 
