@@ -179,32 +179,31 @@ static __always_inline int lt_slot_consume(struct lt_slot *slots, const struct l
 					   struct lt_slot_seen *out)
 {
 	struct lt_slot *s = &slots[slot & (LT_MAX_SLOTS - 1)];
-	struct lt_rate *r = &out->rate;
 	__u64 tat, meta, m2, sc, sceil, cost, nt;
+	struct lt_rate r; /* a local copy: registers, not a store-load round trip */
 	int i, v;
 
-	out->slot = slot & (LT_MAX_SLOTS - 1);
-	out->cost_units = 0;
 	meta = __atomic_load_n(&s->meta, __ATOMIC_ACQUIRE);
 	tat = __atomic_load_n(&s->tat, __ATOMIC_ACQUIRE);
 	for (i = 0; i < LT_CAS_TRIES; i++) {
-		*r = rates[lt_meta_rid(meta)];
+		r = rates[lt_meta_rid(meta)];
 		LT_SLOT_RACE_HOOK(s);
-		out->tat = tat;
-		out->meta = meta;
-		if (!r->period_ns) {
+		if (!r.period_ns) {
 			v = LT_ADMIT; /* unlimited: nothing to write, validate below */
-		} else if (cost_tokens > (r->cap_units >> r->unit_shift)) {
+		} else if (cost_tokens > (r.cap_units >> r.unit_shift)) {
 			v = LT_TOO_BIG;
 		} else {
-			cost = cost_tokens << r->unit_shift;
-			sc = lt_slot_s(r, now_ns, &sceil);
-			v = lt_gcra_step(tat, sc, sceil, r->cap_units, cost, &nt);
+			cost = cost_tokens << r.unit_shift;
+			sc = lt_slot_s(&r, now_ns, &sceil);
+			v = lt_gcra_step(tat, sc, sceil, r.cap_units, cost, &nt);
 			if (v == LT_ADMIT) {
 				/* compares rid and gen too: the pair is validated */
 				if (lt_slot_cas(s, &tat, &meta, nt, meta)) {
+					out->rate = r;
 					out->tat = nt;
+					out->meta = meta;
 					out->cost_units = cost;
+					out->slot = slot & (LT_MAX_SLOTS - 1);
 					return LT_ADMIT;
 				}
 				continue; /* (tat, meta) is the current value */
@@ -213,22 +212,30 @@ static __always_inline int lt_slot_consume(struct lt_slot *slots, const struct l
 		if (tat >= LT_TAT_LIMIT) {
 			if (tat == LT_TAT_FREE) {
 				v = LT_FREED;
-			} else if (r->period_ns) {
+			} else if (r.period_ns) {
 				/* a legacy lock word: from now on, a full bucket */
-				lt_slot_s(r, now_ns, &sceil);
-				if (lt_slot_cas(s, &tat, &meta, sceil + r->cap_units, meta))
-					tat = sceil + r->cap_units;
+				lt_slot_s(&r, now_ns, &sceil);
+				if (lt_slot_cas(s, &tat, &meta, sceil + r.cap_units, meta))
+					tat = sceil + r.cap_units;
 				continue;
 			}
 		}
 		/* no CAS: validate that the slot still names this rate (seqlock read) */
 		__atomic_thread_fence(__ATOMIC_ACQUIRE);
 		m2 = __atomic_load_n(&s->meta, __ATOMIC_ACQUIRE);
-		if (m2 == meta)
+		if (m2 == meta) {
+			out->rate = r;
+			out->tat = tat;
+			out->meta = meta;
+			out->cost_units = 0;
+			out->slot = slot & (LT_MAX_SLOTS - 1);
 			return v;
+		}
 		meta = m2;
 		tat = __atomic_load_n(&s->tat, __ATOMIC_ACQUIRE);
 	}
+	out->cost_units = 0;
+	out->slot = slot & (LT_MAX_SLOTS - 1);
 	return LT_CONTENDED;
 }
 
