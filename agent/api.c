@@ -326,6 +326,7 @@ static struct lt_rl_view lt_rl_of(const struct lt_quota_view *v)
 		.remaining = v->remaining,
 		.full_in_s = v->full_in_s,
 		.retry_after_ns = v->retry_after_ns,
+		.retry_after_s = v->retry_after_s,
 	};
 
 	return rl;

@@ -874,17 +874,30 @@ int lt_quota_key_limit(struct lt_quota *q, const char *key, const struct lt_limi
  * in 128 bits, so that a slow bucket (a year per token) reads true where
  * the 64-bit ns form saturates.
  */
-static __u64 lt_drain_s(__u64 tat, __u64 now, const struct lt_rate *r)
+static __u64 lt_until_s(__u64 x, __u64 now, const struct lt_rate *r)
 {
 	unsigned __int128 t;
 
 	if (!r->period_ns)
 		return 0;
-	t = ((unsigned __int128)tat * r->period_ns + r->units_per_period - 1) / r->units_per_period;
+	t = ((unsigned __int128)x * r->period_ns + r->units_per_period - 1) / r->units_per_period;
 	if (t <= now)
 		return 0;
 	t = (t - now + LT_NS_PER_SEC - 1) / LT_NS_PER_SEC;
 	return t > ~0ULL ? ~0ULL : (__u64)t;
+}
+
+/* Seconds until cost more tokens fit (0 if now), exact where ns saturates. */
+static __u64 lt_retry_after_s(__u64 tat, __u64 now, const struct lt_rate *r, __u64 cost)
+{
+	__u64 c;
+
+	if (!r->period_ns)
+		return 0;
+	if (cost > (r->cap_units >> r->unit_shift))
+		return ~0ULL;
+	c = cost << r->unit_shift;
+	return tat + c <= r->cap_units ? 0 : lt_until_s(tat + c - r->cap_units, now, r);
 }
 
 static void lt_fill_view(const struct lt_rate *r, __u64 tat, __u64 now, __u64 cost, int v,
@@ -895,7 +908,8 @@ static void lt_fill_view(const struct lt_rate *r, __u64 tat, __u64 now, __u64 co
 	out->remaining = r->period_ns ? lt_remaining_tokens(tat, now, r) : ~0ULL;
 	out->retry_after_ns = v == LT_DENY ? lt_retry_after_ns(tat, now, r, cost) : 0;
 	out->full_in_ns = lt_drain_ns(tat, now, r);
-	out->full_in_s = lt_drain_s(tat, now, r);
+	out->full_in_s = lt_until_s(tat, now, r);
+	out->retry_after_s = v == LT_DENY ? lt_retry_after_s(tat, now, r, cost) : 0;
 	out->leak_tokens = r->period_ns ? r->units_per_period >> r->unit_shift : 0;
 	out->leak_period_ns = r->period_ns;
 }

@@ -38,7 +38,8 @@ struct lt_quota_maps {
 struct lt_quota_view {
 	__u64 capacity; /* tokens */
 	__u64 remaining; /* tokens that fit now */
-	__u64 retry_after_ns; /* until the request would fit (denied only) */
+	__u64 retry_after_ns; /* until the request would fit (denied only); ~0 = beyond 2^64 ns */
+	__u64 retry_after_s; /* the same in seconds, rounded up, exact to 2^64 s */
 	__u64 full_in_ns; /* until the bucket is empty again (full quota); ~0 = beyond 2^64 ns */
 	__u64 full_in_s; /* the same in seconds, rounded up, exact to 2^64 s */
 	__u64 leak_tokens; /* leak rate: leak_tokens per leak_period_ns */

@@ -16,8 +16,21 @@
  * Why never an overshoot: leak is credited with floor(), and a bucket that
  * restarts from empty restarts at ceil(t * rate). Rounding can therefore only
  * lose time, never gain it: over any interval t the admitted total is at most
- * C + R*t, and under steady demand at least C + R*t - 2 units (< 1 token
- * because unit_shift >= 1). tests/unit/test_bucket.c proves both at the edges.
+ * C + R*t (t between the decisions' clock reads).
+ *
+ * The lower bound. Under steady demand (a client that takes every whole
+ * token that fits, asking at least once per (C - 1)/R so the bucket never
+ * drains empty) the admitted total over t is MORE than
+ *   C + R*t - 1 token - 2 units        (2 units = 2^(1 - unit_shift) tokens)
+ * one token because only whole tokens are taken, two units of rounding (the
+ * restart's ceil and the last floor). In whole tokens: at least
+ * floor(C + R*t) - 1, for every unit_shift >= 1. The fastest rates force the
+ * smallest shift (2*10^9/s: 1, 10^9/s: 2), where the rounding part is 1 and
+ * 0.5 token; the slowest force a coarse unit (1 token per 10 years: 2^5
+ * units per token, so a restart may lose 114 days of leak). (The former
+ * "C + R*t - 2 units" left out the whole-token part: a deficit of 1.48
+ * tokens was measured at shift 1.) tests/unit/test_bucket.c and
+ * test_bucket_bounds.c prove both bounds at the edges and at shifts 1, 2, 3.
  *
  * A clock that goes backwards (another CPU or process read it a little
  * earlier) only makes s(t) smaller, i.e. the check stricter: tat never moves

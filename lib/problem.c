@@ -41,17 +41,23 @@ int lt_hdrs_add(struct lt_hdrs *h, const char *name, const char *value)
 	return 0;
 }
 
+/* The wait in seconds: exact, at least 1, at most LT_SF_INT_MAX. */
+static uint64_t lt_rl_wait_s(const struct lt_rl_view *v)
+{
+	uint64_t s = v->retry_after_s ? v->retry_after_s : lt_rl_ceil_s(v->retry_after_ns);
+
+	return s > LT_SF_INT_MAX ? LT_SF_INT_MAX : s;
+}
+
 int lt_rl_headers(struct lt_hdrs *h, const char *policy, const struct lt_rl_view *v, int refused)
 {
 	char pol[160], cur[160], ra[32];
 	int ret = 0;
 
 	lt_rl_fields(policy, v->capacity, v->window_s, refused ? 0 : v->remaining,
-		     refused ? lt_rl_ceil_s(v->retry_after_ns) : v->full_in_s, pol, sizeof(pol),
-		     cur, sizeof(cur));
+		     refused ? lt_rl_wait_s(v) : v->full_in_s, pol, sizeof(pol), cur, sizeof(cur));
 	if (refused) {
-		snprintf(ra, sizeof(ra), "%llu",
-			 (unsigned long long)lt_rl_ceil_s(v->retry_after_ns));
+		snprintf(ra, sizeof(ra), "%llu", (unsigned long long)lt_rl_wait_s(v));
 		ret = lt_hdrs_add(h, "Retry-After", ra);
 	}
 	if (!ret)

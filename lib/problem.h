@@ -56,10 +56,13 @@ struct lt_rl_view {
 	uint64_t remaining; /* tokens that fit now (r, when admitted) */
 	uint64_t full_in_s; /* seconds until empty again (t, when admitted) */
 	uint64_t retry_after_ns; /* until the refused request would fit (refused only) */
+	uint64_t retry_after_s; /* the same in seconds, exact where ns saturate; 0 = from ns */
 };
 
 /*
- * Adds, in this order: Retry-After (refused only, whole seconds rounded up),
+ * Adds, in this order: Retry-After (refused only, whole seconds rounded up,
+ * at least 1, exact past 2^64 ns when retry_after_s is given, capped at
+ * LT_SF_INT_MAX: never 0 and never a wrapped small number),
  * RateLimit-Policy and RateLimit (draft-ietf-httpapi-ratelimit-headers-11)
  * for the policy name. A refused request reports r=0 and t = the wait.
  */

@@ -4,7 +4,8 @@
  * Tests are named by behaviour, nginx-tests style. Exactness is checked with
  * 128-bit rational arithmetic against the definition:
  *   over any interval t, admitted <= C + R*t          (never an overshoot)
- *   under steady demand, admitted >= C + R*t - 1      (rounding costs < 1)
+ *   under steady demand, admitted >= C + R*t - 1      (at the shifts used here;
+ *   the bound for every shift is in lt_bucket.h, proved by test_bucket_bounds.c)
  */
 #include <pthread.h>
 #include <errno.h>
