@@ -43,6 +43,19 @@ int lt_cmd_mint_token(struct lt_opts *o);
 int lt_jwt_secret(const char *state_dir, const char *cfg_secret, char *out, size_t len,
 		  const char **source);
 
+/*
+ * attach and SIGHUP: the config file and the runtime edits over it, read and
+ * applied under the state lock (lt_overrides_lock), so an edit made
+ * meanwhile by the CLI or the API is either in what is read or lands after
+ * the apply, never undone. clock, if set, carries the calibration into the
+ * apply. On error *c is left empty.
+ */
+struct lt_agent_config;
+struct lt_maps;
+int lt_config_reload(const struct lt_opts *o, const struct lt_maps *m,
+		     const struct lt_config *clock, struct lt_agent_config *c, char *err,
+		     size_t errlen);
+
 /* 0 when this process may load BPF and attach; else prints why, returns 1. */
 int lt_need_privileges(void);
 

@@ -150,6 +150,30 @@ static int lt_load_config(const struct lt_opts *o, struct lt_agent_config *c, ch
 	return ret;
 }
 
+int lt_config_reload(const struct lt_opts *o, const struct lt_maps *m,
+		     const struct lt_config *clock, struct lt_agent_config *c, char *err,
+		     size_t errlen)
+{
+	int lock, ret;
+
+	lock = lt_overrides_lock(o->state_dir, err, errlen);
+	if (lock < 0)
+		return lock;
+	ret = lt_load_config(o, c, err, errlen);
+	if (!ret) {
+		if (clock) {
+			c->xdp.clk_base_ns = clock->clk_base_ns;
+			c->xdp.clk_base_jiffies = clock->clk_base_jiffies;
+			c->xdp.clk_ns_per_jiffy = clock->clk_ns_per_jiffy;
+		}
+		ret = lt_config_apply(m, c, err, errlen);
+		if (ret)
+			lt_config_free(c);
+	}
+	lt_overrides_unlock(lock);
+	return ret;
+}
+
 /* The HS256 secret: config, then LT_JWT_SECRET, then <state-dir>/jwt-secret (made once). */
 int lt_jwt_secret(const char *state_dir, const char *cfg_secret, char *out, size_t len,
 		  const char **source)
@@ -363,9 +387,16 @@ int lt_cmd_attach(struct lt_opts *o)
 		fprintf(stderr, "leaky-agent: %s\n", err);
 		goto cleanup;
 	}
-	if (lt_config_apply(&m, &cfg, err, sizeof(err))) {
-		fprintf(stderr, "leaky-agent: applying config: %s\n", err);
-		goto cleanup;
+	/* read again under the state lock: an edit made since is kept */
+	{
+		struct lt_agent_config now = {};
+
+		if (lt_config_reload(o, &m, &cfg.xdp, &now, err, sizeof(err))) {
+			fprintf(stderr, "leaky-agent: applying config: %s\n", err);
+			goto cleanup;
+		}
+		lt_config_free(&cfg);
+		cfg = now;
 	}
 	for (i = 0; i < o->nifaces; i++) {
 		if (lt_iface_attach(skel, o->ifaces[i], o->mode, err, sizeof(err))) {
@@ -408,11 +439,8 @@ int lt_cmd_attach(struct lt_opts *o)
 			struct lt_agent_config next = {};
 
 			lt_reload = 0;
-			if (lt_load_config(o, &next, err, sizeof(err))) {
-				log_error("reload: bad config, keeping the old one: %s", err);
-			} else if (lt_config_apply(&m, &next, err, sizeof(err))) {
-				log_error("reload: %s", err);
-				lt_config_free(&next);
+			if (lt_config_reload(o, &m, NULL, &next, err, sizeof(err))) {
+				log_error("reload: keeping the old config: %s", err);
 			} else {
 				struct lt_cp_config *live = malloc(sizeof(*live));
 

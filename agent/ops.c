@@ -45,27 +45,20 @@ void lt_ops_close(struct lt_ops *o)
 	o->st = NULL;
 }
 
-/* Serialises edits of one state dir across processes (CLI and daemon). */
+/*
+ * Serialises edits of one state dir across processes (CLI and daemon), and
+ * against the daemon's reload: the state lock (overrides.h).
+ */
 static int lt_ops_lock(const struct lt_ops *o, char *err, size_t errlen)
 {
-	char path[512];
-	int fd;
+	int fd = lt_overrides_lock(o->state_dir, err, errlen);
 
-	snprintf(path, sizeof(path), "%s/edits.lock", o->state_dir);
-	fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
-	if (fd < 0 || flock(fd, LOCK_EX)) {
-		snprintf(err, errlen, "%s: %s", path, strerror(errno));
-		if (fd >= 0)
-			close(fd);
-		return -1;
-	}
-	return fd;
+	return fd < 0 ? -1 : fd;
 }
 
 static void lt_ops_unlock(int fd)
 {
-	if (fd >= 0)
-		close(fd); /* releases the flock */
+	lt_overrides_unlock(fd);
 }
 
 /*

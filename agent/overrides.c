@@ -4,6 +4,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+#include <fcntl.h>
+#include <sys/file.h>
+#include <sys/stat.h>
 #include <jansson.h>
 #include "addr.h"
 #include "overrides.h"
@@ -190,6 +193,44 @@ int lt_overrides_save(const char *state_dir, const struct lt_overrides *o, char 
 	}
 	json_decref(root);
 	return ret;
+}
+
+int lt_overrides_lock(const char *state_dir, char *err, size_t errlen)
+{
+	char path[512];
+	int fd, i, ret;
+
+	if (mkdir(state_dir, 0700) && errno != EEXIST) {
+		ret = -errno;
+		snprintf(err, errlen, "%s: %s", state_dir, strerror(-ret));
+		return ret;
+	}
+	lt_path(state_dir, "edits.lock", path, sizeof(path));
+	fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+	if (fd < 0) {
+		ret = -errno;
+		snprintf(err, errlen, "%s: %s", path, strerror(-ret));
+		return ret;
+	}
+	for (i = 0; i < 10000; i++) {
+		if (!flock(fd, LOCK_EX | LOCK_NB))
+			return fd;
+		if (errno != EWOULDBLOCK)
+			break;
+		usleep(1000);
+	}
+	ret = errno == EWOULDBLOCK ? -EBUSY : -errno;
+	snprintf(err, errlen, "%s: %s", path,
+		 ret == -EBUSY ? "held for 10 s by another leaky-agent (stopped?)" :
+				 strerror(-ret));
+	close(fd);
+	return ret;
+}
+
+void lt_overrides_unlock(int fd)
+{
+	if (fd >= 0)
+		close(fd); /* releases the flock */
 }
 
 /* Drops key from c's policies and allowlist. */

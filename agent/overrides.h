@@ -31,6 +31,19 @@ int lt_overrides_put(struct lt_overrides *o, const struct lt_lpm_key *k,
 		     const struct lt_src_policy *pol);
 int lt_overrides_remove(struct lt_overrides *o, const struct lt_lpm_key *k);
 
+/*
+ * The state lock: every runtime edit (ops.c: CLI and API alike) and every
+ * "read the config and the overrides, apply them" (attach, SIGHUP) holds it,
+ * in any thread or process, so an edit lands either before a reload reads
+ * the overrides (and is in them) or after it applied them (and stays).
+ * flock on <state_dir>/edits.lock, taken by a fresh open each time (so two
+ * threads of one process exclude each other too; never nest it): a killed
+ * holder releases it; a stopped one makes others give up after 10 s with a
+ * message. Returns the lock's fd (for lt_overrides_unlock) or -errno.
+ */
+int lt_overrides_lock(const char *state_dir, char *err, size_t errlen);
+void lt_overrides_unlock(int fd);
+
 /* Applies o to a parsed config (before lt_config_apply). */
 int lt_overrides_merge(const struct lt_overrides *o, struct lt_agent_config *c);
 
