@@ -10,6 +10,10 @@ cd "$ROOT"
 export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=0}
 export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}
 
+# Per-run stderr files: several runs may share the machine.
+ERRDIR=$(mktemp -d /tmp/lt-run-XXXXXX)
+trap 'rm -rf "$ERRDIR"' EXIT
+
 pass=0 fail=0 skip=0
 failed_names=()
 
@@ -17,7 +21,7 @@ run_suite() {
 	local name=$1; shift
 	local out rc p f
 	echo "== $name"
-	out=$("$@" 2>"/tmp/lt-$name.stderr")
+	out=$("$@" 2>"$ERRDIR/${name//[:\/]/_}.stderr")
 	rc=$?
 	printf '%s\n' "$out"
 	p=$(grep -c '^ok ' <<<"$out")
@@ -36,9 +40,9 @@ run_suite() {
 	if [ $rc -ne 0 ] && [ "$f" -eq 0 ]; then
 		# crashed, leaked (LeakSanitizer) or died without saying which test
 		fail=$((fail + 1)); failed_names+=("$name (exit $rc)")
-		sed 's/^/# /' "/tmp/lt-$name.stderr" | tail -40
+		sed 's/^/# /' "$ERRDIR/${name//[:\/]/_}.stderr" | tail -40
 	elif [ $rc -ne 0 ]; then
-		sed 's/^/# /' "/tmp/lt-$name.stderr" | tail -40
+		sed 's/^/# /' "$ERRDIR/${name//[:\/]/_}.stderr" | tail -40
 	fi
 }
 
