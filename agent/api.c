@@ -650,12 +650,21 @@ static enum MHD_Result lt_route(struct lt_req *r)
 		return get ? lt_reply_json(r, 200, json_pack("{s:s}", "status", "ok")) :
 			     lt_problem(r, 405, "method-not-allowed", "Method not allowed", NULL,
 					"use GET");
-	if (!strcmp(u, "/readyz"))
-		return get ? lt_reply_json(r, 200,
-					   json_pack("{s:s, s:I}", "status", "ready", "buckets",
-						     (json_int_t)lt_quota_buckets(r->api->q))) :
-			     lt_problem(r, 405, "method-not-allowed", "Method not allowed", NULL,
-					"use GET");
+	if (!strcmp(u, "/readyz")) {
+		if (!get)
+			return lt_problem(r, 405, "method-not-allowed", "Method not allowed", NULL,
+					  "use GET");
+		/* Not ready while enforcement is missing somewhere, same rule as `status`. */
+		if (!__atomic_load_n(&r->api->attached, __ATOMIC_RELAXED))
+			return lt_reply_json(r, 503,
+					     json_pack("{s:s, s:s}", "status", "not ready",
+						       "reason",
+						       "an interface lost the program (see "
+						       "`leaky-agent status`)"));
+		return lt_reply_json(r, 200,
+				     json_pack("{s:s, s:I}", "status", "ready", "buckets",
+					       (json_int_t)lt_quota_buckets(r->api->q)));
+	}
 	if (!strcmp(u, "/metrics"))
 		return get ? lt_metrics(r) :
 			     lt_problem(r, 405, "method-not-allowed", "Method not allowed", NULL,

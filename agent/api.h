@@ -51,6 +51,11 @@ struct lt_api {
 	struct lt_api_metrics *metrics;
 	pthread_mutex_t admin_lock; /* serialises admin writes (store + maps) */
 	const char *state_dir; /* overrides.json for source policy edits */
+	/*
+	 * 1 while every interface the daemon attached carries our program (its
+	 * watch, about once a second; __atomic): /readyz is 503 otherwise.
+	 */
+	int attached;
 };
 
 /* One request being handled. */

@@ -87,6 +87,7 @@ int lt_cmd_detach(struct lt_opts *o)
 {
 	__u32 key, next, want[LT_MAX_IFACES];
 	int i, pid, rc = 0, remaining = 0;
+	struct lt_owner own;
 	struct lt_maps m;
 	char err[512];
 
@@ -119,6 +120,8 @@ int lt_cmd_detach(struct lt_opts *o)
 		fprintf(stderr, "leaky-agent: nothing to detach: no pins under %s\n", o->pin_dir);
 		return 1;
 	}
+	/* Ours = uses these pins' maps: another install's program is left alone. */
+	lt_owner_from_pins(o->pin_dir, &own);
 	/* Collect first: deleting while walking restarts the walk. */
 	__u32 *all = NULL;
 	int nall = 0;
@@ -142,7 +145,7 @@ int lt_cmd_detach(struct lt_opts *o)
 			remaining++;
 			continue;
 		}
-		if (lt_iface_detach(m.fd[LT_M_IFACES], all[i], err, sizeof(err))) {
+		if (lt_iface_detach(&own, m.fd[LT_M_IFACES], all[i], err, sizeof(err))) {
 			fprintf(stderr, "leaky-agent: %s\n", err);
 			rc = 1;
 			remaining++;
@@ -185,75 +188,210 @@ static void lt_fmt_time(__u64 real_ns, char *buf, size_t len)
 	strftime(buf, len, "%Y-%m-%dT%H:%M:%SZ", &tm);
 }
 
+/*
+ * One view for both outputs: what lt_ifaces says we attached, checked against
+ * what the kernel has on each hook right now. An interface is attached when
+ * its hook carries a program that uses our maps; only then does it have a
+ * program id and a since time. The install is attached when every recorded
+ * interface is (and there is one); the agent is ready when it runs and the
+ * install is attached. The daemon's /readyz uses the same rule.
+ */
+struct lt_status_iface {
+	__u32 ifindex;
+	struct lt_iface rec;
+	struct lt_hook hook;
+	int attached;
+	char ifname[IF_NAMESIZE + 8];
+	char problem[480]; /* why not attached */
+};
+
+struct lt_status {
+	int pinned, pid, n, nattached, attached, ready;
+	struct lt_config cfg;
+	struct lt_status_iface ifs[LT_MAX_IFACES];
+};
+
+static void lt_status_collect(const struct lt_opts *o, int ifaces_fd, const struct lt_owner *own,
+			      struct lt_status *s)
+{
+	struct lt_status_iface *i;
+	__u32 key, next;
+	char what[400];
+	int gone;
+
+	if (ifaces_fd >= 0 && !bpf_map_get_next_key(ifaces_fd, NULL, &next)) {
+		do {
+			key = next;
+			i = &s->ifs[s->n];
+			memset(i, 0, sizeof(*i));
+			if (bpf_map_lookup_elem(ifaces_fd, &key, &i->rec))
+				continue;
+			i->ifindex = key;
+			gone = !if_indextoname(key, i->ifname);
+			if (gone) {
+				char nm[sizeof(i->rec.name)];
+
+				memcpy(nm, i->rec.name, sizeof(nm));
+				nm[sizeof(nm) - 1] = '\0';
+				snprintf(i->ifname, sizeof(i->ifname), "%s?", nm);
+			}
+			lt_hook_query(own, key, i->rec.mode, &i->hook);
+			i->attached = i->hook.prog_id && i->hook.ours;
+			if (!i->attached && i->hook.prog_id) {
+				lt_hook_describe(&i->hook, what, sizeof(what));
+				snprintf(i->problem, sizeof(i->problem), "the hook holds %s", what);
+			} else if (!i->attached) {
+				snprintf(i->problem, sizeof(i->problem), "%s",
+					 gone ? "the interface is gone" : "program missing");
+			}
+			s->nattached += i->attached;
+			s->n++;
+		} while (s->n < LT_MAX_IFACES && !bpf_map_get_next_key(ifaces_fd, &key, &next));
+	}
+	s->attached = s->n > 0 && s->nattached == s->n;
+	s->pid = lt_agent_pid(o->state_dir);
+	s->ready = s->pid > 0 && s->attached;
+}
+
+static void lt_json_str(const char *k, const char *v, int comma)
+{
+	json_t *j = json_string(v);
+	char *d = j ? json_dumps(j, JSON_ENCODE_ANY) : NULL;
+
+	printf("%s\"%s\":%s", comma ? "," : "", k, d ? d : "null");
+	free(d);
+	json_decref(j);
+}
+
+static void lt_status_print(const struct lt_opts *o, const struct lt_status *s)
+{
+	const char *dry = (s->cfg.flags & LT_CFG_DRY_RUN) ? "dry-run" : "enforcing";
+	char when[64];
+	int k;
+
+	if (o->json) {
+		printf("{");
+		lt_json_str("pin_dir", o->pin_dir, 0);
+		printf(",\"pinned\":%s,\"agent_pid\":%d,\"ready\":%s,\"attached\":%s,"
+		       "\"dry_run\":%s,\"generation\":%llu,\"interfaces\":[",
+		       s->pinned ? "true" : "false", s->pid, s->ready ? "true" : "false",
+		       s->attached ? "true" : "false",
+		       (s->cfg.flags & LT_CFG_DRY_RUN) ? "true" : "false",
+		       (unsigned long long)s->cfg.generation);
+		for (k = 0; k < s->n; k++) {
+			const struct lt_status_iface *i = &s->ifs[k];
+
+			printf("%s{", k ? "," : "");
+			lt_json_str("name", i->ifname, 0);
+			printf(",\"ifindex\":%u,\"mode\":\"%s\",\"attached\":%s,\"prog_id\":%u",
+			       i->ifindex, lt_mode_name(i->attached ? i->hook.mode : i->rec.mode),
+			       i->attached ? "true" : "false", i->attached ? i->hook.prog_id : 0);
+			if (i->attached) {
+				lt_fmt_time(i->rec.attached_ns, when, sizeof(when));
+				lt_json_str("attached_since", when, 1);
+				printf(",\"problem\":null}");
+			} else {
+				printf(",\"attached_since\":null");
+				lt_json_str("problem", i->problem, 1);
+				printf("}");
+			}
+		}
+		printf("]");
+		return;
+	}
+	if (s->pinned)
+		printf("leaky-tokens: maps pinned under %s\n", o->pin_dir);
+	else
+		printf("leaky-tokens: no maps pinned under %s (never attached, or detached)\n",
+		       o->pin_dir);
+	if (!s->pid)
+		printf("agent: not running%s\n",
+		       s->nattached ? " (enforcement continues without it)" : "");
+	else if (s->ready)
+		printf("agent: running (pid %d), ready\n", s->pid);
+	else if (!s->n)
+		printf("agent: running (pid %d), NOT READY: no interface is attached\n", s->pid);
+	else
+		printf("agent: running (pid %d), NOT READY: %d of %d interface(s) lost the "
+		       "program\n",
+		       s->pid, s->n - s->nattached, s->n);
+	if (s->attached)
+		printf("attached: yes, %s on %d interface(s)%s\n", dry, s->n,
+		       (s->cfg.flags & LT_CFG_DRY_RUN) ?
+			       " (would-be drops are counted and passed)" :
+			       "");
+	else if (s->nattached)
+		printf("attached: no, the program is on %d of %d interface(s) only (%s there)\n",
+		       s->nattached, s->n, dry);
+	else
+		printf("attached: no, nothing is enforced\n");
+	if (!s->pinned)
+		return;
+	printf("config generation %llu\n", (unsigned long long)s->cfg.generation);
+	printf("interfaces:\n");
+	for (k = 0; k < s->n; k++) {
+		const struct lt_status_iface *i = &s->ifs[k];
+
+		if (i->attached) {
+			lt_fmt_time(i->rec.attached_ns, when, sizeof(when));
+			printf("  %-12s ifindex %-4u %-12s prog id %-6u since %s\n", i->ifname,
+			       i->ifindex, lt_mode_name(i->hook.mode), i->hook.prog_id, when);
+		} else {
+			printf("  %-12s ifindex %-4u %-12s NOT ATTACHED: %s\n", i->ifname,
+			       i->ifindex, lt_mode_name(i->rec.mode), i->problem);
+		}
+	}
+	if (!s->n)
+		printf("  (none)\n");
+}
+
 int lt_cmd_status(struct lt_opts *o)
 {
 	struct lt_stat_val st[LT_STAT__MAX];
-	struct lt_config cfg = {};
-	struct lt_iface rec;
-	__u32 key, next, s;
-	char when[64], ifname[IF_NAMESIZE + 8];
+	struct lt_status *s;
+	struct lt_owner own;
+	__u32 k;
 	struct lt_maps m;
 	long src_used, src_slots = 0, nports;
-	int pid, first = 1;
+	char path[512];
 
-	if (lt_open(o, &m))
+	s = calloc(1, sizeof(*s));
+	if (!s)
 		return 1;
-	pid = lt_agent_pid(o->state_dir);
-	lt_cfg_read(m.fd[LT_M_CONFIG], &cfg);
+	snprintf(path, sizeof(path), "%s/lt_ifaces", o->pin_dir);
+	s->pinned = !access(path, F_OK);
+	if (!s->pinned) {
+		/* Nothing installed: the same report, with nothing in it. */
+		lt_status_collect(o, -1, NULL, s);
+		lt_status_print(o, s);
+		if (o->json)
+			printf("}\n");
+		free(s);
+		return 0;
+	}
+	if (lt_open(o, &m)) {
+		free(s);
+		return 1;
+	}
+	lt_owner_from_pins(o->pin_dir, &own);
+	lt_cfg_read(m.fd[LT_M_CONFIG], &s->cfg);
+	lt_status_collect(o, m.fd[LT_M_IFACES], &own, s);
 	lt_stats_read(m.fd[LT_M_STATS], st);
 	src_used = lt_src_count(m.fd[LT_M_SRC], &src_slots);
 	nports = lt_ports_count(m.fd[LT_M_PORTS]);
+	lt_status_print(o, s);
 	if (o->json) {
-		printf("{\"pin_dir\":\"%s\",\"agent_pid\":%d,\"dry_run\":%s,\"interfaces\":[",
-		       o->pin_dir, pid, (cfg.flags & LT_CFG_DRY_RUN) ? "true" : "false");
-	} else {
-		printf("leaky-tokens: maps pinned under %s\n", o->pin_dir);
-		printf("agent: %s\n", pid ? "running" : "not running (enforcement continues)");
-		if (pid)
-			printf("  pid %d\n", pid);
-		printf("mode: %s, config generation %llu\n",
-		       (cfg.flags & LT_CFG_DRY_RUN) ? "dry-run" : "enforcing",
-		       (unsigned long long)cfg.generation);
-		printf("interfaces:\n");
-	}
-	if (!bpf_map_get_next_key(m.fd[LT_M_IFACES], NULL, &next)) {
-		do {
-			__u32 id;
-
-			key = next;
-			if (bpf_map_lookup_elem(m.fd[LT_M_IFACES], &key, &rec))
-				continue;
-			id = lt_iface_prog(key, rec.mode);
-			lt_fmt_time(rec.attached_ns, when, sizeof(when));
-			if (!if_indextoname(key, ifname))
-				snprintf(ifname, sizeof(ifname), "%.15s?", rec.name);
-			if (o->json)
-				printf("%s{\"name\":\"%s\",\"ifindex\":%u,\"mode\":\"%s\","
-				       "\"prog_id\":%u,\"attached\":\"%s\"}",
-				       first ? "" : ",", ifname, key, lt_mode_name(rec.mode), id,
-				       when);
-			else
-				printf("  %-12s ifindex %-4u %-12s prog id %-6u since %s%s\n",
-				       ifname, key, lt_mode_name(rec.mode), id, when,
-				       id ? "" : "  (NOT ATTACHED: program missing)");
-			first = 0;
-		} while (!bpf_map_get_next_key(m.fd[LT_M_IFACES], &key, &next));
-	}
-	if (o->json) {
-		printf("],\"maps\":{\"lt_src\":%ld,\"lt_src_slots\":%ld,\"lt_penalty\":%ld,"
+		printf(",\"maps\":{\"lt_src\":%ld,\"lt_src_slots\":%ld,\"lt_penalty\":%ld,"
 		       "\"lt_policy\":%ld,\"lt_ifaces\":%ld,\"protected_ports\":%ld}",
 		       src_used, src_slots, lt_map_count(m.fd[LT_M_PENALTY]),
 		       lt_map_count(m.fd[LT_M_POLICY]), lt_map_count(m.fd[LT_M_IFACES]), nports);
 		printf(",\"counters\":{");
-		for (s = 0; s < LT_STAT__MAX; s++)
-			printf("%s\"%s\":{\"packets\":%llu,\"bytes\":%llu}", s ? "," : "",
-			       lt_stat_name(s), (unsigned long long)st[s].packets,
-			       (unsigned long long)st[s].bytes);
+		for (k = 0; k < LT_STAT__MAX; k++)
+			printf("%s\"%s\":{\"packets\":%llu,\"bytes\":%llu}", k ? "," : "",
+			       lt_stat_name(k), (unsigned long long)st[k].packets,
+			       (unsigned long long)st[k].bytes);
 		printf("}}\n");
 	} else {
-		if (first)
-			printf("  (none)\n");
-		first = 0;
 		printf("protected ports: %ld\n", nports);
 		printf("maps (entries):\n");
 		printf("  %-12s %7ld / %ld source buckets\n", "lt_src", src_used, src_slots);
@@ -263,13 +401,14 @@ int lt_cmd_status(struct lt_opts *o)
 		       lt_map_count(m.fd[LT_M_PENALTY]), LT_MAX_PREFIXES);
 		printf("  %-12s %7ld interfaces\n", "lt_ifaces", lt_map_count(m.fd[LT_M_IFACES]));
 		printf("counters (packets, bytes):\n");
-		for (s = 0; s < LT_STAT__MAX; s++)
-			if (st[s].packets)
-				printf("  %-20s %12llu %14llu\n", lt_stat_name(s),
-				       (unsigned long long)st[s].packets,
-				       (unsigned long long)st[s].bytes);
+		for (k = 0; k < LT_STAT__MAX; k++)
+			if (st[k].packets)
+				printf("  %-20s %12llu %14llu\n", lt_stat_name(k),
+				       (unsigned long long)st[k].packets,
+				       (unsigned long long)st[k].bytes);
 	}
 	lt_maps_close(&m);
+	free(s);
 	return 0;
 }
 

@@ -5,8 +5,10 @@
  * Programs stay attached and maps pinned when it exits or dies: enforcement
  * never depends on this process, and a new attach adopts what it finds.
  */
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <net/if.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -347,6 +349,166 @@ static int lt_cp_start(struct lt_cp *cp, const struct lt_opts *o, const struct l
 	return lt_api_start(&cp->api, err, errlen);
 }
 
+/*
+ * What a refused or failed attach must undo: the entries it created in the
+ * pin dir (lt_ pins) and the state dir (lock, store, secret), and the dirs
+ * themselves if it made them. Entries that existed before it are never
+ * touched: they belong to an install that is still there.
+ */
+struct lt_dir_snap {
+	int existed;
+	char **names;
+	int n;
+};
+
+static void lt_snap_take(struct lt_dir_snap *s, const char *dir, const char *prefix)
+{
+	struct dirent *de;
+	char **nn;
+	DIR *d;
+
+	memset(s, 0, sizeof(*s));
+	d = opendir(dir);
+	if (!d)
+		return;
+	s->existed = 1;
+	while ((de = readdir(d))) {
+		if (de->d_name[0] == '.' || strncmp(de->d_name, prefix, strlen(prefix)))
+			continue;
+		nn = realloc(s->names, (size_t)(s->n + 1) * sizeof(*nn));
+		if (!nn)
+			break;
+		s->names = nn;
+		s->names[s->n] = strdup(de->d_name);
+		if (s->names[s->n])
+			s->n++;
+	}
+	closedir(d);
+}
+
+static void lt_snap_free(struct lt_dir_snap *s)
+{
+	while (s->n > 0)
+		free(s->names[--s->n]);
+	free(s->names);
+	s->names = NULL;
+}
+
+/* Removes what appeared in dir since the snapshot; then the dir, if it is new. */
+static void lt_snap_undo(struct lt_dir_snap *s, const char *dir, const char *prefix)
+{
+	char path[512];
+	struct dirent *de;
+	DIR *d;
+	int i, old;
+
+	d = opendir(dir);
+	while (d && (de = readdir(d))) {
+		if (de->d_name[0] == '.' || de->d_type == DT_DIR ||
+		    strncmp(de->d_name, prefix, strlen(prefix)))
+			continue;
+		for (i = 0, old = 0; i < s->n && !old; i++)
+			old = !strcmp(s->names[i], de->d_name);
+		snprintf(path, sizeof(path), "%s/%s", dir, de->d_name);
+		if (!old && unlink(path) && errno != ENOENT)
+			log_warn("cannot remove %s: %s", path, strerror(errno));
+	}
+	if (d)
+		closedir(d);
+	if (!s->existed)
+		rmdir(dir); /* only if empty */
+}
+
+/*
+ * The daemon's watch: the interfaces it attached, checked about once a
+ * second against the kernel's hooks. Losing our program is logged once;
+ * /readyz and `status` say not ready; the daemon re-attaches as soon as the
+ * hook is free, and never replaces a program that is not ours.
+ */
+struct lt_watch {
+	const char *name;
+	__u32 ifindex;
+	int active; /* 0 once `detach --iface` removed the record */
+	int lost; /* our program is not on the hook */
+	int fresh; /* this run attached it to a hook without ours (undo on failure) */
+	__u32 blocker; /* the foreign program last reported */
+	int last_err; /* the re-attach error last reported */
+};
+
+static int lt_watch_tick(struct lt_admit *skel, const struct lt_owner *own, struct lt_watch *w,
+			 int n, enum lt_mode_req req)
+{
+	int ifs_fd = bpf_map__fd(skel->maps.lt_ifaces), i, ret, nactive = 0, nlost = 0;
+	char what[400], err[512];
+	struct lt_iface rec;
+	struct lt_hook h;
+	__u32 idx;
+
+	for (i = 0; i < n; i++) {
+		if (!w[i].active)
+			continue;
+		if (bpf_map_lookup_elem(ifs_fd, &w[i].ifindex, &rec)) {
+			log_info("%s: detached by `leaky-agent detach`; no longer watched",
+				 w[i].name);
+			w[i].active = 0;
+			continue;
+		}
+		nactive++;
+		idx = if_nametoindex(w[i].name);
+		memset(&h, 0, sizeof(h));
+		if (idx)
+			lt_hook_query(own, idx, rec.mode, &h);
+		if (idx == w[i].ifindex && h.prog_id && h.ours) {
+			if (w[i].lost)
+				log_info("%s: our program is back (id %u); ready", w[i].name,
+					 h.prog_id);
+			w[i].lost = 0;
+			continue;
+		}
+		if (!w[i].lost) {
+			log_warn("%s: lost its leaky-tokens program (%s); not ready until it is "
+				 "back",
+				 w[i].name,
+				 !idx		     ? "the interface is gone" :
+				 idx != w[i].ifindex ? "the interface was re-created" :
+				 h.prog_id	     ? "replaced by another program" :
+						       "removed from the interface");
+			w[i].lost = 1;
+			w[i].blocker = 0;
+			w[i].last_err = 0;
+		}
+		if (!idx) {
+			nlost++;
+			continue;
+		}
+		if (h.prog_id && !h.ours) {
+			if (w[i].blocker != h.prog_id) {
+				lt_hook_describe(&h, what, sizeof(what));
+				log_warn("%s: the hook holds %s; not replacing it", w[i].name,
+					 what);
+				w[i].blocker = h.prog_id;
+			}
+			nlost++;
+			continue;
+		}
+		ret = lt_iface_attach(skel, w[i].name, req, err, sizeof(err));
+		if (ret) {
+			if (ret != w[i].last_err)
+				log_warn("%s: re-attaching failed: %s", w[i].name, err);
+			w[i].last_err = ret;
+			nlost++;
+			continue;
+		}
+		if (idx != w[i].ifindex) {
+			bpf_map_delete_elem(ifs_fd, &w[i].ifindex); /* the old interface's */
+			w[i].ifindex = idx;
+		}
+		log_info("%s: re-attached; ready", w[i].name);
+		w[i].lost = 0;
+	}
+	return nactive > 0 && !nlost;
+}
+
 int lt_cmd_attach(struct lt_opts *o)
 {
 	struct lt_load_opts lo = { .pin_dir = o->pin_dir };
@@ -356,10 +518,14 @@ int lt_cmd_attach(struct lt_opts *o)
 	struct ring_buffer *rb = NULL;
 	struct lt_admit *skel = NULL;
 	struct lt_sweep_stats sw;
+	struct lt_watch w[LT_MAX_IFACES] = {};
+	struct lt_dir_snap pins_before, state_before;
+	struct lt_owner own;
+	struct lt_hook h;
 	struct lt_maps m;
-	__u64 last_sweep = 0;
+	__u64 last_sweep = 0, last_watch = 0;
 	char err[512];
-	int i, lock_fd = -1, rc = 1, penalty_map_new;
+	int i, lock_fd = -1, rc = 1, penalty_map_new, running = 0;
 
 	if (lt_need_privileges())
 		return 1;
@@ -368,6 +534,17 @@ int lt_cmd_attach(struct lt_opts *o)
 		fprintf(stderr, "leaky-agent: bad config: %s\n", err);
 		return 1;
 	}
+	/* A program that is not ours on a hook refuses the attach before anything exists. */
+	lt_owner_from_pins(o->pin_dir, &own);
+	for (i = 0; i < o->nifaces; i++) {
+		if (lt_iface_precheck(&own, o->ifaces[i], o->mode, err, sizeof(err))) {
+			fprintf(stderr, "leaky-agent: %s\n", err);
+			lt_config_free(&cfg);
+			return 1;
+		}
+	}
+	lt_snap_take(&pins_before, o->pin_dir, "lt_");
+	lt_snap_take(&state_before, o->state_dir, "");
 	lock_fd = lt_lock(o->state_dir, err, sizeof(err));
 	if (lock_fd < 0) {
 		fprintf(stderr, "leaky-agent: %s\n", err);
@@ -398,12 +575,19 @@ int lt_cmd_attach(struct lt_opts *o)
 		lt_config_free(&cfg);
 		cfg = now;
 	}
+	lt_owner_from_skel(skel, &own);
 	for (i = 0; i < o->nifaces; i++) {
+		w[i].name = o->ifaces[i];
+		w[i].ifindex = if_nametoindex(o->ifaces[i]);
+		lt_hook_query(&own, w[i].ifindex, o->mode == LT_REQ_TC ? LT_MODE_TC : 0, &h);
 		if (lt_iface_attach(skel, o->ifaces[i], o->mode, err, sizeof(err))) {
 			fprintf(stderr, "leaky-agent: %s\n", err);
 			goto cleanup;
 		}
+		w[i].fresh = !h.ours;
+		w[i].active = 1;
 	}
+	cp.api.attached = 1;
 	if (o->api)
 		snprintf(cfg.cp.listen, sizeof(cfg.cp.listen), "%s", o->api);
 	err[0] = '\0';
@@ -426,6 +610,7 @@ int lt_cmd_attach(struct lt_opts *o)
 	       "running, `leaky-agent detach` removes it\n",
 	       o->pin_dir, cfg.cp.listen);
 	fflush(stdout);
+	running = 1;
 
 	while (!lt_stop) {
 		int n = ring_buffer__poll(rb, 200);
@@ -472,15 +657,32 @@ int lt_cmd_attach(struct lt_opts *o)
 					  "%ld sources left",
 					  sw.penalties_expired, sw.sources_idle, sw.sources_left);
 		}
+		if (now - last_watch >= LT_NS_PER_SEC) {
+			last_watch = now;
+			__atomic_store_n(&cp.api.attached,
+					 lt_watch_tick(skel, &own, w, o->nifaces, o->mode),
+					 __ATOMIC_RELAXED);
+		}
 	}
 	log_info("exiting: programs stay attached and maps pinned (%ld events seen)", d.events);
 	rc = 0;
 cleanup:
 	lt_cp_stop(&cp); /* the API stops first: no request sees a closed store */
 	ring_buffer__free(rb);
+	if (!running) {
+		/* A failed attach leaves nothing it created: attachments, pins, files. */
+		for (i = 0; skel && i < o->nifaces; i++)
+			if (w[i].fresh && lt_iface_detach(&own, bpf_map__fd(skel->maps.lt_ifaces),
+							  w[i].ifindex, err, sizeof(err)))
+				log_warn("%s", err);
+		lt_snap_undo(&pins_before, o->pin_dir, "lt_");
+		lt_snap_undo(&state_before, o->state_dir, "");
+	}
 	lt_admit__destroy(skel);
 	if (lock_fd >= 0)
 		close(lock_fd);
+	lt_snap_free(&pins_before);
+	lt_snap_free(&state_before);
 	lt_config_free(&cfg);
 	return rc;
 }

@@ -152,23 +152,84 @@ const char *lt_mode_name(__u32 mode)
 	return "unknown";
 }
 
-/* Is prog id one of ours (by name)? */
-static int lt_prog_is_ours(__u32 id, char *name, size_t len)
+/*
+ * Ownership. A program is ours when it uses one of our maps (by map id): that
+ * is what "this install" means, since two installs differ exactly in their
+ * pins. The program's name only tells that it is leaky-tokens'; a second
+ * install with another pin dir runs a program of the same name on other maps,
+ * and neither may replace or detach the other's.
+ */
+static void lt_owner_add(struct lt_owner *own, int fd)
+{
+	struct bpf_map_info info = {};
+	__u32 len = sizeof(info);
+
+	if (fd >= 0 && own->n < LT_OWNER_MAX && !bpf_obj_get_info_by_fd(fd, &info, &len))
+		own->map_ids[own->n++] = info.id;
+}
+
+void lt_owner_from_skel(struct lt_admit *skel, struct lt_owner *own)
+{
+	struct bpf_map *map;
+
+	own->n = 0;
+	bpf_object__for_each_map(map, skel->obj) lt_owner_add(own, bpf_map__fd(map));
+}
+
+int lt_owner_from_pins(const char *pin_dir, struct lt_owner *own)
+{
+	struct dirent *de;
+	char path[512];
+	DIR *d;
+	int fd;
+
+	own->n = 0;
+	d = opendir(pin_dir);
+	if (!d)
+		return errno == ENOENT ? 0 : -errno;
+	while ((de = readdir(d))) {
+		if (strncmp(de->d_name, "lt_", 3))
+			continue;
+		snprintf(path, sizeof(path), "%s/%s", pin_dir, de->d_name);
+		fd = bpf_obj_get(path);
+		lt_owner_add(own, fd);
+		if (fd >= 0)
+			close(fd);
+	}
+	closedir(d);
+	return 0;
+}
+
+/* Name and map ids of a program; -errno if it is gone. */
+static int lt_prog_maps(__u32 id, char *name, size_t len, __u32 *ids, __u32 *n)
 {
 	struct bpf_prog_info info = {};
 	__u32 ilen = sizeof(info);
-	int fd, ours = 0;
+	int fd, ret = 0;
 
 	fd = bpf_prog_get_fd_by_id(id);
 	if (fd < 0)
-		return 0;
-	if (!bpf_obj_get_info_by_fd(fd, &info, &ilen)) {
-		ours = !strcmp(info.name, "lt_xdp") || !strcmp(info.name, "lt_tc");
-		if (name)
-			snprintf(name, len, "%s", info.name);
-	}
+		return -errno;
+	info.nr_map_ids = *n;
+	info.map_ids = (__u64)(unsigned long)ids;
+	if (bpf_obj_get_info_by_fd(fd, &info, &ilen))
+		ret = -errno;
 	close(fd);
-	return ours;
+	if (ret)
+		return ret;
+	snprintf(name, len, "%s", info.name);
+	*n = info.nr_map_ids < *n ? info.nr_map_ids : *n;
+	return 0;
+}
+
+static int lt_owner_has(const struct lt_owner *own, __u32 id)
+{
+	__u32 i;
+
+	for (i = 0; own && i < own->n; i++)
+		if (own->map_ids[i] == id)
+			return 1;
+	return 0;
 }
 
 static __u32 lt_xdp_prog(__u32 ifindex, __u32 *mode)
@@ -192,35 +253,137 @@ static __u32 lt_tc_prog(__u32 ifindex)
 {
 	LIBBPF_OPTS(bpf_tc_hook, hook, .ifindex = (int)ifindex, .attach_point = BPF_TC_INGRESS);
 	LIBBPF_OPTS(bpf_tc_opts, o, .handle = LT_TC_HANDLE, .priority = LT_TC_PRIO);
+	int ret;
 
-	if (bpf_tc_query(&hook, &o))
-		return 0;
-	return o.prog_id;
+	/* Without a clsact qdisc the kernel says "Parent Qdisc doesn't exists": an answer. */
+	lt_log_libbpf_quiet(1);
+	ret = bpf_tc_query(&hook, &o);
+	lt_log_libbpf_quiet(0);
+	return ret ? 0 : o.prog_id;
 }
 
-__u32 lt_iface_prog(__u32 ifindex, __u32 mode)
+int lt_hook_query(const struct lt_owner *own, __u32 ifindex, __u32 mode, struct lt_hook *h)
 {
-	__u32 m = 0, id;
+	__u32 i;
 
+	memset(h, 0, sizeof(*h));
 	if (mode == LT_MODE_TC) {
-		id = lt_tc_prog(ifindex);
-		return id && lt_prog_is_ours(id, NULL, 0) ? id : 0;
+		h->prog_id = lt_tc_prog(ifindex);
+		h->mode = LT_MODE_TC;
+	} else {
+		h->prog_id = lt_xdp_prog(ifindex, &h->mode);
 	}
-	id = lt_xdp_prog(ifindex, &m);
-	return id && m == mode && lt_prog_is_ours(id, NULL, 0) ? id : 0;
+	if (!h->prog_id)
+		return 0;
+	h->nmaps = LT_OWNER_MAX;
+	if (lt_prog_maps(h->prog_id, h->name, sizeof(h->name), h->map_ids, &h->nmaps)) {
+		memset(h, 0, sizeof(*h)); /* detached while we looked */
+		return 0;
+	}
+	h->leaky = !strcmp(h->name, "lt_xdp") || !strcmp(h->name, "lt_tc");
+	for (i = 0; i < h->nmaps; i++)
+		h->ours |= lt_owner_has(own, h->map_ids[i]);
+	return 0;
 }
 
-static int lt_xdp_detach_ours(__u32 ifindex)
+/*
+ * Where another install pinned the maps of a program: a bounded walk of
+ * bpffs for an lt_ pin whose map id the program uses. 0 and dir, or -ENOENT.
+ */
+static int lt_find_pins(const char *dir, int depth, const struct lt_hook *h, char *out, size_t len,
+			int *budget)
 {
-	__u32 mode = 0, id = lt_xdp_prog(ifindex, &mode);
+	char path[512];
+	struct dirent *de;
+	int found = -ENOENT, fd;
+	DIR *d;
+
+	d = opendir(dir);
+	if (!d)
+		return -ENOENT;
+	while (found && (de = readdir(d)) && --*budget > 0) {
+		if (de->d_name[0] == '.')
+			continue;
+		snprintf(path, sizeof(path), "%s/%s", dir, de->d_name);
+		if (de->d_type == DT_DIR) {
+			if (depth > 0)
+				found = lt_find_pins(path, depth - 1, h, out, len, budget);
+			continue;
+		}
+		if (strncmp(de->d_name, "lt_", 3))
+			continue;
+		fd = bpf_obj_get(path);
+		if (fd >= 0) {
+			struct bpf_map_info info = {};
+			__u32 ilen = sizeof(info), i;
+
+			/* the name check keeps a pinned program's id from posing as a map id */
+			if (!bpf_obj_get_info_by_fd(fd, &info, &ilen) &&
+			    !strcmp(info.name, de->d_name))
+				for (i = 0; i < h->nmaps && found; i++)
+					if (h->map_ids[i] == info.id) {
+						snprintf(out, len, "%s", dir);
+						found = 0;
+					}
+			close(fd);
+		}
+	}
+	closedir(d);
+	return found;
+}
+
+void lt_hook_describe(const struct lt_hook *h, char *buf, size_t len)
+{
+	char dir[256];
+	int budget = 4096;
+
+	if (!h->leaky)
+		snprintf(buf, len, "%s program '%s' (id %u), which is not leaky-tokens'",
+			 h->mode == LT_MODE_TC ? "TC" : "XDP", h->name, h->prog_id);
+	else if (!lt_find_pins("/sys/fs/bpf", 3, h, dir, sizeof(dir), &budget))
+		snprintf(buf, len,
+			 "leaky-tokens program '%s' (id %u) of another install, whose maps are "
+			 "pinned under %s",
+			 h->name, h->prog_id, dir);
+	else
+		snprintf(buf, len,
+			 "leaky-tokens program '%s' (id %u) of another install, whose maps are "
+			 "not pinned under /sys/fs/bpf (a test or benchmark loader?)",
+			 h->name, h->prog_id);
+}
+
+/* The error for a hook held by a program that is not ours: -EBUSY. */
+static int lt_refuse(const struct lt_hook *h, const char *ifname, char *err, size_t errlen)
+{
+	char what[400];
+
+	lt_hook_describe(h, what, sizeof(what));
+	if (h->leaky)
+		snprintf(err, errlen,
+			 "%s already has %s; not replacing it (one install per interface: detach "
+			 "the other one with its --pin-dir, or attach with the same --pin-dir)",
+			 ifname, what);
+	else if (h->mode == LT_MODE_TC)
+		snprintf(err, errlen,
+			 "%s already has %s at TC handle 0x%x prio %d; not replacing it", ifname,
+			 what, LT_TC_HANDLE, LT_TC_PRIO);
+	else
+		snprintf(err, errlen,
+			 "%s already has %s; not replacing it (remove it with: ip link set dev "
+			 "%s xdp off)",
+			 ifname, what, ifname);
+	return -EBUSY;
+}
+
+/* Removes prog_id from the XDP hook only if it is still the one there. */
+static int lt_xdp_detach_id(__u32 ifindex, __u32 id, __u32 mode)
+{
 	LIBBPF_OPTS(bpf_xdp_attach_opts, o);
 	int fd, ret;
 
-	if (!id || !lt_prog_is_ours(id, NULL, 0))
-		return 0;
 	fd = bpf_prog_get_fd_by_id(id);
 	if (fd < 0)
-		return -errno;
+		return errno == ENOENT ? 0 : -errno;
 	o.old_prog_fd = fd;
 	ret = bpf_xdp_detach((int)ifindex,
 			     XDP_FLAGS_REPLACE | (mode == LT_MODE_XDP_NATIVE ? XDP_FLAGS_DRV_MODE :
@@ -230,14 +393,27 @@ static int lt_xdp_detach_ours(__u32 ifindex)
 	return ret;
 }
 
-static int lt_tc_detach_ours(__u32 ifindex, int destroy_clsact)
+static int lt_xdp_detach_ours(const struct lt_owner *own, __u32 ifindex)
+{
+	struct lt_hook h;
+
+	lt_hook_query(own, ifindex, LT_MODE_XDP_NATIVE, &h);
+	if (!h.prog_id || !h.ours)
+		return 0;
+	return lt_xdp_detach_id(ifindex, h.prog_id, h.mode);
+}
+
+static int lt_tc_detach_ours(const struct lt_owner *own, __u32 ifindex, int destroy_clsact)
 {
 	LIBBPF_OPTS(bpf_tc_hook, hook, .ifindex = (int)ifindex, .attach_point = BPF_TC_INGRESS);
 	LIBBPF_OPTS(bpf_tc_opts, o, .handle = LT_TC_HANDLE, .priority = LT_TC_PRIO);
-	__u32 id = lt_tc_prog(ifindex);
+	struct lt_hook h;
 	int ret = 0;
 
-	if (id && lt_prog_is_ours(id, NULL, 0))
+	lt_hook_query(own, ifindex, LT_MODE_TC, &h);
+	if (h.prog_id && !h.ours)
+		return 0; /* another install's filter: neither it nor its clsact is ours */
+	if (h.prog_id)
 		ret = bpf_tc_detach(&hook, &o);
 	if (!ret && destroy_clsact) {
 		hook.attach_point = BPF_TC_INGRESS | BPF_TC_EGRESS;
@@ -248,48 +424,46 @@ static int lt_tc_detach_ours(__u32 ifindex, int destroy_clsact)
 	return ret;
 }
 
-static int lt_attach_xdp(struct lt_admit *skel, __u32 ifindex, const char *ifname,
-			 enum lt_mode_req req, __u32 *mode, char *err, size_t errlen)
+static int lt_attach_xdp(struct lt_admit *skel, const struct lt_owner *own, __u32 ifindex,
+			 const char *ifname, enum lt_mode_req req, __u32 *mode, char *err,
+			 size_t errlen)
 {
 	int fd = bpf_program__fd(skel->progs.lt_xdp), old_fd = -1, ret;
-	__u32 cur_mode = 0, cur = lt_xdp_prog(ifindex, &cur_mode);
 	LIBBPF_OPTS(bpf_xdp_attach_opts, o);
-	char name[32] = "";
+	struct lt_hook cur;
 
-	if (cur && !lt_prog_is_ours(cur, name, sizeof(name))) {
-		snprintf(err, errlen,
-			 "%s already has XDP program '%s' (id %u) attached that is not "
-			 "leaky-tokens'; remove it first (ip link set dev %s xdp off)",
-			 ifname, name, cur, ifname);
-		return -EBUSY;
-	}
-	if (cur && ((req == LT_REQ_XDP_NATIVE && cur_mode != LT_MODE_XDP_NATIVE) ||
-		    (req == LT_REQ_XDP_GENERIC && cur_mode != LT_MODE_XDP_GENERIC))) {
-		ret = lt_xdp_detach_ours(ifindex); /* switching modes */
+	lt_hook_query(own, ifindex, LT_MODE_XDP_NATIVE, &cur);
+	if (cur.prog_id && !cur.ours)
+		return lt_refuse(&cur, ifname, err, errlen);
+	if (cur.prog_id && ((req == LT_REQ_XDP_NATIVE && cur.mode != LT_MODE_XDP_NATIVE) ||
+			    (req == LT_REQ_XDP_GENERIC && cur.mode != LT_MODE_XDP_GENERIC))) {
+		ret = lt_xdp_detach_id(ifindex, cur.prog_id, cur.mode); /* switching modes */
 		if (ret)
 			goto fail;
-		cur = 0;
+		cur.prog_id = 0;
 	}
-	if (cur) {
+	if (cur.prog_id) {
 		/* Adopt: swap our old program for the new one in one step. */
-		old_fd = bpf_prog_get_fd_by_id(cur);
+		old_fd = bpf_prog_get_fd_by_id(cur.prog_id);
 		o.old_prog_fd = old_fd;
 		ret = bpf_xdp_attach((int)ifindex, fd,
 				     XDP_FLAGS_REPLACE |
-					     (cur_mode == LT_MODE_XDP_NATIVE ? XDP_FLAGS_DRV_MODE :
+					     (cur.mode == LT_MODE_XDP_NATIVE ? XDP_FLAGS_DRV_MODE :
 									       XDP_FLAGS_SKB_MODE),
 				     &o);
-		close(old_fd);
-		*mode = cur_mode;
+		if (old_fd >= 0)
+			close(old_fd);
+		*mode = cur.mode;
 		if (ret)
 			goto fail;
 		return 0;
 	}
+	/* UPDATE_IF_NOEXIST: a program attached since we looked is not replaced. */
 	if (req != LT_REQ_XDP_GENERIC) {
 		ret = bpf_xdp_attach((int)ifindex, fd,
 				     XDP_FLAGS_DRV_MODE | XDP_FLAGS_UPDATE_IF_NOEXIST, NULL);
 		*mode = LT_MODE_XDP_NATIVE;
-		if (!ret || req == LT_REQ_XDP_NATIVE)
+		if (!ret || req == LT_REQ_XDP_NATIVE || ret == -EBUSY)
 			goto done;
 		log_info("%s: native XDP not supported (%s), using generic XDP", ifname,
 			 strerror(-ret));
@@ -301,33 +475,29 @@ done:
 	if (!ret)
 		return 0;
 fail:
-	snprintf(err, errlen, "attaching XDP to %s failed: %s", ifname, strerror(-ret));
+	snprintf(err, errlen, "attaching XDP to %s failed: %s%s", ifname, strerror(-ret),
+		 ret == -EBUSY ? " (another program was attached meanwhile)" : "");
 	return ret;
 }
 
-static int lt_attach_tc(struct lt_admit *skel, __u32 ifindex, const char *ifname, int *own,
-			char *err, size_t errlen)
+static int lt_attach_tc(struct lt_admit *skel, const struct lt_owner *own, __u32 ifindex,
+			const char *ifname, int *own_clsact, char *err, size_t errlen)
 {
 	LIBBPF_OPTS(bpf_tc_hook, hook, .ifindex = (int)ifindex, .attach_point = BPF_TC_INGRESS);
 	LIBBPF_OPTS(bpf_tc_opts, o, .handle = LT_TC_HANDLE, .priority = LT_TC_PRIO);
-	__u32 cur = lt_tc_prog(ifindex);
-	char name[32] = "";
+	struct lt_hook cur;
 	int ret;
 
-	if (cur && !lt_prog_is_ours(cur, name, sizeof(name))) {
-		snprintf(err, errlen,
-			 "%s already has TC program '%s' (id %u) at handle 0x%x prio %d that is "
-			 "not leaky-tokens'",
-			 ifname, name, cur, LT_TC_HANDLE, LT_TC_PRIO);
-		return -EBUSY;
-	}
+	lt_hook_query(own, ifindex, LT_MODE_TC, &cur);
+	if (cur.prog_id && !cur.ours)
+		return lt_refuse(&cur, ifname, err, errlen);
 	ret = bpf_tc_hook_create(&hook);
 	if (ret && ret != -EEXIST) {
 		snprintf(err, errlen, "creating clsact on %s failed: %s", ifname, strerror(-ret));
 		return ret;
 	}
 	if (!ret)
-		*own = 1;
+		*own_clsact = 1;
 	o.prog_fd = bpf_program__fd(skel->progs.lt_tc);
 	o.flags = BPF_TC_F_REPLACE;
 	ret = bpf_tc_attach(&hook, &o);
@@ -336,11 +506,28 @@ static int lt_attach_tc(struct lt_admit *skel, __u32 ifindex, const char *ifname
 	return ret;
 }
 
+int lt_iface_precheck(const struct lt_owner *own, const char *ifname, enum lt_mode_req req,
+		      char *err, size_t errlen)
+{
+	__u32 ifindex = if_nametoindex(ifname);
+	struct lt_hook h;
+
+	if (!ifindex) {
+		snprintf(err, errlen, "unknown interface '%s' (see `ip link`)", ifname);
+		return -ENODEV;
+	}
+	lt_hook_query(own, ifindex, req == LT_REQ_TC ? LT_MODE_TC : LT_MODE_XDP_NATIVE, &h);
+	if (!h.prog_id || h.ours)
+		return 0;
+	return lt_refuse(&h, ifname, err, errlen);
+}
+
 int lt_iface_attach(struct lt_admit *skel, const char *ifname, enum lt_mode_req req, char *err,
 		    size_t errlen)
 {
-	int ifs_fd = bpf_map__fd(skel->maps.lt_ifaces), own = 0, ret;
+	int ifs_fd = bpf_map__fd(skel->maps.lt_ifaces), own_clsact = 0, ret;
 	struct lt_iface rec = {}, old = {};
+	struct lt_owner own;
 	__u32 ifindex, mode = 0;
 	struct timespec ts;
 
@@ -349,25 +536,27 @@ int lt_iface_attach(struct lt_admit *skel, const char *ifname, enum lt_mode_req 
 		snprintf(err, errlen, "unknown interface '%s' (see `ip link`)", ifname);
 		return -ENODEV;
 	}
+	lt_owner_from_skel(skel, &own);
 	bpf_map_lookup_elem(ifs_fd, &ifindex, &old);
 	if (req == LT_REQ_TC) {
-		ret = lt_xdp_detach_ours(ifindex);
+		ret = lt_xdp_detach_ours(&own, ifindex);
 		if (!ret)
-			ret = lt_attach_tc(skel, ifindex, ifname, &own, err, errlen);
+			ret = lt_attach_tc(skel, &own, ifindex, ifname, &own_clsact, err, errlen);
 		mode = LT_MODE_TC;
 		if (old.mode == LT_MODE_TC)
-			own |= !!(old.flags & LT_IFACE_OWN_CLSACT);
+			own_clsact |= !!(old.flags & LT_IFACE_OWN_CLSACT);
 	} else {
-		ret = lt_attach_xdp(skel, ifindex, ifname, req, &mode, err, errlen);
-		if (!ret && lt_tc_prog(ifindex))
-			lt_tc_detach_ours(ifindex, old.mode == LT_MODE_TC &&
-							   (old.flags & LT_IFACE_OWN_CLSACT));
+		ret = lt_attach_xdp(skel, &own, ifindex, ifname, req, &mode, err, errlen);
+		if (!ret)
+			lt_tc_detach_ours(&own, ifindex,
+					  old.mode == LT_MODE_TC &&
+						  (old.flags & LT_IFACE_OWN_CLSACT));
 	}
 	if (ret)
 		return ret;
 	clock_gettime(CLOCK_REALTIME, &ts);
 	rec.mode = mode;
-	rec.flags = own ? LT_IFACE_OWN_CLSACT : 0;
+	rec.flags = own_clsact ? LT_IFACE_OWN_CLSACT : 0;
 	rec.attached_ns = (__u64)ts.tv_sec * 1000000000ULL + (__u64)ts.tv_nsec;
 	snprintf(rec.name, sizeof(rec.name), "%s", ifname);
 	if (bpf_map_update_elem(ifs_fd, &ifindex, &rec, BPF_ANY)) {
@@ -379,26 +568,40 @@ int lt_iface_attach(struct lt_admit *skel, const char *ifname, enum lt_mode_req 
 	return 0;
 }
 
-int lt_iface_detach(int ifaces_fd, __u32 ifindex, char *err, size_t errlen)
+int lt_iface_detach(const struct lt_owner *own, int ifaces_fd, __u32 ifindex, char *err,
+		    size_t errlen)
 {
 	struct lt_iface rec = {};
+	struct lt_hook h;
+	char what[400];
 	int ret;
 
 	if (bpf_map_lookup_elem(ifaces_fd, &ifindex, &rec)) {
 		snprintf(err, errlen, "ifindex %u is not attached", ifindex);
 		return -ENOENT;
 	}
-	if (rec.mode == LT_MODE_TC)
-		ret = lt_tc_detach_ours(ifindex, !!(rec.flags & LT_IFACE_OWN_CLSACT));
-	else
-		ret = lt_xdp_detach_ours(ifindex);
+	/*
+	 * The record goes first: a running daemon stops watching an interface
+	 * without a record, so it does not put back what we take off.
+	 */
+	bpf_map_delete_elem(ifaces_fd, &ifindex);
+	lt_hook_query(own, ifindex, rec.mode, &h);
+	if (h.prog_id && !h.ours) {
+		lt_hook_describe(&h, what, sizeof(what));
+		log_warn("%s: our program is not there; leaving %s alone", rec.name, what);
+		ret = 0;
+	} else if (rec.mode == LT_MODE_TC) {
+		ret = lt_tc_detach_ours(own, ifindex, !!(rec.flags & LT_IFACE_OWN_CLSACT));
+	} else {
+		ret = h.prog_id ? lt_xdp_detach_id(ifindex, h.prog_id, h.mode) : 0;
+	}
 	if (ret == -ENODEV || ret == -ENOENT)
 		ret = 0; /* the interface is gone, and our program with it */
 	if (ret) {
+		bpf_map_update_elem(ifaces_fd, &ifindex, &rec, BPF_ANY);
 		snprintf(err, errlen, "detaching from %s failed: %s", rec.name, strerror(-ret));
 		return ret;
 	}
-	bpf_map_delete_elem(ifaces_fd, &ifindex);
 	log_info("detached from %s (ifindex %u)", rec.name, ifindex);
 	return 0;
 }

@@ -36,18 +36,60 @@ int lt_mode_req_parse(const char *s, enum lt_mode_req *out);
 const char *lt_mode_name(__u32 mode);
 
 /*
+ * Ownership: a program is ours when it uses one of our maps. Two installs
+ * (two pin dirs) run programs of the same name on different maps; neither may
+ * replace or detach the other's. The set of our map ids comes from the
+ * loaded skeleton or from the pins (commands that run without a skeleton).
+ */
+#define LT_OWNER_MAX 32
+struct lt_owner {
+	__u32 map_ids[LT_OWNER_MAX];
+	__u32 n;
+};
+void lt_owner_from_skel(struct lt_admit *skel, struct lt_owner *own);
+/* No pin dir: an empty set (nothing is ours). */
+int lt_owner_from_pins(const char *pin_dir, struct lt_owner *own);
+
+/* What sits on an interface's hook: XDP (any mode), or our TC handle/prio. */
+struct lt_hook {
+	__u32 prog_id; /* 0: the hook is free */
+	__u32 mode; /* enum lt_attach_mode prog_id is attached in */
+	int ours; /* it uses one of the owner's maps */
+	int leaky; /* it is a leaky-tokens program (by name), ours or not */
+	char name[16]; /* its BPF name */
+	__u32 map_ids[LT_OWNER_MAX];
+	__u32 nmaps;
+};
+/* mode: LT_MODE_TC for the TC hook, any XDP mode for the XDP hook. Probes quietly. */
+int lt_hook_query(const struct lt_owner *own, __u32 ifindex, __u32 mode, struct lt_hook *h);
+/*
+ * Names a program that is not ours, for an error: its name and id and, for
+ * another leaky-tokens install, the pin dir of its maps (found in bpffs).
+ */
+void lt_hook_describe(const struct lt_hook *h, char *buf, size_t len);
+
+/*
+ * Before anything is created: -ENODEV unknown interface, -EBUSY a program
+ * that is not ours (own: from the pins, if any) holds the hook. err says which.
+ */
+int lt_iface_precheck(const struct lt_owner *own, const char *ifname, enum lt_mode_req req,
+		      char *err, size_t errlen);
+
+/*
  * Attaches to ifname (or adopts our own program already there, replacing it
  * atomically) and records it in lt_ifaces. Returns 0 or -errno with err set:
- * -ENODEV unknown interface, -EBUSY another program is attached.
+ * -ENODEV unknown interface, -EBUSY a program that is not ours is attached
+ * (never replaced; err names it, and the pin dir of another install's maps).
  */
 int lt_iface_attach(struct lt_admit *skel, const char *ifname, enum lt_mode_req req, char *err,
 		    size_t errlen);
 
-/* Detaches what lt_ifaces records for ifindex and forgets it. */
-int lt_iface_detach(int ifaces_fd, __u32 ifindex, char *err, size_t errlen);
-
-/* If a program of ours is attached to ifindex: its id and mode, else 0. */
-__u32 lt_iface_prog(__u32 ifindex, __u32 mode);
+/*
+ * Forgets ifindex's record in lt_ifaces and detaches our program from it; a
+ * program that is not ours (another install's, or a foreign one) is left alone.
+ */
+int lt_iface_detach(const struct lt_owner *own, int ifaces_fd, __u32 ifindex, char *err,
+		    size_t errlen);
 
 /* The skeleton's map fds, in lt_maps order. */
 void lt_maps_from_skel(struct lt_admit *skel, struct lt_maps *m);

@@ -6,6 +6,7 @@
 #include "log.h"
 
 int lt_log_level = LT_LOG_INFO;
+static __thread int lt_libbpf_quiet_depth;
 
 static const char *const lt_level_names[] = { "error", "warn", "info", "debug", "trace" };
 
@@ -38,7 +39,7 @@ static int lt_libbpf_print(enum libbpf_print_level level, const char *fmt, va_li
 		  level == LIBBPF_INFO ? LT_LOG_DEBUG :
 					 LT_LOG_TRACE;
 
-	if (lvl > lt_log_level)
+	if (lvl > lt_log_level || (lt_libbpf_quiet_depth && lt_log_level < LT_LOG_TRACE))
 		return 0;
 	lt_vlog(lvl, fmt, ap); /* libbpf's lines carry their own newline */
 	return 0;
@@ -47,4 +48,9 @@ static int lt_libbpf_print(enum libbpf_print_level level, const char *fmt, va_li
 void lt_log_libbpf(void)
 {
 	libbpf_set_print(lt_libbpf_print);
+}
+
+void lt_log_libbpf_quiet(int on)
+{
+	lt_libbpf_quiet_depth += on ? 1 : -1;
 }

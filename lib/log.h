@@ -23,4 +23,11 @@ void lt_log_raw(int level, const char *fmt, ...) __attribute__((format(printf, 2
 /* Routes libbpf's own output through lt_log, one level quieter. */
 void lt_log_libbpf(void);
 
+/*
+ * Between lt_log_libbpf_quiet(1) and (0) this thread's libbpf warnings are
+ * dropped (still shown at -vv): for probes whose failure is an answer, e.g.
+ * "Parent Qdisc doesn't exists" from asking for a TC filter where there is none.
+ */
+void lt_log_libbpf_quiet(int on);
+
 #endif
