@@ -262,7 +262,7 @@ static __u32 lt_tc_prog(__u32 ifindex)
 	return ret ? 0 : o.prog_id;
 }
 
-int lt_hook_query(const struct lt_owner *own, __u32 ifindex, __u32 mode, struct lt_hook *h)
+void lt_hook_query(const struct lt_owner *own, __u32 ifindex, __u32 mode, struct lt_hook *h)
 {
 	__u32 i;
 
@@ -274,16 +274,15 @@ int lt_hook_query(const struct lt_owner *own, __u32 ifindex, __u32 mode, struct 
 		h->prog_id = lt_xdp_prog(ifindex, &h->mode);
 	}
 	if (!h->prog_id)
-		return 0;
+		return;
 	h->nmaps = LT_OWNER_MAX;
 	if (lt_prog_maps(h->prog_id, h->name, sizeof(h->name), h->map_ids, &h->nmaps)) {
 		memset(h, 0, sizeof(*h)); /* detached while we looked */
-		return 0;
+		return;
 	}
 	h->leaky = !strcmp(h->name, "lt_xdp") || !strcmp(h->name, "lt_tc");
 	for (i = 0; i < h->nmaps; i++)
 		h->ours |= lt_owner_has(own, h->map_ids[i]);
-	return 0;
 }
 
 /*

@@ -61,7 +61,7 @@ struct lt_hook {
 	__u32 nmaps;
 };
 /* mode: LT_MODE_TC for the TC hook, any XDP mode for the XDP hook. Probes quietly. */
-int lt_hook_query(const struct lt_owner *own, __u32 ifindex, __u32 mode, struct lt_hook *h);
+void lt_hook_query(const struct lt_owner *own, __u32 ifindex, __u32 mode, struct lt_hook *h);
 /*
  * Names a program that is not ours, for an error: its name and id and, for
  * another leaky-tokens install, the pin dir of its maps (found in bpffs).

@@ -8,6 +8,9 @@ import SwaggerParser from '@apidevtools/swagger-parser';
 import Ajv from 'ajv';
 import addFormats from 'ajv-formats';
 import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { fileURLToPath } from 'node:url';
 
 const spec = await SwaggerParser.validate(process.argv[2]);
 const ajv = new Ajv({ strict: false, allErrors: true });
@@ -231,6 +234,18 @@ await op('gone', 'delete', PO, `${PO}?prefix=198.51.100.0/24`, T_ADMIN, undefine
 // ---- health and metrics
 await op('up', 'get', '/healthz', '/healthz', '', undefined, 200);
 await op('ready', 'get', '/readyz', '/readyz', '', undefined, 200);
+// not ready while a program that is not the agent's holds its hook on lo (its watch runs about
+// once a second), ready again once the agent has re-attached to the freed hook
+{
+	const other = fileURLToPath(new URL('../../build/bpf/empty.bpf.o', import.meta.url));
+	const status = async () => (await fetch(`${BASE}/readyz`)).status;
+	execFileSync('ip', ['-force', 'link', 'set', 'dev', 'lo', 'xdpgeneric', 'obj', other, 'sec', 'xdp']);
+	for (let i = 0; i < 50 && (await status()) !== 503; i++) await sleep(100);
+	await op('another program holds the hook', 'get', '/readyz', '/readyz', '', undefined, 503);
+	execFileSync('ip', ['link', 'set', 'dev', 'lo', 'xdpgeneric', 'off']);
+	for (let i = 0; i < 50 && (await status()) !== 200; i++) await sleep(100);
+	await op('re-attached', 'get', '/readyz', '/readyz', '', undefined, 200);
+}
 await op('text', 'get', '/metrics', '/metrics', '', undefined, 200);
 
 // ---- 401 for every authenticated operation, 403 for USER on every admin one
