@@ -460,19 +460,19 @@ static int lt_watch_tick(struct lt_admit *skel, const struct lt_owner *own, stru
 			lt_hook_query(own, idx, rec.mode, &h);
 		if (idx == w[i].ifindex && h.prog_id && h.ours) {
 			if (w[i].lost)
-				log_info("%s: our program is back (id %u); ready", w[i].name,
-					 h.prog_id);
+				log_info("%s: our program is back (id %u)", w[i].name, h.prog_id);
 			w[i].lost = 0;
 			continue;
 		}
 		if (!w[i].lost) {
-			log_warn("%s: lost its leaky-tokens program (%s); not ready until it is "
-				 "back",
-				 w[i].name,
-				 !idx		     ? "the interface is gone" :
-				 idx != w[i].ifindex ? "the interface was re-created" :
-				 h.prog_id	     ? "replaced by another program" :
-						       "removed from the interface");
+			log_warn(
+				"%s: lost its leaky-tokens program (%s); /readyz is 503 until it is "
+				"back",
+				w[i].name,
+				!idx		    ? "the interface is gone" :
+				idx != w[i].ifindex ? "the interface was re-created" :
+				h.prog_id	    ? "replaced by another program" :
+						      "removed from the interface");
 			w[i].lost = 1;
 			w[i].blocker = 0;
 			w[i].last_err = 0;
@@ -503,7 +503,7 @@ static int lt_watch_tick(struct lt_admit *skel, const struct lt_owner *own, stru
 			bpf_map_delete_elem(ifs_fd, &w[i].ifindex); /* the old interface's */
 			w[i].ifindex = idx;
 		}
-		log_info("%s: re-attached; ready", w[i].name);
+		log_info("%s: re-attached", w[i].name);
 		w[i].lost = 0;
 	}
 	return nactive > 0 && !nlost;
