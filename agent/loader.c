@@ -490,7 +490,10 @@ static int lt_attach_tc(struct lt_admit *skel, const struct lt_owner *own, __u32
 	lt_hook_query(own, ifindex, LT_MODE_TC, &cur);
 	if (cur.prog_id && !cur.ours)
 		return lt_refuse(&cur, ifname, err, errlen);
+	/* An existing clsact is an answer ("Exclusivity flag on"); other errors are ours to say. */
+	lt_log_libbpf_quiet(1);
 	ret = bpf_tc_hook_create(&hook);
+	lt_log_libbpf_quiet(0);
 	if (ret && ret != -EEXIST) {
 		snprintf(err, errlen, "creating clsact on %s failed: %s", ifname, strerror(-ret));
 		return ret;

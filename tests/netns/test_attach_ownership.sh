@@ -17,8 +17,8 @@ ID=$$
 NS=lto-$ID
 TMP=$(mktemp -d /tmp/lt-own-XXXXXX)
 PA=/sys/fs/bpf/lt-own-a-$ID PB=/sys/fs/bpf/lt-own-b-$ID
-PC=/sys/fs/bpf/lt-own-c-$ID PE=/sys/fs/bpf/lt-own-e-$ID
-SA=$TMP/a SB=$TMP/b SC=$TMP/c SE=$TMP/e
+PC=/sys/fs/bpf/lt-own-c-$ID PE=/sys/fs/bpf/lt-own-e-$ID PF=/sys/fs/bpf/lt-own-f-$ID
+SA=$TMP/a SB=$TMP/b SC=$TMP/c SE=$TMP/e SF=$TMP/f
 PIDS=()
 
 inns() { nsenter --net=/run/netns/$NS "$@"; }
@@ -29,7 +29,7 @@ cleanup() {
 	local p
 	for p in "${PIDS[@]}"; do kill -9 "$p" 2>/dev/null; done
 	ip netns del "$NS" 2>/dev/null
-	rm -rf "$PA" "$PB" "$PC" "$PE" "$TMP"
+	rm -rf "$PA" "$PB" "$PC" "$PE" "$PF" "$TMP"
 }
 trap cleanup EXIT
 
@@ -59,13 +59,14 @@ xdp_name() { inns ip -j link show "$1" | jq -r '.[0].xdp.prog.name // ""'; }
 readyz() { inns curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$1/readyz"; }
 npins() { find "$1" -maxdepth 1 -name 'lt_*' 2>/dev/null | wc -l; }
 
-# start PIN STATE PORT LOG IFACE: a daemon in the background; 0 once it is attached
+# start PIN STATE PORT LOG IFACE [ARGS]: a daemon in the background; 0 once it is attached
 start() {
 	local p=$1 s=$2 port=$3 log=$4 ifc=$5 pid
+	shift 5
 	: >"$log"
 	# nsenter execs the agent, so $! is the agent itself (kill -9 must hit it)
 	nsenter --net=/run/netns/$NS "$AGENT" --pin-dir "$p" --state-dir "$s" attach --iface "$ifc" \
-		--api "127.0.0.1:$port" >>"$log" 2>&1 &
+		--api "127.0.0.1:$port" "$@" >>"$log" 2>&1 &
 	pid=$!
 	PIDS+=("$pid")
 	LAST_PID=$pid
@@ -214,10 +215,20 @@ check "watch: A re-attaches once the foreign program is gone" wait_for 10 bash -
 check "watch: ready again" wait_for 5 bash -c "[ \$(nsenter --net=/run/netns/$NS curl -s -o /dev/null -w '%{http_code}' http://127.0.0.1:9091/readyz) = 200 ]"
 check "status: A attached again: consistent" consistent "$PA" "$SA"
 
+# ---- the same in TC mode, and its probes stay quiet -----------------------------------------
+tc_prog() { inns tc filter show dev vc ingress | grep -q 'lt_tc'; }
+check "F: attaches to vc in tc mode" start "$PF" "$SF" 9095 "$TMP/f.log" vc --mode tc
+inns tc filter del dev vc ingress
+check "watch (tc): F logs the loss" wait_for 10 grep -q 'lost its' "$TMP/f.log"
+check "watch (tc): F re-attaches its filter" wait_for 10 tc_prog
+check "status (tc): consistent after re-attaching" consistent "$PF" "$SF"
+check "F: detach" ag "$PF" "$SF" detach
+check "tc attach log: no libbpf kernel error lines" not grep -q 'Kernel error message' "$TMP/f.log"
+
 check "A: detach stops the daemon and removes the program" ag "$PA" "$SA" detach
 check "A: nothing left on vb" test "$(xdp_id vb)" = 0
 check "status: A detached: consistent" consistent "$PA" "$SA"
-check "no 'Parent Qdisc' in any agent log" not grep -q 'Parent Qdisc' "$TMP/a.log" "$TMP/c.log"
+check "no 'Parent Qdisc' in any agent log" not grep -q 'Parent Qdisc' "$TMP/a.log" "$TMP/c.log" "$TMP/f.log"
 
 sed "s/^/# A: /" "$TMP/a.log" >&2
 tap_done
