@@ -318,6 +318,7 @@ static int lt_rebase_all(struct lt_quota *q)
 static int lt_bucket_drop(struct lt_quota *q, const char *key)
 {
 	struct lt_idx_ent *e = lt_idx_find(q, key);
+	__u32 oid;
 	int ret;
 
 	if (!e)
@@ -328,7 +329,9 @@ static int lt_bucket_drop(struct lt_quota *q, const char *key)
 		lt_idx_publish(q, key, e->slot);
 		return ret;
 	}
-	lt_rate_ref(q, lt_quota_slot_rid(q, e->slot), -1);
+	/* off its rate in one CAS before the id can be reused (lt_slot.h) */
+	if (!lt_slot_release(q->m.slots, e->slot, &oid))
+		lt_rate_ref(q, oid, -1);
 	lt_idx_remove(q, e);
 	return 0;
 }
@@ -441,11 +444,30 @@ static int lt_load_limit(void *ctx, const char *kind, const char *name, const ch
 	return 0;
 }
 
+/*
+ * A rate id is rewritten only while no slot names it (lt_slot.h). So the
+ * refcounts come from the slots themselves, every one of them, not only
+ * those the store knows: a slot of a lost database, or one a stale cache
+ * (the gateway) still decides on, keeps its rate id out of reuse until a
+ * CAS moves it off (assign, rebase, release). 1M slots: a 16 MiB scan.
+ */
+static void lt_count_rate_refs(struct lt_quota *q)
+{
+	__u32 i, rid;
+
+	for (i = 1; i < LT_MAX_SLOTS; i++) {
+		if (__atomic_load_n(&q->m.slots[i].tat, __ATOMIC_RELAXED) == LT_TAT_FREE)
+			continue;
+		rid = lt_quota_slot_rid(q, i);
+		if (rid)
+			lt_rate_ref(q, rid, +1);
+	}
+}
+
 static int lt_load_bucket(void *ctx, const char *key, uint32_t slot)
 {
 	struct lt_quota *q = ctx;
 	char *k;
-	__u32 rid;
 
 	if (!slot || slot >= LT_MAX_SLOTS)
 		return 0;
@@ -455,9 +477,6 @@ static int lt_load_bucket(void *ctx, const char *key, uint32_t slot)
 		return -ENOMEM;
 	}
 	lt_idx_publish(q, key, slot); /* a fresh lt_keyidx after lost pins */
-	/* the rate the pinned slot still carries: refcount it as it is */
-	rid = lt_quota_slot_rid(q, slot);
-	lt_rate_ref(q, rid, +1);
 	if (slot >= q->next_slot)
 		q->next_slot = slot + 1;
 	return 0;
@@ -524,6 +543,8 @@ int lt_quota_open(struct lt_quota **qp, struct lt_store *st, const struct lt_quo
 		ret = lt_canon_org_limits(q);
 	if (!ret)
 		ret = lt_store_bucket_each(st, lt_load_bucket, q);
+	if (!ret)
+		lt_count_rate_refs(q);
 	if (!ret)
 		ret = lt_drop_orphans(q);
 	if (!ret)
@@ -829,12 +850,20 @@ int lt_quota_bucket(struct lt_quota *q, const char *key, const struct lt_limit *
 	/* a slot from a lost database may hold an old word: start empty */
 	ret = lt_slot_assign(q->m.slots, s, id, &oid, &was_free);
 	if (ret) {
+		lt_idx_remove(q, lt_idx_find(q, key));
+		lt_store_bucket_del(q->st, key);
 		snprintf(err, errlen, "bucket slot %u is contended", s);
 		goto out;
 	}
+	/* the refcounts follow what the slots name (lt_count_rate_refs) */
+	if (!was_free)
+		lt_rate_ref(q, oid, -1);
+	lt_rate_ref(q, id, +1);
 	memset(&q->m.usage[s], 0, sizeof(q->m.usage[s]));
 	ret = lt_idx_publish(q, key, s);
 	if (ret) {
+		if (!lt_slot_release(q->m.slots, s, &oid))
+			lt_rate_ref(q, oid, -1);
 		lt_idx_remove(q, lt_idx_find(q, key));
 		lt_store_bucket_del(q->st, key);
 		snprintf(err, errlen, "lt_keyidx: %s", strerror(-ret));
@@ -842,7 +871,6 @@ int lt_quota_bucket(struct lt_quota *q, const char *key, const struct lt_limit *
 		goto out;
 	}
 	q->next_slot++;
-	lt_rate_ref(q, id, +1);
 	*slot = s;
 out:
 	pthread_rwlock_unlock(&q->lock);

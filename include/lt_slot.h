@@ -445,6 +445,31 @@ static inline int lt_slot_assign(struct lt_slot *slots, __u32 slot, __u32 nid, _
 }
 
 /*
+ * lt_slot_release: frees slot whatever its level, in one CAS to
+ * (LT_TAT_FREE, rid 0, gen + 1): for a bucket that is forgotten (its key is
+ * gone), so that its rate id is named by nobody. *old_rid as above. Returns
+ * 0, -ENOENT (already free) or -EAGAIN.
+ */
+static inline int lt_slot_release(struct lt_slot *slots, __u32 slot, __u32 *old_rid)
+{
+	struct lt_slot *s = &slots[slot & (LT_MAX_SLOTS - 1)];
+	__u64 tat, meta;
+	int i;
+
+	meta = __atomic_load_n(&s->meta, __ATOMIC_ACQUIRE);
+	tat = __atomic_load_n(&s->tat, __ATOMIC_ACQUIRE);
+	for (i = 0; i < LT_SLOT_OWNER_TRIES; i++) {
+		if (tat == LT_TAT_FREE)
+			return -ENOENT;
+		if (lt_slot_cas(s, &tat, &meta, LT_TAT_FREE, lt_meta_move(meta, 0))) {
+			*old_rid = lt_meta_rid(meta);
+			return 0;
+		}
+	}
+	return -EAGAIN;
+}
+
+/*
  * lt_slot_free_if_empty: frees slot if its bucket has been empty for at
  * least min_empty_ns at now_ns, in one CAS to (LT_TAT_FREE, rid 0, gen + 1):
  * deciders then get LT_FREED, and refunds of its reservations give nothing.

@@ -367,6 +367,43 @@ static void reused_rate_id_is_never_read_stale(void)
 	CHECK_EQ(lt_meta_rid(seen.meta), 1);
 }
 
+/*
+ * The agent never rewrites a rate id that some slot still names, even a
+ * slot its store does not know (a lost database, or a slot a stale gateway
+ * cache decides on): e480f8a counted only the store's buckets and handed
+ * id 1 to the first new limit, rewriting it under that slot.
+ */
+static void rate_id_named_by_a_leftover_slot_is_not_reused(void)
+{
+	struct lt_limit l = { 100, 10, SEC };
+	struct lt_quota_maps m = { slots, rates, usage, -1 };
+	char db[64] = "/tmp/lt-slot-XXXXXX", err[256];
+	struct lt_rate before;
+	struct lt_store st;
+	struct lt_quota *q;
+	__u32 s;
+	int fd;
+
+	memset(slots, 0, LT_MAX_SLOTS * sizeof(*slots));
+	memset(rates, 0, 64 * sizeof(*rates));
+	CHECK_EQ(lt_rate_init(&rates[1], 7, 1, SEC), 0);
+	before = rates[1];
+	slots[40].tat = 123;
+	slots[40].meta = 1; /* names rid 1; no store knows it */
+	fd = mkstemp(db);
+	close(fd);
+	CHECK_EQ(lt_store_open(&st, db, err, sizeof(err)), 0);
+	CHECK_EQ(lt_quota_open(&q, &st, &m, err, sizeof(err)), 0);
+	CHECK_EQ(lt_quota_limit_set(q, "tier", "T", "*", &l, err, sizeof(err)), 0);
+	CHECK_EQ(lt_quota_bucket(q, "u/T/p/a", NULL, &s, err, sizeof(err)), 0);
+	CHECK(lt_meta_rid(slots[s].meta) != 1);
+	CHECK(!memcmp(&rates[1], &before, sizeof(before)));
+	CHECK_EQ(consume(40, 1000 * SEC, 7, NULL), LT_ADMIT); /* still its own rate */
+	lt_quota_close(q);
+	lt_store_close(&st);
+	unlink(db);
+}
+
 /* ---- item 8: refunds ------------------------------------------------------ */
 
 static __u64 refund_tokens(struct lt_slot_seen *r, __u64 tokens, __u64 now)
@@ -604,6 +641,7 @@ int main(void)
 	RUN(word_in_any_state_is_usable);
 	RUN(deny_never_pairs_old_word_with_new_rate);
 	RUN(reused_rate_id_is_never_read_stale);
+	RUN(rate_id_named_by_a_leftover_slot_is_not_reused);
 	RUN(refund_after_drain_gives_nothing_back);
 	RUN(refund_after_refunds_below_is_not_double_counted);
 	RUN(refund_in_parts_never_exceeds_cost);
