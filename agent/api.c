@@ -201,7 +201,7 @@ static int lt_verify_memo(const struct lt_jwt_verifier *v, const char *tok, stru
 		h = (h ^ (unsigned char)tok[i]) * 1099511628211ULL;
 	e = memo ? &memo[h % LT_MEMO_SLOTS] : NULL;
 	if (e && e->len == len && !memcmp(e->tok, tok, len)) {
-		if (now > e->c.exp + v->leeway_s) {
+		if (lt_jwt_expired(v, e->c.exp, now)) {
 			snprintf(err, errlen, "token expired");
 			return -EACCES;
 		}
