@@ -201,7 +201,7 @@ static int lt_verify_memo(const struct lt_jwt_verifier *v, const char *tok, stru
 		h = (h ^ (unsigned char)tok[i]) * 1099511628211ULL;
 	e = memo ? &memo[h % LT_MEMO_SLOTS] : NULL;
 	if (e && e->len == len && !memcmp(e->tok, tok, len)) {
-		if (now > e->c.exp + v->leeway_s) {
+		if (lt_jwt_expired(v, e->c.exp, now)) {
 			snprintf(err, errlen, "token expired");
 			return -EACCES;
 		}
@@ -693,6 +693,48 @@ static enum MHD_Result lt_route(struct lt_req *r)
 	return lt_problem(r, 404, "not-found", "Not found", NULL, "no resource at %.128s", u);
 }
 
+struct lt_framing {
+	int content_length, transfer_encoding; /* how many of each header */
+};
+
+static enum MHD_Result lt_count_framing(void *cls, enum MHD_ValueKind kind, const char *key,
+					const char *value)
+{
+	struct lt_framing *f = cls;
+
+	(void)kind;
+	(void)value;
+	if (!strcasecmp(key, "Content-Length"))
+		f->content_length++;
+	else if (!strcasecmp(key, "Transfer-Encoding"))
+		f->transfer_encoding++;
+	return MHD_YES;
+}
+
+/*
+ * RFC 9112 6.3: a request whose length is ambiguous is refused with 400 and
+ * the connection closed, so no proxy in front of us can frame it otherwise
+ * (request smuggling). Two Content-Length headers are refused even when they
+ * agree (RFC 9110 8.6 allows either; one rule is simpler to audit), and so is
+ * Content-Length with Transfer-Encoding. libmicrohttpd already refuses a
+ * list value ("5, 5") with its own 400.
+ */
+static int lt_framing_ok(struct MHD_Connection *conn, const char **why)
+{
+	struct lt_framing f = { 0 };
+
+	MHD_get_connection_values(conn, MHD_HEADER_KIND, lt_count_framing, &f);
+	if (f.content_length > 1) {
+		*why = "more than one Content-Length header";
+		return 0;
+	}
+	if (f.content_length && f.transfer_encoding) {
+		*why = "both Content-Length and Transfer-Encoding";
+		return 0;
+	}
+	return 1;
+}
+
 static enum MHD_Result lt_handle(struct lt_api *a, const struct lt_cp_config *cp,
 				 struct MHD_Connection *conn, const char *url, const char *method,
 				 const char *upload, size_t *upload_size, void **con_cls)
@@ -709,7 +751,24 @@ static enum MHD_Result lt_handle(struct lt_api *a, const struct lt_cp_config *cp
 		r->url = url;
 		r->start_ns = lt_now_ns();
 		*con_cls = r;
+		/*
+		 * Answered once the body is drained, not now: a reply queued
+		 * before the body is read is often lost to the RST that closing
+		 * a socket with unread data sends.
+		 */
+		if (!lt_framing_ok(conn, &r->bad_framing))
+			r->too_big = 1; /* never buffer the body */
 		return MHD_YES;
+	}
+	if (r->bad_framing && !*upload_size) {
+		const char *hdrs[] = { "Connection", "close", NULL };
+		char d[160];
+
+		snprintf(d, sizeof(d), "the request has %s (RFC 9112 6.3)", r->bad_framing);
+		return lt_reply_json_h(
+			r, 400,
+			lt_problem_json(400, "bad-framing", "Ambiguous message length", NULL, d),
+			"application/problem+json", hdrs);
 	}
 	if (*upload_size) {
 		/* refuse, do not buffer, what is over the limit */

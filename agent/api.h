@@ -67,6 +67,7 @@ struct lt_req {
 	char *body;
 	size_t len;
 	int too_big;
+	const char *bad_framing; /* why the length is ambiguous (400), or NULL */
 	__u64 start_ns;
 	int status; /* of the response sent, for metrics */
 };

@@ -163,11 +163,10 @@ static void lt_bump_generation(int cfg_fd)
 int lt_penalty_ban(int fd, int cfg_fd, const struct lt_lpm_key *key, __u64 dur_ns, __u32 reason)
 {
 	struct lt_penalty p = {};
-	struct lt_lpm_key k = *key;
 	__u64 now = lt_now_ns();
 
-	/* LPM lookup would return a covering prefix; we want this exact one. */
-	if (!bpf_map_lookup_elem(fd, &k, &p) && memcmp(&k, key, sizeof(k)))
+	/* strikes carry over from a ban of this very prefix, not one covering it */
+	if (lt_lpm_lookup_exact(fd, key, &p))
 		memset(&p, 0, sizeof(p));
 	p.until_ns = dur_ns == ~0ULL || dur_ns > ~0ULL - now ? ~0ULL : now + dur_ns;
 	p.strikes++;

@@ -545,6 +545,11 @@ int lt_cmd_attach(struct lt_opts *o)
 	}
 	lt_snap_take(&pins_before, o->pin_dir, "lt_");
 	lt_snap_take(&state_before, o->state_dir, "");
+	/*
+	 * Every file of the state dir is the owner's alone (leaky.db holds key
+	 * hashes and tenants): set before the first file is made, not after.
+	 */
+	umask(077);
 	lock_fd = lt_lock(o->state_dir, err, sizeof(err));
 	if (lock_fd < 0) {
 		fprintf(stderr, "leaky-agent: %s\n", err);

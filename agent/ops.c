@@ -61,29 +61,10 @@ static void lt_ops_unlock(int fd)
 	lt_overrides_unlock(fd);
 }
 
-/*
- * The value stored under exactly k in an LPM trie. A lookup returns the
- * longest covering prefix and never says which, so walk the keys (admin
- * edits only: at most LT_MAX_PREFIXES entries).
- */
-static int lt_lpm_get_exact(int fd, const struct lt_lpm_key *k, void *val)
-{
-	struct lt_lpm_key cur, next;
-	int r = bpf_map_get_next_key(fd, NULL, &next);
-
-	while (!r) {
-		if (!memcmp(&next, k, sizeof(*k)))
-			return bpf_map_lookup_elem(fd, &next, val) ? -errno : 0;
-		cur = next;
-		r = bpf_map_get_next_key(fd, &cur, &next);
-	}
-	return -ENOENT;
-}
-
 int lt_policy_get_exact(const struct lt_maps *m, const struct lt_lpm_key *k,
 			struct lt_src_policy *out)
 {
-	return lt_lpm_get_exact(m->fd[LT_M_POLICY], k, out);
+	return lt_lpm_lookup_exact(m->fd[LT_M_POLICY], k, out);
 }
 
 /* ---- bans -------------------------------------------------------------- */
@@ -110,7 +91,7 @@ int lt_op_ban(struct lt_ops *o, const struct lt_lpm_key *k, __u64 dur_ns, __u32 
 	if (lock < 0)
 		return -EIO;
 	lt_prefix_format(k, pfx, sizeof(pfx));
-	had = !lt_lpm_get_exact(fd, k, &prev);
+	had = !lt_lpm_lookup_exact(fd, k, &prev);
 	/* the map first: enforcement starts now */
 	ret = lt_penalty_ban(fd, cfd, k, dur_ns, reason);
 	if (ret) {
@@ -118,7 +99,7 @@ int lt_op_ban(struct lt_ops *o, const struct lt_lpm_key *k, __u64 dur_ns, __u32 
 			 ret == -ENOSPC || ret == -E2BIG ? " (the penalty box is full)" : "");
 		goto out;
 	}
-	ret = lt_lpm_get_exact(fd, k, &p);
+	ret = lt_lpm_lookup_exact(fd, k, &p);
 	if (!ret)
 		ret = lt_store_penalty_put(o->st, pfx, lt_until_unix(&p, lt_now_ns()), p.strikes,
 					   p.reason);
@@ -169,7 +150,7 @@ int lt_op_unban(struct lt_ops *o, const struct lt_lpm_key *k, char *err, size_t 
 	lt_prefix_format(k, pfx, sizeof(pfx));
 	f.pfx = pfx;
 	lt_store_penalty_each(o->st, lt_find_pen_cb, &f);
-	had = !lt_lpm_get_exact(fd, k, &prev);
+	had = !lt_lpm_lookup_exact(fd, k, &prev);
 	if (!had && !f.found) {
 		snprintf(err, errlen, "%s is not banned", pfx);
 		ret = -ENOENT;
@@ -209,7 +190,7 @@ static int lt_policy_write(struct lt_ops *o, const struct lt_lpm_key *k,
 	int fd = o->m->fd[LT_M_POLICY], ret;
 	struct lt_overrides ov, before;
 	struct lt_src_policy prev;
-	int had = !lt_lpm_get_exact(fd, k, &prev);
+	int had = !lt_lpm_lookup_exact(fd, k, &prev);
 
 	if (!pol && !had) {
 		snprintf(err, errlen, "no policy or allowlist entry for exactly that prefix");
@@ -398,7 +379,7 @@ int lt_ops_bans_sync(struct lt_ops *o, int penalty_map_new, char *err, size_t er
 								  LT_NS_PER_SEC :
 							  ~0ULL,
 					       r->reason) &&
-			       !lt_lpm_get_exact(fd, &r->k, &p);
+			       !lt_lpm_lookup_exact(fd, &r->k, &p);
 			if (keep && p.strikes != r->strikes && r->strikes) {
 				p.strikes = r->strikes; /* as it was, not one more */
 				bpf_map_update_elem(fd, &r->k, &p, BPF_ANY);
@@ -406,7 +387,7 @@ int lt_ops_bans_sync(struct lt_ops *o, int penalty_map_new, char *err, size_t er
 			replayed += keep;
 		} else {
 			/* the pins survived: the map is the truth */
-			keep = !lt_lpm_get_exact(fd, &r->k, &p) && p.until_ns > now;
+			keep = !lt_lpm_lookup_exact(fd, &r->k, &p) && p.until_ns > now;
 		}
 		if (!keep && !lt_store_penalty_del(o->st, r->pfx))
 			dropped++;

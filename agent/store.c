@@ -3,6 +3,7 @@
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/stat.h>
 #include "log.h"
 #include "store.h"
 
@@ -23,20 +24,54 @@ static const char lt_schema[] =
 	"CREATE TABLE IF NOT EXISTS penalties(prefix TEXT PRIMARY KEY, until_unix INTEGER NOT NULL,"
 	"  strikes INTEGER NOT NULL, reason INTEGER NOT NULL);";
 
+/*
+ * leaky.db and its -wal, -shm and -journal are private (0600), whatever the
+ * caller's umask: files an older version made 0644 are tightened, and said
+ * so. SQLite makes -wal and -shm with the database file's mode.
+ */
+static void lt_store_private(const char *path)
+{
+	static const char *const sfx[] = { "", "-wal", "-shm", "-journal" };
+	char p[600];
+	struct stat st;
+	unsigned i;
+
+	for (i = 0; i < sizeof(sfx) / sizeof(sfx[0]); i++) {
+		snprintf(p, sizeof(p), "%s%s", path, sfx[i]);
+		if (lstat(p, &st) || !S_ISREG(st.st_mode) || !(st.st_mode & 077))
+			continue;
+		if (chmod(p, 0600))
+			log_warn("store: %s is mode %04o and cannot be made 0600: %s", p,
+				 (unsigned)(st.st_mode & 07777), strerror(errno));
+		else
+			log_warn("store: %s was mode %04o (readable by others); now 0600", p,
+				 (unsigned)(st.st_mode & 07777));
+	}
+}
+
 int lt_store_open(struct lt_store *s, const char *path, char *err, size_t errlen)
 {
 	char *msg = NULL;
+	mode_t um;
+	int rc;
 
-	if (sqlite3_open_v2(path, &s->db,
-			    SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_FULLMUTEX,
-			    NULL) != SQLITE_OK) {
+	lt_store_private(path);
+	/* a new database (and its -wal, -shm, made by the schema) is born 0600 */
+	um = umask(077);
+	rc = sqlite3_open_v2(path, &s->db,
+			     SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_FULLMUTEX,
+			     NULL);
+	if (rc == SQLITE_OK)
+		rc = sqlite3_exec(s->db, lt_schema, NULL, NULL, &msg) == SQLITE_OK ? SQLITE_OK : -1;
+	umask(um);
+	if (rc > 0) {
 		snprintf(err, errlen, "%s: %s", path,
 			 s->db ? sqlite3_errmsg(s->db) : "cannot open");
 		sqlite3_close(s->db);
 		s->db = NULL;
 		return -EIO;
 	}
-	if (sqlite3_exec(s->db, lt_schema, NULL, NULL, &msg) != SQLITE_OK) {
+	if (rc) {
 		snprintf(err, errlen, "%s: schema: %s", path, msg ? msg : "?");
 		sqlite3_free(msg);
 		sqlite3_close(s->db);

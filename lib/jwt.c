@@ -365,26 +365,67 @@ out:
 	return ok;
 }
 
-static void lt_claim_strings(json_t *v, char (*out)[LT_JWT_ID_LEN], int max, int *n)
+/*
+ * A roles or orgs claim, read whole or not at all: absent or null (none), a
+ * string of space-separated values (OAuth "scope" style), or an array of
+ * strings. Too many values, a value of LT_JWT_ID_LEN bytes or more, a
+ * non-string element or any other type is refused (-1): cutting a claim to
+ * fit would read "xxx...x ADMINISTRATOR" as ADMIN, or invent membership.
+ */
+static int lt_claim_strings(json_t *v, char (*out)[LT_JWT_ID_LEN], int max, int *n)
 {
-	size_t i;
+	const char *s, *end;
+	size_t i, len;
 	json_t *it;
 
 	*n = 0;
+	if (!v || json_is_null(v))
+		return 0;
 	if (json_is_string(v)) {
-		/* a single role as a string, or space-separated (OAuth "scope" style) */
-		char buf[1024], *save = NULL, *tok;
-
-		snprintf(buf, sizeof(buf), "%s", json_string_value(v));
-		for (tok = strtok_r(buf, " ", &save); tok && *n < max;
-		     tok = strtok_r(NULL, " ", &save))
-			snprintf(out[(*n)++], LT_JWT_ID_LEN, "%s", tok);
-		return;
+		s = json_string_value(v);
+		end = s + json_string_length(v);
+		if (memchr(s, '\0', json_string_length(v)))
+			return -1; /* "\u0000" would hide what follows */
+		while (s < end) {
+			while (s < end && *s == ' ')
+				s++;
+			if (s == end)
+				break;
+			len = strcspn(s, " ");
+			if (*n >= max || len >= LT_JWT_ID_LEN)
+				return -1;
+			memcpy(out[*n], s, len);
+			out[(*n)++][len] = '\0';
+			s += len;
+		}
+		return 0;
 	}
+	if (!json_is_array(v) || json_array_size(v) > (size_t)max)
+		return -1;
 	json_array_foreach(v, i, it) {
-		if (*n < max && json_is_string(it) && strlen(json_string_value(it)) < LT_JWT_ID_LEN)
-			snprintf(out[(*n)++], LT_JWT_ID_LEN, "%s", json_string_value(it));
+		if (!json_is_string(it) || json_string_length(it) >= LT_JWT_ID_LEN ||
+		    strlen(json_string_value(it)) != json_string_length(it))
+			return -1;
+		memcpy(out[*n], json_string_value(it), json_string_length(it) + 1);
+		(*n)++;
 	}
+	return 0;
+}
+
+/* now_s is past exp + leeway; saturating, so exp = INT64_MAX is "never". */
+int lt_jwt_expired(const struct lt_jwt_verifier *v, int64_t exp, int64_t now_s)
+{
+	int64_t leeway = v->leeway_s > 0 ? v->leeway_s : 0;
+
+	return exp <= INT64_MAX - leeway && now_s > exp + leeway;
+}
+
+/* now_s + leeway is before t (nbf, iat); saturating. */
+static int lt_before(const struct lt_jwt_verifier *v, int64_t now_s, int64_t t)
+{
+	int64_t leeway = v->leeway_s > 0 ? v->leeway_s : 0;
+
+	return now_s <= INT64_MAX - leeway && now_s + leeway < t;
 }
 
 /* A NumericDate claim: absent (0), or an integer; anything else is invalid. */
@@ -432,7 +473,7 @@ int lt_jwt_verify(const struct lt_jwt_verifier *v, const char *token, size_t len
 {
 	const char *d1, *d2, *alg_s, *kid;
 	unsigned char *buf = NULL, sig[512], mac[32];
-	json_t *hdr = NULL, *pl = NULL, *typ;
+	json_t *hdr = NULL, *pl = NULL, *typ, *sub;
 	json_error_t jerr;
 	long hl, pl_len, sl;
 	int alg, i, ret = -EACCES, matched = 0;
@@ -459,6 +500,14 @@ int lt_jwt_verify(const struct lt_jwt_verifier *v, const char *token, size_t len
 		LT_JWT_FAIL(-EINVAL, "typ is not JWT");
 	if (!alg_s)
 		LT_JWT_FAIL(-EINVAL, "header has no alg");
+	/*
+	 * RFC 7515 4.1.11: a recipient that does not understand an extension
+	 * listed in "crit" must reject the token. This verifier understands
+	 * none, so any "crit" (and, as the RFC forbids them, an empty or
+	 * malformed one) is refused.
+	 */
+	if (json_object_get(hdr, "crit"))
+		LT_JWT_FAIL(-EACCES, "crit header: extensions are not understood here");
 	if (!strcasecmp(alg_s, "none"))
 		LT_JWT_FAIL(-EACCES, "alg none is not accepted");
 	alg = !strcmp(alg_s, "HS256") ? LT_JWT_HS256 :
@@ -509,11 +558,11 @@ int lt_jwt_verify(const struct lt_jwt_verifier *v, const char *token, size_t len
 		LT_JWT_FAIL(-EINVAL, "exp, nbf and iat must be NumericDates");
 	if (!c->exp)
 		LT_JWT_FAIL(-EACCES, "token has no exp");
-	if (now_s > c->exp + v->leeway_s)
+	if (lt_jwt_expired(v, c->exp, now_s))
 		LT_JWT_FAIL(-EACCES, "token expired");
-	if (c->nbf && now_s + v->leeway_s < c->nbf)
+	if (c->nbf && lt_before(v, now_s, c->nbf))
 		LT_JWT_FAIL(-EACCES, "token not valid yet (nbf)");
-	if (c->iat && now_s + v->leeway_s < c->iat)
+	if (c->iat && lt_before(v, now_s, c->iat))
 		LT_JWT_FAIL(-EACCES, "token issued in the future (iat)");
 	if (v->issuer[0]) {
 		const char *iss = json_string_value(json_object_get(pl, "iss"));
@@ -523,15 +572,27 @@ int lt_jwt_verify(const struct lt_jwt_verifier *v, const char *token, size_t len
 	}
 	if (v->audience[0] && !lt_aud_ok(json_object_get(pl, "aud"), v->audience))
 		LT_JWT_FAIL(-EACCES, "audience is not accepted");
-	if (!json_is_string(json_object_get(pl, "sub")) ||
-	    strlen(json_string_value(json_object_get(pl, "sub"))) >= sizeof(c->sub))
-		LT_JWT_FAIL(-EACCES, "token has no usable sub");
+	sub = json_object_get(pl, "sub");
+	if (!json_is_string(sub) || !json_string_length(sub) ||
+	    json_string_length(sub) >= sizeof(c->sub) ||
+	    strlen(json_string_value(sub)) != json_string_length(sub))
+		LT_JWT_FAIL(-EACCES, "token has no usable sub (1 to %zu bytes, no NUL)",
+			    sizeof(c->sub) - 1);
 	snprintf(c->sub, sizeof(c->sub), "%s", json_string_value(json_object_get(pl, "sub")));
-	lt_claim_strings(json_object_get(pl, v->roles_claim), c->roles, LT_JWT_MAX_ROLES,
-			 &c->nroles);
-	lt_claim_strings(json_object_get(pl, v->orgs_claim), c->orgs, LT_JWT_MAX_ORGS, &c->norgs);
+	if (lt_claim_strings(json_object_get(pl, v->roles_claim), c->roles, LT_JWT_MAX_ROLES,
+			     &c->nroles))
+		LT_JWT_FAIL(-EACCES,
+			    "claim '%.64s' is not read whole: up to %d strings of under %d bytes",
+			    v->roles_claim, LT_JWT_MAX_ROLES, LT_JWT_ID_LEN);
+	if (lt_claim_strings(json_object_get(pl, v->orgs_claim), c->orgs, LT_JWT_MAX_ORGS,
+			     &c->norgs))
+		LT_JWT_FAIL(-EACCES,
+			    "claim '%.64s' is not read whole: up to %d strings of under %d bytes",
+			    v->orgs_claim, LT_JWT_MAX_ORGS, LT_JWT_ID_LEN);
 	ret = 0;
 out:
+	if (ret)
+		memset(c, 0, sizeof(*c)); /* a refused token leaves no claims behind */
 	json_decref(hdr);
 	json_decref(pl);
 	free(buf);

@@ -3,8 +3,11 @@
  * jwt.h - JSON Web Token verification with OpenSSL: HS256 (shared secret),
  * RS256 and ES256 (PEM public keys or a JWKS file, selected by kid).
  * Rejects alg "none", algorithm confusion (a key is only ever used with its
- * own algorithm), bad base64url, oversized tokens; checks exp/nbf/iat with a
- * leeway, and iss/aud when configured. Error messages never echo the token.
+ * own algorithm), bad base64url, oversized tokens, any "crit" header (no
+ * extension is understood); checks exp/nbf/iat with a leeway (saturating),
+ * and iss/aud when configured. Claims are read whole or refused: a roles or
+ * orgs claim with too many or too long values is an invalid token, never
+ * cut to fit. Error messages never echo the token.
  */
 #ifndef LT_JWT_H
 #define LT_JWT_H
@@ -57,6 +60,9 @@ int lt_jwt_add_jwks(struct lt_jwt_verifier *v, const char *path, char *err, size
 /* 0 and claims, or -EACCES/-EINVAL with a reason fit for a 401 body. */
 int lt_jwt_verify(const struct lt_jwt_verifier *v, const char *token, size_t len, int64_t now_s,
 		  struct lt_jwt_claims *c, char *err, size_t errlen);
+
+/* 1 if now_s is past exp plus the leeway (saturating: no overflow at INT64_MAX). */
+int lt_jwt_expired(const struct lt_jwt_verifier *v, int64_t exp, int64_t now_s);
 
 /* Mints an HS256 token over a JSON claims object (for demos and tests). */
 int lt_jwt_sign_hs256(const char *secret, const char *claims_json, char *out, size_t outlen);

@@ -109,6 +109,43 @@ int lt_stats_read(int stats_fd, struct lt_stat_val *out)
 	return ret;
 }
 
+/*
+ * The kernel's LPM get_next_key walks the trie in postorder. For a key that
+ * is not in the trie it answers with the leftmost (first) node; for a key
+ * that is, with the node after it, which is never the first; and -ENOENT
+ * after the last. So: the key is present iff it is the first node, or its
+ * successor is not the first node, or it has none.
+ */
+int lt_lpm_lookup_exact(int fd, const struct lt_lpm_key *key, void *value)
+{
+	struct lt_lpm_key first, next;
+	struct bpf_map_info info = {};
+	__u32 ilen = sizeof(info);
+	char buf[256];
+
+	if (bpf_map_get_next_key(fd, NULL, &first))
+		return errno == ENOENT ? -ENOENT : -errno; /* empty */
+	if (memcmp(&first, key, sizeof(*key))) {
+		if (!bpf_map_get_next_key(fd, key, &next)) {
+			if (!memcmp(&next, &first, sizeof(first)))
+				return -ENOENT; /* not in the trie: the walk restarted */
+		} else if (errno != ENOENT) {
+			return -errno;
+		}
+	}
+	/* present: the longest match of key at its own length is key itself */
+	if (!value) {
+		if (bpf_obj_get_info_by_fd(fd, &info, &ilen))
+			return -errno;
+		if (info.value_size > sizeof(buf))
+			return -E2BIG;
+		value = buf;
+	}
+	if (bpf_map_lookup_elem(fd, key, value))
+		return errno == ENOENT ? -ENOENT : -errno;
+	return 0;
+}
+
 long lt_map_count(int fd)
 {
 	struct bpf_map_info info = {};

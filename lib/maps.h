@@ -53,6 +53,17 @@ void *lt_map_mmap(int fd, size_t *len);
 /* max_entries of a map, or -errno. */
 long lt_map_entries(int fd);
 
+/*
+ * The value stored for exactly this prefix in an LPM trie (lt_policy,
+ * lt_penalty): 0 and *value, or -ENOENT when the prefix itself is not in the
+ * trie, even if a shorter prefix covers it, or -errno. A plain
+ * bpf_map_lookup_elem() answers with the covering entry and leaves the key
+ * as it was, so it cannot tell "10.9.3.0/24" from a "10.9.0.0/16" above it.
+ * value may be NULL. Three syscalls at most; a concurrent writer between them
+ * can make the answer stale, as with any lookup.
+ */
+int lt_lpm_lookup_exact(int fd, const struct lt_lpm_key *key, void *value);
+
 /* Entries in a hash or LPM map (walks the keys). */
 long lt_map_count(int fd);
 

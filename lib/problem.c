@@ -4,6 +4,7 @@
 #include <string.h>
 #include "problem.h"
 #include "ratelimit.h"
+#include "utf8.h"
 
 const char lt_problem_internal[] = "{\"type\":\"" LT_PROBLEM_BASE "internal\","
 				   "\"title\":\"Internal error\",\"status\":500,"
@@ -12,11 +13,16 @@ const char lt_problem_internal[] = "{\"type\":\"" LT_PROBLEM_BASE "internal\","
 json_t *lt_problem_json(unsigned status, const char *type, const char *title, const char *field,
 			const char *detail)
 {
-	char t[160];
+	char t[160], ti[256], f[256], d[1024];
 
+	/* strict UTF-8, never cut inside a character: see problem.h */
 	snprintf(t, sizeof(t), LT_PROBLEM_BASE "%s", type);
-	return json_pack("{s:s, s:s, s:i, s:s, s:s*}", "type", t, "title", title, "status",
-			 (int)status, "detail", detail, "field", field);
+	lt_utf8_sanitize(title, ti, sizeof(ti));
+	lt_utf8_sanitize(detail, d, sizeof(d));
+	if (field)
+		lt_utf8_sanitize(field, f, sizeof(f));
+	return json_pack("{s:s, s:s, s:i, s:s, s:s*}", "type", t, "title", ti, "status",
+			 (int)status, "detail", d, "field", field ? f : NULL);
 }
 
 void lt_hdrs_init(struct lt_hdrs *h)
