@@ -100,7 +100,10 @@ ms=$(jqb .retryAfterMs)
 check "429: problem+json body" test "$(hdr Content-Type)" = "application/problem+json"
 check "429: Retry-After is whole seconds, never early ($(hdr Retry-After)s for ${ms}ms)" \
 	test "$(hdr Retry-After)" = "$(( (ms + 999) / 1000 ))"
-check "429: retryAfterMs is the leak time of 3 tokens at 2/s ($ms)" test "$ms" -ge 1400 -a "$ms" -le 1500
+# 3 tokens leak in 1500 ms from the 10-token consume; the time this request
+# took to arrive (long on a loaded machine) is already leaked, so the bound
+# below is loose; "admitted after waiting retryAfterMs" checks it is not early.
+check "429: retryAfterMs is the leak time of 3 tokens at 2/s ($ms)" test "$ms" -ge 500 -a "$ms" -le 1500
 check "429: RateLimit-Policy" test "$(hdr RateLimit-Policy)" = '"USER";q=10;w=5'
 check "429: RateLimit" test "$(hdr RateLimit)" = "\"USER\";r=0;t=$(hdr Retry-After)"
 for i in 1 2 3 4 5; do
