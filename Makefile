@@ -35,7 +35,7 @@ SKELS := $(patsubst %,$(BUILD)/bpf/%.skel.h,$(BPF_PROGS))
 
 LIB_SRCS := $(wildcard lib/*.c)
 AGENT_SRCS := $(filter-out agent/main.c,$(wildcard agent/*.c))
-HDRS := $(wildcard include/*.h lib/*.h agent/*.h bpf/*.h) $(SKELS)
+HDRS := $(wildcard include/*.h lib/*.h agent/*.h bpf/*.h tests/*.h) $(SKELS)
 
 # $(call objs,variant,sources)
 objs = $(patsubst %.c,$(BUILD)/$(1)/%.o,$(2))
@@ -45,12 +45,13 @@ SAN_AGENT := $(BUILD)/san/leaky-agent
 UNIT_TESTS := $(patsubst tests/unit/%.c,$(BUILD)/san/tests/%,$(wildcard tests/unit/*.c))
 BPF_TESTS := $(patsubst tests/bpf/%.c,$(BUILD)/san/tests/%,$(wildcard tests/bpf/*.c))
 BENCH := $(BUILD)/bench
+RAWSEND := $(BUILD)/lt_rawsend
 
 .PHONY: all test run bench vmlinux clean help deps format format-check
 .DELETE_ON_ERROR:
 .SECONDARY:
 
-all: $(REL_AGENT) $(SAN_AGENT) $(UNIT_TESTS) $(BPF_TESTS) $(BENCH)
+all: $(REL_AGENT) $(SAN_AGENT) $(UNIT_TESTS) $(BPF_TESTS) $(BENCH) $(RAWSEND)
 
 help:
 	@echo "make            build everything (build/)"
@@ -140,3 +141,7 @@ $(BUILD)/san/tests/%: $(BUILD)/san/tests/bpf/%.o $(BUILD)/san/libagent.a $(BUILD
 
 $(BENCH): $(BUILD)/rel/bench/bench.o $(BUILD)/rel/libagent.a $(BUILD)/rel/liblt.a
 	$(CC) $(CFLAGS_REL) $^ -o $@ $(LDLIBS)
+
+# the netns tests' frame sender: needs nothing but libc
+$(RAWSEND): $(BUILD)/rel/tests/netns/lt_rawsend.o
+	$(CC) $(CFLAGS_REL) $^ -o $@

@@ -208,45 +208,18 @@ static int lt_find_policy(const struct lt_maps *m, const struct lt_config *cfg, 
 
 void (*lt_sweep_race_hook)(struct lt_src_slot *s);
 
-int lt_sweep(const struct lt_maps *m, __u64 now_ns, __u64 idle_ns, struct lt_sweep_stats *st)
+/* Frees the idle, empty slots of lt_src or lt_overflow (same slot layout). */
+static int lt_sweep_slots(const struct lt_maps *m, const struct lt_config *cfg, int fd,
+			  __u64 now_ns, __u64 idle_ns, __u64 margin, struct lt_sweep_stats *st)
 {
-	struct lt_lpm_key pk, pnk, *pdead = NULL;
-	size_t npdead = 0, pcap = 0, i, len, n;
 	struct lt_src_policy pol;
 	struct lt_src_slot *slots;
-	struct lt_config cfg = {};
-	struct lt_penalty p;
-	__u64 margin;
-	int r;
+	size_t i, len, n;
 
-	memset(st, 0, sizeof(*st));
-	/* Collect first, delete after: deleting during a walk restarts it. */
-	r = bpf_map_get_next_key(m->fd[LT_M_PENALTY], NULL, &pnk);
-	while (!r) {
-		if (!bpf_map_lookup_elem(m->fd[LT_M_PENALTY], &pnk, &p) && p.until_ns <= now_ns) {
-			if (npdead == pcap) {
-				void *nw = realloc(pdead, (pcap = pcap * 2 + 16) * sizeof(*pdead));
-
-				if (!nw)
-					break;
-				pdead = nw;
-			}
-			pdead[npdead++] = pnk;
-		}
-		pk = pnk;
-		r = bpf_map_get_next_key(m->fd[LT_M_PENALTY], &pk, &pnk);
-	}
-	for (i = 0; i < npdead; i++)
-		st->penalties_expired += !bpf_map_delete_elem(m->fd[LT_M_PENALTY], &pdead[i]);
-	free(pdead);
-
-	slots = lt_map_mmap(m->fd[LT_M_SRC], &len);
+	slots = lt_map_mmap(fd, &len);
 	if (!slots)
 		return -errno;
-	n = (size_t)lt_map_entries(m->fd[LT_M_SRC]); /* len is page-rounded */
-	/* BPF time is the tick clock: judge emptiness two ticks in its favour. */
-	lt_cfg_read(m->fd[LT_M_CONFIG], &cfg);
-	margin = 2 * cfg.clk_ns_per_jiffy;
+	n = (size_t)lt_map_entries(fd); /* len is page-rounded */
 	for (i = 0; i < n; i++) {
 		struct lt_src_slot *s = &slots[i];
 		struct lt_src_key key;
@@ -264,7 +237,7 @@ int lt_sweep(const struct lt_maps *m, __u64 now_ns, __u64 idle_ns, struct lt_swe
 		 * Idle is not enough: a bucket still holding level must stay, or
 		 * a source could reset its limit by pausing.
 		 */
-		empty = lt_find_policy(m, &cfg, s->key.policy_id, &pol) ||
+		empty = lt_find_policy(m, cfg, s->key.policy_id, &pol) ||
 			(!lt_level_units(conn, t, &pol.conn) && !lt_level_units(pkt, t, &pol.pkt));
 		if (lt_sweep_race_hook)
 			lt_sweep_race_hook(s);
@@ -307,4 +280,48 @@ int lt_sweep(const struct lt_maps *m, __u64 now_ns, __u64 idle_ns, struct lt_swe
 	}
 	munmap(slots, len);
 	return 0;
+}
+
+int lt_sweep(const struct lt_maps *m, __u64 now_ns, __u64 idle_ns, struct lt_sweep_stats *st)
+{
+	struct lt_lpm_key pk, pnk, *pdead = NULL;
+	size_t npdead = 0, pcap = 0, i;
+	struct lt_config cfg = {};
+	struct lt_penalty p;
+	__u64 margin;
+	int r;
+
+	memset(st, 0, sizeof(*st));
+	/* Collect first, delete after: deleting during a walk restarts it. */
+	r = bpf_map_get_next_key(m->fd[LT_M_PENALTY], NULL, &pnk);
+	while (!r) {
+		if (!bpf_map_lookup_elem(m->fd[LT_M_PENALTY], &pnk, &p) && p.until_ns <= now_ns) {
+			if (npdead == pcap) {
+				void *nw = realloc(pdead, (pcap = pcap * 2 + 16) * sizeof(*pdead));
+
+				if (!nw)
+					break;
+				pdead = nw;
+			}
+			pdead[npdead++] = pnk;
+		}
+		pk = pnk;
+		r = bpf_map_get_next_key(m->fd[LT_M_PENALTY], &pk, &pnk);
+	}
+	for (i = 0; i < npdead; i++)
+		st->penalties_expired += !bpf_map_delete_elem(m->fd[LT_M_PENALTY], &pdead[i]);
+	free(pdead);
+
+	/* BPF time is the tick clock: judge emptiness two ticks in its favour. */
+	lt_cfg_read(m->fd[LT_M_CONFIG], &cfg);
+	margin = 2 * cfg.clk_ns_per_jiffy;
+	r = lt_sweep_slots(m, &cfg, m->fd[LT_M_SRC], now_ns, idle_ns, margin, st);
+	/*
+	 * lt_overflow's pairs (one per policy) go the same way: those of a
+	 * policy that no longer exists are "empty" to lt_find_policy, so an
+	 * edited or deleted policy's pair is freed once idle.
+	 */
+	if (!r && m->fd[LT_M_OVERFLOW] >= 0)
+		r = lt_sweep_slots(m, &cfg, m->fd[LT_M_OVERFLOW], now_ns, idle_ns, margin, st);
+	return r;
 }

@@ -84,9 +84,11 @@ struct {
 	__type(value, struct lt_src_slot);
 } lt_src SEC(".maps");
 
+/* One overflow bucket pair per policy (lt_abi.h): buckets never mix units. */
 struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY);
-	__uint(max_entries, 1);
+	__uint(map_flags, BPF_F_MMAPABLE);
+	__uint(max_entries, LT_OVERFLOW_SLOTS);
 	__type(key, __u32);
 	__type(value, struct lt_src_slot);
 } lt_overflow SEC(".maps");
@@ -159,7 +161,7 @@ struct lt_scache {
 	__u32 valid;
 	__u64 pkt_s, pkt_ceil; /* s(now), ceil(now * rate) of pol->pkt */
 	__u64 conn_s, conn_ceil; /* same for pol->conn */
-	__u8 pen_addr[16]; /* last source looked up in lt_penalty */
+	__u64 pen_w[2]; /* last source looked up in lt_penalty (lt_pkt.sw) */
 	__u64 pen_now_ns; /* 0 = empty */
 	__u64 pen_gen; /* lt_config.generation at lookup */
 	__u64 pen_until_ns; /* 0 = not banned */
@@ -168,17 +170,6 @@ struct lt_scache {
 	__u64 dflt_seq; /* lt_config seq + 1 that dflt was copied at; 0 = none */
 	struct lt_src_policy dflt; /* lt_config's default policy, whole */
 };
-
-static __always_inline int lt_addr_eq(const __u8 a[16], const __u8 b[16])
-{
-	__u64 a0, a1, b0, b1;
-
-	__builtin_memcpy(&a0, a, 8);
-	__builtin_memcpy(&a1, a + 8, 8);
-	__builtin_memcpy(&b0, b, 8);
-	__builtin_memcpy(&b1, b + 8, 8);
-	return a0 == b0 && a1 == b1;
-}
 
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
@@ -270,12 +261,16 @@ static __always_inline int lt_cfg_dflt(const struct lt_config_val *cfg, struct l
 }
 
 struct lt_pkt {
-	__u8 saddr[16];
-	__u16 dport;
+	union {
+		__u8 saddr[16]; /* v4-mapped, network order */
+		__u64 sw[2]; /* the same, as two words (compares, the memo) */
+	};
+	__u16 dport; /* 0 when noport */
 	__u8 proto;
 	__u8 syn;
 	__u32 policy_id;
-	__u64 len;
+	__u64 len; /* frame bytes (TC: skb->len, not the linear part) */
+	__u8 noport; /* enum lt_noport */
 };
 
 /* Sampled event: every (sample_mask + 1)-th decision of an outcome per CPU. */
@@ -329,14 +324,54 @@ static __always_inline int lt_is_v4(const __u8 a[16])
 	return !w0 && w1 == bpf_htonl(0x0000ffff);
 }
 
-/* The source's slot in lt_src, claimed if new; lt_overflow when no room. */
+/*
+ * Finds the slot tagged tag among LT_SRC_PROBES from tag & mask, or claims
+ * the first free one of them (CAS 0 -> tag). NULL when all belong to others.
+ * An index, not a pointer, is remembered for the claim: clang would fold a
+ * pointer test into pointer arithmetic that the verifier rejects.
+ */
+static __always_inline struct lt_src_slot *lt_slot_find(void *map, __u32 mask, __u64 tag,
+							const struct lt_src_key *key)
+{
+	__u32 idx, i, free_idx = ~0U;
+	struct lt_src_slot *s;
+	__u64 seen;
+
+	for (i = 0; i < LT_SRC_PROBES; i++) {
+		idx = ((__u32)tag + i) & mask;
+		s = bpf_map_lookup_elem(map, &idx);
+		if (!s)
+			break;
+		seen = *(volatile __u64 *)&s->tag;
+		if (seen == tag)
+			return s;
+		if (!seen && free_idx == ~0U)
+			free_idx = idx;
+	}
+	s = free_idx != ~0U ? bpf_map_lookup_elem(map, &free_idx) : NULL;
+	if (s) {
+		seen = __sync_val_compare_and_swap(&s->tag, 0, tag);
+		if (!seen) {
+			s->key = *key;
+			return s;
+		}
+		if (seen == tag)
+			return s; /* another CPU claimed it for this source */
+	}
+	return NULL;
+}
+
+/*
+ * The source's slot in lt_src, claimed if new. When its window is full, the
+ * policy's own pair in lt_overflow (counted); NULL when that table has no
+ * room for the policy either (counted; the caller fails closed).
+ */
 static __always_inline struct lt_src_slot *lt_src_get(const struct lt_src_policy *pol,
 						      const struct lt_pkt *p)
 {
 	struct lt_src_key key = {};
-	__u32 agg, idx, i, free_idx = ~0U;
 	struct lt_src_slot *s;
-	__u64 tag, seen;
+	__u32 agg;
 
 	agg = lt_is_v4(p->saddr) ? 96 + (pol->agg_v4 > 32 ? 32 : pol->agg_v4) :
 				   (pol->agg_v6 > 128 ? 128 : pol->agg_v6);
@@ -344,36 +379,17 @@ static __always_inline struct lt_src_slot *lt_src_get(const struct lt_src_policy
 	lt_addr_mask(key.addr, agg);
 	key.prefixlen = agg;
 	key.policy_id = pol->id;
-	tag = lt_src_hash(&key);
-
-	for (i = 0; i < LT_SRC_PROBES; i++) {
-		idx = ((__u32)tag + i) & lt_src_mask;
-		s = bpf_map_lookup_elem(&lt_src, &idx);
-		if (!s)
-			break;
-		seen = *(volatile __u64 *)&s->tag;
-		if (seen == tag)
-			return s;
-		/*
-		 * An index, not a pointer: clang would fold a pointer test into
-		 * pointer arithmetic that the verifier rejects.
-		 */
-		if (!seen && free_idx == ~0U)
-			free_idx = idx;
-	}
-	s = free_idx != ~0U ? bpf_map_lookup_elem(&lt_src, &free_idx) : NULL;
-	if (s) {
-		seen = __sync_val_compare_and_swap(&s->tag, 0, tag);
-		if (!seen) {
-			s->key = key;
-			return s;
-		}
-		if (seen == tag)
-			return s; /* another CPU claimed it for this source */
-	}
+	s = lt_slot_find(&lt_src, lt_src_mask, lt_src_hash(&key), &key);
+	if (s)
+		return s;
 	lt_count(LT_STAT_AUX_TABLE_FULL, 0);
-	idx = 0;
-	return bpf_map_lookup_elem(&lt_overflow, &idx);
+	/* the overflow pair of the policy: key with no address */
+	__builtin_memset(&key, 0, sizeof(key));
+	key.policy_id = pol->id;
+	s = lt_slot_find(&lt_overflow, LT_OVERFLOW_SLOTS - 1, lt_src_hash(&key), &key);
+	if (!s)
+		lt_count(LT_STAT_AUX_OVERFLOW_FULL, 0);
+	return s;
 }
 
 static __always_inline __u32 lt_rate_stat(int v, __u32 rate_stat)
@@ -381,11 +397,38 @@ static __always_inline __u32 lt_rate_stat(int v, __u32 rate_stat)
 	return v == LT_CONTENDED ? LT_STAT_DROP_CONTENDED : rate_stat;
 }
 
-/* The shared path. Returns 1 to pass, 0 to drop. */
-static __always_inline int lt_admit(void *data, void *data_end, __u32 ifindex)
+/* The dry-run twin of a drop outcome (lt_abi.h: two layouts in the enum). */
+static __always_inline __u32 lt_dryrun_stat(__u32 stat)
+{
+	if (stat <= LT_STAT_DROP_CONTENDED)
+		return stat + (LT_STAT_DRYRUN_PENALTY - LT_STAT_DROP_PENALTY);
+	return stat + 1;
+}
+
+#define LT_MORE 2 /* lt_admit: pull more of the skb and call again (TC only) */
+
+/*
+ * The shared path. Returns 1 to pass, 0 to drop, LT_MORE when headers lie
+ * beyond the readable bytes and the caller may pull (wire_len > readable).
+ *
+ * The invariant (issue #7): a frame from a known source passes unmetered only
+ * when its destination port is known and not protected, or it is not a
+ * ported protocol. Every other frame from a known source (port protected,
+ * fragment, truncated L4, chain too long) goes through the penalty box, the
+ * policy and the source's packet bucket, so no frame shape the stack still
+ * accepts carries a banned or limited source past them. A frame whose source
+ * cannot be read passes only when the stack is certain to drop it (no L3
+ * header, bad version or ihl: see lt_parse_*), and is dropped otherwise.
+ *
+ * Order: the port (when it can be read) is looked at before the source-keyed
+ * decisions only so that traffic to unprotected ports pays no penalty lookup;
+ * a port that cannot be read never skips them.
+ */
+static __always_inline int lt_admit(void *data, void *data_end, __u32 wire_len, __u32 ifindex,
+				    int may_pull)
 {
 	struct lt_cursor c = { .pos = data, .end = data_end };
-	struct lt_pkt p = { .len = data_end - data };
+	struct lt_pkt p = { .len = wire_len };
 	struct lt_lpm_key lk = { .prefixlen = 128 };
 	const struct lt_src_policy *pol;
 	const struct lt_config_val *cfg;
@@ -395,6 +438,8 @@ static __always_inline int lt_admit(void *data, void *data_end, __u32 ifindex)
 	struct lt_penalty *pen;
 	__u32 stat, zero = 0, dport;
 	__u64 now = 0, seen, seq;
+	/* readable bytes end before the frame does: headers may be unpulled */
+	int cut = (__u32)(data_end - data) < wire_len;
 	int proto, v, drop = 0;
 
 	cfg = bpf_map_lookup_elem(&lt_config, &zero);
@@ -404,46 +449,69 @@ static __always_inline int lt_admit(void *data, void *data_end, __u32 ifindex)
 	}
 
 	proto = lt_parse_eth(&c);
-	if (proto < 0) {
+	if (proto >= 0) {
+		if (proto == bpf_htons(ETH_P_IP)) {
+			proto = lt_parse_ipv4(&c, p.sw, &p.noport);
+		} else if (proto == bpf_htons(ETH_P_IPV6)) {
+			proto = lt_parse_ipv6(&c, p.sw, &p.noport);
+		} else {
+			stat = LT_STAT_PASS_NON_IP;
+			goto out;
+		}
+	}
+	switch (proto) {
+	case LT_P_TRUNC:
+		/*
+		 * Cut inside Ethernet/VLAN/IP: the stack drops the frame
+		 * (eth_type_trans, pskb_may_pull of the IP header), unless the
+		 * rest is only not pulled yet.
+		 */
+		if (!cut) {
+			stat = LT_STAT_PASS_MALFORMED;
+			goto out;
+		}
+		if (may_pull)
+			return LT_MORE;
+		/* unreadable: fail closed */
+		__attribute__((fallthrough));
+	case LT_P_DEEP:
+		stat = LT_STAT_DROP_UNPARSEABLE;
+		goto drop_early;
+	case LT_P_BAD:
 		stat = LT_STAT_PASS_MALFORMED;
 		goto out;
+	case LT_P_TINY:
+		stat = LT_STAT_DROP_FRAG_TINY;
+		goto drop_early;
+	case LT_P_OVERLAP:
+		stat = LT_STAT_DROP_FRAG_OVERLAP;
+		goto drop_early;
 	}
-	if (proto == bpf_htons(ETH_P_IP)) {
-		proto = lt_parse_ipv4(&c, p.saddr);
-	} else if (proto == bpf_htons(ETH_P_IPV6)) {
-		proto = lt_parse_ipv6(&c, p.saddr);
-	} else {
-		stat = LT_STAT_PASS_NON_IP;
-		goto out;
-	}
-	if (proto == -2) {
-		stat = LT_STAT_PASS_FRAGMENT;
-		goto out;
-	}
-	if (proto < 0) {
-		stat = LT_STAT_PASS_MALFORMED;
-		goto out;
-	}
+	/* The source is known from here on. */
 	p.proto = proto;
-	if (proto == IPPROTO_TCP) {
-		if (lt_parse_tcp(&c, &p.dport, &p.syn) < 0) {
-			stat = LT_STAT_PASS_MALFORMED;
+	if (p.noport == LT_NOPORT_TRUNCATED && cut && may_pull)
+		return LT_MORE; /* an extension header not pulled yet */
+	if (!p.noport) {
+		v = lt_parse_l4(&c, proto, &p.dport, &p.syn, &p.noport);
+		if (v == LT_P_TRUNC) {
+			if (cut && may_pull)
+				return LT_MORE;
+			p.noport = LT_NOPORT_TRUNCATED;
+		} else if (v) {
+			stat = LT_STAT_PASS_UNPROTECTED; /* no ports: nothing listens */
 			goto out;
 		}
-	} else if (proto == IPPROTO_UDP) {
-		if (lt_parse_udp(&c, &p.dport) < 0) {
-			stat = LT_STAT_PASS_MALFORMED;
+	}
+	if (!p.noport) {
+		dport = p.dport;
+		port = bpf_map_lookup_elem(&lt_ports, &dport);
+		if (!port || !(port->flags & LT_PORT_PROTECTED)) {
+			stat = LT_STAT_PASS_UNPROTECTED;
 			goto out;
 		}
 	} else {
-		stat = LT_STAT_PASS_UNPROTECTED;
-		goto out;
-	}
-	dport = p.dport;
-	port = bpf_map_lookup_elem(&lt_ports, &dport);
-	if (!port || !(port->flags & LT_PORT_PROTECTED)) {
-		stat = LT_STAT_PASS_UNPROTECTED;
-		goto out;
+		/* metered as if addressed to a protected port */
+		lt_count(LT_STAT_AUX_NOPORT_FRAGMENT + p.noport - LT_NOPORT_FRAGMENT, 0);
 	}
 
 	/*
@@ -456,16 +524,17 @@ static __always_inline int lt_admit(void *data, void *data_end, __u32 ifindex)
 		stat = LT_STAT_PASS_ADMIT; /* unreachable: per-CPU entry 0 exists */
 		goto out;
 	}
-	__builtin_memcpy(lk.addr, p.saddr, 16);
 	/* A ban is an explicit act: it beats the allowlist. */
 	if (lt_no_pen_cache || sc->pen_now_ns != now || sc->pen_gen != cfg->generation ||
-	    !lt_addr_eq(sc->pen_addr, p.saddr)) {
+	    sc->pen_w[0] != p.sw[0] || sc->pen_w[1] != p.sw[1]) {
+		__builtin_memcpy(lk.addr, p.saddr, 16);
 		pen = bpf_map_lookup_elem(&lt_penalty, &lk);
 		sc->pen_found = pen != NULL;
 		sc->pen_until_ns = pen ? pen->until_ns : 0;
 		sc->pen_now_ns = now;
 		sc->pen_gen = cfg->generation;
-		__builtin_memcpy(sc->pen_addr, p.saddr, 16);
+		sc->pen_w[0] = p.sw[0];
+		sc->pen_w[1] = p.sw[1];
 	}
 	if (sc->pen_found) {
 		if (now < sc->pen_until_ns) {
@@ -476,6 +545,7 @@ static __always_inline int lt_admit(void *data, void *data_end, __u32 ifindex)
 		lt_count(LT_STAT_AUX_PENALTY_EXPIRED, 0);
 	}
 
+	__builtin_memcpy(lk.addr, p.saddr, 16);
 	pol = bpf_map_lookup_elem(&lt_policy, &lk);
 	if (!pol) {
 		if (lt_cfg_dflt(cfg, sc)) {
@@ -497,8 +567,10 @@ static __always_inline int lt_admit(void *data, void *data_end, __u32 ifindex)
 	p.policy_id = pol->id;
 	st = lt_src_get(pol, &p);
 	if (!st) {
-		stat = LT_STAT_PASS_ADMIT; /* unreachable: lt_overflow always exists */
-		goto out;
+		/* no bucket for this source: fail closed (lt_src_get counted why) */
+		stat = LT_STAT_DROP_PKT_RATE;
+		drop = 1;
+		goto verdict;
 	}
 	st->last_ns = now;
 
@@ -534,11 +606,15 @@ static __always_inline int lt_admit(void *data, void *data_end, __u32 ifindex)
 		}
 	}
 	stat = LT_STAT_PASS_ADMIT;
+	goto verdict;
 
+drop_early:
+	/* shapes dropped whoever sent them: no source, or a fragment attack */
+	drop = 1;
+	now = lt_now(cfg);
 verdict:
 	if (drop && (cfg->flags & LT_CFG_DRY_RUN)) {
-		/* DROP_x and DRYRUN_x are parallel ranges of the enum. */
-		stat += LT_STAT_DRYRUN_PENALTY - LT_STAT_DROP_PENALTY;
+		stat = lt_dryrun_stat(stat);
 		drop = 0;
 	}
 	seq = lt_count(stat, p.len);
@@ -546,7 +622,7 @@ verdict:
 	return !drop;
 out:
 	lt_count(stat, p.len);
-	return !drop;
+	return 1;
 }
 
 SEC("xdp")
@@ -555,23 +631,63 @@ int lt_xdp(struct xdp_md *ctx)
 	void *data = (void *)(long)ctx->data;
 	void *data_end = (void *)(long)ctx->data_end;
 
-	return lt_admit(data, data_end, ctx->ingress_ifindex) ? XDP_PASS : XDP_DROP;
+	/* Without xdp.frags the frame is always whole: never LT_MORE. */
+	return lt_admit(data, data_end, data_end - data, ctx->ingress_ifindex, 0) ? XDP_PASS :
+										    XDP_DROP;
 }
 
-/* Ethernet + 2 VLAN tags + IPv6 + TCP: what must be linear to decide. */
-#define LT_TC_PULL (14 + 8 + 40 + 20)
+/*
+ * TC sees skbs whose headers may sit in page frags (GRO, large sends, packet
+ * sockets). First pull what holds every header but IPv6 extensions: Ethernet
+ * + LT_VLAN_MAX tags + IPv4 with options + TCP = 14 + 32 + 60 + 20. If the
+ * walk still runs off the linear part, pull up to LT_TC_PULL_MAX and decide
+ * on that: a chain longer than that is metered as port-unknown.
+ */
+#define LT_TC_PULL 128
+#define LT_TC_PULL_MAX 2048
+
+/* A failed pull leaves the headers unreadable: fail closed, counted. */
+static __always_inline int lt_tc_unpulled(__u32 len)
+{
+	const struct lt_config *cfg;
+	__u32 zero = 0, stat = LT_STAT_DROP_UNPARSEABLE;
+
+	cfg = bpf_map_lookup_elem(&lt_config, &zero);
+	if (!cfg || !(cfg->flags & LT_CFG_LOADED)) {
+		lt_count(LT_STAT_PASS_NO_CONFIG, len);
+		return TC_ACT_OK;
+	}
+	if (cfg->flags & LT_CFG_DRY_RUN) {
+		lt_count(lt_dryrun_stat(stat), len);
+		return TC_ACT_OK;
+	}
+	lt_count(stat, len);
+	return TC_ACT_SHOT;
+}
 
 SEC("tc")
 int lt_tc(struct __sk_buff *skb)
 {
-	void *data, *data_end;
+	__u32 len = skb->len, want;
+	int v;
 
-	/* Headers of a non-linear skb may sit in frags; pull what exists. */
-	if ((long)skb->data_end - (long)skb->data < LT_TC_PULL)
-		bpf_skb_pull_data(skb, skb->len < LT_TC_PULL ? skb->len : LT_TC_PULL);
-	data = (void *)(long)skb->data;
-	data_end = (void *)(long)skb->data_end;
-	return lt_admit(data, data_end, skb->ifindex) ? TC_ACT_OK : TC_ACT_SHOT;
+	if ((long)skb->data_end - (long)skb->data < (long)len &&
+	    (long)skb->data_end - (long)skb->data < LT_TC_PULL) {
+		want = len < LT_TC_PULL ? len : LT_TC_PULL;
+		if (bpf_skb_pull_data(skb, want))
+			return lt_tc_unpulled(len);
+		lt_count(LT_STAT_AUX_TC_PULLED, 0);
+	}
+	v = lt_admit((void *)(long)skb->data, (void *)(long)skb->data_end, len, skb->ifindex, 1);
+	if (v == LT_MORE) {
+		want = len < LT_TC_PULL_MAX ? len : LT_TC_PULL_MAX;
+		if (bpf_skb_pull_data(skb, want))
+			return lt_tc_unpulled(len);
+		lt_count(LT_STAT_AUX_TC_PULLED, 0);
+		v = lt_admit((void *)(long)skb->data, (void *)(long)skb->data_end, len,
+			     skb->ifindex, 0);
+	}
+	return v ? TC_ACT_OK : TC_ACT_SHOT;
 }
 
 /* Run once by the agent (BPF_PROG_RUN) to calibrate lt_config's clock. */

@@ -35,7 +35,7 @@ enum lt_stat {
 	LT_STAT_PASS_NON_IP = 0, /* not IPv4/IPv6 (ARP, LLDP, ...) */
 	LT_STAT_PASS_MALFORMED = 1, /* truncated or bad header: the stack drops it */
 	LT_STAT_PASS_UNPROTECTED = 2, /* not TCP/UDP, or port not protected */
-	LT_STAT_PASS_FRAGMENT = 3, /* non-first IPv4 fragment: no L4 header */
+	LT_STAT_PASS_FRAGMENT = 3, /* retired (#7): fragments are metered now */
 	LT_STAT_PASS_ALLOWLIST = 4,
 	LT_STAT_PASS_ADMIT = 5, /* metered and within its buckets */
 	LT_STAT_PASS_NO_CONFIG = 6, /* agent has not written lt_config yet */
@@ -53,8 +53,25 @@ enum lt_stat {
 	LT_STAT_AUX_PENALTY_EXPIRED = 16, /* penalty entry found but over */
 	LT_STAT_AUX_EVENT_LOST = 17, /* sampled event, ring buffer full */
 	LT_STAT_AUX_EVENT_SENT = 18,
-	LT_STAT__OUTCOME_END = LT_STAT_AUX_TABLE_FULL,
-	LT_STAT__MAX = 19,
+	/*
+	 * Appended (#7). Outcomes: every drop has its dry-run twin right after
+	 * it (lt_dryrun_stat), unlike the ranges above.
+	 */
+	LT_STAT_DROP_FRAG_TINY = 19, /* IPv4 first fragment shorter than its L4 header (RFC 1858) */
+	LT_STAT_DRYRUN_FRAG_TINY = 20,
+	LT_STAT_DROP_FRAG_OVERLAP = 21, /* IPv4 TCP fragment at offset 8 bytes (RFC 3128) */
+	LT_STAT_DRYRUN_FRAG_OVERLAP = 22,
+	LT_STAT_DROP_UNPARSEABLE = 23, /* source unreadable: > LT_VLAN_MAX tags, TC pull failed */
+	LT_STAT_DRYRUN_UNPARSEABLE = 24,
+	/* aux: why a packet was metered as if addressed to a protected port */
+	LT_STAT_AUX_NOPORT_FRAGMENT = 25, /* non-first fragment (v4 or v6) */
+	LT_STAT_AUX_NOPORT_HEADERS =
+		26, /* L4 behind more IPv6 ext headers than walked, or ESP/AH */
+	LT_STAT_AUX_NOPORT_TRUNCATED = 27, /* L4 header cut short */
+	LT_STAT_AUX_TC_PULLED = 28, /* TC: headers pulled out of a non-linear skb */
+	LT_STAT_AUX_OVERFLOW_FULL = 29, /* no lt_overflow pair for the policy: dropped */
+	LT_STAT__OUTCOME_END = LT_STAT_AUX_TABLE_FULL, /* of the first range */
+	LT_STAT__MAX = 30,
 };
 
 /* lt_stats: PERCPU_ARRAY[LT_STAT__MAX]. Written by BPF only. */
@@ -117,7 +134,9 @@ struct lt_src_key {
 _Static_assert(sizeof(struct lt_src_key) == 24, "lt_src_key is ABI");
 
 /*
- * lt_src: ARRAY[max_sources] of slots, BPF_F_MMAPABLE; lt_overflow: ARRAY[1].
+ * lt_src: ARRAY[max_sources] of slots, BPF_F_MMAPABLE; lt_overflow:
+ * ARRAY[LT_OVERFLOW_SLOTS], BPF_F_MMAPABLE, the same slots for sources that
+ * found no room in lt_src.
  * An open-addressing table in an array, because an array lookup is inlined
  * by the verifier while a HASH lookup is a helper call (~25 ns here, the
  * largest cost of the whole packet path; see make bench).
@@ -135,6 +154,18 @@ _Static_assert(sizeof(struct lt_src_key) == 24, "lt_src_key is ABI");
  * its check makes the CAS fail and the slot keeps its level.
  */
 #define LT_SRC_PROBES 4
+
+/*
+ * lt_overflow holds one bucket pair per policy, not one for all: a word is in
+ * its policy's units (lt_bucket.h), so a pair shared by policies of different
+ * rates read one policy's tat with another's scale (issue #7: one packet of a
+ * fast policy put a slow policy's overflow bucket minutes in the future).
+ * Slots are found and claimed like lt_src's, keyed by {addr 0, prefixlen 0,
+ * policy_id}. The agent frees the slots of policies that no longer exist
+ * (lt_overflow_release). A policy that finds no slot is dropped and counted
+ * (aux_overflow_full): fail closed, never another policy's pair.
+ */
+#define LT_OVERFLOW_SLOTS 1024
 
 struct lt_src_slot {
 	__u64 tag; /* lt_src_hash(&key); 0 = free */

@@ -37,6 +37,17 @@ static const char *const lt_stat_names[LT_STAT__MAX] = {
 	[LT_STAT_AUX_PENALTY_EXPIRED] = "aux_penalty_expired",
 	[LT_STAT_AUX_EVENT_LOST] = "aux_event_lost",
 	[LT_STAT_AUX_EVENT_SENT] = "aux_event_sent",
+	[LT_STAT_DROP_FRAG_TINY] = "drop_frag_tiny",
+	[LT_STAT_DRYRUN_FRAG_TINY] = "dryrun_frag_tiny",
+	[LT_STAT_DROP_FRAG_OVERLAP] = "drop_frag_overlap",
+	[LT_STAT_DRYRUN_FRAG_OVERLAP] = "dryrun_frag_overlap",
+	[LT_STAT_DROP_UNPARSEABLE] = "drop_unparseable",
+	[LT_STAT_DRYRUN_UNPARSEABLE] = "dryrun_unparseable",
+	[LT_STAT_AUX_NOPORT_FRAGMENT] = "aux_noport_fragment",
+	[LT_STAT_AUX_NOPORT_HEADERS] = "aux_noport_headers",
+	[LT_STAT_AUX_NOPORT_TRUNCATED] = "aux_noport_truncated",
+	[LT_STAT_AUX_TC_PULLED] = "aux_tc_pulled",
+	[LT_STAT_AUX_OVERFLOW_FULL] = "aux_overflow_full",
 };
 
 const char *lt_stat_name(unsigned int stat)

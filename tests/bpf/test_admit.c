@@ -68,10 +68,10 @@ static int apply_json(const char *json)
 	return ret;
 }
 
-static void clear_src(void)
+static void clear_slots(int fd)
 {
 	size_t len;
-	void *p = lt_map_mmap(M.fd[LT_M_SRC], &len);
+	void *p = lt_map_mmap(fd, &len);
 
 	if (p) {
 		memset(p, 0, len);
@@ -81,12 +81,9 @@ static void clear_src(void)
 
 static void reset(void)
 {
-	struct lt_src_slot zero = {};
-	__u32 z = 0;
-
-	clear_src();
+	clear_slots(M.fd[LT_M_SRC]);
+	clear_slots(M.fd[LT_M_OVERFLOW]);
 	clear_map(M.fd[LT_M_PENALTY], sizeof(struct lt_lpm_key));
-	bpf_map_update_elem(M.fd[LT_M_OVERFLOW], &z, &zero, BPF_ANY);
 	apply_json(base_config);
 }
 
@@ -247,18 +244,22 @@ static const struct tcase cases[] = {
 	  { { { .truncate = 14 + 12 } } },
 	  1,
 	  { W(PASS_MALFORMED, 1) } },
-	{ "truncated TCP header",
+	{ "truncated TCP header: metered as a protected port",
 	  NULL,
 	  { { { .truncate = 14 + 20 + 10 } } },
 	  1,
-	  { W(PASS_MALFORMED, 1) } },
-	{ "truncated UDP header",
+	  { W(PASS_ADMIT, 1), W(AUX_NOPORT_TRUNCATED, 1) } },
+	{ "truncated UDP header: metered as a protected port",
 	  NULL,
 	  { { { .proto = IPPROTO_UDP, .dport = 5353, .truncate = 14 + 20 + 4 } } },
 	  1,
-	  { W(PASS_MALFORMED, 1) } },
+	  { W(PASS_ADMIT, 1), W(AUX_NOPORT_TRUNCATED, 1) } },
 	{ "IPv4 IHL below 5", NULL, { { { .bad_ihl = 1 } } }, 1, { W(PASS_MALFORMED, 1) } },
-	{ "IPv4 non-first fragment", NULL, { { { .frag = 1 } } }, 1, { W(PASS_FRAGMENT, 1) } },
+	{ "IPv4 non-first fragment: metered as a protected port",
+	  NULL,
+	  { { { .frag = 1 } } },
+	  1,
+	  { W(PASS_ADMIT, 1), W(AUX_NOPORT_FRAGMENT, 1) } },
 	{ "one VLAN tag",
 	  NULL,
 	  { { { .vlans = 1 }, 4 } },
@@ -294,21 +295,21 @@ static const struct tcase cases[] = {
 	  { { { .src = "2001:db8:1::1", .v6_frag = 1 } } },
 	  1,
 	  { W(PASS_ADMIT, 1) } },
-	{ "v6 non-first fragment",
+	{ "v6 non-first fragment: metered as a protected port",
 	  NULL,
 	  { { { .src = "2001:db8:1::1", .v6_frag = 2 } } },
 	  1,
-	  { W(PASS_FRAGMENT, 1) } },
-	{ "v6 five extension headers: refused as malformed",
+	  { W(PASS_ADMIT, 1), W(AUX_NOPORT_FRAGMENT, 1) } },
+	{ "v6 five extension headers: walked, SYN metered",
 	  NULL,
-	  { { { .src = "2001:db8:1::1", .v6_opts = 5 } } },
-	  1,
-	  { W(PASS_MALFORMED, 1) } },
-	{ "v6 truncated extension header",
+	  { { { .src = "2001:db8:1::1", .v6_opts = 5 }, 4 } },
+	  0,
+	  { W(PASS_ADMIT, 3), W(DROP_CONN_RATE, 1) } },
+	{ "v6 truncated extension header: metered as a protected port",
 	  NULL,
 	  { { { .src = "2001:db8:1::1", .v6_opts = 1, .truncate = 14 + 40 + 4 } } },
 	  1,
-	  { W(PASS_MALFORMED, 1) } },
+	  { W(PASS_ADMIT, 1), W(AUX_NOPORT_TRUNCATED, 1) } },
 	{ "v6 /64 aggregation: addresses in one /64 share a bucket",
 	  NULL,
 	  { { V6SYN("2001:db8:1::1"), 2 }, { V6SYN("2001:db8:1::ffff"), 2 } },
@@ -406,11 +407,11 @@ static const struct tcase cases[] = {
 	  1,
 	  { W(PASS_ALLOWLIST, 2) },
 	  1 },
-	{ "TC: truncated TCP",
+	{ "TC: truncated TCP: metered as a protected port",
 	  NULL,
 	  { { { .truncate = 14 + 20 + 3 } } },
 	  1,
-	  { W(PASS_MALFORMED, 1) },
+	  { W(PASS_ADMIT, 1), W(AUX_NOPORT_TRUNCATED, 1) },
 	  1 },
 };
 
