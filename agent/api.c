@@ -595,6 +595,7 @@ static enum MHD_Result lt_metrics(struct lt_req *r)
 {
 	struct lt_api_metrics *m = r->api->metrics;
 	struct lt_stat_val st[LT_STAT__MAX];
+	struct lt_quota_stats qs;
 	struct lt_mbuf b = { 0 };
 	unsigned i;
 	__u64 cum = 0;
@@ -621,6 +622,16 @@ static enum MHD_Result lt_metrics(struct lt_req *r)
 	  (double)__atomic_load_n(&m->hist_sum_ns, __ATOMIC_RELAXED) / 1e9);
 	P("lt_http_request_duration_seconds_count %llu\n",
 	  (unsigned long long)__atomic_load_n(&m->hist_count, __ATOMIC_RELAXED));
+	lt_quota_stats(r->api->q, &qs);
+	P("# HELP lt_buckets_max L7 buckets that can be in use (token.max_buckets).\n"
+	  "# TYPE lt_buckets_max gauge\nlt_buckets_max %llu\n",
+	  (unsigned long long)qs.max_buckets);
+	P("# HELP lt_bucket_table_full_total New buckets refused: the table was full.\n"
+	  "# TYPE lt_bucket_table_full_total counter\nlt_bucket_table_full_total %llu\n",
+	  (unsigned long long)qs.table_full);
+	P("# HELP lt_buckets_reclaimed_total Idle empty buckets freed for reuse.\n"
+	  "# TYPE lt_buckets_reclaimed_total counter\nlt_buckets_reclaimed_total %llu\n",
+	  (unsigned long long)qs.reclaimed);
 	if (r->api->maps && !lt_stats_read(r->api->maps->fd[LT_M_STATS], st)) {
 		P("# HELP lt_xdp_packets_total Packets by XDP/TC outcome.\n"
 		  "# TYPE lt_xdp_packets_total counter\n");
@@ -635,21 +646,7 @@ static enum MHD_Result lt_metrics(struct lt_req *r)
 		P("lt_map_entries{map=\"lt_policy\"} %ld\n",
 		  lt_map_count(r->api->maps->fd[LT_M_POLICY]));
 	}
-	{
-		struct lt_quota_stats qs;
-
-		lt_quota_stats(r->api->q, &qs);
-		P("lt_map_entries{map=\"lt_slots\"} %llu\n", (unsigned long long)qs.buckets);
-		P("# HELP lt_buckets_max L7 buckets that can be in use (token.max_buckets).\n"
-		  "# TYPE lt_buckets_max gauge\nlt_buckets_max %llu\n",
-		  (unsigned long long)qs.max_buckets);
-		P("# HELP lt_bucket_table_full_total New buckets refused: the table was full.\n"
-		  "# TYPE lt_bucket_table_full_total counter\nlt_bucket_table_full_total %llu\n",
-		  (unsigned long long)qs.table_full);
-		P("# HELP lt_buckets_reclaimed_total Idle empty buckets freed for reuse.\n"
-		  "# TYPE lt_buckets_reclaimed_total counter\nlt_buckets_reclaimed_total %llu\n",
-		  (unsigned long long)qs.reclaimed);
-	}
+	P("lt_map_entries{map=\"lt_slots\"} %llu\n", (unsigned long long)qs.buckets);
 #undef P
 	if (b.oom) {
 		free(b.p);
