@@ -422,7 +422,7 @@ static enum MHD_Result lt_consume(struct lt_req *r)
 	enum MHD_Result res;
 	json_error_t jerr;
 	json_t *root, *out;
-	int verdict, kverdict = LT_ADMIT, ret;
+	int verdict, kverdict = LT_ADMIT, ret, attempt;
 
 	if (lt_authenticate(r, &p, &res))
 		return res;
@@ -457,28 +457,36 @@ static enum MHD_Result lt_consume(struct lt_req *r)
 		return lt_problem(r, 400, "invalid-field", "Invalid field", "/provider",
 				  "no bucket key can be built for this tier and provider");
 	}
-	ret = lt_quota_bucket(a->q, key, NULL, &slot, err, sizeof(err));
-	if (ret) {
-		json_decref(root);
-		return lt_bucket_problem(r, ret, err);
-	}
-	if (p.key_id[0]) {
-		snprintf(err, sizeof(err), "the API key id cannot name a bucket");
-		ret = lt_bucket_key(kkey, sizeof(kkey), LT_BKEY_APIKEY, NULL, NULL, p.key_id);
-		if (!ret)
-			ret = lt_quota_bucket(a->q, kkey, &p.key_limit, &kslot, err, sizeof(err));
+	/* a bucket reclaimed between its lookup and the decision: look it up again */
+	for (attempt = 0; attempt < 3; attempt++) {
+		ret = lt_quota_bucket(a->q, key, NULL, &slot, err, sizeof(err));
 		if (ret) {
 			json_decref(root);
-			return lt_bucket_problem(r, ret == -ENOENT ? -EIO : ret, err);
+			return lt_bucket_problem(r, ret, err);
 		}
+		if (p.key_id[0]) {
+			snprintf(err, sizeof(err), "the API key id cannot name a bucket");
+			ret = lt_bucket_key(kkey, sizeof(kkey), LT_BKEY_APIKEY, NULL, NULL,
+					    p.key_id);
+			if (!ret)
+				ret = lt_quota_bucket(a->q, kkey, &p.key_limit, &kslot, err,
+						      sizeof(err));
+			if (ret) {
+				json_decref(root);
+				return lt_bucket_problem(r, ret == -ENOENT ? -EIO : ret, err);
+			}
+		}
+		now = lt_now_ns(); /* read once per decision */
+		if (kslot)
+			kverdict = lt_quota_consume(a->q, kslot, c.tokens, now, &kv, &kres);
+		verdict = kverdict == LT_ADMIT ?
+				  lt_quota_consume(a->q, slot, c.tokens, now, &v, &res_) :
+				  kverdict;
+		if (kslot && kverdict == LT_ADMIT && verdict != LT_ADMIT)
+			lt_quota_undo(a->q, &kres, now); /* all or nothing */
+		if (verdict != LT_FREED)
+			break;
 	}
-	now = lt_now_ns(); /* read once per decision */
-	if (kslot)
-		kverdict = lt_quota_consume(a->q, kslot, c.tokens, now, &kv, &kres);
-	verdict = kverdict == LT_ADMIT ? lt_quota_consume(a->q, slot, c.tokens, now, &v, &res_) :
-					 kverdict;
-	if (kslot && kverdict == LT_ADMIT && verdict != LT_ADMIT)
-		lt_quota_undo(a->q, &kres, now); /* all or nothing */
 	if (verdict == LT_CONTENDED || verdict == LT_FREED) {
 		const char *hdrs[] = { "Retry-After", "1", NULL };
 
@@ -587,6 +595,7 @@ static enum MHD_Result lt_metrics(struct lt_req *r)
 {
 	struct lt_api_metrics *m = r->api->metrics;
 	struct lt_stat_val st[LT_STAT__MAX];
+	struct lt_quota_stats qs;
 	struct lt_mbuf b = { 0 };
 	unsigned i;
 	__u64 cum = 0;
@@ -613,6 +622,16 @@ static enum MHD_Result lt_metrics(struct lt_req *r)
 	  (double)__atomic_load_n(&m->hist_sum_ns, __ATOMIC_RELAXED) / 1e9);
 	P("lt_http_request_duration_seconds_count %llu\n",
 	  (unsigned long long)__atomic_load_n(&m->hist_count, __ATOMIC_RELAXED));
+	lt_quota_stats(r->api->q, &qs);
+	P("# HELP lt_buckets_max L7 buckets that can be in use (token.max_buckets).\n"
+	  "# TYPE lt_buckets_max gauge\nlt_buckets_max %llu\n",
+	  (unsigned long long)qs.max_buckets);
+	P("# HELP lt_bucket_table_full_total New buckets refused: the table was full.\n"
+	  "# TYPE lt_bucket_table_full_total counter\nlt_bucket_table_full_total %llu\n",
+	  (unsigned long long)qs.table_full);
+	P("# HELP lt_buckets_reclaimed_total Idle empty buckets freed for reuse.\n"
+	  "# TYPE lt_buckets_reclaimed_total counter\nlt_buckets_reclaimed_total %llu\n",
+	  (unsigned long long)qs.reclaimed);
 	if (r->api->maps && !lt_stats_read(r->api->maps->fd[LT_M_STATS], st)) {
 		P("# HELP lt_xdp_packets_total Packets by XDP/TC outcome.\n"
 		  "# TYPE lt_xdp_packets_total counter\n");
@@ -627,7 +646,7 @@ static enum MHD_Result lt_metrics(struct lt_req *r)
 		P("lt_map_entries{map=\"lt_policy\"} %ld\n",
 		  lt_map_count(r->api->maps->fd[LT_M_POLICY]));
 	}
-	P("lt_map_entries{map=\"lt_slots\"} %u\n", lt_quota_buckets(r->api->q));
+	P("lt_map_entries{map=\"lt_slots\"} %llu\n", (unsigned long long)qs.buckets);
 #undef P
 	if (b.oom) {
 		free(b.p);

@@ -45,6 +45,8 @@ struct lt_cp_config {
 	char default_tier[32];
 	struct lt_cp_limit limits[LT_CP_MAX_LIMITS]; /* seeds the store on first start */
 	int nlimits;
+	__u32 max_buckets; /* L7 buckets in use at most (lt_slots) */
+	__u64 bucket_idle_ns; /* a bucket empty this long is reclaimed */
 };
 
 struct lt_agent_config {

@@ -117,6 +117,8 @@ void lt_cp_defaults(struct lt_cp_config *cp)
 	strcpy(cp->orgs_claim, "orgs");
 	strcpy(cp->admin_role, "ADMIN");
 	strcpy(cp->default_tier, "USER");
+	cp->max_buckets = LT_MAX_SLOTS - 1;
+	cp->bucket_idle_ns = 600 * LT_NS_PER_SEC;
 }
 
 int lt_cp_parse(json_t *root, struct lt_cp_config *cp, char *err, size_t errlen)
@@ -267,6 +269,25 @@ int lt_cp_parse(json_t *root, struct lt_cp_config *cp, char *err, size_t errlen)
 				}
 			} else if (!strcmp(k, "org_default")) {
 				ret = lt_limits(v, p, "org", "*", cp, err, errlen);
+			} else if (!strcmp(k, "max_buckets")) {
+				ret = json_is_integer(v) && json_integer_value(v) >= 16 &&
+						      json_integer_value(v) < LT_MAX_SLOTS ?
+					      0 :
+					      lt_fail(err, errlen, p, "expected 16..%u",
+						      LT_MAX_SLOTS - 1);
+				if (!ret)
+					cp->max_buckets = (__u32)json_integer_value(v);
+			} else if (!strcmp(k, "bucket_idle")) {
+				__u64 ns = 0;
+
+				ret = json_is_string(
+					      v) && !lt_duration_parse(json_string_value(v), &ns) &&
+						      ns <= 30 * 86400 * LT_NS_PER_SEC ?
+					      0 :
+					      lt_fail(err, errlen, p,
+						      "expected a duration up to 30d");
+				if (!ret)
+					cp->bucket_idle_ns = ns;
 			} else {
 				ret = lt_fail(err, errlen, p, "unknown field");
 			}

@@ -303,6 +303,8 @@ static int lt_cp_start(struct lt_cp *cp, const struct lt_opts *o, const struct l
 	qm.keyidx_fd = m->fd[LT_M_KEYIDX];
 	ret = lt_quota_open(&cp->q, &cp->st, &qm, err, errlen);
 	if (!ret)
+		lt_quota_set_limits(cp->q, c->cp.max_buckets, c->cp.bucket_idle_ns);
+	if (!ret)
 		ret = lt_keys_open(&cp->keys, &cp->st, cp->q, err, errlen);
 	if (ret)
 		return ret;
@@ -645,6 +647,8 @@ int lt_cmd_attach(struct lt_opts *o)
 					memcpy(live->listen, cfg.cp.listen, sizeof(live->listen));
 					live->threads = cfg.cp.threads;
 					lt_snap_swap(&cp.api.cp, live);
+					lt_quota_set_limits(cp.q, next.cp.max_buckets,
+							    next.cp.bucket_idle_ns);
 				} else {
 					log_error("reload: out of memory; the API keeps the old "
 						  "config");
@@ -661,6 +665,8 @@ int lt_cmd_attach(struct lt_opts *o)
 				log_debug("sweep: %ld penalties expired, %ld idle sources freed, "
 					  "%ld sources left",
 					  sw.penalties_expired, sw.sources_idle, sw.sources_left);
+			/* L7 buckets empty for token.bucket_idle: 64k index entries a pass */
+			lt_quota_reclaim(cp.q, now, 65536);
 		}
 		if (now - last_watch >= LT_NS_PER_SEC) {
 			last_watch = now;

@@ -23,6 +23,7 @@ struct lt_rate_ent {
 struct lt_idx_ent {
 	char *key; /* NULL = empty */
 	__u32 slot;
+	__u32 gen; /* lt_usage[slot].gen when the slot was given to key */
 };
 
 struct lt_quota {
@@ -36,9 +37,37 @@ struct lt_quota {
 	struct lt_rate_ent *rates; /* [LT_MAX_RATES] */
 	struct lt_idx_ent *idx; /* open addressing, power-of-2 capacity */
 	__u32 idx_cap, idx_used;
-	__u32 next_slot; /* slot 0 is never used */
+	__u32 next_slot; /* slot 0 is never used; slots >= next_slot never were */
 	__u32 rates_hi; /* ids >= rates_hi have never been used */
+	__u32 *free_slots; /* reclaimed slots below next_slot, a stack */
+	__u32 nfree, free_cap;
+	__u32 max_slots; /* usable slots: 1..max_slots */
+	__u64 idle_ns; /* a bucket empty this long is reclaimed */
+	__u32 scan_pos; /* where the next reclaim pass starts in idx */
+	__u64 last_full_pass_ns; /* on-demand reclaim when full: at most 1/s */
+	__u64 table_full, reclaimed; /* counters (atomics): lt_quota_stats */
+	__u64 full_logged_ns;
 };
+
+/* A bucket handle (lt_quota_bucket's *slot): the slot and 12 bits of its gen. */
+#define LT_QH_GEN_SHIFT 20
+#define LT_QH_GEN_MASK 0xfffU
+_Static_assert(LT_MAX_SLOTS == 1U << LT_QH_GEN_SHIFT, "handle layout");
+
+static __u32 lt_qh(__u32 slot, __u32 gen)
+{
+	return slot | (gen & LT_QH_GEN_MASK) << LT_QH_GEN_SHIFT;
+}
+
+static __u32 lt_qh_slot(__u32 h)
+{
+	return h & (LT_MAX_SLOTS - 1);
+}
+
+static __u32 lt_qh_gen(__u32 h)
+{
+	return h >> LT_QH_GEN_SHIFT;
+}
 
 /* ---- index ------------------------------------------------------------- */
 
@@ -63,7 +92,7 @@ static struct lt_idx_ent *lt_idx_find(struct lt_quota *q, const char *key)
 	return NULL;
 }
 
-static int lt_idx_insert(struct lt_quota *q, char *key, __u32 slot)
+static int lt_idx_insert(struct lt_quota *q, char *key, __u32 slot, __u32 gen)
 {
 	__u32 i;
 
@@ -92,6 +121,7 @@ static int lt_idx_insert(struct lt_quota *q, char *key, __u32 slot)
 		i = (i + 1) & (q->idx_cap - 1);
 	q->idx[i].key = key;
 	q->idx[i].slot = slot;
+	q->idx[i].gen = gen;
 	q->idx_used++;
 	return 0;
 }
@@ -128,11 +158,11 @@ static void lt_idx_unpublish(struct lt_quota *q, const char *key)
 	bpf_map_delete_elem(q->m.keyidx_fd, &k);
 }
 
-/* Publishes key -> slot in lt_keyidx for other processes and bpftool. */
-static int lt_idx_publish(struct lt_quota *q, const char *key, __u32 slot)
+/* Publishes key -> (slot, gen) in lt_keyidx for other processes and bpftool. */
+static int lt_idx_publish(struct lt_quota *q, const char *key, __u32 slot, __u32 gen)
 {
 	struct lt_keyidx_key k = { 0 };
-	struct lt_keyidx_val v = { .slot = slot };
+	struct lt_keyidx_val v = { .slot = slot, .gen = gen };
 
 	if (q->m.keyidx_fd < 0)
 		return 0;
@@ -311,6 +341,22 @@ static int lt_rebase_all(struct lt_quota *q)
 	return 0;
 }
 
+/* A slot back on the free stack (under the write lock). */
+static int lt_free_push(struct lt_quota *q, __u32 slot)
+{
+	if (q->nfree == q->free_cap) {
+		__u32 nc = q->free_cap ? q->free_cap * 2 : 256, *n;
+
+		n = realloc(q->free_slots, nc * sizeof(*n));
+		if (!n)
+			return -ENOMEM; /* the slot is lost until the next start */
+		q->free_slots = n;
+		q->free_cap = nc;
+	}
+	q->free_slots[q->nfree++] = slot;
+	return 0;
+}
+
 /*
  * Forgets a bucket: lt_keyidx first (no other process finds it any more),
  * then the store, then this process's index. Under the write lock.
@@ -326,12 +372,13 @@ static int lt_bucket_drop(struct lt_quota *q, const char *key)
 	lt_idx_unpublish(q, key);
 	ret = lt_store_bucket_del(q->st, key);
 	if (ret) {
-		lt_idx_publish(q, key, e->slot);
+		lt_idx_publish(q, key, e->slot, e->gen);
 		return ret;
 	}
 	/* off its rate in one CAS before the id can be reused (lt_slot.h) */
 	if (!lt_slot_release(q->m.slots, e->slot, &oid))
 		lt_rate_ref(q, oid, -1);
+	lt_free_push(q, e->slot);
 	lt_idx_remove(q, e);
 	return 0;
 }
@@ -398,7 +445,8 @@ static void lt_keyidx_reconcile(struct lt_quota *q)
 		k = nk;
 		k.key[sizeof(k.key) - 1] = '\0';
 		e = lt_idx_find(q, k.key);
-		if (bpf_map_lookup_elem(q->m.keyidx_fd, &nk, &v) || !e || e->slot != v.slot) {
+		if (bpf_map_lookup_elem(q->m.keyidx_fd, &nk, &v) || !e || e->slot != v.slot ||
+		    e->gen != v.gen) {
 			struct lt_keyidx_key *nd = realloc(dead, (n + 1) * sizeof(*dead));
 
 			if (!nd)
@@ -467,16 +515,27 @@ static void lt_count_rate_refs(struct lt_quota *q)
 static int lt_load_bucket(void *ctx, const char *key, uint32_t slot)
 {
 	struct lt_quota *q = ctx;
+	__u32 rid, gen;
 	char *k;
+	int was_free;
 
 	if (!slot || slot >= LT_MAX_SLOTS)
 		return 0;
+	gen = __atomic_load_n(&q->m.usage[slot].gen, __ATOMIC_ACQUIRE);
 	k = strdup(key);
-	if (!k || lt_idx_insert(q, k, slot)) {
+	if (!k || lt_idx_insert(q, k, slot, gen)) {
 		free(k);
 		return -ENOMEM;
 	}
-	lt_idx_publish(q, key, slot); /* a fresh lt_keyidx after lost pins */
+	/*
+	 * Freed in the map but still stored: a reclaim stopped between its two
+	 * steps. It was empty when freed, so it starts empty again (on no rate;
+	 * lt_rebase_all or the key's limit puts it back on its own).
+	 */
+	if (__atomic_load_n(&q->m.slots[slot].tat, __ATOMIC_ACQUIRE) == LT_TAT_FREE &&
+	    lt_slot_assign(q->m.slots, slot, 0, &rid, &was_free))
+		return -EAGAIN;
+	lt_idx_publish(q, key, slot, gen); /* a fresh lt_keyidx after lost pins */
 	if (slot >= q->next_slot)
 		q->next_slot = slot + 1;
 	return 0;
@@ -518,6 +577,25 @@ static int lt_canon_org_limits(struct lt_quota *q)
 	return 0;
 }
 
+/* At open: every slot below next_slot that no stored bucket holds is free. */
+static int lt_free_build(struct lt_quota *q)
+{
+	__u8 *used = calloc(LT_MAX_SLOTS / 8, 1);
+	__u32 i;
+	int ret = 0;
+
+	if (!used)
+		return -ENOMEM;
+	for (i = 0; i < q->idx_cap; i++)
+		if (q->idx[i].key)
+			used[q->idx[i].slot / 8] |= (__u8)(1U << (q->idx[i].slot % 8));
+	for (i = q->next_slot; i-- > 1 && !ret;)
+		if (!(used[i / 8] & (1U << (i % 8))))
+			ret = lt_free_push(q, i);
+	free(used);
+	return ret;
+}
+
 int lt_quota_open(struct lt_quota **qp, struct lt_store *st, const struct lt_quota_maps *m,
 		  char *err, size_t errlen)
 {
@@ -531,6 +609,8 @@ int lt_quota_open(struct lt_quota **qp, struct lt_store *st, const struct lt_quo
 	q->m = *m;
 	q->next_slot = 1;
 	q->rates_hi = 1;
+	q->max_slots = LT_MAX_SLOTS - 1;
+	q->idle_ns = LT_QUOTA_IDLE_DEFAULT_NS;
 	q->idx_cap = 1024;
 	q->idx = calloc(q->idx_cap, sizeof(*q->idx));
 	q->rates = calloc(LT_MAX_RATES, sizeof(*q->rates));
@@ -545,6 +625,8 @@ int lt_quota_open(struct lt_quota **qp, struct lt_store *st, const struct lt_quo
 		ret = lt_store_bucket_each(st, lt_load_bucket, q);
 	if (!ret)
 		lt_count_rate_refs(q);
+	if (!ret)
+		ret = lt_free_build(q);
 	if (!ret)
 		ret = lt_drop_orphans(q);
 	if (!ret)
@@ -575,6 +657,7 @@ void lt_quota_close(struct lt_quota *q)
 	free(q->idx);
 	free(q->rates);
 	free(q->limits);
+	free(q->free_slots);
 	pthread_rwlock_destroy(&q->lock);
 	free(q);
 }
@@ -760,6 +843,191 @@ int lt_quota_tier_exists(struct lt_quota *q, const char *tier)
 	return found;
 }
 
+/* ---- reclaim ------------------------------------------------------------- */
+
+/* Has the bucket of slot been empty for idle_ns at now? (A read, no change.) */
+static int lt_reclaimable(struct lt_quota *q, __u32 slot, __u64 now, __u64 idle_ns)
+{
+	struct lt_slot_seen seen;
+	__u64 empty_at;
+
+	if (lt_slot_peek(q->m.slots, q->m.rates, slot, now, &seen))
+		return 0;
+	if (!seen.rate.period_ns)
+		return 1;
+	if (seen.tat >= LT_TAT_LIMIT)
+		return 0;
+	empty_at = lt_time_of_units(&seen.rate, seen.tat);
+	return empty_at <= now && now - empty_at >= idle_ns;
+}
+
+/*
+ * Frees the bucket of key if it is still empty and idle, under the write
+ * lock: the slot word first (lt_slot_free_if_empty: one CAS, so an admission
+ * racing it either lands first and keeps the bucket, or sees LT_FREED), then
+ * the store, then lt_keyidx and this process's index. If the store cannot
+ * forget it, the slot is given back to the key, empty as it was.
+ */
+static int lt_reclaim_one(struct lt_quota *q, const char *key, __u64 now, __u64 idle_ns)
+{
+	struct lt_idx_ent *e = lt_idx_find(q, key);
+	__u32 oid, rid;
+	int ret, was_free;
+
+	if (!e)
+		return -ENOENT;
+	ret = lt_slot_free_if_empty(q->m.slots, q->m.rates, e->slot, now, idle_ns, &oid);
+	if (ret)
+		return ret;
+	ret = lt_store_bucket_del(q->st, key);
+	if (ret) {
+		lt_slot_assign(q->m.slots, e->slot, oid, &rid, &was_free);
+		return ret;
+	}
+	lt_idx_unpublish(q, key);
+	lt_rate_ref(q, oid, -1);
+	lt_free_push(q, e->slot);
+	lt_idx_remove(q, e);
+	__atomic_fetch_add(&q->reclaimed, 1, __ATOMIC_RELAXED);
+	return 0;
+}
+
+/*
+ * Keys of up to scan entries of idx from q->scan_pos whose buckets look
+ * reclaimable; the caller holds the lock (read or write). *keys is malloc'd.
+ */
+static size_t lt_reclaim_collect(struct lt_quota *q, __u64 now, __u64 idle_ns, __u32 scan,
+				 char ***keys)
+{
+	char **v = NULL, **nv;
+	size_t n = 0;
+	__u32 i;
+
+	if (scan > q->idx_cap)
+		scan = q->idx_cap;
+	for (i = 0; i < scan; i++) {
+		struct lt_idx_ent *e = &q->idx[(q->scan_pos + i) & (q->idx_cap - 1)];
+
+		if (!e->key || !lt_reclaimable(q, e->slot, now, idle_ns))
+			continue;
+		nv = realloc(v, (n + 1) * sizeof(*v));
+		if (!nv || !(nv[n] = strdup(e->key))) {
+			v = nv ? nv : v;
+			break;
+		}
+		v = nv;
+		n++;
+	}
+	q->scan_pos = (q->scan_pos + scan) & (q->idx_cap - 1);
+	*keys = v;
+	return n;
+}
+
+static long lt_reclaim_keys(struct lt_quota *q, char **keys, size_t n, __u64 now, __u64 idle_ns)
+{
+	long freed = 0;
+	size_t i;
+	int stop = 0;
+
+	for (i = 0; i < n; i++) {
+		if (!stop) {
+			int ret = lt_reclaim_one(q, keys[i], now, idle_ns);
+
+			freed += !ret;
+			/* a failing store: try again on the next pass */
+			stop = ret && ret != -EBUSY && ret != -ENOENT && ret != -EAGAIN;
+		}
+		free(keys[i]);
+	}
+	free(keys);
+	return freed;
+}
+
+long lt_quota_reclaim(struct lt_quota *q, __u64 now_ns, __u32 scan)
+{
+	__u64 idle;
+	char **keys;
+	size_t n;
+
+	/* find candidates under the read lock: decisions go on meanwhile */
+	pthread_rwlock_rdlock(&q->lock);
+	idle = q->idle_ns;
+	n = lt_reclaim_collect(q, now_ns, idle, scan ? scan : q->idx_cap, &keys);
+	pthread_rwlock_unlock(&q->lock);
+	if (!n) {
+		free(keys);
+		return 0;
+	}
+	pthread_rwlock_wrlock(&q->lock);
+	n = (size_t)lt_reclaim_keys(q, keys, n, now_ns, idle);
+	pthread_rwlock_unlock(&q->lock);
+	if (n)
+		log_debug("quota: reclaimed %zu idle empty buckets", n);
+	return (long)n;
+}
+
+void lt_quota_set_limits(struct lt_quota *q, __u32 max_buckets, __u64 idle_ns)
+{
+	pthread_rwlock_wrlock(&q->lock);
+	q->max_slots = max_buckets && max_buckets < LT_MAX_SLOTS ? max_buckets : LT_MAX_SLOTS - 1;
+	q->idle_ns = idle_ns;
+	pthread_rwlock_unlock(&q->lock);
+}
+
+void lt_quota_stats(struct lt_quota *q, struct lt_quota_stats *st)
+{
+	pthread_rwlock_rdlock(&q->lock);
+	st->buckets = q->idx_used;
+	st->max_buckets = q->max_slots;
+	pthread_rwlock_unlock(&q->lock);
+	st->table_full = __atomic_load_n(&q->table_full, __ATOMIC_RELAXED);
+	st->reclaimed = __atomic_load_n(&q->reclaimed, __ATOMIC_RELAXED);
+}
+
+/*
+ * A slot for a new bucket, under the write lock: a reclaimed one, else a
+ * never used one; when there is none, one reclaim pass over the whole index
+ * (at most once a second), then -ENOSPC. *from_free says where it came from.
+ */
+static int lt_slot_pick(struct lt_quota *q, __u32 *s, int *from_free, char *err, size_t errlen)
+{
+	__u64 now;
+	char **keys;
+	size_t n;
+
+	for (;;) {
+		if (q->nfree) {
+			*s = q->free_slots[q->nfree - 1];
+			*from_free = 1;
+			return 0;
+		}
+		if (q->next_slot <= q->max_slots) {
+			*s = q->next_slot;
+			*from_free = 0;
+			return 0;
+		}
+		now = lt_now_ns();
+		if (q->last_full_pass_ns && now - q->last_full_pass_ns < LT_NS_PER_SEC)
+			break;
+		q->last_full_pass_ns = now;
+		n = lt_reclaim_collect(q, now, q->idle_ns, q->idx_cap, &keys);
+		if (lt_reclaim_keys(q, keys, n, now, q->idle_ns) <= 0)
+			break;
+	}
+	__atomic_fetch_add(&q->table_full, 1, __ATOMIC_RELAXED);
+	now = lt_now_ns();
+	if (now - q->full_logged_ns >= 10 * LT_NS_PER_SEC) {
+		q->full_logged_ns = now;
+		log_warn("quota: the bucket table is full (%u buckets); new buckets are refused "
+			 "until idle ones are reclaimed",
+			 q->max_slots);
+	}
+	snprintf(err, errlen,
+		 "bucket table is full (%u buckets in use, none idle and empty); retry later",
+		 q->max_slots);
+	return -ENOSPC;
+}
+
 int lt_quota_bucket(struct lt_quota *q, const char *key, const struct lt_limit *key_limit,
 		    __u32 *slot, char *err, size_t errlen)
 {
@@ -767,13 +1035,13 @@ int lt_quota_bucket(struct lt_quota *q, const char *key, const struct lt_limit *
 	struct lt_limit l;
 	struct lt_rate r;
 	char *k;
-	__u32 id, s, oid;
-	int ret, was_free;
+	__u32 id, s, oid, gen;
+	int ret, was_free, from_free;
 
 	pthread_rwlock_rdlock(&q->lock);
 	e = lt_idx_find(q, key);
 	if (e)
-		*slot = e->slot;
+		*slot = lt_qh(e->slot, e->gen);
 	pthread_rwlock_unlock(&q->lock);
 	if (e)
 		return 0;
@@ -781,7 +1049,7 @@ int lt_quota_bucket(struct lt_quota *q, const char *key, const struct lt_limit *
 	pthread_rwlock_wrlock(&q->lock);
 	e = lt_idx_find(q, key); /* another thread may have made it meanwhile */
 	if (e) {
-		*slot = e->slot;
+		*slot = lt_qh(e->slot, e->gen);
 		ret = 0;
 		goto out;
 	}
@@ -805,20 +1073,17 @@ int lt_quota_bucket(struct lt_quota *q, const char *key, const struct lt_limit *
 		snprintf(err, errlen, "quota out of range");
 		goto out;
 	}
-	if (q->next_slot >= LT_MAX_SLOTS) {
-		ret = -ENOSPC;
-		snprintf(err, errlen, "bucket table is full (max %u)", LT_MAX_SLOTS - 1);
-		goto out;
-	}
-	ret = lt_rate_get(q, &r, &id);
-	if (ret) {
-		snprintf(err, errlen, "rate table is full (max %u)", LT_MAX_RATES - 1);
-		goto out;
-	}
-	s = q->next_slot;
 	if (strlen(key) >= LT_BUCKET_KEY_LEN) {
 		ret = -ENAMETOOLONG;
 		snprintf(err, errlen, "bucket key longer than %d bytes", LT_BUCKET_KEY_LEN - 1);
+		goto out;
+	}
+	ret = lt_slot_pick(q, &s, &from_free, err, errlen);
+	if (ret)
+		goto out;
+	ret = lt_rate_get(q, &r, &id);
+	if (ret) {
+		snprintf(err, errlen, "rate table is full (max %u)", LT_MAX_RATES - 1);
 		goto out;
 	}
 	k = strdup(key);
@@ -828,10 +1093,13 @@ int lt_quota_bucket(struct lt_quota *q, const char *key, const struct lt_limit *
 		goto out;
 	}
 	/*
-	 * The store, then this process's index, then lt_keyidx (what other
-	 * processes read): each failure undoes the steps before it, and
-	 * next_slot moves only on success. So key -> s is visible only once it
-	 * is durable, and s is never handed to two keys.
+	 * The store, then this process's index, then the slot, then lt_keyidx
+	 * (what other processes read): each failure undoes the steps before it,
+	 * and the slot leaves the free list (or next_slot moves) only on
+	 * success. So key -> s is visible only once it is durable, and s is
+	 * never handed to two keys. gen moves before the assign (lt_slot.h,
+	 * ownership): a holder of an older (s, gen) gets LT_FREED, never this
+	 * key's bucket.
 	 */
 	ret = lt_store_bucket_put(q->st, key, s);
 	if (ret) {
@@ -840,14 +1108,15 @@ int lt_quota_bucket(struct lt_quota *q, const char *key, const struct lt_limit *
 		ret = -EIO;
 		goto out;
 	}
-	ret = lt_idx_insert(q, k, s);
+	gen = __atomic_load_n(&q->m.usage[s].gen, __ATOMIC_RELAXED) + 1;
+	ret = lt_idx_insert(q, k, s, gen);
 	if (ret) {
 		free(k);
 		lt_store_bucket_del(q->st, key);
 		snprintf(err, errlen, "out of memory");
 		goto out;
 	}
-	/* a slot from a lost database may hold an old word: start empty */
+	__atomic_store_n(&q->m.usage[s].gen, gen, __ATOMIC_RELEASE);
 	ret = lt_slot_assign(q->m.slots, s, id, &oid, &was_free);
 	if (ret) {
 		lt_idx_remove(q, lt_idx_find(q, key));
@@ -859,8 +1128,10 @@ int lt_quota_bucket(struct lt_quota *q, const char *key, const struct lt_limit *
 	if (!was_free)
 		lt_rate_ref(q, oid, -1);
 	lt_rate_ref(q, id, +1);
-	memset(&q->m.usage[s], 0, sizeof(q->m.usage[s]));
-	ret = lt_idx_publish(q, key, s);
+	__atomic_store_n(&q->m.usage[s].admitted, 0, __ATOMIC_RELAXED);
+	__atomic_store_n(&q->m.usage[s].rejected, 0, __ATOMIC_RELAXED);
+	__atomic_store_n(&q->m.usage[s].tokens, 0, __ATOMIC_RELAXED);
+	ret = lt_idx_publish(q, key, s, gen);
 	if (ret) {
 		if (!lt_slot_release(q->m.slots, s, &oid))
 			lt_rate_ref(q, oid, -1);
@@ -870,8 +1141,11 @@ int lt_quota_bucket(struct lt_quota *q, const char *key, const struct lt_limit *
 		ret = -EIO;
 		goto out;
 	}
-	q->next_slot++;
-	*slot = s;
+	if (from_free)
+		q->nfree--;
+	else
+		q->next_slot++;
+	*slot = lt_qh(s, gen);
 out:
 	pthread_rwlock_unlock(&q->lock);
 	return ret;
@@ -942,15 +1216,18 @@ static void lt_fill_view(const struct lt_rate *r, __u64 tat, __u64 now, __u64 co
 	out->leak_period_ns = r->period_ns;
 }
 
-int lt_quota_consume(struct lt_quota *q, __u32 slot, __u64 cost, __u64 now_ns,
+int lt_quota_consume(struct lt_quota *q, __u32 handle, __u64 cost, __u64 now_ns,
 		     struct lt_quota_view *v, struct lt_slot_seen *resv)
 {
+	__u32 slot = lt_qh_slot(handle);
 	struct lt_usage *u = &q->m.usage[slot];
 	int verdict, i;
 
 	/* each LT_CONTENDED is LT_CAS_TRIES CASes that others won: bounded */
 	for (i = 0; i < LT_QUOTA_TRIES; i++) {
-		verdict = lt_slot_consume(q->m.slots, q->m.rates, slot, now_ns, cost, resv);
+		verdict = lt_slot_consume_owned(q->m.slots, q->m.rates, q->m.usage, slot,
+						lt_qh_gen(handle), LT_QH_GEN_MASK, now_ns, cost,
+						resv);
 		if (verdict != LT_CONTENDED)
 			break;
 	}
@@ -999,14 +1276,16 @@ void lt_quota_undo(struct lt_quota *q, struct lt_slot_seen *resv, __u64 now_ns)
 	__atomic_fetch_sub(&u->admitted, 1, __ATOMIC_RELAXED);
 }
 
-int lt_quota_peek(struct lt_quota *q, __u32 slot, __u64 now_ns, struct lt_quota_view *v)
+int lt_quota_peek(struct lt_quota *q, __u32 handle, __u64 now_ns, struct lt_quota_view *v)
 {
+	__u32 slot = lt_qh_slot(handle);
 	struct lt_slot_seen seen;
 	int ret;
 
 	memset(v, 0, sizeof(*v));
 	v->slot = slot;
-	ret = lt_slot_peek(q->m.slots, q->m.rates, slot, now_ns, &seen);
+	ret = lt_slot_peek_owned(q->m.slots, q->m.rates, q->m.usage, slot, lt_qh_gen(handle),
+				 LT_QH_GEN_MASK, now_ns, &seen);
 	if (ret)
 		return ret;
 	lt_fill_view(&seen.rate, seen.tat, now_ns, 0, LT_ADMIT, v);
@@ -1025,15 +1304,22 @@ int lt_quota_peek_key(struct lt_quota *q, const char *key, const struct lt_limit
 	pthread_rwlock_rdlock(&q->lock);
 	e = lt_idx_find(q, key);
 	if (e)
-		s = e->slot;
-	else if (key[0] == 'k')
+		s = lt_qh(e->slot, e->gen);
+	if (key[0] == 'k')
 		ret = key_limit ? (l = *key_limit, 0) : -ENOENT;
 	else
 		ret = lt_key_limit(q, key, &l);
 	pthread_rwlock_unlock(&q->lock);
 	*slot = s;
-	if (s)
-		return lt_quota_peek(q, s, now_ns, v) ? -EAGAIN : 0;
+	if (s) {
+		int pr = lt_quota_peek(q, s, now_ns, v);
+
+		if (!pr)
+			return 0;
+		if (pr != LT_FREED)
+			return -EAGAIN;
+		*slot = 0; /* reclaimed meanwhile: it reads as a bucket not made yet */
+	}
 	if (ret)
 		return ret;
 	if (lt_limit_rate(&l, &r))
@@ -1043,8 +1329,10 @@ int lt_quota_peek_key(struct lt_quota *q, const char *key, const struct lt_limit
 	return 0;
 }
 
-void lt_quota_usage(struct lt_quota *q, __u32 slot, struct lt_usage *out)
+void lt_quota_usage(struct lt_quota *q, __u32 handle, struct lt_usage *out)
 {
+	__u32 slot = lt_qh_slot(handle);
+
 	out->admitted = __atomic_load_n(&q->m.usage[slot].admitted, __ATOMIC_RELAXED);
 	out->rejected = __atomic_load_n(&q->m.usage[slot].rejected, __ATOMIC_RELAXED);
 	out->tokens = __atomic_load_n(&q->m.usage[slot].tokens, __ATOMIC_RELAXED);

@@ -78,8 +78,13 @@ int lt_quota_tier_exists(struct lt_quota *q, const char *tier);
 
 /*
  * Ensures the bucket for key exists (allocating a slot) with the rate its
- * limits give, and returns the slot. -ENOENT: no limit governs it.
- * -ENOSPC: lt_slots is full. key_limit is used for "k/" keys.
+ * limits give, and returns its handle in *slot: the slot in the low 20 bits,
+ * 12 bits of the slot's owner generation above (lt_keyidx in lt_abi.h). The
+ * functions below that take a handle return LT_FREED when the bucket was
+ * reclaimed since (look the key up again), never another key's bucket.
+ * -ENOENT: no limit governs it. -ENOSPC: the bucket table is full (counted,
+ * lt_quota_stats), after one reclaim pass. -EIO: the store failed; nothing
+ * changed. key_limit is used for "k/" keys.
  */
 int lt_quota_bucket(struct lt_quota *q, const char *key, const struct lt_limit *key_limit,
 		    __u32 *slot, char *err, size_t errlen);
@@ -120,5 +125,25 @@ int lt_quota_key_limit(struct lt_quota *q, const char *key, const struct lt_limi
 
 /* Buckets in use, of LT_MAX_SLOTS. */
 __u32 lt_quota_buckets(struct lt_quota *q);
+
+/*
+ * Bounded state. A bucket that has been empty for idle_ns is reclaimed: its
+ * slot is freed (lt_slot_free_if_empty), its lt_keyidx entry and store row
+ * deleted, and the slot reused for another key. An empty bucket holds no
+ * level, so forgetting it never resets a limit, however short idle_ns is.
+ * max_buckets bounds the slots used (tests make it small).
+ */
+#define LT_QUOTA_IDLE_DEFAULT_NS 600000000000ULL /* 10 min */
+void lt_quota_set_limits(struct lt_quota *q, __u32 max_buckets, __u64 idle_ns);
+/* One pass over up to scan index entries (0 = all); returns buckets freed. */
+long lt_quota_reclaim(struct lt_quota *q, __u64 now_ns, __u32 scan);
+
+struct lt_quota_stats {
+	__u64 buckets; /* in use */
+	__u64 max_buckets;
+	__u64 table_full; /* new buckets refused because the table was full */
+	__u64 reclaimed; /* buckets freed since start */
+};
+void lt_quota_stats(struct lt_quota *q, struct lt_quota_stats *st);
 
 #endif

@@ -333,11 +333,24 @@ _Static_assert(sizeof(struct lt_slot) == 16, "lt_slot is ABI");
 /* lt_rates: ARRAY[LT_MAX_RATES] of struct lt_rate, BPF_F_MMAPABLE. */
 
 /*
- * lt_keyidx: HASH (no prealloc) bucket key -> slot in lt_slots, written by the
- * agent only. Keys are "u/<tier>/<provider>/<userId>", "o/<provider>/<orgId>",
- * "k/<keyId>", NUL-padded. An entry is added when a bucket is first used and
- * is never changed or removed while the pins live, so a process-local cache
- * of it (the gateway's) never goes stale: a miss is simply looked up here.
+ * lt_keyidx: HASH (no prealloc) bucket key -> (slot in lt_slots, owner
+ * generation), written by the agent only. Keys are "u/<tier>/<provider>/
+ * <userId>", "o/<provider>/<orgId>", "k/<keyId>", NUL-padded.
+ *
+ * Buckets are reclaimed: the agent frees a bucket that has been empty for its
+ * idle time (lt_slot_free_if_empty: the slot word becomes LT_TAT_FREE), then
+ * deletes its entry here, and may later give the slot to another key. Each
+ * time a slot is given to a key, lt_usage[slot].gen is bumped BEFORE the slot
+ * is assigned (lt_slot_assign, a full barrier) and the entry here is written
+ * AFTER, carrying that gen.
+ *
+ * The cache rule, for any process that caches this map (the gateway): cache
+ * key -> {slot, gen} as read here, and decide only with lt_slot_consume_owned
+ * / lt_slot_peek_owned (lt_slot.h), which compare lt_usage[slot].gen with the
+ * cached gen before and after the decision. LT_FREED means the bucket is
+ * gone or the slot belongs to another key now: drop the cache entry and look
+ * the key up here again (a miss: ask the agent to create the bucket). So a
+ * stale entry never charges another tenant, and no cache flush is needed.
  */
 #define LT_BUCKET_KEY_LEN 128
 struct lt_keyidx_key {
@@ -345,7 +358,7 @@ struct lt_keyidx_key {
 };
 struct lt_keyidx_val {
 	__u32 slot; /* index into lt_slots / lt_usage */
-	__u32 flags; /* reserved, 0 */
+	__u32 gen; /* lt_usage[slot].gen when the slot was given to this key */
 };
 _Static_assert(sizeof(struct lt_keyidx_key) == 128, "lt_keyidx_key is ABI");
 _Static_assert(sizeof(struct lt_keyidx_val) == 8, "lt_keyidx_val is ABI");
@@ -353,12 +366,16 @@ _Static_assert(sizeof(struct lt_keyidx_val) == 8, "lt_keyidx_val is ABI");
 /*
  * lt_usage: ARRAY[LT_MAX_SLOTS] of per-bucket usage, BPF_F_MMAPABLE, indexed
  * like lt_slots. Atomic adds by whoever decides; read by the admin API.
+ * gen is the slot's owner generation (see lt_keyidx): written by the agent
+ * only, bumped each time the slot is given to a key; counters are zeroed
+ * then, gen never.
  */
 struct lt_usage {
 	__u64 admitted; /* decisions admitted */
 	__u64 rejected; /* decisions denied (429) */
 	__u64 tokens; /* tokens admitted */
-	__u64 _pad;
+	__u32 gen; /* owner generation of the slot */
+	__u32 _pad;
 };
 _Static_assert(sizeof(struct lt_usage) == 32, "lt_usage is ABI");
 

@@ -508,4 +508,63 @@ static inline int lt_slot_free_if_empty(struct lt_slot *slots, const struct lt_r
 	return -EAGAIN;
 }
 
+/*
+ * Ownership (bucket reclaim, see lt_keyidx in lt_abi.h). A slot is given to a
+ * key as: gen[slot] += 1, then lt_slot_assign (a full barrier), then the key
+ * is published with that gen. A caller that found the slot earlier (a cached
+ * lt_keyidx entry, or the agent's own lookup) holds (slot, gen) and decides
+ * with these, which compare gen[slot] with it before and after the decision:
+ *   - if the slot was given to another key before our CAS, our CAS read its
+ *     new meta, so it came after that assign, which came after the gen store:
+ *     the check after the decision sees the new gen; an admission made there
+ *     is taken back at once (it never reached its own tenant's bucket), and
+ *     the answer is LT_FREED;
+ *   - if our CAS came first, the slot was still ours (a free needs an empty,
+ *     idle bucket and fails after our admission; a free before it changes
+ *     meta and fails our CAS).
+ * gen_mask: the bits of gen the caller kept (~0U for a full lt_keyidx gen).
+ */
+static __always_inline int lt_slot_owned(const struct lt_usage *usage, __u32 slot, __u32 gen,
+					 __u32 gen_mask)
+{
+	return !((__atomic_load_n(&usage[slot & (LT_MAX_SLOTS - 1)].gen, __ATOMIC_ACQUIRE) ^ gen) &
+		 gen_mask);
+}
+
+static inline int lt_slot_consume_owned(struct lt_slot *slots, const struct lt_rate *rates,
+					const struct lt_usage *usage, __u32 slot, __u32 gen,
+					__u32 gen_mask, __u64 now_ns, __u64 cost_tokens,
+					struct lt_slot_seen *out)
+{
+	__u64 given;
+	int v, i;
+
+	out->slot = slot & (LT_MAX_SLOTS - 1);
+	out->cost_units = 0;
+	if (!lt_slot_owned(usage, slot, gen, gen_mask))
+		return LT_FREED;
+	v = lt_slot_consume(slots, rates, slot, now_ns, cost_tokens, out);
+	__atomic_thread_fence(__ATOMIC_SEQ_CST);
+	if (lt_slot_owned(usage, slot, gen, gen_mask))
+		return v;
+	/* charged to the slot's new owner: give it all back (bounded, as all here) */
+	for (i = 0; v == LT_ADMIT && out->cost_units && i < 4; i++)
+		lt_slot_refund(slots, out, out->cost_units, now_ns, &given);
+	out->cost_units = 0;
+	return LT_FREED;
+}
+
+static inline int lt_slot_peek_owned(struct lt_slot *slots, const struct lt_rate *rates,
+				     const struct lt_usage *usage, __u32 slot, __u32 gen,
+				     __u32 gen_mask, __u64 now_ns, struct lt_slot_seen *out)
+{
+	int v;
+
+	if (!lt_slot_owned(usage, slot, gen, gen_mask))
+		return LT_FREED;
+	v = lt_slot_peek(slots, rates, slot, now_ns, out);
+	__atomic_thread_fence(__ATOMIC_SEQ_CST);
+	return lt_slot_owned(usage, slot, gen, gen_mask) ? v : LT_FREED;
+}
+
 #endif /* LT_SLOT_H */

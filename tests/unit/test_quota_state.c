@@ -133,7 +133,7 @@ static void on_new_maps_a_bucket_without_limit_is_refused_not_unlimited(void)
 	/* the governed one is back on its limit */
 	CHECK_EQ(lt_quota_bucket(q, "u/PRO/openai/u1", NULL, &s, err, sizeof(err)), 0);
 	CHECK_EQ(s, other);
-	CHECK(rates[lt_meta_rid(slots[s].meta)].period_ns != 0);
+	CHECK(rates[lt_meta_rid(slots[s & (LT_MAX_SLOTS - 1)].meta)].period_ns != 0);
 	lt_quota_close(q);
 	lt_store_close(&st);
 	unlink(dbpath);
