@@ -70,11 +70,13 @@ utf8() {
 }
 # bad NAME: the last answer is a 4xx problem+json whose body is valid UTF-8 JSON
 bad() {
-	local why=
+	local why= ct
+	ct=$(awk 'tolower($1) == "content-type:" { sub(/\r$/, "", $2); print $2; exit }' "$HB")
 	[[ $STATUS == 4?? ]] || why+=" status $STATUS"
-	[ "$(hdr Content-Type)" = application/problem+json ] || why+=" type '$(hdr Content-Type)'"
+	[ "$ct" = application/problem+json ] || why+=" type '$ct'"
 	utf8 "$RB" || why+=" body not UTF-8"
-	jq -e .detail "$RB" >/dev/null 2>&1 || why+=" body not JSON"
+	grep -q '"detail":"' "$RB" || why+=" no detail"
+	NB=$((NB + 1)) && cp "$RB" "$STATE/problems/$NB.json" # parsed as JSON at the end, at once
 	if [ -z "$why" ]; then ok "$1 ($STATUS)"; else
 		notok "$1:$why"; sed 's/^/#   /' "$RB" | head -3; echo; fi
 }
@@ -86,6 +88,8 @@ raw() {
 }
 
 U=00000000-0000-4000-8000-000000000001
+NB=0
+mkdir -p "$STATE/problems"
 check "attach: agent and API start" start_agent
 TA=$(mint --sub admin-1 --roles ADMIN)
 TU=$(mint --sub $U --roles USER)
@@ -157,6 +161,8 @@ req PUT "/api/v1/admin/policies?prefix=%C0%AF" "${A[@]}" "${CT[@]}" --data-binar
 req POST /api/v1/admin/penalties "${A[@]}" "${CT[@]}" --data-binary "{\"prefix\":\"192.0.2.0/24\",\"duration\":\"$E20\",\"reason\":\"$E80\"}"
 bad "admin body: a duration and a reason of non-ASCII"
 check "no 500 anywhere: the agent logged none" not grep -q ' -> 5[0-9][0-9]' "$LOG"
+check "all $NB problem bodies are JSON objects with a string detail" \
+	jq -es 'length > 50 and all(.[]; .detail | type == "string")' "$STATE"/problems/*.json
 
 # ---- item 10: the length of a request is never ambiguous -----------------------------------------
 responses() { grep -o 'HTTP/1\.1 [0-9][0-9][0-9]' <<<"$1" | cut -d' ' -f2 | tr '\n' ' '; }
