@@ -9,6 +9,8 @@
  * beyond cp->max_body are refused with 413 without being read into memory.
  */
 #include <arpa/inet.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
 #include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -99,8 +101,8 @@ static enum MHD_Result lt_reply_json_h(struct lt_req *r, unsigned status, json_t
 	json_decref(body);
 	if (!s) {
 		/* a bug or out of memory: say so rather than drop the connection */
-		log_error("api: %s %.128s -> 500: the response (status %u) could not be built",
-			  r->method, r->url, status);
+		log_error_rl("api: %s %.128s -> 500: the response (status %u) could not be built",
+			     r->method, r->url, status);
 		s = strdup(lt_problem_internal);
 		return s ? lt_send(r, 500, "application/problem+json", s, NULL) : MHD_NO;
 	}
@@ -123,7 +125,8 @@ enum MHD_Result lt_problem(struct lt_req *r, unsigned status, const char *type, 
 	va_end(ap);
 	/* a 5xx is our failure, not the client's: the operator needs its cause */
 	if (status >= 500)
-		log_error("api: %s %.128s -> %u %s: %s", r->method, r->url, status, title, detail);
+		log_error_rl("api: %s %.128s -> %u %s: %s", r->method, r->url, status, title,
+			     detail);
 	return lt_reply_json_h(r, status, lt_problem_json(status, type, title, field, detail),
 			       "application/problem+json", NULL);
 }
@@ -754,6 +757,207 @@ static int lt_framing_ok(struct MHD_Connection *conn, const char **why)
 	return 1;
 }
 
+/* ---- slow clients -------------------------------------------------------------
+ *
+ * libmicrohttpd's connection timeout restarts with every byte, so a client
+ * that trickles one header line every few seconds holds its connection for
+ * ever; 4096 of them took every connection slot. Three defences:
+ *  - at most api.max_conns_per_client connections from one source address
+ *    (MHD_OPTION_PER_IP_CONNECTION_LIMIT);
+ *  - a deadline for the whole request, head and body, that bytes do not
+ *    extend: each connection records when its current request began (its
+ *    opening, or the end of the previous request), and a sweeper closes,
+ *    once a second, those still receiving after api.request_timeout;
+ *  - libmicrohttpd's own log lines, one per abandoned connection, go
+ *    through the rate-limited logger.
+ * The sweeper closes with shutdown(2), which makes the connection's own
+ * thread see the end of the stream and clean up; it holds the list's lock,
+ * and a connection leaves the list (NOTIFY_CLOSED) before its socket is
+ * closed, so the descriptor cannot have been reused by then.
+ */
+struct lt_api_conn {
+	struct lt_api_conn *prev, *next;
+	int fd;
+	__u64 since_ns; /* the current request began (atomic) */
+	int receiving; /* 1 until its response is queued (atomic) */
+};
+
+struct lt_api_conns {
+	pthread_mutex_t lock;
+	struct lt_api_conn head; /* circular list */
+	pthread_t sweeper;
+	int stop; /* atomic */
+	__u64 timeout_ns;
+	unsigned long long closed; /* by the deadline, in total */
+};
+
+static void lt_conn_notify(void *cls, struct MHD_Connection *conn, void **socket_ctx,
+			   enum MHD_ConnectionNotificationCode code)
+{
+	struct lt_api_conns *cs = ((struct lt_api *)cls)->conns;
+	struct lt_api_conn *c = *socket_ctx;
+
+	if (code == MHD_CONNECTION_NOTIFY_STARTED) {
+		const union MHD_ConnectionInfo *ci =
+			MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CONNECTION_FD);
+
+		c = calloc(1, sizeof(*c));
+		if (!c || !ci) {
+			free(c);
+			return; /* untracked: MHD's own idle timeout still applies */
+		}
+		c->fd = ci->connect_fd;
+		c->since_ns = lt_now_ns();
+		c->receiving = 1;
+		pthread_mutex_lock(&cs->lock);
+		c->next = cs->head.next;
+		c->prev = &cs->head;
+		cs->head.next->prev = c;
+		cs->head.next = c;
+		pthread_mutex_unlock(&cs->lock);
+		*socket_ctx = c;
+	} else if (c) { /* MHD_CONNECTION_NOTIFY_CLOSED: before its socket is closed */
+		pthread_mutex_lock(&cs->lock);
+		c->prev->next = c->next;
+		c->next->prev = c->prev;
+		pthread_mutex_unlock(&cs->lock);
+		free(c);
+		*socket_ctx = NULL;
+	}
+}
+
+static void *lt_conn_sweeper(void *arg)
+{
+	struct lt_api_conns *cs = arg;
+	struct timespec tick = { 0, 250 * 1000000L };
+	unsigned ticks = 0;
+
+	while (!__atomic_load_n(&cs->stop, __ATOMIC_RELAXED)) {
+		struct lt_api_conn *c;
+		unsigned n = 0;
+		__u64 now;
+
+		nanosleep(&tick, NULL);
+		if (++ticks % 4)
+			continue; /* a second between sweeps; a quick exit on stop */
+		pthread_mutex_lock(&cs->lock);
+		now = lt_now_ns(); /* after the sleep: no request here began after it */
+		for (c = cs->head.next; c != &cs->head; c = c->next) {
+			__u64 since;
+
+			if (!__atomic_load_n(&c->receiving, __ATOMIC_ACQUIRE))
+				continue;
+			since = __atomic_load_n(&c->since_ns, __ATOMIC_RELAXED);
+			if (since >= now || now - since < cs->timeout_ns)
+				continue;
+			__atomic_store_n(&c->receiving, 0, __ATOMIC_RELAXED); /* once */
+			shutdown(c->fd, SHUT_RDWR);
+			n++;
+		}
+		cs->closed += n;
+		pthread_mutex_unlock(&cs->lock);
+		if (n)
+			log_warn_rl("api: closed %u connections that sent no whole request in "
+				    "%llu s (%llu in all)",
+				    n, (unsigned long long)(cs->timeout_ns / LT_NS_PER_SEC),
+				    cs->closed);
+		lt_log_rl_flush();
+	}
+	return NULL;
+}
+
+/* The request on c has been read: its deadline no longer applies. */
+static void lt_conn_received(struct lt_req *r)
+{
+	if (r->cc)
+		__atomic_store_n(&r->cc->receiving, 0, __ATOMIC_RELEASE);
+}
+
+/* The request on c is over: the next one, if any, starts its clock now. */
+static void lt_conn_next(struct lt_req *r)
+{
+	if (!r->cc)
+		return;
+	__atomic_store_n(&r->cc->since_ns, lt_now_ns(), __ATOMIC_RELAXED);
+	__atomic_store_n(&r->cc->receiving, 1, __ATOMIC_RELEASE);
+}
+
+static void lt_mhd_log_kind(const char *kind, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	lt_log_vrl(kind, LT_LOG_WARN, fmt, ap);
+	va_end(ap);
+}
+
+static void lt_mhd_log(void *cls, const char *fmt, va_list ap)
+{
+	char line[512];
+	size_t n;
+
+	(void)cls;
+	if (LT_LOG_WARN > lt_log_level)
+		return;
+	vsnprintf(line, sizeof(line), fmt, ap);
+	n = strlen(line);
+	while (n && line[n - 1] == '\n') /* MHD ends its lines; ours add one */
+		line[--n] = '\0';
+	lt_mhd_log_kind(fmt, "http: %s", line);
+}
+
+/*
+ * 4096 connections need as many descriptors; a service manager's default
+ * soft limit is often 1024, at which accept() fails and every client is
+ * refused. Raise the soft limit as far as the hard one allows.
+ */
+#define LT_API_MAX_CONNS 4096u
+
+static void lt_api_nofile(void)
+{
+	struct rlimit rl;
+	rlim_t want = LT_API_MAX_CONNS + 1024;
+
+	if (getrlimit(RLIMIT_NOFILE, &rl) || rl.rlim_cur >= want)
+		return;
+	rl.rlim_cur = rl.rlim_max < want ? rl.rlim_max : want;
+	if (setrlimit(RLIMIT_NOFILE, &rl) || rl.rlim_cur < want)
+		log_warn("api: open files limited to %llu (ulimit -n): fewer than %u clients can "
+			 "connect at once",
+			 (unsigned long long)rl.rlim_cur, LT_API_MAX_CONNS);
+}
+
+static int lt_conns_start(struct lt_api *a, __u64 timeout_ns)
+{
+	struct lt_api_conns *cs = calloc(1, sizeof(*cs));
+
+	if (!cs)
+		return -ENOMEM;
+	pthread_mutex_init(&cs->lock, NULL);
+	cs->head.next = cs->head.prev = &cs->head;
+	cs->timeout_ns = timeout_ns;
+	if (pthread_create(&cs->sweeper, NULL, lt_conn_sweeper, cs)) {
+		pthread_mutex_destroy(&cs->lock);
+		free(cs);
+		return -EAGAIN;
+	}
+	a->conns = cs;
+	return 0;
+}
+
+static void lt_conns_stop(struct lt_api *a)
+{
+	struct lt_api_conns *cs = a->conns;
+
+	if (!cs)
+		return;
+	__atomic_store_n(&cs->stop, 1, __ATOMIC_RELAXED);
+	pthread_join(cs->sweeper, NULL);
+	pthread_mutex_destroy(&cs->lock);
+	free(cs);
+	a->conns = NULL;
+}
+
 static enum MHD_Result lt_handle(struct lt_api *a, const struct lt_cp_config *cp,
 				 struct MHD_Connection *conn, const char *url, const char *method,
 				 const char *upload, size_t *upload_size, void **con_cls)
@@ -769,6 +973,12 @@ static enum MHD_Result lt_handle(struct lt_api *a, const struct lt_cp_config *cp
 		r->method = method;
 		r->url = url;
 		r->start_ns = lt_now_ns();
+		{
+			const union MHD_ConnectionInfo *ci =
+				MHD_get_connection_info(conn, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
+
+			r->cc = ci ? ci->socket_context : NULL;
+		}
 		*con_cls = r;
 		/*
 		 * Answered once the body is drained, not now: a reply queued
@@ -810,6 +1020,7 @@ static enum MHD_Result lt_handle(struct lt_api *a, const struct lt_cp_config *cp
 		return MHD_YES;
 	}
 	r->cp = cp;
+	lt_conn_received(r);
 	if (r->too_big)
 		return lt_problem(r, 413, "body-too-large", "Body too large", NULL,
 				  "request bodies are limited to %u bytes", cp->max_body);
@@ -847,6 +1058,7 @@ static void lt_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
 		return;
 	if (r->status)
 		lt_met_request(a, (unsigned)r->status, lt_now_ns() - r->start_ns);
+	lt_conn_next(r);
 	free(r->body);
 	free(r);
 	*con_cls = NULL;
@@ -857,7 +1069,8 @@ int lt_api_start(struct lt_api *a, char *err, size_t errlen)
 	struct sockaddr_in sa = { .sin_family = AF_INET };
 	const struct lt_cp_config *cp;
 	char host[64], listen[64];
-	unsigned tok, threads;
+	unsigned tok, threads, conns_per_client;
+	__u64 timeout_ns;
 	char *colon;
 	long port;
 
@@ -865,6 +1078,8 @@ int lt_api_start(struct lt_api *a, char *err, size_t errlen)
 	cp = lt_snap_get(&a->cp, &tok);
 	snprintf(listen, sizeof(listen), "%s", cp->listen);
 	threads = cp->threads;
+	conns_per_client = cp->conns_per_client;
+	timeout_ns = cp->request_timeout_ns;
 	lt_snap_put(&a->cp, tok);
 	snprintf(host, sizeof(host), "%s", listen);
 	colon = strrchr(host, ':');
@@ -888,13 +1103,23 @@ int lt_api_start(struct lt_api *a, char *err, size_t errlen)
 		return -ENOMEM;
 	}
 	pthread_mutex_init(&a->admin_lock, NULL);
+	lt_api_nofile();
+	if (lt_conns_start(a, timeout_ns)) {
+		lt_met_free(&a->metrics->series);
+		free(a->metrics);
+		a->metrics = NULL;
+		return -ENOMEM;
+	}
 	a->d = MHD_start_daemon(
 		MHD_USE_EPOLL_INTERNAL_THREAD | MHD_USE_ERROR_LOG, 0, NULL, NULL, lt_handler, a,
 		MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&sa, MHD_OPTION_THREAD_POOL_SIZE, threads,
-		MHD_OPTION_CONNECTION_LIMIT, 4096u, MHD_OPTION_CONNECTION_TIMEOUT, 15u,
+		MHD_OPTION_CONNECTION_LIMIT, LT_API_MAX_CONNS, MHD_OPTION_PER_IP_CONNECTION_LIMIT,
+		conns_per_client, MHD_OPTION_CONNECTION_TIMEOUT, 15u,
 		MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)32768, MHD_OPTION_LISTEN_BACKLOG_SIZE,
-		1024u, MHD_OPTION_NOTIFY_COMPLETED, lt_completed, a, MHD_OPTION_END);
+		1024u, MHD_OPTION_NOTIFY_COMPLETED, lt_completed, a, MHD_OPTION_NOTIFY_CONNECTION,
+		lt_conn_notify, a, MHD_OPTION_EXTERNAL_LOGGER, lt_mhd_log, NULL, MHD_OPTION_END);
 	if (!a->d) {
+		lt_conns_stop(a);
 		snprintf(err, errlen, "cannot listen on %s (in use, or not a local address?)",
 			 listen);
 		return -EADDRINUSE;
@@ -908,6 +1133,7 @@ void lt_api_stop(struct lt_api *a)
 	if (a->d)
 		MHD_stop_daemon(a->d);
 	a->d = NULL;
+	lt_conns_stop(a);
 	if (a->metrics) {
 		lt_met_free(&a->metrics->series);
 		free(a->metrics);

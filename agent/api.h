@@ -33,6 +33,8 @@ struct lt_principal {
 };
 
 struct lt_api_metrics;
+struct lt_api_conns;
+struct lt_api_conn;
 
 struct lt_api {
 	struct MHD_Daemon *d;
@@ -56,6 +58,7 @@ struct lt_api {
 	 * watch, about once a second; __atomic): /readyz is 503 otherwise.
 	 */
 	int attached;
+	struct lt_api_conns *conns; /* open connections, for the request deadline */
 };
 
 /* One request being handled. */
@@ -70,6 +73,7 @@ struct lt_req {
 	const char *bad_framing; /* why the length is ambiguous (400), or NULL */
 	__u64 start_ns;
 	int status; /* of the response sent, for metrics */
+	struct lt_api_conn *cc; /* its connection's deadline state */
 };
 
 int lt_api_start(struct lt_api *a, char *err, size_t errlen);

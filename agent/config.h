@@ -31,6 +31,8 @@ struct lt_cp_config {
 	char listen[64]; /* ADDR:PORT */
 	__u32 max_body; /* bytes */
 	__u32 threads;
+	__u32 conns_per_client; /* open connections from one source address */
+	__u64 request_timeout_ns; /* a whole request (head and body) must arrive in this */
 	char jwt_secret[256]; /* "" = from LT_JWT_SECRET or the state dir */
 	char jwt_pem[8][256];
 	int njwt_pem;

@@ -112,6 +112,8 @@ void lt_cp_defaults(struct lt_cp_config *cp)
 	snprintf(cp->listen, sizeof(cp->listen), "127.0.0.1:9090");
 	cp->max_body = 16384;
 	cp->threads = 2;
+	cp->conns_per_client = 256;
+	cp->request_timeout_ns = 10 * LT_NS_PER_SEC;
 	cp->jwt_leeway_s = 30;
 	strcpy(cp->roles_claim, "roles");
 	strcpy(cp->orgs_claim, "orgs");
@@ -154,6 +156,23 @@ int lt_cp_parse(json_t *root, struct lt_cp_config *cp, char *err, size_t errlen)
 					      lt_fail(err, errlen, p, "expected 1..64");
 				if (!ret)
 					cp->threads = (__u32)json_integer_value(v);
+			} else if (!strcmp(k, "max_conns_per_client")) {
+				ret = json_is_integer(v) && json_integer_value(v) >= 1 &&
+						      json_integer_value(v) <= 4096 ?
+					      0 :
+					      lt_fail(err, errlen, p, "expected 1..4096");
+				if (!ret)
+					cp->conns_per_client = (__u32)json_integer_value(v);
+			} else if (!strcmp(k, "request_timeout")) {
+				ret = json_is_string(v) &&
+						      !lt_duration_parse(json_string_value(v),
+									 &cp->request_timeout_ns) &&
+						      cp->request_timeout_ns >= LT_NS_PER_SEC &&
+						      cp->request_timeout_ns <=
+							      3600 * LT_NS_PER_SEC ?
+					      0 :
+					      lt_fail(err, errlen, p,
+						      "expected a duration from \"1s\" to \"1h\"");
 			} else {
 				ret = lt_fail(err, errlen, p, "unknown field");
 			}

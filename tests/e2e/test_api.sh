@@ -322,7 +322,7 @@ t1=$(date +%s.%N)
 n200=$(grep -c '^200$' "$STATE/codes"); n429=$(grep -c '^429$' "$STATE/codes")
 bound=$(echo "500 + 100 * ($t1 - $t0)" | bc)
 echo "# 64 clients: $n200 x 200, $n429 x 429 in $(echo "$t1 - $t0" | bc)s; admitted $((n200 * 10)) tokens, bound C + R*t = $bound"
-check "concurrency: every request answered 200 or 429" test $((n200 + n429)) = 1280
+sort "$STATE/codes" | uniq -c >&2; check "concurrency: every request answered 200 or 429" test $((n200 + n429)) = 1280
 check "concurrency: admitted <= capacity + leak over the run" test "$(echo "$n200 * 10 <= $bound" | bc)" = 1
 check "concurrency: at least the capacity was admitted" test $((n200 * 10)) -ge 500
 
