@@ -7,6 +7,7 @@
 #include <openssl/crypto.h>
 #include <openssl/rand.h>
 #include <openssl/sha.h>
+#include "auth.h"
 #include "jwt.h"
 #include "keys.h"
 #include "tenant.h"
@@ -98,26 +99,16 @@ int lt_keys_create(struct lt_keys *k, struct lt_key_rec *rec, char *secret, size
 	return ret;
 }
 
+static int lt_keys_rec(void *ctx, const char *id, struct lt_key_rec *out)
+{
+	struct lt_keys *k = ctx;
+
+	return lt_apikeys_get(&k->tab, id, out);
+}
+
 int lt_keys_auth(struct lt_keys *k, const char *secret, int64_t now_unix, struct lt_key_rec *out)
 {
-	unsigned char h[32];
-	char id[40];
-	const char *dot = strchr(secret, '.');
-	struct lt_key_rec r;
-	int ret = -EACCES;
-
-	if (strncmp(secret, "lk_", 3) || !dot || dot - secret >= (long)sizeof(id) ||
-	    strlen(secret) > LT_KEY_SECRET_LEN)
-		return -EACCES;
-	memcpy(id, secret, (size_t)(dot - secret));
-	id[dot - secret] = '\0';
-	SHA256((const unsigned char *)secret, strlen(secret), h);
-	if (!lt_apikeys_get(&k->tab, id, &r) && !CRYPTO_memcmp(h, r.hash, 32) && !r.revoked &&
-	    (!r.expires_at || now_unix < r.expires_at)) {
-		*out = r;
-		ret = 0;
-	}
-	return ret;
+	return lt_apikey_check(lt_keys_rec, k, secret, now_unix, out);
 }
 
 int lt_keys_get(struct lt_keys *k, const char *id, struct lt_key_rec *out)
