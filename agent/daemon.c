@@ -266,6 +266,8 @@ static int lt_cp_start(struct lt_cp *cp, const struct lt_opts *o, const struct l
 		lt_quota_set_limits(cp->q, c->cp.max_buckets, c->cp.bucket_idle_ns);
 	if (!ret)
 		ret = lt_keys_open(&cp->keys, &cp->st, cp->q, err, errlen);
+	if (!ret) /* readers without SQLite (the gateway) see what the store has */
+		ret = lt_keys_publish(cp->keys, m->fd[LT_M_APIKEY], err, errlen);
 	if (ret)
 		return ret;
 	{
