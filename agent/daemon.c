@@ -285,6 +285,7 @@ static int lt_cp_start(struct lt_cp *cp, const struct lt_opts *o, const struct l
 	snprintf(cp->api.jwt.orgs_claim, sizeof(cp->api.jwt.orgs_claim), "%s", c->cp.orgs_claim);
 	snprintf(cp->api.jwt.issuer, sizeof(cp->api.jwt.issuer), "%s", c->cp.jwt_issuer);
 	snprintf(cp->api.jwt.audience, sizeof(cp->api.jwt.audience), "%s", c->cp.jwt_audience);
+	umask(077); /* state files are private (lt_jwt_secret no longer sets it) */
 	ret = lt_jwt_secret(o->state_dir, c->cp.jwt_secret, secret, sizeof(secret), &src);
 	if (!ret)
 		ret = lt_jwt_set_secret(&cp->api.jwt, secret, err, errlen);
