@@ -428,6 +428,70 @@ static enum MHD_Result lt_consume(struct lt_req *r)
 }
 
 /*
+ * POST /api/v1/admin/buckets {"key"}: the bucket of a bucket key, made for
+ * another process (the gateway's lt_bucket_resolve, lib/resolve.h) that
+ * found no lt_keyidx entry for it. The agent stays the only allocator: the
+ * limit comes from its store, the store holds the bucket before lt_keyidx
+ * shows it, and the reclaim sweep is its own. Only a key exactly as
+ * lt_bucket_key() builds it from canonical parts is accepted.
+ */
+static enum MHD_Result lt_buckets_post(struct lt_req *r)
+{
+	char key[LT_BUCKET_KEY_LEN], re[LT_BUCKET_KEY_LEN], buf[LT_BUCKET_KEY_LEN], err[256];
+	char *part[4], *save = NULL, *t;
+	const struct lt_limit *kl = NULL;
+	const char *provider = NULL;
+	struct lt_key_rec kr;
+	json_error_t jerr;
+	json_t *root, *jk;
+	int n = 0, ret = -EINVAL;
+	__u32 slot;
+
+	root = json_loadb(r->body ? r->body : "", r->len, JSON_REJECT_DUPLICATES, &jerr);
+	jk = json_object_get(root, "key");
+	if (!json_is_object(root) || json_object_size(root) != 1 || !json_is_string(jk) ||
+	    json_string_length(jk) >= sizeof(key)) {
+		json_decref(root);
+		return lt_problem(
+			r, 400, "invalid-field", "Invalid field", "/key",
+			"the body must be {\"key\": \"<bucket key>\"}, the key under %d bytes",
+			LT_BUCKET_KEY_LEN);
+	}
+	snprintf(key, sizeof(key), "%s", json_string_value(jk));
+	json_decref(root);
+	snprintf(buf, sizeof(buf), "%s", key);
+	for (t = strtok_r(buf, "/", &save); t && n < 4; t = strtok_r(NULL, "/", &save))
+		part[n++] = t;
+	if (!t && n == 4 && !strcmp(part[0], "u")) {
+		provider = part[2];
+		ret = lt_bucket_key(re, sizeof(re), LT_BKEY_USER, part[1], part[2], part[3]);
+	} else if (!t && n == 3 && !strcmp(part[0], "o")) {
+		provider = part[1];
+		ret = lt_bucket_key(re, sizeof(re), LT_BKEY_ORG, NULL, part[1], part[2]);
+	} else if (!t && n == 2 && !strcmp(part[0], "k")) {
+		ret = lt_bucket_key(re, sizeof(re), LT_BKEY_APIKEY, NULL, NULL, part[1]);
+	}
+	/* one spelling: what the builder makes of the parts must be the key */
+	if (ret || strcmp(re, key))
+		return lt_problem(r, 400, "invalid-field", "Invalid field", "/key",
+				  "not a canonical bucket key (u/<tier>/<provider>/<userId>, "
+				  "o/<provider>/<orgId> or k/<keyId>)");
+	if (provider && !lt_quota_provider_known(r->api->q, provider))
+		return lt_problem(r, 400, "unknown-provider", "Unknown provider", "/key",
+				  "the key's provider is not configured");
+	if (!provider) {
+		if (lt_keys_get(r->api->keys, part[1], &kr) || kr.revoked)
+			return lt_problem(r, 403, "no-quota", "No quota", "/key",
+					  "no such API key, or it is revoked");
+		kl = &kr.limit;
+	}
+	ret = lt_quota_bucket(r->api->q, key, kl, &slot, err, sizeof(err));
+	if (ret)
+		return lt_bucket_problem(r, ret, err);
+	return lt_reply_json(r, 200, json_pack("{s:s, s:I}", "key", key, "slot", (json_int_t)slot));
+}
+
+/*
  * GET /api/v1/tokens/quota[?userId=&provider=] and /quota/org?orgId=&provider=
  * A read never creates a bucket: a tenant without one reads as empty, at
  * the limit that would govern it (the full quota).
@@ -595,6 +659,10 @@ static enum MHD_Result lt_route(struct lt_req *r)
 		if (!p.admin)
 			return lt_problem(r, 403, "forbidden", "Forbidden", "Authorization",
 					  "admin resources need the %s role", r->cp->admin_role);
+		if (!strcmp(u, "/api/v1/admin/buckets"))
+			return post ? lt_buckets_post(r) :
+				      lt_problem(r, 405, "method-not-allowed", "Method not allowed",
+						 NULL, "use POST");
 		if (lt_admin_route(r, &p, &res) == 0)
 			return res;
 	}
