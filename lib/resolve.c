@@ -4,11 +4,14 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/socket.h>
 #include <sys/time.h>
 #include <unistd.h>
 #include <bpf/bpf.h>
 #include <jansson.h>
+#include "lt_slot.h"
+#include "maps.h"
 #include "resolve.h"
 
 static unsigned lt_rkey_hash(const char *s)
@@ -24,6 +27,7 @@ int lt_resolver_init(struct lt_resolver *r, const char *pin_dir, const char *age
 		     const char *authorization, char *err, size_t errlen)
 {
 	char path[512];
+	int fd, ret;
 
 	memset(r, 0, sizeof(*r));
 	r->timeout_ms = 2000;
@@ -42,8 +46,20 @@ int lt_resolver_init(struct lt_resolver *r, const char *pin_dir, const char *age
 	snprintf(r->agent, sizeof(r->agent), "%s", agent ? agent : "");
 	snprintf(r->authorization, sizeof(r->authorization), "%s",
 		 authorization ? authorization : "");
+	snprintf(path, sizeof(path), "%s/lt_usage", pin_dir);
+	fd = bpf_obj_get(path);
+	r->usage = fd < 0 ? NULL : lt_map_mmap(fd, &r->usage_len);
+	ret = r->usage ? 0 : -errno;
+	if (fd >= 0)
+		close(fd); /* the mapping stays */
+	if (ret) {
+		snprintf(err, errlen, "%s: %s", path, strerror(-ret));
+		close(r->keyidx_fd);
+		return ret;
+	}
 	r->cache = calloc(LT_RCACHE_SLOTS, sizeof(*r->cache));
 	if (!r->cache) {
+		munmap(r->usage, r->usage_len);
 		close(r->keyidx_fd);
 		return -ENOMEM;
 	}
@@ -54,6 +70,9 @@ void lt_resolver_free(struct lt_resolver *r)
 {
 	if (r->keyidx_fd > 0)
 		close(r->keyidx_fd);
+	if (r->usage)
+		munmap(r->usage, r->usage_len);
+	r->usage = NULL;
 	free(r->cache);
 	r->cache = NULL;
 	r->keyidx_fd = -1;
@@ -189,8 +208,13 @@ int lt_bucket_resolve(struct lt_resolver *r, const char *key, struct lt_keyidx_v
 	int ret, tries;
 
 	if (!lt_rcache_get(r, key, out)) {
-		__atomic_fetch_add(&r->hits, 1, __ATOMIC_RELAXED);
-		return 0;
+		/* the slot was not reclaimed and given to another key since */
+		if (lt_slot_owned(r->usage, out->slot, out->gen, ~0U)) {
+			__atomic_fetch_add(&r->hits, 1, __ATOMIC_RELAXED);
+			return 0;
+		}
+		__atomic_fetch_add(&r->stale, 1, __ATOMIC_RELAXED);
+		lt_bucket_forget(r, key);
 	}
 	if (strlen(key) >= sizeof(k.key)) {
 		snprintf(err, errlen, "bucket key too long");

@@ -26,9 +26,12 @@
  * and nothing half-made is left: the agent publishes a key last.
  *
  * Reclaimed buckets: the agent may free an idle empty bucket and give its
- * slot to another key. The value cached is the whole lt_keyidx value (slot
- * and the owner generation the agent wrote with it); decide with the
- * generation-checked slot calls of lt_slot.h, and on LT_FREED call
+ * slot to another key, bumping lt_usage[slot].gen first. The cache holds
+ * the whole lt_keyidx value (slot and the generation the agent wrote with
+ * it); a hit whose generation no longer matches lt_usage (mmapped, no
+ * system call) is dropped and looked up again. That check is advisory (the
+ * slot can change hands right after it): decide with lt_slot_consume_owned
+ * / lt_slot_peek_owned (lt_slot.h) and r->usage, and on LT_FREED call
  * lt_bucket_forget() and resolve again. So a stale entry never charges
  * another tenant and no cache flush is needed.
  *
@@ -56,8 +59,10 @@ struct lt_resolver {
 	char authorization[2048]; /* header value for the agent, e.g. "Bearer <ADMIN JWT>" */
 	int timeout_ms; /* per call to the agent */
 	struct lt_rcache_ent *cache; /* LT_RCACHE_SLOTS */
+	struct lt_usage *usage; /* mmapped lt_usage: the slots' owner generations */
+	size_t usage_len;
 	/* relaxed counters, for tests and metrics */
-	unsigned long long hits, map_lookups, agent_calls;
+	unsigned long long hits, stale, map_lookups, agent_calls;
 };
 
 /* Opens <pin_dir>/lt_keyidx. agent and authorization may be NULL (no creation). */
