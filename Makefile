@@ -44,6 +44,8 @@ REL_AGENT := $(BUILD)/leaky-agent
 SAN_AGENT := $(BUILD)/san/leaky-agent
 UNIT_TESTS := $(patsubst tests/unit/%.c,$(BUILD)/san/tests/%,$(wildcard tests/unit/*.c))
 BPF_TESTS := $(patsubst tests/bpf/%.c,$(BUILD)/san/tests/%,$(wildcard tests/bpf/*.c))
+# Helper processes of the e2e suites (tests/e2e/*.c): liblt only, no agent code.
+E2E_TOOLS := $(patsubst tests/e2e/%.c,$(BUILD)/san/tests/%,$(wildcard tests/e2e/*.c))
 BENCH := $(BUILD)/bench
 RAWSEND := $(BUILD)/lt_rawsend
 
@@ -51,7 +53,7 @@ RAWSEND := $(BUILD)/lt_rawsend
 .DELETE_ON_ERROR:
 .SECONDARY:
 
-all: $(REL_AGENT) $(SAN_AGENT) $(UNIT_TESTS) $(BPF_TESTS) $(BENCH) $(RAWSEND)
+all: $(REL_AGENT) $(SAN_AGENT) $(UNIT_TESTS) $(BPF_TESTS) $(E2E_TOOLS) $(BENCH) $(RAWSEND)
 
 help:
 	@echo "make            build everything (build/)"
@@ -137,6 +139,9 @@ $(BUILD)/san/tests/%: $(BUILD)/san/tests/unit/%.o $(BUILD)/san/libagent.a $(BUIL
 	$(CC) $(CFLAGS_SAN) $^ -o $@ $(LDLIBS)
 
 $(BUILD)/san/tests/%: $(BUILD)/san/tests/bpf/%.o $(BUILD)/san/libagent.a $(BUILD)/san/liblt.a
+	$(CC) $(CFLAGS_SAN) $^ -o $@ $(LDLIBS)
+
+$(BUILD)/san/tests/%: $(BUILD)/san/tests/e2e/%.o $(BUILD)/san/liblt.a
 	$(CC) $(CFLAGS_SAN) $^ -o $@ $(LDLIBS)
 
 $(BENCH): $(BUILD)/rel/bench/bench.o $(BUILD)/rel/libagent.a $(BUILD)/rel/liblt.a

@@ -40,8 +40,6 @@ int lt_cmd_allow(struct lt_opts *o);
 int lt_cmd_dry_run(struct lt_opts *o);
 int lt_cmd_check_config(struct lt_opts *o);
 int lt_cmd_mint_token(struct lt_opts *o);
-int lt_jwt_secret(const char *state_dir, const char *cfg_secret, char *out, size_t len,
-		  const char **source);
 
 /*
  * attach and SIGHUP: the config file and the runtime edits over it, read and

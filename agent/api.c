@@ -133,141 +133,30 @@ enum MHD_Result lt_problem(struct lt_req *r, unsigned status, const char *type, 
 
 /* ---- authentication -------------------------------------------------------- */
 
-/* An empty role matches nothing: not a tier, not the admin role. */
-static int lt_role_is(const char *role, const char *want)
+/* API keys for lib/auth.c: the agent's lock-free in-memory records. */
+static int lt_api_key_get(void *ctx, const char *id, struct lt_key_rec *out)
 {
-	return role[0] && want[0] && !strcmp(role, want);
-}
-
-static void lt_pick_tier(const struct lt_cp_config *cp, const struct lt_jwt_claims *c, char *tier,
-			 size_t len)
-{
-	int i, j;
-
-	for (i = 0; i < cp->ntiers; i++)
-		for (j = 0; j < c->nroles; j++)
-			if (lt_role_is(c->roles[j], cp->tier_order[i])) {
-				snprintf(tier, len, "%s", cp->tier_order[i]);
-				return;
-			}
-	snprintf(tier, len, "%s", cp->default_tier);
-}
-
-/*
- * Per-thread memo of verified tokens. A token is the same bytes every time a
- * client sends it, and verifying it (base64, HMAC or RSA/ECDSA, two JSON
- * parses) is most of a request's cost. The memo is keyed by the exact bytes
- * (compared in full), holds only tokens that verified, and the time claims
- * are checked again on every use: an expired token is refused as before.
- * A change of keys is not a concern: keys are fixed for the process.
- */
-#define LT_MEMO_SLOTS 64
-#define LT_MEMO_TOKEN_MAX 1024
-
-struct lt_jwt_memo {
-	size_t len;
-	char tok[LT_MEMO_TOKEN_MAX];
-	struct lt_jwt_claims c;
-};
-
-/* One memo per server thread, freed when the thread ends. */
-static pthread_key_t lt_memo_key;
-static pthread_once_t lt_memo_once = PTHREAD_ONCE_INIT;
-
-static void lt_memo_init(void)
-{
-	pthread_key_create(&lt_memo_key, free);
-}
-
-static int lt_verify_memo(const struct lt_jwt_verifier *v, const char *tok, struct lt_jwt_claims *c,
-			  char *err, size_t errlen)
-{
-	size_t len = strlen(tok);
-	int64_t now = (int64_t)time(NULL);
-	struct lt_jwt_memo *e, *memo;
-	__u64 h = 1469598103934665603ULL;
-	size_t i;
-	int ret;
-
-	if (len >= LT_MEMO_TOKEN_MAX)
-		return lt_jwt_verify(v, tok, len, now, c, err, errlen);
-	pthread_once(&lt_memo_once, lt_memo_init);
-	memo = pthread_getspecific(lt_memo_key);
-	if (!memo) {
-		memo = calloc(LT_MEMO_SLOTS, sizeof(*memo));
-		if (memo && pthread_setspecific(lt_memo_key, memo)) {
-			free(memo);
-			memo = NULL;
-		}
-	}
-	for (i = 0; i < len; i++)
-		h = (h ^ (unsigned char)tok[i]) * 1099511628211ULL;
-	e = memo ? &memo[h % LT_MEMO_SLOTS] : NULL;
-	if (e && e->len == len && !memcmp(e->tok, tok, len)) {
-		if (lt_jwt_expired(v, e->c.exp, now)) {
-			snprintf(err, errlen, "token expired");
-			return -EACCES;
-		}
-		*c = e->c;
-		return 0;
-	}
-	ret = lt_jwt_verify(v, tok, len, now, c, err, errlen);
-	if (!ret && e) {
-		memcpy(e->tok, tok, len);
-		e->len = len;
-		e->c = *c;
-	}
-	return ret;
+	return lt_keys_get(ctx, id, out);
 }
 
 int lt_authenticate(struct lt_req *r, struct lt_principal *p, enum MHD_Result *res)
 {
-	const char *auth = MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND, "Authorization");
-	const char *key = MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND, "X-API-Key");
-	struct lt_api *a = r->api;
-	struct lt_jwt_claims c;
-	struct lt_key_rec kr;
-	char err[256];
-	int i;
+	const struct lt_auth a = { .jwt = &r->api->jwt,
+				   .key_get = lt_api_key_get,
+				   .key_ctx = r->api->keys };
+	const struct lt_auth_roles ro = { .tiers = r->cp->tier_order,
+					  .ntiers = r->cp->ntiers,
+					  .default_tier = r->cp->default_tier,
+					  .admin_role = r->cp->admin_role };
+	struct lt_auth_fail f;
 
-	memset(p, 0, sizeof(*p));
-	if (!key && auth && !strncasecmp(auth, "Bearer lk_", 10))
-		key = auth + 7;
-	if (key) {
-		if (lt_keys_auth(a->keys, key, (int64_t)time(NULL), &kr)) {
-			*res = lt_problem(r, 401, "unauthorized", "Unauthorized", "X-API-Key",
-					  "API key is unknown, revoked or expired");
-			return -1;
-		}
-		/* records made before ids were canonical may hold upper case */
-		if (lt_claim_id_canon(kr.owner, p->sub, sizeof(p->sub)))
-			p->sub[0] = '\0';
-		snprintf(p->tier, sizeof(p->tier), "%s", kr.tier);
-		if (kr.org[0] && !lt_claim_id_canon(kr.org, p->orgs[0], sizeof(p->orgs[0])))
-			p->norgs = 1;
-		snprintf(p->key_id, sizeof(p->key_id), "%s", kr.id);
-		p->key_limit = kr.limit;
+	if (!lt_auth_request(&a, &ro,
+			     MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND, "Authorization"),
+			     MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND, "X-API-Key"),
+			     (int64_t)time(NULL), p, &f))
 		return 0;
-	}
-	if (!auth || strncasecmp(auth, "Bearer ", 7)) {
-		*res = lt_problem(r, 401, "unauthorized", "Unauthorized", "Authorization",
-				  "send 'Authorization: Bearer <JWT>' or 'X-API-Key: <key>'");
-		return -1;
-	}
-	if (lt_verify_memo(&a->jwt, auth + 7, &c, err, sizeof(err))) {
-		*res = lt_problem(r, 401, "invalid-token", "Invalid token", "Authorization", "%s",
-				  err);
-		return -1;
-	}
-	/* one spelling from here on: UUID-shaped ids in lower case (tenant.h) */
-	lt_claim_id_canon(c.sub, p->sub, sizeof(p->sub)); /* fits: same size */
-	lt_pick_tier(r->cp, &c, p->tier, sizeof(p->tier));
-	for (i = 0; i < c.nroles; i++)
-		p->admin |= lt_role_is(c.roles[i], r->cp->admin_role);
-	for (i = 0; i < c.norgs; i++)
-		lt_claim_id_canon(c.orgs[i], p->orgs[i], sizeof(p->orgs[i]));
-	p->norgs = c.norgs;
-	return 0;
+	*res = lt_problem(r, 401, f.type, f.title, f.field, "%s", f.detail);
+	return -1;
 }
 
 static int lt_in_org(const struct lt_principal *p, const char *org)
@@ -542,6 +431,70 @@ static enum MHD_Result lt_consume(struct lt_req *r)
 }
 
 /*
+ * POST /api/v1/admin/buckets {"key"}: the bucket of a bucket key, made for
+ * another process (the gateway's lt_bucket_resolve, lib/resolve.h) that
+ * found no lt_keyidx entry for it. The agent stays the only allocator: the
+ * limit comes from its store, the store holds the bucket before lt_keyidx
+ * shows it, and the reclaim sweep is its own. Only a key exactly as
+ * lt_bucket_key() builds it from canonical parts is accepted.
+ */
+static enum MHD_Result lt_buckets_post(struct lt_req *r)
+{
+	char key[LT_BUCKET_KEY_LEN], re[LT_BUCKET_KEY_LEN], buf[LT_BUCKET_KEY_LEN], err[256];
+	char *part[4], *save = NULL, *t;
+	const struct lt_limit *kl = NULL;
+	const char *provider = NULL;
+	struct lt_key_rec kr;
+	json_error_t jerr;
+	json_t *root, *jk;
+	int n = 0, ret = -EINVAL;
+	__u32 slot;
+
+	root = json_loadb(r->body ? r->body : "", r->len, JSON_REJECT_DUPLICATES, &jerr);
+	jk = json_object_get(root, "key");
+	if (!json_is_object(root) || json_object_size(root) != 1 || !json_is_string(jk) ||
+	    json_string_length(jk) >= sizeof(key)) {
+		json_decref(root);
+		return lt_problem(
+			r, 400, "invalid-field", "Invalid field", "/key",
+			"the body must be {\"key\": \"<bucket key>\"}, the key under %d bytes",
+			LT_BUCKET_KEY_LEN);
+	}
+	snprintf(key, sizeof(key), "%s", json_string_value(jk));
+	json_decref(root);
+	snprintf(buf, sizeof(buf), "%s", key);
+	for (t = strtok_r(buf, "/", &save); t && n < 4; t = strtok_r(NULL, "/", &save))
+		part[n++] = t;
+	if (!t && n == 4 && !strcmp(part[0], "u")) {
+		provider = part[2];
+		ret = lt_bucket_key(re, sizeof(re), LT_BKEY_USER, part[1], part[2], part[3]);
+	} else if (!t && n == 3 && !strcmp(part[0], "o")) {
+		provider = part[1];
+		ret = lt_bucket_key(re, sizeof(re), LT_BKEY_ORG, NULL, part[1], part[2]);
+	} else if (!t && n == 2 && !strcmp(part[0], "k")) {
+		ret = lt_bucket_key(re, sizeof(re), LT_BKEY_APIKEY, NULL, NULL, part[1]);
+	}
+	/* one spelling: what the builder makes of the parts must be the key */
+	if (ret || strcmp(re, key))
+		return lt_problem(r, 400, "invalid-field", "Invalid field", "/key",
+				  "not a canonical bucket key (u/<tier>/<provider>/<userId>, "
+				  "o/<provider>/<orgId> or k/<keyId>)");
+	if (provider && !lt_quota_provider_known(r->api->q, provider))
+		return lt_problem(r, 400, "unknown-provider", "Unknown provider", "/key",
+				  "the key's provider is not configured");
+	if (!provider) {
+		if (lt_keys_get(r->api->keys, part[1], &kr) || kr.revoked)
+			return lt_problem(r, 403, "no-quota", "No quota", "/key",
+					  "no such API key, or it is revoked");
+		kl = &kr.limit;
+	}
+	ret = lt_quota_bucket(r->api->q, key, kl, &slot, err, sizeof(err));
+	if (ret)
+		return lt_bucket_problem(r, ret, err);
+	return lt_reply_json(r, 200, json_pack("{s:s, s:I}", "key", key, "slot", (json_int_t)slot));
+}
+
+/*
  * GET /api/v1/tokens/quota[?userId=&provider=] and /quota/org?orgId=&provider=
  * A read never creates a bucket: a tenant without one reads as empty, at
  * the limit that would govern it (the full quota).
@@ -709,6 +662,10 @@ static enum MHD_Result lt_route(struct lt_req *r)
 		if (!p.admin)
 			return lt_problem(r, 403, "forbidden", "Forbidden", "Authorization",
 					  "admin resources need the %s role", r->cp->admin_role);
+		if (!strcmp(u, "/api/v1/admin/buckets"))
+			return post ? lt_buckets_post(r) :
+				      lt_problem(r, 405, "method-not-allowed", "Method not allowed",
+						 NULL, "use POST");
 		if (lt_admin_route(r, &p, &res) == 0)
 			return res;
 	}

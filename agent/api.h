@@ -11,6 +11,7 @@
 #include <pthread.h>
 #include <jansson.h>
 #include <microhttpd.h>
+#include "auth.h" /* struct lt_principal */
 #include "config.h"
 #include "jwt.h"
 #include "maps.h"
@@ -20,17 +21,6 @@
 #include "tenant.h" /* canonical ids: lt_uuid_canon, lt_bucket_key */
 
 struct lt_keys;
-
-/* Who is calling, after authentication. */
-struct lt_principal {
-	char sub[LT_JWT_ID_LEN]; /* user id */
-	char tier[32];
-	int admin;
-	char orgs[LT_JWT_MAX_ORGS][LT_JWT_ID_LEN];
-	int norgs;
-	char key_id[40]; /* "" unless authenticated by an API key */
-	struct lt_limit key_limit;
-};
 
 struct lt_api_metrics;
 struct lt_api_conns;

@@ -19,6 +19,7 @@
 #include "addr.h"
 #include "agent.h"
 #include "apply.h"
+#include "auth.h" /* lt_jwt_secret */
 #include "cfg.h"
 #include "config.h"
 #include "log.h"

@@ -21,6 +21,7 @@
 #include "addr.h"
 #include "agent.h"
 #include "apply.h"
+#include "auth.h" /* lt_jwt_secret */
 #include "config.h"
 #include "log.h"
 #include "maps.h"
@@ -176,47 +177,6 @@ int lt_config_reload(const struct lt_opts *o, const struct lt_maps *m,
 	return ret;
 }
 
-/* The HS256 secret: config, then LT_JWT_SECRET, then <state-dir>/jwt-secret (made once). */
-int lt_jwt_secret(const char *state_dir, const char *cfg_secret, char *out, size_t len,
-		  const char **source)
-{
-	const char *env = getenv("LT_JWT_SECRET");
-	static __thread char path[512]; /* *source may point here */
-	unsigned char rnd[48];
-	FILE *f;
-	size_t n;
-
-	if (cfg_secret && cfg_secret[0]) {
-		snprintf(out, len, "%s", cfg_secret);
-		*source = "the config file";
-		return 0;
-	}
-	if (env && env[0]) {
-		snprintf(out, len, "%s", env);
-		*source = "LT_JWT_SECRET";
-		return 0;
-	}
-	snprintf(path, sizeof(path), "%s/jwt-secret", state_dir);
-	*source = path;
-	f = fopen(path, "r");
-	if (f) {
-		n = fread(out, 1, len - 1, f);
-		fclose(f);
-		out[n] = '\0';
-		out[strcspn(out, "\n")] = '\0';
-		return out[0] ? 0 : -EINVAL;
-	}
-	if (RAND_bytes(rnd, sizeof(rnd)) != 1 || lt_b64url_encode(rnd, sizeof(rnd), out, len) < 0)
-		return -EIO;
-	umask(077);
-	f = fopen(path, "w");
-	if (!f)
-		return -errno;
-	fprintf(f, "%s\n", out);
-	fclose(f);
-	return 0;
-}
-
 static int lt_seed_store(struct lt_store *st, const struct lt_cp_config *cp)
 {
 	char v[16];
@@ -306,6 +266,8 @@ static int lt_cp_start(struct lt_cp *cp, const struct lt_opts *o, const struct l
 		lt_quota_set_limits(cp->q, c->cp.max_buckets, c->cp.bucket_idle_ns);
 	if (!ret)
 		ret = lt_keys_open(&cp->keys, &cp->st, cp->q, err, errlen);
+	if (!ret) /* readers without SQLite (the gateway) see what the store has */
+		ret = lt_keys_publish(cp->keys, m->fd[LT_M_APIKEY], err, errlen);
 	if (ret)
 		return ret;
 	{
@@ -323,6 +285,7 @@ static int lt_cp_start(struct lt_cp *cp, const struct lt_opts *o, const struct l
 	snprintf(cp->api.jwt.orgs_claim, sizeof(cp->api.jwt.orgs_claim), "%s", c->cp.orgs_claim);
 	snprintf(cp->api.jwt.issuer, sizeof(cp->api.jwt.issuer), "%s", c->cp.jwt_issuer);
 	snprintf(cp->api.jwt.audience, sizeof(cp->api.jwt.audience), "%s", c->cp.jwt_audience);
+	umask(077); /* state files are private (lt_jwt_secret no longer sets it) */
 	ret = lt_jwt_secret(o->state_dir, c->cp.jwt_secret, secret, sizeof(secret), &src);
 	if (!ret)
 		ret = lt_jwt_set_secret(&cp->api.jwt, secret, err, errlen);

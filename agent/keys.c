@@ -7,8 +7,11 @@
 #include <openssl/crypto.h>
 #include <openssl/rand.h>
 #include <openssl/sha.h>
+#include <bpf/bpf.h>
+#include "auth.h"
 #include "jwt.h"
 #include "keys.h"
+#include "log.h"
 #include "tenant.h"
 
 /*
@@ -21,6 +24,7 @@ struct lt_keys {
 	struct lt_store *st;
 	struct lt_quota *q;
 	struct lt_apikeys tab;
+	int map_fd; /* the pinned lt_apikey (lt_keys_publish), -1 = none */
 };
 
 static int lt_keys_load(void *ctx, const struct lt_key_rec *r)
@@ -39,6 +43,7 @@ int lt_keys_open(struct lt_keys **kp, struct lt_store *st, struct lt_quota *q, c
 	if (!k)
 		return -ENOMEM;
 	pthread_mutex_init(&k->lock, NULL);
+	k->map_fd = -1;
 	k->st = st;
 	k->q = q;
 	ret = lt_apikeys_init(&k->tab);
@@ -90,7 +95,17 @@ int lt_keys_create(struct lt_keys *k, struct lt_key_rec *rec, char *secret, size
 	rec->created_at = (int64_t)time(NULL);
 	rec->revoked = 0;
 	pthread_mutex_lock(&k->lock);
-	ret = lt_store_key_put(k->st, rec);
+	/*
+	 * The map first: no one holds the secret until this returns, so a key
+	 * the map has and the store then refuses is never usable; it is taken
+	 * out again.
+	 */
+	ret = k->map_fd >= 0 ? lt_apikey_map_put(k->map_fd, rec) : 0;
+	if (!ret) {
+		ret = lt_store_key_put(k->st, rec);
+		if (ret && k->map_fd >= 0)
+			lt_apikey_map_del(k->map_fd, rec->id);
+	}
 	if (!ret)
 		ret = lt_keys_load(k, rec);
 	pthread_mutex_unlock(&k->lock);
@@ -98,26 +113,16 @@ int lt_keys_create(struct lt_keys *k, struct lt_key_rec *rec, char *secret, size
 	return ret;
 }
 
+static int lt_keys_rec(void *ctx, const char *id, struct lt_key_rec *out)
+{
+	struct lt_keys *k = ctx;
+
+	return lt_apikeys_get(&k->tab, id, out);
+}
+
 int lt_keys_auth(struct lt_keys *k, const char *secret, int64_t now_unix, struct lt_key_rec *out)
 {
-	unsigned char h[32];
-	char id[40];
-	const char *dot = strchr(secret, '.');
-	struct lt_key_rec r;
-	int ret = -EACCES;
-
-	if (strncmp(secret, "lk_", 3) || !dot || dot - secret >= (long)sizeof(id) ||
-	    strlen(secret) > LT_KEY_SECRET_LEN)
-		return -EACCES;
-	memcpy(id, secret, (size_t)(dot - secret));
-	id[dot - secret] = '\0';
-	SHA256((const unsigned char *)secret, strlen(secret), h);
-	if (!lt_apikeys_get(&k->tab, id, &r) && !CRYPTO_memcmp(h, r.hash, 32) && !r.revoked &&
-	    (!r.expires_at || now_unix < r.expires_at)) {
-		*out = r;
-		ret = 0;
-	}
-	return ret;
+	return lt_apikey_check(lt_keys_rec, k, secret, now_unix, out);
 }
 
 int lt_keys_get(struct lt_keys *k, const char *id, struct lt_key_rec *out)
@@ -143,9 +148,13 @@ int lt_keys_update(struct lt_keys *k, const struct lt_key_rec *rec)
 		ret = lt_bucket_key(bucket, sizeof(bucket), LT_BKEY_APIKEY, NULL, NULL, rec->id);
 		if (!ret)
 			ret = lt_quota_key_limit(k->q, bucket, &rec->limit);
-		if (ret) { /* keep store and memory as they were */
+		if (!ret && k->map_fd >= 0)
+			ret = lt_apikey_map_put(k->map_fd, rec);
+		if (ret) { /* keep store, memory and map as they were */
 			lt_apikeys_put(&k->tab, &saved);
 			lt_store_key_put(k->st, &saved);
+			if (k->map_fd >= 0)
+				lt_apikey_map_put(k->map_fd, &saved);
 		}
 	}
 	pthread_mutex_unlock(&k->lock);
@@ -163,7 +172,42 @@ int lt_keys_revoke(struct lt_keys *k, const char *id)
 		ret = lt_store_key_put(k->st, &r);
 		if (!ret) /* revoked the moment the store has it */
 			ret = lt_apikeys_put(&k->tab, &r);
+		/* and for every other reader (lt_apikey_map_put fails closed) */
+		if (!ret && k->map_fd >= 0) {
+			ret = lt_apikey_map_put(k->map_fd, &r);
+			if (ret)
+				log_error("keys: %s is revoked in the store but lt_apikey still "
+					  "holds it: %s",
+					  id, strerror(-ret));
+		}
 	}
+	pthread_mutex_unlock(&k->lock);
+	return ret;
+}
+
+int lt_keys_publish(struct lt_keys *k, int map_fd, char *err, size_t errlen)
+{
+	struct lt_apikey_key cur, next;
+	struct lt_key_rec r;
+	int ret = 0, i, more;
+
+	pthread_mutex_lock(&k->lock);
+	/* entries the store does not have (a detached and re-created db) go */
+	more = !bpf_map_get_next_key(map_fd, NULL, &cur);
+	while (more) {
+		more = !bpf_map_get_next_key(map_fd, &cur, &next);
+		cur.id[sizeof(cur.id) - 1] = '\0';
+		if (lt_apikeys_get(&k->tab, cur.id, &r))
+			bpf_map_delete_elem(map_fd, &cur);
+		cur = next;
+	}
+	for (i = 0; i < k->tab.n && !ret; i++)
+		ret = lt_apikey_map_put(map_fd, &k->tab.all[i]->rec);
+	if (ret)
+		snprintf(err, errlen, "writing API key %s to lt_apikey: %s",
+			 k->tab.all[i - 1]->rec.id, strerror(-ret));
+	else
+		k->map_fd = map_fd;
 	pthread_mutex_unlock(&k->lock);
 	return ret;
 }

@@ -27,6 +27,12 @@ int lt_keys_get(struct lt_keys *k, const char *id, struct lt_key_rec *out);
 /* Replaces name/limit/expiry of id (limits apply live). */
 int lt_keys_update(struct lt_keys *k, const struct lt_key_rec *rec);
 int lt_keys_revoke(struct lt_keys *k, const char *id);
+/*
+ * Writes every key to the pinned lt_apikey map (fd) and removes entries the
+ * store does not have; from then on every create, update and revoke writes
+ * it too (lt_abi.h). -errno with err set.
+ */
+int lt_keys_publish(struct lt_keys *k, int map_fd, char *err, size_t errlen);
 void lt_keys_each(struct lt_keys *k, void (*cb)(void *ctx, const struct lt_key_rec *r), void *ctx);
 
 #endif

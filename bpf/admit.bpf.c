@@ -138,6 +138,15 @@ struct {
 	__type(value, struct lt_keyidx_val);
 } lt_keyidx SEC(".maps");
 
+/* API-key records for user-space readers (lt_abi.h); no program reads it. */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__uint(max_entries, LT_MAX_APIKEYS);
+	__type(key, struct lt_apikey_key);
+	__type(value, struct lt_apikey_val);
+} lt_apikey SEC(".maps");
+
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
 	__uint(max_entries, 256);

@@ -379,6 +379,42 @@ struct lt_usage {
 };
 _Static_assert(sizeof(struct lt_usage) == 32, "lt_usage is ABI");
 
+/*
+ * lt_apikey: HASH (no prealloc) API-key id -> record, LT_MAX_APIKEYS
+ * entries. Written by the agent only: on every key create, update and
+ * revoke, after its store (SQLite) has the change, and rebuilt from the
+ * store at start (entries the store does not have are removed). Read by any
+ * process that authenticates API keys (liblt lt_apikey_map_get: the
+ * gateway), which never opens SQLite; no BPF program reads it. So a
+ * revocation takes effect in every reader at once and shows in
+ * `bpftool map dump pinned <pin>/lt_apikey` (revoked 1).
+ *
+ * A value changes by one bpf_map_update_elem: a HASH map without prealloc
+ * links a new element and frees the old one after an RCU grace period, so a
+ * reader copies either the old record or the new one, never half of each.
+ * If the agent cannot write a revocation here, it deletes the entry instead
+ * (a delete never allocates): an unknown key is refused as well (fail closed).
+ */
+#define LT_MAX_APIKEYS 65536
+#define LT_APIKEY_ID_LEN 40 /* "lk_" + 16 hex digits, NUL-padded */
+struct lt_apikey_key {
+	char id[LT_APIKEY_ID_LEN];
+};
+struct lt_apikey_val {
+	__u8 hash[32]; /* SHA-256 of the whole key "lk_<id>.<secret>" */
+	char owner[64]; /* user id, canonical (tenant.h) */
+	char tier[32];
+	char org[64]; /* "" = none */
+	__u64 capacity; /* tokens: the key's own bucket */
+	__u64 tokens; /* leak: tokens per period_ns */
+	__u64 period_ns; /* ns */
+	__s64 expires_at; /* unix s; 0 = never */
+	__u32 revoked; /* 1 = refused from now on */
+	__u32 _pad;
+};
+_Static_assert(sizeof(struct lt_apikey_key) == 40, "lt_apikey_key is ABI");
+_Static_assert(sizeof(struct lt_apikey_val) == 232, "lt_apikey_val is ABI");
+
 /* How a program is attached to an interface. */
 enum lt_attach_mode {
 	LT_MODE_XDP_NATIVE = 1,

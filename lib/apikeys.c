@@ -1,8 +1,10 @@
 // SPDX-License-Identifier: MIT
 #include <errno.h>
 #include <sched.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <bpf/bpf.h>
 #include "apikeys.h"
 
 static __u64 lt_id_hash(const char *s)
@@ -135,4 +137,80 @@ int lt_apikeys_put(struct lt_apikeys *t, const struct lt_key_rec *r)
 	t->all[t->n++] = n;
 	__atomic_store_n(&x->slot[i], n, __ATOMIC_RELEASE); /* the record first */
 	return 0;
+}
+
+/* ---- the pinned lt_apikey map ------------------------------------------------ */
+
+void lt_apikey_to_map(const struct lt_key_rec *r, struct lt_apikey_key *k, struct lt_apikey_val *v)
+{
+	memset(k, 0, sizeof(*k));
+	memset(v, 0, sizeof(*v));
+	snprintf(k->id, sizeof(k->id), "%s", r->id);
+	memcpy(v->hash, r->hash, sizeof(v->hash));
+	snprintf(v->owner, sizeof(v->owner), "%s", r->owner);
+	snprintf(v->tier, sizeof(v->tier), "%s", r->tier);
+	snprintf(v->org, sizeof(v->org), "%s", r->org);
+	v->capacity = r->limit.capacity;
+	v->tokens = r->limit.tokens;
+	v->period_ns = r->limit.period_ns;
+	v->expires_at = r->expires_at;
+	v->revoked = !!r->revoked;
+}
+
+int lt_apikey_map_put(int fd, const struct lt_key_rec *r)
+{
+	struct lt_apikey_key k;
+	struct lt_apikey_val v;
+	int ret;
+
+	if (strlen(r->id) >= sizeof(k.id))
+		return -ENAMETOOLONG;
+	lt_apikey_to_map(r, &k, &v);
+	if (!bpf_map_update_elem(fd, &k, &v, BPF_ANY))
+		return 0;
+	ret = -errno;
+	/* a revocation must reach the readers: an unknown key is refused too */
+	if (r->revoked && (!bpf_map_delete_elem(fd, &k) || errno == ENOENT))
+		return 0;
+	return ret;
+}
+
+int lt_apikey_map_get(int fd, const char *id, struct lt_key_rec *out)
+{
+	struct lt_apikey_key k = { 0 };
+	struct lt_apikey_val v;
+
+	if (strlen(id) >= sizeof(k.id))
+		return -ENOENT;
+	memcpy(k.id, id, strlen(id));
+	if (bpf_map_lookup_elem(fd, &k, &v))
+		return errno == ENOENT ? -ENOENT : -errno;
+	memset(out, 0, sizeof(*out));
+	snprintf(out->id, sizeof(out->id), "%s", k.id);
+	memcpy(out->hash, v.hash, sizeof(out->hash));
+	/* the map is written by the agent, but never trust a string to be ended */
+	snprintf(out->owner, sizeof(out->owner), "%.*s", (int)sizeof(v.owner), v.owner);
+	snprintf(out->tier, sizeof(out->tier), "%.*s", (int)sizeof(v.tier), v.tier);
+	snprintf(out->org, sizeof(out->org), "%.*s", (int)sizeof(v.org), v.org);
+	out->limit.capacity = v.capacity;
+	out->limit.tokens = v.tokens;
+	out->limit.period_ns = v.period_ns;
+	out->expires_at = v.expires_at;
+	out->revoked = v.revoked != 0;
+	return 0;
+}
+
+int lt_apikey_map_fn(void *ctx, const char *id, struct lt_key_rec *out)
+{
+	return lt_apikey_map_get(*(const int *)ctx, id, out);
+}
+
+int lt_apikey_map_del(int fd, const char *id)
+{
+	struct lt_apikey_key k = { 0 };
+
+	if (strlen(id) >= sizeof(k.id))
+		return -ENOENT;
+	memcpy(k.id, id, strlen(id));
+	return bpf_map_delete_elem(fd, &k) ? -errno : 0;
 }

@@ -62,4 +62,24 @@ int lt_apikeys_get(struct lt_apikeys *t, const char *id, struct lt_key_rec *out)
 /* Writers, serialised by the caller: insert, or replace the record of r->id. */
 int lt_apikeys_put(struct lt_apikeys *t, const struct lt_key_rec *r);
 
+/*
+ * The pinned lt_apikey map (lt_abi.h): how a process other than the agent
+ * reads API-key records without SQLite, and how the agent writes them.
+ */
+#include "lt_abi.h"
+
+/* The map's key and value for r (name and created_at are not in the map). */
+void lt_apikey_to_map(const struct lt_key_rec *r, struct lt_apikey_key *k, struct lt_apikey_val *v);
+/*
+ * Writes r. If that fails for a revoked record, the entry is deleted instead
+ * (fail closed) and 0 returned; otherwise -errno.
+ */
+int lt_apikey_map_put(int fd, const struct lt_key_rec *r);
+/* Removes id (-ENOENT if absent). */
+int lt_apikey_map_del(int fd, const char *id);
+/* 0 and the record of id (name "", created_at 0), or -ENOENT / -errno. */
+int lt_apikey_map_get(int fd, const char *id, struct lt_key_rec *out);
+/* lt_apikey_map_get as an lt_apikey_get_fn (auth.h): ctx points to the fd. */
+int lt_apikey_map_fn(void *ctx, const char *id, struct lt_key_rec *out);
+
 #endif

@@ -24,6 +24,7 @@ enum lt_map_id {
 	LT_M_SCACHE,
 	LT_M_USAGE,
 	LT_M_KEYIDX,
+	LT_M_APIKEY,
 	LT_M__MAX,
 };
 

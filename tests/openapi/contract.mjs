@@ -232,6 +232,14 @@ await op('delete', 'delete', PO, `${PO}?prefix=198.51.100.0/24`, T_ADMIN, undefi
 await op('bad prefix', 'delete', PO, `${PO}?prefix=nope`, T_ADMIN, undefined, 400);
 await op('gone', 'delete', PO, `${PO}?prefix=198.51.100.0/24`, T_ADMIN, undefined, 404);
 
+// ---- buckets for another process (the gateway's lt_bucket_resolve)
+const BK = `${A}/buckets`;
+const made = await op('make', 'post', BK, BK, T_ADMIN, { key: `u/USER/openai/${U2}` }, 200);
+got = await op('again: the same slot', 'post', BK, BK, T_ADMIN, { key: `u/USER/openai/${U2}` }, 200);
+same('bucket: one key, one slot', got.json?.slot, made.json?.slot);
+await op('not canonical', 'post', BK, BK, T_ADMIN, { key: "u/USER/openai/ABCDEF00-0000-0000-0000-000000000002" }, 400);
+await op('no such API key', 'post', BK, BK, T_ADMIN, { key: 'k/lk_00000000deadbeef' }, 403);
+
 // ---- health and metrics
 await op('up', 'get', '/healthz', '/healthz', '', undefined, 200);
 await op('ready', 'get', '/readyz', '/readyz', '', undefined, 200);

@@ -1,0 +1,228 @@
+// SPDX-License-Identifier: MIT
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <openssl/crypto.h>
+#include <openssl/rand.h>
+#include <openssl/sha.h>
+#include "auth.h"
+#include "tenant.h"
+
+#define LT_APIKEY_SECRET_MAX 96 /* bytes of "lk_<id>.<secret>" */
+
+/* ---- the verified-token memo ---------------------------------------------- */
+
+/*
+ * Per-thread memo of verified tokens. A token is the same bytes every time a
+ * client sends it, and verifying it (base64, HMAC or RSA/ECDSA, two JSON
+ * parses) is most of a request's cost. The memo is keyed by the exact bytes
+ * (compared in full), holds only tokens that verified, and the time claims
+ * are checked again on every use: an expired token is refused as before.
+ * A change of keys is not a concern: keys are fixed for the process.
+ */
+#define LT_MEMO_TOKEN_MAX 1024
+
+struct lt_jwt_memo {
+	size_t len;
+	char tok[LT_MEMO_TOKEN_MAX];
+	struct lt_jwt_claims c;
+};
+
+/* One memo per thread, freed when the thread ends. */
+static pthread_key_t lt_memo_key;
+static pthread_once_t lt_memo_once = PTHREAD_ONCE_INIT;
+
+static void lt_memo_init(void)
+{
+	pthread_key_create(&lt_memo_key, free);
+}
+
+int lt_jwt_verify_memo(const struct lt_jwt_verifier *v, const char *tok, int64_t now,
+		       struct lt_jwt_claims *c, char *err, size_t errlen)
+{
+	size_t len = strlen(tok);
+	struct lt_jwt_memo *e, *memo;
+	__u64 h = 1469598103934665603ULL;
+	size_t i;
+	int ret;
+
+	if (len >= LT_MEMO_TOKEN_MAX)
+		return lt_jwt_verify(v, tok, len, now, c, err, errlen);
+	pthread_once(&lt_memo_once, lt_memo_init);
+	memo = pthread_getspecific(lt_memo_key);
+	if (!memo) {
+		memo = calloc(LT_AUTH_MEMO_SLOTS, sizeof(*memo));
+		if (memo && pthread_setspecific(lt_memo_key, memo)) {
+			free(memo);
+			memo = NULL;
+		}
+	}
+	for (i = 0; i < len; i++)
+		h = (h ^ (unsigned char)tok[i]) * 1099511628211ULL;
+	e = memo ? &memo[h % LT_AUTH_MEMO_SLOTS] : NULL;
+	if (e && e->len == len && !memcmp(e->tok, tok, len)) {
+		if (lt_jwt_expired(v, e->c.exp, now)) { /* saturating: exp may be INT64_MAX */
+			snprintf(err, errlen, "token expired");
+			return -EACCES;
+		}
+		*c = e->c;
+		return 0;
+	}
+	ret = lt_jwt_verify(v, tok, len, now, c, err, errlen);
+	if (!ret && e) {
+		memcpy(e->tok, tok, len);
+		e->len = len;
+		e->c = *c;
+	}
+	return ret;
+}
+
+/* ---- API keys --------------------------------------------------------------- */
+
+int lt_apikey_check(lt_apikey_get_fn get, void *ctx, const char *secret, int64_t now_unix,
+		    struct lt_key_rec *out)
+{
+	unsigned char h[32];
+	char id[40];
+	const char *dot = strchr(secret, '.');
+	struct lt_key_rec r;
+
+	if (strncmp(secret, "lk_", 3) || !dot || dot - secret >= (long)sizeof(id) ||
+	    strlen(secret) > LT_APIKEY_SECRET_MAX)
+		return -EACCES;
+	memcpy(id, secret, (size_t)(dot - secret));
+	id[dot - secret] = '\0';
+	SHA256((const unsigned char *)secret, strlen(secret), h);
+	if (get(ctx, id, &r) || CRYPTO_memcmp(h, r.hash, 32) || r.revoked ||
+	    (r.expires_at && now_unix >= r.expires_at))
+		return -EACCES;
+	*out = r;
+	return 0;
+}
+
+/* ---- principal and tier ------------------------------------------------------ */
+
+/* An empty role matches nothing: not a tier, not the admin role. */
+static int lt_role_is(const char *role, const char *want)
+{
+	return role[0] && want[0] && !strcmp(role, want);
+}
+
+static void lt_pick_tier(const struct lt_auth_roles *ro, const struct lt_jwt_claims *c, char *tier,
+			 size_t len)
+{
+	int i, j;
+
+	for (i = 0; i < ro->ntiers; i++)
+		for (j = 0; j < c->nroles; j++)
+			if (lt_role_is(c->roles[j], ro->tiers[i])) {
+				snprintf(tier, len, "%s", ro->tiers[i]);
+				return;
+			}
+	snprintf(tier, len, "%s", ro->default_tier);
+}
+
+static int lt_auth_refuse(struct lt_auth_fail *f, const char *type, const char *title,
+			  const char *field, const char *detail)
+{
+	f->type = type;
+	f->title = title;
+	f->field = field;
+	snprintf(f->detail, sizeof(f->detail), "%s", detail);
+	return -EACCES;
+}
+
+int lt_auth_request(const struct lt_auth *a, const struct lt_auth_roles *ro, const char *auth,
+		    const char *key, int64_t now, struct lt_principal *p, struct lt_auth_fail *f)
+{
+	struct lt_jwt_claims c;
+	struct lt_key_rec kr;
+	char err[256];
+	int i;
+
+	memset(p, 0, sizeof(*p));
+	if (!key && auth && !strncasecmp(auth, "Bearer lk_", 10))
+		key = auth + 7;
+	if (key) {
+		if (!a->key_get || lt_apikey_check(a->key_get, a->key_ctx, key, now, &kr))
+			return lt_auth_refuse(f, "unauthorized", "Unauthorized", "X-API-Key",
+					      "API key is unknown, revoked or expired");
+		/* records made before ids were canonical may hold upper case */
+		if (lt_claim_id_canon(kr.owner, p->sub, sizeof(p->sub)))
+			p->sub[0] = '\0';
+		snprintf(p->tier, sizeof(p->tier), "%s", kr.tier);
+		if (kr.org[0] && !lt_claim_id_canon(kr.org, p->orgs[0], sizeof(p->orgs[0])))
+			p->norgs = 1;
+		snprintf(p->key_id, sizeof(p->key_id), "%s", kr.id);
+		p->key_limit = kr.limit;
+		return 0;
+	}
+	if (!auth || strncasecmp(auth, "Bearer ", 7))
+		return lt_auth_refuse(f, "unauthorized", "Unauthorized", "Authorization",
+				      "send 'Authorization: Bearer <JWT>' or 'X-API-Key: <key>'");
+	if (lt_jwt_verify_memo(a->jwt, auth + 7, now, &c, err, sizeof(err)))
+		return lt_auth_refuse(f, "invalid-token", "Invalid token", "Authorization", err);
+	/* one spelling from here on: UUID-shaped ids in lower case (tenant.h) */
+	lt_claim_id_canon(c.sub, p->sub, sizeof(p->sub)); /* fits: same size */
+	lt_pick_tier(ro, &c, p->tier, sizeof(p->tier));
+	for (i = 0; i < c.nroles; i++)
+		p->admin |= lt_role_is(c.roles[i], ro->admin_role);
+	for (i = 0; i < c.norgs; i++)
+		lt_claim_id_canon(c.orgs[i], p->orgs[i], sizeof(p->orgs[i]));
+	p->norgs = c.norgs;
+	return 0;
+}
+
+/* ---- the HS256 secret ---------------------------------------------------------- */
+
+int lt_jwt_secret(const char *state_dir, const char *cfg_secret, char *out, size_t len,
+		  const char **source)
+{
+	const char *env = getenv("LT_JWT_SECRET");
+	static __thread char path[512]; /* *source may point here */
+	unsigned char rnd[48];
+	FILE *f;
+	size_t n;
+	int fd;
+
+	if (cfg_secret && cfg_secret[0]) {
+		snprintf(out, len, "%s", cfg_secret);
+		*source = "the config file";
+		return 0;
+	}
+	if (env && env[0]) {
+		snprintf(out, len, "%s", env);
+		*source = "LT_JWT_SECRET";
+		return 0;
+	}
+	snprintf(path, sizeof(path), "%s/jwt-secret", state_dir);
+	*source = path;
+	f = fopen(path, "r");
+	if (f) {
+		n = fread(out, 1, len - 1, f);
+		fclose(f);
+		out[n] = '\0';
+		out[strcspn(out, "\n")] = '\0';
+		return out[0] ? 0 : -EINVAL;
+	}
+	if (RAND_bytes(rnd, sizeof(rnd)) != 1 || lt_b64url_encode(rnd, sizeof(rnd), out, len) < 0)
+		return -EIO;
+	OPENSSL_cleanse(rnd, sizeof(rnd));
+	/* private whatever the umask; a library does not change the process's umask */
+	fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+	if (fd < 0)
+		return -errno;
+	f = fdopen(fd, "w");
+	if (!f) {
+		close(fd);
+		return -errno;
+	}
+	fprintf(f, "%s\n", out);
+	if (fclose(f))
+		return -errno;
+	return 0;
+}
