@@ -17,6 +17,7 @@ struct side {
 	__u64 *tat;
 	const struct lt_rate *r;
 	long admitted, contended;
+	pthread_barrier_t *start;
 };
 
 static void *side_fn(void *arg)
@@ -25,6 +26,7 @@ static void *side_fn(void *arg)
 	__u64 seen;
 	int i;
 
+	pthread_barrier_wait(s->start);
 	for (i = 0; i < 3000000; i++) {
 		int v = lt_bucket_consume(s->tat, s->r, T_NOW, 1, &seen);
 
@@ -34,25 +36,40 @@ static void *side_fn(void *arg)
 	return NULL;
 }
 
+/*
+ * Rounds until the two threads really overlapped: on a loaded machine one
+ * may finish before the other is scheduled. Every round must be exact.
+ */
 static void contended_calls_change_nothing(void)
 {
 	struct lt_rate r;
-	__u64 tat = 0, s0, frac;
-	struct side a = { &tat, &r, 0, 0 }, b = { &tat, &r, 0, 0 };
-	pthread_t ta, tb;
+	__u64 tat, s0, frac;
+	long contended = 0;
+	int round;
 
 	CHECK_EQ(lt_rate_init(&r, 1000000000000ULL, 1, 1000000000ULL), 0);
 	s0 = lt_scaled(&r, T_NOW, &frac);
-	pthread_create(&ta, NULL, side_fn, &a);
-	pthread_create(&tb, NULL, side_fn, &b);
-	pthread_join(ta, NULL);
-	pthread_join(tb, NULL);
-	printf("# admitted %ld, contended %ld\n", a.admitted + b.admitted,
-	       a.contended + b.contended);
-	CHECK(a.contended + b.contended > 0); /* the race really happened */
-	CHECK_EQ(a.admitted + b.admitted + a.contended + b.contended, 6000000);
-	/* first call restarts the empty bucket at ceil(s), each admit adds 1 token */
-	CHECK_EQ(tat, s0 + (frac != 0) + ((__u64)(a.admitted + b.admitted) << r.unit_shift));
+	for (round = 0; round < 50 && !contended; round++) {
+		pthread_barrier_t start;
+		struct side a = { &tat, &r, 0, 0, &start }, b = { &tat, &r, 0, 0, &start };
+		pthread_t ta, tb;
+
+		tat = 0;
+		pthread_barrier_init(&start, NULL, 2);
+		pthread_create(&ta, NULL, side_fn, &a);
+		pthread_create(&tb, NULL, side_fn, &b);
+		pthread_join(ta, NULL);
+		pthread_join(tb, NULL);
+		pthread_barrier_destroy(&start);
+		printf("# round %d: admitted %ld, contended %ld\n", round, a.admitted + b.admitted,
+		       a.contended + b.contended);
+		CHECK_EQ(a.admitted + b.admitted + a.contended + b.contended, 6000000);
+		/* first call restarts the empty bucket at ceil(s), each admit adds 1 token */
+		CHECK_EQ(tat,
+			 s0 + (frac != 0) + ((__u64)(a.admitted + b.admitted) << r.unit_shift));
+		contended = a.contended + b.contended;
+	}
+	CHECK(contended > 0); /* the race really happened */
 }
 
 int main(void)
