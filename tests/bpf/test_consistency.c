@@ -475,21 +475,30 @@ static void toggle_loop(struct lt_opts *o, struct shared *sh, int cfg_fd)
 	}
 }
 
-/* The state dir holds only files (overrides, lock, store): remove them all. */
+/*
+ * The state dir holds only files (overrides, lock, store): remove them all.
+ * Passes until one finds nothing: unlinking while reading a tmpfs
+ * directory can skip entries.
+ */
 static void rm_flat_dir(const char *dir)
 {
 	char path[512];
 	struct dirent *de;
-	DIR *d = opendir(dir);
+	int pass, found = 1;
 
-	while (d && (de = readdir(d))) {
-		if (de->d_name[0] == '.')
-			continue;
-		snprintf(path, sizeof(path), "%s/%s", dir, de->d_name);
-		unlink(path);
+	for (pass = 0; pass < 10 && found; pass++) {
+		DIR *d = opendir(dir);
+
+		found = 0;
+		while (d && (de = readdir(d))) {
+			if (!strcmp(de->d_name, ".") || !strcmp(de->d_name, ".."))
+				continue;
+			snprintf(path, sizeof(path), "%s/%s", dir, de->d_name);
+			found += !unlink(path);
+		}
+		if (d)
+			closedir(d);
 	}
-	if (d)
-		closedir(d);
 	rmdir(dir);
 }
 
