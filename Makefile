@@ -49,11 +49,12 @@ E2E_TOOLS := $(patsubst tests/e2e/%.c,$(BUILD)/san/tests/%,$(wildcard tests/e2e/
 BENCH := $(BUILD)/bench
 RAWSEND := $(BUILD)/lt_rawsend
 
-.PHONY: all test run bench vmlinux clean help deps format format-check
+.PHONY: all test run bench fuzz vmlinux clean help deps format format-check
 .DELETE_ON_ERROR:
 .SECONDARY:
 
-all: $(REL_AGENT) $(SAN_AGENT) $(UNIT_TESTS) $(BPF_TESTS) $(E2E_TOOLS) $(BENCH) $(RAWSEND)
+all: $(REL_AGENT) $(SAN_AGENT) $(UNIT_TESTS) $(BPF_TESTS) $(E2E_TOOLS) $(BENCH) $(RAWSEND) \
+	$(FUZZERS)
 
 help:
 	@echo "make            build everything (build/)"
@@ -62,6 +63,8 @@ help:
 	@echo "                netns (veth), e2e (the real agent and its REST API), fuzz smoke"
 	@echo "make run        install deps, build, attach leaky-agent to lo (embedded config)"
 	@echo "make bench      install deps, build, print benchmark figures and ratios"
+	@echo "make fuzz       run each libFuzzer harness (tests/fuzz/) for FUZZ_SECONDS (60) each;"
+	@echo "                new inputs in build/fuzz/corpus/, crashes in build/fuzz/crashes/"
 	@echo "make vmlinux    regenerate vmlinux/vmlinux.h from this kernel's BTF"
 	@echo "make format     clang-format every source file in place"
 	@echo "make format-check  fail if any source file is not clang-formatted"
@@ -81,6 +84,10 @@ run: deps
 bench: deps
 	@$(MAKE) --no-print-directory $(BENCH) $(REL_AGENT)
 	@bash scripts/bench.sh
+
+fuzz: deps
+	@$(MAKE) --no-print-directory $(FUZZERS)
+	@FUZZ_SECONDS=$(FUZZ_SECONDS) bash tests/fuzz/run.sh long
 
 vmlinux:
 	$(BPFTOOL) btf dump file /sys/kernel/btf/vmlinux format c > vmlinux/vmlinux.h
@@ -150,3 +157,22 @@ $(BENCH): $(BUILD)/rel/bench/bench.o $(BUILD)/rel/libagent.a $(BUILD)/rel/liblt.
 # the netns tests' frame sender: needs nothing but libc
 $(RAWSEND): $(BUILD)/rel/tests/netns/lt_rawsend.o
 	$(CC) $(CFLAGS_REL) $^ -o $@
+
+# --- fuzzing: libFuzzer harnesses (tests/fuzz/fuzz_*.c), clang with ASan and UBSan -----
+# Their own objects: the fuzzer runtime is clang's, and it does not mix with gcc's ASan.
+# (gcc with -Werror is the build that lints; clang warns here without failing.)
+FUZZ_CC ?= clang
+FUZZ_SECONDS ?= 60
+FUZZ_CFLAGS := $(filter-out -Wno-format-truncation -Werror,$(CFLAGS_COMMON)) -O1 -fno-omit-frame-pointer -fsanitize=address,undefined \
+	-fno-sanitize-recover=all -Wno-tautological-constant-compare
+FUZZERS := $(patsubst tests/fuzz/%.c,$(BUILD)/fuzz/bin/%,$(wildcard tests/fuzz/fuzz_*.c))
+
+$(BUILD)/fuzz/%.o: %.c $(HDRS)
+	@mkdir -p $(@D)
+	$(FUZZ_CC) $(FUZZ_CFLAGS) -fsanitize=fuzzer-no-link $(call incs,$<) -c $< -o $@
+$(eval $(call lt_archives,fuzz))
+$(BUILD)/fuzz/agent/config_default.o: agent/default-config.json
+
+$(BUILD)/fuzz/bin/%: $(BUILD)/fuzz/tests/fuzz/%.o $(BUILD)/fuzz/libagent.a $(BUILD)/fuzz/liblt.a
+	@mkdir -p $(@D)
+	$(FUZZ_CC) $(FUZZ_CFLAGS) -fsanitize=fuzzer $^ -o $@ $(LDLIBS)

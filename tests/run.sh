@@ -54,7 +54,7 @@ for src in tests/bpf/test_*.c; do
 	t=build/san/tests/$(basename "$src" .c)
 	run_suite "bpf:$(basename "$t")" "$t"
 done
-for t in tests/netns/test_*.sh tests/e2e/test_*.sh; do
+for t in tests/netns/test_*.sh tests/e2e/test_*.sh tests/fuzz/test_*.sh; do
 	run_suite "$(basename "$(dirname "$t")"):$(basename "$t" .sh)" bash "$t"
 done
 
