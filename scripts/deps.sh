@@ -8,6 +8,8 @@ PKGS=(
 	# build
 	make gcc clang llvm libbpf-dev bpftool libelf-dev zlib1g-dev linux-libc-dev pkg-config
 	clang-format
+	# libFuzzer and clang's sanitizer runtimes (make fuzz, the fuzz smoke of make test)
+	libclang-rt-14-dev
 	# agent and gateway libraries
 	libjansson-dev libmicrohttpd-dev libssl-dev libsqlite3-dev librdkafka-dev
 	libcurl4-openssl-dev
