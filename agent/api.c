@@ -1,16 +1,11 @@
 // SPDX-License-Identifier: MIT
 /*
- * api.c - the HTTP server (libmicrohttpd, epoll, thread pool), the response
- * helpers, authentication, the token API of the product brief, health and
- * Prometheus metrics. Admin resources are in api_admin.c.
- *
- * A slow client cannot block others: connections are multiplexed by epoll,
- * each is bounded in memory (headers) and time (idle timeout), and bodies
- * beyond cp->max_body are refused with 413 without being read into memory.
+ * api.c - the agent's routes on the liblt HTTP server (lib/httpd.c: the
+ * daemon, body limit, slow-client defences, request phases): their access
+ * phases (authentication, admin right), the token API of the product brief,
+ * health and Prometheus metrics, and the log phase (request metrics). Admin
+ * resources are in api_admin.c.
  */
-#include <arpa/inet.h>
-#include <sys/resource.h>
-#include <sys/socket.h>
 #include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -67,68 +62,6 @@ static void lt_met_request(struct lt_api *a, unsigned status, __u64 ns)
 	__atomic_fetch_add(&m->hist_count, 1, __ATOMIC_RELAXED);
 	if (status / 100 < 6)
 		__atomic_fetch_add(&m->http[status / 100], 1, __ATOMIC_RELAXED);
-}
-
-/* ---- responses ---------------------------------------------------------- */
-
-static enum MHD_Result lt_send(struct lt_req *r, unsigned status, const char *ctype, char *body,
-			       const char *const *hdrs)
-{
-	struct MHD_Response *resp;
-	enum MHD_Result ret;
-	int i;
-
-	resp = MHD_create_response_from_buffer(strlen(body), body, MHD_RESPMEM_MUST_FREE);
-	if (!resp) {
-		free(body);
-		return MHD_NO;
-	}
-	MHD_add_response_header(resp, "Content-Type", ctype);
-	MHD_add_response_header(resp, "Cache-Control", "no-store");
-	for (i = 0; hdrs && hdrs[i]; i += 2)
-		MHD_add_response_header(resp, hdrs[i], hdrs[i + 1]);
-	r->status = status;
-	ret = MHD_queue_response(r->conn, status, resp);
-	MHD_destroy_response(resp);
-	return ret;
-}
-
-static enum MHD_Result lt_reply_json_h(struct lt_req *r, unsigned status, json_t *body,
-				       const char *ctype, const char *const *hdrs)
-{
-	char *s = body ? json_dumps(body, JSON_COMPACT) : NULL;
-
-	json_decref(body);
-	if (!s) {
-		/* a bug or out of memory: say so rather than drop the connection */
-		log_error_rl("api: %s %.128s -> 500: the response (status %u) could not be built",
-			     r->method, r->url, status);
-		s = strdup(lt_problem_internal);
-		return s ? lt_send(r, 500, "application/problem+json", s, NULL) : MHD_NO;
-	}
-	return lt_send(r, status, ctype, s, hdrs);
-}
-
-enum MHD_Result lt_reply_json(struct lt_req *r, unsigned status, json_t *body)
-{
-	return lt_reply_json_h(r, status, body, "application/json", NULL);
-}
-
-enum MHD_Result lt_problem(struct lt_req *r, unsigned status, const char *type, const char *title,
-			   const char *field, const char *fmt, ...)
-{
-	char detail[512];
-	va_list ap;
-
-	va_start(ap, fmt);
-	vsnprintf(detail, sizeof(detail), fmt, ap);
-	va_end(ap);
-	/* a 5xx is our failure, not the client's: the operator needs its cause */
-	if (status >= 500)
-		log_error_rl("api: %s %.128s -> %u %s: %s", r->method, r->url, status, title,
-			     detail);
-	return lt_reply_json_h(r, status, lt_problem_json(status, type, title, field, detail),
-			       "application/problem+json", NULL);
 }
 
 /* ---- authentication -------------------------------------------------------- */
@@ -316,8 +249,7 @@ static enum MHD_Result lt_consume(struct lt_req *r)
 	json_t *root, *out;
 	int verdict, kverdict = LT_ADMIT, ret, attempt;
 
-	if (lt_authenticate(r, &p, &res))
-		return res;
+	p = r->principal; /* the route's access phase */
 	root = json_loadb(r->body ? r->body : "", r->len, JSON_REJECT_DUPLICATES, &jerr);
 	if (!json_is_object(root)) {
 		json_decref(root);
@@ -506,14 +438,12 @@ static enum MHD_Result lt_quota_get(struct lt_req *r, int org)
 	const char *prov = MHD_lookup_connection_value(r->conn, MHD_GET_ARGUMENT_KIND, "provider");
 	struct lt_quota_view v;
 	struct lt_principal p;
-	enum MHD_Result res;
 	char key[LT_BUCKET_KEY_LEN], id[LT_UUID_LEN + 1];
 	json_t *out;
 	__u32 slot;
 	int ret;
 
-	if (lt_authenticate(r, &p, &res))
-		return res;
+	p = r->principal; /* the route's access phase */
 	if (!raw || lt_uuid_canon(raw, id))
 		return lt_problem(r, 400, "invalid-field", "Invalid field",
 				  org ? "orgId" : "userId", "%s must be a UUID",
@@ -612,445 +542,123 @@ static enum MHD_Result lt_metrics(struct lt_req *r)
 	return lt_send(r, 200, "text/plain; version=0.0.4", b.p, NULL);
 }
 
-/* ---- routing ------------------------------------------------------------------ */
+/* ---- routes and phases --------------------------------------------------------- */
 
-static enum MHD_Result lt_route(struct lt_req *r)
+/* The access phase of the token API: any authenticated principal (r->principal). */
+static int lt_access_user(struct lt_req *r, enum MHD_Result *res)
 {
-	const char *m = r->method, *u = r->url;
-	int get = !strcmp(m, "GET"), post = !strcmp(m, "POST");
-	struct lt_principal p;
+	return lt_authenticate(r, &r->principal, res);
+}
+
+/* The access phase of admin resources: authenticated, with the admin role. */
+static int lt_access_admin(struct lt_req *r, enum MHD_Result *res)
+{
+	if (lt_authenticate(r, &r->principal, res))
+		return -1;
+	if (r->principal.admin)
+		return 0;
+	*res = lt_problem(r, 403, "forbidden", "Forbidden", "Authorization",
+			  "admin resources need the %s role", r->cp->admin_role);
+	return -1;
+}
+
+static enum MHD_Result lt_healthz(struct lt_req *r)
+{
+	return lt_reply_json(r, 200, json_pack("{s:s}", "status", "ok"));
+}
+
+static enum MHD_Result lt_readyz(struct lt_req *r)
+{
+	/* Not ready while enforcement is missing somewhere, same rule as `status`. */
+	if (!__atomic_load_n(&r->api->attached, __ATOMIC_RELAXED))
+		return lt_reply_json(r, 503,
+				     json_pack("{s:s, s:s}", "status", "not ready", "reason",
+					       "an interface lost the program (see "
+					       "`leaky-agent status`)"));
+	return lt_reply_json(r, 200,
+			     json_pack("{s:s, s:I}", "status", "ready", "buckets",
+				       (json_int_t)lt_quota_buckets(r->api->q)));
+}
+
+static enum MHD_Result lt_quota_user(struct lt_req *r)
+{
+	return lt_quota_get(r, 0);
+}
+
+static enum MHD_Result lt_quota_org(struct lt_req *r)
+{
+	return lt_quota_get(r, 1);
+}
+
+/* Under /api/v1/admin/, after the admin access phase. */
+static enum MHD_Result lt_admin(struct lt_req *r)
+{
 	enum MHD_Result res;
 
-	if (!strcmp(u, "/healthz"))
-		return get ? lt_reply_json(r, 200, json_pack("{s:s}", "status", "ok")) :
-			     lt_problem(r, 405, "method-not-allowed", "Method not allowed", NULL,
-					"use GET");
-	if (!strcmp(u, "/readyz")) {
-		if (!get)
-			return lt_problem(r, 405, "method-not-allowed", "Method not allowed", NULL,
-					  "use GET");
-		/* Not ready while enforcement is missing somewhere, same rule as `status`. */
-		if (!__atomic_load_n(&r->api->attached, __ATOMIC_RELAXED))
-			return lt_reply_json(r, 503,
-					     json_pack("{s:s, s:s}", "status", "not ready",
-						       "reason",
-						       "an interface lost the program (see "
-						       "`leaky-agent status`)"));
-		return lt_reply_json(r, 200,
-				     json_pack("{s:s, s:I}", "status", "ready", "buckets",
-					       (json_int_t)lt_quota_buckets(r->api->q)));
-	}
-	if (!strcmp(u, "/metrics"))
-		return get ? lt_metrics(r) :
-			     lt_problem(r, 405, "method-not-allowed", "Method not allowed", NULL,
-					"use GET");
-	if (!strcmp(u, "/api/v1/tokens/consume"))
-		return post ? lt_consume(r) :
-			      lt_problem(r, 405, "method-not-allowed", "Method not allowed", NULL,
-					 "use POST");
-	if (!strcmp(u, "/api/v1/tokens/quota"))
-		return get ? lt_quota_get(r, 0) :
-			     lt_problem(r, 405, "method-not-allowed", "Method not allowed", NULL,
-					"use GET");
-	if (!strcmp(u, "/api/v1/tokens/quota/org"))
-		return get ? lt_quota_get(r, 1) :
-			     lt_problem(r, 405, "method-not-allowed", "Method not allowed", NULL,
-					"use GET");
-	if (!strncmp(u, "/api/v1/admin/", 14)) {
-		if (lt_authenticate(r, &p, &res))
-			return res;
-		if (!p.admin)
-			return lt_problem(r, 403, "forbidden", "Forbidden", "Authorization",
-					  "admin resources need the %s role", r->cp->admin_role);
-		if (!strcmp(u, "/api/v1/admin/buckets"))
-			return post ? lt_buckets_post(r) :
-				      lt_problem(r, 405, "method-not-allowed", "Method not allowed",
-						 NULL, "use POST");
-		if (lt_admin_route(r, &p, &res) == 0)
-			return res;
-	}
-	return lt_problem(r, 404, "not-found", "Not found", NULL, "no resource at %.128s", u);
+	if (!strcmp(r->url, "/api/v1/admin/buckets"))
+		return !strcmp(r->method, "POST") ?
+			       lt_buckets_post(r) :
+			       lt_problem(r, 405, "method-not-allowed", "Method not allowed", NULL,
+					  "use POST");
+	if (lt_admin_route(r, &r->principal, &res) == 0)
+		return res;
+	return lt_problem(r, 404, "not-found", "Not found", NULL, "no resource at %.128s", r->url);
 }
 
-struct lt_framing {
-	int content_length, transfer_encoding; /* how many of each header */
+static const struct lt_route lt_routes[] = {
+	{ .method = "GET", .path = "/healthz", .handler = lt_healthz },
+	{ .method = "GET", .path = "/readyz", .handler = lt_readyz },
+	{ .method = "GET", .path = "/metrics", .handler = lt_metrics },
+	{ .method = "POST",
+	  .path = "/api/v1/tokens/consume",
+	  .access = lt_access_user,
+	  .handler = lt_consume },
+	{ .method = "GET",
+	  .path = "/api/v1/tokens/quota",
+	  .access = lt_access_user,
+	  .handler = lt_quota_user },
+	{ .method = "GET",
+	  .path = "/api/v1/tokens/quota/org",
+	  .access = lt_access_user,
+	  .handler = lt_quota_org },
+	{ .path = "/api/v1/admin/",
+	  .flags = LT_ROUTE_PREFIX,
+	  .access = lt_access_admin,
+	  .handler = lt_admin },
+	{ 0 },
 };
 
-static enum MHD_Result lt_count_framing(void *cls, enum MHD_ValueKind kind, const char *key,
-					const char *value)
+/* The log phase: request counts and latency. */
+static void lt_api_log(struct lt_req *r)
 {
-	struct lt_framing *f = cls;
-
-	(void)kind;
-	(void)value;
-	if (!strcasecmp(key, "Content-Length"))
-		f->content_length++;
-	else if (!strcasecmp(key, "Transfer-Encoding"))
-		f->transfer_encoding++;
-	return MHD_YES;
+	lt_met_request(r->api, (unsigned)r->status, lt_now_ns() - r->start_ns);
 }
 
-/*
- * RFC 9112 6.3: a request whose length is ambiguous is refused with 400 and
- * the connection closed, so no proxy in front of us can frame it otherwise
- * (request smuggling). Two Content-Length headers are refused even when they
- * agree (RFC 9110 8.6 allows either; one rule is simpler to audit), and so is
- * Content-Length with Transfer-Encoding. libmicrohttpd already refuses a
- * list value ("5, 5") with its own 400.
- */
-static int lt_framing_ok(struct MHD_Connection *conn, const char **why)
+static unsigned lt_api_max_body(const struct lt_cp_config *cp)
 {
-	struct lt_framing f = { 0 };
-
-	MHD_get_connection_values(conn, MHD_HEADER_KIND, lt_count_framing, &f);
-	if (f.content_length > 1) {
-		*why = "more than one Content-Length header";
-		return 0;
-	}
-	if (f.content_length && f.transfer_encoding) {
-		*why = "both Content-Length and Transfer-Encoding";
-		return 0;
-	}
-	return 1;
-}
-
-/* ---- slow clients -------------------------------------------------------------
- *
- * libmicrohttpd's connection timeout restarts with every byte, so a client
- * that trickles one header line every few seconds holds its connection for
- * ever; 4096 of them took every connection slot. Three defences:
- *  - at most api.max_conns_per_client connections from one source address
- *    (MHD_OPTION_PER_IP_CONNECTION_LIMIT);
- *  - a deadline for the whole request, head and body, that bytes do not
- *    extend: each connection records when its current request began (its
- *    opening, or the end of the previous request), and a sweeper closes,
- *    once a second, those still receiving after api.request_timeout;
- *  - libmicrohttpd's own log lines, one per abandoned connection, go
- *    through the rate-limited logger.
- * The sweeper closes with shutdown(2), which makes the connection's own
- * thread see the end of the stream and clean up; it holds the list's lock,
- * and a connection leaves the list (NOTIFY_CLOSED) before its socket is
- * closed, so the descriptor cannot have been reused by then.
- */
-struct lt_api_conn {
-	struct lt_api_conn *prev, *next;
-	int fd;
-	__u64 since_ns; /* the current request began (atomic) */
-	int receiving; /* 1 until its response is queued (atomic) */
-};
-
-struct lt_api_conns {
-	pthread_mutex_t lock;
-	struct lt_api_conn head; /* circular list */
-	pthread_t sweeper;
-	int stop; /* atomic */
-	__u64 timeout_ns;
-	unsigned long long closed; /* by the deadline, in total */
-};
-
-static void lt_conn_notify(void *cls, struct MHD_Connection *conn, void **socket_ctx,
-			   enum MHD_ConnectionNotificationCode code)
-{
-	struct lt_api_conns *cs = ((struct lt_api *)cls)->conns;
-	struct lt_api_conn *c = *socket_ctx;
-
-	if (code == MHD_CONNECTION_NOTIFY_STARTED) {
-		const union MHD_ConnectionInfo *ci =
-			MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CONNECTION_FD);
-
-		c = calloc(1, sizeof(*c));
-		if (!c || !ci) {
-			free(c);
-			return; /* untracked: MHD's own idle timeout still applies */
-		}
-		c->fd = ci->connect_fd;
-		c->since_ns = lt_now_ns();
-		c->receiving = 1;
-		pthread_mutex_lock(&cs->lock);
-		c->next = cs->head.next;
-		c->prev = &cs->head;
-		cs->head.next->prev = c;
-		cs->head.next = c;
-		pthread_mutex_unlock(&cs->lock);
-		*socket_ctx = c;
-	} else if (c) { /* MHD_CONNECTION_NOTIFY_CLOSED: before its socket is closed */
-		pthread_mutex_lock(&cs->lock);
-		c->prev->next = c->next;
-		c->next->prev = c->prev;
-		pthread_mutex_unlock(&cs->lock);
-		free(c);
-		*socket_ctx = NULL;
-	}
-}
-
-static void *lt_conn_sweeper(void *arg)
-{
-	struct lt_api_conns *cs = arg;
-	struct timespec tick = { 0, 250 * 1000000L };
-	unsigned ticks = 0;
-
-	while (!__atomic_load_n(&cs->stop, __ATOMIC_RELAXED)) {
-		struct lt_api_conn *c;
-		unsigned n = 0;
-		__u64 now;
-
-		nanosleep(&tick, NULL);
-		if (++ticks % 4)
-			continue; /* a second between sweeps; a quick exit on stop */
-		pthread_mutex_lock(&cs->lock);
-		now = lt_now_ns(); /* after the sleep: no request here began after it */
-		for (c = cs->head.next; c != &cs->head; c = c->next) {
-			__u64 since;
-
-			if (!__atomic_load_n(&c->receiving, __ATOMIC_ACQUIRE))
-				continue;
-			since = __atomic_load_n(&c->since_ns, __ATOMIC_RELAXED);
-			if (since >= now || now - since < cs->timeout_ns)
-				continue;
-			__atomic_store_n(&c->receiving, 0, __ATOMIC_RELAXED); /* once */
-			shutdown(c->fd, SHUT_RDWR);
-			n++;
-		}
-		cs->closed += n;
-		pthread_mutex_unlock(&cs->lock);
-		if (n)
-			log_warn_rl("api: closed %u connections that sent no whole request in "
-				    "%llu s (%llu in all)",
-				    n, (unsigned long long)(cs->timeout_ns / LT_NS_PER_SEC),
-				    cs->closed);
-		lt_log_rl_flush();
-	}
-	return NULL;
-}
-
-/* The request on c has been read: its deadline no longer applies. */
-static void lt_conn_received(struct lt_req *r)
-{
-	if (r->cc)
-		__atomic_store_n(&r->cc->receiving, 0, __ATOMIC_RELEASE);
-}
-
-/* The request on c is over: the next one, if any, starts its clock now. */
-static void lt_conn_next(struct lt_req *r)
-{
-	if (!r->cc)
-		return;
-	__atomic_store_n(&r->cc->since_ns, lt_now_ns(), __ATOMIC_RELAXED);
-	__atomic_store_n(&r->cc->receiving, 1, __ATOMIC_RELEASE);
-}
-
-static void lt_mhd_log_kind(const char *kind, const char *fmt, ...)
-{
-	va_list ap;
-
-	va_start(ap, fmt);
-	lt_log_vrl(kind, LT_LOG_WARN, fmt, ap);
-	va_end(ap);
-}
-
-static void lt_mhd_log(void *cls, const char *fmt, va_list ap)
-{
-	char line[512];
-	size_t n;
-
-	(void)cls;
-	if (LT_LOG_WARN > lt_log_level)
-		return;
-	vsnprintf(line, sizeof(line), fmt, ap);
-	n = strlen(line);
-	while (n && line[n - 1] == '\n') /* MHD ends its lines; ours add one */
-		line[--n] = '\0';
-	lt_mhd_log_kind(fmt, "http: %s", line);
-}
-
-/*
- * 4096 connections need as many descriptors; a service manager's default
- * soft limit is often 1024, at which accept() fails and every client is
- * refused. Raise the soft limit as far as the hard one allows.
- */
-#define LT_API_MAX_CONNS 4096u
-
-static void lt_api_nofile(void)
-{
-	struct rlimit rl;
-	rlim_t want = LT_API_MAX_CONNS + 1024;
-
-	if (getrlimit(RLIMIT_NOFILE, &rl) || rl.rlim_cur >= want)
-		return;
-	rl.rlim_cur = rl.rlim_max < want ? rl.rlim_max : want;
-	if (setrlimit(RLIMIT_NOFILE, &rl) || rl.rlim_cur < want)
-		log_warn("api: open files limited to %llu (ulimit -n): fewer than %u clients can "
-			 "connect at once",
-			 (unsigned long long)rl.rlim_cur, LT_API_MAX_CONNS);
-}
-
-static int lt_conns_start(struct lt_api *a, __u64 timeout_ns)
-{
-	struct lt_api_conns *cs = calloc(1, sizeof(*cs));
-
-	if (!cs)
-		return -ENOMEM;
-	pthread_mutex_init(&cs->lock, NULL);
-	cs->head.next = cs->head.prev = &cs->head;
-	cs->timeout_ns = timeout_ns;
-	if (pthread_create(&cs->sweeper, NULL, lt_conn_sweeper, cs)) {
-		pthread_mutex_destroy(&cs->lock);
-		free(cs);
-		return -EAGAIN;
-	}
-	a->conns = cs;
-	return 0;
-}
-
-static void lt_conns_stop(struct lt_api *a)
-{
-	struct lt_api_conns *cs = a->conns;
-
-	if (!cs)
-		return;
-	__atomic_store_n(&cs->stop, 1, __ATOMIC_RELAXED);
-	pthread_join(cs->sweeper, NULL);
-	pthread_mutex_destroy(&cs->lock);
-	free(cs);
-	a->conns = NULL;
-}
-
-static enum MHD_Result lt_handle(struct lt_api *a, const struct lt_cp_config *cp,
-				 struct MHD_Connection *conn, const char *url, const char *method,
-				 const char *upload, size_t *upload_size, void **con_cls)
-{
-	struct lt_req *r = *con_cls;
-
-	if (!r) {
-		r = calloc(1, sizeof(*r));
-		if (!r)
-			return MHD_NO;
-		r->api = a;
-		r->conn = conn;
-		r->method = method;
-		r->url = url;
-		r->start_ns = lt_now_ns();
-		{
-			const union MHD_ConnectionInfo *ci =
-				MHD_get_connection_info(conn, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
-
-			r->cc = ci ? ci->socket_context : NULL;
-		}
-		*con_cls = r;
-		/*
-		 * Answered once the body is drained, not now: a reply queued
-		 * before the body is read is often lost to the RST that closing
-		 * a socket with unread data sends.
-		 */
-		if (!lt_framing_ok(conn, &r->bad_framing))
-			r->too_big = 1; /* never buffer the body */
-		return MHD_YES;
-	}
-	if (r->bad_framing && !*upload_size) {
-		const char *hdrs[] = { "Connection", "close", NULL };
-		char d[160];
-
-		snprintf(d, sizeof(d), "the request has %s (RFC 9112 6.3)", r->bad_framing);
-		return lt_reply_json_h(
-			r, 400,
-			lt_problem_json(400, "bad-framing", "Ambiguous message length", NULL, d),
-			"application/problem+json", hdrs);
-	}
-	if (*upload_size) {
-		/* refuse, do not buffer, what is over the limit */
-		if (r->too_big || r->len + *upload_size > cp->max_body) {
-			r->too_big = 1;
-			free(r->body);
-			r->body = NULL;
-			r->len = 0;
-		} else {
-			char *nb = realloc(r->body, r->len + *upload_size + 1);
-
-			if (!nb)
-				return MHD_NO;
-			r->body = nb;
-			memcpy(r->body + r->len, upload, *upload_size);
-			r->len += *upload_size;
-			r->body[r->len] = '\0';
-		}
-		*upload_size = 0;
-		return MHD_YES;
-	}
-	r->cp = cp;
-	lt_conn_received(r);
-	if (r->too_big)
-		return lt_problem(r, 413, "body-too-large", "Body too large", NULL,
-				  "request bodies are limited to %u bytes", cp->max_body);
-	return lt_route(r);
-}
-
-/* Every call reads one config snapshot, held until it returns. */
-static enum MHD_Result lt_handler(void *cls, struct MHD_Connection *conn, const char *url,
-				  const char *method, const char *version, const char *upload,
-				  size_t *upload_size, void **con_cls)
-{
-	struct lt_api *a = cls;
-	const struct lt_cp_config *cp;
-	enum MHD_Result ret;
-	unsigned tok;
-
-	(void)version;
-	cp = lt_snap_get(&a->cp, &tok);
-	ret = lt_handle(a, cp, conn, url, method, upload, upload_size, con_cls);
-	if (*con_cls)
-		((struct lt_req *)*con_cls)->cp = NULL; /* not valid after this call */
-	lt_snap_put(&a->cp, tok);
-	return ret;
-}
-
-static void lt_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
-			 enum MHD_RequestTerminationCode toe)
-{
-	struct lt_api *a = cls;
-	struct lt_req *r = *con_cls;
-
-	(void)conn;
-	(void)toe;
-	if (!r)
-		return;
-	if (r->status)
-		lt_met_request(a, (unsigned)r->status, lt_now_ns() - r->start_ns);
-	lt_conn_next(r);
-	free(r->body);
-	free(r);
-	*con_cls = NULL;
+	return cp->max_body;
 }
 
 int lt_api_start(struct lt_api *a, char *err, size_t errlen)
 {
-	struct sockaddr_in sa = { .sin_family = AF_INET };
+	struct lt_httpd_opts o = { .cfg = &a->cp,
+				   .max_body = lt_api_max_body,
+				   .app = a,
+				   .routes = lt_routes,
+				   .log = lt_api_log };
 	const struct lt_cp_config *cp;
-	char host[64], listen[64];
-	unsigned tok, threads, conns_per_client;
-	__u64 timeout_ns;
-	char *colon;
-	long port;
+	char listen[64];
+	unsigned tok;
+	int ret;
 
 	/* read once: a reload does not move the listener or the pool */
 	cp = lt_snap_get(&a->cp, &tok);
 	snprintf(listen, sizeof(listen), "%s", cp->listen);
-	threads = cp->threads;
-	conns_per_client = cp->conns_per_client;
-	timeout_ns = cp->request_timeout_ns;
+	o.threads = cp->threads;
+	o.conns_per_client = cp->conns_per_client;
+	o.request_timeout_ns = cp->request_timeout_ns;
 	lt_snap_put(&a->cp, tok);
-	snprintf(host, sizeof(host), "%s", listen);
-	colon = strrchr(host, ':');
-	if (!colon) {
-		snprintf(err, errlen, "api listen '%s' is not ADDR:PORT", listen);
-		return -EINVAL;
-	}
-	*colon = '\0';
-	port = strtol(colon + 1, NULL, 10);
-	if (port < 1 || port > 65535 || inet_pton(AF_INET, host, &sa.sin_addr) != 1) {
-		snprintf(err, errlen, "api listen '%s' is not an IPv4 ADDR:PORT", listen);
-		return -EINVAL;
-	}
-	sa.sin_port = htons((unsigned short)port);
+	o.listen = listen;
 	a->metrics = calloc(1, sizeof(*a->metrics));
 	if (!a->metrics)
 		return -ENOMEM;
@@ -1060,37 +668,19 @@ int lt_api_start(struct lt_api *a, char *err, size_t errlen)
 		return -ENOMEM;
 	}
 	pthread_mutex_init(&a->admin_lock, NULL);
-	lt_api_nofile();
-	if (lt_conns_start(a, timeout_ns)) {
+	ret = lt_httpd_start(&a->http, &o, err, errlen);
+	if (ret) {
 		lt_met_free(&a->metrics->series);
 		free(a->metrics);
 		a->metrics = NULL;
-		return -ENOMEM;
 	}
-	a->d = MHD_start_daemon(
-		MHD_USE_EPOLL_INTERNAL_THREAD | MHD_USE_ERROR_LOG, 0, NULL, NULL, lt_handler, a,
-		MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&sa, MHD_OPTION_THREAD_POOL_SIZE, threads,
-		MHD_OPTION_CONNECTION_LIMIT, LT_API_MAX_CONNS, MHD_OPTION_PER_IP_CONNECTION_LIMIT,
-		conns_per_client, MHD_OPTION_CONNECTION_TIMEOUT, 15u,
-		MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)32768, MHD_OPTION_LISTEN_BACKLOG_SIZE,
-		1024u, MHD_OPTION_NOTIFY_COMPLETED, lt_completed, a, MHD_OPTION_NOTIFY_CONNECTION,
-		lt_conn_notify, a, MHD_OPTION_EXTERNAL_LOGGER, lt_mhd_log, NULL, MHD_OPTION_END);
-	if (!a->d) {
-		lt_conns_stop(a);
-		snprintf(err, errlen, "cannot listen on %s (in use, or not a local address?)",
-			 listen);
-		return -EADDRINUSE;
-	}
-	log_info("api: listening on http://%s", listen);
-	return 0;
+	return ret;
 }
 
 void lt_api_stop(struct lt_api *a)
 {
-	if (a->d)
-		MHD_stop_daemon(a->d);
-	a->d = NULL;
-	lt_conns_stop(a);
+	lt_httpd_stop(a->http);
+	a->http = NULL;
 	if (a->metrics) {
 		lt_met_free(&a->metrics->series);
 		free(a->metrics);

@@ -12,6 +12,7 @@
 #include <jansson.h>
 #include <microhttpd.h>
 #include "auth.h" /* struct lt_principal */
+#include "httpd.h" /* struct lt_req, the server, its response helpers */
 #include "config.h"
 #include "jwt.h"
 #include "maps.h"
@@ -23,11 +24,9 @@
 struct lt_keys;
 
 struct lt_api_metrics;
-struct lt_api_conns;
-struct lt_api_conn;
 
 struct lt_api {
-	struct MHD_Daemon *d;
+	struct lt_httpd *http; /* lib/httpd.c: the server and its request phases */
 	/*
 	 * The live control-plane config (const struct lt_cp_config *), replaced
 	 * whole by a SIGHUP reload. Each handler call takes one snapshot
@@ -48,32 +47,10 @@ struct lt_api {
 	 * watch, about once a second; __atomic): /readyz is 503 otherwise.
 	 */
 	int attached;
-	struct lt_api_conns *conns; /* open connections, for the request deadline */
-};
-
-/* One request being handled. */
-struct lt_req {
-	struct lt_api *api;
-	const struct lt_cp_config *cp; /* this handler call's snapshot of api->cp */
-	struct MHD_Connection *conn;
-	const char *method, *url;
-	char *body;
-	size_t len;
-	int too_big;
-	const char *bad_framing; /* why the length is ambiguous (400), or NULL */
-	__u64 start_ns;
-	int status; /* of the response sent, for metrics */
-	struct lt_api_conn *cc; /* its connection's deadline state */
 };
 
 int lt_api_start(struct lt_api *a, char *err, size_t errlen);
 void lt_api_stop(struct lt_api *a);
-
-/* Response helpers (api.c). Each returns the MHD result of queueing. */
-enum MHD_Result lt_reply_json(struct lt_req *r, unsigned status, json_t *body);
-enum MHD_Result lt_problem(struct lt_req *r, unsigned status, const char *type, const char *title,
-			   const char *field, const char *fmt, ...)
-	__attribute__((format(printf, 6, 7)));
 
 /* Authentication: 0 and *p, or a 401 already queued (returns -1 with *res set). */
 int lt_authenticate(struct lt_req *r, struct lt_principal *p, enum MHD_Result *res);
