@@ -48,6 +48,8 @@ BPF_TESTS := $(patsubst tests/bpf/%.c,$(BUILD)/san/tests/%,$(wildcard tests/bpf/
 E2E_TOOLS := $(patsubst tests/e2e/%.c,$(BUILD)/san/tests/%,$(wildcard tests/e2e/*.c))
 BENCH := $(BUILD)/bench
 RAWSEND := $(BUILD)/lt_rawsend
+# Defined before `all:`: a rule's prerequisites are expanded when it is read.
+FUZZERS := $(patsubst tests/fuzz/%.c,$(BUILD)/fuzz/bin/%,$(wildcard tests/fuzz/fuzz_*.c))
 
 .PHONY: all test run bench fuzz vmlinux clean help deps format format-check
 .DELETE_ON_ERROR:
@@ -165,7 +167,6 @@ FUZZ_CC ?= clang
 FUZZ_SECONDS ?= 60
 FUZZ_CFLAGS := $(filter-out -Wno-format-truncation -Werror,$(CFLAGS_COMMON)) -O1 -fno-omit-frame-pointer -fsanitize=address,undefined \
 	-fno-sanitize-recover=all -Wno-tautological-constant-compare
-FUZZERS := $(patsubst tests/fuzz/%.c,$(BUILD)/fuzz/bin/%,$(wildcard tests/fuzz/fuzz_*.c))
 
 $(BUILD)/fuzz/%.o: %.c $(HDRS)
 	@mkdir -p $(@D)
