@@ -64,7 +64,11 @@ int lt_apikeys_get(struct lt_apikeys *t, const char *id, struct lt_key_rec *out)
 	struct lt_apikey_node *n = __atomic_load_n(&x->slot[lt_idx_probe(x, id)], __ATOMIC_ACQUIRE);
 	unsigned s1, s2;
 
-	if (!n)
+	/*
+	 * The probe ended on an empty slot that a writer may have filled with
+	 * another id since: then id was absent when probed, and still is.
+	 */
+	if (!n || strcmp(n->rec.id, id))
 		return -ENOENT;
 	for (;;) {
 		s1 = __atomic_load_n(&n->seq, __ATOMIC_ACQUIRE);
