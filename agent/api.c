@@ -350,6 +350,118 @@ static int lt_parse_consume(struct lt_req *r, json_t *root, struct lt_consume_re
 	return 0;
 }
 
+/*
+ * The common consume body without jansson (json_loadb was a hashtable, four
+ * strings and an integer on the heap per request). It takes only a flat
+ * object of the four known keys, each once, with escape-free printable ASCII
+ * strings and plain positive integers, and only when every field is valid:
+ * anything else (including every error) returns -1 and the caller parses
+ * with jansson, so errors and edge cases keep exactly one implementation.
+ */
+#define LT_FAST_STR 64
+
+static const char *lt_fj_ws(const char *p, const char *end)
+{
+	while (p < end && (*p == ' ' || *p == '\t' || *p == '\n' || *p == '\r'))
+		p++;
+	return p;
+}
+
+/* a string into out (NUL-terminated); NULL if unusual */
+static const char *lt_fj_str(const char *p, const char *end, char *out, size_t len)
+{
+	size_t n = 0;
+
+	if (p >= end || *p++ != '"')
+		return NULL;
+	for (; p < end && *p != '"'; p++) {
+		if (*p == '\\' || (unsigned char)*p < 0x20 || (unsigned char)*p > 0x7e ||
+		    n + 1 >= len)
+			return NULL;
+		out[n++] = *p;
+	}
+	if (p >= end)
+		return NULL;
+	out[n] = '\0';
+	return p + 1;
+}
+
+static int lt_consume_fast(struct lt_req *r, struct lt_consume_req *c, char *prov)
+{
+	const char *p = r->body, *end = r->body + r->len;
+	char key[16], user[LT_FAST_STR], org[LT_FAST_STR];
+	unsigned seen = 0, bit;
+	int org_null = 0;
+	__u64 tokens = 0;
+
+	if (!p)
+		return -1;
+	p = lt_fj_ws(p, end);
+	if (p >= end || *p++ != '{')
+		return -1;
+	for (;;) {
+		p = lt_fj_ws(p, end);
+		p = lt_fj_str(p, end, key, sizeof(key));
+		if (!p)
+			return -1;
+		p = lt_fj_ws(p, end);
+		if (p >= end || *p++ != ':')
+			return -1;
+		p = lt_fj_ws(p, end);
+		if (!strcmp(key, "userId")) {
+			bit = 1;
+			p = lt_fj_str(p, end, user, sizeof(user));
+		} else if (!strcmp(key, "orgId")) {
+			bit = 2;
+			if (end - p >= 4 && !memcmp(p, "null", 4)) {
+				org_null = 1;
+				p += 4;
+			} else {
+				p = lt_fj_str(p, end, org, sizeof(org));
+			}
+		} else if (!strcmp(key, "provider")) {
+			bit = 4;
+			p = lt_fj_str(p, end, prov, LT_FAST_STR);
+		} else if (!strcmp(key, "tokens")) {
+			int digits = 0;
+
+			bit = 8;
+			if (p >= end || *p < '1' || *p > '9')
+				return -1;
+			for (; p < end && *p >= '0' && *p <= '9' && digits < 16; p++, digits++)
+				tokens = tokens * 10 + (__u64)(*p - '0');
+		} else {
+			return -1;
+		}
+		if (!p || (seen & bit))
+			return -1;
+		seen |= bit;
+		p = lt_fj_ws(p, end);
+		if (p < end && *p == ',') {
+			p++;
+			continue;
+		}
+		if (p < end && *p == '}')
+			break;
+		return -1;
+	}
+	if (lt_fj_ws(p + 1, end) != end || (seen & 13) != 13)
+		return -1;
+	if (tokens < 1 || tokens > LT_MAX_TOKENS || lt_uuid_canon(user, c->user))
+		return -1;
+	c->org = NULL;
+	if ((seen & 2) && !org_null) {
+		if (lt_uuid_canon(org, c->org_buf))
+			return -1;
+		c->org = c->org_buf;
+	}
+	if (!lt_quota_provider_known(r->api->q, prov))
+		return -1;
+	c->provider = prov;
+	c->tokens = tokens;
+	return 0;
+}
+
 static enum MHD_Result lt_consume(struct lt_req *r)
 {
 	struct lt_api *a = r->api;
@@ -358,6 +470,7 @@ static enum MHD_Result lt_consume(struct lt_req *r)
 	struct lt_consume_req c;
 	struct lt_principal p;
 	char key[LT_BUCKET_KEY_LEN], kkey[LT_BUCKET_KEY_LEN], err[256], name[96];
+	char prov[LT_FAST_STR];
 	struct lt_rl_view rl;
 	struct lt_hdrs h;
 	__u32 slot, kslot = 0;
@@ -368,16 +481,19 @@ static enum MHD_Result lt_consume(struct lt_req *r)
 	int verdict, kverdict = LT_ADMIT, ret, attempt;
 
 	p = r->principal; /* the route's access phase */
-	root = json_loadb(r->body ? r->body : "", r->len, JSON_REJECT_DUPLICATES, &jerr);
-	if (!json_is_object(root)) {
-		json_decref(root);
-		return lt_problem(r, 400, "malformed-json", "Malformed JSON", NULL,
-				  "body must be a JSON object: %s",
-				  root ? "not an object" : jerr.text);
-	}
-	if (lt_parse_consume(r, root, &c, &res)) {
-		json_decref(root);
-		return res;
+	root = NULL; /* json_decref(NULL) is a no-op: the fast path holds no json_t */
+	if (lt_consume_fast(r, &c, prov)) {
+		root = json_loadb(r->body ? r->body : "", r->len, JSON_REJECT_DUPLICATES, &jerr);
+		if (!json_is_object(root)) {
+			json_decref(root);
+			return lt_problem(r, 400, "malformed-json", "Malformed JSON", NULL,
+					  "body must be a JSON object: %s",
+					  root ? "not an object" : jerr.text);
+		}
+		if (lt_parse_consume(r, root, &c, &res)) {
+			json_decref(root);
+			return res;
+		}
 	}
 	/* Authorisation: nobody spends another tenant's quota (ids canonical). */
 	if (!p.admin && strcmp(c.user, p.sub)) {
