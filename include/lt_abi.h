@@ -212,9 +212,11 @@ static __always_inline __u64 lt_src_hash(const struct lt_src_key *k)
  * calibrated by the agent at attach (lt_clock_probe, lt_clock_derive): the
  * base is a jiffies edge and clk_ns_per_jiffy the kernel's exact tick length
  * (TICK_NSEC = round(1e9 / HZ)), derived, not guessed. It moves in steps of
- * one tick (1-10 ms) and lags CLOCK_MONOTONIC by less than one tick, so a
- * penalty's until_ns (written in CLOCK_MONOTONIC) is honoured to one tick and
- * a per-source bucket over a window t admits at most C + R*(t + 1 tick).
+ * one tick (1-10 ms). It never runs ahead of CLOCK_MONOTONIC (the safe side:
+ * buckets stricter, penalties longer), and lags it by less than one tick plus
+ * the latency of the tick interrupt (up to ~2 ms seen on a busy VM); call
+ * that lag L. A penalty's until_ns (written in CLOCK_MONOTONIC) is honoured
+ * to L, and a per-source bucket over a window t admits at most C + R*(t + L).
  * lt_slots (L7) do not use it: user space reads CLOCK_MONOTONIC itself.
  */
 
