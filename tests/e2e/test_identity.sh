@@ -6,63 +6,9 @@
 # exceeds one quota, and reads create no bucket. Own netns, pin dir, state
 # dir. Prints TAP.
 set -u
-ROOT=$(cd "$(dirname "$0")/../.." && pwd)
-. "$ROOT/tests/tap.sh"
-AGENT=${AGENT:-$ROOT/build/san/leaky-agent}
-ID=$$
-NS=ltid-$ID
-PIN=/sys/fs/bpf/lt-id-$ID
-STATE=$(mktemp -d /tmp/lt-id-XXXXXX)
-LOG=$STATE/agent.log
-PORT=19091
-BASE=http://127.0.0.1:$PORT
-AGENT_PID=
-
-inns() { nsenter --net=/run/netns/$NS "$@"; }
-
-cleanup() {
-	[ -n "$AGENT_PID" ] && kill -9 "$AGENT_PID" 2>/dev/null
-	wait 2>/dev/null
-	"$AGENT" --pin-dir "$PIN" --state-dir "$STATE" detach >/dev/null 2>&1
-	ip netns del "$NS" 2>/dev/null
-	rm -rf "$PIN" "$STATE"
-}
-trap cleanup EXIT
-
-if [ "$(id -u)" -ne 0 ]; then
-	echo "1..0 # SKIP the identity e2e test attaches BPF: needs root"
-	exit 77
-fi
-mountpoint -q /sys/fs/bpf || mount -t bpf bpf /sys/fs/bpf
-ip netns add "$NS" && ip -n "$NS" link set lo up || { echo "Bail out! netns"; exit 1; }
-
-start_agent() {
-	: >"$LOG"
-	inns "$AGENT" --pin-dir "$PIN" --state-dir "$STATE" attach \
-		--iface lo --api 127.0.0.1:$PORT "$@" >>"$LOG" 2>&1 &
-	AGENT_PID=$!
-	for _ in $(seq 100); do
-		inns curl -s -o /dev/null "$BASE/healthz" && return 0
-		kill -0 "$AGENT_PID" 2>/dev/null || break
-		sleep 0.1
-	done
-	sed 's/^/# /' "$LOG"
-	return 1
-}
-
-RB=$STATE/body
-req() { # METHOD PATH TOKEN [BODY]: sets STATUS, body in $RB
-	local args=(-s -X "$1" -o "$RB" -w '%{http_code}')
-	[ -n "$3" ] && args+=(-H "Authorization: Bearer $3")
-	[ -n "${4-}" ] && args+=(-H 'Content-Type: application/json' --data-binary "$4")
-	STATUS=$(inns curl "${args[@]}" "$BASE$2")
-}
-jqb() { jq -r "$1" "$RB"; }
-expect() {
-	if [ "$STATUS" = "$2" ]; then ok "$1"; else
-		notok "$1 (got $STATUS, want $2)"; sed 's/^/#   /' "$RB"; echo; fi
-}
-mint() { "$AGENT" --state-dir "$STATE" mint-token "$@"; }
+TOPIC=id
+# one agent in a private netns, own pins, state, port; start_agent, inns, cleanup
+. "$(dirname "$0")/agent_env.sh"
 buckets() { inns curl -s "$BASE/readyz" | jq -r .buckets; }
 keyidx() { bpftool -j map dump pinned "$PIN/lt_keyidx" | jq length; }
 
