@@ -468,7 +468,7 @@ static enum MHD_Result lt_consume(struct lt_req *r)
 	struct lt_quota_view v = { 0 }, kv = { 0 };
 	struct lt_slot_seen res_, kres;
 	struct lt_consume_req c;
-	struct lt_principal p;
+	const struct lt_principal *p = &r->principal; /* the route's access phase */
 	char key[LT_BUCKET_KEY_LEN], kkey[LT_BUCKET_KEY_LEN], err[256], name[96];
 	char prov[LT_FAST_STR];
 	struct lt_rl_view rl;
@@ -480,7 +480,6 @@ static enum MHD_Result lt_consume(struct lt_req *r)
 	json_t *root, *out;
 	int verdict, kverdict = LT_ADMIT, ret, attempt;
 
-	p = r->principal; /* the route's access phase */
 	root = NULL; /* json_decref(NULL) is a no-op: the fast path holds no json_t */
 	if (lt_consume_fast(r, &c, prov)) {
 		root = json_loadb(r->body ? r->body : "", r->len, JSON_REJECT_DUPLICATES, &jerr);
@@ -496,12 +495,12 @@ static enum MHD_Result lt_consume(struct lt_req *r)
 		}
 	}
 	/* Authorisation: nobody spends another tenant's quota (ids canonical). */
-	if (!p.admin && strcmp(c.user, p.sub)) {
+	if (!p->admin && strcmp(c.user, p->sub)) {
 		json_decref(root);
 		return lt_problem(r, 403, "forbidden", "Forbidden", "/userId",
 				  "a USER may consume only for itself (sub)");
 	}
-	if (c.org && !p.admin && !lt_in_org(&p, c.org)) {
+	if (c.org && !p->admin && !lt_in_org(p, c.org)) {
 		json_decref(root);
 		return lt_problem(r, 403, "forbidden", "Forbidden", "/orgId",
 				  "the token does not list this org in its org claim");
@@ -509,7 +508,7 @@ static enum MHD_Result lt_consume(struct lt_req *r)
 	if (c.org)
 		ret = lt_bucket_key(key, sizeof(key), LT_BKEY_ORG, NULL, c.provider, c.org);
 	else
-		ret = lt_bucket_key(key, sizeof(key), LT_BKEY_USER, p.tier, c.provider, c.user);
+		ret = lt_bucket_key(key, sizeof(key), LT_BKEY_USER, p->tier, c.provider, c.user);
 	if (ret) {
 		json_decref(root);
 		return lt_problem(r, 400, "invalid-field", "Invalid field", "/provider",
@@ -522,12 +521,12 @@ static enum MHD_Result lt_consume(struct lt_req *r)
 			json_decref(root);
 			return lt_bucket_problem(r, ret, err);
 		}
-		if (p.key_id[0]) {
+		if (p->key_id[0]) {
 			snprintf(err, sizeof(err), "the API key id cannot name a bucket");
 			ret = lt_bucket_key(kkey, sizeof(kkey), LT_BKEY_APIKEY, NULL, NULL,
-					    p.key_id);
+					    p->key_id);
 			if (!ret)
-				ret = lt_quota_bucket(a->q, kkey, &p.key_limit, &kslot, err,
+				ret = lt_quota_bucket(a->q, kkey, &p->key_limit, &kslot, err,
 						      sizeof(err));
 			if (ret) {
 				json_decref(root);
@@ -558,8 +557,8 @@ static enum MHD_Result lt_consume(struct lt_req *r)
 	snprintf(name, sizeof(name), "%s",
 		 kverdict != LT_ADMIT ? "api-key" :
 		 c.org		      ? "org" :
-					p.tier);
-	lt_met_decision(a, c.org ? "org" : p.tier, c.provider, verdict, c.tokens);
+					p->tier);
+	lt_met_decision(a, c.org ? "org" : p->tier, c.provider, verdict, c.tokens);
 	rl = lt_rl_of(&v);
 	lt_hdrs_init(&h);
 	lt_rl_headers(&h, name, &rl, verdict != LT_ADMIT); /* fits: 3 of LT_HDRS_MAX */
@@ -582,7 +581,7 @@ static enum MHD_Result lt_consume(struct lt_req *r)
 	}
 	{
 		char *fast = lt_consume_ok_body(&v, c.user, c.org, c.provider,
-						c.org ? "org" : p.tier, kslot ? p.key_id : NULL,
+						c.org ? "org" : p->tier, kslot ? p->key_id : NULL,
 						(long long)c.tokens, (long long)kv.remaining);
 
 		if (fast) {
@@ -593,11 +592,11 @@ static enum MHD_Result lt_consume(struct lt_req *r)
 		json_object_set_new(out, "userId", json_string(c.user));
 		json_object_set_new(out, "orgId", c.org ? json_string(c.org) : json_null());
 		json_object_set_new(out, "provider", json_string(c.provider));
-		json_object_set_new(out, "tier", json_string(c.org ? "org" : p.tier));
+		json_object_set_new(out, "tier", json_string(c.org ? "org" : p->tier));
 		json_object_set_new(out, "charged", json_integer((json_int_t)c.tokens));
 		if (kslot)
 			json_object_set_new(out, "apiKey",
-					    json_pack("{s:s, s:I}", "id", p.key_id, "remaining",
+					    json_pack("{s:s, s:I}", "id", p->key_id, "remaining",
 						      (json_int_t)kv.remaining));
 		json_decref(root);
 		return lt_reply_json_h(r, 200, out, "application/json", h.kv);
@@ -679,13 +678,12 @@ static enum MHD_Result lt_quota_get(struct lt_req *r, int org)
 						      org ? "orgId" : "userId");
 	const char *prov = MHD_lookup_connection_value(r->conn, MHD_GET_ARGUMENT_KIND, "provider");
 	struct lt_quota_view v;
-	struct lt_principal p;
+	const struct lt_principal *p = &r->principal; /* the route's access phase */
 	char key[LT_BUCKET_KEY_LEN], id[LT_UUID_LEN + 1];
 	json_t *out;
 	__u32 slot;
 	int ret;
 
-	p = r->principal; /* the route's access phase */
 	if (!raw || lt_uuid_canon(raw, id))
 		return lt_problem(r, 400, "invalid-field", "Invalid field",
 				  org ? "orgId" : "userId", "%s must be a UUID",
@@ -693,14 +691,14 @@ static enum MHD_Result lt_quota_get(struct lt_req *r, int org)
 	if (!prov || !lt_quota_provider_known(r->api->q, prov))
 		return lt_problem(r, 400, "unknown-provider", "Unknown provider", "provider",
 				  "provider is missing or not configured");
-	if (!p.admin && (org ? !lt_in_org(&p, id) : !!strcmp(id, p.sub)))
+	if (!p->admin && (org ? !lt_in_org(p, id) : !!strcmp(id, p->sub)))
 		return lt_problem(r, 403, "forbidden", "Forbidden", org ? "orgId" : "userId",
 				  org ? "the token does not list this org" :
 					"a USER may read only its own quota");
 	if (org)
 		ret = lt_bucket_key(key, sizeof(key), LT_BKEY_ORG, NULL, prov, id);
 	else
-		ret = lt_bucket_key(key, sizeof(key), LT_BKEY_USER, p.tier, prov, id);
+		ret = lt_bucket_key(key, sizeof(key), LT_BKEY_USER, p->tier, prov, id);
 	if (!ret)
 		ret = lt_quota_peek_key(r->api->q, key, NULL, lt_now_ns(), &v, &slot);
 	if (ret == -EAGAIN)
@@ -712,7 +710,7 @@ static enum MHD_Result lt_quota_get(struct lt_req *r, int org)
 	out = lt_view_json(&v);
 	json_object_set_new(out, org ? "orgId" : "userId", json_string(id));
 	json_object_set_new(out, "provider", json_string(prov));
-	json_object_set_new(out, "tier", json_string(org ? "org" : p.tier));
+	json_object_set_new(out, "tier", json_string(org ? "org" : p->tier));
 	json_object_set_new(out, "fullAt", lt_full_at_json(&v));
 	return lt_reply_json(r, 200, out);
 }
