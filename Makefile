@@ -21,7 +21,9 @@ BPF_CFLAGS := -g -O2 -target bpf -mcpu=v3 -D__TARGET_ARCH_$(ARCH) -Wall -Wextra 
 CFLAGS_COMMON := -std=gnu11 -g -Wall -Wextra -Werror -Wno-format-truncation -D_GNU_SOURCE
 INC_lib := -Iinclude -Ilib
 INC_agent := $(INC_lib) -Iagent -I$(BUILD)/bpf
-INC_tests := $(INC_agent) -Itests
+INC_gateway := $(INC_lib) -Igateway
+INC_stub := $(INC_lib) -Istub
+INC_tests := $(INC_agent) -Igateway -Istub -Itests
 INC_bench := $(INC_tests)
 # $(call incs,path/to/file.c): the include flags of the file's top directory
 incs = $(INC_$(firstword $(subst /, ,$(1))))
@@ -35,13 +37,21 @@ SKELS := $(patsubst %,$(BUILD)/bpf/%.skel.h,$(BPF_PROGS))
 
 LIB_SRCS := $(wildcard lib/*.c)
 AGENT_SRCS := $(filter-out agent/main.c,$(wildcard agent/*.c))
-HDRS := $(wildcard include/*.h lib/*.h agent/*.h bpf/*.h tests/*.h) $(SKELS)
+# gateway/ (leaky-gateway) and stub/ (leaky-stub): everything but main.c goes
+# in an archive, so unit tests and fuzz harnesses link the parts they test.
+GW_SRCS := $(filter-out gateway/main.c,$(wildcard gateway/*.c))
+STUB_SRCS := $(filter-out stub/main.c,$(wildcard stub/*.c))
+HDRS := $(wildcard include/*.h lib/*.h agent/*.h gateway/*.h stub/*.h bpf/*.h tests/*.h) $(SKELS)
 
 # $(call objs,variant,sources)
 objs = $(patsubst %.c,$(BUILD)/$(1)/%.o,$(2))
 
 REL_AGENT := $(BUILD)/leaky-agent
 SAN_AGENT := $(BUILD)/san/leaky-agent
+REL_GW := $(BUILD)/leaky-gateway
+SAN_GW := $(BUILD)/san/leaky-gateway
+REL_STUB := $(BUILD)/leaky-stub
+SAN_STUB := $(BUILD)/san/leaky-stub
 UNIT_TESTS := $(patsubst tests/unit/%.c,$(BUILD)/san/tests/%,$(wildcard tests/unit/*.c))
 BPF_TESTS := $(patsubst tests/bpf/%.c,$(BUILD)/san/tests/%,$(wildcard tests/bpf/*.c))
 # Helper processes of the e2e suites (tests/e2e/*.c): liblt only, no agent code.
@@ -55,7 +65,7 @@ FUZZERS := $(patsubst tests/fuzz/%.c,$(BUILD)/fuzz/bin/%,$(wildcard tests/fuzz/f
 .DELETE_ON_ERROR:
 .SECONDARY:
 
-all: $(REL_AGENT) $(SAN_AGENT) $(UNIT_TESTS) $(BPF_TESTS) $(E2E_TOOLS) $(BENCH) $(RAWSEND) \
+all: $(REL_AGENT) $(SAN_AGENT) $(REL_GW) $(SAN_GW) $(REL_STUB) $(SAN_STUB) $(UNIT_TESTS) $(BPF_TESTS) $(E2E_TOOLS) $(BENCH) $(RAWSEND) \
 	$(FUZZERS)
 
 help:
@@ -126,11 +136,19 @@ $(BUILD)/san/%.o: %.c $(HDRS)
 # members it references, so a test links what it exercises and no more.
 define lt_archives
 $(BUILD)/$(1)/liblt.a: $(call objs,$(1),$(LIB_SRCS))
-	@rm -f $$@
+	@mkdir -p $$(@D); rm -f $$@
 	ar rcs $$@ $$^
 
 $(BUILD)/$(1)/libagent.a: $(call objs,$(1),$(AGENT_SRCS))
-	@rm -f $$@
+	@mkdir -p $$(@D); rm -f $$@
+	ar rcs $$@ $$^
+
+$(BUILD)/$(1)/libgateway.a: $(call objs,$(1),$(GW_SRCS))
+	@mkdir -p $$(@D); rm -f $$@
+	ar rcs $$@ $$^
+
+$(BUILD)/$(1)/libstub.a: $(call objs,$(1),$(STUB_SRCS))
+	@mkdir -p $$(@D); rm -f $$@
 	ar rcs $$@ $$^
 endef
 $(foreach v,rel san,$(eval $(call lt_archives,$(v))))
@@ -144,7 +162,20 @@ $(REL_AGENT): $(BUILD)/rel/agent/main.o $(BUILD)/rel/libagent.a $(BUILD)/rel/lib
 $(SAN_AGENT): $(BUILD)/san/agent/main.o $(BUILD)/san/libagent.a $(BUILD)/san/liblt.a
 	$(CC) $(CFLAGS_SAN) $^ -o $@ $(LDLIBS)
 
-$(BUILD)/san/tests/%: $(BUILD)/san/tests/unit/%.o $(BUILD)/san/libagent.a $(BUILD)/san/liblt.a
+$(REL_GW): $(BUILD)/rel/gateway/main.o $(BUILD)/rel/libgateway.a $(BUILD)/rel/liblt.a
+	$(CC) $(CFLAGS_REL) $^ -o $@ $(LDLIBS)
+
+$(SAN_GW): $(BUILD)/san/gateway/main.o $(BUILD)/san/libgateway.a $(BUILD)/san/liblt.a
+	$(CC) $(CFLAGS_SAN) $^ -o $@ $(LDLIBS)
+
+$(REL_STUB): $(BUILD)/rel/stub/main.o $(BUILD)/rel/libstub.a $(BUILD)/rel/liblt.a
+	$(CC) $(CFLAGS_REL) $^ -o $@ $(LDLIBS)
+
+$(SAN_STUB): $(BUILD)/san/stub/main.o $(BUILD)/san/libstub.a $(BUILD)/san/liblt.a
+	$(CC) $(CFLAGS_SAN) $^ -o $@ $(LDLIBS)
+
+$(BUILD)/san/tests/%: $(BUILD)/san/tests/unit/%.o $(BUILD)/san/libagent.a $(BUILD)/san/libgateway.a \
+		$(BUILD)/san/libstub.a $(BUILD)/san/liblt.a
 	$(CC) $(CFLAGS_SAN) $^ -o $@ $(LDLIBS)
 
 $(BUILD)/san/tests/%: $(BUILD)/san/tests/bpf/%.o $(BUILD)/san/libagent.a $(BUILD)/san/liblt.a
@@ -174,6 +205,7 @@ $(BUILD)/fuzz/%.o: %.c $(HDRS)
 $(eval $(call lt_archives,fuzz))
 $(BUILD)/fuzz/agent/config_default.o: agent/default-config.json
 
-$(BUILD)/fuzz/bin/%: $(BUILD)/fuzz/tests/fuzz/%.o $(BUILD)/fuzz/libagent.a $(BUILD)/fuzz/liblt.a
+$(BUILD)/fuzz/bin/%: $(BUILD)/fuzz/tests/fuzz/%.o $(BUILD)/fuzz/libagent.a $(BUILD)/fuzz/libgateway.a \
+		$(BUILD)/fuzz/liblt.a
 	@mkdir -p $(@D)
 	$(FUZZ_CC) $(FUZZ_CFLAGS) -fsanitize=fuzzer $^ -o $@ $(LDLIBS)
