@@ -15,7 +15,7 @@ PKGS=(
 	libcurl4-openssl-dev
 	# tests and benchmarks
 	iproute2 curl jq redis-server wrk procps util-linux socat sudo bc openssl
-	# the OpenAPI validator and contract test (npm packages pinned in tests/openapi/)
+	# node for the OpenAPI validator (tests/openapi/) and the openai client tests (tests/openai/)
 	nodejs
 )
 
@@ -38,16 +38,19 @@ if [ "${#missing[@]}" -gt 0 ]; then
 	apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
 
-# npm packages are pinned in tests/openapi/package-lock.json. `npm ci` runs only when the
-# lock file changed since the last install, so a second run needs no network.
+# npm packages are pinned in a package-lock.json per directory (tests/openapi: the OpenAPI
+# validator; tests/openai: the official openai client). `npm ci` runs only when a lock file
+# changed since its last install, so a second run needs no network.
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
-LOCK=$ROOT/tests/openapi/package-lock.json
-STAMP=$ROOT/tests/openapi/node_modules/.lt-lock.sha256
-if [ "$(cat "$STAMP" 2>/dev/null)" != "$(sha256sum <"$LOCK")" ]; then
-	echo "deps.sh: npm ci in tests/openapi"
-	(cd "$ROOT/tests/openapi" && npm ci --no-audit --no-fund --loglevel=error >/dev/null)
-	sha256sum <"$LOCK" >"$STAMP"
-fi
+for dir in tests/openapi tests/openai; do
+	LOCK=$ROOT/$dir/package-lock.json
+	STAMP=$ROOT/$dir/node_modules/.lt-lock.sha256
+	if [ "$(cat "$STAMP" 2>/dev/null)" != "$(sha256sum <"$LOCK")" ]; then
+		echo "deps.sh: npm ci in $dir"
+		(cd "$ROOT/$dir" && npm ci --no-audit --no-fund --loglevel=error >/dev/null)
+		sha256sum <"$LOCK" >"$STAMP"
+	fi
+done
 
 # bpffs is not mounted at boot on some machines (PROBE-NOTES.md); pins need it.
 if [ "$(id -u)" -eq 0 ] && ! mountpoint -q /sys/fs/bpf; then
