@@ -147,6 +147,23 @@ struct {
 	__type(value, struct lt_apikey_val);
 } lt_apikey SEC(".maps");
 
+/* Usage records of the gateway for the agent (lt_abi.h); no program reads them. */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(map_flags, BPF_F_MMAPABLE);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct lt_reqlog_ctl);
+} lt_reqlog_ctl SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(map_flags, BPF_F_MMAPABLE);
+	__uint(max_entries, LT_REQLOG_SLOTS);
+	__type(key, __u32);
+	__type(value, struct lt_reqlog_rec);
+} lt_reqlog SEC(".maps");
+
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
 	__uint(max_entries, 256);

@@ -464,4 +464,114 @@ static __always_inline void lt_addr_mask(__u8 addr[16], __u32 prefixlen)
 	__builtin_memcpy(addr + 8, &w1, 8);
 }
 
+/*
+ * Usage records (issue #9): every gateway request leaves one record for the
+ * agent, through shared memory, without a system call and without waiting.
+ *
+ * lt_reqlog: ARRAY[LT_REQLOG_SLOTS] of struct lt_reqlog_rec, and
+ * lt_reqlog_ctl: ARRAY[1] of struct lt_reqlog_ctl, both BPF_F_MMAPABLE; no
+ * BPF program touches them. A multi-producer ring (lib/reqlog.c is the only
+ * code that reads or writes it): every record has a position p, taken by an
+ * atomic fetch-add on ctl.head, and lives in slot p & (LT_REQLOG_SLOTS - 1).
+ *
+ * The slot's publication pair {seq, owner} changes only as a whole: a claim
+ * is one 16-byte CAS (cmpxchg16b, as lt_slot.h); seq alone moves after that.
+ *   seq = (p + 1) << 2 | state, 0 = never used; state LT_REQLOG_BUSY (the
+ *   owner is writing p), LT_REQLOG_PUB (p is readable), LT_REQLOG_DEAD (p was
+ *   abandoned: its owner died mid-write, the consumer took the slot back).
+ *   owner = the pid of the process that claimed the slot.
+ * A slot's seq only grows, so a value of seq is never seen twice (no ABA).
+ *
+ * Producer (any process, lt_reqlog_put): claims p, then CASes the slot from
+ * {seq < p, not BUSY} to {BUSY(p), pid}, writes the payload, and stores
+ * seq = PUB(p) with release. It never waits: if the slot is BUSY (an older
+ * writer still in it) or already holds a later position, it gives its
+ * record up (gave_up). Claiming over a PUB record that the consumer has not
+ * read yet (position >= tail) overwrites it (overwritten): the ring keeps
+ * the newest records when the agent is slow.
+ *
+ * Consumer (the agent only; one per ring): reads positions in order from
+ * tail. PUB(p): copy the payload, then read seq again (acquire); unchanged
+ * means the copy is whole, because a payload is written only by the holder
+ * of a BUSY claim and every claim changes seq first. A later position in
+ * the slot, or a seq that moved during the copy: p was lapped. BUSY(p)
+ * whose owner is dead (kill(owner, 0) == ESRCH): the slot is taken back
+ * (CAS to DEAD(p)) and p is counted died. p still missing after the
+ * consumer's stale time (a producer stopped or preempted mid-write, or one
+ * that gave up): counted unpublished. So every position below head is
+ * either delivered once or counted in exactly one dropped_* counter, and a
+ * torn record is never delivered. A slot is taken back only from a dead
+ * owner, so no stale writer can scribble over a later record; a dead
+ * process's pid is checked in the consumer's pid namespace (producers and
+ * the agent must share it, as lt_config's wlock).
+ */
+#define LT_REQLOG_SLOTS 8192 /* power of 2: at 10k requests/s, 0.8 s of backlog */
+#define LT_REQLOG_BUSY 1U
+#define LT_REQLOG_PUB 2U
+#define LT_REQLOG_DEAD 3U
+
+struct lt_reqlog_ctl {
+	__u64 head; /* positions claimed (fetch-add by producers) */
+	__u64 _pad0[7]; /* head alone on its cache line: every producer writes it */
+	__u64 tail; /* next position the consumer reads; written by the consumer only */
+	__u64 consumed; /* records delivered to the consumer */
+	__u64 dropped_lapped; /* consumer: overwritten before it was read */
+	__u64 dropped_unpublished; /* consumer: still unwritten after its stale time */
+	__u64 dropped_died; /* consumer: its producer died mid-write */
+	__u64 gave_up; /* producers: slot held by another writer (also counted above) */
+	__u64 overwritten; /* producers: unread record replaced (also counted above) */
+	__u64 _pad1[1];
+};
+_Static_assert(sizeof(struct lt_reqlog_ctl) == 128, "lt_reqlog_ctl is ABI");
+
+/* How a request ended (append-only; the agent's store and API name them). */
+enum lt_reqlog_outcome {
+	LT_REQ_COMPLETED = 0, /* the response was sent whole */
+	LT_REQ_CLIENT_GONE = 1, /* the client disconnected first */
+	LT_REQ_UPSTREAM_FAILED = 2, /* connect, read or protocol error upstream */
+	LT_REQ_TIMED_OUT = 3, /* an upstream timeout answered 504 */
+	LT_REQ_REJECTED = 4, /* answered by the gateway itself (401, 4xx, 429, 503) */
+	LT_REQ_CUT = 5, /* stream ended by the gateway at its reservation */
+	LT_REQ__MAX = 6,
+};
+
+#define LT_REQLOG_F_STREAM (1U << 0) /* the response was a stream (SSE) */
+#define LT_REQLOG_F_USAGE (1U << 1) /* tokens_in/out are usage (provider or counted) */
+#define LT_REQLOG_F_TTFT (1U << 2) /* ttft_ns is set */
+
+#define LT_REQLOG_ID_LEN 64
+#define LT_REQLOG_NAME_LEN 64
+#define LT_REQLOG_SHORT_LEN 32
+
+/* Strings are NUL-terminated within their field (cut if longer), "" = unknown. */
+struct lt_reqlog_rec {
+	__u64 seq; /* publication word, see above */
+	__u64 owner; /* pid of the producer that claimed the slot */
+	/* payload */
+	__u64 start_ns; /* CLOCK_REALTIME ns: when the request arrived */
+	__u64 latency_ns; /* ns from arrival to the last byte answered */
+	__u64 ttft_ns; /* ns from arrival to the first response byte (F_TTFT) */
+	__u64 tokens_reserved; /* tokens reserved at admission */
+	__u64 tokens_in; /* input tokens used (F_USAGE) */
+	__u64 tokens_out; /* output tokens used (F_USAGE) */
+	__u16 status; /* HTTP status answered to the client */
+	__u8 outcome; /* enum lt_reqlog_outcome */
+	__u8 _pad0;
+	__u16 client_port; /* host order */
+	__u16 flags; /* LT_REQLOG_F_* */
+	__u8 client_addr[16]; /* v4-mapped; all zero = unknown */
+	char method[8]; /* "POST" */
+	char request_id[LT_REQLOG_ID_LEN]; /* X-Request-Id as sent upstream */
+	char route[LT_REQLOG_NAME_LEN]; /* the route that served it */
+	char user[LT_REQLOG_NAME_LEN]; /* tenant: canonical user id */
+	char org[LT_REQLOG_NAME_LEN]; /* tenant: canonical org id */
+	char tier[LT_REQLOG_SHORT_LEN];
+	char key_id[40]; /* API key id (LT_APIKEY_ID_LEN) */
+	char provider[LT_REQLOG_SHORT_LEN];
+	char model_requested[LT_REQLOG_NAME_LEN];
+	char model_served[LT_REQLOG_NAME_LEN];
+	__u8 _reserved[56]; /* room for fields to come without a new layout */
+} __attribute__((aligned(16)));
+_Static_assert(sizeof(struct lt_reqlog_rec) == 640, "lt_reqlog_rec is ABI (mmapped)");
+
 #endif /* LT_ABI_H */

@@ -9,13 +9,18 @@
 #include <bpf/libbpf.h>
 #include "maps.h"
 
+/* one line per append below, so concurrent appends merge */
+/* clang-format off */
 const char *const lt_map_names[LT_M__MAX] = {
 	[LT_M_CONFIG] = "lt_config", [LT_M_PORTS] = "lt_ports",	  [LT_M_PENALTY] = "lt_penalty",
 	[LT_M_POLICY] = "lt_policy", [LT_M_SRC] = "lt_src",	  [LT_M_OVERFLOW] = "lt_overflow",
 	[LT_M_STATS] = "lt_stats",   [LT_M_EVENTS] = "lt_events", [LT_M_SLOTS] = "lt_slots",
 	[LT_M_RATES] = "lt_rates",   [LT_M_IFACES] = "lt_ifaces", [LT_M_SCACHE] = "lt_scache",
 	[LT_M_USAGE] = "lt_usage",   [LT_M_KEYIDX] = "lt_keyidx", [LT_M_APIKEY] = "lt_apikey",
+	[LT_M_REQLOG_CTL] = "lt_reqlog_ctl",
+	[LT_M_REQLOG] = "lt_reqlog",
 };
+/* clang-format on */
 
 static const char *const lt_stat_names[LT_STAT__MAX] = {
 	[LT_STAT_PASS_NON_IP] = "pass_non_ip",

@@ -25,6 +25,8 @@ enum lt_map_id {
 	LT_M_USAGE,
 	LT_M_KEYIDX,
 	LT_M_APIKEY,
+	LT_M_REQLOG_CTL,
+	LT_M_REQLOG,
 	LT_M__MAX,
 };
 
