@@ -1,0 +1,684 @@
+// SPDX-License-Identifier: MIT
+/*
+ * test_llm_usage.c - the response side of the LLM routes
+ * (gateway/llm_usage.c, issue 9 item 4): usage of each provider shape from
+ * JSON and SSE, SSE split at every byte offset, CRLF and CR line ends,
+ * comments, multi-line data, huge events, wrong types; the dropped usage
+ * chunk; the cut-off and its final event per shape; the reconcile rule.
+ */
+#include <errno.h>
+#include <jansson.h>
+#include "lt_test.h"
+#include "llm_usage.h"
+
+static const char OPENAI_SSE[] =
+	"data: {\"id\":\"c1\",\"object\":\"chat.completion.chunk\",\"choices\":[{\"index\":0,"
+	"\"delta\":{\"role\":\"assistant\",\"content\":\"\"}}],\"usage\":null}\n\n"
+	"data: {\"id\":\"c1\",\"object\":\"chat.completion.chunk\",\"choices\":[{\"index\":0,"
+	"\"delta\":{\"content\":\"Hello\"}}],\"usage\":null}\n\n"
+	"data: {\"id\":\"c1\",\"object\":\"chat.completion.chunk\",\"choices\":[{\"index\":0,"
+	"\"delta\":{\"content\":\" w\\u00f6rld\"}}],\"usage\":null}\n\n"
+	": keep-alive\n\n"
+	"data: {\"id\":\"c1\",\"object\":\"chat.completion.chunk\",\"choices\":[{\"index\":0,"
+	"\"delta\":{},\"finish_reason\":\"stop\"}],\"usage\":null}\n\n"
+	"data: {\"id\":\"c1\",\"object\":\"chat.completion.chunk\",\"choices\":[],\"usage\":"
+	"{\"prompt_tokens\":9,\"completion_tokens\":3,\"total_tokens\":12}}\n\n"
+	"data: [DONE]\n\n";
+
+static const char RESPONSES_SSE[] =
+	"event: response.created\n"
+	"data: {\"type\":\"response.created\",\"sequence_number\":0,\"response\":{\"id\":\"r\","
+	"\"status\":\"in_progress\",\"usage\":null}}\n\n"
+	"event: response.output_text.delta\n"
+	"data: {\"type\":\"response.output_text.delta\",\"sequence_number\":1,\"item_id\":\"m\","
+	"\"output_index\":0,\"content_index\":0,\"delta\":\"Hi\"}\n\n"
+	"event: response.output_text.delta\n"
+	"data: {\"type\":\"response.output_text.delta\",\"sequence_number\":2,\"item_id\":\"m\","
+	"\"output_index\":0,\"content_index\":0,\"delta\":\" there\"}\n\n"
+	"event: response.completed\n"
+	"data: {\"type\":\"response.completed\",\"sequence_number\":3,\"response\":{\"id\":\"r\","
+	"\"status\":\"completed\",\"output\":[{\"type\":\"message\",\"content\":[{\"type\":"
+	"\"output_text\",\"text\":\"Hi there\"}]}],\"usage\":{\"input_tokens\":11,"
+	"\"output_tokens\":2,\"total_tokens\":13}}}\n\n";
+
+static const char GEMINI_SSE[] =
+	"data: {\"candidates\":[{\"content\":{\"parts\":[{\"text\":\"Hel\"}],\"role\":\"model\"},"
+	"\"index\":0}],\"usageMetadata\":{\"promptTokenCount\":7,\"candidatesTokenCount\":1,"
+	"\"totalTokenCount\":8},\"modelVersion\":\"gemini-2.5-flash\"}\r\n\r\n"
+	"data: {\"candidates\":[{\"content\":{\"parts\":[{\"text\":\"lo!\"}],\"role\":\"model\"},"
+	"\"finishReason\":\"STOP\",\"index\":0}],\"usageMetadata\":{\"promptTokenCount\":7,"
+	"\"candidatesTokenCount\":2,\"thoughtsTokenCount\":5,\"totalTokenCount\":14},"
+	"\"modelVersion\":\"gemini-2.5-flash\"}\r\n\r\n";
+
+static const char ANTHROPIC_SSE[] =
+	"event: message_start\n"
+	"data: {\"type\":\"message_start\",\"message\":{\"id\":\"msg_1\",\"type\":\"message\","
+	"\"role\":\"assistant\",\"content\":[],\"model\":\"claude\",\"stop_reason\":null,"
+	"\"usage\":{\"input_tokens\":25,\"cache_read_input_tokens\":5,\"output_tokens\":1}}}\n\n"
+	"event: content_block_start\n"
+	"data: {\"type\":\"content_block_start\",\"index\":0,\"content_block\":{\"type\":\"text\","
+	"\"text\":\"\"}}\n\n"
+	"event: ping\n"
+	"data: {\"type\": \"ping\"}\n\n"
+	"event: content_block_delta\n"
+	"data: {\"type\":\"content_block_delta\",\"index\":0,\"delta\":{\"type\":\"text_delta\","
+	"\"text\":\"Hello\"}}\n\n"
+	"event: content_block_delta\n"
+	"data: {\"type\":\"content_block_delta\",\"index\":0,\"delta\":{\"type\":\"text_delta\","
+	"\"text\":\"!\"}}\n\n"
+	"event: content_block_stop\n"
+	"data: {\"type\":\"content_block_stop\",\"index\":0}\n\n"
+	"event: message_delta\n"
+	"data: {\"type\":\"message_delta\",\"delta\":{\"stop_reason\":\"end_turn\","
+	"\"stop_sequence\":null},\"usage\":{\"output_tokens\":15}}\n\n"
+	"event: message_stop\n"
+	"data: {\"type\":\"message_stop\"}\n\n";
+
+struct want {
+	enum lt_llm_shape shape;
+	const char *text;
+	uint64_t in, out, out_bytes, out_deltas;
+	bool done;
+};
+
+static const struct want STREAMS[] = {
+	{ LT_LLM_CHAT, OPENAI_SSE, 9, 3, 12, 2, true },
+	{ LT_LLM_RESPONSES, RESPONSES_SSE, 11, 2, 8, 2, true },
+	{ LT_LLM_GEMINI, GEMINI_SSE, 7, 7, 6, 2, false },
+	{ LT_LLM_ANTHROPIC, ANTHROPIC_SSE, 30, 15, 6, 2, true },
+};
+
+struct run {
+	struct lt_llm_sse s;
+	struct lt_llm_buf out;
+	int rc; /* the last feed's */
+};
+
+/* Feeds text in pieces cut at the offsets in cuts (ascending, ncuts of them). */
+static void run_pieces(struct run *r, const struct lt_llm_sse_opts *o, const char *text, size_t len,
+		       const size_t *cuts, unsigned ncuts)
+{
+	size_t at = 0, to;
+	unsigned i;
+
+	memset(r, 0, sizeof(*r));
+	lt_llm_sse_init(&r->s, o);
+	for (i = 0; i <= ncuts; i++) {
+		to = i < ncuts ? cuts[i] : len;
+		r->rc = lt_llm_sse_feed(&r->s, text + at, to - at, &r->out);
+		if (r->rc < 0)
+			break;
+		at = to;
+	}
+	if (r->rc >= 0)
+		CHECK_EQ(lt_llm_sse_finish(&r->s, &r->out), 0);
+}
+
+static void run_done(struct run *r)
+{
+	lt_llm_sse_release(&r->s);
+	free(r->out.p);
+}
+
+/* The stream went through unchanged and its numbers are the wanted ones. */
+static bool check_run(const struct run *r, const struct want *w, const char *text, size_t len,
+		      const char *how)
+{
+	bool ok = r->rc == 0 && r->out.len == len && !memcmp(r->out.p, text, len) &&
+		  r->s.usage.final && r->s.usage.input_tokens == w->in &&
+		  r->s.usage.output_tokens == w->out && r->s.out_bytes == w->out_bytes &&
+		  r->s.out_deltas == w->out_deltas && r->s.done == w->done && !r->s.cut;
+
+	if (!ok) {
+		printf("#   shape %d %s: rc %d out %zu/%zu final %d in %" PRIu64 " out %" PRIu64
+		       " bytes %" PRIu64 " deltas %" PRIu64 " done %d\n",
+		       w->shape, how, r->rc, r->out.len, len, r->s.usage.final,
+		       r->s.usage.input_tokens, r->s.usage.output_tokens, r->s.out_bytes,
+		       r->s.out_deltas, r->s.done);
+		lt_t_cur_failed = 1;
+	}
+	return ok;
+}
+
+static void each_shape_whole(void)
+{
+	struct lt_llm_sse_opts o = { 0 };
+	struct run r;
+	unsigned i;
+
+	for (i = 0; i < sizeof(STREAMS) / sizeof(STREAMS[0]); i++) {
+		o.shape = STREAMS[i].shape;
+		run_pieces(&r, &o, STREAMS[i].text, strlen(STREAMS[i].text), NULL, 0);
+		check_run(&r, &STREAMS[i], STREAMS[i].text, strlen(STREAMS[i].text), "whole");
+		run_done(&r);
+	}
+}
+
+/* Every stream split in two at every byte offset, and fed byte by byte. */
+static void each_shape_split_at_every_offset(void)
+{
+	struct lt_llm_sse_opts o = { 0 };
+	size_t k, len, *all;
+	struct run r;
+	unsigned i;
+
+	for (i = 0; i < sizeof(STREAMS) / sizeof(STREAMS[0]); i++) {
+		o.shape = STREAMS[i].shape;
+		len = strlen(STREAMS[i].text);
+		for (k = 0; k <= len; k++) {
+			run_pieces(&r, &o, STREAMS[i].text, len, &k, 1);
+			if (!check_run(&r, &STREAMS[i], STREAMS[i].text, len, "split")) {
+				printf("#   at offset %zu\n", k);
+				run_done(&r);
+				break;
+			}
+			run_done(&r);
+		}
+		all = malloc(len * sizeof(*all));
+		for (k = 0; k < len; k++)
+			all[k] = k + 1;
+		run_pieces(&r, &o, STREAMS[i].text, len, all, (unsigned)len - 1);
+		check_run(&r, &STREAMS[i], STREAMS[i].text, len, "byte by byte");
+		run_done(&r);
+		free(all);
+	}
+}
+
+/* s with every LF made eol (CRLF or CR), freshly allocated. */
+static char *with_eol(const char *s, const char *eol)
+{
+	char *o = malloc(strlen(s) * 2 + 1), *q = o;
+
+	for (; *s; s++) {
+		if (*s == '\r')
+			continue;
+		if (*s == '\n') {
+			memcpy(q, eol, strlen(eol));
+			q += strlen(eol);
+		} else {
+			*q++ = *s;
+		}
+	}
+	*q = 0;
+	return o;
+}
+
+static void crlf_and_cr_line_ends(void)
+{
+	static const char *const eols[] = { "\r\n", "\r", "\n" };
+	struct lt_llm_sse_opts o = { 0 };
+	size_t k, len;
+	struct run r;
+	unsigned i, e;
+	char *t;
+
+	for (e = 0; e < 3; e++)
+		for (i = 0; i < sizeof(STREAMS) / sizeof(STREAMS[0]); i++) {
+			o.shape = STREAMS[i].shape;
+			t = with_eol(STREAMS[i].text, eols[e]);
+			len = strlen(t);
+			/* a CR at the end of one piece, its LF at the start of the next */
+			for (k = 0; k <= len; k++) {
+				run_pieces(&r, &o, t, len, &k, 1);
+				if (!check_run(&r, &STREAMS[i], t, len,
+					       eols[e][1] ? "crlf" : "cr")) {
+					printf("#   at offset %zu\n", k);
+					run_done(&r);
+					break;
+				}
+				run_done(&r);
+			}
+			free(t);
+		}
+}
+
+static void multi_line_data_and_fields(void)
+{
+	static const char text[] =
+		": comment first\n"
+		"retry: 1000\n"
+		"id: 7\n"
+		"data:{\"choices\":[{\"index\":0,\n"
+		"data: \"delta\":{\"content\":\"abc\"}}]}\n"
+		"\n"
+		"data\n" /* a field without a colon: empty data */
+		"\n"
+		"unknownfieldname: x\n"
+		"data: not json\n\n"
+		"data: {\"choices\":[],\"usage\":{\"prompt_tokens\":1,\"completion_tokens\":1}}\n\n";
+	struct lt_llm_sse_opts o = { .shape = LT_LLM_CHAT };
+	struct run r;
+
+	run_pieces(&r, &o, text, strlen(text), NULL, 0);
+	CHECK_EQ(r.rc, 0);
+	CHECK_EQ(r.s.out_bytes, 3);
+	CHECK_EQ(r.s.out_deltas, 1);
+	CHECK(r.s.usage.final && r.s.usage.input_tokens == 1 && r.s.usage.output_tokens == 1);
+	CHECK(r.out.len == strlen(text) && !memcmp(r.out.p, text, r.out.len));
+	run_done(&r);
+}
+
+/* The usage chunk the client did not ask for is dropped; its usage is kept. */
+static void injected_usage_chunk_is_dropped(void)
+{
+	static const char usage_ev[] =
+		"data: {\"id\":\"c1\",\"object\":\"chat.completion.chunk\",\"choices\":[],\"usage\":"
+		"{\"prompt_tokens\":9,\"completion_tokens\":3,\"total_tokens\":12}}\n\n";
+	struct lt_llm_sse_opts o = { .shape = LT_LLM_CHAT, .drop_usage_chunk = true };
+	const char *at = strstr(OPENAI_SSE, usage_ev);
+	size_t len = strlen(OPENAI_SSE), k, pre;
+	struct run r;
+	char *crlf;
+
+	CHECK(at);
+	pre = (size_t)(at - OPENAI_SSE);
+	for (k = 0; k <= len; k += 7) {
+		run_pieces(&r, &o, OPENAI_SSE, len, &k, 1);
+		if (r.out.len != len - strlen(usage_ev) || memcmp(r.out.p, OPENAI_SSE, pre) ||
+		    memcmp(r.out.p + pre, at + strlen(usage_ev), len - pre - strlen(usage_ev)) ||
+		    !r.s.usage.final || r.s.usage.output_tokens != 3) {
+			printf("#   at offset %zu: %.*s\n", k, (int)r.out.len, r.out.p);
+			lt_t_cur_failed = 1;
+		}
+		run_done(&r);
+	}
+	/* with CRLF, the LF after the dropped event's CR goes with it */
+	crlf = with_eol(OPENAI_SSE, "\r\n");
+	run_pieces(&r, &o, crlf, strlen(crlf), NULL, 0);
+	CHECK(!memmem(r.out.p, r.out.len, "\"choices\":[]", 12));
+	CHECK(!memmem(r.out.p, r.out.len, "\n\n", 2) && !memmem(r.out.p, r.out.len, "\r\r", 2));
+	CHECK(r.out.len > 10 && !memcmp(r.out.p + r.out.len - 10, "[DONE]\r\n\r\n", 10));
+	run_done(&r);
+	free(crlf);
+	/* not asked to drop: forwarded */
+	o.drop_usage_chunk = false;
+	run_pieces(&r, &o, OPENAI_SSE, len, NULL, 0);
+	CHECK_EQ(r.out.len, len);
+	run_done(&r);
+}
+
+/* An OpenAI stream that ignores its limit: n deltas of "hello". */
+static char *long_stream(unsigned n)
+{
+	static const char ev[] =
+		"data: {\"choices\":[{\"index\":0,\"delta\":{\"content\":\"hello\"}}]}\n\n";
+	char *t = malloc(n * strlen(ev) + 1), *q = t;
+	unsigned i;
+
+	for (i = 0; i < n; i++, q += strlen(ev))
+		memcpy(q, ev, strlen(ev));
+	*q = 0;
+	return t;
+}
+
+static void cut_on_bytes_before_the_event_that_passes_the_budget(void)
+{
+	struct lt_llm_sse_opts o = { .shape = LT_LLM_CHAT, .cut = LT_LLM_CUT_BYTES };
+	char *t = long_stream(10), *after;
+	size_t ev = strlen(t) / 10;
+	struct lt_llm_settle st;
+	struct run r;
+
+	o.resv.prompt_tokens = 50;
+	o.resv.output_tokens = 12;
+	o.resv.total_tokens = 62;
+	run_pieces(&r, &o, t, strlen(t), NULL, 0);
+	CHECK_EQ(r.rc, LT_LLM_SSE_CUT);
+	CHECK(r.s.cut);
+	/* two events (10 bytes) forwarded, the third (15 > 12) replaced */
+	CHECK(r.out.len > 2 * ev && !memcmp(r.out.p, t, 2 * ev));
+	after = r.out.p + 2 * ev;
+	CHECK(!strncmp(after, "data: {\"error\":{", 16));
+	CHECK(memmem(after, r.out.len - 2 * ev, "output_limit_reached", 20));
+	CHECK(r.out.len > 14 && !memcmp(r.out.p + r.out.len - 14, "data: [DONE]\n\n", 14));
+	/* the stream is still parsed for usage, nothing more is forwarded */
+	CHECK_EQ(r.s.out_bytes, 50);
+	CHECK_EQ(lt_llm_sse_feed(&r.s, t, ev, &r.out), LT_LLM_SSE_CUT);
+	CHECK(!memcmp(r.out.p + r.out.len - 14, "data: [DONE]\n\n", 14));
+	/* no usage came: the reservation is charged, or the counted output if larger */
+	lt_llm_reconcile(&o.resv, &r.s.usage, r.s.out_bytes, &st);
+	CHECK_EQ(st.used, 50 + 55);
+	CHECK_EQ(st.excess, 105 - 62);
+	CHECK_EQ(st.refund, 0);
+	run_done(&r);
+	free(t);
+}
+
+static void cut_on_tokens_only_past_the_limit(void)
+{
+	struct lt_llm_sse_opts o = { .shape = LT_LLM_CHAT, .cut = LT_LLM_CUT_TOKENS };
+	char *t = long_stream(10);
+	size_t ev = strlen(t) / 10;
+	struct run r;
+
+	o.resv.output_tokens = 4;
+	o.resv.total_tokens = 10;
+	run_pieces(&r, &o, t, strlen(t), NULL, 0);
+	CHECK_EQ(r.rc, LT_LLM_SSE_CUT);
+	CHECK(!memcmp(r.out.p, t, 4 * ev) && !strncmp(r.out.p + 4 * ev, "data: {\"error\"", 14));
+	run_done(&r);
+	/* exactly at the limit: a compliant stream is never cut */
+	free(t);
+	t = long_stream(4);
+	run_pieces(&r, &o, t, strlen(t), NULL, 0);
+	CHECK_EQ(r.rc, 0);
+	CHECK(!r.s.cut && r.out.len == strlen(t));
+	run_done(&r);
+	free(t);
+}
+
+/* The cut event of each shape is one its own client parses as an error. */
+static void cut_event_per_shape(void)
+{
+	static const struct {
+		enum lt_llm_shape shape;
+		const char *head;
+	} t[] = {
+		{ LT_LLM_CHAT, "data: {\"error\":{\"message\":" },
+		{ LT_LLM_COMPLETIONS, "data: {\"error\":{\"message\":" },
+		{ LT_LLM_RESPONSES, "event: error\ndata: {\"type\":\"error\",\"code\":" },
+		{ LT_LLM_ANTHROPIC,
+		  "event: error\ndata: {\"type\":\"error\",\"error\":{\"type\":" },
+		{ LT_LLM_GEMINI, "data: {\"error\":{\"code\":429," },
+	};
+	struct lt_llm_sse_opts o = { 0 };
+	struct lt_llm_buf b = { 0 };
+	struct run r;
+	unsigned i;
+
+	for (i = 0; i < sizeof(t) / sizeof(t[0]); i++) {
+		o.shape = t[i].shape;
+		o.resv.output_tokens = 77;
+		lt_llm_sse_init(&r.s, &o);
+		r.s.seq = 41;
+		b.len = 0;
+		CHECK_EQ(lt_llm_cut_event(&r.s, &b), 0);
+		CHECK(b.len > strlen(t[i].head) && !memcmp(b.p, t[i].head, strlen(t[i].head)));
+		CHECK(memmem(b.p, b.len, "77 tokens", 9));
+		if (t[i].shape == LT_LLM_RESPONSES)
+			CHECK(memmem(b.p, b.len, "\"sequence_number\":42}", 21));
+		lt_llm_sse_release(&r.s);
+		/* and our own parser reads it back as valid JSON events */
+		run_pieces(&r, &o, b.p, b.len, NULL, 0);
+		CHECK_EQ(r.rc, 0);
+		CHECK(r.s.events >= 1 && r.out.len == b.len);
+		CHECK(t[i].shape == LT_LLM_ANTHROPIC || t[i].shape == LT_LLM_RESPONSES ||
+		      r.s.upstream_error);
+		run_done(&r);
+	}
+	free(b.p);
+}
+
+/* Anthropic reports input first: the bytes budget grows by the prompt slack. */
+static void bytes_budget_uses_the_reported_input(void)
+{
+	struct lt_llm_sse_opts o = { .shape = LT_LLM_ANTHROPIC, .cut = LT_LLM_CUT_BYTES };
+	struct run r;
+
+	o.resv.prompt_tokens = 40;
+	o.resv.output_tokens = 3;
+	o.resv.total_tokens = 43;
+	/* input 30 reported: 13 tokens left for output; "Hello!" is 6 bytes */
+	run_pieces(&r, &o, ANTHROPIC_SSE, strlen(ANTHROPIC_SSE), NULL, 0);
+	CHECK_EQ(r.rc, 0);
+	CHECK(!r.s.cut);
+	run_done(&r);
+	o.resv.prompt_tokens = 32;
+	o.resv.total_tokens = 35; /* 5 left: "Hello" fits, "!" does not */
+	run_pieces(&r, &o, ANTHROPIC_SSE, strlen(ANTHROPIC_SSE), NULL, 0);
+	CHECK_EQ(r.rc, LT_LLM_SSE_CUT);
+	CHECK_EQ(r.s.out_bytes, 6);
+	CHECK(memmem(r.out.p, r.out.len, "\"Hello\"", 7) &&
+	      !memmem(r.out.p, r.out.len, "\"!\"", 3));
+	run_done(&r);
+}
+
+/* One chunk of 200 KiB: streamed, not held; all its bytes count; memory stays bounded. */
+static void huge_event_streams_through_and_counts(void)
+{
+	static const char head[] = "data: {\"choices\":[{\"index\":0,\"delta\":{\"content\":\"";
+	static const char tail[] = "\"}}]}\n\n"
+				   "data: {\"choices\":[],\"usage\":{\"prompt_tokens\":4,"
+				   "\"completion_tokens\":50000}}\n\n";
+	struct lt_llm_sse_opts o = { .shape = LT_LLM_CHAT };
+	size_t big = 200 * 1024, len = strlen(head) + big + strlen(tail), k;
+	char *t = malloc(len + 1);
+	struct run r;
+
+	memcpy(t, head, strlen(head));
+	memset(t + strlen(head), 'x', big);
+	memcpy(t + strlen(head) + big, tail, strlen(tail) + 1);
+	for (k = 1; k < len; k += 4099) {
+		size_t cuts[2] = { k, k + (len - k) / 2 };
+
+		run_pieces(&r, &o, t, len, cuts, 2);
+		if (r.rc || r.out.len != len || memcmp(r.out.p, t, len) || r.s.oversize != 1 ||
+		    r.s.out_bytes < big || !r.s.usage.final || r.s.usage.output_tokens != 50000 ||
+		    r.s.raw.cap > 4 * LT_LLM_SSE_EVENT_MAX ||
+		    r.s.data.cap > 4 * LT_LLM_SSE_EVENT_MAX) {
+			printf("#   at %zu: rc %d len %zu oversize %" PRIu64 " bytes %" PRIu64
+			       " raw cap %zu\n",
+			       k, r.rc, r.out.len, r.s.oversize, r.s.out_bytes, r.s.raw.cap);
+			lt_t_cur_failed = 1;
+		}
+		run_done(&r);
+	}
+	free(t);
+}
+
+/*
+ * A huge response.completed: its usage is read from the tail, its repeated
+ * output is not counted again, and a usage-looking text inside a string
+ * (escaped quotes) is never taken for the real one.
+ */
+static void huge_final_event_usage_from_its_tail(void)
+{
+	static const char head[] =
+		"event: response.output_text.delta\n"
+		"data: {\"type\":\"response.output_text.delta\",\"sequence_number\":1,"
+		"\"delta\":\"abc\"}\n\n"
+		"event: response.completed\n"
+		"data: {\"type\":\"response.completed\",\"response\":{\"output\":[{\"text\":\"";
+	static const char forged[] =
+		"\\\"usage\\\":{\\\"input_tokens\\\":1,\\\"output_tokens\\\":1}";
+	static const char tail[] = "\"}],\"usage\":{\"input_tokens\":321,\"output_tokens\":"
+				   "70000}}}\n\n";
+	struct lt_llm_sse_opts o = { .shape = LT_LLM_RESPONSES };
+	size_t big = 100 * 1024, len;
+	char *t = malloc(strlen(head) + big + sizeof(forged) + strlen(tail) + 1), *q;
+	struct run r;
+
+	q = t;
+	memcpy(q, head, strlen(head));
+	q += strlen(head);
+	memset(q, 'y', big);
+	q += big;
+	memcpy(q, forged, strlen(forged));
+	q += strlen(forged);
+	memcpy(q, tail, strlen(tail) + 1);
+	len = strlen(t);
+	run_pieces(&r, &o, t, len, NULL, 0);
+	CHECK_EQ(r.rc, 0);
+	CHECK(r.out.len == len && !memcmp(r.out.p, t, len));
+	CHECK_EQ(r.s.oversize, 1);
+	CHECK_EQ(r.s.out_bytes, 3);
+	CHECK(r.s.usage.final);
+	CHECK_EQ(r.s.usage.input_tokens, 321);
+	CHECK_EQ(r.s.usage.output_tokens, 70000);
+	run_done(&r);
+	/* the same with the real usage cut off (no closing brace in the tail): no usage */
+	t[len - 8] = 0;
+	run_pieces(&r, &o, t, strlen(t), NULL, 0);
+	CHECK(!r.s.usage.final);
+	run_done(&r);
+	free(t);
+}
+
+static void json_usage_each_shape(void)
+{
+	static const struct {
+		enum lt_llm_shape shape;
+		const char *body;
+		bool final;
+		uint64_t in, out;
+	} t[] = {
+		{ LT_LLM_CHAT,
+		  "{\"id\":\"x\",\"choices\":[{\"message\":{\"content\":\"hi\"}}],\"usage\":{"
+		  "\"prompt_tokens\":10,\"completion_tokens\":5,\"total_tokens\":15,"
+		  "\"completion_tokens_details\":{\"reasoning_tokens\":3}}}",
+		  true, 10, 5 },
+		{ LT_LLM_EMBEDDINGS,
+		  "{\"data\":[],\"usage\":{\"prompt_tokens\":8,\"total_tokens\":8}}", true, 8, 0 },
+		{ LT_LLM_CHAT, /* DashScope's native names */
+		  "{\"output\":{},\"usage\":{\"input_tokens\":3,\"output_tokens\":4}}", true, 3,
+		  4 },
+		{ LT_LLM_RESPONSES,
+		  "{\"output\":[],\"usage\":{\"input_tokens\":12,\"output_tokens\":6,"
+		  "\"output_tokens_details\":{\"reasoning_tokens\":2}}}",
+		  true, 12, 6 },
+		{ LT_LLM_GEMINI,
+		  "{\"candidates\":[],\"usageMetadata\":{\"promptTokenCount\":4,"
+		  "\"candidatesTokenCount\":6,\"thoughtsTokenCount\":20,\"totalTokenCount\":30}}",
+		  true, 4, 26 },
+		{ LT_LLM_GEMINI,
+		  "[{\"usageMetadata\":{\"promptTokenCount\":4,\"candidatesTokenCount\":1}},"
+		  "{\"usageMetadata\":{\"promptTokenCount\":4,\"candidatesTokenCount\":9}}]",
+		  true, 4, 9 },
+		{ LT_LLM_ANTHROPIC,
+		  "{\"content\":[],\"usage\":{\"input_tokens\":20,\"cache_creation_input_tokens\":"
+		  "100,\"cache_read_input_tokens\":7,\"output_tokens\":11}}",
+		  true, 127, 11 },
+		/* no usage, or usage of the wrong types: not final */
+		{ LT_LLM_CHAT, "{\"error\":{\"message\":\"bad\"}}", false, 0, 0 },
+		{ LT_LLM_CHAT, "{\"usage\":null}", false, 0, 0 },
+		{ LT_LLM_CHAT, "{\"usage\":{\"prompt_tokens\":\"10\",\"completion_tokens\":5}}",
+		  false, 0, 0 },
+		{ LT_LLM_CHAT, "{\"usage\":{\"prompt_tokens\":10,\"completion_tokens\":-5}}", false,
+		  0, 0 },
+		{ LT_LLM_CHAT, "{\"usage\":{\"prompt_tokens\":1.5,\"completion_tokens\":5}}", false,
+		  0, 0 },
+		{ LT_LLM_RESPONSES, "{\"usage\":{\"output_tokens\":6}}", false, 0, 0 },
+		{ LT_LLM_GEMINI, "{\"usageMetadata\":{\"candidatesTokenCount\":6}}", false, 0, 0 },
+		{ LT_LLM_ANTHROPIC, "{\"usage\":[]}", false, 0, 0 },
+	};
+	struct lt_llm_usage u;
+	unsigned i;
+
+	for (i = 0; i < sizeof(t) / sizeof(t[0]); i++) {
+		CHECK_EQ(lt_llm_usage_json(t[i].shape, t[i].body, strlen(t[i].body), &u), 0);
+		if (u.final != t[i].final ||
+		    (t[i].final && (u.input_tokens != t[i].in || u.output_tokens != t[i].out))) {
+			printf("#   case %u: final %d in %" PRIu64 " out %" PRIu64 "\n", i, u.final,
+			       u.input_tokens, u.output_tokens);
+			lt_t_cur_failed = 1;
+		}
+	}
+	CHECK_EQ(lt_llm_usage_json(LT_LLM_CHAT, "{\"usage\":", 9, &u), -EINVAL);
+	CHECK(!u.final);
+}
+
+/* A stream whose usage has the wrong type, or stops before it: not final. */
+static void stream_usage_wrong_types_or_missing(void)
+{
+	static const char bad[] = "data: {\"choices\":[],\"usage\":{\"prompt_tokens\":\"9\","
+				  "\"completion_tokens\":3}}\n\ndata: [DONE]\n\n";
+	struct lt_llm_sse_opts o = { .shape = LT_LLM_CHAT };
+	size_t cut = strlen(ANTHROPIC_SSE) - 100;
+	struct run r;
+
+	run_pieces(&r, &o, bad, strlen(bad), NULL, 0);
+	CHECK(!r.s.usage.final && r.s.done);
+	run_done(&r);
+	/* Anthropic cut before message_delta: input known, output not final */
+	o.shape = LT_LLM_ANTHROPIC;
+	run_pieces(&r, &o, ANTHROPIC_SSE, cut, NULL, 0);
+	CHECK(r.s.usage.has_input && !r.s.usage.final);
+	CHECK_EQ(r.s.usage.input_tokens, 30);
+	/* the unfinished event's bytes are forwarded at EOF, unparsed */
+	CHECK(r.out.len == cut && !memcmp(r.out.p, ANTHROPIC_SSE, cut));
+	run_done(&r);
+}
+
+static void reconcile_rule(void)
+{
+	static const struct {
+		uint64_t prompt, output; /* reservation */
+		struct lt_llm_usage u;
+		uint64_t counted, used, refund, excess;
+	} t[] = {
+		/* reported: exact refund */
+		{ 100,
+		  50,
+		  { .has_input = true, .final = true, .input_tokens = 30, .output_tokens = 20 },
+		  0,
+		  50,
+		  100,
+		  0 },
+		/* reported over the reservation: the excess is charged */
+		{ 100,
+		  50,
+		  { .has_input = true, .final = true, .input_tokens = 90, .output_tokens = 80 },
+		  0,
+		  170,
+		  0,
+		  20 },
+		/* nothing reported: the reservation */
+		{ 100, 50, { 0 }, 10, 150, 0, 0 },
+		/* input reported, output not: input + the allowance */
+		{ 100,
+		  50,
+		  { .has_input = true, .input_tokens = 30, .output_tokens = 1 },
+		  5,
+		  80,
+		  70,
+		  0 },
+		/* counted output beyond the allowance: charged */
+		{ 100, 50, { 0 }, 70, 170, 0, 20 },
+		/* saturation */
+		{ UINT64_MAX,
+		  50,
+		  { .has_input = true,
+		    .final = true,
+		    .input_tokens = UINT64_MAX,
+		    .output_tokens = 5 },
+		  0,
+		  UINT64_MAX,
+		  0,
+		  0 },
+	};
+	struct lt_llm_resv v;
+	struct lt_llm_settle s;
+	unsigned i;
+
+	for (i = 0; i < sizeof(t) / sizeof(t[0]); i++) {
+		v.prompt_tokens = t[i].prompt;
+		v.output_tokens = t[i].output;
+		v.total_tokens = lt_llm_sat_add(t[i].prompt, t[i].output);
+		lt_llm_reconcile(&v, &t[i].u, t[i].counted, &s);
+		if (s.used != t[i].used || s.refund != t[i].refund || s.excess != t[i].excess) {
+			printf("#   case %u: used %" PRIu64 " refund %" PRIu64 " excess %" PRIu64
+			       "\n",
+			       i, s.used, s.refund, s.excess);
+			lt_t_cur_failed = 1;
+		}
+	}
+}
+
+int main(void)
+{
+	RUN(each_shape_whole);
+	RUN(each_shape_split_at_every_offset);
+	RUN(crlf_and_cr_line_ends);
+	RUN(multi_line_data_and_fields);
+	RUN(injected_usage_chunk_is_dropped);
+	RUN(cut_on_bytes_before_the_event_that_passes_the_budget);
+	RUN(cut_on_tokens_only_past_the_limit);
+	RUN(cut_event_per_shape);
+	RUN(bytes_budget_uses_the_reported_input);
+	RUN(huge_event_streams_through_and_counts);
+	RUN(huge_final_event_usage_from_its_tail);
+	RUN(json_usage_each_shape);
+	RUN(stream_usage_wrong_types_or_missing);
+	RUN(reconcile_rule);
+	return lt_t_done();
+}
