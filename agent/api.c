@@ -113,7 +113,7 @@ static json_t *lt_ms_json(__u64 ns)
 	return json_integer((json_int_t)(ns / 1000000 + (ns % 1000000 != 0)));
 }
 
-static json_t *lt_view_json(const struct lt_quota_view *v)
+static json_t *lt_view_json(const struct lt_view *v)
 {
 	char rate[48] = "unlimited";
 	json_t *o;
@@ -184,7 +184,7 @@ static void lt_jb_int(struct lt_jbuf *b, long long v)
 	lt_jb_raw(b, q, (size_t)(d + sizeof(d) - q));
 }
 
-static char *lt_consume_ok_body(const struct lt_quota_view *v, const char *user, const char *org,
+static char *lt_consume_ok_body(const struct lt_view *v, const char *user, const char *org,
 				const char *provider, const char *tier, const char *key_id,
 				long long charged, long long key_remaining)
 {
@@ -248,7 +248,7 @@ static char *lt_consume_ok_body(const struct lt_quota_view *v, const char *user,
 }
 
 /* When the bucket is empty again, RFC 3339; null when not representable. */
-static json_t *lt_full_at_json(const struct lt_quota_view *v)
+static json_t *lt_full_at_json(const struct lt_view *v)
 {
 	char when[40];
 
@@ -259,7 +259,7 @@ static json_t *lt_full_at_json(const struct lt_quota_view *v)
 }
 
 /* What the RateLimit fields say about a bucket (lib/problem.h). */
-static struct lt_rl_view lt_rl_of(const struct lt_quota_view *v)
+static struct lt_rl_view lt_rl_of(const struct lt_view *v)
 {
 	struct lt_rl_view rl = {
 		.capacity = v->capacity,
@@ -465,7 +465,7 @@ static int lt_consume_fast(struct lt_req *r, struct lt_consume_req *c, char *pro
 static enum MHD_Result lt_consume(struct lt_req *r)
 {
 	struct lt_api *a = r->api;
-	struct lt_quota_view v = { 0 }, kv = { 0 };
+	struct lt_view v = { 0 }, kv = { 0 };
 	struct lt_slot_seen res_, kres;
 	struct lt_consume_req c;
 	const struct lt_principal *p = &r->principal; /* the route's access phase */
@@ -677,7 +677,7 @@ static enum MHD_Result lt_quota_get(struct lt_req *r, int org)
 	const char *raw = MHD_lookup_connection_value(r->conn, MHD_GET_ARGUMENT_KIND,
 						      org ? "orgId" : "userId");
 	const char *prov = MHD_lookup_connection_value(r->conn, MHD_GET_ARGUMENT_KIND, "provider");
-	struct lt_quota_view v;
+	struct lt_view v;
 	const struct lt_principal *p = &r->principal; /* the route's access phase */
 	char key[LT_BUCKET_KEY_LEN], id[LT_UUID_LEN + 1];
 	json_t *out;

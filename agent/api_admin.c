@@ -388,7 +388,7 @@ static enum MHD_Result lt_keys_res(struct lt_req *r, const char *id, const char 
 	if (lt_keys_get(r->api->keys, id, &k))
 		return lt_problem(r, 404, "not-found", "Not found", NULL, "no API key %.40s", id);
 	if (sub) {
-		struct lt_quota_view v;
+		struct lt_view v;
 		struct lt_usage u = { 0 };
 		__u32 slot;
 

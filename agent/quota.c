@@ -30,6 +30,7 @@ struct lt_quota {
 	pthread_rwlock_t lock;
 	struct lt_store *st;
 	struct lt_quota_maps m;
+	struct lt_decide_maps dm; /* the same maps, for lib/decide.c */
 	char providers[LT_PROVIDER_MAX][LT_NAME_MAX];
 	int nproviders;
 	struct lt_limit_ent *limits;
@@ -48,26 +49,6 @@ struct lt_quota {
 	__u64 table_full, reclaimed; /* counters (atomics): lt_quota_stats */
 	__u64 full_logged_ns;
 };
-
-/* A bucket handle (lt_quota_bucket's *slot): the slot and 12 bits of its gen. */
-#define LT_QH_GEN_SHIFT 20
-#define LT_QH_GEN_MASK 0xfffU
-_Static_assert(LT_MAX_SLOTS == 1U << LT_QH_GEN_SHIFT, "handle layout");
-
-static __u32 lt_qh(__u32 slot, __u32 gen)
-{
-	return slot | (gen & LT_QH_GEN_MASK) << LT_QH_GEN_SHIFT;
-}
-
-static __u32 lt_qh_slot(__u32 h)
-{
-	return h & (LT_MAX_SLOTS - 1);
-}
-
-static __u32 lt_qh_gen(__u32 h)
-{
-	return h >> LT_QH_GEN_SHIFT;
-}
 
 /* ---- index ------------------------------------------------------------- */
 
@@ -607,6 +588,7 @@ int lt_quota_open(struct lt_quota **qp, struct lt_store *st, const struct lt_quo
 	pthread_rwlock_init(&q->lock, NULL);
 	q->st = st;
 	q->m = *m;
+	q->dm = (struct lt_decide_maps){ m->slots, m->rates, m->usage };
 	q->next_slot = 1;
 	q->rates_hi = 1;
 	q->max_slots = LT_MAX_SLOTS - 1;
@@ -1041,7 +1023,7 @@ int lt_quota_bucket(struct lt_quota *q, const char *key, const struct lt_limit *
 	pthread_rwlock_rdlock(&q->lock);
 	e = lt_idx_find(q, key);
 	if (e)
-		*slot = lt_qh(e->slot, e->gen);
+		*slot = lt_handle(e->slot, e->gen);
 	pthread_rwlock_unlock(&q->lock);
 	if (e)
 		return 0;
@@ -1049,7 +1031,7 @@ int lt_quota_bucket(struct lt_quota *q, const char *key, const struct lt_limit *
 	pthread_rwlock_wrlock(&q->lock);
 	e = lt_idx_find(q, key); /* another thread may have made it meanwhile */
 	if (e) {
-		*slot = lt_qh(e->slot, e->gen);
+		*slot = lt_handle(e->slot, e->gen);
 		ret = 0;
 		goto out;
 	}
@@ -1145,7 +1127,7 @@ int lt_quota_bucket(struct lt_quota *q, const char *key, const struct lt_limit *
 		q->nfree--;
 	else
 		q->next_slot++;
-	*slot = lt_qh(s, gen);
+	*slot = lt_handle(s, gen);
 out:
 	pthread_rwlock_unlock(&q->lock);
 	return ret;
@@ -1171,129 +1153,36 @@ int lt_quota_key_limit(struct lt_quota *q, const char *key, const struct lt_limi
 	return ret;
 }
 
-/*
- * Seconds, rounded up, until the bucket is empty: ceil(tat * period / upp)
- * in 128 bits, so that a slow bucket (a year per token) reads true where
- * the 64-bit ns form saturates.
- */
-static __u64 lt_until_s(__u64 x, __u64 now, const struct lt_rate *r)
+static const struct lt_decide_maps *lt_qdm(const struct lt_quota *q)
 {
-	unsigned __int128 t;
-
-	if (!r->period_ns)
-		return 0;
-	t = ((unsigned __int128)x * r->period_ns + r->units_per_period - 1) / r->units_per_period;
-	if (t <= now)
-		return 0;
-	t = (t - now + LT_NS_PER_SEC - 1) / LT_NS_PER_SEC;
-	return t > ~0ULL ? ~0ULL : (__u64)t;
+	return &q->dm;
 }
 
-/* Seconds until cost more tokens fit (0 if now), exact where ns saturates. */
-static __u64 lt_retry_after_s(__u64 tat, __u64 now, const struct lt_rate *r, __u64 cost)
+int lt_quota_consume(struct lt_quota *q, __u32 handle, __u64 cost, __u64 now_ns, struct lt_view *v,
+		     struct lt_slot_seen *resv)
 {
-	__u64 c;
-
-	if (!r->period_ns)
-		return 0;
-	if (cost > (r->cap_units >> r->unit_shift))
-		return ~0ULL;
-	c = cost << r->unit_shift;
-	return tat + c <= r->cap_units ? 0 : lt_until_s(tat + c - r->cap_units, now, r);
-}
-
-static void lt_fill_view(const struct lt_rate *r, __u64 tat, __u64 now, __u64 cost, int v,
-			 struct lt_quota_view *out)
-{
-	out->unlimited = !r->period_ns;
-	out->capacity = r->period_ns ? lt_rate_capacity(r) : 0;
-	out->remaining = r->period_ns ? lt_remaining_tokens(tat, now, r) : ~0ULL;
-	out->retry_after_ns = v == LT_DENY ? lt_retry_after_ns(tat, now, r, cost) : 0;
-	out->full_in_ns = lt_drain_ns(tat, now, r);
-	out->full_in_s = lt_until_s(tat, now, r);
-	out->retry_after_s = v == LT_DENY ? lt_retry_after_s(tat, now, r, cost) : 0;
-	out->leak_tokens = r->period_ns ? r->units_per_period >> r->unit_shift : 0;
-	out->leak_period_ns = r->period_ns;
-}
-
-int lt_quota_consume(struct lt_quota *q, __u32 handle, __u64 cost, __u64 now_ns,
-		     struct lt_quota_view *v, struct lt_slot_seen *resv)
-{
-	__u32 slot = lt_qh_slot(handle);
-	struct lt_usage *u = &q->m.usage[slot];
-	int verdict, i;
-
-	/* each LT_CONTENDED is LT_CAS_TRIES CASes that others won: bounded */
-	for (i = 0; i < LT_QUOTA_TRIES; i++) {
-		verdict = lt_slot_consume_owned(q->m.slots, q->m.rates, q->m.usage, slot,
-						lt_qh_gen(handle), LT_QH_GEN_MASK, now_ns, cost,
-						resv);
-		if (verdict != LT_CONTENDED)
-			break;
-	}
-	memset(v, 0, sizeof(*v));
-	v->slot = slot;
-	if (verdict == LT_CONTENDED || verdict == LT_FREED) {
-		resv->cost_units = 0;
-		return verdict;
-	}
-	lt_fill_view(&resv->rate, resv->tat, now_ns, cost, verdict, v);
-	if (verdict == LT_ADMIT) {
-		__atomic_fetch_add(&u->admitted, 1, __ATOMIC_RELAXED);
-		__atomic_fetch_add(&u->tokens, cost, __ATOMIC_RELAXED);
-	} else if (verdict == LT_DENY) {
-		__atomic_fetch_add(&u->rejected, 1, __ATOMIC_RELAXED);
-	}
-	return verdict;
+	return lt_decide_consume(lt_qdm(q), lt_handle_slot(handle), lt_handle_gen(handle),
+				 LT_HANDLE_GEN_MASK, cost, now_ns, v, resv);
 }
 
 __u64 lt_quota_refund(struct lt_quota *q, struct lt_slot_seen *resv, __u64 tokens, __u64 now_ns)
 {
-	struct lt_usage *u = &q->m.usage[resv->slot & (LT_MAX_SLOTS - 1)];
-	__u32 shift = resv->rate.unit_shift;
-	__u64 units, given = 0, back;
-	int i;
-
-	if (!resv->cost_units)
-		return 0;
-	units = tokens > (resv->cost_units >> shift) ? resv->cost_units : tokens << shift;
-	for (i = 0; i < LT_QUOTA_TRIES; i++)
-		if (lt_slot_refund(q->m.slots, resv, units, now_ns, &given) != LT_CONTENDED)
-			break;
-	back = given >> shift;
-	if (back)
-		__atomic_fetch_sub(&u->tokens, back, __ATOMIC_RELAXED);
-	return back;
+	return lt_decide_refund(lt_qdm(q), resv, tokens, now_ns);
 }
 
 void lt_quota_undo(struct lt_quota *q, struct lt_slot_seen *resv, __u64 now_ns)
 {
-	struct lt_usage *u = &q->m.usage[resv->slot & (LT_MAX_SLOTS - 1)];
-
-	if (!resv->cost_units)
-		return;
-	lt_quota_refund(q, resv, ~0ULL, now_ns);
-	__atomic_fetch_sub(&u->admitted, 1, __ATOMIC_RELAXED);
+	lt_decide_undo(lt_qdm(q), resv, now_ns);
 }
 
-int lt_quota_peek(struct lt_quota *q, __u32 handle, __u64 now_ns, struct lt_quota_view *v)
+int lt_quota_peek(struct lt_quota *q, __u32 handle, __u64 now_ns, struct lt_view *v)
 {
-	__u32 slot = lt_qh_slot(handle);
-	struct lt_slot_seen seen;
-	int ret;
-
-	memset(v, 0, sizeof(*v));
-	v->slot = slot;
-	ret = lt_slot_peek_owned(q->m.slots, q->m.rates, q->m.usage, slot, lt_qh_gen(handle),
-				 LT_QH_GEN_MASK, now_ns, &seen);
-	if (ret)
-		return ret;
-	lt_fill_view(&seen.rate, seen.tat, now_ns, 0, LT_ADMIT, v);
-	return 0;
+	return lt_decide_peek(lt_qdm(q), lt_handle_slot(handle), lt_handle_gen(handle),
+			      LT_HANDLE_GEN_MASK, now_ns, v);
 }
 
 int lt_quota_peek_key(struct lt_quota *q, const char *key, const struct lt_limit *key_limit,
-		      __u64 now_ns, struct lt_quota_view *v, __u32 *slot)
+		      __u64 now_ns, struct lt_view *v, __u32 *slot)
 {
 	struct lt_idx_ent *e;
 	struct lt_limit l;
@@ -1304,7 +1193,7 @@ int lt_quota_peek_key(struct lt_quota *q, const char *key, const struct lt_limit
 	pthread_rwlock_rdlock(&q->lock);
 	e = lt_idx_find(q, key);
 	if (e)
-		s = lt_qh(e->slot, e->gen);
+		s = lt_handle(e->slot, e->gen);
 	if (key[0] == 'k')
 		ret = key_limit ? (l = *key_limit, 0) : -ENOENT;
 	else
@@ -1325,13 +1214,13 @@ int lt_quota_peek_key(struct lt_quota *q, const char *key, const struct lt_limit
 	if (lt_limit_rate(&l, &r))
 		return -ERANGE;
 	memset(v, 0, sizeof(*v));
-	lt_fill_view(&r, 0, now_ns, 0, LT_ADMIT, v); /* no bucket yet: empty */
+	lt_view_fill(&r, 0, now_ns, 0, LT_ADMIT, v); /* no bucket yet: empty */
 	return 0;
 }
 
 void lt_quota_usage(struct lt_quota *q, __u32 handle, struct lt_usage *out)
 {
-	__u32 slot = lt_qh_slot(handle);
+	__u32 slot = lt_handle_slot(handle);
 
 	out->admitted = __atomic_load_n(&q->m.usage[slot].admitted, __ATOMIC_RELAXED);
 	out->rejected = __atomic_load_n(&q->m.usage[slot].rejected, __ATOMIC_RELAXED);

@@ -19,7 +19,7 @@
 
 #include <pthread.h>
 #include <stddef.h>
-#include "lt_slot.h"
+#include "decide.h"
 #include "store.h"
 
 #define LT_PROVIDER_MAX 64
@@ -32,20 +32,6 @@ struct lt_quota_maps {
 	struct lt_rate *rates; /* mmapped lt_rates */
 	struct lt_usage *usage; /* mmapped lt_usage */
 	int keyidx_fd; /* lt_keyidx, or -1 (tests without BPF) */
-};
-
-/* What a decision saw: for the response body and the RateLimit fields. */
-struct lt_quota_view {
-	__u64 capacity; /* tokens */
-	__u64 remaining; /* tokens that fit now */
-	__u64 retry_after_ns; /* until the request would fit (denied only); ~0 = beyond 2^64 ns */
-	__u64 retry_after_s; /* the same in seconds, rounded up, exact to 2^64 s */
-	__u64 full_in_ns; /* until the bucket is empty again (full quota); ~0 = beyond 2^64 ns */
-	__u64 full_in_s; /* the same in seconds, rounded up, exact to 2^64 s */
-	__u64 leak_tokens; /* leak rate: leak_tokens per leak_period_ns */
-	__u64 leak_period_ns;
-	__u32 slot;
-	int unlimited;
 };
 
 int lt_quota_open(struct lt_quota **q, struct lt_store *st, const struct lt_quota_maps *m,
@@ -89,17 +75,15 @@ int lt_quota_tier_exists(struct lt_quota *q, const char *tier);
 int lt_quota_bucket(struct lt_quota *q, const char *key, const struct lt_limit *key_limit,
 		    __u32 *slot, char *err, size_t errlen);
 
-/* lt_slot_consume attempts (of LT_CAS_TRIES CASes each) before LT_CONTENDED. */
-#define LT_QUOTA_TRIES 4
-
 /*
+ * The decisions of lib/decide.h on a handle of lt_quota_bucket.
  * One decision of cost tokens on slot at now: an lt_verdict, and the view.
  * LT_CONTENDED (every CAS lost to others) and LT_FREED leave the view empty;
  * the API answers 503 with Retry-After. After LT_ADMIT, *resv is the
  * reservation for lt_quota_refund / lt_quota_undo.
  */
-int lt_quota_consume(struct lt_quota *q, __u32 slot, __u64 cost, __u64 now_ns,
-		     struct lt_quota_view *v, struct lt_slot_seen *resv);
+int lt_quota_consume(struct lt_quota *q, __u32 slot, __u64 cost, __u64 now_ns, struct lt_view *v,
+		     struct lt_slot_seen *resv);
 /*
  * Gives back up to tokens of a reservation, only what it still adds to the
  * level (lt_slot_refund): returns the whole tokens given back. Can be called
@@ -109,7 +93,7 @@ __u64 lt_quota_refund(struct lt_quota *q, struct lt_slot_seen *resv, __u64 token
 /* All-or-nothing over several buckets: takes a reservation back entirely. */
 void lt_quota_undo(struct lt_quota *q, struct lt_slot_seen *resv, __u64 now_ns);
 /* The view without consuming: 0, or LT_FREED / LT_CONTENDED (view empty). */
-int lt_quota_peek(struct lt_quota *q, __u32 slot, __u64 now_ns, struct lt_quota_view *v);
+int lt_quota_peek(struct lt_quota *q, __u32 slot, __u64 now_ns, struct lt_view *v);
 /*
  * The view of the bucket for key, never creating it: a read never allocates
  * a slot. A key without a bucket reads as empty (the full quota) at the
@@ -117,7 +101,7 @@ int lt_quota_peek(struct lt_quota *q, __u32 slot, __u64 now_ns, struct lt_quota_
  * key_limit is used for "k/" keys, as in lt_quota_bucket.
  */
 int lt_quota_peek_key(struct lt_quota *q, const char *key, const struct lt_limit *key_limit,
-		      __u64 now_ns, struct lt_quota_view *v, __u32 *slot);
+		      __u64 now_ns, struct lt_view *v, __u32 *slot);
 void lt_quota_usage(struct lt_quota *q, __u32 slot, struct lt_usage *out);
 
 /* Rebases a "k/" bucket to new key limits. */

@@ -95,7 +95,7 @@ static void slow_bucket_view_is_exact_in_seconds(void)
 	struct lt_usage *usage = calloc(LT_MAX_SLOTS, sizeof(*usage));
 	struct lt_quota_maps m = { slots, rates, usage, -1 };
 	char db[64] = "/tmp/lt-bounds-XXXXXX", err[256];
-	struct lt_quota_view v;
+	struct lt_view v;
 	struct lt_slot_seen res;
 	struct lt_store st;
 	struct lt_quota *q;

@@ -30,7 +30,7 @@ static struct lt_quota *open_q(struct lt_store *st)
 static void limits_buckets_and_restart(void)
 {
 	struct lt_limit user = { 100, 10, SEC }, org = { 1000, 100, SEC }, big = { 200, 10, SEC };
-	struct lt_quota_view v;
+	struct lt_view v;
 	struct lt_slot_seen r1, rx;
 	struct lt_store st;
 	struct lt_quota *q;
@@ -126,7 +126,7 @@ static void limits_buckets_and_restart(void)
 static void live_change_at_scale(void)
 {
 	struct lt_limit a = { 1000, 10, SEC }, b = { 2000, 10, SEC };
-	struct lt_quota_view v;
+	struct lt_view v;
 	struct lt_slot_seen rx;
 	struct lt_store st;
 	struct lt_quota *q;

@@ -45,7 +45,7 @@ static void delete_and_restore(const char *kind, const char *name, const char *k
 			       const char *key2)
 {
 	struct lt_limit lim = { 100, 10, SEC }, bigger = { 200, 10, SEC };
-	struct lt_quota_view v;
+	struct lt_view v;
 	struct lt_slot_seen rx;
 	struct lt_store st;
 	struct lt_quota *q;

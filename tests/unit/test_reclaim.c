@@ -52,7 +52,7 @@ static void close_q(struct lt_quota *q, struct lt_store *st)
 
 static __u64 remaining(struct lt_quota *q, __u32 h)
 {
-	struct lt_quota_view v;
+	struct lt_view v;
 
 	CHECK_EQ(lt_quota_peek(q, h, lt_now_ns(), &v), 0);
 	return v.remaining;
@@ -62,7 +62,7 @@ static void a_full_table_reclaims_idle_empty_buckets_never_a_busy_one(void)
 {
 	struct lt_limit lim = { 100, 10, SEC }; /* 100 tokens, 10/s: 5 s to drain 50 */
 	struct lt_quota_stats st;
-	struct lt_quota_view v;
+	struct lt_view v;
 	struct lt_slot_seen res;
 	struct lt_store s;
 	struct lt_quota *q = open_q(&s);
@@ -143,7 +143,7 @@ static void reclaimed_buckets_are_forgotten_by_the_store_too(void)
 static void a_stale_cached_slot_never_charges_the_new_owner(void)
 {
 	struct lt_limit lim = { 100, 10, SEC };
-	struct lt_quota_view v;
+	struct lt_view v;
 	struct lt_slot_seen res;
 	struct lt_store s;
 	struct lt_quota *q = open_q(&s);

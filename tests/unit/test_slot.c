@@ -175,7 +175,7 @@ static void agent_killed_mid_limit_change_restarts(void)
 	struct lt_limit a = { 100, 10, SEC }, b = { 300, 7, SEC };
 	struct lt_quota_maps m = { slots, rates, usage, -1 };
 	char db[64] = "/tmp/lt-slot-XXXXXX", err[256], key[64];
-	struct lt_quota_view v;
+	struct lt_view v;
 	struct lt_slot_seen seen;
 	struct lt_store st;
 	struct lt_quota *q;

@@ -117,7 +117,7 @@ static struct lt_quota *open_q(struct lt_store *st)
 static void reads_never_create_a_bucket(void)
 {
 	struct lt_limit user = { 100, 10, SEC }, key = { 5, 1, SEC };
-	struct lt_quota_view v;
+	struct lt_view v;
 	struct lt_slot_seen seen;
 	struct lt_store st;
 	struct lt_quota *q;
@@ -156,7 +156,7 @@ static void reads_never_create_a_bucket(void)
 static void stored_org_limit_is_canonicalised(void)
 {
 	struct lt_limit org = { 50, 1, SEC }, dflt = { 100000, 1000, SEC }, l;
-	struct lt_quota_view v;
+	struct lt_view v;
 	struct lt_store st;
 	struct lt_quota *q;
 	__u32 s;
