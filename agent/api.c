@@ -773,6 +773,12 @@ static enum MHD_Result lt_metrics(struct lt_req *r)
 		  lt_map_count(r->api->maps->fd[LT_M_POLICY]));
 	}
 	P("lt_map_entries{map=\"lt_slots\"} %llu\n", (unsigned long long)qs.buckets);
+	P("lt_map_entries{map=\"lt_lease\"} %ld\n",
+	  __atomic_load_n(&r->api->leases_live, __ATOMIC_RELAXED));
+	P("# HELP lt_leases_settled_total Gateway leases settled by the agent after their owner "
+	  "died (reservations charged in full).\n"
+	  "# TYPE lt_leases_settled_total counter\nlt_leases_settled_total %llu\n",
+	  __atomic_load_n(&r->api->leases_settled, __ATOMIC_RELAXED));
 #undef P
 	if (b.oom) {
 		free(b.p);

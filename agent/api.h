@@ -47,6 +47,12 @@ struct lt_api {
 	 * watch, about once a second; __atomic): /readyz is 503 otherwise.
 	 */
 	int attached;
+	/*
+	 * Gateway leases (lib/lease.h) the daemon's sweep settled because their
+	 * owner died, and those in use at the last pass (__atomic).
+	 */
+	unsigned long long leases_settled;
+	long leases_live;
 };
 
 int lt_api_start(struct lt_api *a, char *err, size_t errlen);

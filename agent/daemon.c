@@ -30,6 +30,7 @@
 #include "units.h"
 #include "api.h"
 #include "keys.h"
+#include "lease.h"
 #include "quota.h"
 #include "store.h"
 #include <sys/mman.h>
@@ -210,8 +211,8 @@ struct lt_cp {
 	struct lt_quota *q;
 	struct lt_keys *keys;
 	struct lt_api api;
-	void *slots, *rates, *usage;
-	size_t slots_len, rates_len, usage_len;
+	void *slots, *rates, *usage, *lease;
+	size_t slots_len, rates_len, usage_len, lease_len;
 };
 
 static void lt_cp_stop(struct lt_cp *cp)
@@ -229,6 +230,25 @@ static void lt_cp_stop(struct lt_cp *cp)
 		munmap(cp->rates, cp->rates_len);
 	if (cp->usage)
 		munmap(cp->usage, cp->usage_len);
+	if (cp->lease)
+		munmap(cp->lease, cp->lease_len);
+}
+
+/*
+ * Leases of gateway requests whose process died (lib/lease.h): freed once
+ * their deadline passed, their reservations charged in full, and counted.
+ */
+static void lt_lease_sweep(struct lt_cp *cp, __u64 now)
+{
+	long live = 0, n;
+
+	n = lt_lease_settle(cp->lease, LT_MAX_LEASES, now, &live);
+	__atomic_store_n(&cp->api.leases_live, live, __ATOMIC_RELAXED);
+	if (n > 0) {
+		__atomic_fetch_add(&cp->api.leases_settled, (unsigned long long)n,
+				   __ATOMIC_RELAXED);
+		log_info("leases: %ld of dead gateway processes settled (charged in full)", n);
+	}
 }
 
 static int lt_cp_start(struct lt_cp *cp, const struct lt_opts *o, const struct lt_agent_config *c,
@@ -255,6 +275,11 @@ static int lt_cp_start(struct lt_cp *cp, const struct lt_opts *o, const struct l
 	if (!cp->slots || !cp->rates || !cp->usage) {
 		snprintf(err, errlen, "cannot mmap lt_slots/lt_rates/lt_usage: %s",
 			 strerror(errno));
+		return -errno;
+	}
+	cp->lease = lt_map_mmap(m->fd[LT_M_LEASE], &cp->lease_len);
+	if (!cp->lease) {
+		snprintf(err, errlen, "cannot mmap lt_lease: %s", strerror(errno));
 		return -errno;
 	}
 	qm.slots = cp->slots;
@@ -630,6 +655,7 @@ int lt_cmd_attach(struct lt_opts *o)
 					  sw.penalties_expired, sw.sources_idle, sw.sources_left);
 			/* L7 buckets empty for token.bucket_idle: 64k index entries a pass */
 			lt_quota_reclaim(cp.q, now, 65536);
+			lt_lease_sweep(&cp, now);
 		}
 		if (now - last_watch >= LT_NS_PER_SEC) {
 			last_watch = now;

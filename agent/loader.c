@@ -650,6 +650,7 @@ void lt_maps_from_skel(struct lt_admit *skel, struct lt_maps *m)
 	m->fd[LT_M_APIKEY] = bpf_map__fd(skel->maps.lt_apikey);
 	m->fd[LT_M_REQLOG_CTL] = bpf_map__fd(skel->maps.lt_reqlog_ctl);
 	m->fd[LT_M_REQLOG] = bpf_map__fd(skel->maps.lt_reqlog);
+	m->fd[LT_M_LEASE] = bpf_map__fd(skel->maps.lt_lease);
 }
 
 static int lt_probe_run(struct lt_admit *skel, __u64 *ktime, __u64 *jiffies)

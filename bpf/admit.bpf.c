@@ -171,6 +171,15 @@ struct {
 	__type(value, struct lt_iface);
 } lt_ifaces SEC(".maps");
 
+/* Gateway requests in flight (lt_abi.h); mmapped, no program reads it. */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(map_flags, BPF_F_MMAPABLE);
+	__uint(max_entries, LT_MAX_LEASES);
+	__type(key, __u32);
+	__type(value, struct lt_lease);
+} lt_lease SEC(".maps");
+
 /*
  * Per-CPU memo of work that only changes once per tick. XDP time moves in
  * ticks, so within one:

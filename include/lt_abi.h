@@ -417,6 +417,55 @@ struct lt_apikey_val {
 _Static_assert(sizeof(struct lt_apikey_key) == 40, "lt_apikey_key is ABI");
 _Static_assert(sizeof(struct lt_apikey_val) == 232, "lt_apikey_val is ABI");
 
+/*
+ * lt_lease: ARRAY[LT_MAX_LEASES] of struct lt_lease, BPF_F_MMAPABLE: the
+ * reservations of gateway requests in flight (lib/lease.h), so that those
+ * of a gateway process that dies mid-request are settled by the agent. No
+ * BPF program reads it; bpftool dumps it with its fields.
+ *
+ * Who writes what. An entry is free while owner == 0. A gateway takes one
+ * by one CAS of owner 0 -> its owner word (pid | start time, below), then,
+ * as the only writer of that entry, fills deadline_ns, taken_ns, n and res;
+ * it gives the entry back after settling the request itself (its refunds
+ * through lt_slot_refund first, then one CAS owner -> 0). The agent only
+ * reads, and frees an entry (CAS owner -> 0, counted) when its owner is
+ * dead (no such pid, or a pid of another start time) and deadline_ns has
+ * passed (0: never written, passed). That settlement charges the whole
+ * reservation: it gives nothing back, the tokens leak away at the bucket's
+ * rate. So no kill -9 at any instruction can refund twice: the agent never
+ * refunds, and a dead owner refunds nothing more. res is what was reserved
+ * (for bpftool, and the slot_seen records a refund needs).
+ *
+ * Owner word: pid in bits 0..23 (PID_MAX_LIMIT is 2^22) and the process's
+ * start time (/proc/<pid>/stat field 22, clock ticks since boot) in bits
+ * 24..63, so a reused pid is never taken for the dead owner. The agent and
+ * the gateways must share a pid namespace.
+ */
+#define LT_MAX_LEASES 16384
+#define LT_LEASE_RES_MAX 4 /* limits per request: key requests, key tokens, user/org, pool */
+#define LT_LEASE_PID_BITS 24
+
+struct lt_lease_res {
+	struct lt_rate rate; /* the rate decided on (lt_slot_seen.rate) */
+	__u64 tat; /* the word the admission's CAS wrote, units of rate */
+	__u64 meta; /* the slot's meta decided on: rid | gen << 16 | refunded << 24 */
+	__u64 cost_units; /* units still refundable */
+	__u64 cost_tokens; /* tokens reserved */
+	__u32 slot; /* index into lt_slots */
+	__u32 gen; /* lt_usage[slot].gen of the bucket's owner key */
+};
+_Static_assert(sizeof(struct lt_lease_res) == 80, "lt_lease_res is ABI");
+
+struct lt_lease {
+	__u64 owner; /* 0 = free; pid | start_ticks << 24; changed by CAS only */
+	__u64 deadline_ns; /* CLOCK_MONOTONIC ns; a dead owner's lease is settled after it */
+	__u64 taken_ns; /* CLOCK_MONOTONIC ns of the admission */
+	__u32 n; /* res[0..n) are reservations */
+	__u32 _pad;
+	struct lt_lease_res res[LT_LEASE_RES_MAX];
+};
+_Static_assert(sizeof(struct lt_lease) == 352, "lt_lease is ABI (mmapped: a multiple of 8)");
+
 /* How a program is attached to an interface. */
 enum lt_attach_mode {
 	LT_MODE_XDP_NATIVE = 1,

@@ -19,6 +19,7 @@ const char *const lt_map_names[LT_M__MAX] = {
 	[LT_M_USAGE] = "lt_usage",   [LT_M_KEYIDX] = "lt_keyidx", [LT_M_APIKEY] = "lt_apikey",
 	[LT_M_REQLOG_CTL] = "lt_reqlog_ctl",
 	[LT_M_REQLOG] = "lt_reqlog",
+	[LT_M_LEASE] = "lt_lease",
 };
 /* clang-format on */
 
