@@ -363,6 +363,71 @@ static inline int lt_slot_refund(struct lt_slot *slots, struct lt_slot_seen *res
 	return LT_CONTENDED;
 }
 
+/*
+ * lt_slot_charge: adds tokens to the slot's level whatever its capacity, in
+ * one CAS: a debt for usage that a reservation did not cover, found after
+ * the fact (the gateway's reconcile when a provider used more than was
+ * reserved). Later admissions then wait until the bucket has leaked it, so
+ * the bucket accounts for every token really used, and over any window the
+ * total is at most C + R*t plus the uncovered usage still in flight. It is
+ * an admission stacked on top like any other (the refund rule above holds:
+ * it changes no refunded count). The level is capped at twice the capacity
+ * (and the word below LT_TAT_LIMIT): out->cost_units says what was added.
+ * out is a reservation of what was added (lt_slot_refund can give it back).
+ * Returns 0, LT_FREED or LT_CONTENDED (nothing added).
+ */
+static inline int lt_slot_charge(struct lt_slot *slots, const struct lt_rate *rates, __u32 slot,
+				 __u64 now_ns, __u64 tokens, struct lt_slot_seen *out)
+{
+	struct lt_slot *s = &slots[slot & (LT_MAX_SLOTS - 1)];
+	__u64 tat, meta, m2, sc, sceil, base, level, room, x;
+	struct lt_rate r;
+	int i;
+
+	out->slot = slot & (LT_MAX_SLOTS - 1);
+	out->cost_units = 0;
+	meta = __atomic_load_n(&s->meta, __ATOMIC_ACQUIRE);
+	tat = __atomic_load_n(&s->tat, __ATOMIC_ACQUIRE);
+	for (i = 0; i < LT_CAS_TRIES; i++) {
+		if (tat == LT_TAT_FREE)
+			return LT_FREED;
+		r = rates[lt_meta_rid(meta)];
+		LT_SLOT_RACE_HOOK(s);
+		x = 0;
+		if (r.period_ns && tat < LT_TAT_LIMIT && tokens) {
+			sc = lt_slot_s(&r, now_ns, &sceil);
+			base = tat <= sc ? sceil : tat;
+			level = base - sc;
+			room = level < 2 * r.cap_units ? 2 * r.cap_units - level : 0;
+			if (room > LT_TAT_LIMIT - 1 - base)
+				room = LT_TAT_LIMIT - 1 - base;
+			x = tokens > (room >> r.unit_shift) ? room : tokens << r.unit_shift;
+		}
+		if (x) {
+			if (lt_slot_cas(s, &tat, &meta, base + x, meta)) {
+				out->rate = r;
+				out->tat = base + x;
+				out->meta = meta;
+				out->cost_units = x;
+				return 0;
+			}
+			continue;
+		}
+		/* nothing to add (unlimited, a legacy full word, no room): validate the rate */
+		__atomic_thread_fence(__ATOMIC_ACQUIRE);
+		m2 = __atomic_load_n(&s->meta, __ATOMIC_ACQUIRE);
+		if (m2 == meta) {
+			out->rate = r;
+			out->tat = tat;
+			out->meta = meta;
+			return 0;
+		}
+		meta = m2;
+		tat = __atomic_load_n(&s->tat, __ATOMIC_ACQUIRE);
+	}
+	return LT_CONTENDED;
+}
+
 /* Level in units of the old rate, carried over into rate n, rounded up. */
 static inline __u64 lt_slot_carry(__u64 tat, const struct lt_rate *o, const struct lt_rate *n,
 				  __u64 now_ns)
@@ -549,6 +614,29 @@ static inline int lt_slot_consume_owned(struct lt_slot *slots, const struct lt_r
 		return v;
 	/* charged to the slot's new owner: give it all back (bounded, as all here) */
 	for (i = 0; v == LT_ADMIT && out->cost_units && i < 4; i++)
+		lt_slot_refund(slots, out, out->cost_units, now_ns, &given);
+	out->cost_units = 0;
+	return LT_FREED;
+}
+
+/* lt_slot_charge on a slot held as (slot, gen), as lt_slot_consume_owned. */
+static inline int lt_slot_charge_owned(struct lt_slot *slots, const struct lt_rate *rates,
+				       const struct lt_usage *usage, __u32 slot, __u32 gen,
+				       __u32 gen_mask, __u64 now_ns, __u64 tokens,
+				       struct lt_slot_seen *out)
+{
+	__u64 given;
+	int v, i;
+
+	out->slot = slot & (LT_MAX_SLOTS - 1);
+	out->cost_units = 0;
+	if (!lt_slot_owned(usage, slot, gen, gen_mask))
+		return LT_FREED;
+	v = lt_slot_charge(slots, rates, slot, now_ns, tokens, out);
+	__atomic_thread_fence(__ATOMIC_SEQ_CST);
+	if (lt_slot_owned(usage, slot, gen, gen_mask))
+		return v;
+	for (i = 0; !v && out->cost_units && i < 4; i++)
 		lt_slot_refund(slots, out, out->cost_units, now_ns, &given);
 	out->cost_units = 0;
 	return LT_FREED;

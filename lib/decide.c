@@ -109,6 +109,29 @@ void lt_decide_undo(const struct lt_decide_maps *m, struct lt_slot_seen *resv, _
 	__atomic_fetch_sub(&u->admitted, 1, __ATOMIC_RELAXED);
 }
 
+__u64 lt_decide_charge(const struct lt_decide_maps *m, __u32 slot, __u32 gen, __u32 gen_mask,
+		       __u64 tokens, __u64 now_ns, struct lt_slot_seen *resv, int *verdict)
+{
+	__u64 added;
+	int v = LT_CONTENDED, i;
+
+	slot &= LT_MAX_SLOTS - 1;
+	for (i = 0; i < LT_DECIDE_TRIES; i++) {
+		v = lt_slot_charge_owned(m->slots, m->rates, m->usage, slot, gen, gen_mask, now_ns,
+					 tokens, resv);
+		if (v != LT_CONTENDED)
+			break;
+	}
+	if (verdict)
+		*verdict = v;
+	if (v)
+		return 0;
+	added = resv->cost_units >> resv->rate.unit_shift;
+	if (added)
+		__atomic_fetch_add(&m->usage[slot].tokens, added, __ATOMIC_RELAXED);
+	return added;
+}
+
 int lt_decide_peek(const struct lt_decide_maps *m, __u32 slot, __u32 gen, __u32 gen_mask,
 		   __u64 now_ns, struct lt_view *v)
 {

@@ -101,6 +101,15 @@ __u64 lt_decide_refund(const struct lt_decide_maps *m, struct lt_slot_seen *resv
 /* All-or-nothing over several buckets: takes a reservation back entirely. */
 void lt_decide_undo(const struct lt_decide_maps *m, struct lt_slot_seen *resv, __u64 now_ns);
 
+/*
+ * Charges tokens that no reservation covered (lt_slot_charge: a debt that
+ * may take the level above capacity, up to twice it): returns the tokens
+ * added, *resv what was added (refundable like a reservation). *verdict
+ * (may be NULL): 0, LT_FREED or LT_CONTENDED.
+ */
+__u64 lt_decide_charge(const struct lt_decide_maps *m, __u32 slot, __u32 gen, __u32 gen_mask,
+		       __u64 tokens, __u64 now_ns, struct lt_slot_seen *resv, int *verdict);
+
 /* The view without consuming: 0, or LT_FREED / LT_CONTENDED (view empty). */
 int lt_decide_peek(const struct lt_decide_maps *m, __u32 slot, __u32 gen, __u32 gen_mask,
 		   __u64 now_ns, struct lt_view *v);
