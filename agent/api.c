@@ -609,7 +609,10 @@ static enum MHD_Result lt_consume(struct lt_req *r)
  * found no lt_keyidx entry for it. The agent stays the only allocator: the
  * limit comes from its store, the store holds the bucket before lt_keyidx
  * shows it, and the reclaim sweep is its own. Only a key exactly as
- * lt_bucket_key() builds it from canonical parts is accepted.
+ * lt_bucket_key() builds it from canonical parts is accepted. An API key's
+ * request bucket (r/<tier>/<keyId>) is limited by the "keyreq" limit of its
+ * tier, the provider pool (p/<provider>) by the "pool" limit of the provider
+ * (both with "*" defaults: token.key_requests and token.provider_pools).
  */
 static enum MHD_Result lt_buckets_post(struct lt_req *r)
 {
@@ -646,20 +649,29 @@ static enum MHD_Result lt_buckets_post(struct lt_req *r)
 		ret = lt_bucket_key(re, sizeof(re), LT_BKEY_ORG, NULL, part[1], part[2]);
 	} else if (!t && n == 2 && !strcmp(part[0], "k")) {
 		ret = lt_bucket_key(re, sizeof(re), LT_BKEY_APIKEY, NULL, NULL, part[1]);
+	} else if (!t && n == 3 && !strcmp(part[0], "r")) {
+		ret = lt_bucket_key(re, sizeof(re), LT_BKEY_KEYREQ, part[1], NULL, part[2]);
+	} else if (!t && n == 2 && !strcmp(part[0], "p")) {
+		provider = part[1];
+		ret = lt_bucket_key(re, sizeof(re), LT_BKEY_POOL, NULL, part[1], NULL);
 	}
 	/* one spelling: what the builder makes of the parts must be the key */
 	if (ret || strcmp(re, key))
-		return lt_problem(r, 400, "invalid-field", "Invalid field", "/key",
-				  "not a canonical bucket key (u/<tier>/<provider>/<userId>, "
-				  "o/<provider>/<orgId> or k/<keyId>)");
+		return lt_problem(
+			r, 400, "invalid-field", "Invalid field", "/key",
+			"not a canonical bucket key (u/<tier>/<provider>/<userId>, "
+			"o/<provider>/<orgId>, k/<keyId>, r/<tier>/<keyId> or p/<provider>)");
 	if (provider && !lt_quota_provider_known(r->api->q, provider))
 		return lt_problem(r, 400, "unknown-provider", "Unknown provider", "/key",
 				  "the key's provider is not configured");
 	if (!provider) {
-		if (lt_keys_get(r->api->keys, part[1], &kr) || kr.revoked)
+		/* k/<keyId> and r/<tier>/<keyId>: a live key (of that tier) */
+		if (lt_keys_get(r->api->keys, part[0][0] == 'r' ? part[2] : part[1], &kr) ||
+		    kr.revoked || (part[0][0] == 'r' && strcmp(kr.tier, part[1])))
 			return lt_problem(r, 403, "no-quota", "No quota", "/key",
-					  "no such API key, or it is revoked");
-		kl = &kr.limit;
+					  "no such API key (of this tier), or it is revoked");
+		if (part[0][0] == 'k')
+			kl = &kr.limit;
 	}
 	ret = lt_quota_bucket(r->api->q, key, kl, &slot, err, sizeof(err));
 	if (ret)

@@ -21,7 +21,8 @@ struct lt_prefix_policy {
 #define LT_CP_MAX_LIMITS 256
 
 struct lt_cp_limit {
-	char kind[8]; /* "tier" | "org" */
+	char kind
+		[8]; /* "tier" | "org" | "pool" (provider pools) | "keyreq" (API-key request rates) */
 	char name[64]; /* tier name, or "*" for the default org quota */
 	char provider[32]; /* or "*" */
 	__u64 capacity, tokens, period_ns;

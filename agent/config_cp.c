@@ -106,6 +106,37 @@ static int lt_limits(json_t *v, const char *ptr, const char *kind, const char *n
 	return 0;
 }
 
+/* token.key_requests: {"<tier>|*": {capacity, rate}}, the request rate of API keys by tier. */
+static int lt_key_requests(json_t *v, const char *ptr, struct lt_cp_config *cp, char *err,
+			   size_t errlen)
+{
+	const char *tier;
+	json_t *x;
+	char p[160];
+	int ret;
+
+	if (!json_is_object(v))
+		return lt_fail(err, errlen, ptr, "expected {\"<tier>|*\": {capacity, rate}}");
+	json_object_foreach(v, tier, x) {
+		struct lt_cp_limit *l;
+
+		snprintf(p, sizeof(p), "%s/%s", ptr, tier);
+		if (strcmp(tier, "*") && !lt_cp_name_ok(tier))
+			return lt_fail(err, errlen, p, "not a tier name");
+		if (cp->nlimits == LT_CP_MAX_LIMITS)
+			return lt_fail(err, errlen, p, "too many limits");
+		l = &cp->limits[cp->nlimits];
+		ret = lt_cp_limit_parse(x, p, &l->capacity, &l->tokens, &l->period_ns, err, errlen);
+		if (ret)
+			return ret;
+		snprintf(l->kind, sizeof(l->kind), "keyreq");
+		snprintf(l->name, sizeof(l->name), "%s", tier);
+		snprintf(l->provider, sizeof(l->provider), "*");
+		cp->nlimits++;
+	}
+	return 0;
+}
+
 void lt_cp_defaults(struct lt_cp_config *cp)
 {
 	memset(cp, 0, sizeof(*cp));
@@ -288,6 +319,12 @@ int lt_cp_parse(json_t *root, struct lt_cp_config *cp, char *err, size_t errlen)
 				}
 			} else if (!strcmp(k, "org_default")) {
 				ret = lt_limits(v, p, "org", "*", cp, err, errlen);
+			} else if (!strcmp(k, "provider_pools")) {
+				/* {"<provider>|*": {capacity, rate}}: p/<provider> buckets */
+				ret = lt_limits(v, p, "pool", "*", cp, err, errlen);
+			} else if (!strcmp(k, "key_requests")) {
+				/* {"<tier>|*": {capacity, rate}}: r/<tier>/<keyId> buckets */
+				ret = lt_key_requests(v, p, cp, err, errlen);
 			} else if (!strcmp(k, "max_buckets")) {
 				ret = json_is_integer(v) && json_integer_value(v) >= 16 &&
 						      json_integer_value(v) < LT_MAX_SLOTS ?

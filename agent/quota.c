@@ -267,6 +267,21 @@ static int lt_key_limit(struct lt_quota *q, const char *key, struct lt_limit *ou
 			e = lt_limit_find(q, "org", "*", b);
 		if (!e)
 			e = lt_limit_find(q, "org", "*", "*");
+	} else if (kind == 'r') { /* r/<tier>/<keyId>: the key's request rate, by tier */
+		slash = strchr(p, '/');
+		if (!slash || slash - p >= (long)sizeof(a))
+			return -EINVAL;
+		memcpy(a, p, (size_t)(slash - p));
+		e = lt_limit_find(q, "keyreq", a, "*");
+		if (!e)
+			e = lt_limit_find(q, "keyreq", "*", "*");
+	} else if (kind == 'p') { /* p/<provider>: the provider-wide pool */
+		if (strlen(p) >= sizeof(b))
+			return -EINVAL;
+		snprintf(b, sizeof(b), "%s", p);
+		e = lt_limit_find(q, "pool", "*", b);
+		if (!e)
+			e = lt_limit_find(q, "pool", "*", "*");
 	}
 	if (!e)
 		return -ENOENT;

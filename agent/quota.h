@@ -8,6 +8,8 @@
  *   "u/<tier>/<provider>/<userId>"  a user's pool at a tier (JWT roles)
  *   "o/<provider>/<orgId>"          an org's pool, shared by its users
  *   "k/<keyId>"                     an API key's own limit (all providers)
+ *   "r/<tier>/<keyId>"              an API key's request rate ("keyreq" limit of its tier)
+ *   "p/<provider>"                  the provider-wide pool ("pool" limit of the provider)
  *
  * Concurrency: one rwlock guards the index and the limit tables; a decision
  * holds it for reading only to find the slot, then CASes the bucket word

@@ -102,6 +102,16 @@ int lt_bucket_key(char *out, size_t outlen, enum lt_bkey_kind kind, const char *
 			return -EINVAL;
 		n = snprintf(out, outlen, "k/%s", id);
 		break;
+	case LT_BKEY_KEYREQ:
+		if (!lt_part_ok(tier) || !lt_part_ok(id))
+			return -EINVAL;
+		n = snprintf(out, outlen, "r/%s/%s", tier, id);
+		break;
+	case LT_BKEY_POOL:
+		if (!lt_part_ok(provider))
+			return -EINVAL;
+		n = snprintf(out, outlen, "p/%s", provider);
+		break;
 	default:
 		return -EINVAL;
 	}

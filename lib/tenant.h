@@ -49,11 +49,15 @@ enum lt_bkey_kind {
 	LT_BKEY_USER = 'u', /* "u/<tier>/<provider>/<userId>": a user's pool at a tier */
 	LT_BKEY_ORG = 'o', /* "o/<provider>/<orgId>": an org's pool, shared by its users */
 	LT_BKEY_APIKEY = 'k', /* "k/<keyId>": an API key's own limit (all providers) */
+	/* "r/<tier>/<keyId>": an API key's request rate (cost 1 per request), by its tier */
+	LT_BKEY_KEYREQ = 'r',
+	LT_BKEY_POOL = 'p', /* "p/<provider>": the provider-wide pool, shared by everyone */
 };
 
 /*
  * Builds the bucket key (the lt_keyidx key) for kind from canonical parts:
- * tier is used by LT_BKEY_USER only, provider by USER and ORG. Returns 0, or
+ * tier is used by LT_BKEY_USER and KEYREQ, provider by USER, ORG and POOL,
+ * id by all but POOL. Returns 0, or
  * -EINVAL when a part is empty, holds '/' or a non-printable byte, or an id
  * is not canonical (a caller that skipped canonicalisation fails loudly),
  * or -ENAMETOOLONG past LT_BUCKET_KEY_LEN - 1 bytes or outlen.
