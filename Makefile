@@ -178,7 +178,8 @@ $(BUILD)/san/tests/%: $(BUILD)/san/tests/unit/%.o $(BUILD)/san/libagent.a $(BUIL
 		$(BUILD)/san/libstub.a $(BUILD)/san/liblt.a
 	$(CC) $(CFLAGS_SAN) $^ -o $@ $(LDLIBS)
 
-$(BUILD)/san/tests/%: $(BUILD)/san/tests/bpf/%.o $(BUILD)/san/libagent.a $(BUILD)/san/liblt.a
+$(BUILD)/san/tests/%: $(BUILD)/san/tests/bpf/%.o $(BUILD)/san/libagent.a $(BUILD)/san/libgateway.a \
+		$(BUILD)/san/liblt.a
 	$(CC) $(CFLAGS_SAN) $^ -o $@ $(LDLIBS)
 
 $(BUILD)/san/tests/%: $(BUILD)/san/tests/e2e/%.o $(BUILD)/san/liblt.a

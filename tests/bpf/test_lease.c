@@ -6,7 +6,10 @@
  * agent's settlement pass (called directly) frees each of its leases exactly
  * once, after the deadline only, never a live owner's, never another process
  * that reuses the pid, and without touching a bucket (the reservation stays
- * charged in full: nothing can be refunded twice). Needs root (CAP_BPF).
+ * charged in full: nothing can be refunded twice). And gateway processes
+ * admitting through gateway/admit.c on the real lt_slots, with leases on the
+ * real lt_lease: never jointly over C + R*t, every lease given back. Needs
+ * root (CAP_BPF).
  */
 #include <errno.h>
 #include <signal.h>
@@ -16,6 +19,7 @@
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
 #include "lt_test.h"
+#include "admit.h"
 #include "agent.h"
 #include "decide.h"
 #include "lease.h"
@@ -207,6 +211,153 @@ static void pinned_map_opens_by_name(void)
 	CHECK_EQ(lt_leases_open(&l, "/nonexistent", err, sizeof(err)), -ENOENT);
 }
 
+/* ---- gateway processes on the real maps ------------------------------------- */
+
+#define GW_PROCS 3
+static const char *const GW_KEYS[4] = { "r/USER/lk_a", "k/lk_a", "o/openai/org", "p/openai" };
+
+struct gw_shared {
+	__u64 tmin, tmax; /* decision clock reads */
+	__u64 net[4]; /* net admitted per limit, as the clients count it */
+	__u64 failed; /* admissions that were neither OK nor LIMITED */
+	int go;
+};
+
+static int gw_resolve(void *ctx, const char *key, struct lt_keyidx_val *out, char *err,
+		      size_t errlen)
+{
+	int i;
+
+	(void)ctx;
+	(void)err;
+	(void)errlen;
+	for (i = 0; i < 4; i++)
+		if (!strcmp(key, GW_KEYS[i])) {
+			*out = (struct lt_keyidx_val){ 20 + (__u32)i, 7 };
+			return 0;
+		}
+	return -ENOENT;
+}
+
+static void gw_forget(void *ctx, const char *key)
+{
+	(void)ctx;
+	(void)key;
+}
+
+static void gw_minmax(struct gw_shared *sh, __u64 now)
+{
+	__u64 o = __atomic_load_n(&sh->tmin, __ATOMIC_RELAXED);
+
+	while (now < o && !__atomic_compare_exchange_n(&sh->tmin, &o, now, 0, __ATOMIC_RELAXED,
+						       __ATOMIC_RELAXED))
+		;
+	o = __atomic_load_n(&sh->tmax, __ATOMIC_RELAXED);
+	while (now > o && !__atomic_compare_exchange_n(&sh->tmax, &o, now, 0, __ATOMIC_RELAXED,
+						       __ATOMIC_RELAXED))
+		;
+}
+
+static void gw_process(struct gw_shared *sh, unsigned seed)
+{
+	struct lt_admit_limit l[4];
+	struct lt_reservation res;
+	struct lt_admit_result out;
+	struct lt_settle_result sr;
+	struct lt_admitter a;
+	struct lt_leases leases;
+	__u64 now, end, cost, used;
+	int i, v;
+
+	if (lt_leases_attach(&leases, L, NL))
+		_exit(2);
+	lt_admitter_init(&a, &DM, NULL, &leases, 60 * SEC);
+	a.r = (struct lt_admit_resolver){ gw_resolve, gw_forget, NULL };
+	while (!__atomic_load_n(&sh->go, __ATOMIC_ACQUIRE))
+		;
+	end = lt_now_ns() + SEC * 4 / 10;
+	while ((now = lt_now_ns()) < end) {
+		cost = 1 + rand_r(&seed) % 40;
+		for (i = 0; i < 4; i++)
+			l[i] = (struct lt_admit_limit){ GW_KEYS[i], "x", i ? cost : 1,
+							i ? LT_UNIT_TOKENS : LT_UNIT_REQUESTS };
+		gw_minmax(sh, now);
+		v = lt_admit(&a, l, 4, now, &res, &out);
+		if (v != LT_ADM_OK) {
+			if (v != LT_ADM_LIMITED)
+				__atomic_fetch_add(&sh->failed, 1, __ATOMIC_RELAXED);
+			continue;
+		}
+		used = rand_r(&seed) % (cost + 1);
+		now = lt_now_ns();
+		lt_admit_settle(&a, &res, used, now, &sr);
+		gw_minmax(sh, now);
+		for (i = 0; i < 4; i++)
+			__atomic_fetch_add(&sh->net[i], i ? cost - sr.refunded[i] : 1,
+					   __ATOMIC_RELAXED);
+	}
+	_exit(0);
+}
+
+static __u64 gw_bound(const struct gw_shared *sh, __u64 cap, __u64 per_s)
+{
+	return cap + (per_s * (sh->tmax - sh->tmin) + SEC - 1) / SEC;
+}
+
+static void gateway_processes_on_real_maps_stay_within_c_plus_rt(void)
+{
+	static const __u64 cap[4] = { 200, 3000, 1000, 2500 }, per_s[4] = { 400, 2000, 1000, 3000 };
+	struct gw_shared *sh;
+	pid_t pid[GW_PROCS];
+	long live = -1;
+	__u32 old;
+	int i, st, ok = 1, was_free;
+
+	sh = mmap(NULL, sizeof(*sh), PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+	CHECK(sh != MAP_FAILED);
+	if (sh == MAP_FAILED)
+		return;
+	memset(sh, 0, sizeof(*sh));
+	sh->tmin = ~0ULL;
+	for (i = 0; i < 4; i++) {
+		CHECK_EQ(lt_rate_init(&DM.rates[20 + i], cap[i], per_s[i], SEC), 0);
+		memset(&DM.usage[20 + i], 0, sizeof(DM.usage[0]));
+		DM.usage[20 + i].gen = 7;
+		lt_slot_assign(DM.slots, 20 + (__u32)i, 20 + (__u32)i, &old, &was_free);
+	}
+	fflush(stdout);
+	for (i = 0; i < GW_PROCS; i++) {
+		pid[i] = fork();
+		if (pid[i] == 0)
+			gw_process(sh, 1 + (unsigned)i * 7919);
+	}
+	__atomic_store_n(&sh->go, 1, __ATOMIC_RELEASE);
+	for (i = 0; i < GW_PROCS; i++)
+		ok &= pid[i] > 0 && waitpid(pid[i], &st, 0) == pid[i] && WIFEXITED(st) &&
+		      !WEXITSTATUS(st);
+	CHECK(ok);
+	printf("# %.3f s, 3 processes: requests %llu, key %llu, org %llu (bound %llu), pool %llu "
+	       "tokens\n",
+	       (double)(sh->tmax - sh->tmin) / SEC, (unsigned long long)sh->net[0],
+	       (unsigned long long)sh->net[1], (unsigned long long)sh->net[2],
+	       (unsigned long long)gw_bound(sh, cap[2], per_s[2]), (unsigned long long)sh->net[3]);
+	CHECK(sh->net[2] > 0);
+	CHECK_EQ(sh->failed, 0);
+	for (i = 0; i < 4; i++) {
+		CHECK(sh->net[i] <= gw_bound(sh, cap[i], per_s[i]));
+		CHECK(DM.usage[20 + i].tokens >= sh->net[i]);
+		CHECK(DM.usage[20 + i].tokens <= gw_bound(sh, cap[i], per_s[i]));
+	}
+	/* all or nothing: every bucket counts the same admissions */
+	CHECK_EQ(DM.usage[20].admitted, sh->net[0]);
+	for (i = 1; i < 4; i++)
+		CHECK_EQ(DM.usage[20 + i].admitted, DM.usage[20].admitted);
+	/* every lease was given back by its (living) owner: nothing for the agent */
+	CHECK_EQ(lt_lease_settle(L, NL, lt_now_ns() + 3600 * SEC, &live), 0);
+	CHECK_EQ(live, 0);
+	munmap(sh, sizeof(*sh));
+}
+
 int main(void)
 {
 	struct lt_load_opts lo = { .max_sources = 1024 };
@@ -253,6 +404,7 @@ int main(void)
 	RUN(reused_pid_is_not_the_owner);
 	RUN(full_table_refuses);
 	RUN(pinned_map_opens_by_name);
+	RUN(gateway_processes_on_real_maps_stay_within_c_plus_rt);
 
 	munmap(L, len[0]);
 	munmap(DM.slots, len[1]);
