@@ -16,6 +16,10 @@
  * No system call on the gateway's path: the map is mmapped once; taking and
  * giving back are one CAS each on the owner word, the rest plain stores by
  * the entry's only writer.
+ *
+ * The owner word is the process's (pid, start time): a worker forked after
+ * lt_leases_open must open (or attach) again in the child, or its leases
+ * would name its parent. Threads of one process share one struct lt_leases.
  */
 #ifndef LT_LEASE_H
 #define LT_LEASE_H
