@@ -770,6 +770,10 @@ static enum MHD_Result lt_metrics(struct lt_req *r)
 	P("# HELP lt_buckets_reclaimed_total Idle empty buckets freed for reuse.\n"
 	  "# TYPE lt_buckets_reclaimed_total counter\nlt_buckets_reclaimed_total %llu\n",
 	  (unsigned long long)qs.reclaimed);
+	P("# HELP lt_leases_settled_total Gateway leases settled by the agent after their owner "
+	  "died (reservations charged in full).\n"
+	  "# TYPE lt_leases_settled_total counter\nlt_leases_settled_total %llu\n",
+	  __atomic_load_n(&r->api->leases_settled, __ATOMIC_RELAXED));
 	if (r->api->maps && !lt_stats_read(r->api->maps->fd[LT_M_STATS], st)) {
 		P("# HELP lt_xdp_packets_total Packets by XDP/TC outcome.\n"
 		  "# TYPE lt_xdp_packets_total counter\n");
@@ -784,13 +788,9 @@ static enum MHD_Result lt_metrics(struct lt_req *r)
 		P("lt_map_entries{map=\"lt_policy\"} %ld\n",
 		  lt_map_count(r->api->maps->fd[LT_M_POLICY]));
 	}
-	P("lt_map_entries{map=\"lt_slots\"} %llu\n", (unsigned long long)qs.buckets);
 	P("lt_map_entries{map=\"lt_lease\"} %ld\n",
 	  __atomic_load_n(&r->api->leases_live, __ATOMIC_RELAXED));
-	P("# HELP lt_leases_settled_total Gateway leases settled by the agent after their owner "
-	  "died (reservations charged in full).\n"
-	  "# TYPE lt_leases_settled_total counter\nlt_leases_settled_total %llu\n",
-	  __atomic_load_n(&r->api->leases_settled, __ATOMIC_RELAXED));
+	P("lt_map_entries{map=\"lt_slots\"} %llu\n", (unsigned long long)qs.buckets);
 #undef P
 	if (b.oom) {
 		free(b.p);
