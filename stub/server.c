@@ -36,6 +36,9 @@
 #define MAX_HEADERS 100
 #define OUT_BATCH 16384 /* bytes of events generated before a send */
 #define READ_CHUNK 16384
+/* A connection closed by us drains what the client still sends for this long: closing with
+ * unread input would send an RST that can destroy the answer (a 413 or 431) in flight. */
+#define LINGER_MS 2000
 
 enum src_kind { SRC_LISTEN, SRC_WAKE, SRC_SOCK, SRC_TIMER };
 
@@ -50,6 +53,7 @@ enum cstate {
 	C_HANG, /* x-stub-hang: never answers */
 	C_WRITE, /* sending; a stream generates more as it drains */
 	C_DELAY, /* a stream between two events (x-stub-chunk-delay-ms) */
+	C_LINGER, /* answered and shut down for writing; discards input until EOF or LINGER_MS */
 };
 
 struct worker {
@@ -913,7 +917,11 @@ static bool stream_done(const struct conn *c)
 static void finish(struct conn *c)
 {
 	if (c->close_after) {
-		conn_close(c);
+		shutdown(c->fd, SHUT_WR);
+		c->state = C_LINGER;
+		c->shape = STUB_NO_SHAPE;
+		if (!c->peer_eof && arm_timer(c, LINGER_MS))
+			conn_close(c);
 		return;
 	}
 	memmove(c->in, c->in + c->req_len, c->in_len - c->req_len);
@@ -952,6 +960,15 @@ static void drive(struct conn *c)
 		case C_DELAY:
 			if (c->peer_eof)
 				conn_gone(c);
+			return;
+		case C_LINGER:
+			do {
+				c->in_len = 0;
+				c->rd_full = false;
+				do_read(c);
+			} while (c->rd_full && !c->peer_eof);
+			if (c->peer_eof)
+				conn_close(c);
 			return;
 		case C_WRITE:
 			if (c->out_off < c->out.len) {
@@ -1005,6 +1022,10 @@ static void on_timer(struct conn *c)
 
 	while (read(c->tfd, &ticks, sizeof(ticks)) < 0 && errno == EINTR)
 		;
+	if (c->state == C_LINGER) {
+		conn_close(c);
+		return;
+	}
 	if (c->state == C_WAIT || c->state == C_DELAY) {
 		c->state = C_WRITE;
 		if (c->streaming && c->state == C_WRITE && c->out.len == c->out_off)

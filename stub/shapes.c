@@ -1072,10 +1072,11 @@ void stub_error_body(enum stub_family f, unsigned status, unsigned retry_s, cons
 
 struct stub_counters stub_stats[STUB_SHAPES];
 
-#define STUB_COUNTER_FIELDS(X)                                                                \
-	X(requests)                                                                           \
-	X(errors) X(streams) X(prompt_tokens) X(completion_tokens) X(generated_tokens) X(cut) \
-		X(client_gone) X(hung)
+#define STUB_COUNTER_FIELDS(X)                                                                     \
+	X(requests)                                                                                \
+	X(errors)                                                                                  \
+	X(streams) X(prompt_tokens) X(completion_tokens) X(generated_tokens) X(cut) X(client_gone) \
+		X(hung)
 
 void stub_stats_json(struct stub_buf *b)
 {
