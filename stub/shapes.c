@@ -7,6 +7,7 @@
 #include <errno.h>
 #include <jansson.h>
 #include <stdarg.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -1068,56 +1069,64 @@ void stub_error_body(enum stub_family f, unsigned status, unsigned retry_s, cons
 	}
 }
 
-/* --- counters -------------------------------------------------------------------------- */
+/* --- counters ----------------------------------------------------------------------------- */
 
 struct stub_counters stub_stats[STUB_SHAPES];
 
-#define STUB_COUNTER_FIELDS(X)                                                                     \
-	X(requests)                                                                                \
-	X(errors)                                                                                  \
-	X(streams) X(prompt_tokens) X(completion_tokens) X(generated_tokens) X(cut) X(client_gone) \
-		X(hung)
+#define FIELD(f)                                      \
+	{                                             \
+#f, offsetof(struct stub_counters, f) \
+	}
+static const struct {
+	const char *name;
+	size_t off;
+} fields[] = {
+	FIELD(requests),
+	FIELD(errors),
+	FIELD(streams),
+	FIELD(prompt_tokens),
+	FIELD(completion_tokens),
+	FIELD(generated_tokens),
+	FIELD(cut),
+	FIELD(client_gone),
+	FIELD(hung),
+};
+#define NFIELDS (sizeof(fields) / sizeof(fields[0]))
+
+static uint64_t *field(struct stub_counters *c, size_t i)
+{
+	return (uint64_t *)((char *)c + fields[i].off);
+}
+
+static void counters_json(struct stub_buf *b, const char *name, const uint64_t *v)
+{
+	stub_buf_printf(b, "\"%s\":{", name);
+	for (size_t i = 0; i < NFIELDS; i++)
+		stub_buf_printf(b, "%s\"%s\":%llu", i ? "," : "", fields[i].name,
+				(unsigned long long)v[i]);
+	stub_buf_str(b, "}");
+}
 
 void stub_stats_json(struct stub_buf *b)
 {
-	struct stub_counters tot = { 0 };
+	uint64_t tot[NFIELDS] = { 0 }, v[NFIELDS];
 
 	stub_buf_str(b, "{");
 	for (int s = 0; s < STUB_SHAPES; s++) {
-		const char *sep = "";
-
-		stub_buf_printf(b, "\"%s\":{", stub_shape_names[s]);
-#define X(f)                                                                         \
-	do {                                                                         \
-		uint64_t v = __atomic_load_n(&stub_stats[s].f, __ATOMIC_RELAXED);    \
-		tot.f += v;                                                          \
-		stub_buf_printf(b, "%s\"" #f "\":%llu", sep, (unsigned long long)v); \
-		sep = ",";                                                           \
-	} while (0);
-		STUB_COUNTER_FIELDS(X)
-#undef X
-		stub_buf_str(b, "},");
+		for (size_t i = 0; i < NFIELDS; i++) {
+			v[i] = __atomic_load_n(field(&stub_stats[s], i), __ATOMIC_RELAXED);
+			tot[i] += v[i];
+		}
+		counters_json(b, stub_shape_names[s], v);
+		stub_buf_str(b, ",");
 	}
-	{
-		const char *sep = "";
-
-		stub_buf_str(b, "\"total\":{");
-#define X(f)                                                                             \
-	do {                                                                             \
-		stub_buf_printf(b, "%s\"" #f "\":%llu", sep, (unsigned long long)tot.f); \
-		sep = ",";                                                               \
-	} while (0);
-		STUB_COUNTER_FIELDS(X)
-#undef X
-		stub_buf_str(b, "}}");
-	}
+	counters_json(b, "total", tot);
+	stub_buf_str(b, "}");
 }
 
 void stub_stats_reset(void)
 {
-	for (int s = 0; s < STUB_SHAPES; s++) {
-#define X(f) __atomic_store_n(&stub_stats[s].f, 0, __ATOMIC_RELAXED);
-		STUB_COUNTER_FIELDS(X)
-#undef X
-	}
+	for (int s = 0; s < STUB_SHAPES; s++)
+		for (size_t i = 0; i < NFIELDS; i++)
+			__atomic_store_n(field(&stub_stats[s], i), 0, __ATOMIC_RELAXED);
 }
