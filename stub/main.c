@@ -81,6 +81,8 @@ static void usage(FILE *f)
 		"  x-stub-hang: 1              never answer (the connection stays open)\n"
 		"  x-stub-disconnect-after: K  close after K SSE events (a JSON answer: after K bytes\n"
 		"                              of its body)\n"
+		"  x-stub-error-after: K       end a stream after K events with the provider's error\n"
+		"                              event (a failure in the middle of a stream)\n"
 		"Endpoints (POST): /v1/chat/completions /v1/completions /v1/embeddings /v1/responses\n"
 		"  /v1beta/models/MODEL:generateContent  /v1beta/models/MODEL:streamGenerateContent[?alt=sse]\n"
 		"  /v1beta/openai/chat/completions  /compatible-mode/v1/chat/completions  /v1/messages\n"

@@ -653,7 +653,7 @@ static void dispatch_llm(struct conn *c, const struct head *h, enum stub_shape s
 	enum stub_family f = stub_shape_family(s);
 	uint64_t status = stub_opts.status ? stub_opts.status : 200, lat = stub_opts.latency_ms;
 	uint64_t delay = stub_opts.chunk_delay_ms, tokens = stub_opts.tokens;
-	uint64_t retry = stub_opts.retry_after_s, disc = UINT64_MAX;
+	uint64_t retry = stub_opts.retry_after_s, disc = UINT64_MAX, err_after = UINT64_MAX;
 	bool hang = false, ignore = stub_opts.ignore_max_tokens;
 	struct stub_req *r = &c->req;
 	char err[256];
@@ -668,6 +668,7 @@ static void dispatch_llm(struct conn *c, const struct head *h, enum stub_shape s
 	    ctl_uint(h, "x-stub-tokens", 0, STUB_MAX_TOKENS, &tokens) ||
 	    ctl_uint(h, "x-stub-retry-after", 0, 86400, &retry) ||
 	    ctl_uint(h, "x-stub-disconnect-after", 0, UINT32_MAX, &disc) ||
+	    ctl_uint(h, "x-stub-error-after", 0, UINT32_MAX, &err_after) ||
 	    ctl_bool(h, "x-stub-hang", &hang) || ctl_bool(h, "x-stub-ignore-max-tokens", &ignore)) {
 		stub_count(s, errors, 1);
 		answer_error(c, h, f, 400, 0,
@@ -711,6 +712,8 @@ static void dispatch_llm(struct conn *c, const struct head *h, enum stub_shape s
 		capped = true;
 	}
 	stub_gen_init(&c->gen, r, n, capped, __atomic_add_fetch(&next_id, 1, __ATOMIC_RELAXED));
+	if (err_after != UINT64_MAX)
+		c->gen.err_after = (int64_t)err_after;
 	if (!r->stream) {
 		struct stub_buf *b = &c->w->scratch;
 
@@ -891,6 +894,10 @@ static void produce(struct conn *c)
 		if (!stub_gen_event(&c->gen, ev))
 			break;
 		c->events++;
+		if (c->gen.errored) {
+			stub_count(c->shape, stream_errors, 1);
+			c->gen.errored = false;
+		}
 		if (c->chunked)
 			stub_buf_printf(&c->out, "%zx\r\n", ev->len);
 		stub_buf_add(&c->out, ev->p, ev->len);

@@ -485,6 +485,7 @@ void stub_gen_init(struct stub_gen *g, const struct stub_req *r, uint32_t n, boo
 	g->capped = capped;
 	g->id = id;
 	g->created = time(NULL);
+	g->err_after = -1;
 	switch (r->shape) {
 	case STUB_OPENAI_CHAT:
 	case STUB_GEMINI_OPENAI:
@@ -920,6 +921,40 @@ static void anthropic_event(struct stub_gen *g, struct stub_buf *b, uint32_t k)
 	}
 }
 
+/* The provider's mid-stream error event: what a 5xx looks like once a stream has begun. */
+static void error_event(struct stub_gen *g, struct stub_buf *b, uint32_t k)
+{
+	static const char msg[] =
+		"leaky-stub: error in the middle of the stream (x-stub-error-after)";
+
+	switch (g->req->shape) {
+	case STUB_ANTHROPIC:
+		stub_buf_printf(b,
+				"event: error\ndata: {\"type\":\"error\",\"error\":{\"type\":"
+				"\"overloaded_error\",\"message\":\"%s\"}}\n\n",
+				msg);
+		break;
+	case STUB_OPENAI_RESPONSES:
+		stub_buf_printf(b,
+				"event: error\ndata: {\"type\":\"error\",\"code\":\"server_error\","
+				"\"message\":\"%s\",\"param\":null,\"sequence_number\":%u}\n\n",
+				msg, k);
+		break;
+	case STUB_GEMINI:
+		stub_buf_str(b, g->req->gemini_sse ? "data: " : k ? ",\r\n" : "[");
+		stub_buf_printf(
+			b, "{\"error\":{\"code\":500,\"message\":\"%s\",\"status\":\"INTERNAL\"}}",
+			msg);
+		stub_buf_str(b, g->req->gemini_sse ? "\r\n\r\n" : "]");
+		break;
+	default:
+		stub_buf_printf(b,
+				"data: {\"error\":{\"message\":\"%s\",\"type\":\"server_error\","
+				"\"param\":null,\"code\":null}}\n\n",
+				msg);
+	}
+}
+
 bool stub_gen_event(struct stub_gen *g, struct stub_buf *b)
 {
 	uint32_t k = g->ev;
@@ -927,6 +962,12 @@ bool stub_gen_event(struct stub_gen *g, struct stub_buf *b)
 	if (k >= g->nev)
 		return false;
 	g->ev++;
+	if (g->err_after >= 0 && k >= g->err_after) {
+		error_event(g, b, k);
+		g->errored = true;
+		g->ev = g->nev;
+		return true;
+	}
 	switch (g->req->shape) {
 	case STUB_OPENAI_CHAT:
 	case STUB_GEMINI_OPENAI:
@@ -1090,6 +1131,7 @@ static const struct {
 	FIELD(cut),
 	FIELD(client_gone),
 	FIELD(hung),
+	FIELD(stream_errors),
 };
 #define NFIELDS (sizeof(fields) / sizeof(fields[0]))
 

@@ -110,6 +110,10 @@ struct stub_gen {
 	/* What the written part of the response reported so far (cumulative, as the shapes do). */
 	uint64_t rep_prompt, rep_completion;
 	uint64_t gen_tokens; /* output tokens written so far */
+	/* x-stub-error-after: event index at which the stream ends with the provider's error
+	 * event instead (-1: never) */
+	int64_t err_after;
+	bool errored; /* that error event was written */
 };
 
 void stub_gen_init(struct stub_gen *g, const struct stub_req *r, uint32_t n, bool capped,
@@ -136,6 +140,7 @@ struct stub_counters {
 	uint64_t cut; /* closed by x-stub-disconnect-after */
 	uint64_t client_gone; /* the client closed before the answer was whole */
 	uint64_t hung; /* x-stub-hang */
+	uint64_t stream_errors; /* streams ended by an error event (x-stub-error-after) */
 };
 
 extern struct stub_counters stub_stats[STUB_SHAPES];

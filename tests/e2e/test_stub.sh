@@ -50,6 +50,7 @@ CHAT='{"model":"gpt-x","messages":'"$MSG"',"max_tokens":5}'
 # --- help and flags --------------------------------------------------------------------------
 help=$("$STUB" --help)
 missing=
+grep -q -- "x-stub-error-after" <<<"$help" || missing+=" x-stub-error-after"
 for f in listen threads tokens ignore-max-tokens latency-ms chunk-delay-ms status retry-after \
 	embedding-dims max-body quiet; do
 	grep -q -- "--$f" <<<"$help" || missing+=" $f"
@@ -160,6 +161,19 @@ eq "x-stub-disconnect-after 3: 3 events, then the connection closes mid-stream (
 	"$rc:$(grep -c '^data: ' "$RB")" "18:3"
 curl -s -m 10 -o "$RB" -d "$CHAT" -H 'x-stub-disconnect-after: 10' "$B/v1/chat/completions"; rc=$?
 eq "x-stub-disconnect-after on a JSON answer: 10 body bytes, then closed" "$rc:$(wc -c <"$RB")" "18:10"
+curl -s -m 10 -N -o "$RB" -d '{"model":"m","messages":'"$MSG"',"stream":true}' -H 'x-stub-error-after: 2' \
+	"$B/v1/chat/completions"; rc=$?
+eq "x-stub-error-after 2 (openai): 2 events, then an error event, and the stream ends cleanly" \
+	"$rc|$(sse_data | jq -sc '[length, .[-1].error.type]')|$(grep -c '^data: \[DONE\]' "$RB")" '0|[3,"server_error"]|0'
+post /v1/messages '{"model":"c","max_tokens":5,"stream":true,"messages":[{"role":"user","content":"x"}]}' \
+	-H 'x-stub-error-after: 4'
+eq "x-stub-error-after 4 (anthropic): event: error with overloaded_error, no message_stop" \
+	"$(tr -d '\r' <"$RB" | sed -n 's/^event: //p' | tail -1)|$(sse_data | jq -sc '.[-1].error.type')|$(grep -c message_stop "$RB")" \
+	'error|"overloaded_error"|0'
+post '/v1beta/models/g:streamGenerateContent?alt=sse' '{"contents":[{"parts":[{"text":"x"}]}]}' -H 'x-stub-error-after: 1'
+eq "x-stub-error-after 1 (gemini): the second event is an INTERNAL error" \
+	"$(sse_data | jq -sc '[length, .[-1].error.status]')" '[2,"INTERNAL"]'
+eq "stats: stream_errors counts the three" "$(stub_stat total stream_errors)" 3
 # 6 events (role, 3 tokens, finish, DONE) 150 ms apart: the first is read well before the last
 curl -s -m 10 -N -d '{"model":"m","messages":'"$MSG"',"stream":true}' -H 'x-stub-tokens: 3' \
 	-H 'x-stub-chunk-delay-ms: 150' "$B/v1/chat/completions" |
@@ -276,7 +290,7 @@ S=$(curl -s -m 5 "$B/stub/stats")
 eq "stats: total prompt/completion tokens = the sum of the usage the answers carried" \
 	"$(jq -c '[.total.prompt_tokens,.total.completion_tokens]' <<<"$S")" "[$sum_p,$sum_c]"
 eq "stats: per shape (openai_chat requests, streams, cut, client_gone, hung; generated counts the cut stream's 3 tokens)" \
-	"$(jq -c '.openai_chat|[.requests,.streams,.cut,.client_gone,.hung,.generated_tokens]' <<<"$S")" "[4,2,1,1,1,12]"
+	"$(jq -c '.openai_chat|[.requests,.streams,.cut,.client_gone,.hung,.generated_tokens,.stream_errors]' <<<"$S")" "[4,2,1,1,1,12,0]"
 eq "stats: gemini and anthropic (errors count the 500)" \
 	"$(jq -c '[.gemini.requests,.gemini.completion_tokens,.anthropic.requests,.anthropic.errors,.anthropic.prompt_tokens]' <<<"$S")" "[1,6,2,1,3]"
 
