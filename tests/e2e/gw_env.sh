@@ -1,0 +1,98 @@
+# gw_env.sh - sourced by the gateway's e2e suites: agent_env.sh's private netns
+# and agent, plus leaky-stub and leaky-gateway inside that netns, each on its own
+# port, the gateway reading the agent's pins and secret. Set TOPIC first.
+# Prints nothing on stdout (TAP only there).
+. "$(dirname "${BASH_SOURCE[0]}")/agent_env.sh"
+GW=${GW:-$ROOT/build/san/leaky-gateway}
+STUB=${STUB:-$ROOT/build/san/leaky-stub}
+STUB_PORT=19100
+GW_PORT=18080
+GWBASE=http://127.0.0.1:$GW_PORT
+GW_LOG=$WORK/gateway.log
+STUB_LOG=$WORK/stub.log
+GW_PID= STUB_PID=
+
+# The agent's config for gateway suites: the four providers, request limits for
+# API keys and provider pools, plus whatever JSON members are given ($1, may be "").
+agent_config() {
+	local extra=${1:-}
+	"$AGENT" print-config | jq --argjson x "{${extra}}" '
+		.token.providers = ["openai","gemini","qwen","anthropic"]
+		| .token.key_requests = {"*": {"capacity": 1000, "rate": "100/s"}}
+		| .token.provider_pools = {"*": {"capacity": 100000000, "rate": "1000000/s"}}
+		| . * $x' >"$WORK/agent.json"
+}
+
+start_stub() {
+	: >"$STUB_LOG"
+	inns "$STUB" --listen 127.0.0.1:$STUB_PORT "$@" >>"$STUB_LOG" 2>&1 &
+	STUB_PID=$!
+	for _ in $(seq 100); do
+		inns curl -s -o /dev/null "http://127.0.0.1:$STUB_PORT/stub/stats" && return 0
+		kill -0 "$STUB_PID" 2>/dev/null || break
+		sleep 0.1
+	done
+	sed 's/^/# stub: /' "$STUB_LOG" >&2
+	return 1
+}
+
+# gw_config [ADMISSION_JSON_MEMBERS]: the gateway's config, providers on the stub
+gw_config() {
+	local extra=${1:-}
+	local s=http://127.0.0.1:$STUB_PORT
+	cat >"$WORK/gateway.json" <<JSON
+{
+  "listen": "127.0.0.1:$GW_PORT",
+  "workers": ${GW_WORKERS:-1},
+  "timeouts": { "connect_ms": 2000, "read_ms": 5000, "total_ms": 20000 },
+  "providers": [
+    {"name": "openai", "kind": "openai", "base_url": "$s"},
+    {"name": "gemini", "kind": "gemini", "base_url": "$s"},
+    {"name": "qwen", "kind": "qwen", "base_url": "$s"},
+    {"name": "anthropic", "kind": "anthropic", "base_url": "$s"}
+  ],
+  "models": [
+    {"pattern": "gemini-*", "providers": ["gemini"]},
+    {"pattern": "qwen*", "providers": ["qwen"]},
+    {"pattern": "claude-*", "providers": ["anthropic"]},
+    {"pattern": "*", "providers": ["openai"]}
+  ],
+  "admission": { "pin_dir": "$PIN", "agent": "127.0.0.1:$PORT", "state_dir": "$STATE"${extra:+, $extra} }
+}
+JSON
+}
+
+start_gateway() {
+	: >"$GW_LOG"
+	inns "$GW" --config "$WORK/gateway.json" "$@" >>"$GW_LOG" 2>&1 &
+	GW_PID=$!
+	for _ in $(seq 100); do
+		inns curl -s -o /dev/null "$GWBASE/" && return 0
+		kill -0 "$GW_PID" 2>/dev/null || break
+		sleep 0.1
+	done
+	sed 's/^/# gateway: /' "$GW_LOG" >&2
+	return 1
+}
+
+stop_gateway() {
+	[ -n "$GW_PID" ] && kill -TERM "$GW_PID" 2>/dev/null
+	wait "$GW_PID" 2>/dev/null
+	GW_PID=
+}
+
+# gwreq METHOD PATH CRED BODY [extra curl args...]: STATUS, body in $RB, headers in $HB.
+# CRED: "key:<secret>" (X-API-Key), "jwt:<token>" (Authorization: Bearer) or "".
+gwreq() {
+	local m=$1 p=$2 cred=$3 body=$4
+	shift 4
+	local args=(-s -X "$m" -o "$RB" -D "$HB" -w '%{http_code}' --max-time 20)
+	case $cred in
+	key:*) args+=(-H "X-API-Key: ${cred#key:}") ;;
+	jwt:*) args+=(-H "Authorization: Bearer ${cred#jwt:}") ;;
+	esac
+	[ -n "$body" ] && args+=(-H 'Content-Type: application/json' --data-binary "$body")
+	STATUS=$(inns curl "${args[@]}" "$@" "$GWBASE$p")
+}
+hdrv() { grep -i "^$1:" "$HB" | head -1 | cut -d: -f2- | tr -d '\r' | sed 's/^ //'; }
+stub_stats() { inns curl -s "http://127.0.0.1:$STUB_PORT/stub/stats"; }
