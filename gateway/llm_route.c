@@ -54,6 +54,7 @@ static struct {
 	int jwt_ok;
 	char tiers[GW_LLM_MAX_TIERS][32];
 	struct lt_gw_identity *id;
+	struct lt_gw_identity_opts io;
 	char admin_bearer[1024];
 	struct lt_fail_policy fail;
 } G;
@@ -311,7 +312,7 @@ static int map_mem(int id, void **mem, size_t *len, char *err, size_t errlen)
 static int maps_open(char *err, size_t errlen)
 {
 	static const int ids[3] = { LT_M_SLOTS, LT_M_RATES, LT_M_USAGE };
-	struct lt_gw_identity_opts io;
+	struct lt_gw_identity_opts *io = &G.io; /* must outlive G.id */
 	char path[512];
 	int r, fd;
 
@@ -348,16 +349,16 @@ static int maps_open(char *err, size_t errlen)
 	if (r)
 		goto fail;
 	G.pins_ok = 1;
-	memset(&io, 0, sizeof(io));
-	io.jwt = G.jwt_ok ? &G.jwt : NULL;
-	io.roles.tiers = (const char(*)[32])G.tiers;
-	io.roles.ntiers = G.o.ntiers;
-	io.roles.default_tier = G.o.default_tier;
-	io.roles.admin_role = G.o.admin_role;
-	io.key_get = lt_apikey_map_fn;
-	io.key_ctx = &G.pins.apikey_fd;
-	io.keys_gen = &G.pins.cfg->keys_gen;
-	r = lt_gw_identity_new(&G.id, &io);
+	memset(io, 0, sizeof(*io));
+	io->jwt = G.jwt_ok ? &G.jwt : NULL;
+	io->roles.tiers = (const char(*)[32])G.tiers;
+	io->roles.ntiers = G.o.ntiers;
+	io->roles.default_tier = G.o.default_tier;
+	io->roles.admin_role = G.o.admin_role;
+	io->key_get = lt_apikey_map_fn;
+	io->key_ctx = &G.pins.apikey_fd;
+	io->keys_gen = &G.pins.cfg->keys_gen;
+	r = lt_gw_identity_new(&G.id, io);
 	if (r) {
 		snprintf(err, errlen, "identity: %s", strerror(-r));
 		goto fail;
