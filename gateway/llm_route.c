@@ -122,6 +122,10 @@ void gw_llm_opts_default(struct gw_llm_opts *o)
 	o->escalate_window_s = 10;
 	o->escalate_ttl_s = 30;
 	o->escalate_max_ttl_s = 3600;
+	o->brk_fail_threshold = LT_BRK_POLICY_DEFAULT.fail_threshold;
+	o->brk_recovery_ms = LT_BRK_POLICY_DEFAULT.recovery_ms;
+	o->brk_probes = LT_BRK_POLICY_DEFAULT.probes;
+	o->brk_probe_timeout_ms = LT_BRK_POLICY_DEFAULT.probe_timeout_ms;
 }
 
 static int opt_str(json_t *a, const char *k, char *out, size_t len, char *err, size_t errlen)
@@ -166,6 +170,7 @@ int gw_llm_opts_parse(const void *json_admission, struct gw_llm_opts *o, char *e
 					     "lease_ms",
 					     "max_body",
 					     "escalation",
+					     "breaker",
 					     NULL };
 	json_t *a = (json_t *)json_admission, *v, *t;
 	const char *k;
@@ -240,6 +245,20 @@ int gw_llm_opts_parse(const void *json_admission, struct gw_llm_opts *o, char *e
 			}
 			tt->fail_open = f && !strcmp(json_string_value(f), "open");
 		}
+	}
+	v = json_object_get(a, "breaker");
+	if (v) {
+		if (!json_is_object(v)) {
+			snprintf(err, errlen, "/admission/breaker: must be an object");
+			return -EINVAL;
+		}
+		r = r ?: opt_u32(v, "fail_threshold", 1, 255, &o->brk_fail_threshold, err, errlen);
+		r = r ?: opt_u32(v, "recovery_ms", 1, 86400000, &o->brk_recovery_ms, err, errlen);
+		r = r ?: opt_u32(v, "probes", 1, 63, &o->brk_probes, err, errlen);
+		r = r ?: opt_u32(v, "probe_timeout_ms", 1, 86400000, &o->brk_probe_timeout_ms, err,
+				 errlen);
+		if (r)
+			return r;
 	}
 	v = json_object_get(a, "escalation");
 	if (v) {
@@ -339,7 +358,9 @@ static int maps_open(char *err, size_t errlen)
 	snprintf(path, sizeof(path), "%s/%s", G.o.pin_dir, "lt_breaker");
 	fd = bpf_obj_get(path);
 	if (fd >= 0) {
-		if (!lt_breakers_open(&G.brk, fd, NULL))
+		struct lt_brk_policy bp = { G.o.brk_fail_threshold, G.o.brk_recovery_ms,
+					    G.o.brk_probes, G.o.brk_probe_timeout_ms };
+		if (!lt_breakers_open(&G.brk, fd, &bp))
 			G.brk_ok = 1;
 		close(fd);
 	}

@@ -63,6 +63,11 @@ struct gw_llm_opts {
 	uint32_t escalate_window_s;
 	uint32_t escalate_ttl_s; /* first penalty; doubles on each repeat */
 	uint32_t escalate_max_ttl_s;
+	/* circuit breakers per provider (lib/breaker.h), shared by every gateway process */
+	uint32_t brk_fail_threshold; /* consecutive failures that open it */
+	uint32_t brk_recovery_ms; /* open this long before a probe */
+	uint32_t brk_probes; /* half-open probes that must succeed */
+	uint32_t brk_probe_timeout_ms; /* an unanswered probe is re-issued after this */
 };
 
 /* Fills o with the documented defaults. */
