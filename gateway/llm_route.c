@@ -3,6 +3,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <jansson.h>
+#include <pthread.h>
 #include <netinet/in.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -411,6 +412,18 @@ static int maps_ready(void)
 	return 1;
 }
 
+/*
+ * A lease names its owner by pid and start time, and the master forks the
+ * workers after gw_llm_init: each worker must own its leases as itself, so
+ * that the agent settles them when that worker dies (and not while the
+ * master lives on).
+ */
+static void after_fork_child(void)
+{
+	if (G.leases_ok)
+		G.leases.me = lt_lease_owner_self();
+}
+
 int gw_llm_init(const struct gw_llm_opts *o, char *err, size_t errlen)
 {
 	char secret[256], tok[1024], claims[256];
@@ -448,6 +461,7 @@ int gw_llm_init(const struct gw_llm_opts *o, char *err, size_t errlen)
 		       err);
 	gw_routes_set_ops(GW_ROUTE_LLM, &gw_llm_ops);
 	gw_routes_set_ops(GW_ROUTE_NATIVE, &gw_llm_ops);
+	pthread_atfork(NULL, NULL, after_fork_child);
 	return 0;
 }
 
