@@ -73,7 +73,8 @@ help:
 	@echo "make deps       install the Debian and npm packages the build, tests, run and bench need"
 	@echo "make test       install deps, build, run every tier (root): unit, bpf (BPF_PROG_RUN),"
 	@echo "                netns (veth), e2e (the real agent and its REST API), fuzz smoke"
-	@echo "make run        install deps, build, attach leaky-agent to lo (embedded config)"
+	@echo "make run        install deps, build, start leaky-agent (attached to lo), leaky-gateway"
+	@echo "                (127.0.0.1:8080) and leaky-stub (127.0.0.1:9100) on the embedded configs"
 	@echo "make bench      install deps, build, print benchmark figures and ratios"
 	@echo "make fuzz       run each libFuzzer harness (tests/fuzz/) for FUZZ_SECONDS (60) each;"
 	@echo "                new inputs in build/fuzz/corpus/, crashes in build/fuzz/crashes/"
@@ -90,8 +91,8 @@ test: deps format-check
 	@bash tests/run.sh
 
 run: deps
-	@$(MAKE) --no-print-directory $(REL_AGENT)
-	$(REL_AGENT) attach $(RUN_ARGS)
+	@$(MAKE) --no-print-directory $(REL_AGENT) $(REL_GW) $(REL_STUB)
+	@RUN_ARGS="$(RUN_ARGS)" bash scripts/run.sh
 
 bench: deps
 	@$(MAKE) --no-print-directory $(BENCH) $(REL_AGENT)

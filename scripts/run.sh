@@ -1,0 +1,41 @@
+#!/usr/bin/env bash
+# run.sh - `make run`: the main job on the embedded default configs, in one terminal.
+#   leaky-agent   attached to lo (XDP), REST API on 127.0.0.1:9090, in the foreground
+#   leaky-stub    every provider's wire shape on 127.0.0.1:9100 (no real provider key needed)
+#   leaky-gateway the L7 proxy on 127.0.0.1:8080, admitting on the agent's pinned maps
+# Ctrl-C (or SIGTERM) stops all three; the maps and limits stay pinned (a restart keeps them).
+# RUN_ARGS (make run RUN_ARGS=...) go to `leaky-agent attach`.
+set -u
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+B=$ROOT/build
+PIN=/sys/fs/bpf/leaky
+pids=()
+stop() {
+	trap - INT TERM EXIT
+	for p in "${pids[@]}"; do kill -TERM "$p" 2>/dev/null; done
+	wait 2>/dev/null
+}
+trap stop INT TERM EXIT
+
+"$B/leaky-stub" --listen 127.0.0.1:9100 --quiet &
+pids+=($!)
+# the agent in the background until its maps are pinned, so the gateway finds them
+"$B/leaky-agent" attach ${RUN_ARGS:-} &
+AGENT=$!
+pids+=($AGENT)
+for _ in $(seq 100); do
+	[ -e "$PIN/lt_slots" ] && curl -s -o /dev/null http://127.0.0.1:9090/healthz && break
+	kill -0 "$AGENT" 2>/dev/null || { echo "run.sh: leaky-agent exited" >&2; exit 1; }
+	sleep 0.1
+done
+"$B/leaky-gateway" &
+pids+=($!)
+cat >&2 <<'TXT'
+run.sh: leaky-agent (API http://127.0.0.1:9090), leaky-gateway (http://127.0.0.1:8080) and
+leaky-stub (http://127.0.0.1:9100) are running. Try, in another terminal:
+  T=$(sudo build/leaky-agent mint-token --sub 00000000-0000-0000-0000-000000000001)
+  curl -s localhost:8080/v1/chat/completions -H "Authorization: Bearer $T" \
+    -d '{"model":"gpt-4o-mini","messages":[{"role":"user","content":"hello"}]}'
+Ctrl-C stops all three.
+TXT
+wait "$AGENT"
