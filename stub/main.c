@@ -12,7 +12,7 @@
 #include "stub.h"
 
 struct stub_opts stub_opts = {
-	.listen = "127.0.0.1:9090",
+	.listen = "127.0.0.1:9100",
 	.threads = 2,
 	.tokens = 16,
 	.retry_after_s = 1,
@@ -31,7 +31,7 @@ static const struct opt {
 	const char *hdr; /* the per-request header that overrides it */
 } opts[] = {
 	{ "listen", "ADDR",
-	  "HOST:PORT to listen on (default 127.0.0.1:9090; port 0 picks one and "
+	  "HOST:PORT to listen on (default 127.0.0.1:9100, beside the agent's API on 9090; port 0 picks one and "
 	  "prints it)",
 	  OPT_STR, stub_opts.listen, 0, sizeof(stub_opts.listen), NULL },
 	{ "threads", "N", "worker threads (default 2)", OPT_U32, &stub_opts.threads, 1, 64, NULL },
