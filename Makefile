@@ -95,7 +95,7 @@ run: deps
 	@RUN_ARGS="$(RUN_ARGS)" bash scripts/run.sh
 
 bench: deps
-	@$(MAKE) --no-print-directory $(BENCH) $(REL_AGENT)
+	@$(MAKE) --no-print-directory $(BENCH) $(REL_AGENT) $(REL_GW)
 	@bash scripts/bench.sh
 
 fuzz: deps
