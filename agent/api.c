@@ -774,6 +774,23 @@ static enum MHD_Result lt_metrics(struct lt_req *r)
 	  "died (reservations charged in full).\n"
 	  "# TYPE lt_leases_settled_total counter\nlt_leases_settled_total %llu\n",
 	  __atomic_load_n(&r->api->leases_settled, __ATOMIC_RELAXED));
+	if (r->api->brk) {
+		struct lt_brk_info bi;
+
+		/* names are [A-Za-z0-9._:-] (lt_breaker_name_ok): safe in a label */
+		P("# HELP lt_breaker_state Circuit breaker: 0 closed, 1 open, 2 half-open.\n"
+		  "# TYPE lt_breaker_state gauge\n");
+		for (i = 0; i < r->api->brk->n; i++)
+			if (!lt_breaker_info(r->api->brk, i, &bi) && bi.name[0])
+				P("lt_breaker_state{name=\"%s\"} %u\n", bi.name,
+				  (unsigned)bi.state);
+		P("# HELP lt_breaker_trips_total Times a circuit breaker opened.\n"
+		  "# TYPE lt_breaker_trips_total counter\n");
+		for (i = 0; i < r->api->brk->n; i++)
+			if (!lt_breaker_info(r->api->brk, i, &bi) && bi.name[0])
+				P("lt_breaker_trips_total{name=\"%s\"} %llu\n", bi.name,
+				  (unsigned long long)bi.trips);
+	}
 	if (r->api->maps && !lt_stats_read(r->api->maps->fd[LT_M_STATS], st)) {
 		P("# HELP lt_xdp_packets_total Packets by XDP/TC outcome.\n"
 		  "# TYPE lt_xdp_packets_total counter\n");

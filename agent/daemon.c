@@ -27,6 +27,7 @@
 #include "maps.h"
 #include "ops.h"
 #include "overrides.h"
+#include "pins.h"
 #include "units.h"
 #include "api.h"
 #include "keys.h"
@@ -211,9 +212,16 @@ struct lt_cp {
 	struct lt_quota *q;
 	struct lt_keys *keys;
 	struct lt_api api;
-	void *slots, *rates, *usage, *lease;
-	size_t slots_len, rates_len, usage_len, lease_len;
+	void *slots, *rates, *usage, *lease, *cfgv;
+	size_t slots_len, rates_len, usage_len, lease_len, cfgv_len;
+	struct lt_breakers brk;
 };
+
+/* Every provider has a breaker from the start: the API and /metrics list it. */
+static void lt_brk_register_cb(void *ctx, const char *name)
+{
+	lt_breaker_register(ctx, name);
+}
 
 static void lt_cp_stop(struct lt_cp *cp)
 {
@@ -232,6 +240,9 @@ static void lt_cp_stop(struct lt_cp *cp)
 		munmap(cp->usage, cp->usage_len);
 	if (cp->lease)
 		munmap(cp->lease, cp->lease_len);
+	if (cp->cfgv)
+		munmap(cp->cfgv, cp->cfgv_len);
+	lt_breakers_close(&cp->brk);
 }
 
 /*
@@ -291,10 +302,23 @@ static int lt_cp_start(struct lt_cp *cp, const struct lt_opts *o, const struct l
 		lt_quota_set_limits(cp->q, c->cp.max_buckets, c->cp.bucket_idle_ns);
 	if (!ret)
 		ret = lt_keys_open(&cp->keys, &cp->st, cp->q, err, errlen);
+	cp->cfgv = ret ? NULL : lt_map_mmap(m->fd[LT_M_CONFIG], &cp->cfgv_len);
+	if (!ret && !cp->cfgv) {
+		snprintf(err, errlen, "cannot mmap lt_config: %s", strerror(errno));
+		ret = -errno;
+	}
+	if (!ret) /* every change of lt_apikey bumps keys_gen: the gateways' caches */
+		lt_keys_set_gen(cp->keys, &((struct lt_config_val *)cp->cfgv)->keys_gen);
 	if (!ret) /* readers without SQLite (the gateway) see what the store has */
 		ret = lt_keys_publish(cp->keys, m->fd[LT_M_APIKEY], err, errlen);
 	if (ret)
 		return ret;
+	ret = lt_breakers_open(&cp->brk, m->fd[LT_M_BREAKER], NULL);
+	if (ret) {
+		snprintf(err, errlen, "cannot mmap lt_breaker: %s", strerror(-ret));
+		return ret;
+	}
+	lt_quota_provider_each(cp->q, lt_brk_register_cb, &cp->brk);
 	{
 		struct lt_ops ops = { .m = m, .state_dir = o->state_dir, .st = &cp->st };
 
@@ -335,6 +359,7 @@ static int lt_cp_start(struct lt_cp *cp, const struct lt_opts *o, const struct l
 	cp->api.st = &cp->st;
 	cp->api.maps = m;
 	cp->api.keys = cp->keys;
+	cp->api.brk = &cp->brk;
 	cp->api.state_dir = o->state_dir;
 	return lt_api_start(&cp->api, err, errlen);
 }
@@ -515,7 +540,8 @@ int lt_cmd_attach(struct lt_opts *o)
 	struct lt_maps m;
 	__u64 last_sweep = 0, last_watch = 0;
 	char err[512];
-	int i, lock_fd = -1, rc = 1, penalty_map_new, running = 0;
+	int i, lock_fd = -1, rc = 1, penalty_map_new, running = 0, gw_share;
+	gid_t gw_gid = 0;
 
 	if (lt_need_privileges())
 		return 1;
@@ -523,6 +549,22 @@ int lt_cmd_attach(struct lt_opts *o)
 	if (lt_load_config(o, &cfg, err, sizeof(err))) {
 		fprintf(stderr, "leaky-agent: bad config: %s\n", err);
 		return 1;
+	}
+	/* The gateway's group, resolved before anything exists: a typo changes nothing. */
+	{
+		const char *g = o->gateway_group ? o->gateway_group : cfg.gateway_group;
+
+		gw_share = lt_pins_group(g, o->gateway_group || cfg.gateway_group_set, &gw_gid, err,
+					 sizeof(err));
+		if (gw_share < 0) {
+			fprintf(stderr, "leaky-agent: %s\n", err);
+			lt_config_free(&cfg);
+			return 1;
+		}
+		if (gw_share)
+			log_info("no group '%s': the gateway's pins stay root-only (0600); "
+				 "create it to run leaky-gateway unprivileged",
+				 g);
 	}
 	/* A program that is not ours on a hook refuses the attach before anything exists. */
 	lt_owner_from_pins(o->pin_dir, &own);
@@ -554,6 +596,10 @@ int lt_cmd_attach(struct lt_opts *o)
 		goto cleanup;
 	}
 	lt_maps_from_skel(skel, &m);
+	if (!gw_share && lt_pins_share(o->pin_dir, gw_gid, err, sizeof(err))) {
+		fprintf(stderr, "leaky-agent: sharing the pins with the gateway: %s\n", err);
+		goto cleanup;
+	}
 	/* Before any program is attached: the clock must be valid from packet 1. */
 	if (lt_clock_calibrate(skel, &cfg.xdp, err, sizeof(err))) {
 		fprintf(stderr, "leaky-agent: %s\n", err);
