@@ -9,16 +9,17 @@
 #include <string.h>
 #include <jansson.h>
 #include "config.h"
+#include "llm_route.h"
 #include "routes.h"
 
 const char gw_config_default_json[] =
 	"{\n"
 	"  \"listen\": \"127.0.0.1:8080\",\n"
 	"  \"providers\": [\n"
-	"    {\"name\": \"openai\", \"kind\": \"openai\", \"base_url\": \"http://127.0.0.1:9090\"},\n"
-	"    {\"name\": \"gemini\", \"kind\": \"gemini\", \"base_url\": \"http://127.0.0.1:9090\"},\n"
-	"    {\"name\": \"qwen\", \"kind\": \"qwen\", \"base_url\": \"http://127.0.0.1:9090\"},\n"
-	"    {\"name\": \"anthropic\", \"kind\": \"anthropic\", \"base_url\": \"http://127.0.0.1:9090\"}\n"
+	"    {\"name\": \"openai\", \"kind\": \"openai\", \"base_url\": \"http://127.0.0.1:9100\"},\n"
+	"    {\"name\": \"gemini\", \"kind\": \"gemini\", \"base_url\": \"http://127.0.0.1:9100\"},\n"
+	"    {\"name\": \"qwen\", \"kind\": \"qwen\", \"base_url\": \"http://127.0.0.1:9100\"},\n"
+	"    {\"name\": \"anthropic\", \"kind\": \"anthropic\", \"base_url\": \"http://127.0.0.1:9100\"}\n"
 	"  ],\n"
 	"  \"models\": [\n"
 	"    {\"pattern\": \"gemini-*\", \"providers\": [\"gemini\"]},\n"
@@ -475,6 +476,7 @@ static void config_free(struct gw_config *c)
 			free(c->providers[i].api_key);
 		}
 	}
+	json_decref(c->admission);
 	free(c->services);
 	free(c->routes);
 	free(c->providers);
@@ -484,8 +486,9 @@ static void config_free(struct gw_config *c)
 
 static int parse_root(struct ctx *c, json_t *root, struct gw_config *cfg)
 {
-	static const char *const keys[] = { "listen", "workers",   "limits", "timeouts", "services",
-					    "routes", "providers", "models", "llm",	 NULL };
+	static const char *const keys[] = { "listen",	"workers",   "limits",	  "timeouts",
+					    "services", "routes",    "providers", "models",
+					    "llm",	"admission", NULL };
 	static const char *const lkeys[] = { "max_connections", "max_head_bytes", "max_body_bytes",
 					     NULL };
 	static const char *const tkeys[] = { "client_header_ms", "client_body_ms",
@@ -602,6 +605,15 @@ static int parse_root(struct ctx *c, json_t *root, struct gw_config *cfg)
 		cfg->nmodels++;
 	}
 
+	/* admission (gateway/llm_route.c): validated here so a bad one refuses the whole file */
+	if ((v = json_object_get(root, "admission"))) {
+		struct gw_llm_opts lo;
+		char e[256];
+
+		if (gw_llm_opts_parse(v, &lo, e, sizeof(e)))
+			return fail(c, "/admission", "%s", e);
+		cfg->admission = json_incref(v);
+	}
 	llm = json_object_get(root, "llm");
 	if (llm) {
 		if ((err = check_keys(c, "/llm", llm, llmkeys)) ||

@@ -144,6 +144,7 @@ struct gw_config {
 	struct gw_route *routes; /* sorted: priority desc, prefix length desc, order */
 	struct gw_provider *providers;
 	struct gw_model_rule *models;
+	void *admission; /* json_t of "admission" (validated; gateway/llm_route.c reads it), or NULL */
 };
 
 /*

@@ -72,6 +72,7 @@ enum gw_verdict {
 	GW_ANSWERED = 1, /* the op called gw_answer */
 	GW_RETRY = 2, /* on_response_head: discard, pick another upstream */
 	GW_CUT = 3, /* on_response_data: end the response now */
+	GW_REPLACED = 4, /* on_response_data: the op sent its own bytes (gw_emit), not the piece */
 };
 
 enum gw_outcome {
@@ -184,6 +185,13 @@ int gw_set_upstream(struct gw_exchange *x, const struct gw_upstream_req *u);
  * path NULL as above.
  */
 int gw_use_provider(struct gw_exchange *x, const struct gw_provider *p, const char *path);
+
+/*
+ * From on_response_data: bytes sent to the client in place of the piece
+ * (return GW_REPLACED); may be called several times, or not at all (the piece
+ * is dropped). The response is re-framed as chunked, as for any observed one.
+ */
+int gw_emit(struct gw_exchange *x, const char *data, size_t len);
 
 /* Keep reading the upstream for up to ms after the client left (see above). */
 void gw_keep_reading(struct gw_exchange *x, uint32_t ms);

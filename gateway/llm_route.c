@@ -136,8 +136,8 @@ static int opt_str(json_t *a, const char *k, char *out, size_t len, char *err, s
 	if (!v)
 		return 0;
 	if (!json_is_string(v) || !json_string_length(v) || json_string_length(v) >= len) {
-		snprintf(err, errlen, "/admission/%s: must be a non-empty string under %zu bytes", k,
-			 len);
+		snprintf(err, errlen, "/admission/%s: must be a non-empty string under %zu bytes",
+			 k, len);
 		return -EINVAL;
 	}
 	snprintf(out, len, "%s", json_string_value(v));
@@ -161,18 +161,10 @@ static int opt_u32(json_t *a, const char *k, uint32_t lo, uint32_t hi, uint32_t 
 
 int gw_llm_opts_parse(const void *json_admission, struct gw_llm_opts *o, char *err, size_t errlen)
 {
-	static const char *const known[] = { "pin_dir",
-					     "agent",
-					     "state_dir",
-					     "admin_role",
-					     "default_tier",
-					     "tiers",
-					     "keep_reading_ms",
-					     "lease_ms",
-					     "max_body",
-					     "escalation",
-					     "breaker",
-					     NULL };
+	static const char *const known[] = { "pin_dir",		"agent",	"state_dir",
+					     "admin_role",	"default_tier", "tiers",
+					     "keep_reading_ms", "lease_ms",	"max_body",
+					     "escalation",	"breaker",	NULL };
 	json_t *a = (json_t *)json_admission, *v, *t;
 	const char *k;
 	size_t i;
@@ -228,10 +220,11 @@ int gw_llm_opts_parse(const void *json_admission, struct gw_llm_opts *o, char *e
 			d = json_object_get(t, "default_output_tokens");
 			if (d && (!json_is_integer(d) || json_integer_value(d) < 1 ||
 				  (uint64_t)json_integer_value(d) > LT_LLM_MAX_OUTPUT_TOKENS)) {
-				snprintf(err, errlen,
-					 "/admission/tiers/%zu/default_output_tokens: an integer in "
-					 "[1, %llu]",
-					 i, (unsigned long long)LT_LLM_MAX_OUTPUT_TOKENS);
+				snprintf(
+					err, errlen,
+					"/admission/tiers/%zu/default_output_tokens: an integer in "
+					"[1, %llu]",
+					i, (unsigned long long)LT_LLM_MAX_OUTPUT_TOKENS);
 				return -EINVAL;
 			}
 			if (d)
@@ -239,9 +232,10 @@ int gw_llm_opts_parse(const void *json_admission, struct gw_llm_opts *o, char *e
 			f = json_object_get(t, "on_maps_missing");
 			if (f && (!json_is_string(f) || (strcmp(json_string_value(f), "open") &&
 							 strcmp(json_string_value(f), "closed")))) {
-				snprintf(err, errlen,
-					 "/admission/tiers/%zu/on_maps_missing: \"open\" or \"closed\"",
-					 i);
+				snprintf(
+					err, errlen,
+					"/admission/tiers/%zu/on_maps_missing: \"open\" or \"closed\"",
+					i);
 				return -EINVAL;
 			}
 			tt->fail_open = f && !strcmp(json_string_value(f), "open");
@@ -256,8 +250,9 @@ int gw_llm_opts_parse(const void *json_admission, struct gw_llm_opts *o, char *e
 		r = r ?: opt_u32(v, "fail_threshold", 1, 255, &o->brk_fail_threshold, err, errlen);
 		r = r ?: opt_u32(v, "recovery_ms", 1, 86400000, &o->brk_recovery_ms, err, errlen);
 		r = r ?: opt_u32(v, "probes", 1, 63, &o->brk_probes, err, errlen);
-		r = r ?: opt_u32(v, "probe_timeout_ms", 1, 86400000, &o->brk_probe_timeout_ms, err,
-				 errlen);
+		r = r	  ?:
+			    opt_u32(v, "probe_timeout_ms", 1, 86400000, &o->brk_probe_timeout_ms,
+				    err, errlen);
 		if (r)
 			return r;
 	}
@@ -270,8 +265,9 @@ int gw_llm_opts_parse(const void *json_admission, struct gw_llm_opts *o, char *e
 		r = r ?: opt_u32(v, "rejections", 0, 1000000, &o->escalate_rejections, err, errlen);
 		r = r ?: opt_u32(v, "window_s", 1, 86400, &o->escalate_window_s, err, errlen);
 		r = r ?: opt_u32(v, "ttl_s", 1, 86400, &o->escalate_ttl_s, err, errlen);
-		r = r ?: opt_u32(v, "max_ttl_s", 1, 30 * 86400, &o->escalate_max_ttl_s, err,
-				 errlen);
+		r = r	  ?:
+			    opt_u32(v, "max_ttl_s", 1, 30 * 86400, &o->escalate_max_ttl_s, err,
+				    errlen);
 	}
 	return r;
 }
@@ -344,9 +340,8 @@ static int maps_open(char *err, size_t errlen)
 	G.dm.slots = G.maps_mem[0];
 	G.dm.rates = G.maps_mem[1];
 	G.dm.usage = G.maps_mem[2];
-	r = lt_resolver_init(&G.res, G.o.pin_dir, G.o.agent, G.admin_bearer[0] ? G.admin_bearer :
-										  NULL,
-			     err, errlen);
+	r = lt_resolver_init(&G.res, G.o.pin_dir, G.o.agent,
+			     G.admin_bearer[0] ? G.admin_bearer : NULL, err, errlen);
 	if (r)
 		goto fail;
 	G.res_ok = 1;
@@ -354,8 +349,7 @@ static int maps_open(char *err, size_t errlen)
 	if (r)
 		goto fail;
 	G.leases_ok = 1;
-	lt_admitter_init(&G.adm, &G.dm, &G.res, &G.leases,
-			 (uint64_t)G.o.lease_ms * 1000000ULL);
+	lt_admitter_init(&G.adm, &G.dm, &G.res, &G.leases, (uint64_t)G.o.lease_ms * 1000000ULL);
 	snprintf(path, sizeof(path), "%s/%s", G.o.pin_dir, "lt_breaker");
 	fd = bpf_obj_get(path);
 	if (fd >= 0) {
@@ -456,8 +450,9 @@ int gw_llm_init(const struct gw_llm_opts *o, char *err, size_t errlen)
 		lt_log(LT_LOG_WARN, "gateway: JWTs refused and new buckets not made: %s", err);
 	}
 	if (maps_open(err, errlen))
-		lt_log(LT_LOG_WARN, "gateway: shared maps unavailable (%s); each tier's "
-				    "on_maps_missing applies until they are",
+		lt_log(LT_LOG_WARN,
+		       "gateway: shared maps unavailable (%s); each tier's "
+		       "on_maps_missing applies until they are",
 		       err);
 	gw_routes_set_ops(GW_ROUTE_LLM, &gw_llm_ops);
 	gw_routes_set_ops(GW_ROUTE_NATIVE, &gw_llm_ops);
@@ -503,8 +498,8 @@ static int openai_route(const struct llm_x *lx)
 	return !lx->parsed || (lx->req.shape != LT_LLM_GEMINI && lx->req.shape != LT_LLM_ANTHROPIC);
 }
 
-static int answer_error(struct gw_exchange *x, struct llm_x *lx, unsigned status,
-			const char *type, const char *code, const char *param, const char *msg)
+static int answer_error(struct gw_exchange *x, struct llm_x *lx, unsigned status, const char *type,
+			const char *code, const char *param, const char *msg)
 {
 	json_t *o;
 	char *s;
@@ -679,31 +674,34 @@ static int build_limits(struct llm_x *lx, const struct gw_provider *p)
 	int r = 0;
 
 	if (t->key_id[0]) {
-		r = r ?: lt_bucket_key(lx->keys[n], sizeof(lx->keys[n]), LT_BKEY_KEYREQ, t->tier,
-				       NULL, t->key_id);
-		lx->lim[n] = (struct lt_admit_limit){ lx->keys[n], "key-requests", 1,
-						      LT_UNIT_REQUESTS };
+		r = r	  ?:
+			    lt_bucket_key(lx->keys[n], sizeof(lx->keys[n]), LT_BKEY_KEYREQ, t->tier,
+					  NULL, t->key_id);
+		lx->lim[n] =
+			(struct lt_admit_limit){ lx->keys[n], "key-requests", 1, LT_UNIT_REQUESTS };
 		n++;
-		r = r ?: lt_bucket_key(lx->keys[n], sizeof(lx->keys[n]), LT_BKEY_APIKEY, NULL,
-				       NULL, t->key_id);
-		lx->lim[n] = (struct lt_admit_limit){ lx->keys[n], "key-tokens", cost,
-						      LT_UNIT_TOKENS };
+		r = r	  ?:
+			    lt_bucket_key(lx->keys[n], sizeof(lx->keys[n]), LT_BKEY_APIKEY, NULL,
+					  NULL, t->key_id);
+		lx->lim[n] =
+			(struct lt_admit_limit){ lx->keys[n], "key-tokens", cost, LT_UNIT_TOKENS };
 		n++;
 	}
 	if (t->org[0]) {
-		r = r ?: lt_bucket_key(lx->keys[n], sizeof(lx->keys[n]), LT_BKEY_ORG, NULL, p->name,
-				       t->org);
-		lx->lim[n] = (struct lt_admit_limit){ lx->keys[n], "org-tokens", cost,
-						      LT_UNIT_TOKENS };
+		r = r	  ?:
+			    lt_bucket_key(lx->keys[n], sizeof(lx->keys[n]), LT_BKEY_ORG, NULL,
+					  p->name, t->org);
+		lx->lim[n] =
+			(struct lt_admit_limit){ lx->keys[n], "org-tokens", cost, LT_UNIT_TOKENS };
 	} else {
-		r = r ?: lt_bucket_key(lx->keys[n], sizeof(lx->keys[n]), LT_BKEY_USER, t->tier,
-				       p->name, t->user);
-		lx->lim[n] = (struct lt_admit_limit){ lx->keys[n], "user-tokens", cost,
-						      LT_UNIT_TOKENS };
+		r = r	  ?:
+			    lt_bucket_key(lx->keys[n], sizeof(lx->keys[n]), LT_BKEY_USER, t->tier,
+					  p->name, t->user);
+		lx->lim[n] =
+			(struct lt_admit_limit){ lx->keys[n], "user-tokens", cost, LT_UNIT_TOKENS };
 	}
 	n++;
-	r = r ?: lt_bucket_key(lx->keys[n], sizeof(lx->keys[n]), LT_BKEY_POOL, NULL, p->name,
-			       NULL);
+	r = r ?: lt_bucket_key(lx->keys[n], sizeof(lx->keys[n]), LT_BKEY_POOL, NULL, p->name, NULL);
 	lx->lim[n] = (struct lt_admit_limit){ lx->keys[n], "provider-pool", cost, LT_UNIT_TOKENS };
 	n++;
 	lx->nlim = n;
@@ -711,8 +709,7 @@ static int build_limits(struct llm_x *lx, const struct gw_provider *p)
 }
 
 /* The next provider of the chain, from index from, whose breaker lets a request go. */
-static const struct gw_provider *next_provider(struct llm_x *lx, unsigned from,
-					       uint64_t *retry_ms)
+static const struct gw_provider *next_provider(struct llm_x *lx, unsigned from, uint64_t *retry_ms)
 {
 	struct lt_brk_verdict v;
 
@@ -803,8 +800,8 @@ static int fail_open(struct gw_exchange *x, struct llm_x *lx, const char *body, 
 				       NULL;
 	json_decref(root);
 	if (!rule)
-		return answer_error(x, lx, 400, "invalid_request_error", "invalid_request",
-				    "model", "a known \"model\" is required");
+		return answer_error(x, lx, 400, "invalid_request_error", "invalid_request", "model",
+				    "a known \"model\" is required");
 	lx->chain = 0;
 	return gw_use_provider(x, rule->providers[0], NULL) ?: GW_CONTINUE;
 }
@@ -849,10 +846,10 @@ static int on_body(struct gw_exchange *x, const char *body, size_t len)
 	memset(&po, 0, sizeof(po));
 	if (shape_of(path, strlen(path), &po.shape)) {
 		/* not an LLM call (a models list, a file...): forwarded as is */
-		return rt->kind == GW_ROUTE_NATIVE ? gw_use_provider(x, rt->provider, NULL) :
-						     answer_error(x, lx, 404, "invalid_request_error",
-								  "unknown_url", NULL,
-								  "no such LLM endpoint");
+		return rt->kind == GW_ROUTE_NATIVE ?
+			       gw_use_provider(x, rt->provider, NULL) :
+			       answer_error(x, lx, 404, "invalid_request_error", "unknown_url",
+					    NULL, "no such LLM endpoint");
 	}
 	if (po.shape == LT_LLM_GEMINI) {
 		if (lt_llm_gemini_path(path, strlen(path), model, sizeof(model), &pstream, &psse))
@@ -861,10 +858,9 @@ static int on_body(struct gw_exchange *x, const char *body, size_t len)
 		po.path_model = model;
 		po.path_stream = pstream;
 	}
-	po.provider = rt->kind == GW_ROUTE_NATIVE ? llm_provider(rt->provider->kind) :
-						    po.shape == LT_LLM_ANTHROPIC ?
-						    LT_LLM_P_ANTHROPIC :
-						    LT_LLM_P_OPENAI;
+	po.provider = rt->kind == GW_ROUTE_NATIVE  ? llm_provider(rt->provider->kind) :
+		      po.shape == LT_LLM_ANTHROPIC ? LT_LLM_P_ANTHROPIC :
+						     LT_LLM_P_OPENAI;
 	r = lt_llm_parse(&po, body, len, &lx->req);
 	lx->parsed = 1;
 	if (r == -ENOMEM)
@@ -889,8 +885,8 @@ static int on_body(struct gw_exchange *x, const char *body, size_t len)
 		if (!lx->rule) {
 			snprintf(msg, sizeof(msg), "The model `%.200s` does not exist here.",
 				 lx->req.model);
-			return answer_error(x, lx, 404, "invalid_request_error",
-					    "model_not_found", "model", msg);
+			return answer_error(x, lx, 404, "invalid_request_error", "model_not_found",
+					    "model", msg);
 		}
 	}
 	p = next_provider(lx, 0, &retry_ms);
@@ -1088,8 +1084,7 @@ static void on_done(struct gw_exchange *x, enum gw_outcome o)
 		counted = lx->s.out_deltas;
 		usage_ok = u.final;
 	} else if (lx->json && !lx->json_over && st->resp_complete) {
-		usage_ok = !lt_llm_usage_json(lx->req.shape, lx->json, lx->json_len, &u) &&
-			   u.final;
+		usage_ok = !lt_llm_usage_json(lx->req.shape, lx->json, lx->json_len, &u) && u.final;
 	}
 	if (lx->held) {
 		if (!st->upstream_ns) {
@@ -1144,7 +1139,8 @@ static void on_done(struct gw_exchange *x, enum gw_outcome o)
 		rec.model_served = lx->parsed ? lx->req.model : NULL;
 		rec.status = st->status ? st->status : lx->status;
 		rec.outcome = reqlog_outcome(o);
-		rec.flags = (lx->sse ? LT_REQLOG_F_STREAM : 0) | (usage_ok ? LT_REQLOG_F_USAGE : 0) |
+		rec.flags = (lx->sse ? LT_REQLOG_F_STREAM : 0) |
+			    (usage_ok ? LT_REQLOG_F_USAGE : 0) |
 			    (st->first_byte_ns ? LT_REQLOG_F_TTFT : 0);
 		rec.latency_ns = st->end_ns - st->start_ns;
 		rec.ttft_ns = st->first_byte_ns ? st->first_byte_ns - st->start_ns : 0;

@@ -73,8 +73,7 @@ struct gw_llm_opts {
 /* Fills o with the documented defaults. */
 void gw_llm_opts_default(struct gw_llm_opts *o);
 /* Reads the "admission" object (jansson json_t *, NULL = defaults). -EINVAL and err. */
-int gw_llm_opts_parse(const void *json_admission, struct gw_llm_opts *o, char *err,
-		      size_t errlen);
+int gw_llm_opts_parse(const void *json_admission, struct gw_llm_opts *o, char *err, size_t errlen);
 
 /*
  * Opens what admission needs (pins, the JWT secret) and registers the LLM

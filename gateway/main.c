@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include "llm_route.h"
 #include "log.h"
 #include "proxy.h"
 #include "routes.h"
@@ -47,6 +48,7 @@ const char *gw_pin_dir = "/sys/fs/bpf/leaky";
 
 int main(int argc, char **argv)
 {
+	int pin_dir_set = 0;
 	static const struct option longopts[] = {
 		{ "listen", required_argument, NULL, 'l' },
 		{ "config", required_argument, NULL, 'c' },
@@ -86,6 +88,7 @@ int main(int argc, char **argv)
 		}
 		case 'p':
 			gw_pin_dir = optarg;
+			pin_dir_set = 1;
 			break;
 		case 'k':
 			check = 1;
@@ -107,8 +110,8 @@ int main(int argc, char **argv)
 		return 2;
 	}
 	/* route-kind ops: the lead's gateway/llm_route.c registers its LLM ops here */
-	gw_routes_set_ops(GW_ROUTE_LLM, &gw_llm_forward_ops);
-	gw_routes_set_ops(GW_ROUTE_NATIVE, &gw_native_ops);
+	gw_routes_set_ops(GW_ROUTE_LLM, &gw_llm_ops);
+	gw_routes_set_ops(GW_ROUTE_NATIVE, &gw_llm_ops);
 	if (gw_config_load(o.config_path, &cfg, err, sizeof(err))) {
 		fprintf(stderr, "leaky-gateway: %s\n", err);
 		return 2;
@@ -119,6 +122,18 @@ int main(int argc, char **argv)
 		if (gw_parse_listen(o.listen, &ss, &sl)) {
 			fprintf(stderr, "leaky-gateway: bad --listen \"%s\" (want HOST:PORT)\n",
 				o.listen);
+			gw_config_put(cfg);
+			return 2;
+		}
+	}
+	if (!check) {
+		struct gw_llm_opts lo;
+
+		gw_llm_opts_parse(cfg->admission, &lo, err, sizeof(err)); /* validated at load */
+		if (pin_dir_set)
+			snprintf(lo.pin_dir, sizeof(lo.pin_dir), "%s", gw_pin_dir);
+		if (gw_llm_init(&lo, err, sizeof(err))) {
+			fprintf(stderr, "leaky-gateway: %s\n", err);
 			gw_config_put(cfg);
 			return 2;
 		}

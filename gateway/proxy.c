@@ -1164,10 +1164,19 @@ static int relay_data(struct gw_exchange *x, const char *d, size_t n)
 			x->cut = 1;
 			return 1;
 		}
+		if (v == GW_REPLACED)
+			return 0;
 	}
 	if (x->reframe_chunked || x->reframe_raw)
 		return client_out_piece(x, d, n) ? -ENOMEM : 0;
 	return 0;
+}
+
+int gw_emit(struct gw_exchange *x, const char *data, size_t len)
+{
+	if (!len || !x->c)
+		return 0;
+	return client_out_piece(x, data, len) ? -ENOMEM : 0;
 }
 
 static int send_response_head(struct gw_exchange *x)
