@@ -18,7 +18,7 @@ req GET $B "$T_ADMIN"
 expect "GET breakers: 200" 200
 check "every configured provider has a closed breaker from the start" \
 	test "$(jq -r '[.breakers[] | select(.state == "closed") | .name] | sort | join(",")' "$RB")" = \
-	"gemini,openai,qwen"
+	"anthropic,gemini,openai,qwen"
 
 # another process trips openai: threshold 2, 60 s recovery (no timing under load), 1 probe
 check "a gateway process configures openai's policy in the shared map" \
