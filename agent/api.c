@@ -18,6 +18,7 @@
 #include "metrics.h"
 #include "problem.h"
 #include "ratelimit.h"
+#include "requests.h"
 #include "tenant.h"
 #include "units.h"
 
@@ -791,6 +792,7 @@ static enum MHD_Result lt_metrics(struct lt_req *r)
 	P("lt_map_entries{map=\"lt_lease\"} %ld\n",
 	  __atomic_load_n(&r->api->leases_live, __ATOMIC_RELAXED));
 	P("lt_map_entries{map=\"lt_slots\"} %llu\n", (unsigned long long)qs.buckets);
+	lt_requests_metrics(r->api->requests, &b);
 #undef P
 	if (b.oom) {
 		free(b.p);
@@ -858,6 +860,11 @@ static enum MHD_Result lt_admin(struct lt_req *r)
 			       lt_buckets_post(r) :
 			       lt_problem(r, 405, "method-not-allowed", "Method not allowed", NULL,
 					  "use POST");
+	if (!strcmp(r->url, "/api/v1/admin/requests"))
+		return !strcmp(r->method, "GET") ?
+			       lt_requests_get(r) :
+			       lt_problem(r, 405, "method-not-allowed", "Method not allowed", NULL,
+					  "use GET");
 	if (lt_admin_route(r, &r->principal, &res) == 0)
 		return res;
 	return lt_problem(r, 404, "not-found", "Not found", NULL, "no resource at %.128s", r->url);

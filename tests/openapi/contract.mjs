@@ -240,6 +240,16 @@ same('bucket: one key, one slot', got.json?.slot, made.json?.slot);
 await op('not canonical', 'post', BK, BK, T_ADMIN, { key: "u/USER/openai/ABCDEF00-0000-0000-0000-000000000002" }, 400);
 await op('no such API key', 'post', BK, BK, T_ADMIN, { key: 'k/lk_00000000deadbeef' }, 403);
 
+// ---- the request log (test_openapi.sh wrote one usage record into the ring)
+const RQ = `${A}/requests`;
+{
+	let r;
+	for (let i = 0; i < 50 && !(r = await call('GET', RQ, T_ADMIN)).json?.requests?.length; i++) await sleep(100);
+	await op('a record', 'get', RQ, `${RQ}?limit=10`, T_ADMIN, undefined, 200);
+	same('request log: the record written is listed', r.json?.requests?.[0]?.requestId, 'oas-0');
+}
+await op('bad limit', 'get', RQ, `${RQ}?limit=0`, T_ADMIN, undefined, 400);
+
 // ---- health and metrics
 await op('up', 'get', '/healthz', '/healthz', '', undefined, 200);
 await op('ready', 'get', '/readyz', '/readyz', '', undefined, 200);
