@@ -775,6 +775,7 @@ static enum MHD_Result lt_metrics(struct lt_req *r)
 	  "died (reservations charged in full).\n"
 	  "# TYPE lt_leases_settled_total counter\nlt_leases_settled_total %llu\n",
 	  __atomic_load_n(&r->api->leases_settled, __ATOMIC_RELAXED));
+	lt_requests_metrics(r->api->requests, &b);
 	if (r->api->maps && !lt_stats_read(r->api->maps->fd[LT_M_STATS], st)) {
 		P("# HELP lt_xdp_packets_total Packets by XDP/TC outcome.\n"
 		  "# TYPE lt_xdp_packets_total counter\n");
@@ -792,7 +793,6 @@ static enum MHD_Result lt_metrics(struct lt_req *r)
 	P("lt_map_entries{map=\"lt_lease\"} %ld\n",
 	  __atomic_load_n(&r->api->leases_live, __ATOMIC_RELAXED));
 	P("lt_map_entries{map=\"lt_slots\"} %llu\n", (unsigned long long)qs.buckets);
-	lt_requests_metrics(r->api->requests, &b);
 #undef P
 	if (b.oom) {
 		free(b.p);

@@ -329,7 +329,8 @@ static int lt_cp_start(struct lt_cp *cp, const struct lt_opts *o, const struct l
 		ret = lt_jwt_add_jwks(&cp->api.jwt, c->cp.jwt_jwks, err, errlen);
 	if (ret)
 		return ret;
-	ret = lt_requests_start(&cp->api.requests, m, o->state_dir, err, errlen);
+	ret = lt_requests_start(&cp->api.requests, m, o->state_dir, c->cp.request_log_rows,
+				c->cp.request_log_age_ns, err, errlen);
 	if (ret)
 		return ret;
 	live = malloc(sizeof(*live));

@@ -88,6 +88,7 @@ struct lt_requests {
 	pthread_mutex_t rdb_lock;
 	sqlite3_stmt *ins;
 	__s64 keep; /* rows */
+	__u64 max_age_ns; /* records older than this (by arrival) are deleted */
 	char store_path[512];
 };
 
@@ -326,6 +327,16 @@ static void lt_rq_write(struct lt_requests *q, const struct lt_reqlog_rec *b, un
 			 (long long)(last - q->keep));
 		rc = last > q->keep ? sqlite3_exec(q->db, sql, NULL, NULL, NULL) : SQLITE_OK;
 	}
+	if (rc == SQLITE_OK) { /* the age cap: an index range, empty most of the time */
+		struct timespec ts;
+		__u64 now;
+
+		clock_gettime(CLOCK_REALTIME, &ts);
+		now = (__u64)ts.tv_sec * 1000000000ULL + (__u64)ts.tv_nsec;
+		snprintf(sql, sizeof(sql), "DELETE FROM requests WHERE start_ns < %lld",
+			 (long long)lt_rq_i64(now > q->max_age_ns ? now - q->max_age_ns : 0));
+		rc = sqlite3_exec(q->db, sql, NULL, NULL, NULL);
+	}
 	if (rc == SQLITE_OK)
 		rc = sqlite3_exec(q->db, "COMMIT", NULL, NULL, NULL);
 	if (rc == SQLITE_OK) {
@@ -423,7 +434,7 @@ static int lt_rq_store_open(struct lt_requests *q, const char *state_dir)
 }
 
 int lt_requests_start(struct lt_requests **out, const struct lt_maps *m, const char *state_dir,
-		      char *err, size_t errlen)
+		      __u32 keep_rows, __u64 max_age_ns, char *err, size_t errlen)
 {
 	struct lt_requests *q;
 	size_t clen, rlen;
@@ -438,7 +449,8 @@ int lt_requests_start(struct lt_requests **out, const struct lt_maps *m, const c
 	pthread_mutex_init(&q->q_lock, NULL);
 	pthread_cond_init(&q->q_cond, NULL);
 	pthread_mutex_init(&q->rdb_lock, NULL);
-	q->keep = LT_REQUESTS_KEEP_DEFAULT;
+	q->keep = keep_rows ? keep_rows : 1;
+	q->max_age_ns = max_age_ns;
 	ctl = lt_map_mmap(m->fd[LT_M_REQLOG_CTL], &clen);
 	recs = lt_map_mmap(m->fd[LT_M_REQLOG], &rlen);
 	slots = lt_map_entries(m->fd[LT_M_REQLOG]);

@@ -13,6 +13,7 @@
 #define LT_AGENT_REQUESTS_H
 
 #include <stddef.h>
+#include <linux/types.h>
 #include <microhttpd.h>
 
 struct lt_requests;
@@ -20,15 +21,15 @@ struct lt_maps;
 struct lt_mbuf;
 struct lt_req;
 
-#define LT_REQUESTS_KEEP_DEFAULT 100000 /* rows kept in requests.db */
-
 /*
- * mmaps the ring from the maps and starts both threads. A store that cannot
- * be opened is logged and leaves the metrics running (records then count
- * as store drops); only a ring that cannot be mapped is an error.
+ * mmaps the ring from the maps and starts both threads. requests.db keeps
+ * the newest keep_rows records, none older than max_age_ns (by arrival;
+ * token.request_log_rows and token.request_log_max_age). A store that cannot
+ * be opened is logged and leaves the metrics running (records then count as
+ * store drops); only a ring that cannot be mapped is an error.
  */
 int lt_requests_start(struct lt_requests **out, const struct lt_maps *m, const char *state_dir,
-		      char *err, size_t errlen);
+		      __u32 keep_rows, __u64 max_age_ns, char *err, size_t errlen);
 /* Stops the threads (what the queue holds is written first) and frees. NULL is fine. */
 void lt_requests_stop(struct lt_requests *q);
 

@@ -7,7 +7,7 @@
  *     writes N records; keys: provider, model, in, out (tokens; either sets
  *     F_USAGE), reserved, status, outcome, latency_us, ttft_us, id (request
  *     id prefix; the record number is appended), user, org, tier, keyid,
- *     route, stream=1. Prints "put N published P busy B us U".
+ *     route, stream=1, age_s (arrived that long ago). Prints "put N published P busy B us U".
  *   lt_reqlog_tool ctl PIN_DIR
  *     prints "head H tail T consumed C lapped L unpublished U died D gave_up G
  *     overwritten O".
@@ -42,6 +42,8 @@ static int put(struct lt_reqlog *rl, long n, char **kv, int nkv)
 				   .client_addr = addr,
 				   .client_port = 40000 };
 	const char *idp = "req";
+	unsigned long long age_s = 0;
+	struct timespec now;
 	char id[64];
 	long i, ok = 0, busy = 0;
 	__u64 t0;
@@ -87,6 +89,8 @@ static int put(struct lt_reqlog *rl, long n, char **kv, int nkv)
 			in.key_id = v;
 		else if (!strcmp(kv[j], "route"))
 			in.route = v;
+		else if (!strcmp(kv[j], "age_s"))
+			age_s = x;
 		else if (!strcmp(kv[j], "stream"))
 			in.flags |= x ? LT_REQLOG_F_STREAM : 0;
 		else {
@@ -95,6 +99,10 @@ static int put(struct lt_reqlog *rl, long n, char **kv, int nkv)
 		}
 	}
 	in.request_id = id;
+	if (age_s) { /* arrived age_s seconds ago */
+		clock_gettime(CLOCK_REALTIME, &now);
+		in.start_ns = ((__u64)now.tv_sec - age_s) * 1000000000ULL;
+	}
 	t0 = mono_us();
 	for (i = 0; i < n; i++) {
 		snprintf(id, sizeof(id), "%s-%ld", idp, i);

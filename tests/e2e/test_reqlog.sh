@@ -177,6 +177,21 @@ check "space again: the store keeps records again" wait_for lt_reqlog_stored_tot
 req GET "/api/v1/admin/requests?limit=1" "$T_ADMIN"
 eq "space again: the newest record reads back" "$(jqb '.requests[0].requestId')" again-9
 
+# ---- retention: token.request_log_rows and token.request_log_max_age
+stop_agent
+echo '{"token": {"request_log_rows": 100, "request_log_max_age": "1h"}}' >"$WORK/cap.json"
+start_agent --config "$WORK/cap.json" || { echo "Bail out! restart with a config"; exit 1; }
+put 5 provider=openai latency_us=1000 age_s=7200 id=old >/dev/null
+put 300 provider=openai latency_us=1000 id=cap >/dev/null
+check "retention: 305 records stored" wait_for lt_reqlog_stored_total 305
+req GET "/api/v1/admin/requests?limit=1000" "$T_ADMIN"
+eq "retention: the newest 100 are kept, none older than max_age" \
+	"$(jqb '[(.requests | length), .requests[0].requestId, .requests[99].requestId, ([.requests[] | select(.requestId | startswith("old"))] | length)] | @json')" \
+	'[100,"cap-299","cap-200",0]'
+echo '{"token": {"request_log_rows": 0}}' >"$WORK/bad.json"
+out=$("$AGENT" --config "$WORK/bad.json" check-config 2>&1)
+expect_err "retention: request_log_rows 0 is refused, naming the field and the range" $? "$out" "request_log_rows: expected 1"
+
 check "the agent is alive" kill -0 "$AGENT_PID"
 stop_agent
 check "no sanitizer report" not grep -q 'runtime error\|AddressSanitizer' "$LOG"
