@@ -188,8 +188,13 @@ static void ev_openai(struct lt_llm_sse *s, json_t *j, struct ev *e)
 	if (json_is_object(json_object_get(j, "error")))
 		s->upstream_error = true;
 	if (json_is_object(json_object_get(j, "usage"))) {
-		take_usage(&s->usage, s->o.shape, json_object_get(j, "usage"), true);
+		/*
+		 * Final only on the documented usage chunk (choices: []): a server
+		 * that reports running usage on every chunk (vLLM's
+		 * continuous_usage_stats) is final at [DONE], not before.
+		 */
 		e->usage_chunk = json_is_array(ch) && !json_array_size(ch);
+		take_usage(&s->usage, s->o.shape, json_object_get(j, "usage"), e->usage_chunk);
 	}
 	json_array_foreach(ch, i, c) {
 		n = str_bytes(json_object_get(c, "text")); /* legacy completions */
@@ -545,6 +550,8 @@ static int dispatch(struct lt_llm_sse *s, struct lt_llm_buf *out)
 		s->data.len--; /* the last data line's LF */
 		if (s->data.len == 6 && !memcmp(s->data.p, "[DONE]", 6)) {
 			s->done = true;
+			if (s->usage.has_input) /* the usage seen so far was the last */
+				s->usage.final = true;
 		} else if ((j = json_loadb(s->data.p, s->data.len, 0, NULL))) {
 			switch (s->o.shape) {
 			case LT_LLM_RESPONSES:

@@ -599,6 +599,27 @@ static void stream_usage_wrong_types_or_missing(void)
 	run_done(&r);
 }
 
+/* Running usage on every chunk is final at [DONE], not on the first chunk. */
+static void running_usage_is_final_only_at_done(void)
+{
+	static const char text[] =
+		"data: {\"choices\":[{\"index\":0,\"delta\":{\"content\":\"ab\"}}],\"usage\":"
+		"{\"prompt_tokens\":5,\"completion_tokens\":1}}\n\n"
+		"data: {\"choices\":[{\"index\":0,\"delta\":{\"content\":\"cd\"}}],\"usage\":"
+		"{\"prompt_tokens\":5,\"completion_tokens\":2}}\n\n"
+		"data: [DONE]\n\n";
+	struct lt_llm_sse_opts o = { .shape = LT_LLM_CHAT };
+	size_t before_done = strlen(text) - strlen("data: [DONE]\n\n");
+	struct run r;
+
+	run_pieces(&r, &o, text, before_done, NULL, 0);
+	CHECK(r.s.usage.has_input && !r.s.usage.final);
+	run_done(&r);
+	run_pieces(&r, &o, text, strlen(text), NULL, 0);
+	CHECK(r.s.usage.final && r.s.usage.output_tokens == 2 && r.s.usage.input_tokens == 5);
+	run_done(&r);
+}
+
 static void reconcile_rule(void)
 {
 	static const struct {
@@ -679,6 +700,7 @@ int main(void)
 	RUN(huge_final_event_usage_from_its_tail);
 	RUN(json_usage_each_shape);
 	RUN(stream_usage_wrong_types_or_missing);
+	RUN(running_usage_is_final_only_at_done);
 	RUN(reconcile_rule);
 	return lt_t_done();
 }
