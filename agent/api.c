@@ -18,6 +18,7 @@
 #include "metrics.h"
 #include "problem.h"
 #include "ratelimit.h"
+#include "requests.h"
 #include "tenant.h"
 #include "units.h"
 
@@ -774,6 +775,7 @@ static enum MHD_Result lt_metrics(struct lt_req *r)
 	  "died (reservations charged in full).\n"
 	  "# TYPE lt_leases_settled_total counter\nlt_leases_settled_total %llu\n",
 	  __atomic_load_n(&r->api->leases_settled, __ATOMIC_RELAXED));
+	lt_requests_metrics(r->api->requests, &b);
 	if (r->api->brk) {
 		struct lt_brk_info bi;
 
@@ -875,6 +877,11 @@ static enum MHD_Result lt_admin(struct lt_req *r)
 			       lt_buckets_post(r) :
 			       lt_problem(r, 405, "method-not-allowed", "Method not allowed", NULL,
 					  "use POST");
+	if (!strcmp(r->url, "/api/v1/admin/requests"))
+		return !strcmp(r->method, "GET") ?
+			       lt_requests_get(r) :
+			       lt_problem(r, 405, "method-not-allowed", "Method not allowed", NULL,
+					  "use GET");
 	if (lt_admin_route(r, &r->principal, &res) == 0)
 		return res;
 	return lt_problem(r, 404, "not-found", "Not found", NULL, "no resource at %.128s", r->url);

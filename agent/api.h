@@ -42,6 +42,7 @@ struct lt_api {
 	struct lt_breakers *brk; /* the gateways' circuit breakers (mmapped lt_breaker) */
 	struct lt_jwt_verifier jwt;
 	struct lt_api_metrics *metrics;
+	struct lt_requests *requests; /* usage records (requests.c); NULL = none */
 	pthread_mutex_t admin_lock; /* serialises admin writes (store + maps) */
 	const char *state_dir; /* overrides.json for source policy edits */
 	/*

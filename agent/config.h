@@ -50,6 +50,8 @@ struct lt_cp_config {
 	int nlimits;
 	__u32 max_buckets; /* L7 buckets in use at most (lt_slots) */
 	__u64 bucket_idle_ns; /* a bucket empty this long is reclaimed */
+	__u32 request_log_rows; /* usage records kept in requests.db (read at start) */
+	__u64 request_log_age_ns; /* and none older than this (read at start) */
 };
 
 struct lt_agent_config {

@@ -152,6 +152,8 @@ void lt_cp_defaults(struct lt_cp_config *cp)
 	strcpy(cp->default_tier, "USER");
 	cp->max_buckets = LT_MAX_SLOTS - 1;
 	cp->bucket_idle_ns = 600 * LT_NS_PER_SEC;
+	cp->request_log_rows = 100000;
+	cp->request_log_age_ns = 30 * 86400 * LT_NS_PER_SEC;
 }
 
 int lt_cp_parse(json_t *root, struct lt_cp_config *cp, char *err, size_t errlen)
@@ -344,6 +346,25 @@ int lt_cp_parse(json_t *root, struct lt_cp_config *cp, char *err, size_t errlen)
 						      "expected a duration up to 30d");
 				if (!ret)
 					cp->bucket_idle_ns = ns;
+			} else if (!strcmp(k, "request_log_rows")) {
+				ret = json_is_integer(v) && json_integer_value(v) >= 1 &&
+						      json_integer_value(v) <= 100000000 ?
+					      0 :
+					      lt_fail(err, errlen, p, "expected 1..100000000");
+				if (!ret)
+					cp->request_log_rows = (__u32)json_integer_value(v);
+			} else if (!strcmp(k, "request_log_max_age")) {
+				__u64 ns = 0;
+
+				ret = json_is_string(
+					      v) && !lt_duration_parse(json_string_value(v), &ns) &&
+						      ns >= LT_NS_PER_SEC &&
+						      ns <= 3650 * 86400 * LT_NS_PER_SEC ?
+					      0 :
+					      lt_fail(err, errlen, p,
+						      "expected a duration from 1s to 3650d");
+				if (!ret)
+					cp->request_log_age_ns = ns;
 			} else {
 				ret = lt_fail(err, errlen, p, "unknown field");
 			}

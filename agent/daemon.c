@@ -33,6 +33,7 @@
 #include "keys.h"
 #include "lease.h"
 #include "quota.h"
+#include "requests.h"
 #include "store.h"
 #include <sys/mman.h>
 #include <openssl/rand.h>
@@ -226,6 +227,8 @@ static void lt_brk_register_cb(void *ctx, const char *name)
 static void lt_cp_stop(struct lt_cp *cp)
 {
 	lt_api_stop(&cp->api);
+	lt_requests_stop(cp->api.requests); /* after the API: it reads the store */
+	cp->api.requests = NULL;
 	if (cp->api.cp.cur)
 		lt_snap_destroy(&cp->api.cp);
 	lt_jwt_free(&cp->api.jwt);
@@ -348,6 +351,10 @@ static int lt_cp_start(struct lt_cp *cp, const struct lt_opts *o, const struct l
 		ret = lt_jwt_add_pem(&cp->api.jwt, c->cp.jwt_pem[i], err, errlen);
 	if (!ret && c->cp.jwt_jwks[0])
 		ret = lt_jwt_add_jwks(&cp->api.jwt, c->cp.jwt_jwks, err, errlen);
+	if (ret)
+		return ret;
+	ret = lt_requests_start(&cp->api.requests, m, o->state_dir, c->cp.request_log_rows,
+				c->cp.request_log_age_ns, err, errlen);
 	if (ret)
 		return ret;
 	live = malloc(sizeof(*live));

@@ -22,11 +22,13 @@
  */
 #include <errno.h>
 #include <inttypes.h>
+#include <stddef.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include "llm_body.h"
+#include "llm_json.h"
 
 static int fail(struct lt_llm_req *r, int rc, const char *field, const char *fmt, ...)
 	__attribute__((format(printf, 4, 5)));
@@ -618,19 +620,28 @@ static int parse_gemini(struct walk *w, json_t *root)
 	return 0;
 }
 
-int lt_llm_parse(const struct lt_llm_parse_opts *o, const void *body, size_t len,
-		 struct lt_llm_req *r)
+/* What the rewrite needs later, so the tree can go now. */
+static void rewrite_facts(struct lt_llm_req *r, json_t *root)
 {
-	struct walk w = { .r = r };
-	json_error_t jerr;
-	json_t *root, *m;
-	int rc;
+	json_t *so = json_object_get(root, "stream_options"), *gc;
 
-	memset(r, 0, sizeof(*r));
-	r->provider = o->provider;
-	r->shape = o->shape;
-	r->completions = 1;
-	w.image_tokens = o->image_tokens ? o->image_tokens : LT_LLM_IMAGE_TOKENS;
+	r->so_state = !so ? 0 : json_is_null(so) ? 1 : 2;
+	r->gc_key = json_object_get(root, "generationConfig")  ? "generationConfig" :
+		    json_object_get(root, "generation_config") ? "generation_config" :
+								 NULL;
+	gc = r->gc_key ? json_object_get(root, r->gc_key) : NULL;
+	r->gc_null = json_is_null(gc);
+	r->gc_snake_limit = json_object_get(gc, "max_output_tokens") != NULL;
+}
+
+static int parse_tree(const struct lt_llm_parse_opts *o, json_t *root, struct lt_llm_req *r);
+
+static int parse_jansson(const struct lt_llm_parse_opts *o, const void *body, size_t len,
+			 struct lt_llm_req *r)
+{
+	json_error_t jerr;
+	json_t *root;
+	int rc;
 	/*
 	 * Duplicate keys are refused: jansson would keep one copy, the provider
 	 * may keep the other. NUL in strings is refused (no JSON_ALLOW_NUL), and
@@ -643,7 +654,20 @@ int lt_llm_parse(const struct lt_llm_parse_opts *o, const void *body, size_t len
 		return fail(r, -EINVAL, "body", "request body is not valid JSON: %s (at byte %d)",
 			    jerr.text, jerr.position);
 	}
-	r->root = root;
+	rc = parse_tree(o, root, r);
+	if (!rc)
+		rewrite_facts(r, root);
+	json_decref(root);
+	return rc;
+}
+
+static int parse_tree(const struct lt_llm_parse_opts *o, json_t *root, struct lt_llm_req *r)
+{
+	struct walk w = { .r = r };
+	json_t *m;
+	int rc;
+
+	w.image_tokens = o->image_tokens ? o->image_tokens : LT_LLM_IMAGE_TOKENS;
 	if (!json_is_object(root))
 		return fail(r, -EINVAL, "body", "request body must be a JSON object");
 
@@ -695,10 +719,35 @@ int lt_llm_parse(const struct lt_llm_parse_opts *o, const void *body, size_t len
 	return rc;
 }
 
+static int parse_fast(const struct lt_llm_parse_opts *o, const char *body, size_t len,
+		      struct lt_llm_req *r);
+
+int lt_llm_parse(const struct lt_llm_parse_opts *o, const void *body, size_t len,
+		 struct lt_llm_req *r)
+{
+	int rc;
+
+	memset(r, 0, sizeof(*r));
+	r->provider = o->provider;
+	r->shape = o->shape;
+	r->completions = 1;
+	if (!o->use_jansson && o->shape == LT_LLM_CHAT && !parse_fast(o, body, len, r)) {
+		r->fast = true;
+		r->parsed = true;
+		return 0;
+	}
+	memset(r, 0, sizeof(*r));
+	r->provider = o->provider;
+	r->shape = o->shape;
+	r->completions = 1;
+	rc = parse_jansson(o, body, len, r);
+	r->parsed = !rc;
+	return rc;
+}
+
 void lt_llm_req_release(struct lt_llm_req *r)
 {
-	json_decref(r->root);
-	r->root = NULL;
+	(void)r;
 }
 
 void lt_llm_reserve(const struct lt_llm_req *r, uint64_t tier_default_output, struct lt_llm_resv *v)
@@ -877,7 +926,7 @@ int lt_llm_rewrite(struct lt_llm_req *r, const struct lt_llm_resv *v, const void
 	*out = NULL;
 	*out_len = 0;
 	r->usage_injected = false;
-	if (!r->root)
+	if (!r->parsed)
 		return -EINVAL;
 	top = skip_ws(s, len, 0);
 	if (top >= len || s[top] != '{')
@@ -886,30 +935,18 @@ int lt_llm_rewrite(struct lt_llm_req *r, const struct lt_llm_resv *v, const void
 
 	if (!r->has_limit && r->shape != LT_LLM_EMBEDDINGS) {
 		if (r->shape == LT_LLM_GEMINI) {
-			const char *gk = json_object_get(r->root, "generationConfig") ?
-						 "generationConfig" :
-					 json_object_get(r->root, "generation_config") ?
-						 "generation_config" :
-						 NULL;
-			json_t *gc = gk ? json_object_get(r->root, gk) : NULL;
+			char val[64];
 
-			if (!gk) {
-				char val[64];
-
-				snprintf(val, sizeof(val), "{\"maxOutputTokens\":%s}", num);
+			snprintf(val, sizeof(val), "{\"maxOutputTokens\":%s}", num);
+			if (!r->gc_key)
 				set_member(&E, s, len, top, "generationConfig", val);
-			} else if (json_is_null(gc)) {
-				char val[64];
-
-				snprintf(val, sizeof(val), "{\"maxOutputTokens\":%s}", num);
-				set_member(&E, s, len, top, gk, val);
-			} else if (find_member(s, len, top, gk, &vs, &ve)) {
+			else if (r->gc_null)
+				set_member(&E, s, len, top, r->gc_key, val);
+			else if (find_member(s, len, top, r->gc_key, &vs, &ve))
 				set_member(&E, s, len, vs,
-					   json_object_get(gc, "max_output_tokens") ?
-						   "max_output_tokens" :
-						   "maxOutputTokens",
+					   r->gc_snake_limit ? "max_output_tokens" :
+							       "maxOutputTokens",
 					   num);
-			}
 		} else {
 			set_member(&E, s, len, top, r->limit_field, num);
 		}
@@ -917,9 +954,7 @@ int lt_llm_rewrite(struct lt_llm_req *r, const struct lt_llm_resv *v, const void
 
 	if (r->stream && !r->include_usage &&
 	    (r->shape == LT_LLM_CHAT || r->shape == LT_LLM_COMPLETIONS)) {
-		json_t *so = json_object_get(r->root, "stream_options");
-
-		if (!so || json_is_null(so))
+		if (r->so_state < 2)
 			set_member(&E, s, len, top, "stream_options", "{\"include_usage\":true}");
 		else if (find_member(s, len, top, "stream_options", &vs, &ve))
 			set_member(&E, s, len, vs, "include_usage", "true");
@@ -995,5 +1030,182 @@ int lt_llm_gemini_path(const char *path, size_t len, char *model, size_t model_l
 			*sse = true;
 		p = b;
 	}
+	return 0;
+}
+
+/* --- the fast path: common chat bodies without a tree -------------------- */
+
+/*
+ * Most chat requests are a model, some scalars and messages of role and
+ * string content. Those are read here by the allocation-free scanner
+ * (llm_json.h) with exactly the numbers the jansson path gives (the fuzz
+ * harness compares both); anything else (content parts, tools, an error to
+ * report, duplicate or escaped keys) returns -1 and goes the jansson way.
+ */
+#define FAST_DEPTH 6
+#define FAST_KEYS 32
+
+struct fast {
+	struct lt_llm_req *r;
+	bool bail;
+	unsigned nkeys[FAST_DEPTH];
+	bool model_set, stream, usage, msgs;
+	bool a_set, b_set, a_seen, b_seen;
+	uint64_t a, b, n, bound, msg;
+	unsigned char so_state;
+	struct {
+		const char *k;
+		size_t l;
+	} keys[FAST_DEPTH][FAST_KEYS]; /* last: not zeroed, nkeys says what is set */
+};
+
+static bool fkey(const struct lt_jcomp *c, const char *k)
+{
+	return c->key && c->klen == strlen(k) && !memcmp(c->key, k, c->klen);
+}
+
+/* An output limit or n: an integer in [1, max], or null (absent). */
+static bool fast_count(const struct lt_jscan *j, enum lt_jtok t, uint64_t max, bool *set,
+		       uint64_t *v)
+{
+	if (t == LT_J_NULL)
+		return true;
+	if (t != LT_J_INT || j->ival < 1 || (uint64_t)j->ival > max)
+		return false;
+	*set = true;
+	*v = (uint64_t)j->ival;
+	return true;
+}
+
+static void fast_cb(void *ctx, const struct lt_jscan *j, enum lt_jtok t)
+{
+	static const char *const slow[] = { "tools",
+					    "functions",
+					    "tool_choice",
+					    "function_call",
+					    "response_format",
+					    "prediction",
+					    "web_search_options",
+					    "enable_search",
+					    NULL };
+	struct fast *f = ctx;
+	unsigned d = j->depth, i;
+	const struct lt_jcomp *c = d ? &j->path[d - 1] : NULL;
+	const char *const *k;
+	bool ok = true, dummy;
+
+	if (f->bail || d >= FAST_DEPTH) {
+		f->bail = true;
+		return;
+	}
+	if (t != LT_J_END && c && c->key) {
+		/* a member: escaped or repeated keys are the jansson path's to judge */
+		if (c->esc || f->nkeys[d - 1] >= FAST_KEYS) {
+			f->bail = true;
+			return;
+		}
+		for (i = 0; i < f->nkeys[d - 1]; i++)
+			if (f->keys[d - 1][i].l == c->klen &&
+			    !memcmp(f->keys[d - 1][i].k, c->key, c->klen)) {
+				f->bail = true;
+				return;
+			}
+		f->keys[d - 1][i].k = c->key;
+		f->keys[d - 1][i].l = c->klen;
+		f->nkeys[d - 1]++;
+	}
+	if (t == LT_J_OBJ)
+		f->nkeys[d] = 0;
+	if (d == 0) {
+		f->bail = t == LT_J_ARR;
+		return;
+	}
+	if (d == 1 && t == LT_J_END)
+		return; /* a top-level container closed */
+	if (d == 1) {
+		if (fkey(c, "model")) {
+			ok = t == LT_J_STR && j->vlen == j->dlen && !set_model(f->r, j->v, j->vlen);
+			f->model_set = ok;
+		} else if (fkey(c, "stream")) {
+			ok = t == LT_J_BOOL || t == LT_J_NULL;
+			f->stream = t == LT_J_BOOL && j->bval;
+		} else if (fkey(c, "stream_options")) {
+			ok = t == LT_J_OBJ || t == LT_J_NULL;
+			f->so_state = t == LT_J_OBJ ? 2 : 1;
+		} else if (fkey(c, "max_tokens")) {
+			f->a_seen = true;
+			ok = fast_count(j, t, LT_LLM_MAX_OUTPUT_TOKENS, &f->a_set, &f->a);
+		} else if (fkey(c, "max_completion_tokens")) {
+			f->b_seen = true;
+			ok = fast_count(j, t, LT_LLM_MAX_OUTPUT_TOKENS, &f->b_set, &f->b);
+		} else if (fkey(c, "n")) {
+			ok = fast_count(j, t, LT_LLM_MAX_CHOICES, &dummy, &f->n);
+		} else if (fkey(c, "messages")) {
+			ok = t == LT_J_ARR;
+			f->msgs = ok;
+		} else {
+			for (k = slow; *k; k++)
+				ok &= !fkey(c, *k);
+		}
+		f->bail = !ok;
+		return;
+	}
+	if (d == 2 && fkey(&j->path[0], "stream_options")) {
+		if (fkey(c, "include_usage") && t != LT_J_END) {
+			f->bail = t != LT_J_BOOL && t != LT_J_NULL;
+			f->usage = t == LT_J_BOOL && j->bval;
+		}
+		return;
+	}
+	if (!fkey(&j->path[0], "messages"))
+		return; /* inside a member nobody reads */
+	if (d == 2) {
+		if (t == LT_J_OBJ) {
+			f->msg = 2;
+			f->r->messages++;
+		} else if (t == LT_J_END) {
+			f->bound = lt_llm_sat_add(f->bound, LT_LLM_MSG_OVERHEAD);
+			f->bound = lt_llm_sat_add(f->bound, f->msg);
+		} else {
+			f->bail = true;
+		}
+		return;
+	}
+	/* d == 3: a message's member, as lt_llm_bound_value counts it */
+	if (t == LT_J_STR && (fkey(c, "role") || fkey(c, "name") || fkey(c, "content")))
+		f->msg = lt_llm_sat_add(f->msg, c->klen + 6 + j->dlen + 2);
+	else if (t == LT_J_NULL && fkey(c, "content"))
+		f->msg = lt_llm_sat_add(f->msg, c->klen + 6 + 5);
+	else
+		f->bail = true;
+}
+
+static int parse_fast(const struct lt_llm_parse_opts *o, const char *body, size_t len,
+		      struct lt_llm_req *r)
+{
+	struct fast f; /* about 3 KiB of stack, no allocation */
+
+	(void)o;
+	memset(&f, 0, offsetof(struct fast, keys));
+	f.r = r;
+	f.n = 1;
+	if (lt_jscan(body, len, fast_cb, &f) || f.bail || !f.model_set || !f.msgs)
+		return -1;
+	r->stream = f.stream;
+	r->has_limit = f.a_set || f.b_set;
+	r->limit_tokens = f.a > f.b ? f.a : f.b;
+	if (f.b_set)
+		r->limit_field = "max_completion_tokens";
+	else if (f.a_set || f.a_seen)
+		r->limit_field = "max_tokens";
+	else if (f.b_seen)
+		r->limit_field = "max_completion_tokens";
+	else
+		r->limit_field =
+			r->provider == LT_LLM_P_OPENAI ? "max_completion_tokens" : "max_tokens";
+	r->completions = f.n;
+	r->include_usage = f.stream && f.usage;
+	r->prompt_bound = lt_llm_sat_add(LT_LLM_REQ_OVERHEAD, f.bound);
+	r->so_state = f.so_state;
 	return 0;
 }

@@ -31,91 +31,120 @@
 #include <stdlib.h>
 #include <string.h>
 #include <jansson.h>
+#include "llm_json.h"
 #include "llm_usage.h"
 
 /* --- usage objects ------------------------------------------------------ */
 
-/* 1 and *v for a non-negative integer, 0 when absent or null, -1 otherwise. */
-static int get_u64(json_t *o, const char *key, uint64_t *v)
-{
-	json_t *x = json_object_get(o, key);
+/*
+ * The integer fields of one usage object, by the shape's names. r[i]: 1 a
+ * non-negative integer in v[i], 0 absent or null, -1 anything else.
+ */
+#define UF_MAX 5
 
-	*v = 0;
-	if (!x || json_is_null(x))
-		return 0;
-	if (!json_is_integer(x) || json_integer_value(x) < 0)
-		return -1;
-	*v = (uint64_t)json_integer_value(x);
-	return 1;
+struct ufields {
+	bool seen; /* a usage object was there */
+	int r[UF_MAX];
+	uint64_t v[UF_MAX];
+};
+
+static const char *const openai_names[UF_MAX] = { "prompt_tokens", "completion_tokens",
+						  "total_tokens", "input_tokens", "output_tokens" };
+static const char *const gemini_names[UF_MAX] = { "promptTokenCount", "candidatesTokenCount",
+						  "thoughtsTokenCount", "toolUsePromptTokenCount",
+						  NULL };
+static const char *const anthropic_names[UF_MAX] = { "input_tokens", "output_tokens",
+						     "cache_creation_input_tokens",
+						     "cache_read_input_tokens", NULL };
+
+static const char *const *usage_names(enum lt_llm_shape shape)
+{
+	return shape == LT_LLM_GEMINI	 ? gemini_names :
+	       shape == LT_LLM_ANTHROPIC ? anthropic_names :
+					   openai_names;
+}
+
+static void fields_from_json(enum lt_llm_shape shape, json_t *o, struct ufields *f)
+{
+	const char *const *names = usage_names(shape);
+	json_t *x;
+	int i;
+
+	memset(f, 0, sizeof(*f));
+	if (!json_is_object(o))
+		return;
+	f->seen = true;
+	for (i = 0; i < UF_MAX && names[i]; i++) {
+		x = json_object_get(o, names[i]);
+		if (!x || json_is_null(x))
+			continue;
+		if (!json_is_integer(x) || json_integer_value(x) < 0) {
+			f->r[i] = -1;
+			continue;
+		}
+		f->r[i] = 1;
+		f->v[i] = (uint64_t)json_integer_value(x);
+	}
 }
 
 /*
- * Reads one usage object of the shape into in/out. 0 if it holds usage, -1
- * if it holds none or a field of the wrong type (then nothing is taken: a
- * half-read usage could undercharge).
+ * What a usage object says: 0 input and output, 1 output only (Anthropic's
+ * message_delta), -1 no usage or a field of the wrong type (then nothing is
+ * taken: a half-read usage could undercharge).
  */
-static int read_usage(enum lt_llm_shape shape, json_t *o, uint64_t *in, uint64_t *out,
+static int usage_calc(enum lt_llm_shape shape, const struct ufields *f, uint64_t *in, uint64_t *out,
 		      bool *has_out)
 {
-	uint64_t a = 0, b = 0, c = 0, d = 0;
-	int ra, rb, rc, rd;
+	const int *r = f->r;
+	const uint64_t *v = f->v;
 
 	*has_out = false;
-	if (!json_is_object(o))
+	if (!f->seen)
 		return -1;
 	switch (shape) {
 	case LT_LLM_GEMINI:
-		ra = get_u64(o, "promptTokenCount", &a);
-		rb = get_u64(o, "candidatesTokenCount", &b);
-		rc = get_u64(o, "thoughtsTokenCount", &c);
-		rd = get_u64(o, "toolUsePromptTokenCount", &d);
-		if (ra < 0 || rb < 0 || rc < 0 || rd < 0 || ra == 0)
+		if (r[0] <= 0 || r[1] < 0 || r[2] < 0 || r[3] < 0)
 			return -1;
-		*in = lt_llm_sat_add(a, d);
-		*out = lt_llm_sat_add(b, c);
-		*has_out = rb > 0 || rc > 0;
+		*in = lt_llm_sat_add(v[0], v[3]);
+		*out = lt_llm_sat_add(v[1], v[2]);
+		*has_out = r[1] > 0 || r[2] > 0;
 		return 0;
 	case LT_LLM_ANTHROPIC:
-		ra = get_u64(o, "input_tokens", &a);
-		rb = get_u64(o, "output_tokens", &b);
-		rc = get_u64(o, "cache_creation_input_tokens", &c);
-		rd = get_u64(o, "cache_read_input_tokens", &d);
-		if (ra < 0 || rb < 0 || rc < 0 || rd < 0 || (ra == 0 && rb == 0))
+		if (r[0] < 0 || r[1] < 0 || r[2] < 0 || r[3] < 0 || (!r[0] && !r[1]))
 			return -1;
 		/* message_delta may carry output only: *in is then left alone */
-		if (ra > 0)
-			*in = lt_llm_sat_add(lt_llm_sat_add(a, c), d);
-		*out = b;
-		*has_out = rb > 0;
-		return ra > 0 ? 0 : 1;
+		if (r[0])
+			*in = lt_llm_sat_add(lt_llm_sat_add(v[0], v[2]), v[3]);
+		*out = v[1];
+		*has_out = r[1] > 0;
+		return r[0] ? 0 : 1;
 	default:
 		/* OpenAI names first; Responses and DashScope native name them input/output */
-		ra = get_u64(o, "prompt_tokens", &a);
-		if (ra == 0) {
-			ra = get_u64(o, "input_tokens", &a);
-			rb = get_u64(o, "output_tokens", &b);
+		if (r[0] > 0) {
+			if (r[1] < 0)
+				return -1;
+			*in = v[0];
+			*out = v[1];
+			if (!r[1] && r[2] > 0 && v[2] >= v[0])
+				*out = v[2] - v[0]; /* embeddings: total = prompt */
+		} else if (!r[0] && r[3] > 0 && r[4] >= 0) {
+			*in = v[3];
+			*out = v[4];
 		} else {
-			rb = get_u64(o, "completion_tokens", &b);
-			if (rb == 0 && get_u64(o, "total_tokens", &c) > 0 && c >= a) {
-				b = c - a; /* embeddings: total = prompt */
-				rb = 1;
-			}
-		}
-		if (ra <= 0 || rb < 0)
 			return -1;
-		*in = a;
-		*out = b;
+		}
 		*has_out = true;
 		return 0;
 	}
 }
 
 /* Applies a usage object to u; final says the provider's count is complete. */
-static void take_usage(struct lt_llm_usage *u, enum lt_llm_shape shape, json_t *o, bool final)
+static void take_usage(struct lt_llm_usage *u, enum lt_llm_shape shape, const struct ufields *f,
+		       bool final)
 {
 	uint64_t in = u->input_tokens, out = 0;
 	bool has_out;
-	int rc = read_usage(shape, o, &in, &out, &has_out);
+	int rc = usage_calc(shape, f, &in, &out, &has_out);
 
 	if (rc < 0)
 		return;
@@ -129,28 +158,49 @@ static void take_usage(struct lt_llm_usage *u, enum lt_llm_shape shape, json_t *
 		u->final = true;
 }
 
-int lt_llm_usage_json(enum lt_llm_shape shape, const void *body, size_t len, struct lt_llm_usage *u)
+static void take_json(struct lt_llm_usage *u, enum lt_llm_shape shape, json_t *o, bool final)
 {
-	json_t *root = json_loadb(body, len, 0, NULL), *e;
-	size_t i;
+	struct ufields f;
 
-	memset(u, 0, sizeof(*u));
-	if (!root)
-		return -EINVAL;
-	if (shape == LT_LLM_GEMINI && json_is_array(root)) {
-		/* streamGenerateContent without alt=sse, buffered: an array of chunks */
-		json_array_foreach(root, i, e)
-			take_usage(u, shape, json_object_get(e, "usageMetadata"), false);
-		if (u->has_input)
-			u->final = true;
-	} else {
-		take_usage(
-			u, shape,
-			json_object_get(root, shape == LT_LLM_GEMINI ? "usageMetadata" : "usage"),
-			true);
+	fields_from_json(shape, o, &f);
+	take_usage(u, shape, &f, final);
+}
+
+/* The scanner's view of one usage object at path depth d-1 (its members at d). */
+static void fields_scan(enum lt_llm_shape shape, const struct lt_jscan *j, enum lt_jtok t,
+			unsigned d, struct ufields *f)
+{
+	const char *const *names = usage_names(shape);
+	const struct lt_jcomp *c;
+	int i;
+
+	if (j->depth == d - 1) {
+		/* the usage value itself: an object starts a fresh set, anything else is none */
+		if (t == LT_J_OBJ) {
+			memset(f, 0, sizeof(*f));
+			f->seen = true;
+		} else if (t != LT_J_END) {
+			memset(f, 0, sizeof(*f));
+		}
+		return;
 	}
-	json_decref(root);
-	return 0;
+	if (j->depth != d || t == LT_J_END)
+		return;
+	c = &j->path[d - 1];
+	if (!c->key)
+		return;
+	for (i = 0; i < UF_MAX && names[i]; i++) {
+		if (c->klen != strlen(names[i]) || memcmp(c->key, names[i], c->klen))
+			continue;
+		if (t == LT_J_NULL) {
+			f->r[i] = 0;
+		} else if (t == LT_J_INT && j->ival >= 0) {
+			f->r[i] = 1;
+			f->v[i] = (uint64_t)j->ival;
+		} else {
+			f->r[i] = -1;
+		}
+	}
 }
 
 /* --- output counting per event ------------------------------------------ */
@@ -166,10 +216,35 @@ static uint64_t str_bytes(json_t *v)
 	return json_is_string(v) ? json_string_length(v) : 0;
 }
 
-/* Bytes of a JSON value as text (a tool call's arguments object). */
-static uint64_t dump_bytes(json_t *v)
+/*
+ * Bytes of a structured value as generated text (a Gemini functionCall):
+ * a string its bytes + 2, a number 24, true/false/null 5, an object or
+ * array 2 plus, per member, its key + 4 and, per element, 2.
+ */
+static uint64_t sbytes(json_t *v)
 {
-	return v ? json_dumpb(v, NULL, 0, JSON_COMPACT | JSON_ENCODE_ANY) : 0;
+	uint64_t n = 2;
+	const char *k;
+	json_t *e;
+	size_t i;
+
+	switch (json_typeof(v)) {
+	case JSON_STRING:
+		return json_string_length(v) + 2;
+	case JSON_INTEGER:
+	case JSON_REAL:
+		return 24;
+	case JSON_OBJECT:
+		json_object_foreach(v, k, e)
+			n = lt_llm_sat_add(n, strlen(k) + 4 + sbytes(e));
+		return n;
+	case JSON_ARRAY:
+		json_array_foreach(v, i, e)
+			n = lt_llm_sat_add(n, sbytes(e) + 2);
+		return n;
+	default:
+		return 5;
+	}
 }
 
 static void count(struct ev *e, uint64_t n, bool delta)
@@ -179,17 +254,128 @@ static void count(struct ev *e, uint64_t n, bool delta)
 		e->deltas++;
 }
 
-static void ev_openai(struct lt_llm_sse *s, json_t *j, struct ev *e)
+static bool type_is(json_t *j, const char *t)
 {
-	json_t *ch = json_object_get(j, "choices"), *c, *d, *tc, *t, *f;
-	uint64_t n;
-	size_t i, k;
+	json_t *v = json_object_get(j, "type");
 
+	return json_is_string(v) && !strcmp(json_string_value(v), t);
+}
+
+static const char *const resp_out[] = {
+	"response.output_text.delta",
+	"response.refusal.delta",
+	"response.function_call_arguments.delta",
+	"response.custom_tool_call_input.delta",
+	"response.reasoning_text.delta",
+	NULL,
+};
+
+/* text, but not a token per delta (a summary, a transcript) */
+static const char *const resp_extra[] = {
+	"response.reasoning_summary_text.delta",
+	"response.audio.transcript.delta",
+	NULL,
+};
+
+static bool in_list(const char *t, const char *const *list)
+{
+	for (; *list; list++)
+		if (!strcmp(t, *list))
+			return true;
+	return false;
+}
+
+/*
+ * The reference reading of one event with jansson: what the allocation-free
+ * scanner below must agree with (the fuzz harness compares them), and the
+ * fallback for events the scanner refuses.
+ */
+static void ev_json(struct lt_llm_sse *s, json_t *j, struct ev *e)
+{
+	json_t *ch, *c, *d, *tc, *t, *f, *parts, *p, *ty, *sq;
+	bool finished = false;
+	size_t i, k;
+	uint64_t n;
+
+	switch (s->o.shape) {
+	case LT_LLM_RESPONSES:
+		sq = json_object_get(j, "sequence_number");
+		if (json_is_integer(sq))
+			s->seq = json_integer_value(sq);
+		ty = json_object_get(j, "type");
+		if (json_is_string(ty) && in_list(json_string_value(ty), resp_out))
+			count(e, str_bytes(json_object_get(j, "delta")), true);
+		if (json_is_string(ty) && in_list(json_string_value(ty), resp_extra))
+			count(e, str_bytes(json_object_get(j, "delta")), false);
+		if (type_is(j, "response.completed") || type_is(j, "response.incomplete") ||
+		    type_is(j, "response.failed")) {
+			take_json(&s->usage, s->o.shape,
+				  json_object_get(json_object_get(j, "response"), "usage"), true);
+			s->done = true;
+		}
+		if (type_is(j, "error") || type_is(j, "response.failed"))
+			s->upstream_error = true;
+		return;
+	case LT_LLM_GEMINI:
+		if (json_is_object(json_object_get(j, "error")))
+			s->upstream_error = true;
+		json_array_foreach(json_object_get(j, "candidates"), i, c) {
+			n = 0;
+			parts = json_object_get(json_object_get(c, "content"), "parts");
+			json_array_foreach(parts, k, p) {
+				n += str_bytes(json_object_get(p, "text")); /* thought parts too */
+				if ((f = json_object_get(p, "functionCall")))
+					n += sbytes(f);
+				if ((f = json_object_get(p, "function_call")))
+					n += sbytes(f);
+				n += str_bytes(json_object_get(json_object_get(p, "executableCode"),
+							       "code"));
+			}
+			count(e, n, true);
+			finished |= json_is_string(json_object_get(c, "finishReason"));
+		}
+		take_json(&s->usage, s->o.shape, json_object_get(j, "usageMetadata"), finished);
+		return;
+	case LT_LLM_ANTHROPIC:
+		if (type_is(j, "message_start")) {
+			take_json(&s->usage, s->o.shape,
+				  json_object_get(json_object_get(j, "message"), "usage"), false);
+		} else if (type_is(j, "content_block_start")) {
+			c = json_object_get(j, "content_block");
+			count(e,
+			      str_bytes(json_object_get(c, "text")) +
+				      str_bytes(json_object_get(c, "thinking")) +
+				      str_bytes(json_object_get(c, "name")),
+			      true);
+		} else if (type_is(j, "content_block_delta")) {
+			d = json_object_get(j, "delta");
+			count(e,
+			      str_bytes(json_object_get(d, "text")) +
+				      str_bytes(json_object_get(d, "thinking")) +
+				      str_bytes(json_object_get(d, "partial_json")),
+			      true);
+		} else if (type_is(j, "message_delta")) {
+			take_json(&s->usage, s->o.shape, json_object_get(j, "usage"), true);
+		} else if (type_is(j, "message_stop")) {
+			s->done = true;
+		} else if (type_is(j, "error")) {
+			s->upstream_error = true;
+		}
+		return;
+	default:
+		break;
+	}
+	ch = json_object_get(j, "choices");
 	if (json_is_object(json_object_get(j, "error")))
 		s->upstream_error = true;
 	if (json_is_object(json_object_get(j, "usage"))) {
-		take_usage(&s->usage, s->o.shape, json_object_get(j, "usage"), true);
+		/*
+		 * Final only on the documented usage chunk (choices: []): a server
+		 * that reports running usage on every chunk (vLLM's
+		 * continuous_usage_stats) is final at [DONE], not before.
+		 */
 		e->usage_chunk = json_is_array(ch) && !json_array_size(ch);
+		take_json(&s->usage, s->o.shape, json_object_get(j, "usage"), e->usage_chunk);
 	}
 	json_array_foreach(ch, i, c) {
 		n = str_bytes(json_object_get(c, "text")); /* legacy completions */
@@ -217,101 +403,331 @@ static void ev_openai(struct lt_llm_sse *s, json_t *j, struct ev *e)
 	}
 }
 
-static bool type_is(json_t *j, const char *t)
-{
-	json_t *v = json_object_get(j, "type");
+/* --- the same with the allocation-free scanner --------------------------- */
 
-	return json_is_string(v) && !strcmp(json_string_value(v), t);
+struct evscan {
+	enum lt_llm_shape shape;
+	bool fallback; /* an escaped key or compared value: let jansson read it */
+	struct ufields u1; /* usage, usageMetadata, response.usage */
+	struct ufields u2; /* Anthropic message.usage */
+	char type[48]; /* the top-level "type", when short and unescaped */
+	bool type_set;
+	bool error_obj; /* a top-level "error" object */
+	bool choices_arr, choices_empty;
+	bool finished; /* Gemini: a candidate's finishReason */
+	bool has_seq;
+	int64_t seq;
+	bool has_delta; /* Responses: a top-level "delta" string */
+	uint64_t delta_len;
+	uint64_t item; /* bytes of the current choice / candidate */
+	uint64_t cb_bytes, d_bytes; /* Anthropic content_block.*, delta.* */
+	struct ev e;
+};
+
+static bool key_in(const struct lt_jcomp *c, const char *const *names)
+{
+	for (; *names; names++)
+		if (c->key && c->klen == strlen(*names) && !memcmp(c->key, *names, c->klen))
+			return true;
+	return false;
 }
 
-static void ev_responses(struct lt_llm_sse *s, json_t *j, struct ev *e)
+/* Gemini functionCall subtrees: what sbytes() adds for this value. */
+static uint64_t sbytes_step(const struct lt_jscan *j, enum lt_jtok t, unsigned root)
 {
-	static const char *const out[] = {
-		"response.output_text.delta",
-		"response.refusal.delta",
-		"response.function_call_arguments.delta",
-		"response.custom_tool_call_input.delta",
-		"response.reasoning_text.delta",
-	};
-	static const char *const extra[] = {
-		/* text, but not a token per delta (a summary, a transcript) */
-		"response.reasoning_summary_text.delta",
-		"response.audio.transcript.delta",
-	};
-	json_t *sq = json_object_get(j, "sequence_number");
-	unsigned i;
-
-	if (json_is_integer(sq))
-		s->seq = json_integer_value(sq);
-	for (i = 0; i < sizeof(out) / sizeof(out[0]); i++)
-		if (type_is(j, out[i]))
-			count(e, str_bytes(json_object_get(j, "delta")), true);
-	for (i = 0; i < sizeof(extra) / sizeof(extra[0]); i++)
-		if (type_is(j, extra[i]))
-			count(e, str_bytes(json_object_get(j, "delta")), false);
-	if (type_is(j, "response.completed") || type_is(j, "response.incomplete") ||
-	    type_is(j, "response.failed")) {
-		take_usage(&s->usage, s->o.shape,
-			   json_object_get(json_object_get(j, "response"), "usage"), true);
-		s->done = true;
-	}
-	if (type_is(j, "error") || type_is(j, "response.failed"))
-		s->upstream_error = true;
-}
-
-static void ev_gemini(struct lt_llm_sse *s, json_t *j, struct ev *e)
-{
-	json_t *cands = json_object_get(j, "candidates"), *c, *parts, *p;
-	bool finished = false;
+	const struct lt_jcomp *c = &j->path[j->depth - 1];
 	uint64_t n;
-	size_t i, k;
 
-	if (json_is_object(json_object_get(j, "error")))
-		s->upstream_error = true;
-	json_array_foreach(cands, i, c) {
-		n = 0;
-		parts = json_object_get(json_object_get(c, "content"), "parts");
-		json_array_foreach(parts, k, p) {
-			n += str_bytes(json_object_get(p, "text")); /* thought parts too */
-			n += dump_bytes(json_object_get(p, "functionCall"));
-			n += dump_bytes(json_object_get(p, "function_call"));
-			n += str_bytes(
-				json_object_get(json_object_get(p, "executableCode"), "code"));
-		}
-		count(e, n, true);
-		finished |= json_is_string(json_object_get(c, "finishReason"));
+	switch (t) {
+	case LT_J_STR:
+		n = j->dlen + 2;
+		break;
+	case LT_J_INT:
+	case LT_J_REAL:
+		n = 24;
+		break;
+	case LT_J_OBJ:
+	case LT_J_ARR:
+		n = 2;
+		break;
+	case LT_J_END:
+		return 0;
+	default:
+		n = 5;
 	}
-	take_usage(&s->usage, s->o.shape, json_object_get(j, "usageMetadata"), finished);
+	if (j->depth > root) /* a member or element of the call: its place */
+		n += c->key ? c->klen + 4 : 2;
+	return n;
 }
 
-static void ev_anthropic(struct lt_llm_sse *s, json_t *j, struct ev *e)
+static void scan_cb(void *ctx, const struct lt_jscan *j, enum lt_jtok t)
 {
-	json_t *d, *b;
+	static const char *const delta_keys[] = { "content", "refusal", "reasoning_content",
+						  "reasoning", NULL };
+	static const char *const fn_keys[] = { "name", "arguments", NULL };
+	static const char *const audio_keys[] = { "transcript", "data", NULL };
+	static const char *const cb_keys[] = { "text", "thinking", "name", NULL };
+	static const char *const ad_keys[] = { "text", "thinking", "partial_json", NULL };
+	static const char *const fc_keys[] = { "functionCall", "function_call", NULL };
+	struct evscan *x = ctx;
+	const struct lt_jcomp *p = j->path;
+	unsigned d = j->depth;
 
-	if (type_is(j, "message_start")) {
-		take_usage(&s->usage, s->o.shape,
-			   json_object_get(json_object_get(j, "message"), "usage"), false);
-	} else if (type_is(j, "content_block_start")) {
-		b = json_object_get(j, "content_block");
-		count(e,
-		      str_bytes(json_object_get(b, "text")) +
-			      str_bytes(json_object_get(b, "thinking")) +
-			      str_bytes(json_object_get(b, "name")),
-		      true);
-	} else if (type_is(j, "content_block_delta")) {
-		d = json_object_get(j, "delta");
-		count(e,
-		      str_bytes(json_object_get(d, "text")) +
-			      str_bytes(json_object_get(d, "thinking")) +
-			      str_bytes(json_object_get(d, "partial_json")),
-		      true);
-	} else if (type_is(j, "message_delta")) {
-		take_usage(&s->usage, s->o.shape, json_object_get(j, "usage"), true);
-	} else if (type_is(j, "message_stop")) {
-		s->done = true;
-	} else if (type_is(j, "error")) {
-		s->upstream_error = true;
+	if (d && p[d - 1].esc) {
+		x->fallback = true;
+		return;
 	}
+	if (d == 1 && LT_JKEY(j, 0, "error") && t == LT_J_OBJ)
+		x->error_obj = true;
+	else if (d == 1 && LT_JKEY(j, 0, "error") && t != LT_J_END)
+		x->error_obj = false;
+	if (d == 1 && LT_JKEY(j, 0, "type") && t != LT_J_END) {
+		x->type_set = false;
+		if (t == LT_J_STR) {
+			if (j->vlen != j->dlen || j->vlen >= sizeof(x->type)) {
+				x->fallback = j->vlen != j->dlen;
+				return;
+			}
+			memcpy(x->type, j->v, j->vlen);
+			x->type[j->vlen] = 0;
+			x->type_set = true;
+		}
+		return;
+	}
+	switch (x->shape) {
+	case LT_LLM_RESPONSES:
+		if (d == 1 && LT_JKEY(j, 0, "sequence_number") && t == LT_J_INT) {
+			x->has_seq = true;
+			x->seq = j->ival;
+		} else if (d == 1 && LT_JKEY(j, 0, "delta") && t != LT_J_END) {
+			x->has_delta = t == LT_J_STR;
+			x->delta_len = t == LT_J_STR ? j->dlen : 0;
+		} else if (d >= 2 && LT_JKEY(j, 0, "response") && LT_JKEY(j, 1, "usage")) {
+			fields_scan(x->shape, j, t, 3, &x->u1);
+		}
+		return;
+	case LT_LLM_GEMINI:
+		if (d >= 1 && LT_JKEY(j, 0, "usageMetadata")) {
+			fields_scan(x->shape, j, t, 2, &x->u1);
+			return;
+		}
+		if (d < 2 || !LT_JKEY(j, 0, "candidates") || p[1].key)
+			return;
+		if (d == 2) {
+			if (t == LT_J_OBJ)
+				x->item = 0;
+			else if (t == LT_J_END && j->end_obj)
+				count(&x->e, x->item, true);
+			return;
+		}
+		if (d == 3 && LT_JKEY(j, 2, "finishReason") && t == LT_J_STR)
+			x->finished = true;
+		if (d < 6 || !LT_JKEY(j, 2, "content") || !LT_JKEY(j, 3, "parts") || p[4].key)
+			return;
+		if (d == 6 && LT_JKEY(j, 5, "text") && t == LT_J_STR)
+			x->item += j->dlen;
+		else if (d == 7 && LT_JKEY(j, 5, "executableCode") && LT_JKEY(j, 6, "code") &&
+			 t == LT_J_STR)
+			x->item += j->dlen;
+		else if (key_in(&p[5], fc_keys))
+			x->item = lt_llm_sat_add(x->item, sbytes_step(j, t, 6));
+		return;
+	case LT_LLM_ANTHROPIC:
+		if (d >= 2 && LT_JKEY(j, 0, "message") && LT_JKEY(j, 1, "usage"))
+			fields_scan(x->shape, j, t, 3, &x->u2);
+		else if (d >= 1 && LT_JKEY(j, 0, "usage"))
+			fields_scan(x->shape, j, t, 2, &x->u1);
+		else if (d == 2 && LT_JKEY(j, 0, "content_block") && t == LT_J_STR &&
+			 key_in(&p[1], cb_keys))
+			x->cb_bytes += j->dlen;
+		else if (d == 2 && LT_JKEY(j, 0, "delta") && t == LT_J_STR &&
+			 key_in(&p[1], ad_keys))
+			x->d_bytes += j->dlen;
+		return;
+	default:
+		break;
+	}
+	/* OpenAI shapes */
+	if (d >= 1 && LT_JKEY(j, 0, "usage")) {
+		fields_scan(x->shape, j, t, 2, &x->u1);
+		return;
+	}
+	if (d == 1 && LT_JKEY(j, 0, "choices")) {
+		if (t == LT_J_END && !j->end_obj) {
+			x->choices_arr = true;
+			x->choices_empty = !j->count;
+		} else if (t != LT_J_END) {
+			x->choices_arr = false;
+		}
+		return;
+	}
+	if (d < 2 || !LT_JKEY(j, 0, "choices") || p[1].key)
+		return;
+	if (d == 2) {
+		if (t == LT_J_OBJ)
+			x->item = 0;
+		else if (t == LT_J_END && j->end_obj)
+			count(&x->e, x->item, true);
+		return;
+	}
+	if (t != LT_J_STR)
+		return;
+	if (d == 3 && LT_JKEY(j, 2, "text"))
+		x->item += j->dlen;
+	else if (!LT_JKEY(j, 2, "delta"))
+		return;
+	else if (d == 4 && key_in(&p[3], delta_keys))
+		x->item += j->dlen;
+	else if (d == 5 && LT_JKEY(j, 3, "function_call") && key_in(&p[4], fn_keys))
+		x->item += j->dlen;
+	else if (d == 5 && LT_JKEY(j, 3, "audio") && key_in(&p[4], audio_keys))
+		x->item += j->dlen;
+	else if (d == 7 && LT_JKEY(j, 3, "tool_calls") && !p[4].key && LT_JKEY(j, 5, "function") &&
+		 key_in(&p[6], fn_keys))
+		x->item += j->dlen;
+}
+
+/* Applies a scanned event to the stream, as ev_json does for a jansson tree. */
+static void ev_apply(struct lt_llm_sse *s, struct evscan *x, struct ev *e)
+{
+	const char *ty = x->type_set ? x->type : "";
+
+	*e = x->e;
+	switch (s->o.shape) {
+	case LT_LLM_RESPONSES:
+		if (x->has_seq)
+			s->seq = x->seq;
+		if (in_list(ty, resp_out))
+			count(e, x->has_delta ? x->delta_len : 0, true);
+		if (in_list(ty, resp_extra))
+			count(e, x->has_delta ? x->delta_len : 0, false);
+		if (!strcmp(ty, "response.completed") || !strcmp(ty, "response.incomplete") ||
+		    !strcmp(ty, "response.failed")) {
+			take_usage(&s->usage, s->o.shape, &x->u1, true);
+			s->done = true;
+		}
+		if (!strcmp(ty, "error") || !strcmp(ty, "response.failed"))
+			s->upstream_error = true;
+		return;
+	case LT_LLM_GEMINI:
+		if (x->error_obj)
+			s->upstream_error = true;
+		take_usage(&s->usage, s->o.shape, &x->u1, x->finished);
+		return;
+	case LT_LLM_ANTHROPIC:
+		if (!strcmp(ty, "message_start"))
+			take_usage(&s->usage, s->o.shape, &x->u2, false);
+		else if (!strcmp(ty, "content_block_start"))
+			count(e, x->cb_bytes, true);
+		else if (!strcmp(ty, "content_block_delta"))
+			count(e, x->d_bytes, true);
+		else if (!strcmp(ty, "message_delta"))
+			take_usage(&s->usage, s->o.shape, &x->u1, true);
+		else if (!strcmp(ty, "message_stop"))
+			s->done = true;
+		else if (!strcmp(ty, "error"))
+			s->upstream_error = true;
+		return;
+	default:
+		if (x->error_obj)
+			s->upstream_error = true;
+		if (x->u1.seen) {
+			e->usage_chunk = x->choices_arr && x->choices_empty;
+			take_usage(&s->usage, s->o.shape, &x->u1, e->usage_chunk);
+		}
+	}
+}
+
+/* One event's JSON: scanned without allocating, or read by jansson. */
+static void ev_read(struct lt_llm_sse *s, const char *data, size_t len, struct ev *e)
+{
+	struct evscan x;
+	json_t *j;
+
+	memset(e, 0, sizeof(*e));
+	if (!s->o.use_jansson) {
+		memset(&x, 0, sizeof(x));
+		x.shape = s->o.shape;
+		if (!lt_jscan(data, len, scan_cb, &x) && !x.fallback) {
+			ev_apply(s, &x, e);
+			return;
+		}
+		memset(e, 0, sizeof(*e));
+		s->slow_events++;
+		j = json_loadb(data, len, 0, NULL);
+	} else {
+		/* the reference: where keys repeat, jansson keeps the last, the scanner sees all */
+		j = json_loadb(data, len, JSON_REJECT_DUPLICATES, NULL);
+		if (!j && (j = json_loadb(data, len, 0, NULL)))
+			s->ref_dups++;
+	}
+	if (!j)
+		return;
+	ev_json(s, j, e);
+	json_decref(j);
+}
+
+/* A whole JSON answer's usage, by the scanner. */
+struct jbody {
+	enum lt_llm_shape shape;
+	struct lt_llm_usage u;
+	struct ufields f;
+	bool fallback;
+};
+
+static void body_cb(void *ctx, const struct lt_jscan *j, enum lt_jtok t)
+{
+	struct jbody *b = ctx;
+	const char *key = b->shape == LT_LLM_GEMINI ? "usageMetadata" : "usage";
+	unsigned base = j->depth && !j->path[0].key ? 1 : 0; /* Gemini: an array of chunks */
+
+	if (j->depth && j->path[j->depth - 1].esc) {
+		b->fallback = true;
+		return;
+	}
+	if (base && b->shape != LT_LLM_GEMINI)
+		return;
+	if (j->depth > base && lt_jkey(j, base, key, strlen(key)))
+		fields_scan(b->shape, j, t, base + 2, &b->f);
+	/* each chunk's usage, when its object ends (the last one is the answer's) */
+	if (base && j->depth == 1 && t == LT_J_END) {
+		take_usage(&b->u, b->shape, &b->f, false);
+		memset(&b->f, 0, sizeof(b->f));
+	}
+}
+
+int lt_llm_usage_json(enum lt_llm_shape shape, const void *body, size_t len, struct lt_llm_usage *u)
+{
+	struct jbody b = { .shape = shape };
+	json_t *root, *e;
+	size_t i;
+
+	memset(u, 0, sizeof(*u));
+	if (!lt_jscan(body, len, body_cb, &b) && !b.fallback) {
+		if (b.u.has_input) { /* a Gemini array */
+			*u = b.u;
+			u->final = true;
+		} else {
+			take_usage(u, shape, &b.f, true);
+		}
+		return 0;
+	}
+	root = json_loadb(body, len, 0, NULL);
+	if (!root)
+		return -EINVAL;
+	if (shape == LT_LLM_GEMINI && json_is_array(root)) {
+		/* streamGenerateContent without alt=sse, buffered: an array of chunks */
+		json_array_foreach(root, i, e)
+			take_json(u, shape, json_object_get(e, "usageMetadata"), false);
+		if (u->has_input)
+			u->final = true;
+	} else if (json_is_object(root)) {
+		take_json(u, shape,
+			  json_object_get(root, shape == LT_LLM_GEMINI ? "usageMetadata" : "usage"),
+			  true);
+	}
+	json_decref(root);
+	return 0;
 }
 
 /* --- the cut ------------------------------------------------------------ */
@@ -518,7 +934,7 @@ static void tail_usage(struct lt_llm_sse *s)
 			(s->o.shape == LT_LLM_RESPONSES && repeats_output(s)) ||
 			(s->o.shape == LT_LLM_ANTHROPIC && event_is(s, "message_delta")) ||
 			(s->o.shape == LT_LLM_GEMINI && memmem(t, n, "\"finishReason\"", 14));
-		take_usage(&s->usage, s->o.shape, o, final);
+		take_json(&s->usage, s->o.shape, o, final);
 		json_decref(o);
 		break;
 	}
@@ -530,7 +946,6 @@ static int dispatch(struct lt_llm_sse *s, struct lt_llm_buf *out)
 {
 	struct ev e = { 0 };
 	bool forward = true;
-	json_t *j;
 	int rc = 0;
 
 	if (s->big) {
@@ -545,21 +960,10 @@ static int dispatch(struct lt_llm_sse *s, struct lt_llm_buf *out)
 		s->data.len--; /* the last data line's LF */
 		if (s->data.len == 6 && !memcmp(s->data.p, "[DONE]", 6)) {
 			s->done = true;
-		} else if ((j = json_loadb(s->data.p, s->data.len, 0, NULL))) {
-			switch (s->o.shape) {
-			case LT_LLM_RESPONSES:
-				ev_responses(s, j, &e);
-				break;
-			case LT_LLM_GEMINI:
-				ev_gemini(s, j, &e);
-				break;
-			case LT_LLM_ANTHROPIC:
-				ev_anthropic(s, j, &e);
-				break;
-			default:
-				ev_openai(s, j, &e);
-			}
-			json_decref(j);
+			if (s->usage.has_input) /* the usage seen so far was the last */
+				s->usage.final = true;
+		} else {
+			ev_read(s, s->data.p, s->data.len, &e);
 		}
 		if (!s->cut && over_budget(s, &e)) {
 			s->cut = true;
@@ -585,14 +989,29 @@ reset:
 }
 
 /* The current event outgrew the hold: forward what is held, stream the rest. */
+/* Appends a big event's data bytes to the ring that keeps its last LT_LLM_SSE_TAIL. */
+static void tail_add(struct lt_llm_sse *s, const char *p, size_t n)
+{
+	size_t skip = n > LT_LLM_SSE_TAIL ? n - LT_LLM_SSE_TAIL : 0, pos, m;
+
+	p += skip;
+	s->tlen += skip;
+	n -= skip;
+	while (n) {
+		pos = s->tlen % LT_LLM_SSE_TAIL;
+		m = LT_LLM_SSE_TAIL - pos < n ? LT_LLM_SSE_TAIL - pos : n;
+		memcpy(s->tail + pos, p, m);
+		s->tlen += m;
+		p += m;
+		n -= m;
+	}
+}
+
+/* The current event outgrew the hold: forward what is held, stream the rest. */
 static int go_big(struct lt_llm_sse *s, struct lt_llm_buf *out)
 {
-	size_t i;
-
 	s->big = true;
-	for (i = 0; i < s->data.len; i++)
-		s->tail[(s->tlen + i) % LT_LLM_SSE_TAIL] = s->data.p[i];
-	s->tlen += s->data.len;
+	tail_add(s, s->data.p, s->data.len);
 	s->data.len = 0;
 	if (!s->cut && buf_add(out, s->raw.p, s->raw.len))
 		return -ENOMEM;
@@ -600,11 +1019,42 @@ static int go_big(struct lt_llm_sse *s, struct lt_llm_buf *out)
 	return 0;
 }
 
+/*
+ * A run of n bytes inside a field value or a comment, none of them CR or LF:
+ * held (or streamed), and appended to the data or the event name.
+ */
+static int span(struct lt_llm_sse *s, const char *p, size_t n, struct lt_llm_buf *out)
+{
+	size_t m;
+
+	if (s->big) {
+		if (!s->cut && buf_add(out, p, n))
+			return -ENOMEM;
+	} else if (buf_add(&s->raw, p, n)) {
+		return -ENOMEM;
+	}
+	if (s->st != ST_IGNORE && s->fkind == F_DATA) {
+		if (s->big)
+			tail_add(s, p, n);
+		else if (buf_add(&s->data, p, n))
+			return -ENOMEM;
+	} else if (s->st != ST_IGNORE && s->fkind == F_EVENT) {
+		m = sizeof(s->event) - 1 - s->elen;
+		m = m < n ? m : n;
+		memcpy(s->event + s->elen, p, m);
+		s->elen += m;
+		s->event[s->elen] = 0;
+	}
+	if (!s->big &&
+	    (s->data.len > LT_LLM_SSE_EVENT_MAX || s->raw.len > 2 * LT_LLM_SSE_EVENT_MAX))
+		return go_big(s, out);
+	return 0;
+}
+
 static int data_byte(struct lt_llm_sse *s, char c, struct lt_llm_buf *out)
 {
 	if (s->big) {
-		s->tail[s->tlen % LT_LLM_SSE_TAIL] = c;
-		s->tlen++;
+		tail_add(s, &c, 1);
 		return 0;
 	}
 	if (buf_add(&s->data, &c, 1))
@@ -643,6 +1093,34 @@ int lt_llm_sse_feed(struct lt_llm_sse *s, const void *piece, size_t len, struct 
 				return -ENOMEM;
 			if (s->big && !s->cut && buf_add(out, &c, 1))
 				return -ENOMEM;
+			continue;
+		}
+		if ((s->st == ST_VALUE || s->st == ST_IGNORE || (s->st == ST_VALUE1 && c != ' ')) &&
+		    c != '\n' && c != '\r') {
+			/*
+			 * The bytes up to the end of the line at once, at most what
+			 * the hold has room for, so it never grows past its bound.
+			 */
+			size_t k = i + 1, room = len - i;
+
+			if (!s->big) {
+				room = LT_LLM_SSE_EVENT_MAX + 1 -
+				       (s->data.len < LT_LLM_SSE_EVENT_MAX ? s->data.len :
+									     LT_LLM_SSE_EVENT_MAX);
+				if (s->raw.len < 2 * LT_LLM_SSE_EVENT_MAX &&
+				    room > 2 * LT_LLM_SSE_EVENT_MAX + 1 - s->raw.len)
+					room = 2 * LT_LLM_SSE_EVENT_MAX + 1 - s->raw.len;
+				if (room > len - i)
+					room = len - i;
+			}
+			while (k < i + room && p[k] != '\n' && p[k] != '\r')
+				k++;
+			if (s->st == ST_VALUE1)
+				s->st = ST_VALUE;
+			s->cr = false;
+			if ((rc = span(s, p + i, k - i, out)))
+				return rc;
+			i = k - 1;
 			continue;
 		}
 		s->cr = c == '\r';

@@ -100,6 +100,7 @@ struct lt_llm_sse_opts {
 	bool drop_usage_chunk; /* lt_llm_req.usage_injected: the client did not ask for it */
 	enum lt_llm_cut cut;
 	struct lt_llm_resv resv; /* the request's reservation (for the cut) */
+	bool use_jansson; /* tests: read every event with jansson, the reference */
 };
 
 struct lt_llm_buf {
@@ -114,6 +115,8 @@ struct lt_llm_sse {
 	uint64_t out_deltas; /* non-empty generated deltas (lower bound, tokens) */
 	uint64_t events; /* events parsed */
 	uint64_t oversize; /* events larger than LT_LLM_SSE_EVENT_MAX */
+	uint64_t slow_events; /* events the scanner left to jansson (escaped keys, odd JSON) */
+	uint64_t ref_dups; /* use_jansson: events with duplicate keys (tests compare without) */
 	bool done; /* [DONE], message_stop, response.completed... */
 	bool upstream_error; /* the provider sent an error event */
 	bool cut; /* the gateway ended the stream */

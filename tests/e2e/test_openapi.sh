@@ -63,6 +63,8 @@ T_USER=$(mint --sub 00000000-0000-0000-0000-000000000001 --roles USER \
 	--orgs 10000000-0000-0000-0000-000000000001)
 T_ADMIN=$(mint --sub admin-1 --roles ADMIN)
 export T_USER T_ADMIN
+# one usage record in the ring, as the gateway writes them, for GET /api/v1/admin/requests
+"$ROOT/build/san/tests/lt_reqlog_tool" put "$PIN" 1 provider=openai in=1 out=1 id=oas >/dev/null
 tap_lines < <(cd "$ROOT/tests/openapi" && timeout 120 nsenter --net=/run/netns/$NS \
 	node contract.mjs "$ROOT/docs/openapi.yaml")
 check "openapi: the agent is still alive" kill -0 "$AGENT_PID"

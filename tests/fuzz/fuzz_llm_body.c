@@ -3,7 +3,8 @@
  * fuzz_llm_body.c - libFuzzer: an LLM request body through the gateway's
  * parser, reservation and rewrite (gateway/llm_body.c). The first byte picks
  * the provider and shape; the rest is the body. Beyond "no crash, no leak",
- * it checks the rewrite's promises: the new body parses again, with the
+ * it checks that the allocation-free path reads chat bodies as jansson does,
+ * and the rewrite's promises: the new body parses again, with the
  * output limit set to the allowance, stream usage asked for, and a prompt
  * bound no smaller than before.
  */
@@ -34,6 +35,19 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			__builtin_trap(); /* every refusal says why */
 		lt_llm_req_release(&r);
 		return 0;
+	}
+	if (r.fast) {
+		/* the allocation-free path must read what jansson reads */
+		o.use_jansson = true;
+		if (lt_llm_parse(&o, data + 1, size - 1, &r2) || strcmp(r.model, r2.model) ||
+		    r.stream != r2.stream || r.has_limit != r2.has_limit ||
+		    r.limit_tokens != r2.limit_tokens || strcmp(r.limit_field, r2.limit_field) ||
+		    r.completions != r2.completions || r.include_usage != r2.include_usage ||
+		    r.prompt_bound != r2.prompt_bound || r.messages != r2.messages ||
+		    r.so_state != r2.so_state)
+			__builtin_trap();
+		lt_llm_req_release(&r2);
+		o.use_jansson = false;
 	}
 	lt_llm_reserve(&r, 777, &v);
 	if (v.total_tokens < v.prompt_tokens || v.total_tokens < v.output_tokens)

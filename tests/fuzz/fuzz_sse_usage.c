@@ -7,7 +7,8 @@
  * pieces. Beyond "no crash, no leak" it checks the parser's promises: split
  * anywhere, the results are those of one piece; with nothing to drop or cut,
  * the client gets the upstream bytes unchanged; a cut ends with its event;
- * the reconcile arithmetic adds up.
+ * the allocation-free scanner reads what jansson reads (streams without
+ * duplicate keys); the reconcile arithmetic adds up.
  */
 #include <stdint.h>
 #include <stdlib.h>
@@ -41,7 +42,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 						    LT_LLM_ANTHROPIC };
 	struct lt_llm_sse_opts o = { 0 };
 	struct lt_llm_buf a = { 0 }, b = { 0 }, cut = { 0 };
-	struct lt_llm_sse s1, s2;
+	struct lt_llm_sse s1, s2, s3;
+	struct lt_llm_buf c = { 0 };
 	struct lt_llm_settle st;
 	struct lt_llm_usage u;
 	const uint8_t *p;
@@ -66,6 +68,19 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	    s1.usage.output_tokens != s2.usage.output_tokens || s1.cut != s2.cut ||
 	    s1.done != s2.done)
 		__builtin_trap(); /* the split changed something */
+	o.use_jansson = true;
+	feed_all(&s3, &o, p, n, data[1] | 1u, &c); /* the reference */
+	o.use_jansson = false;
+	if (!s3.ref_dups &&
+	    (a.len != c.len || (a.len && memcmp(a.p, c.p, a.len)) || s1.out_bytes != s3.out_bytes ||
+	     s1.out_deltas != s3.out_deltas || s1.usage.final != s3.usage.final ||
+	     s1.usage.has_input != s3.usage.has_input ||
+	     s1.usage.input_tokens != s3.usage.input_tokens ||
+	     s1.usage.output_tokens != s3.usage.output_tokens || s1.cut != s3.cut ||
+	     s1.done != s3.done || s1.upstream_error != s3.upstream_error || s1.seq != s3.seq))
+		__builtin_trap(); /* the scanner and jansson disagree */
+	lt_llm_sse_release(&s3);
+	free(c.p);
 	if (!o.drop_usage_chunk && o.cut == LT_LLM_CUT_OFF &&
 	    (a.len != n || (n && memcmp(a.p, p, n))))
 		__builtin_trap(); /* a pure observer changed the bytes */

@@ -249,6 +249,16 @@ put = await op('reset', 'post', BRR, `${BR}/openai/reset`, T_ADMIN, undefined, 2
 same('breaker: reset answer = GET element', put.json, (await call('GET', BR, T_ADMIN)).json?.breakers?.find((b) => b.name === 'openai'));
 await op('unknown', 'post', BRR, `${BR}/nope/reset`, T_ADMIN, undefined, 404);
 
+// ---- the request log (test_openapi.sh wrote one usage record into the ring)
+const RQ = `${A}/requests`;
+{
+	let r;
+	for (let i = 0; i < 50 && !(r = await call('GET', RQ, T_ADMIN)).json?.requests?.length; i++) await sleep(100);
+	await op('a record', 'get', RQ, `${RQ}?limit=10`, T_ADMIN, undefined, 200);
+	same('request log: the record written is listed', r.json?.requests?.[0]?.requestId, 'oas-0');
+}
+await op('bad limit', 'get', RQ, `${RQ}?limit=0`, T_ADMIN, undefined, 400);
+
 // ---- health and metrics
 await op('up', 'get', '/healthz', '/healthz', '', undefined, 200);
 await op('ready', 'get', '/readyz', '/readyz', '', undefined, 200);

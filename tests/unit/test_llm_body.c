@@ -659,6 +659,63 @@ static void responses_and_anthropic_fields(void)
 		 -EINVAL);
 }
 
+/* The allocation-free path reads common chat bodies exactly as jansson does. */
+static void fast_path_agrees_with_jansson(void)
+{
+	static const struct {
+		const char *body;
+		bool fast;
+	} t[] = {
+		{ "{\"model\":\"gpt-4o\",\"messages\":[{\"role\":\"user\",\"content\":\"h\\u00e9\"}]}",
+		  true },
+		{ "{\"model\":\"m\",\"stream\":true,\"stream_options\":{\"include_usage\":true,"
+		  "\"x\":[1]},\"max_tokens\":null,\"n\":2,\"temperature\":0.5,\"metadata\":"
+		  "{\"a\":{\"b\":[]}},\"messages\":[{\"role\":\"system\",\"content\":null,"
+		  "\"name\":\"s\"},{\"role\":\"user\",\"content\":\"\"}]}",
+		  true },
+		{ "{\"model\":\"m\",\"max_completion_tokens\":7,\"max_tokens\":9,\"stream\":null,"
+		  "\"messages\":[]}",
+		  true },
+		{ " {\"messages\":[],\"model\":\"m\",\"stream_options\":null} ", true },
+		/* the jansson path: parts, tools, escapes, duplicates, errors */
+		{ "{\"model\":\"m\",\"messages\":[{\"role\":\"user\",\"content\":[{\"type\":"
+		  "\"text\",\"text\":\"x\"}]}]}",
+		  false },
+		{ "{\"model\":\"m\",\"messages\":[],\"tools\":[]}", false },
+		{ "{\"model\":\"m\",\"messages\":[{\"role\":\"user\",\"content\":\"x\","
+		  "\"tool_call_id\":\"c\"}]}",
+		  false },
+		{ "{\"mod\\u0065l\":\"m\",\"messages\":[]}", false },
+		{ "{\"model\":\"m\",\"messages\":[],\"metadata\":{\"a\":1,\"a\":2}}", false },
+		{ "{\"model\":\"m\",\"messages\":[],\"max_tokens\":0}", false },
+		{ "{\"model\":\"m\",\"messages\":[],\"stream\":\"yes\"}", false },
+		{ "{\"model\":\"m\"}", false },
+	};
+	struct lt_llm_parse_opts ref = OPENAI_CHAT;
+	struct lt_llm_req a, b;
+	unsigned i;
+	int ra, rb;
+
+	ref.use_jansson = true;
+	for (i = 0; i < sizeof(t) / sizeof(t[0]); i++) {
+		ra = parse(&OPENAI_CHAT, t[i].body, &a);
+		rb = parse(&ref, t[i].body, &b);
+		if (a.fast != t[i].fast || ra != rb || strcmp(a.err, b.err) ||
+		    (!ra &&
+		     (strcmp(a.model, b.model) || a.stream != b.stream ||
+		      a.has_limit != b.has_limit || a.limit_tokens != b.limit_tokens ||
+		      strcmp(a.limit_field, b.limit_field) || a.completions != b.completions ||
+		      a.include_usage != b.include_usage || a.prompt_bound != b.prompt_bound ||
+		      a.messages != b.messages || a.so_state != b.so_state))) {
+			printf("#   case %u: fast %d rc %d/%d bound %" PRIu64 "/%" PRIu64 "\n", i,
+			       a.fast, ra, rb, a.prompt_bound, b.prompt_bound);
+			lt_t_cur_failed = 1;
+		}
+		lt_llm_req_release(&a);
+		lt_llm_req_release(&b);
+	}
+}
+
 int main(void)
 {
 	RUN(chat_parsed_fields);
@@ -676,5 +733,6 @@ int main(void)
 	RUN(gemini_native_fields);
 	RUN(gemini_paths);
 	RUN(responses_and_anthropic_fields);
+	RUN(fast_path_agrees_with_jansson);
 	return lt_t_done();
 }

@@ -150,8 +150,40 @@ static void each_shape_whole(void)
 		o.shape = STREAMS[i].shape;
 		run_pieces(&r, &o, STREAMS[i].text, strlen(STREAMS[i].text), NULL, 0);
 		check_run(&r, &STREAMS[i], STREAMS[i].text, strlen(STREAMS[i].text), "whole");
+		CHECK_EQ(r.s.slow_events, 0); /* the scanner read every event */
 		run_done(&r);
 	}
+}
+
+/* jansson, the reference reader, gets the same numbers from the same streams. */
+static void scanner_agrees_with_jansson(void)
+{
+	struct lt_llm_sse_opts o = { .use_jansson = true };
+	struct run r;
+	unsigned i;
+
+	for (i = 0; i < sizeof(STREAMS) / sizeof(STREAMS[0]); i++) {
+		o.shape = STREAMS[i].shape;
+		run_pieces(&r, &o, STREAMS[i].text, strlen(STREAMS[i].text), NULL, 0);
+		check_run(&r, &STREAMS[i], STREAMS[i].text, strlen(STREAMS[i].text), "jansson");
+		run_done(&r);
+	}
+}
+
+/* An escaped key is read by jansson: the same meaning, just slower. */
+static void escaped_keys_fall_back_to_jansson(void)
+{
+	static const char text[] =
+		"data: {\"ch\\u006fices\":[{\"delta\":{\"cont\\u0065nt\":\"abcd\"}}]}\n\n"
+		"data: {\"choices\":[],\"usage\":{\"prompt_tokens\":2,\"completion_tokens\":1}}\n\n";
+	struct lt_llm_sse_opts o = { .shape = LT_LLM_CHAT };
+	struct run r;
+
+	run_pieces(&r, &o, text, strlen(text), NULL, 0);
+	CHECK_EQ(r.s.out_bytes, 4);
+	CHECK_EQ(r.s.slow_events, 1);
+	CHECK(r.s.usage.final && r.s.usage.input_tokens == 2);
+	run_done(&r);
 }
 
 /* Every stream split in two at every byte offset, and fed byte by byte. */
@@ -599,6 +631,27 @@ static void stream_usage_wrong_types_or_missing(void)
 	run_done(&r);
 }
 
+/* Running usage on every chunk is final at [DONE], not on the first chunk. */
+static void running_usage_is_final_only_at_done(void)
+{
+	static const char text[] =
+		"data: {\"choices\":[{\"index\":0,\"delta\":{\"content\":\"ab\"}}],\"usage\":"
+		"{\"prompt_tokens\":5,\"completion_tokens\":1}}\n\n"
+		"data: {\"choices\":[{\"index\":0,\"delta\":{\"content\":\"cd\"}}],\"usage\":"
+		"{\"prompt_tokens\":5,\"completion_tokens\":2}}\n\n"
+		"data: [DONE]\n\n";
+	struct lt_llm_sse_opts o = { .shape = LT_LLM_CHAT };
+	size_t before_done = strlen(text) - strlen("data: [DONE]\n\n");
+	struct run r;
+
+	run_pieces(&r, &o, text, before_done, NULL, 0);
+	CHECK(r.s.usage.has_input && !r.s.usage.final);
+	run_done(&r);
+	run_pieces(&r, &o, text, strlen(text), NULL, 0);
+	CHECK(r.s.usage.final && r.s.usage.output_tokens == 2 && r.s.usage.input_tokens == 5);
+	run_done(&r);
+}
+
 static void reconcile_rule(void)
 {
 	static const struct {
@@ -667,6 +720,8 @@ static void reconcile_rule(void)
 int main(void)
 {
 	RUN(each_shape_whole);
+	RUN(scanner_agrees_with_jansson);
+	RUN(escaped_keys_fall_back_to_jansson);
 	RUN(each_shape_split_at_every_offset);
 	RUN(crlf_and_cr_line_ends);
 	RUN(multi_line_data_and_fields);
@@ -679,6 +734,7 @@ int main(void)
 	RUN(huge_final_event_usage_from_its_tail);
 	RUN(json_usage_each_shape);
 	RUN(stream_usage_wrong_types_or_missing);
+	RUN(running_usage_is_final_only_at_done);
 	RUN(reconcile_rule);
 	return lt_t_done();
 }

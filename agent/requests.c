@@ -1,0 +1,797 @@
+// SPDX-License-Identifier: MIT
+/*
+ * requests.c - usage records: ring -> GenAI metrics and the request log
+ * (requests.h). Two threads:
+ *   consumer  drains lt_reqlog in order (lib/reqlog.c), counts each record
+ *             into the histograms, hands it to the queue; never waits on
+ *             anything but its poll interval.
+ *   writer    empties the queue into requests.db in batches (one
+ *             transaction each), then trims the table to its row cap.
+ * The histograms have one writer (the consumer) and many readers (/metrics):
+ * relaxed atomic loads and stores, no lock. The store is a file of its own,
+ * so its batches never hold the control plane's leaky.db write lock.
+ */
+#include <errno.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+#include <sys/mman.h>
+#include <sqlite3.h>
+#include "addr.h"
+#include "api.h"
+#include "log.h"
+#include "maps.h"
+#include "metrics.h"
+#include "reqlog.h"
+#include "requests.h"
+#include "units.h"
+#include "utf8.h"
+
+/* OpenTelemetry GenAI semantic conventions: the ExplicitBucketBoundaries they give. */
+static const __u64 lt_tok_le[] = {
+	1, 4, 16, 64, 256, 1024, 4096, 16384, 65536, 262144, 1048576, 4194304, 16777216, 67108864
+}; /* tokens */
+static const double lt_dur_le[] = { 0.01, 0.02, 0.04, 0.08,  0.16,  0.32,  0.64,
+				    1.28, 2.56, 5.12, 10.24, 20.48, 40.96, 81.92 }; /* s */
+static const double lt_ttft_le[] = { 0.001, 0.005, 0.01, 0.02, 0.04, 0.06, 0.08, 0.1,
+				     0.25,  0.5,   0.75, 1.0,  2.5,  5.0,  7.5,	 10.0 }; /* s */
+#define LT_N(a) (sizeof(a) / sizeof((a)[0]))
+#define LT_TOK_N LT_N(lt_tok_le)
+#define LT_DUR_N LT_N(lt_dur_le)
+#define LT_TTFT_N LT_N(lt_ttft_le)
+
+#define LT_RQ_PROVIDERS 64 /* series by provider (the config allows 64); then "_OTHER" */
+#define LT_RQ_QUEUE 4096 /* records between the consumer and the writer */
+#define LT_RQ_BATCH 512 /* rows per transaction */
+#define LT_RQ_POLL_NS (5 * 1000000ULL) /* consumer sleep when the ring is empty */
+
+/* Counts per bucket (not cumulative), sums in the unit of the observation. */
+struct lt_rq_hist_tok {
+	__u64 b[LT_TOK_N + 1], sum, count;
+};
+struct lt_rq_hist_dur {
+	__u64 b[LT_DUR_N + 1], sum_ns, count;
+};
+struct lt_rq_hist_ttft {
+	__u64 b[LT_TTFT_N + 1], sum_ns, count;
+};
+
+struct lt_rq_series {
+	char provider[LT_REQLOG_SHORT_LEN]; /* label-safe; written before nseries counts it */
+	struct lt_rq_hist_tok tok[2]; /* input, output */
+	struct lt_rq_hist_dur dur;
+	struct lt_rq_hist_ttft ttft;
+};
+
+enum { LT_RQ_QUEUE_FULL, LT_RQ_STORE_ERROR, LT_RQ_NO_STORE, LT_RQ__DROP };
+
+struct lt_requests {
+	struct lt_reqlog rl;
+	pthread_t consumer, writer;
+	int consumer_on, writer_on;
+	int stop; /* __atomic */
+	/* metrics */
+	unsigned nseries; /* __atomic: series[0..nseries) are in use */
+	struct lt_rq_series series[LT_RQ_PROVIDERS + 1]; /* the last is "_OTHER" */
+	__u64 stored; /* rows written */
+	__u64 store_dropped[LT_RQ__DROP]; /* consumed, not kept */
+	/* queue (q_lock) */
+	pthread_mutex_t q_lock;
+	pthread_cond_t q_cond;
+	struct lt_reqlog_rec *queue;
+	unsigned q_head, q_len;
+	/* store: db (writer thread), rdb (API threads, under rdb_lock) */
+	sqlite3 *db, *rdb;
+	pthread_mutex_t rdb_lock;
+	sqlite3_stmt *ins;
+	__s64 keep; /* rows */
+	__u64 max_age_ns; /* records older than this (by arrival) are deleted */
+	char store_path[512];
+};
+
+static __u64 lt_rq_now(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (__u64)ts.tv_sec * 1000000000ULL + (__u64)ts.tv_nsec;
+}
+
+static void lt_rq_add(__u64 *p, __u64 v)
+{
+	/* one writer: a relaxed load and store, never torn for the readers */
+	__atomic_store_n(p, __atomic_load_n(p, __ATOMIC_RELAXED) + v, __ATOMIC_RELAXED);
+}
+
+/* A record's strings are whatever a process wrote: NUL-terminate each field. */
+static void lt_rq_terminate(struct lt_reqlog_rec *r)
+{
+#define T(f) r->f[sizeof(r->f) - 1] = '\0'
+	T(method);
+	T(request_id);
+	T(route);
+	T(user);
+	T(org);
+	T(tier);
+	T(key_id);
+	T(provider);
+	T(model_requested);
+	T(model_served);
+#undef T
+}
+
+/* A Prometheus label value that needs no escaping: [A-Za-z0-9._-], else '_'. */
+static void lt_rq_label(char *dst, const char *src, size_t len)
+{
+	size_t i;
+
+	for (i = 0; i + 1 < len && src[i]; i++) {
+		char c = src[i];
+
+		dst[i] = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+					 (c >= '0' && c <= '9') || c == '.' || c == '-' ||
+					 c == '_' ?
+				 c :
+				 '_';
+	}
+	dst[i] = '\0';
+}
+
+static struct lt_rq_series *lt_rq_series_for(struct lt_requests *q, const char *provider)
+{
+	char name[LT_REQLOG_SHORT_LEN];
+	unsigned i, n = q->nseries; /* only this thread changes it */
+
+	lt_rq_label(name, provider, sizeof(name));
+	for (i = 0; i < n; i++)
+		if (!strcmp(q->series[i].provider, name))
+			return &q->series[i];
+	if (n == LT_RQ_PROVIDERS)
+		return &q->series[LT_RQ_PROVIDERS];
+	memcpy(q->series[n].provider, name, sizeof(name));
+	__atomic_store_n(&q->nseries, n + 1, __ATOMIC_RELEASE); /* the name first */
+	return &q->series[n];
+}
+
+static void lt_rq_tok(struct lt_rq_hist_tok *h, __u64 v)
+{
+	unsigned i;
+
+	for (i = 0; i < LT_TOK_N && v > lt_tok_le[i]; i++)
+		;
+	lt_rq_add(&h->b[i], 1);
+	lt_rq_add(&h->sum, v);
+	lt_rq_add(&h->count, 1);
+}
+
+/* Bucket of ns against boundaries in seconds: le means ns <= le * 1e9. */
+static unsigned lt_rq_bucket_ns(__u64 ns, const double *le, unsigned n)
+{
+	unsigned i;
+
+	for (i = 0; i < n && (double)ns > le[i] * 1e9; i++)
+		;
+	return i;
+}
+
+/*
+ * GenAI metrics describe model calls: records with a provider. Tokens only
+ * when the usage is known (F_USAGE): the convention forbids guessing.
+ */
+static void lt_rq_observe(struct lt_requests *q, const struct lt_reqlog_rec *r)
+{
+	struct lt_rq_series *s;
+
+	if (!r->provider[0])
+		return;
+	s = lt_rq_series_for(q, r->provider);
+	if (r->flags & LT_REQLOG_F_USAGE) {
+		lt_rq_tok(&s->tok[0], r->tokens_in);
+		lt_rq_tok(&s->tok[1], r->tokens_out);
+	}
+	lt_rq_add(&s->dur.b[lt_rq_bucket_ns(r->latency_ns, lt_dur_le, LT_DUR_N)], 1);
+	lt_rq_add(&s->dur.sum_ns, r->latency_ns);
+	lt_rq_add(&s->dur.count, 1);
+	if (r->flags & LT_REQLOG_F_TTFT) {
+		lt_rq_add(&s->ttft.b[lt_rq_bucket_ns(r->ttft_ns, lt_ttft_le, LT_TTFT_N)], 1);
+		lt_rq_add(&s->ttft.sum_ns, r->ttft_ns);
+		lt_rq_add(&s->ttft.count, 1);
+	}
+}
+
+/* ---- consumer -------------------------------------------------------------------- */
+
+static void lt_rq_enqueue(struct lt_requests *q, const struct lt_reqlog_rec *r)
+{
+	int signal = 0;
+
+	if (!q->db) {
+		lt_rq_add(&q->store_dropped[LT_RQ_NO_STORE], 1);
+		return;
+	}
+	pthread_mutex_lock(&q->q_lock);
+	if (q->q_len < LT_RQ_QUEUE) {
+		q->queue[(q->q_head + q->q_len) % LT_RQ_QUEUE] = *r;
+		q->q_len++;
+		signal = q->q_len == LT_RQ_BATCH;
+	} else {
+		__atomic_fetch_add(&q->store_dropped[LT_RQ_QUEUE_FULL], 1, __ATOMIC_RELAXED);
+	}
+	pthread_mutex_unlock(&q->q_lock);
+	if (signal)
+		pthread_cond_signal(&q->q_cond);
+}
+
+static void *lt_rq_consume(void *arg)
+{
+	struct lt_requests *q = arg;
+	struct lt_reqlog_rec r;
+	struct timespec nap = { 0, LT_RQ_POLL_NS };
+	unsigned n;
+
+	while (!__atomic_load_n(&q->stop, __ATOMIC_RELAXED)) {
+		for (n = 0; n < LT_RQ_QUEUE && lt_reqlog_next(&q->rl, &r, lt_rq_now()) == 1; n++) {
+			lt_rq_terminate(&r);
+			lt_rq_observe(q, &r);
+			lt_rq_enqueue(q, &r);
+		}
+		if (n) /* the writer takes what is there; it also wakes on its own */
+			pthread_cond_signal(&q->q_cond);
+		if (n < LT_RQ_QUEUE)
+			nanosleep(&nap, NULL);
+	}
+	return NULL;
+}
+
+/* ---- store ---------------------------------------------------------------------------- */
+
+static const char lt_rq_schema[] =
+	"PRAGMA journal_mode=WAL;"
+	"PRAGMA synchronous=NORMAL;"
+	"CREATE TABLE IF NOT EXISTS requests(id INTEGER PRIMARY KEY,"
+	"  start_ns INTEGER NOT NULL, request_id TEXT NOT NULL, method TEXT NOT NULL,"
+	"  route TEXT NOT NULL, client_addr TEXT NOT NULL, client_port INTEGER NOT NULL,"
+	"  user_id TEXT NOT NULL, org_id TEXT NOT NULL, tier TEXT NOT NULL, key_id TEXT NOT NULL,"
+	"  provider TEXT NOT NULL, model_requested TEXT NOT NULL, model_served TEXT NOT NULL,"
+	"  status INTEGER NOT NULL, outcome INTEGER NOT NULL, flags INTEGER NOT NULL,"
+	"  tokens_reserved INTEGER NOT NULL, tokens_in INTEGER NOT NULL,"
+	"  tokens_out INTEGER NOT NULL, latency_ns INTEGER NOT NULL, ttft_ns INTEGER NOT NULL);"
+	"CREATE INDEX IF NOT EXISTS requests_start ON requests(start_ns);";
+
+static const char lt_rq_insert[] =
+	"INSERT INTO requests(start_ns, request_id, method, route, client_addr, client_port,"
+	" user_id, org_id, tier, key_id, provider, model_requested, model_served, status,"
+	" outcome, flags, tokens_reserved, tokens_in, tokens_out, latency_ns, ttft_ns)"
+	" VALUES(?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)";
+
+static __s64 lt_rq_i64(__u64 v)
+{
+	return v > (__u64)INT64_MAX ? INT64_MAX : (__s64)v;
+}
+
+static int lt_rq_bind(sqlite3_stmt *st, const struct lt_reqlog_rec *r)
+{
+	static const __u8 zero[16];
+	char addr[64] = "";
+	int i = 1;
+
+	if (memcmp(r->client_addr, zero, sizeof(zero)))
+		lt_addr_format(r->client_addr, addr, sizeof(addr));
+	sqlite3_reset(st);
+	sqlite3_bind_int64(st, i++, lt_rq_i64(r->start_ns));
+#define S(f) sqlite3_bind_text(st, i++, (f), -1, SQLITE_TRANSIENT)
+	S(r->request_id);
+	S(r->method);
+	S(r->route);
+	S(addr);
+	sqlite3_bind_int(st, i++, r->client_port);
+	S(r->user);
+	S(r->org);
+	S(r->tier);
+	S(r->key_id);
+	S(r->provider);
+	S(r->model_requested);
+	S(r->model_served);
+#undef S
+	sqlite3_bind_int(st, i++, r->status);
+	sqlite3_bind_int(st, i++, r->outcome);
+	sqlite3_bind_int(st, i++, r->flags);
+	sqlite3_bind_int64(st, i++, lt_rq_i64(r->tokens_reserved));
+	sqlite3_bind_int64(st, i++, lt_rq_i64(r->tokens_in));
+	sqlite3_bind_int64(st, i++, lt_rq_i64(r->tokens_out));
+	sqlite3_bind_int64(st, i++, lt_rq_i64(r->latency_ns));
+	sqlite3_bind_int64(st, i++, lt_rq_i64(r->ttft_ns));
+	return sqlite3_step(st);
+}
+
+/* One transaction; on any error nothing of the batch stays, and it is counted. */
+static void lt_rq_write(struct lt_requests *q, const struct lt_reqlog_rec *b, unsigned n)
+{
+	static __u64 last_log_ns;
+	char sql[128];
+	int rc = sqlite3_exec(q->db, "BEGIN", NULL, NULL, NULL);
+	unsigned i;
+	__s64 last;
+
+	for (i = 0; rc == SQLITE_OK && i < n; i++) {
+		rc = lt_rq_bind(q->ins, &b[i]);
+		rc = rc == SQLITE_DONE ? SQLITE_OK : rc;
+	}
+	if (rc == SQLITE_OK) {
+		last = sqlite3_last_insert_rowid(q->db);
+		/* the row cap: ids only grow, so the oldest are those below last - keep */
+		snprintf(sql, sizeof(sql), "DELETE FROM requests WHERE id <= %lld",
+			 (long long)(last - q->keep));
+		rc = last > q->keep ? sqlite3_exec(q->db, sql, NULL, NULL, NULL) : SQLITE_OK;
+	}
+	if (rc == SQLITE_OK) { /* the age cap: an index range, empty most of the time */
+		struct timespec ts;
+		__u64 now;
+
+		clock_gettime(CLOCK_REALTIME, &ts);
+		now = (__u64)ts.tv_sec * 1000000000ULL + (__u64)ts.tv_nsec;
+		snprintf(sql, sizeof(sql), "DELETE FROM requests WHERE start_ns < %lld",
+			 (long long)lt_rq_i64(now > q->max_age_ns ? now - q->max_age_ns : 0));
+		rc = sqlite3_exec(q->db, sql, NULL, NULL, NULL);
+	}
+	if (rc == SQLITE_OK)
+		rc = sqlite3_exec(q->db, "COMMIT", NULL, NULL, NULL);
+	if (rc == SQLITE_OK) {
+		lt_rq_add(&q->stored, n);
+		return;
+	}
+	if (q->ins)
+		sqlite3_reset(q->ins);
+	sqlite3_exec(q->db, "ROLLBACK", NULL, NULL, NULL);
+	__atomic_fetch_add(&q->store_dropped[LT_RQ_STORE_ERROR], n, __ATOMIC_RELAXED);
+	if (lt_rq_now() - last_log_ns >= 10 * LT_NS_PER_SEC) { /* at most one line in 10 s */
+		last_log_ns = lt_rq_now();
+		log_warn("request log: %u records not stored: %s (%s); counted in "
+			 "lt_reqlog_store_dropped_total",
+			 n, sqlite3_errstr(rc), q->store_path);
+	}
+}
+
+static void *lt_rq_writer(void *arg)
+{
+	struct lt_requests *q = arg;
+	struct lt_reqlog_rec *batch = malloc(sizeof(*batch) * LT_RQ_BATCH);
+	struct timespec until;
+	unsigned n;
+	int stop;
+
+	for (;;) {
+		pthread_mutex_lock(&q->q_lock);
+		stop = __atomic_load_n(&q->stop, __ATOMIC_RELAXED);
+		if (!q->q_len && !stop) {
+			clock_gettime(CLOCK_REALTIME, &until);
+			until.tv_nsec += 100 * 1000000L; /* a batch at least every 100 ms */
+			if (until.tv_nsec >= 1000000000L) {
+				until.tv_sec++;
+				until.tv_nsec -= 1000000000L;
+			}
+			pthread_cond_timedwait(&q->q_cond, &q->q_lock, &until);
+		}
+		for (n = 0; batch && n < LT_RQ_BATCH && q->q_len; n++) {
+			batch[n] = q->queue[q->q_head];
+			q->q_head = (q->q_head + 1) % LT_RQ_QUEUE;
+			q->q_len--;
+		}
+		pthread_mutex_unlock(&q->q_lock);
+		if (n)
+			lt_rq_write(q, batch, n);
+		if (stop && !n)
+			break;
+		if (!batch) { /* out of memory: nothing can be stored */
+			pthread_mutex_lock(&q->q_lock);
+			__atomic_fetch_add(&q->store_dropped[LT_RQ_STORE_ERROR], q->q_len,
+					   __ATOMIC_RELAXED);
+			q->q_len = 0;
+			pthread_mutex_unlock(&q->q_lock);
+		}
+	}
+	free(batch);
+	return NULL;
+}
+
+static int lt_rq_store_open(struct lt_requests *q, const char *state_dir)
+{
+	char *msg = NULL;
+	int rc;
+
+	snprintf(q->store_path, sizeof(q->store_path), "%s/requests.db", state_dir);
+	rc = sqlite3_open_v2(q->store_path, &q->db,
+			     SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX,
+			     NULL);
+	if (rc == SQLITE_OK)
+		rc = sqlite3_exec(q->db, lt_rq_schema, NULL, NULL, &msg);
+	/* a writer never waits long for a lock: a batch it cannot write is dropped */
+	if (rc == SQLITE_OK)
+		rc = sqlite3_busy_timeout(q->db, 200);
+	if (rc == SQLITE_OK)
+		rc = sqlite3_prepare_v2(q->db, lt_rq_insert, -1, &q->ins, NULL);
+	if (rc == SQLITE_OK)
+		rc = sqlite3_open_v2(q->store_path, &q->rdb,
+				     SQLITE_OPEN_READONLY | SQLITE_OPEN_FULLMUTEX, NULL);
+	if (rc == SQLITE_OK)
+		rc = sqlite3_busy_timeout(q->rdb, 1000);
+	if (rc == SQLITE_OK)
+		return 0;
+	log_warn("request log: %s: %s; records are counted but not kept", q->store_path,
+		 msg   ? msg :
+		 q->db ? sqlite3_errmsg(q->db) :
+			 sqlite3_errstr(rc));
+	sqlite3_free(msg);
+	sqlite3_finalize(q->ins);
+	sqlite3_close(q->rdb);
+	sqlite3_close(q->db);
+	q->ins = NULL;
+	q->rdb = q->db = NULL;
+	return -EIO;
+}
+
+int lt_requests_start(struct lt_requests **out, const struct lt_maps *m, const char *state_dir,
+		      __u32 keep_rows, __u64 max_age_ns, char *err, size_t errlen)
+{
+	struct lt_requests *q;
+	size_t clen, rlen;
+	void *ctl, *recs;
+	long slots;
+	int ret;
+
+	*out = NULL;
+	q = calloc(1, sizeof(*q));
+	if (!q)
+		return -ENOMEM;
+	pthread_mutex_init(&q->q_lock, NULL);
+	pthread_cond_init(&q->q_cond, NULL);
+	pthread_mutex_init(&q->rdb_lock, NULL);
+	q->keep = keep_rows ? keep_rows : 1;
+	q->max_age_ns = max_age_ns;
+	ctl = lt_map_mmap(m->fd[LT_M_REQLOG_CTL], &clen);
+	recs = lt_map_mmap(m->fd[LT_M_REQLOG], &rlen);
+	slots = lt_map_entries(m->fd[LT_M_REQLOG]);
+	ret = ctl && recs && slots > 0 ? lt_reqlog_attach(&q->rl, ctl, recs, (__u64)slots) : -errno;
+	if (ret) {
+		snprintf(err, errlen, "cannot map lt_reqlog: %s", strerror(-ret));
+		if (ctl)
+			munmap(ctl, clen);
+		if (recs)
+			munmap(recs, rlen);
+		lt_requests_stop(q);
+		return ret;
+	}
+	q->rl.ctl_len = clen;
+	q->rl.recs_len = rlen;
+	q->queue = malloc(sizeof(*q->queue) * LT_RQ_QUEUE);
+	if (q->queue)
+		lt_rq_store_open(q, state_dir);
+	memcpy(q->series[LT_RQ_PROVIDERS].provider, "_OTHER", 7);
+	ret = pthread_create(&q->consumer, NULL, lt_rq_consume, q);
+	q->consumer_on = !ret;
+	if (!ret && q->db) {
+		ret = pthread_create(&q->writer, NULL, lt_rq_writer, q);
+		q->writer_on = !ret;
+	}
+	if (ret) {
+		snprintf(err, errlen, "request log: cannot start a thread: %s", strerror(ret));
+		lt_requests_stop(q);
+		return -ret;
+	}
+	log_info("request log: consuming lt_reqlog (%ld slots, %llu behind) into %s", slots,
+		 (unsigned long long)lt_reqlog_backlog(&q->rl),
+		 q->db ? q->store_path : "metrics only");
+	*out = q;
+	return 0;
+}
+
+void lt_requests_stop(struct lt_requests *q)
+{
+	if (!q)
+		return;
+	__atomic_store_n(&q->stop, 1, __ATOMIC_RELAXED);
+	if (q->consumer_on)
+		pthread_join(q->consumer, NULL);
+	pthread_mutex_lock(&q->q_lock);
+	pthread_cond_signal(&q->q_cond);
+	pthread_mutex_unlock(&q->q_lock);
+	if (q->writer_on)
+		pthread_join(q->writer, NULL);
+	sqlite3_finalize(q->ins);
+	sqlite3_close(q->rdb);
+	sqlite3_close(q->db);
+	lt_reqlog_close(&q->rl);
+	free(q->queue);
+	pthread_mutex_destroy(&q->q_lock);
+	pthread_cond_destroy(&q->q_cond);
+	pthread_mutex_destroy(&q->rdb_lock);
+	free(q);
+}
+
+/* ---- /metrics ------------------------------------------------------------------------ */
+
+#define LD(p) ((unsigned long long)__atomic_load_n((p), __ATOMIC_RELAXED))
+
+static void lt_rq_write_tok(struct lt_mbuf *b, const char *prov, const char *type,
+			    const struct lt_rq_hist_tok *h)
+{
+	unsigned long long cum = 0;
+	unsigned i;
+
+	for (i = 0; i <= LT_TOK_N; i++) {
+		cum += LD(&h->b[i]);
+		if (i < LT_TOK_N)
+			lt_mbuf_printf(
+				b,
+				"gen_ai_client_token_usage_bucket{gen_ai_provider_name=\"%s\","
+				"gen_ai_token_type=\"%s\",le=\"%llu\"} %llu\n",
+				prov, type, (unsigned long long)lt_tok_le[i], cum);
+		else
+			lt_mbuf_printf(
+				b,
+				"gen_ai_client_token_usage_bucket{gen_ai_provider_name=\"%s\","
+				"gen_ai_token_type=\"%s\",le=\"+Inf\"} %llu\n",
+				prov, type, cum);
+	}
+	lt_mbuf_printf(b,
+		       "gen_ai_client_token_usage_sum{gen_ai_provider_name=\"%s\","
+		       "gen_ai_token_type=\"%s\"} %llu\n",
+		       prov, type, LD(&h->sum));
+	lt_mbuf_printf(b,
+		       "gen_ai_client_token_usage_count{gen_ai_provider_name=\"%s\","
+		       "gen_ai_token_type=\"%s\"} %llu\n",
+		       prov, type, LD(&h->count));
+}
+
+static void lt_rq_write_sec(struct lt_mbuf *b, const char *name, const char *prov, const __u64 *bk,
+			    const double *le, unsigned n, const __u64 *sum_ns, const __u64 *count)
+{
+	unsigned long long cum = 0;
+	unsigned i;
+
+	for (i = 0; i <= n; i++) {
+		cum += LD(&bk[i]);
+		if (i < n)
+			lt_mbuf_printf(b, "%s_bucket{gen_ai_provider_name=\"%s\",le=\"%g\"} %llu\n",
+				       name, prov, le[i], cum);
+		else
+			lt_mbuf_printf(b,
+				       "%s_bucket{gen_ai_provider_name=\"%s\",le=\"+Inf\"} %llu\n",
+				       name, prov, cum);
+	}
+	lt_mbuf_printf(b, "%s_sum{gen_ai_provider_name=\"%s\"} %.9f\n", name, prov,
+		       (double)LD(sum_ns) / 1e9);
+	lt_mbuf_printf(b, "%s_count{gen_ai_provider_name=\"%s\"} %llu\n", name, prov, LD(count));
+}
+
+void lt_requests_metrics(struct lt_requests *q, struct lt_mbuf *b)
+{
+	static const char *const drop_reason[] = { "queue_full", "store_error", "no_store" };
+	unsigned n, i, j;
+	const struct lt_rq_series *s;
+	const struct lt_reqlog_ctl *c;
+
+	if (!q)
+		return;
+	c = q->rl.ctl;
+	n = __atomic_load_n(&q->nseries, __ATOMIC_ACQUIRE);
+	lt_mbuf_printf(b, "# HELP gen_ai_client_token_usage Input and output tokens used per "
+			  "request (OpenTelemetry GenAI; provider-reported usage only).\n"
+			  "# TYPE gen_ai_client_token_usage histogram\n");
+	for (i = 0; i <= LT_RQ_PROVIDERS; i++) {
+		if (i >= n && i < LT_RQ_PROVIDERS)
+			continue;
+		s = &q->series[i];
+		if (i == LT_RQ_PROVIDERS && !LD(&s->dur.count))
+			continue;
+		for (j = 0; j < 2; j++)
+			if (LD(&s->tok[j].count))
+				lt_rq_write_tok(b, s->provider, j ? "output" : "input", &s->tok[j]);
+	}
+	lt_mbuf_printf(b, "# HELP gen_ai_server_request_duration Seconds from a request's arrival "
+			  "at the gateway to its last byte (OpenTelemetry GenAI).\n"
+			  "# TYPE gen_ai_server_request_duration histogram\n");
+	for (i = 0; i <= LT_RQ_PROVIDERS; i++) {
+		if ((i >= n && i < LT_RQ_PROVIDERS) || !LD(&q->series[i].dur.count))
+			continue;
+		s = &q->series[i];
+		lt_rq_write_sec(b, "gen_ai_server_request_duration", s->provider, s->dur.b,
+				lt_dur_le, LT_DUR_N, &s->dur.sum_ns, &s->dur.count);
+	}
+	lt_mbuf_printf(b, "# HELP gen_ai_server_time_to_first_token Seconds from a request's "
+			  "arrival to the first response byte (OpenTelemetry GenAI).\n"
+			  "# TYPE gen_ai_server_time_to_first_token histogram\n");
+	for (i = 0; i <= LT_RQ_PROVIDERS; i++) {
+		if ((i >= n && i < LT_RQ_PROVIDERS) || !LD(&q->series[i].ttft.count))
+			continue;
+		s = &q->series[i];
+		lt_rq_write_sec(b, "gen_ai_server_time_to_first_token", s->provider, s->ttft.b,
+				lt_ttft_le, LT_TTFT_N, &s->ttft.sum_ns, &s->ttft.count);
+	}
+	lt_mbuf_printf(b,
+		       "# HELP lt_reqlog_consumed_total Usage records the agent read from "
+		       "lt_reqlog.\n# TYPE lt_reqlog_consumed_total counter\n"
+		       "lt_reqlog_consumed_total %llu\n"
+		       "# HELP lt_reqlog_dropped_total Usage records lost before the agent read "
+		       "them: overwritten (lapped), never written in time (unpublished), or their "
+		       "producer died mid-write.\n# TYPE lt_reqlog_dropped_total counter\n"
+		       "lt_reqlog_dropped_total{reason=\"lapped\"} %llu\n"
+		       "lt_reqlog_dropped_total{reason=\"unpublished\"} %llu\n"
+		       "lt_reqlog_dropped_total{reason=\"producer_died\"} %llu\n"
+		       "# HELP lt_reqlog_producer_gave_up_total Records producers could not place "
+		       "(slot held by another writer); also in lt_reqlog_dropped_total.\n"
+		       "# TYPE lt_reqlog_producer_gave_up_total counter\n"
+		       "lt_reqlog_producer_gave_up_total %llu\n"
+		       "# HELP lt_reqlog_backlog Records written and not read yet.\n"
+		       "# TYPE lt_reqlog_backlog gauge\nlt_reqlog_backlog %llu\n"
+		       "# HELP lt_reqlog_stored_total Records kept in the request log.\n"
+		       "# TYPE lt_reqlog_stored_total counter\nlt_reqlog_stored_total %llu\n"
+		       "# HELP lt_reqlog_store_dropped_total Records read but not kept in the "
+		       "request log (metrics have them).\n"
+		       "# TYPE lt_reqlog_store_dropped_total counter\n",
+		       LD(&c->consumed), LD(&c->dropped_lapped), LD(&c->dropped_unpublished),
+		       LD(&c->dropped_died), LD(&c->gave_up),
+		       (unsigned long long)lt_reqlog_backlog(&q->rl), LD(&q->stored));
+	for (i = 0; i < LT_RQ__DROP; i++)
+		lt_mbuf_printf(b, "lt_reqlog_store_dropped_total{reason=\"%s\"} %llu\n",
+			       drop_reason[i], LD(&q->store_dropped[i]));
+}
+
+/* ---- GET /api/v1/admin/requests ---------------------------------------------------- */
+
+static const char *const lt_outcomes[LT_REQ__MAX] = {
+	[LT_REQ_COMPLETED] = "completed",
+	[LT_REQ_CLIENT_GONE] = "client_gone",
+	[LT_REQ_UPSTREAM_FAILED] = "upstream_failed",
+	[LT_REQ_TIMED_OUT] = "timed_out",
+	[LT_REQ_REJECTED] = "rejected",
+	[LT_REQ_CUT] = "cut",
+};
+
+/* "2026-12-02T01:00:00Z" or with a fraction "....00.123Z": CLOCK_REALTIME ns. */
+static int lt_rq_parse_time(const char *s, __u64 *ns)
+{
+	struct tm tm = { 0 };
+	const char *p = strptime(s, "%Y-%m-%dT%H:%M:%S", &tm);
+	__u64 frac = 0, scale = 1000000000ULL;
+	time_t t;
+
+	if (!p)
+		return -EINVAL;
+	if (*p == '.') {
+		for (p++; *p >= '0' && *p <= '9'; p++)
+			if (scale > 1) {
+				scale /= 10;
+				frac += (__u64)(*p - '0') * scale;
+			}
+		if (p[-1] == '.')
+			return -EINVAL;
+	}
+	if (strcmp(p, "Z"))
+		return -EINVAL;
+	t = timegm(&tm);
+	if (t < 0)
+		return -EINVAL;
+	*ns = (__u64)t * 1000000000ULL + frac;
+	return 0;
+}
+
+static json_t *lt_rq_str(const unsigned char *s)
+{
+	char buf[4 * LT_REQLOG_NAME_LEN];
+
+	lt_utf8_sanitize(s ? (const char *)s : "", buf, sizeof(buf));
+	return json_string(buf);
+}
+
+static json_t *lt_rq_row(sqlite3_stmt *st)
+{
+	__s64 start = sqlite3_column_int64(st, 1), lat = sqlite3_column_int64(st, 20),
+	      ttft = sqlite3_column_int64(st, 21);
+	int flags = sqlite3_column_int(st, 16), outcome = sqlite3_column_int(st, 15);
+	char when[48];
+	time_t sec = (time_t)(start / 1000000000LL);
+	struct tm tm;
+	json_t *o;
+
+	gmtime_r(&sec, &tm);
+	snprintf(when, sizeof(when), "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", tm.tm_year + 1900,
+		 tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec,
+		 (int)(start % 1000000000LL / 1000000));
+	o = json_pack("{s:I, s:s, s:o, s:o, s:o, s:o, s:i}", "id",
+		      (json_int_t)sqlite3_column_int64(st, 0), "time", when, "requestId",
+		      lt_rq_str(sqlite3_column_text(st, 2)), "method",
+		      lt_rq_str(sqlite3_column_text(st, 3)), "route",
+		      lt_rq_str(sqlite3_column_text(st, 4)), "clientAddress",
+		      lt_rq_str(sqlite3_column_text(st, 5)), "clientPort",
+		      sqlite3_column_int(st, 6));
+	if (!o)
+		return NULL;
+	json_object_set_new(o, "userId", lt_rq_str(sqlite3_column_text(st, 7)));
+	json_object_set_new(o, "orgId", lt_rq_str(sqlite3_column_text(st, 8)));
+	json_object_set_new(o, "tier", lt_rq_str(sqlite3_column_text(st, 9)));
+	json_object_set_new(o, "keyId", lt_rq_str(sqlite3_column_text(st, 10)));
+	json_object_set_new(o, "provider", lt_rq_str(sqlite3_column_text(st, 11)));
+	json_object_set_new(o, "requestedModel", lt_rq_str(sqlite3_column_text(st, 12)));
+	json_object_set_new(o, "servedModel", lt_rq_str(sqlite3_column_text(st, 13)));
+	json_object_set_new(o, "status", json_integer(sqlite3_column_int(st, 14)));
+	json_object_set_new(o, "outcome",
+			    json_string(outcome >= 0 && outcome < LT_REQ__MAX ?
+						lt_outcomes[outcome] :
+						"unknown"));
+	json_object_set_new(o, "stream", json_boolean(flags & LT_REQLOG_F_STREAM));
+	json_object_set_new(o, "tokensReserved",
+			    json_integer((json_int_t)sqlite3_column_int64(st, 17)));
+	json_object_set_new(o, "inputTokens",
+			    flags & LT_REQLOG_F_USAGE ?
+				    json_integer((json_int_t)sqlite3_column_int64(st, 18)) :
+				    json_null());
+	json_object_set_new(o, "outputTokens",
+			    flags & LT_REQLOG_F_USAGE ?
+				    json_integer((json_int_t)sqlite3_column_int64(st, 19)) :
+				    json_null());
+	json_object_set_new(o, "latencyMs", json_real((double)lat / 1e6));
+	json_object_set_new(o, "timeToFirstTokenMs",
+			    flags & LT_REQLOG_F_TTFT ? json_real((double)ttft / 1e6) : json_null());
+	return o;
+}
+
+#define LT_RQ_LIMIT_MAX 1000
+
+enum MHD_Result lt_requests_get(struct lt_req *r)
+{
+	struct lt_requests *q = r->api->requests;
+	const char *ls = MHD_lookup_connection_value(r->conn, MHD_GET_ARGUMENT_KIND, "limit");
+	const char *ss = MHD_lookup_connection_value(r->conn, MHD_GET_ARGUMENT_KIND, "since");
+	sqlite3_stmt *st = NULL;
+	json_t *list, *row;
+	__u64 since = 0;
+	long limit = 100;
+	char *end;
+	int rc;
+
+	if (ls) {
+		errno = 0;
+		limit = strtol(ls, &end, 10);
+		if (errno || end == ls || *end || limit < 1 || limit > LT_RQ_LIMIT_MAX)
+			return lt_problem(r, 400, "invalid-field", "Invalid field", "limit",
+					  "limit: an integer from 1 to %d", LT_RQ_LIMIT_MAX);
+	}
+	if (ss && lt_rq_parse_time(ss, &since))
+		return lt_problem(r, 400, "invalid-field", "Invalid field", "since",
+				  "since: an RFC 3339 UTC time like 2027-01-31T00:00:00Z");
+	if (!q || !q->rdb)
+		return lt_problem(r, 500, "internal", "Internal error", NULL,
+				  "the request log store is not available (see the agent's log)");
+	list = json_array();
+	pthread_mutex_lock(&q->rdb_lock);
+	rc = sqlite3_prepare_v2(q->rdb,
+				"SELECT id, start_ns, request_id, method, route, client_addr,"
+				" client_port, user_id, org_id, tier, key_id, provider,"
+				" model_requested, model_served, status, outcome, flags,"
+				" tokens_reserved, tokens_in, tokens_out, latency_ns, ttft_ns"
+				" FROM requests WHERE start_ns >= ? ORDER BY id DESC LIMIT ?",
+				-1, &st, NULL);
+	if (rc == SQLITE_OK) {
+		sqlite3_bind_int64(st, 1, lt_rq_i64(since));
+		sqlite3_bind_int64(st, 2, limit);
+		while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+			row = lt_rq_row(st);
+			if (!row || json_array_append_new(list, row)) {
+				rc = SQLITE_NOMEM;
+				break;
+			}
+		}
+	}
+	sqlite3_finalize(st);
+	pthread_mutex_unlock(&q->rdb_lock);
+	if (rc != SQLITE_DONE || !list) {
+		json_decref(list);
+		return lt_problem(r, 500, "internal", "Internal error", NULL,
+				  "reading the request log: %s", sqlite3_errstr(rc));
+	}
+	return lt_reply_json(r, 200, json_pack("{s:o}", "requests", list));
+}
