@@ -27,6 +27,7 @@
 #include <sys/mman.h>
 #include <sys/random.h>
 #include <sys/signalfd.h>
+#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -2498,9 +2499,15 @@ int gw_parse_listen(const char *s, struct sockaddr_storage *ss, socklen_t *len)
 
 static pid_t spawn_worker(unsigned idx, const struct sockaddr_storage *ss, socklen_t sl, int sfd)
 {
-	pid_t pid = fork();
+	pid_t master = getpid(), pid = fork();
 
 	if (pid == 0) {
+		/*
+		 * A master killed with -9 must not leave workers serving on the port
+		 * under no supervision (and no SIGHUP): they drain and exit with it.
+		 */
+		if (prctl(PR_SET_PDEATHSIG, SIGTERM) || getppid() != master)
+			_exit(1);
 		close(sfd);
 		_exit(worker_run(idx, ss, sl));
 	}

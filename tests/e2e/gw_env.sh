@@ -12,6 +12,25 @@ GW_LOG=$WORK/gateway.log
 STUB_LOG=$WORK/stub.log
 GW_PID= STUB_PID=
 
+# What a gateway suite started: the gateway (its workers exit with it), the stub, and any
+# GW_EXTRA_PIDS a suite adds. TERM (the gateway drains), then KILL what is left.
+GW_EXTRA_PIDS=()
+gw_cleanup() {
+	local p=() q
+	for q in $GW_PID $STUB_PID "${GW_EXTRA_PIDS[@]}"; do [ -n "$q" ] && p+=("$q"); done
+	[ ${#p[@]} -eq 0 ] && return 0
+	kill -TERM "${p[@]}" 2>/dev/null
+	for _ in $(seq 20); do
+		q=
+		for x in "${p[@]}"; do kill -0 "$x" 2>/dev/null && q=1; done
+		[ -z "$q" ] && return 0
+		sleep 0.1
+	done
+	kill -KILL "${p[@]}" 2>/dev/null
+	return 0
+}
+EXTRA_CLEANUP=gw_cleanup
+
 # The agent's config for gateway suites: the four providers, request limits for
 # API keys and provider pools, plus whatever JSON members are given ($1, may be "").
 agent_config() {
@@ -25,7 +44,9 @@ agent_config() {
 
 start_stub() {
 	: >"$STUB_LOG"
-	inns "$STUB" --listen 127.0.0.1:$STUB_PORT "$@" >>"$STUB_LOG" 2>&1 &
+	# nsenter execs the program: $! is its pid (a function in the background would be a
+	# subshell, and killing that would orphan the program)
+	nsenter --net=/run/netns/$NS "$STUB" --listen 127.0.0.1:$STUB_PORT "$@" >>"$STUB_LOG" 2>&1 &
 	STUB_PID=$!
 	for _ in $(seq 100); do
 		inns curl -s -o /dev/null "http://127.0.0.1:$STUB_PORT/stub/stats" && return 0
@@ -64,7 +85,7 @@ JSON
 
 start_gateway() {
 	: >"$GW_LOG"
-	inns "$GW" --config "$WORK/gateway.json" "$@" >>"$GW_LOG" 2>&1 &
+	nsenter --net=/run/netns/$NS "$GW" --config "$WORK/gateway.json" "$@" >>"$GW_LOG" 2>&1 &
 	GW_PID=$!
 	for _ in $(seq 100); do
 		inns curl -s -o /dev/null "$GWBASE/" && return 0

@@ -18,8 +18,10 @@ agent_config '"token": {"providers": ["openai","gemini","qwen","anthropic","bad"
 		  "ADMIN": {"*": {"capacity": 1000000, "rate": "1000/s"}}}}'
 check "agent attaches" start_agent --config "$WORK/agent.json"
 check "stub starts" start_stub
-inns "$STUB" --listen 127.0.0.1:$BAD_PORT --status 500 --quiet >"$WORK/bad.log" 2>&1 &
-inns "$STUB" --listen 127.0.0.1:$HUNG_PORT --latency-ms 600000 --quiet >"$WORK/hung.log" 2>&1 &
+nsenter --net=/run/netns/$NS "$STUB" --listen 127.0.0.1:$BAD_PORT --status 500 --quiet >"$WORK/bad.log" 2>&1 &
+GW_EXTRA_PIDS+=($!)
+nsenter --net=/run/netns/$NS "$STUB" --listen 127.0.0.1:$HUNG_PORT --latency-ms 600000 --quiet >"$WORK/hung.log" 2>&1 &
+GW_EXTRA_PIDS+=($!)
 sleep 0.5
 gw_config '"breaker": {"fail_threshold": 3, "recovery_ms": 2000, "probes": 1}'
 # the chain: "fb-*" tries bad, then openai; "hang-*" goes to hung only
