@@ -11,15 +11,6 @@
 
 #include "stub.h"
 
-struct stub_opts stub_opts = {
-	.listen = "127.0.0.1:9090",
-	.threads = 2,
-	.tokens = 16,
-	.retry_after_s = 1,
-	.embed_dims = 8,
-	.max_body = 4u << 20,
-};
-
 enum opt_type { OPT_U32, OPT_U64, OPT_STR, OPT_FLAG };
 
 /* One table for parsing and --help, so the two cannot drift apart. */
