@@ -15,16 +15,6 @@
 
 #include "stub.h"
 
-/* The defaults; main.c applies the command line. Here so tests that link libstub.a have them. */
-struct stub_opts stub_opts = {
-	.listen = "127.0.0.1:9090",
-	.threads = 2,
-	.tokens = 16,
-	.retry_after_s = 1,
-	.embed_dims = 8,
-	.max_body = 4u << 20,
-};
-
 const char *const stub_shape_names[STUB_SHAPES] = {
 	[STUB_OPENAI_CHAT] = "openai_chat",
 	[STUB_OPENAI_COMPLETIONS] = "openai_completions",
@@ -332,7 +322,7 @@ static int parse_embeddings(const json_t *o, struct stub_req *r, char *err, size
 		return rc;
 	if (dims > 4096)
 		return fail(err, errlen, "'dimensions' above 4096");
-	r->emb_dims = dims > 0 ? (uint32_t)dims : stub_opts.embed_dims;
+	r->emb_dims = dims > 0 ? (uint32_t)dims : stub_opt_get(embed_dims);
 	return 0;
 }
 
