@@ -271,7 +271,10 @@ for _ in $(seq 50); do grep -q listening "$WORK/stub2.out" && break; sleep 0.1; 
 P2=$(sed -n 's/.*:\([0-9]*\)$/\1/p' "$WORK/stub2.out")
 s=$(head -c 5000 /dev/zero | tr '\0' a | curl -s -m 5 -o "$RB" -w '%{http_code}' --data-binary @- "http://127.0.0.1:$P2/v1/chat/completions")
 eq "a body over --max-body: 413, openai-shaped" "$s|$(jqb .error.type)" "413|invalid_request_error"
-kill -TERM "$STUB2_PID"; wait "$STUB2_PID"; rc=$?
+kill -TERM "$STUB2_PID"
+for _ in $(seq 200); do kill -0 "$STUB2_PID" 2>/dev/null || break; sleep 0.1; done
+kill -9 "$STUB2_PID" 2>/dev/null
+wait "$STUB2_PID"; rc=$?
 STUB2_PID=
 eq "the second stub exits 0 on SIGTERM" $rc 0
 
