@@ -651,10 +651,14 @@ static void dispatch_llm(struct conn *c, const struct head *h, enum stub_shape s
 			 size_t blen, const char *path_model, bool stream, bool sse)
 {
 	enum stub_family f = stub_shape_family(s);
-	uint64_t status = stub_opts.status ? stub_opts.status : 200, lat = stub_opts.latency_ms;
-	uint64_t delay = stub_opts.chunk_delay_ms, tokens = stub_opts.tokens;
-	uint64_t retry = stub_opts.retry_after_s, disc = UINT64_MAX, err_after = UINT64_MAX;
-	bool hang = false, ignore = stub_opts.ignore_max_tokens;
+	uint32_t st = stub_opt_get(status);
+	uint64_t status = st ? st : 200, lat = stub_opt_get(latency_ms);
+	uint64_t delay = stub_opt_get(chunk_delay_ms), tokens = stub_opt_get(tokens);
+	uint64_t retry = stub_opt_get(retry_after_s);
+	int64_t d = stub_opt_get(disconnect_after), e = stub_opt_get(error_after);
+	uint64_t disc = d < 0 ? UINT64_MAX : (uint64_t)d,
+		 err_after = e < 0 ? UINT64_MAX : (uint64_t)e;
+	bool hang = stub_opt_get(hang), ignore = stub_opt_get(ignore_max_tokens);
 	struct stub_req *r = &c->req;
 	char err[256];
 	uint32_t n;
@@ -776,6 +780,17 @@ static void dispatch(struct conn *c, const struct head *h, const char *body, siz
 	} else if (path_is(h, "/stub/reset") && method_is(h, "POST")) {
 		stub_stats_reset();
 		answer(c, h, 200, "application/json", NULL, "{\"reset\":true}", 14);
+	} else if (path_is(h, "/stub/config") && (method_is(h, "GET") || method_is(h, "POST"))) {
+		struct stub_buf *b = &c->w->scratch;
+		char err[256];
+
+		if (method_is(h, "POST") && stub_config_apply(body, blen, err, sizeof(err))) {
+			answer_error(c, h, STUB_FAM_OPENAI, 400, 0, err);
+			return;
+		}
+		b->len = 0;
+		stub_config_json(b);
+		answer(c, h, 200, "application/json", NULL, b->p, b->len);
 	} else if (path_is(h, "/stub/echo")) {
 		echo_json(c, h, blen);
 	} else if ((path_is(h, "/healthz") || path_is(h, "/stub/health")) && method_is(h, "GET")) {

@@ -322,7 +322,7 @@ static int parse_embeddings(const json_t *o, struct stub_req *r, char *err, size
 		return rc;
 	if (dims > 4096)
 		return fail(err, errlen, "'dimensions' above 4096");
-	r->emb_dims = dims > 0 ? (uint32_t)dims : stub_opts.embed_dims;
+	r->emb_dims = dims > 0 ? (uint32_t)dims : stub_opt_get(embed_dims);
 	return 0;
 }
 

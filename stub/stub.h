@@ -46,10 +46,17 @@ enum stub_family { STUB_FAM_OPENAI, STUB_FAM_GEMINI, STUB_FAM_ANTHROPIC };
 
 enum stub_family stub_shape_family(enum stub_shape s);
 
-/* Defaults, from the command line; each is overridden per request by its x-stub-* header. */
+/* A growable byte buffer. */
+struct stub_buf {
+	char *p;
+	size_t len, cap;
+};
+
+/* Defaults, from the command line or POST /stub/config; each is overridden per request by its
+ * x-stub-* header. Workers read the runtime ones with atomic loads (stub_opt_get). */
 struct stub_opts {
 	char listen[128];
-	unsigned threads;
+	uint32_t threads;
 	uint32_t tokens; /* wanted output length, tokens */
 	uint32_t latency_ms; /* before the response head */
 	uint32_t chunk_delay_ms; /* between SSE events */
@@ -57,17 +64,39 @@ struct stub_opts {
 	uint32_t retry_after_s; /* of a 429 */
 	uint32_t embed_dims; /* floats per embedding */
 	uint64_t max_body; /* bytes */
+	int64_t disconnect_after; /* events (bytes of a JSON body); -1: never */
+	int64_t error_after; /* events; -1: never */
 	bool ignore_max_tokens;
+	bool hang;
 	bool quiet;
 };
 
-extern struct stub_opts stub_opts;
+enum stub_opt_type { STUB_OPT_U32, STUB_OPT_U64, STUB_OPT_I64, STUB_OPT_STR, STUB_OPT_FLAG };
 
-/* A growable byte buffer. */
-struct stub_buf {
-	char *p;
-	size_t len, cap;
+/* One table for the command line, --help and POST /stub/config (stub/opts.c). */
+struct stub_opt {
+	const char *name; /* --name; in /stub/config with '_' for '-' */
+	const char *arg, *help;
+	enum stub_opt_type type;
+	void *ptr;
+	int64_t lo, hi;
+	const char *hdr; /* the per-request header that overrides it */
+	bool runtime; /* settable by POST /stub/config */
 };
+
+extern const struct stub_opt stub_opt_table[];
+extern const size_t stub_nopts;
+
+/* From text (the command line); 0 or -EINVAL. */
+int stub_opt_set(const struct stub_opt *o, const char *val);
+/* POST /stub/config: a JSON object of runtime options; all or nothing. 0 or -EINVAL + err. */
+int stub_config_apply(const char *body, size_t len, char *err, size_t errlen);
+/* GET /stub/config: every runtime option's current value. */
+void stub_config_json(struct stub_buf *b);
+
+#define stub_opt_get(field) __atomic_load_n(&stub_opts.field, __ATOMIC_RELAXED)
+
+extern struct stub_opts stub_opts;
 
 int stub_buf_reserve(struct stub_buf *b, size_t more);
 void stub_buf_add(struct stub_buf *b, const void *p, size_t n);

@@ -2,7 +2,8 @@
 #   start_stub [ARGS...]  starts $STUB (build/san/leaky-stub by default) on 127.0.0.1:0, waits
 #                         until it answers; sets STUB_PID, STUB_PORT, STUB_URL. With STUB_WRAP
 #                         set (e.g. STUB_WRAP=inns) the stub runs under that command (a netns).
-#   stop_stub             SIGTERM and wait; returns the stub's exit status (ASan findings fail).
+#   stop_stub             SIGTERM and wait (at most 20 s, then SIGKILL); returns the stub's exit
+#                         status (ASan findings fail, so does a stub that had to be killed).
 #   stub_stat SHAPE FIELD prints one counter of GET /stub/stats (SHAPE total for the sum).
 #   stub_reset            POST /stub/reset.
 # Prints nothing on stdout (TAP only there). The caller's cleanup should run stop_stub, or
@@ -36,6 +37,12 @@ stop_stub() {
 	local rc=0
 	[ -n "$STUB_PID" ] || return 0
 	kill -TERM "$STUB_PID" 2>/dev/null
+	# bounded: an ASan exit (the leak check) takes a moment, never 20 s
+	for _ in $(seq 200); do kill -0 "$STUB_PID" 2>/dev/null || break; sleep 0.1; done
+	if kill -0 "$STUB_PID" 2>/dev/null; then
+		echo "# leaky-stub did not exit 20 s after SIGTERM" >&2
+		kill -9 "$STUB_PID" 2>/dev/null
+	fi
 	wait "$STUB_PID" 2>/dev/null || rc=$?
 	STUB_PID=
 	rm -f "$STUB_LOG.out"

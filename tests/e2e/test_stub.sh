@@ -52,9 +52,9 @@ help=$("$STUB" --help)
 missing=
 grep -q -- "x-stub-error-after" <<<"$help" || missing+=" x-stub-error-after"
 for f in listen threads tokens ignore-max-tokens latency-ms chunk-delay-ms status retry-after \
-	embedding-dims max-body quiet; do
+	hang disconnect-after error-after embedding-dims max-body quiet; do
 	grep -q -- "--$f" <<<"$help" || missing+=" $f"
-	grep -q "\"$f\"" "$ROOT/stub/main.c" || missing+=" (not in main.c: $f)"
+	grep -q "\"$f\"" "$ROOT/stub/opts.c" || missing+=" (not in the table: $f)"
 done
 eq "--help lists every flag of the option table" "$missing" ""
 out=$("$STUB" --tokens x 2>&1); rc=$?
@@ -214,6 +214,23 @@ eq "529 (anthropic): overloaded_error" "$STATUS|$(jqb '[.type,.error.type]|@csv'
 post /compatible-mode/v1/chat/completions "$CHAT" -H 'x-stub-status: 503'
 eq "503 (dashscope): server_error" "$STATUS|$(jqb .error.type)" "503|server_error"
 
+# --- runtime defaults: /stub/config ------------------------------------------------------------
+eq "GET /stub/config: the runtime defaults" \
+	"$(curl -s -m 5 "$B/stub/config" | jq -c '[.tokens,.status,.latency_ms,.hang,.disconnect_after]')" '[16,200,0,false,-1]'
+s=$(curl -s -m 5 -o "$RB" -w '%{http_code}' -d '{"status":503,"tokens":2}' "$B/stub/config")
+eq "POST /stub/config {status 503, tokens 2}: 200, echoed" "$s|$(jqb '[.status,.tokens]|@csv')" "200|503,2"
+post /v1/messages '{"model":"c","max_tokens":9,"messages":[{"role":"user","content":"x"}]}'
+eq "... then every request is a 503 in its provider's shape" "$STATUS|$(jqb .error.type)" "503|api_error"
+post /v1/messages '{"model":"c","max_tokens":9,"messages":[{"role":"user","content":"x"}]}' -H 'x-stub-status: 200'
+eq "... unless its header says otherwise (and tokens 2 is the default length)" "$STATUS|$(jqb .usage.output_tokens)" "200|2"
+s=$(curl -s -m 5 -o "$RB" -w '%{http_code}' -d '{"status":200,"nope":1}' "$B/stub/config")
+eq "an unknown key: 400, and nothing changes (status still 503)" \
+	"$s|$(curl -s -m 5 "$B/stub/config" | jq .status)" "400|503"
+s=$(curl -s -m 5 -o "$RB" -w '%{http_code}' -d '{"threads":4}' "$B/stub/config")
+eq "a start-up option (threads) is not settable at run time: 400" "$s" 400
+s=$(curl -s -m 5 -o "$RB" -w '%{http_code}' -d '{"status":200,"tokens":16,"hang":false,"disconnect_after":null}' "$B/stub/config")
+eq "back to the defaults" "$s|$(jqb "[.status,.tokens,.disconnect_after]|@csv")" "200|200,16,-1"
+
 # --- bad input ----------------------------------------------------------------------------------
 bad() { # NAME PATH BODY WANT_STATUS JQ_FIELD [CURL ARGS]
 	local n=$1 p=$2 body=$3 want=$4 f=$5
@@ -254,7 +271,10 @@ for _ in $(seq 50); do grep -q listening "$WORK/stub2.out" && break; sleep 0.1; 
 P2=$(sed -n 's/.*:\([0-9]*\)$/\1/p' "$WORK/stub2.out")
 s=$(head -c 5000 /dev/zero | tr '\0' a | curl -s -m 5 -o "$RB" -w '%{http_code}' --data-binary @- "http://127.0.0.1:$P2/v1/chat/completions")
 eq "a body over --max-body: 413, openai-shaped" "$s|$(jqb .error.type)" "413|invalid_request_error"
-kill -TERM "$STUB2_PID"; wait "$STUB2_PID"; rc=$?
+kill -TERM "$STUB2_PID"
+for _ in $(seq 200); do kill -0 "$STUB2_PID" 2>/dev/null || break; sleep 0.1; done
+kill -9 "$STUB2_PID" 2>/dev/null
+wait "$STUB2_PID"; rc=$?
 STUB2_PID=
 eq "the second stub exits 0 on SIGTERM" $rc 0
 
