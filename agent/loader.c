@@ -651,6 +651,7 @@ void lt_maps_from_skel(struct lt_admit *skel, struct lt_maps *m)
 	m->fd[LT_M_REQLOG_CTL] = bpf_map__fd(skel->maps.lt_reqlog_ctl);
 	m->fd[LT_M_REQLOG] = bpf_map__fd(skel->maps.lt_reqlog);
 	m->fd[LT_M_LEASE] = bpf_map__fd(skel->maps.lt_lease);
+	m->fd[LT_M_BREAKER] = bpf_map__fd(skel->maps.lt_breaker);
 }
 
 static int lt_probe_run(struct lt_admit *skel, __u64 *ktime, __u64 *jiffies)

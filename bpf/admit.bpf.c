@@ -163,6 +163,14 @@ struct {
 	__type(key, __u32);
 	__type(value, struct lt_reqlog_rec);
 } lt_reqlog SEC(".maps");
+/* Circuit breakers of the gateways (lt_abi.h); no program reads it. */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(map_flags, BPF_F_MMAPABLE);
+	__uint(max_entries, LT_MAX_BREAKERS);
+	__type(key, __u32);
+	__type(value, struct lt_breaker_val);
+} lt_breaker SEC(".maps");
 
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);

@@ -286,10 +286,20 @@ struct lt_config_val {
 	__u32 flags; /* LT_CFG_*, atomic or/and per bit */
 	__u32 sample_mask; /* event when (per-CPU count & mask) == 0; ~0 = none */
 	__u32 wlock; /* pid of the latch writer, 0 = free */
-	__u32 _pad[9]; /* the snaps start on their own cache line */
+	__u32 _pad0;
+	/*
+	 * keys_gen: bumped (atomic add, after the write) by the agent on every
+	 * change of lt_apikey. Readers that cache API-key records (the gateway's
+	 * identity) compare it on every request and drop their cache when it
+	 * moved: a revocation is seen on the next request, without a syscall.
+	 * Taken from the padding (append-only: 0 in older pins, never moved).
+	 */
+	__u64 keys_gen;
+	__u32 _pad[6]; /* the snaps start on their own cache line */
 	struct lt_config_snap snap[2];
 };
 _Static_assert(sizeof(struct lt_config_val) == 320, "lt_config_val is ABI");
+_Static_assert(__builtin_offsetof(struct lt_config_val, keys_gen) == 32, "keys_gen is ABI");
 
 /*
  * lt_ports: ARRAY[65536] indexed by port (host order), BPF_F_MMAPABLE.
@@ -622,5 +632,73 @@ struct lt_reqlog_rec {
 	__u8 _reserved[56]; /* room for fields to come without a new layout */
 } __attribute__((aligned(16)));
 _Static_assert(sizeof(struct lt_reqlog_rec) == 640, "lt_reqlog_rec is ABI (mmapped)");
+
+/*
+ * lt_breaker: ARRAY[LT_MAX_BREAKERS] of struct lt_breaker_val,
+ * BPF_F_MMAPABLE. Circuit breakers per provider and per upstream service,
+ * shared by every gateway process through the mmap (lib/breaker.c is the
+ * only code that changes them); the agent lists and resets them. No BPF
+ * program reads it.
+ *
+ * Slots. A name's slot is the first of up to LT_BREAKER_PROBES consecutive
+ * slots from lt_mix64(fnv1a(name)) & (LT_MAX_BREAKERS - 1) whose tag is that
+ * 64-bit hash (never 0), claimed by CAS tag 0 -> hash. The name is written
+ * after the claim, then named = 1 (release); whoever finds named == 0 on its
+ * own tag writes the same bytes again, so a claimer killed between the two
+ * leaves a slot the next user completes. A slot whose name differs from the
+ * caller's under the same tag (a 64-bit collision) is probed past. Slots are
+ * never freed (names come from the config: providers and services).
+ *
+ * The state is one word changed only by CAS (a process killed at any
+ * instruction leaves the old word or the new one):
+ *   bits  0..1   state, enum lt_brk_state
+ *   bits  2..9   failures: consecutive failures while CLOSED (saturating)
+ *   bits 10..15  issued: HALF_OPEN probes let through this round
+ *   bits 16..21  succeeded: HALF_OPEN probes that succeeded
+ *   bits 22..63  t_ms, CLOCK_MONOTONIC ms: OPEN until then; HALF_OPEN the
+ *                round's deadline, after which probes that never reported
+ *                (their process died) are presumed lost and re-issued
+ * The bit-field view f (same word) is for BTF: bpftool prints it by name.
+ * Policy words (0 = the reader's default) and the counters are single words
+ * read on their own; opened_at_ms and last_cause are hints for operators.
+ */
+#define LT_MAX_BREAKERS 1024 /* power of two */
+#define LT_BREAKER_PROBES 16 /* slots a name may take, from its hash */
+#define LT_BREAKER_NAME_LEN 48 /* bytes, NUL included */
+
+enum lt_brk_state {
+	LT_BRK_CLOSED = 0,
+	LT_BRK_OPEN = 1,
+	LT_BRK_HALF_OPEN = 2,
+};
+
+struct lt_breaker_bits {
+	__u64 state : 2; /* enum lt_brk_state */
+	__u64 failures : 8; /* consecutive, while CLOSED */
+	__u64 issued : 6; /* HALF_OPEN probes let through */
+	__u64 succeeded : 6; /* HALF_OPEN probes that succeeded */
+	__u64 t_ms : 42; /* CLOCK_MONOTONIC ms: OPEN until / HALF_OPEN deadline */
+};
+
+struct lt_breaker_val {
+	__u64 tag; /* 64-bit hash of name; 0 = free */
+	union {
+		__u64 word; /* the state, CAS only */
+		struct lt_breaker_bits f;
+	};
+	char name[LT_BREAKER_NAME_LEN]; /* NUL-padded */
+	__u32 named; /* 1 once name is written */
+	__u32 fail_threshold; /* consecutive failures that open; 0 = default */
+	__u32 recovery_ms; /* ms OPEN before probes; 0 = default */
+	__u32 probes; /* HALF_OPEN probes, all must succeed to close; 0 = default */
+	__u32 probe_timeout_ms; /* ms a probe may stay unanswered; 0 = default */
+	__u32 last_cause; /* enum lt_brk_outcome (lib/breaker.h) of the last trip */
+	__u64 opened_at_ms; /* CLOCK_MONOTONIC ms of the last trip */
+	__u64 trips; /* times it opened (atomic add) */
+	__u64 denied; /* requests refused while open (atomic add) */
+	__u64 _pad[2]; /* 128 bytes: two cache lines */
+};
+_Static_assert(sizeof(struct lt_breaker_bits) == 8, "lt_breaker_bits is ABI");
+_Static_assert(sizeof(struct lt_breaker_val) == 128, "lt_breaker_val is ABI");
 
 #endif /* LT_ABI_H */

@@ -20,6 +20,7 @@ const char *const lt_map_names[LT_M__MAX] = {
 	[LT_M_REQLOG_CTL] = "lt_reqlog_ctl",
 	[LT_M_REQLOG] = "lt_reqlog",
 	[LT_M_LEASE] = "lt_lease",
+	[LT_M_BREAKER] = "lt_breaker",
 };
 /* clang-format on */
 
