@@ -793,6 +793,23 @@ static enum MHD_Result lt_metrics(struct lt_req *r)
 	P("lt_map_entries{map=\"lt_lease\"} %ld\n",
 	  __atomic_load_n(&r->api->leases_live, __ATOMIC_RELAXED));
 	P("lt_map_entries{map=\"lt_slots\"} %llu\n", (unsigned long long)qs.buckets);
+	if (r->api->brk) {
+		struct lt_brk_info bi;
+
+		/* names are [A-Za-z0-9._:-] (lt_breaker_name_ok): safe in a label */
+		P("# HELP lt_breaker_state Circuit breaker: 0 closed, 1 open, 2 half-open.\n"
+		  "# TYPE lt_breaker_state gauge\n");
+		for (i = 0; i < r->api->brk->n; i++)
+			if (!lt_breaker_info(r->api->brk, i, &bi) && bi.name[0])
+				P("lt_breaker_state{name=\"%s\"} %u\n", bi.name,
+				  (unsigned)bi.state);
+		P("# HELP lt_breaker_trips_total Times a circuit breaker opened.\n"
+		  "# TYPE lt_breaker_trips_total counter\n");
+		for (i = 0; i < r->api->brk->n; i++)
+			if (!lt_breaker_info(r->api->brk, i, &bi) && bi.name[0])
+				P("lt_breaker_trips_total{name=\"%s\"} %llu\n", bi.name,
+				  (unsigned long long)bi.trips);
+	}
 #undef P
 	if (b.oom) {
 		free(b.p);

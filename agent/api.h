@@ -12,6 +12,7 @@
 #include <jansson.h>
 #include <microhttpd.h>
 #include "auth.h" /* struct lt_principal */
+#include "breaker.h"
 #include "httpd.h" /* struct lt_req, the server, its response helpers */
 #include "config.h"
 #include "jwt.h"
@@ -38,6 +39,7 @@ struct lt_api {
 	struct lt_store *st;
 	struct lt_maps *maps; /* pinned maps: penalties, policies, XDP stats */
 	struct lt_keys *keys;
+	struct lt_breakers *brk; /* the gateways' circuit breakers (mmapped lt_breaker) */
 	struct lt_jwt_verifier jwt;
 	struct lt_api_metrics *metrics;
 	struct lt_requests *requests; /* usage records (requests.c); NULL = none */

@@ -226,6 +226,8 @@ static enum MHD_Result lt_providers(struct lt_req *r, const char *name)
 			return lt_problem(r, ret == -ENOSPC ? 409 : 500, "provider",
 					  "Provider not added", "/name", "%s", err);
 		}
+		if (r->api->brk) /* listed as a closed breaker from now on */
+			lt_breaker_register(r->api->brk, json_string_value(n));
 		res = lt_reply_json(r, 201, json_pack("{s:s}", "name", json_string_value(n)));
 		json_decref(body);
 		return res;
@@ -624,6 +626,73 @@ static enum MHD_Result lt_policies(struct lt_req *r)
 	return lt_reply_json(r, 200, lt_policy_json(&k, &pol));
 }
 
+/* ---- circuit breakers (lib/breaker.h; the gateways decide, the agent shows and resets) ---- */
+
+/* A CLOCK_MONOTONIC ms instant as RFC 3339 (rounded up: never earlier than it is). */
+static json_t *lt_mono_ms_json(__u64 t_ms, __u64 now_mono_ms, __u64 now_real_ms)
+{
+	long long real = (long long)now_real_ms + ((long long)t_ms - (long long)now_mono_ms);
+
+	return lt_time_json((real + 999) / 1000);
+}
+
+static json_t *lt_breaker_json(const struct lt_brk_info *i)
+{
+	__u64 mono = lt_brk_now_ms(), real;
+	struct timespec ts;
+	json_t *o;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	real = (__u64)ts.tv_sec * 1000 + (__u64)ts.tv_nsec / 1000000;
+	o = json_pack(
+		"{s:s, s:s, s:i, s:o, s:o, s:{s:i, s:i, s:i}, s:I, s:I, s:o, s:{s:i, s:I, "
+		"s:i, s:I}}",
+		"name", i->name, "state", lt_brk_state_name(i->state), "failures", (int)i->failures,
+		"openedAt", i->trips ? lt_mono_ms_json(i->opened_at_ms, mono, real) : json_null(),
+		"until",
+		i->state != LT_BRK_CLOSED ? lt_mono_ms_json(i->t_ms, mono, real) : json_null(),
+		"probes", "issued", (int)i->issued, "succeeded", (int)i->succeeded, "max",
+		(int)i->policy.probes, "trips", (json_int_t)i->trips, "denied",
+		(json_int_t)i->denied, "lastCause",
+		i->trips || i->last_cause ? json_string(lt_brk_outcome_name(i->last_cause)) :
+					    json_null(),
+		"policy", "failThreshold", (int)i->policy.fail_threshold, "recoveryMs",
+		(json_int_t)i->policy.recovery_ms, "probes", (int)i->policy.probes,
+		"probeTimeoutMs", (json_int_t)i->policy.probe_timeout_ms);
+	return o;
+}
+
+/* GET /breakers, POST /breakers/{name}/reset */
+static enum MHD_Result lt_breakers_res(struct lt_req *r, const char *name, const char *action)
+{
+	struct lt_breakers *b = r->api->brk;
+	struct lt_brk_info info;
+	json_t *arr;
+	__u32 i;
+
+	if (!b)
+		return lt_problem(r, 503, "maps-unavailable", "Breakers unavailable", NULL,
+				  "lt_breaker is not mapped");
+	if (!name) {
+		if (strcmp(r->method, "GET"))
+			return lt_405(r);
+		arr = json_array();
+		for (i = 0; i < b->n; i++)
+			if (!lt_breaker_info(b, i, &info) && info.name[0])
+				json_array_append_new(arr, lt_breaker_json(&info));
+		return lt_reply_json(r, 200, json_pack("{s:o}", "breakers", arr));
+	}
+	if (!action || strcmp(action, "reset"))
+		return lt_problem(r, 404, "not-found", "Not found", NULL, "no resource at %.128s",
+				  r->url);
+	if (strcmp(r->method, "POST"))
+		return lt_405(r);
+	if (lt_breaker_reset(b, name) || lt_breaker_get(b, name, &info))
+		return lt_problem(r, 404, "not-found", "No such breaker", "name",
+				  "no breaker named '%.48s'", name);
+	return lt_reply_json(r, 200, lt_breaker_json(&info));
+}
+
 /* ---- routing ---------------------------------------------------------------------- */
 
 int lt_admin_route(struct lt_req *r, const struct lt_principal *p, enum MHD_Result *res)
@@ -656,6 +725,8 @@ int lt_admin_route(struct lt_req *r, const struct lt_principal *p, enum MHD_Resu
 		*res = lt_penalties(r);
 	else if (!strcmp(seg[0], "policies") && n == 1)
 		*res = lt_policies(r);
+	else if (!strcmp(seg[0], "breakers") && (n == 1 || n == 3))
+		*res = lt_breakers_res(r, n == 3 ? seg[1] : NULL, n == 3 ? seg[2] : NULL);
 	else {
 		pthread_mutex_unlock(&r->api->admin_lock);
 		return -1;

@@ -214,7 +214,14 @@ struct lt_cp {
 	struct lt_api api;
 	void *slots, *rates, *usage, *lease;
 	size_t slots_len, rates_len, usage_len, lease_len;
+	struct lt_breakers brk;
 };
+
+/* Every provider has a breaker from the start: the API and /metrics list it. */
+static void lt_brk_register_cb(void *ctx, const char *name)
+{
+	lt_breaker_register(ctx, name);
+}
 
 static void lt_cp_stop(struct lt_cp *cp)
 {
@@ -235,6 +242,7 @@ static void lt_cp_stop(struct lt_cp *cp)
 		munmap(cp->usage, cp->usage_len);
 	if (cp->lease)
 		munmap(cp->lease, cp->lease_len);
+	lt_breakers_close(&cp->brk);
 }
 
 /*
@@ -298,6 +306,12 @@ static int lt_cp_start(struct lt_cp *cp, const struct lt_opts *o, const struct l
 		ret = lt_keys_publish(cp->keys, m->fd[LT_M_APIKEY], err, errlen);
 	if (ret)
 		return ret;
+	ret = lt_breakers_open(&cp->brk, m->fd[LT_M_BREAKER], NULL);
+	if (ret) {
+		snprintf(err, errlen, "cannot mmap lt_breaker: %s", strerror(-ret));
+		return ret;
+	}
+	lt_quota_provider_each(cp->q, lt_brk_register_cb, &cp->brk);
 	{
 		struct lt_ops ops = { .m = m, .state_dir = o->state_dir, .st = &cp->st };
 
@@ -342,6 +356,7 @@ static int lt_cp_start(struct lt_cp *cp, const struct lt_opts *o, const struct l
 	cp->api.st = &cp->st;
 	cp->api.maps = m;
 	cp->api.keys = cp->keys;
+	cp->api.brk = &cp->brk;
 	cp->api.state_dir = o->state_dir;
 	return lt_api_start(&cp->api, err, errlen);
 }

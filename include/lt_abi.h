@@ -658,7 +658,7 @@ _Static_assert(sizeof(struct lt_reqlog_rec) == 640, "lt_reqlog_rec is ABI (mmapp
  *   bits 22..63  t_ms, CLOCK_MONOTONIC ms: OPEN until then; HALF_OPEN the
  *                round's deadline, after which probes that never reported
  *                (their process died) are presumed lost and re-issued
- * The bit-field view f (same word) is for BTF: bpftool prints it by name.
+ * The bit-field view st.f (same word) is for BTF: bpftool prints it by name.
  * Policy words (0 = the reader's default) and the counters are single words
  * read on their own; opened_at_ms and last_cause are hints for operators.
  */
@@ -684,8 +684,8 @@ struct lt_breaker_val {
 	__u64 tag; /* 64-bit hash of name; 0 = free */
 	union {
 		__u64 word; /* the state, CAS only */
-		struct lt_breaker_bits f;
-	};
+		struct lt_breaker_bits f; /* the same word, for bpftool */
+	} st;
 	char name[LT_BREAKER_NAME_LEN]; /* NUL-padded */
 	__u32 named; /* 1 once name is written */
 	__u32 fail_threshold; /* consecutive failures that open; 0 = default */

@@ -178,7 +178,7 @@ int lt_breaker_allow_at(struct lt_breakers *b, const char *name, uint64_t now,
 	s = lt_brk_slot(b, name, 1, &ret);
 	if (!s)
 		return ret; /* no slot: no breaker, the request goes */
-	old = __atomic_load_n(&s->word, __ATOMIC_ACQUIRE);
+	old = __atomic_load_n(&s->st.word, __ATOMIC_ACQUIRE);
 	for (tries = 0; tries < LT_BRK_CAS_TRIES; tries++) {
 		t = W_T(old);
 		switch (W_STATE(old)) {
@@ -204,7 +204,7 @@ int lt_breaker_allow_at(struct lt_breakers *b, const char *name, uint64_t now,
 			v->state = LT_BRK_CLOSED;
 			return 1;
 		}
-		if (__atomic_compare_exchange_n(&s->word, &old, nw, 0, __ATOMIC_ACQ_REL,
+		if (__atomic_compare_exchange_n(&s->st.word, &old, nw, 0, __ATOMIC_ACQ_REL,
 						__ATOMIC_ACQUIRE)) {
 			v->probe = 1;
 			v->state = LT_BRK_HALF_OPEN;
@@ -241,7 +241,7 @@ int lt_breaker_report_at(struct lt_breakers *b, const char *name, enum lt_brk_ou
 	if (!s)
 		return ret;
 	lt_brk_policy_of(b, s, &pol);
-	old = __atomic_load_n(&s->word, __ATOMIC_ACQUIRE);
+	old = __atomic_load_n(&s->st.word, __ATOMIC_ACQUIRE);
 	for (tries = 0; tries < LT_BRK_CAS_TRIES; tries++) {
 		st = W_STATE(old) > LT_BRK_HALF_OPEN ? LT_BRK_CLOSED : W_STATE(old);
 		trip = 0;
@@ -270,7 +270,7 @@ int lt_breaker_report_at(struct lt_breakers *b, const char *name, enum lt_brk_ou
 				nw = lt_brk_word(LT_BRK_CLOSED, f > 255 ? 255 : f, 0, 0, 0);
 			}
 		}
-		if (__atomic_compare_exchange_n(&s->word, &old, nw, 0, __ATOMIC_ACQ_REL,
+		if (__atomic_compare_exchange_n(&s->st.word, &old, nw, 0, __ATOMIC_ACQ_REL,
 						__ATOMIC_ACQUIRE)) {
 			if (trip) { /* hints for operators, after the fact */
 				__atomic_store_n(&s->opened_at_ms, now, __ATOMIC_RELAXED);
@@ -300,7 +300,7 @@ int lt_breaker_reset(struct lt_breakers *b, const char *name)
 	if (!s)
 		return ret;
 	/* a plain store: the reset wins over whatever was in flight */
-	__atomic_store_n(&s->word, lt_brk_word(LT_BRK_CLOSED, 0, 0, 0, 0), __ATOMIC_RELEASE);
+	__atomic_store_n(&s->st.word, lt_brk_word(LT_BRK_CLOSED, 0, 0, 0, 0), __ATOMIC_RELEASE);
 	__atomic_store_n(&s->last_cause, (__u32)LT_BRK_RESET, __ATOMIC_RELAXED);
 	return 0;
 }
@@ -322,10 +322,19 @@ int lt_breaker_configure(struct lt_breakers *b, const char *name, const struct l
 	return 0;
 }
 
+int lt_breaker_register(struct lt_breakers *b, const char *name)
+{
+	int ret = 0;
+
+	if (!lt_breaker_name_ok(name))
+		return -EINVAL;
+	return lt_brk_slot(b, name, 1, &ret) ? 0 : ret;
+}
+
 static void lt_brk_info_of(const struct lt_breakers *b, const struct lt_breaker_val *s,
 			   struct lt_brk_info *out)
 {
-	__u64 w = __atomic_load_n(&s->word, __ATOMIC_ACQUIRE);
+	__u64 w = __atomic_load_n(&s->st.word, __ATOMIC_ACQUIRE);
 
 	memset(out, 0, sizeof(*out));
 	if (__atomic_load_n(&s->named, __ATOMIC_ACQUIRE))

@@ -128,6 +128,9 @@ int lt_breaker_reset(struct lt_breakers *b, const char *name);
  */
 int lt_breaker_configure(struct lt_breakers *b, const char *name, const struct lt_brk_policy *p);
 
+/* Claims name's slot (CLOSED) without touching its policy. 0 or -EINVAL / -ENOSPC. */
+int lt_breaker_register(struct lt_breakers *b, const char *name);
+
 /* A breaker as the agent lists it. */
 struct lt_brk_info {
 	char name[LT_BREAKER_NAME_LEN];

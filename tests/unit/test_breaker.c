@@ -317,7 +317,7 @@ static void same_hash_other_name_is_probed_past(void)
 	tab[i0].tag = h;
 	snprintf(tab[i0].name, sizeof(tab[i0].name), "impostor");
 	tab[i0].named = 1;
-	tab[i0].word = 1ULL | (1ULL << 22) * 999999; /* OPEN for a long time */
+	tab[i0].st.word = 1ULL | (1ULL << 22) * 999999; /* OPEN for a long time */
 	CHECK_EQ(allow("openai", 0, &v), 1); /* not the impostor's state */
 	CHECK_EQ(tab[(i0 + 1) & (LT_MAX_BREAKERS - 1)].tag, h);
 	CHECK(!lt_breaker_get(&B, "openai", &in));
@@ -351,18 +351,18 @@ static void bitfield_view_matches_the_word(void)
 
 	fresh();
 	trip("openai", 7);
-	CHECK_EQ(s->f.state, LT_BRK_OPEN);
-	CHECK_EQ(s->f.t_ms, 7 + POL.recovery_ms);
+	CHECK_EQ(s->st.f.state, LT_BRK_OPEN);
+	CHECK_EQ(s->st.f.t_ms, 7 + POL.recovery_ms);
 	allow("openai", 7 + POL.recovery_ms, &v);
 	allow("openai", 7 + POL.recovery_ms, &v);
 	lt_breaker_report_at(&B, "openai", LT_BRK_SUCCESS, 0, 2000);
-	CHECK_EQ(s->f.state, LT_BRK_HALF_OPEN);
-	CHECK_EQ(s->f.issued, 2);
-	CHECK_EQ(s->f.succeeded, 1);
-	CHECK_EQ(s->f.t_ms, 7 + POL.recovery_ms + POL.probe_timeout_ms);
+	CHECK_EQ(s->st.f.state, LT_BRK_HALF_OPEN);
+	CHECK_EQ(s->st.f.issued, 2);
+	CHECK_EQ(s->st.f.succeeded, 1);
+	CHECK_EQ(s->st.f.t_ms, 7 + POL.recovery_ms + POL.probe_timeout_ms);
 	fresh();
 	lt_breaker_report_at(&B, "openai", LT_BRK_FAIL_5XX, 0, 1);
-	CHECK_EQ(s->f.failures, 1);
+	CHECK_EQ(s->st.f.failures, 1);
 }
 
 static void two_processes_share_one_state(void)
