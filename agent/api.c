@@ -776,23 +776,6 @@ static enum MHD_Result lt_metrics(struct lt_req *r)
 	  "# TYPE lt_leases_settled_total counter\nlt_leases_settled_total %llu\n",
 	  __atomic_load_n(&r->api->leases_settled, __ATOMIC_RELAXED));
 	lt_requests_metrics(r->api->requests, &b);
-	if (r->api->maps && !lt_stats_read(r->api->maps->fd[LT_M_STATS], st)) {
-		P("# HELP lt_xdp_packets_total Packets by XDP/TC outcome.\n"
-		  "# TYPE lt_xdp_packets_total counter\n");
-		for (i = 0; i < LT_STAT__MAX; i++)
-			P("lt_xdp_packets_total{outcome=\"%s\"} %llu\n", lt_stat_name(i),
-			  (unsigned long long)st[i].packets);
-		P("# HELP lt_map_entries Map fill.\n# TYPE lt_map_entries gauge\n");
-		P("lt_map_entries{map=\"lt_src\"} %ld\n",
-		  lt_src_count(r->api->maps->fd[LT_M_SRC], NULL));
-		P("lt_map_entries{map=\"lt_penalty\"} %ld\n",
-		  lt_map_count(r->api->maps->fd[LT_M_PENALTY]));
-		P("lt_map_entries{map=\"lt_policy\"} %ld\n",
-		  lt_map_count(r->api->maps->fd[LT_M_POLICY]));
-	}
-	P("lt_map_entries{map=\"lt_lease\"} %ld\n",
-	  __atomic_load_n(&r->api->leases_live, __ATOMIC_RELAXED));
-	P("lt_map_entries{map=\"lt_slots\"} %llu\n", (unsigned long long)qs.buckets);
 	if (r->api->brk) {
 		struct lt_brk_info bi;
 
@@ -810,6 +793,23 @@ static enum MHD_Result lt_metrics(struct lt_req *r)
 				P("lt_breaker_trips_total{name=\"%s\"} %llu\n", bi.name,
 				  (unsigned long long)bi.trips);
 	}
+	if (r->api->maps && !lt_stats_read(r->api->maps->fd[LT_M_STATS], st)) {
+		P("# HELP lt_xdp_packets_total Packets by XDP/TC outcome.\n"
+		  "# TYPE lt_xdp_packets_total counter\n");
+		for (i = 0; i < LT_STAT__MAX; i++)
+			P("lt_xdp_packets_total{outcome=\"%s\"} %llu\n", lt_stat_name(i),
+			  (unsigned long long)st[i].packets);
+		P("# HELP lt_map_entries Map fill.\n# TYPE lt_map_entries gauge\n");
+		P("lt_map_entries{map=\"lt_src\"} %ld\n",
+		  lt_src_count(r->api->maps->fd[LT_M_SRC], NULL));
+		P("lt_map_entries{map=\"lt_penalty\"} %ld\n",
+		  lt_map_count(r->api->maps->fd[LT_M_PENALTY]));
+		P("lt_map_entries{map=\"lt_policy\"} %ld\n",
+		  lt_map_count(r->api->maps->fd[LT_M_POLICY]));
+	}
+	P("lt_map_entries{map=\"lt_lease\"} %ld\n",
+	  __atomic_load_n(&r->api->leases_live, __ATOMIC_RELAXED));
+	P("lt_map_entries{map=\"lt_slots\"} %llu\n", (unsigned long long)qs.buckets);
 #undef P
 	if (b.oom) {
 		free(b.p);
