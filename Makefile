@@ -54,7 +54,7 @@ REL_STUB := $(BUILD)/leaky-stub
 SAN_STUB := $(BUILD)/san/leaky-stub
 UNIT_TESTS := $(patsubst tests/unit/%.c,$(BUILD)/san/tests/%,$(wildcard tests/unit/*.c))
 BPF_TESTS := $(patsubst tests/bpf/%.c,$(BUILD)/san/tests/%,$(wildcard tests/bpf/*.c))
-# Helper processes of the e2e suites (tests/e2e/*.c): liblt only, no agent code.
+# Helper processes of the e2e suites (tests/e2e/*.c): liblt and libgateway, no agent code.
 E2E_TOOLS := $(patsubst tests/e2e/%.c,$(BUILD)/san/tests/%,$(wildcard tests/e2e/*.c))
 BENCH := $(BUILD)/bench
 RAWSEND := $(BUILD)/lt_rawsend
@@ -182,7 +182,7 @@ $(BUILD)/san/tests/%: $(BUILD)/san/tests/bpf/%.o $(BUILD)/san/libagent.a $(BUILD
 		$(BUILD)/san/liblt.a
 	$(CC) $(CFLAGS_SAN) $^ -o $@ $(LDLIBS)
 
-$(BUILD)/san/tests/%: $(BUILD)/san/tests/e2e/%.o $(BUILD)/san/liblt.a
+$(BUILD)/san/tests/%: $(BUILD)/san/tests/e2e/%.o $(BUILD)/san/libgateway.a $(BUILD)/san/liblt.a
 	$(CC) $(CFLAGS_SAN) $^ -o $@ $(LDLIBS)
 
 $(BENCH): $(BUILD)/rel/bench/bench.o $(BUILD)/rel/libagent.a $(BUILD)/rel/liblt.a

@@ -24,6 +24,7 @@ struct lt_opts {
 	const char *packets; /* policy set: CAP:RATE */
 	int agg_v4, agg_v6; /* policy set: 0 = inherit */
 	const char *api; /* attach: --api ADDR:PORT */
+	const char *gateway_group; /* attach: --gateway-group, over the config's */
 	const char *sub, *roles, *orgs, *ttl; /* mint-token */
 	char **args; /* positional words after the command */
 	int nargs;

@@ -169,6 +169,7 @@ static int lt_cfg_root(struct lt_cfg_ctx *x, json_t *root, struct lt_agent_confi
 	c->xdp.sample_mask = 63;
 	c->max_sources = LT_MAX_SOURCES_DEFAULT;
 	c->idle_timeout_ns = 60 * LT_NS_PER_SEC;
+	snprintf(c->gateway_group, sizeof(c->gateway_group), "leaky");
 
 	/* default_policy first: policies inherit from it */
 	val = json_object_get(root, "default_policy");
@@ -261,6 +262,18 @@ static int lt_cfg_root(struct lt_cfg_ctx *x, json_t *root, struct lt_agent_confi
 			    !c->idle_timeout_ns)
 				return lt_cfg_fail(x, p,
 						   "expected a duration like \"60s\" or \"5m\"");
+		} else if (!strcmp(key, "gateway_group")) {
+			const char *g = json_is_string(val) ? json_string_value(val) : "";
+
+			/* POSIX portable user/group names, as useradd takes them */
+			if (!g[0] || strlen(g) > 32 ||
+			    strspn(g, "abcdefghijklmnopqrstuvwxyz"
+				      "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
+				      "0123456789_.-") != strlen(g) ||
+			    g[0] == '-')
+				return lt_cfg_fail(x, p, "expected a group name like \"leaky\"");
+			snprintf(c->gateway_group, sizeof(c->gateway_group), "%s", g);
+			c->gateway_group_set = 1;
 		} else {
 			return lt_cfg_fail(x, p, "unknown field");
 		}

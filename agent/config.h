@@ -65,6 +65,8 @@ struct lt_agent_config {
 	__u32 nallow;
 	__u32 max_sources; /* lt_src entries; fixed when the map is created */
 	__u64 idle_timeout_ns; /* sweep buckets idle (and empty) this long */
+	char gateway_group[64]; /* owns the gateway's pins (agent/pins.h) */
+	int gateway_group_set; /* named in the file: a missing group is an error */
 };
 
 /* The embedded default config (agent/default-config.json), NUL-terminated. */

@@ -27,6 +27,7 @@
 #include "maps.h"
 #include "ops.h"
 #include "overrides.h"
+#include "pins.h"
 #include "units.h"
 #include "api.h"
 #include "keys.h"
@@ -212,8 +213,8 @@ struct lt_cp {
 	struct lt_quota *q;
 	struct lt_keys *keys;
 	struct lt_api api;
-	void *slots, *rates, *usage, *lease;
-	size_t slots_len, rates_len, usage_len, lease_len;
+	void *slots, *rates, *usage, *lease, *cfgv;
+	size_t slots_len, rates_len, usage_len, lease_len, cfgv_len;
 	struct lt_breakers brk;
 };
 
@@ -242,6 +243,8 @@ static void lt_cp_stop(struct lt_cp *cp)
 		munmap(cp->usage, cp->usage_len);
 	if (cp->lease)
 		munmap(cp->lease, cp->lease_len);
+	if (cp->cfgv)
+		munmap(cp->cfgv, cp->cfgv_len);
 	lt_breakers_close(&cp->brk);
 }
 
@@ -302,6 +305,13 @@ static int lt_cp_start(struct lt_cp *cp, const struct lt_opts *o, const struct l
 		lt_quota_set_limits(cp->q, c->cp.max_buckets, c->cp.bucket_idle_ns);
 	if (!ret)
 		ret = lt_keys_open(&cp->keys, &cp->st, cp->q, err, errlen);
+	cp->cfgv = ret ? NULL : lt_map_mmap(m->fd[LT_M_CONFIG], &cp->cfgv_len);
+	if (!ret && !cp->cfgv) {
+		snprintf(err, errlen, "cannot mmap lt_config: %s", strerror(errno));
+		ret = -errno;
+	}
+	if (!ret) /* every change of lt_apikey bumps keys_gen: the gateways' caches */
+		lt_keys_set_gen(cp->keys, &((struct lt_config_val *)cp->cfgv)->keys_gen);
 	if (!ret) /* readers without SQLite (the gateway) see what the store has */
 		ret = lt_keys_publish(cp->keys, m->fd[LT_M_APIKEY], err, errlen);
 	if (ret)
@@ -537,7 +547,8 @@ int lt_cmd_attach(struct lt_opts *o)
 	struct lt_maps m;
 	__u64 last_sweep = 0, last_watch = 0;
 	char err[512];
-	int i, lock_fd = -1, rc = 1, penalty_map_new, running = 0;
+	int i, lock_fd = -1, rc = 1, penalty_map_new, running = 0, gw_share;
+	gid_t gw_gid = 0;
 
 	if (lt_need_privileges())
 		return 1;
@@ -545,6 +556,22 @@ int lt_cmd_attach(struct lt_opts *o)
 	if (lt_load_config(o, &cfg, err, sizeof(err))) {
 		fprintf(stderr, "leaky-agent: bad config: %s\n", err);
 		return 1;
+	}
+	/* The gateway's group, resolved before anything exists: a typo changes nothing. */
+	{
+		const char *g = o->gateway_group ? o->gateway_group : cfg.gateway_group;
+
+		gw_share = lt_pins_group(g, o->gateway_group || cfg.gateway_group_set, &gw_gid, err,
+					 sizeof(err));
+		if (gw_share < 0) {
+			fprintf(stderr, "leaky-agent: %s\n", err);
+			lt_config_free(&cfg);
+			return 1;
+		}
+		if (gw_share)
+			log_info("no group '%s': the gateway's pins stay root-only (0600); "
+				 "create it to run leaky-gateway unprivileged",
+				 g);
 	}
 	/* A program that is not ours on a hook refuses the attach before anything exists. */
 	lt_owner_from_pins(o->pin_dir, &own);
@@ -576,6 +603,10 @@ int lt_cmd_attach(struct lt_opts *o)
 		goto cleanup;
 	}
 	lt_maps_from_skel(skel, &m);
+	if (!gw_share && lt_pins_share(o->pin_dir, gw_gid, err, sizeof(err))) {
+		fprintf(stderr, "leaky-agent: sharing the pins with the gateway: %s\n", err);
+		goto cleanup;
+	}
 	/* Before any program is attached: the clock must be valid from packet 1. */
 	if (lt_clock_calibrate(skel, &cfg.xdp, err, sizeof(err))) {
 		fprintf(stderr, "leaky-agent: %s\n", err);

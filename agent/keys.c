@@ -25,7 +25,22 @@ struct lt_keys {
 	struct lt_quota *q;
 	struct lt_apikeys tab;
 	int map_fd; /* the pinned lt_apikey (lt_keys_publish), -1 = none */
+	__u64 *gen; /* keys_gen in the mmapped lt_config, NULL = none */
 };
+
+/* After the map write: a reader that loads the new value looks the key up again. */
+static void lt_keys_bump(struct lt_keys *k)
+{
+	if (k->gen)
+		__atomic_fetch_add(k->gen, 1, __ATOMIC_RELEASE);
+}
+
+void lt_keys_set_gen(struct lt_keys *k, __u64 *keys_gen)
+{
+	pthread_mutex_lock(&k->lock);
+	k->gen = keys_gen;
+	pthread_mutex_unlock(&k->lock);
+}
 
 static int lt_keys_load(void *ctx, const struct lt_key_rec *r)
 {
@@ -108,6 +123,7 @@ int lt_keys_create(struct lt_keys *k, struct lt_key_rec *rec, char *secret, size
 	}
 	if (!ret)
 		ret = lt_keys_load(k, rec);
+	lt_keys_bump(k); /* a reader may hold "no such key" for this id */
 	pthread_mutex_unlock(&k->lock);
 	OPENSSL_cleanse(rnd, sizeof(rnd));
 	return ret;
@@ -157,6 +173,7 @@ int lt_keys_update(struct lt_keys *k, const struct lt_key_rec *rec)
 				lt_apikey_map_put(k->map_fd, &saved);
 		}
 	}
+	lt_keys_bump(k);
 	pthread_mutex_unlock(&k->lock);
 	return ret;
 }
@@ -180,6 +197,7 @@ int lt_keys_revoke(struct lt_keys *k, const char *id)
 					  "holds it: %s",
 					  id, strerror(-ret));
 		}
+		lt_keys_bump(k);
 	}
 	pthread_mutex_unlock(&k->lock);
 	return ret;
@@ -208,6 +226,7 @@ int lt_keys_publish(struct lt_keys *k, int map_fd, char *err, size_t errlen)
 			 k->tab.all[i - 1]->rec.id, strerror(-ret));
 	else
 		k->map_fd = map_fd;
+	lt_keys_bump(k); /* entries may have gone or changed under readers' caches */
 	pthread_mutex_unlock(&k->lock);
 	return ret;
 }

@@ -33,6 +33,12 @@ int lt_keys_revoke(struct lt_keys *k, const char *id);
  * it too (lt_abi.h). -errno with err set.
  */
 int lt_keys_publish(struct lt_keys *k, int map_fd, char *err, size_t errlen);
+/*
+ * The word to bump after every write to lt_apikey: &keys_gen of the mmapped
+ * lt_config (lt_abi.h). Readers that cache key records (the gateway) drop
+ * their cache when it moves, so a revocation applies on their next request.
+ */
+void lt_keys_set_gen(struct lt_keys *k, __u64 *keys_gen);
 void lt_keys_each(struct lt_keys *k, void (*cb)(void *ctx, const struct lt_key_rec *r), void *ctx);
 
 #endif

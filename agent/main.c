@@ -36,6 +36,9 @@ static const char lt_usage[] =
 	"                        xdp-generic or tc (TC ingress)          [xdp]\n"
 	"  -c, --config FILE     JSON config (default: embedded, see print-config)\n"
 	"      --api ADDR:PORT   attach: REST API address    [127.0.0.1:9090]\n"
+	"      --gateway-group G attach: the group that may open the gateway's pins\n"
+	"                        (0660; lt_apikey 0640); config gateway_group  [leaky]\n"
+	"                        (a missing default group leaves them root-only)\n"
 	"      --pin-dir DIR     where maps are pinned         [" LT_PIN_DIR_DEFAULT "]\n"
 	"      --state-dir DIR   lock file and state           [" LT_STATE_DIR_DEFAULT "]\n"
 	"      --keep-maps       detach: keep the pinned maps (bucket/penalty state)\n"
@@ -74,6 +77,7 @@ enum {
 	OPT_ROLES,
 	OPT_ORGS,
 	OPT_TTL,
+	OPT_GW_GROUP,
 };
 
 static int lt_parse_int(const char *s, int *out)
@@ -146,6 +150,7 @@ int main(int argc, char **argv)
 		{ "roles", required_argument, NULL, OPT_ROLES },
 		{ "orgs", required_argument, NULL, OPT_ORGS },
 		{ "ttl", required_argument, NULL, OPT_TTL },
+		{ "gateway-group", required_argument, NULL, OPT_GW_GROUP },
 		{ "verbose", no_argument, NULL, 'v' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
@@ -233,6 +238,9 @@ int main(int argc, char **argv)
 			break;
 		case OPT_TTL:
 			o.ttl = optarg;
+			break;
+		case OPT_GW_GROUP:
+			o.gateway_group = optarg;
 			break;
 		case 'v':
 			lt_log_level++;
