@@ -259,6 +259,15 @@ const RQ = `${A}/requests`;
 }
 await op('bad limit', 'get', RQ, `${RQ}?limit=0`, T_ADMIN, undefined, 400);
 
+// ---- circuit breakers: every configured provider has one from the start
+const BR = `${A}/breakers`, BRR = `${BR}/{name}/reset`;
+got = await op('list', 'get', BR, BR, T_ADMIN, undefined, 200);
+same('breakers: the configured providers are listed, closed',
+	['gemini', 'openai', 'qwen'].map((n) => got.json?.breakers?.find((b) => b.name === n)?.state), ['closed', 'closed', 'closed']);
+put = await op('reset', 'post', BRR, `${BR}/openai/reset`, T_ADMIN, undefined, 200);
+same('breaker: reset answer = GET element', put.json, (await call('GET', BR, T_ADMIN)).json?.breakers?.find((b) => b.name === 'openai'));
+await op('unknown', 'post', BRR, `${BR}/nope/reset`, T_ADMIN, undefined, 404);
+
 // ---- health and metrics
 await op('up', 'get', '/healthz', '/healthz', '', undefined, 200);
 await op('ready', 'get', '/readyz', '/readyz', '', undefined, 200);
