@@ -376,9 +376,9 @@ static void lt_conns_stop(struct lt_httpd *a)
 	a->conns = NULL;
 }
 
-static enum MHD_Result lt_handle(struct lt_httpd *a, const struct lt_cp_config *cp,
-				 struct MHD_Connection *conn, const char *url, const char *method,
-				 const char *upload, size_t *upload_size, void **con_cls)
+static enum MHD_Result lt_handle(struct lt_httpd *a, const void *cp, struct MHD_Connection *conn,
+				 const char *url, const char *method, const char *upload,
+				 size_t *upload_size, void **con_cls)
 {
 	struct lt_req *r = *con_cls;
 
@@ -386,7 +386,7 @@ static enum MHD_Result lt_handle(struct lt_httpd *a, const struct lt_cp_config *
 		r = calloc(1, sizeof(*r));
 		if (!r)
 			return MHD_NO;
-		r->api = a->o.app;
+		r->app = a->o.app;
 		r->conn = conn;
 		r->method = method;
 		r->url = url;
@@ -439,7 +439,7 @@ static enum MHD_Result lt_handle(struct lt_httpd *a, const struct lt_cp_config *
 		*upload_size = 0;
 		return MHD_YES;
 	}
-	r->cp = cp;
+	r->cfg = cp;
 	lt_conn_received(r);
 	if (r->too_big)
 		return lt_problem(r, 413, "body-too-large", "Body too large", NULL,
@@ -454,7 +454,7 @@ static enum MHD_Result lt_handler(void *cls, struct MHD_Connection *conn, const 
 				  size_t *upload_size, void **con_cls)
 {
 	struct lt_httpd *a = cls;
-	const struct lt_cp_config *cp = NULL;
+	const void *cp = NULL;
 	enum MHD_Result ret;
 	unsigned tok = 0;
 
@@ -463,7 +463,7 @@ static enum MHD_Result lt_handler(void *cls, struct MHD_Connection *conn, const 
 		cp = lt_snap_get(a->o.cfg, &tok);
 	ret = lt_handle(a, cp, conn, url, method, upload, upload_size, con_cls);
 	if (*con_cls)
-		((struct lt_req *)*con_cls)->cp = NULL; /* not valid after this call */
+		((struct lt_req *)*con_cls)->cfg = NULL; /* not valid after this call */
 	if (a->o.cfg)
 		lt_snap_put(a->o.cfg, tok);
 	return ret;
