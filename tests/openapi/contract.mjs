@@ -291,6 +291,17 @@ for (const [tmpl, item] of Object.entries(spec.paths)) {
 	}
 }
 
+// ---- a full bucket table (test_openapi.sh runs the agent with token.max_buckets = 64): a
+// documented 503 whose problem type the schema names, and nothing charged
+{
+	const org = (i) => `20000000-0000-0000-0000-${String(i).padStart(12, '0')}`;
+	const fillBody = (i) => ({ userId: U1, orgId: org(i), provider: 'gemini', tokens: 1 });
+	let i = 0;
+	while (i < 80 && (await call('POST', C, T_ADMIN, fillBody(i))).status === 200) i++;
+	const r = await op('bucket table full', 'post', C, C, T_ADMIN, fillBody(1000), 503);
+	same('503 bucket-table-full: its problem type', r.json?.type, 'https://leaky-tokens.dev/problems/bucket-table-full');
+}
+
 // ---- every documented status code of every operation was seen
 for (const [tmpl, item] of Object.entries(spec.paths))
 	for (const m of METHODS.filter((x) => item[x])) {
