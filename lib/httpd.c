@@ -23,6 +23,7 @@
 #include <strings.h>
 #include <time.h>
 #include "httpd.h"
+#include "jwt.h"
 #include "log.h"
 #include "problem.h"
 #include "units.h"
@@ -325,6 +326,20 @@ static void lt_mhd_log(void *cls, const char *fmt, va_list ap)
 }
 
 /*
+ * libmicrohttpd's per-connection memory pool holds the request head (parsed
+ * in place), its header records and the response head. MHD 0.9.75 zeroes it
+ * on every request: the whole pool when it resets for the next request, and
+ * the unused part of the read buffer (half the pool) when it shrinks it
+ * before replying. At 32 KiB that was 48 KiB of memset per request, the
+ * largest user-space cost of a consume (15% of the agent's CPU samples).
+ * 16 KiB holds a request head of about 15 KiB: a bearer token of
+ * LT_JWT_MAX_LEN and several KiB of other fields. A longer head gets MHD's
+ * 431 and the connection is closed (tests/e2e/test_http_head_limit.sh).
+ */
+#define LT_HTTP_POOL_BYTES 16384u
+_Static_assert(LT_HTTP_POOL_BYTES >= LT_JWT_MAX_LEN + 4096, "the pool must hold the largest token");
+
+/*
  * 4096 connections need as many descriptors; a service manager's default
  * soft limit is often 1024, at which accept() fails and every client is
  * refused. Raise the soft limit as far as the hard one allows.
@@ -520,13 +535,14 @@ int lt_httpd_start(struct lt_httpd **out, const struct lt_httpd_opts *o, char *e
 	}
 	a->d = MHD_start_daemon(
 		MHD_USE_EPOLL_INTERNAL_THREAD | MHD_USE_ERROR_LOG, 0, NULL, NULL, lt_handler, a,
-		MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&sa, MHD_OPTION_THREAD_POOL_SIZE,
-		o->threads, MHD_OPTION_CONNECTION_LIMIT, LT_API_MAX_CONNS,
-		MHD_OPTION_PER_IP_CONNECTION_LIMIT, o->conns_per_client,
-		MHD_OPTION_CONNECTION_TIMEOUT, 15u, MHD_OPTION_CONNECTION_MEMORY_LIMIT,
-		(size_t)32768, MHD_OPTION_LISTEN_BACKLOG_SIZE, 1024u, MHD_OPTION_NOTIFY_COMPLETED,
-		lt_completed, a, MHD_OPTION_NOTIFY_CONNECTION, lt_conn_notify, a,
-		MHD_OPTION_EXTERNAL_LOGGER, lt_mhd_log, NULL, MHD_OPTION_END);
+		/* first, or MHD warns that it may log through its own logger */
+		MHD_OPTION_EXTERNAL_LOGGER, lt_mhd_log, NULL, MHD_OPTION_SOCK_ADDR,
+		(struct sockaddr *)&sa, MHD_OPTION_THREAD_POOL_SIZE, o->threads,
+		MHD_OPTION_CONNECTION_LIMIT, LT_API_MAX_CONNS, MHD_OPTION_PER_IP_CONNECTION_LIMIT,
+		o->conns_per_client, MHD_OPTION_CONNECTION_TIMEOUT, 15u,
+		MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)LT_HTTP_POOL_BYTES,
+		MHD_OPTION_LISTEN_BACKLOG_SIZE, 1024u, MHD_OPTION_NOTIFY_COMPLETED, lt_completed, a,
+		MHD_OPTION_NOTIFY_CONNECTION, lt_conn_notify, a, MHD_OPTION_END);
 	if (!a->d) {
 		lt_conns_stop(a);
 		free(a);
