@@ -470,7 +470,8 @@ static enum MHD_Result lt_consume(struct lt_req *r)
 	struct lt_slot_seen res_, kres;
 	struct lt_consume_req c;
 	const struct lt_principal *p = &r->principal; /* the route's access phase */
-	char key[LT_BUCKET_KEY_LEN], kkey[LT_BUCKET_KEY_LEN], err[256], name[96];
+	char key[LT_BUCKET_KEY_LEN], kkey[LT_BUCKET_KEY_LEN], err[256];
+	const char *name; /* the policy the RateLimit fields name */
 	char prov[LT_FAST_STR];
 	struct lt_rl_view rl;
 	struct lt_hdrs h;
@@ -555,10 +556,7 @@ static enum MHD_Result lt_consume(struct lt_req *r)
 	}
 	if (kverdict != LT_ADMIT)
 		v = kv; /* the key's own limit is what refused */
-	snprintf(name, sizeof(name), "%s",
-		 kverdict != LT_ADMIT ? "api-key" :
-		 c.org		      ? "org" :
-					p->tier);
+	name = kverdict != LT_ADMIT ? "api-key" : c.org ? "org" : p->tier;
 	lt_met_decision(a, c.org ? "org" : p->tier, c.provider, verdict, c.tokens);
 	rl = lt_rl_of(&v);
 	lt_hdrs_init(&h);

@@ -12,6 +12,7 @@
 #include <openssl/sha.h>
 #include "auth.h"
 #include "tenant.h"
+#include "units.h"
 
 #define LT_APIKEY_SECRET_MAX 96 /* bytes of "lk_<id>.<secret>" */
 
@@ -135,15 +136,17 @@ static int lt_role_is(const char *role, const char *want)
 static void lt_pick_tier(const struct lt_auth_roles *ro, const struct lt_jwt_claims *c, char *tier,
 			 size_t len)
 {
+	struct lt_sb b; /* on every request: not snprintf (lib/units.h) */
 	int i, j;
 
+	lt_sb_init(&b, tier, len);
 	for (i = 0; i < ro->ntiers; i++)
 		for (j = 0; j < c->nroles; j++)
 			if (lt_role_is(c->roles[j], ro->tiers[i])) {
-				snprintf(tier, len, "%s", ro->tiers[i]);
+				lt_sb_str(&b, ro->tiers[i]);
 				return;
 			}
-	snprintf(tier, len, "%s", ro->default_tier);
+	lt_sb_str(&b, ro->default_tier);
 }
 
 static int lt_auth_refuse(struct lt_auth_fail *f, const char *type, const char *title,
