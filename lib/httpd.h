@@ -40,15 +40,22 @@ struct lt_req {
 	const void *cfg; /* this handler call's snapshot of opts.cfg, or NULL */
 	struct MHD_Connection *conn;
 	const char *method, *url;
-	char *body;
+	char *body; /* len bytes and a NUL, or NULL when the request has no body */
 	size_t len;
+	char *buf; /* the server's: body's storage, kept between requests of a connection */
+	size_t cap; /* bytes of buf */
 	int too_big;
 	const char *bad_framing; /* why the length is ambiguous (400), or NULL */
 	__u64 start_ns;
 	int status; /* of the response sent, for the log phase */
 	struct lt_http_conn *cc; /* its connection's deadline state */
 	const struct lt_route *route; /* the route that matched, or NULL */
-	struct lt_principal principal; /* set by a route's access phase */
+	/*
+	 * Set by a route's access phase; anonymous (lt_principal_clear) before.
+	 * Last: a new request clears the fields above and only the principal's
+	 * small ones, not its 4 KiB.
+	 */
+	struct lt_principal principal;
 };
 
 /* A phase: 0 to go on, or -1 with a response queued and its result in *res. */
