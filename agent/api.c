@@ -75,13 +75,13 @@ static int lt_api_key_get(void *ctx, const char *id, struct lt_key_rec *out)
 
 int lt_authenticate(struct lt_req *r, struct lt_principal *p, enum MHD_Result *res)
 {
-	const struct lt_auth a = { .jwt = &r->api->jwt,
+	const struct lt_auth a = { .jwt = &lt_api_of(r)->jwt,
 				   .key_get = lt_api_key_get,
-				   .key_ctx = r->api->keys };
-	const struct lt_auth_roles ro = { .tiers = r->cp->tier_order,
-					  .ntiers = r->cp->ntiers,
-					  .default_tier = r->cp->default_tier,
-					  .admin_role = r->cp->admin_role };
+				   .key_ctx = lt_api_of(r)->keys };
+	const struct lt_auth_roles ro = { .tiers = lt_cp_of(r)->tier_order,
+					  .ntiers = lt_cp_of(r)->ntiers,
+					  .default_tier = lt_cp_of(r)->default_tier,
+					  .admin_role = lt_cp_of(r)->admin_role };
 	struct lt_auth_fail f;
 
 	if (!lt_auth_request(&a, &ro,
@@ -332,7 +332,7 @@ static int lt_parse_consume(struct lt_req *r, json_t *root, struct lt_consume_re
 				  "provider must be a string");
 		return -1;
 	}
-	if (!lt_quota_provider_known(r->api->q, json_string_value(pv))) {
+	if (!lt_quota_provider_known(lt_api_of(r)->q, json_string_value(pv))) {
 		*res = lt_problem(r, 400, "unknown-provider", "Unknown provider", "/provider",
 				  "provider '%.32s' is not configured", json_string_value(pv));
 		return -1;
@@ -456,7 +456,7 @@ static int lt_consume_fast(struct lt_req *r, struct lt_consume_req *c, char *pro
 			return -1;
 		c->org = c->org_buf;
 	}
-	if (!lt_quota_provider_known(r->api->q, prov))
+	if (!lt_quota_provider_known(lt_api_of(r)->q, prov))
 		return -1;
 	c->provider = prov;
 	c->tokens = tokens;
@@ -465,12 +465,13 @@ static int lt_consume_fast(struct lt_req *r, struct lt_consume_req *c, char *pro
 
 static enum MHD_Result lt_consume(struct lt_req *r)
 {
-	struct lt_api *a = r->api;
+	struct lt_api *a = lt_api_of(r);
 	struct lt_view v = { 0 }, kv = { 0 };
 	struct lt_slot_seen res_, kres;
 	struct lt_consume_req c;
 	const struct lt_principal *p = &r->principal; /* the route's access phase */
-	char key[LT_BUCKET_KEY_LEN], kkey[LT_BUCKET_KEY_LEN], err[256], name[96];
+	char key[LT_BUCKET_KEY_LEN], kkey[LT_BUCKET_KEY_LEN], err[256];
+	const char *name; /* the policy the RateLimit fields name */
 	char prov[LT_FAST_STR];
 	struct lt_rl_view rl;
 	struct lt_hdrs h;
@@ -555,10 +556,7 @@ static enum MHD_Result lt_consume(struct lt_req *r)
 	}
 	if (kverdict != LT_ADMIT)
 		v = kv; /* the key's own limit is what refused */
-	snprintf(name, sizeof(name), "%s",
-		 kverdict != LT_ADMIT ? "api-key" :
-		 c.org		      ? "org" :
-					p->tier);
+	name = kverdict != LT_ADMIT ? "api-key" : c.org ? "org" : p->tier;
 	lt_met_decision(a, c.org ? "org" : p->tier, c.provider, verdict, c.tokens);
 	rl = lt_rl_of(&v);
 	lt_hdrs_init(&h);
@@ -662,19 +660,19 @@ static enum MHD_Result lt_buckets_post(struct lt_req *r)
 			r, 400, "invalid-field", "Invalid field", "/key",
 			"not a canonical bucket key (u/<tier>/<provider>/<userId>, "
 			"o/<provider>/<orgId>, k/<keyId>, r/<tier>/<keyId> or p/<provider>)");
-	if (provider && !lt_quota_provider_known(r->api->q, provider))
+	if (provider && !lt_quota_provider_known(lt_api_of(r)->q, provider))
 		return lt_problem(r, 400, "unknown-provider", "Unknown provider", "/key",
 				  "the key's provider is not configured");
 	if (!provider) {
 		/* k/<keyId> and r/<tier>/<keyId>: a live key (of that tier) */
-		if (lt_keys_get(r->api->keys, part[0][0] == 'r' ? part[2] : part[1], &kr) ||
+		if (lt_keys_get(lt_api_of(r)->keys, part[0][0] == 'r' ? part[2] : part[1], &kr) ||
 		    kr.revoked || (part[0][0] == 'r' && strcmp(kr.tier, part[1])))
 			return lt_problem(r, 403, "no-quota", "No quota", "/key",
 					  "no such API key (of this tier), or it is revoked");
 		if (part[0][0] == 'k')
 			kl = &kr.limit;
 	}
-	ret = lt_quota_bucket(r->api->q, key, kl, &slot, err, sizeof(err));
+	ret = lt_quota_bucket(lt_api_of(r)->q, key, kl, &slot, err, sizeof(err));
 	if (ret)
 		return lt_bucket_problem(r, ret, err);
 	return lt_reply_json(r, 200, json_pack("{s:s, s:I}", "key", key, "slot", (json_int_t)slot));
@@ -701,7 +699,7 @@ static enum MHD_Result lt_quota_get(struct lt_req *r, int org)
 		return lt_problem(r, 400, "invalid-field", "Invalid field",
 				  org ? "orgId" : "userId", "%s must be a UUID",
 				  org ? "orgId" : "userId");
-	if (!prov || !lt_quota_provider_known(r->api->q, prov))
+	if (!prov || !lt_quota_provider_known(lt_api_of(r)->q, prov))
 		return lt_problem(r, 400, "unknown-provider", "Unknown provider", "provider",
 				  "provider is missing or not configured");
 	if (!p->admin && (org ? !lt_in_org(p, id) : !!strcmp(id, p->sub)))
@@ -713,7 +711,7 @@ static enum MHD_Result lt_quota_get(struct lt_req *r, int org)
 	else
 		ret = lt_bucket_key(key, sizeof(key), LT_BKEY_USER, p->tier, prov, id);
 	if (!ret)
-		ret = lt_quota_peek_key(r->api->q, key, NULL, lt_now_ns(), &v, &slot);
+		ret = lt_quota_peek_key(lt_api_of(r)->q, key, NULL, lt_now_ns(), &v, &slot);
 	if (ret == -EAGAIN)
 		return lt_problem(r, 503, "contended", "Bucket contended", NULL,
 				  "the bucket is changing under heavy contention; retry");
@@ -732,7 +730,7 @@ static enum MHD_Result lt_quota_get(struct lt_req *r, int org)
 
 static enum MHD_Result lt_metrics(struct lt_req *r)
 {
-	struct lt_api_metrics *m = r->api->metrics;
+	struct lt_api_metrics *m = lt_api_of(r)->metrics;
 	struct lt_stat_val st[LT_STAT__MAX];
 	struct lt_quota_stats qs;
 	struct lt_mbuf b = { 0 };
@@ -761,7 +759,7 @@ static enum MHD_Result lt_metrics(struct lt_req *r)
 	  (double)__atomic_load_n(&m->hist_sum_ns, __ATOMIC_RELAXED) / 1e9);
 	P("lt_http_request_duration_seconds_count %llu\n",
 	  (unsigned long long)__atomic_load_n(&m->hist_count, __ATOMIC_RELAXED));
-	lt_quota_stats(r->api->q, &qs);
+	lt_quota_stats(lt_api_of(r)->q, &qs);
 	P("# HELP lt_buckets_max L7 buckets that can be in use (token.max_buckets).\n"
 	  "# TYPE lt_buckets_max gauge\nlt_buckets_max %llu\n",
 	  (unsigned long long)qs.max_buckets);
@@ -774,26 +772,26 @@ static enum MHD_Result lt_metrics(struct lt_req *r)
 	P("# HELP lt_leases_settled_total Gateway leases settled by the agent after their owner "
 	  "died (reservations charged in full).\n"
 	  "# TYPE lt_leases_settled_total counter\nlt_leases_settled_total %llu\n",
-	  __atomic_load_n(&r->api->leases_settled, __ATOMIC_RELAXED));
-	lt_requests_metrics(r->api->requests, &b);
-	if (r->api->brk) {
+	  __atomic_load_n(&lt_api_of(r)->leases_settled, __ATOMIC_RELAXED));
+	lt_requests_metrics(lt_api_of(r)->requests, &b);
+	if (lt_api_of(r)->brk) {
 		struct lt_brk_info bi;
 
 		/* names are [A-Za-z0-9._:-] (lt_breaker_name_ok): safe in a label */
 		P("# HELP lt_breaker_state Circuit breaker: 0 closed, 1 open, 2 half-open.\n"
 		  "# TYPE lt_breaker_state gauge\n");
-		for (i = 0; i < r->api->brk->n; i++)
-			if (!lt_breaker_info(r->api->brk, i, &bi) && bi.name[0])
+		for (i = 0; i < lt_api_of(r)->brk->n; i++)
+			if (!lt_breaker_info(lt_api_of(r)->brk, i, &bi) && bi.name[0])
 				P("lt_breaker_state{name=\"%s\"} %u\n", bi.name,
 				  (unsigned)bi.state);
 		P("# HELP lt_breaker_trips_total Times a circuit breaker opened.\n"
 		  "# TYPE lt_breaker_trips_total counter\n");
-		for (i = 0; i < r->api->brk->n; i++)
-			if (!lt_breaker_info(r->api->brk, i, &bi) && bi.name[0])
+		for (i = 0; i < lt_api_of(r)->brk->n; i++)
+			if (!lt_breaker_info(lt_api_of(r)->brk, i, &bi) && bi.name[0])
 				P("lt_breaker_trips_total{name=\"%s\"} %llu\n", bi.name,
 				  (unsigned long long)bi.trips);
 	}
-	if (r->api->maps && !lt_stats_read(r->api->maps->fd[LT_M_STATS], st)) {
+	if (lt_api_of(r)->maps && !lt_stats_read(lt_api_of(r)->maps->fd[LT_M_STATS], st)) {
 		P("# HELP lt_xdp_packets_total Packets by XDP/TC outcome.\n"
 		  "# TYPE lt_xdp_packets_total counter\n");
 		for (i = 0; i < LT_STAT__MAX; i++)
@@ -801,14 +799,14 @@ static enum MHD_Result lt_metrics(struct lt_req *r)
 			  (unsigned long long)st[i].packets);
 		P("# HELP lt_map_entries Map fill.\n# TYPE lt_map_entries gauge\n");
 		P("lt_map_entries{map=\"lt_src\"} %ld\n",
-		  lt_src_count(r->api->maps->fd[LT_M_SRC], NULL));
+		  lt_src_count(lt_api_of(r)->maps->fd[LT_M_SRC], NULL));
 		P("lt_map_entries{map=\"lt_penalty\"} %ld\n",
-		  lt_map_count(r->api->maps->fd[LT_M_PENALTY]));
+		  lt_map_count(lt_api_of(r)->maps->fd[LT_M_PENALTY]));
 		P("lt_map_entries{map=\"lt_policy\"} %ld\n",
-		  lt_map_count(r->api->maps->fd[LT_M_POLICY]));
+		  lt_map_count(lt_api_of(r)->maps->fd[LT_M_POLICY]));
 	}
 	P("lt_map_entries{map=\"lt_lease\"} %ld\n",
-	  __atomic_load_n(&r->api->leases_live, __ATOMIC_RELAXED));
+	  __atomic_load_n(&lt_api_of(r)->leases_live, __ATOMIC_RELAXED));
 	P("lt_map_entries{map=\"lt_slots\"} %llu\n", (unsigned long long)qs.buckets);
 #undef P
 	if (b.oom) {
@@ -835,7 +833,7 @@ static int lt_access_admin(struct lt_req *r, enum MHD_Result *res)
 	if (r->principal.admin)
 		return 0;
 	*res = lt_problem(r, 403, "forbidden", "Forbidden", "Authorization",
-			  "admin resources need the %s role", r->cp->admin_role);
+			  "admin resources need the %s role", lt_cp_of(r)->admin_role);
 	return -1;
 }
 
@@ -847,14 +845,14 @@ static enum MHD_Result lt_healthz(struct lt_req *r)
 static enum MHD_Result lt_readyz(struct lt_req *r)
 {
 	/* Not ready while enforcement is missing somewhere, same rule as `status`. */
-	if (!__atomic_load_n(&r->api->attached, __ATOMIC_RELAXED))
+	if (!__atomic_load_n(&lt_api_of(r)->attached, __ATOMIC_RELAXED))
 		return lt_reply_json(r, 503,
 				     json_pack("{s:s, s:s}", "status", "not ready", "reason",
 					       "an interface lost the program (see "
 					       "`leaky-agent status`)"));
 	return lt_reply_json(r, 200,
 			     json_pack("{s:s, s:I}", "status", "ready", "buckets",
-				       (json_int_t)lt_quota_buckets(r->api->q)));
+				       (json_int_t)lt_quota_buckets(lt_api_of(r)->q)));
 }
 
 static enum MHD_Result lt_quota_user(struct lt_req *r)
@@ -913,12 +911,12 @@ static const struct lt_route lt_routes[] = {
 /* The log phase: request counts and latency. */
 static void lt_api_log(struct lt_req *r)
 {
-	lt_met_request(r->api, (unsigned)r->status, lt_now_ns() - r->start_ns);
+	lt_met_request(lt_api_of(r), (unsigned)r->status, lt_now_ns() - r->start_ns);
 }
 
-static unsigned lt_api_max_body(const struct lt_cp_config *cp)
+static unsigned lt_api_max_body(const void *cfg)
 {
-	return cp->max_body;
+	return ((const struct lt_cp_config *)cfg)->max_body;
 }
 
 int lt_api_start(struct lt_api *a, char *err, size_t errlen)

@@ -31,7 +31,7 @@ struct lt_api {
 	/*
 	 * The live control-plane config (const struct lt_cp_config *), replaced
 	 * whole by a SIGHUP reload. Each handler call takes one snapshot
-	 * (lt_req.cp) and reads only that: never a config being freed or half
+	 * (lt_req.cfg, lt_cp_of) and reads only that: never a config being freed or half
 	 * written. listen and threads are read once, at start.
 	 */
 	struct lt_snap cp;
@@ -57,6 +57,17 @@ struct lt_api {
 	unsigned long long leases_settled;
 	long leases_live;
 };
+
+/* What liblt carries opaque in a request: the agent's state and config snapshot. */
+static inline struct lt_api *lt_api_of(const struct lt_req *r)
+{
+	return r->app;
+}
+
+static inline const struct lt_cp_config *lt_cp_of(const struct lt_req *r)
+{
+	return r->cfg;
+}
 
 int lt_api_start(struct lt_api *a, char *err, size_t errlen);
 void lt_api_stop(struct lt_api *a);

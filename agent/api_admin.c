@@ -113,7 +113,7 @@ static enum MHD_Result lt_limits_res(struct lt_req *r, const char *kind, const c
 			json_decref(acc.obj);
 			return lt_405(r);
 		}
-		lt_quota_limit_each(r->api->q, kind, name, lt_lim_cb, &acc);
+		lt_quota_limit_each(lt_api_of(r)->q, kind, name, lt_lim_cb, &acc);
 		if (!json_object_size(acc.obj) && !strcmp(kind, "tier")) {
 			json_decref(acc.obj);
 			return lt_problem(r, 404, "not-found", "Not found", "tier",
@@ -129,9 +129,9 @@ static enum MHD_Result lt_limits_res(struct lt_req *r, const char *kind, const c
 	 * operator can still clean them up. Setting one needs a known provider.
 	 */
 	if (!strcmp(r->method, "GET")) {
-		if (!lt_quota_limit_get(r->api->q, kind, name, provider, &l))
+		if (!lt_quota_limit_get(lt_api_of(r)->q, kind, name, provider, &l))
 			return lt_reply_json(r, 200, lt_limit_json(&l));
-		if (strcmp(provider, "*") && !lt_quota_provider_known(r->api->q, provider))
+		if (strcmp(provider, "*") && !lt_quota_provider_known(lt_api_of(r)->q, provider))
 			return lt_problem(r, 400, "unknown-provider", "Unknown provider",
 					  "provider", "provider '%.32s' is not configured",
 					  provider);
@@ -139,7 +139,7 @@ static enum MHD_Result lt_limits_res(struct lt_req *r, const char *kind, const c
 				  "no %s limit of its own for '%.32s'", kind, provider);
 	}
 	if (!strcmp(r->method, "DELETE")) {
-		ret = lt_quota_limit_del(r->api->q, kind, name, provider, err, sizeof(err));
+		ret = lt_quota_limit_del(lt_api_of(r)->q, kind, name, provider, err, sizeof(err));
 		if (ret == -ENOENT)
 			return lt_problem(r, 404, "not-found", "Not found", NULL, "%s", err);
 		if (ret)
@@ -149,7 +149,7 @@ static enum MHD_Result lt_limits_res(struct lt_req *r, const char *kind, const c
 	}
 	if (strcmp(r->method, "PUT"))
 		return lt_405(r);
-	if (strcmp(provider, "*") && !lt_quota_provider_known(r->api->q, provider))
+	if (strcmp(provider, "*") && !lt_quota_provider_known(lt_api_of(r)->q, provider))
 		return lt_problem(r, 400, "unknown-provider", "Unknown provider", "provider",
 				  "provider '%.32s' is not configured", provider);
 	body = lt_body(r, &res);
@@ -161,7 +161,7 @@ static enum MHD_Result lt_limits_res(struct lt_req *r, const char *kind, const c
 				  err[0] == '/' ? err : NULL, "%s", err);
 	}
 	json_decref(body);
-	ret = lt_quota_limit_set(r->api->q, kind, name, provider, &l, err, sizeof(err));
+	ret = lt_quota_limit_set(lt_api_of(r)->q, kind, name, provider, &l, err, sizeof(err));
 	if (ret == -ERANGE)
 		return lt_problem(r, 400, "invalid-limit", "Limit not applied", NULL, "%s", err);
 	if (ret)
@@ -181,12 +181,12 @@ static enum MHD_Result lt_tiers_all(struct lt_req *r)
 		json_decref(order);
 		return lt_405(r);
 	}
-	lt_quota_limit_each(r->api->q, "tier", NULL, lt_lim_cb, &acc);
-	for (i = 0; i < r->cp->ntiers; i++)
-		json_array_append_new(order, json_string(r->cp->tier_order[i]));
+	lt_quota_limit_each(lt_api_of(r)->q, "tier", NULL, lt_lim_cb, &acc);
+	for (i = 0; i < lt_cp_of(r)->ntiers; i++)
+		json_array_append_new(order, json_string(lt_cp_of(r)->tier_order[i]));
 	return lt_reply_json(r, 200,
 			     json_pack("{s:o, s:o, s:s}", "tiers", acc.obj, "order", order,
-				       "defaultTier", r->cp->default_tier));
+				       "defaultTier", lt_cp_of(r)->default_tier));
 }
 
 /* ---- providers --------------------------------------------------------------- */
@@ -205,7 +205,7 @@ static enum MHD_Result lt_providers(struct lt_req *r, const char *name)
 
 	if (!name && !strcmp(r->method, "GET")) {
 		arr = json_array();
-		lt_quota_provider_each(r->api->q, lt_prov_cb, arr);
+		lt_quota_provider_each(lt_api_of(r)->q, lt_prov_cb, arr);
 		return lt_reply_json(r, 200, json_pack("{s:o}", "providers", arr));
 	}
 	if (!name && !strcmp(r->method, "POST")) {
@@ -220,20 +220,21 @@ static enum MHD_Result lt_providers(struct lt_req *r, const char *name)
 				r, 400, "invalid-field", "Invalid field", "/name",
 				"name: 1-31 letters, digits, '-' or '_' (the only field)");
 		}
-		ret = lt_quota_provider_add(r->api->q, json_string_value(n), err, sizeof(err));
+		ret = lt_quota_provider_add(lt_api_of(r)->q, json_string_value(n), err,
+					    sizeof(err));
 		if (ret) {
 			json_decref(body);
 			return lt_problem(r, ret == -ENOSPC ? 409 : 500, "provider",
 					  "Provider not added", "/name", "%s", err);
 		}
-		if (r->api->brk) /* listed as a closed breaker from now on */
-			lt_breaker_register(r->api->brk, json_string_value(n));
+		if (lt_api_of(r)->brk) /* listed as a closed breaker from now on */
+			lt_breaker_register(lt_api_of(r)->brk, json_string_value(n));
 		res = lt_reply_json(r, 201, json_pack("{s:s}", "name", json_string_value(n)));
 		json_decref(body);
 		return res;
 	}
 	if (name && !strcmp(r->method, "DELETE")) {
-		ret = lt_quota_provider_del(r->api->q, name, err, sizeof(err));
+		ret = lt_quota_provider_del(lt_api_of(r)->q, name, err, sizeof(err));
 		if (ret)
 			return lt_problem(r, ret == -ENOENT ? 404 : 500, "provider", "Provider",
 					  NULL, "%s", err);
@@ -315,7 +316,8 @@ static int lt_key_fields(struct lt_req *r, json_t *b, struct lt_key_rec *k, int 
 			return -1;
 		}
 		v = json_object_get(b, "tier");
-		if (!json_is_string(v) || !lt_quota_tier_exists(r->api->q, json_string_value(v))) {
+		if (!json_is_string(v) ||
+		    !lt_quota_tier_exists(lt_api_of(r)->q, json_string_value(v))) {
 			*res = lt_problem(r, 400, "invalid-field", "Invalid field", "/tier",
 					  "tier must name a configured tier");
 			return -1;
@@ -366,7 +368,7 @@ static enum MHD_Result lt_keys_res(struct lt_req *r, const char *id, const char 
 		if (!strcmp(r->method, "GET")) {
 			json_t *arr = json_array();
 
-			lt_keys_each(r->api->keys, lt_key_list_cb, arr);
+			lt_keys_each(lt_api_of(r)->keys, lt_key_list_cb, arr);
 			return lt_reply_json(r, 200, json_pack("{s:o}", "keys", arr));
 		}
 		if (strcmp(r->method, "POST"))
@@ -379,7 +381,7 @@ static enum MHD_Result lt_keys_res(struct lt_req *r, const char *id, const char 
 			return res;
 		}
 		json_decref(b);
-		ret = lt_keys_create(r->api->keys, &k, secret, sizeof(secret));
+		ret = lt_keys_create(lt_api_of(r)->keys, &k, secret, sizeof(secret));
 		if (ret)
 			return lt_problem(r, 500, "store", "Store error", NULL,
 					  "key not created: %s", strerror(-ret));
@@ -387,7 +389,7 @@ static enum MHD_Result lt_keys_res(struct lt_req *r, const char *id, const char 
 		json_object_set_new(o, "secret", json_string(secret)); /* shown once */
 		return lt_reply_json(r, 201, o);
 	}
-	if (lt_keys_get(r->api->keys, id, &k))
+	if (lt_keys_get(lt_api_of(r)->keys, id, &k))
 		return lt_problem(r, 404, "not-found", "Not found", NULL, "no API key %.40s", id);
 	if (sub) {
 		struct lt_view v;
@@ -399,11 +401,11 @@ static enum MHD_Result lt_keys_res(struct lt_req *r, const char *id, const char 
 					  "no such resource");
 		/* a read: a key never used has no bucket, and gets none here */
 		if (lt_bucket_key(bucket, sizeof(bucket), LT_BKEY_APIKEY, NULL, NULL, k.id) ||
-		    lt_quota_peek_key(r->api->q, bucket, &k.limit, lt_now_ns(), &v, &slot))
+		    lt_quota_peek_key(lt_api_of(r)->q, bucket, &k.limit, lt_now_ns(), &v, &slot))
 			return lt_problem(r, 503, "no-bucket", "No bucket", NULL,
 					  "API key %.40s has no usable limit", k.id);
 		if (slot)
-			lt_quota_usage(r->api->q, slot, &u);
+			lt_quota_usage(lt_api_of(r)->q, slot, &u);
 		return lt_reply_json(r, 200,
 				     json_pack("{s:s, s:I, s:I, s:I, s:I}", "id", k.id, "admitted",
 					       (json_int_t)u.admitted, "rejected",
@@ -414,7 +416,7 @@ static enum MHD_Result lt_keys_res(struct lt_req *r, const char *id, const char 
 	if (!strcmp(r->method, "GET"))
 		return lt_reply_json(r, 200, lt_key_json(&k));
 	if (!strcmp(r->method, "DELETE")) {
-		ret = lt_keys_revoke(r->api->keys, id);
+		ret = lt_keys_revoke(lt_api_of(r)->keys, id);
 		if (ret)
 			return lt_problem(r, 500, "store", "Store error", NULL,
 					  "key not revoked: %s", strerror(-ret));
@@ -430,7 +432,7 @@ static enum MHD_Result lt_keys_res(struct lt_req *r, const char *id, const char 
 	json_decref(b);
 	if (ret)
 		return res;
-	ret = lt_keys_update(r->api->keys, &k);
+	ret = lt_keys_update(lt_api_of(r)->keys, &k);
 	if (ret)
 		return lt_problem(r, 500, "store", "Store error", NULL, "key not updated: %s",
 				  strerror(-ret));
@@ -475,8 +477,10 @@ static json_t *lt_penalty_json(const struct lt_lpm_key *k, const struct lt_penal
 
 static enum MHD_Result lt_penalties(struct lt_req *r)
 {
-	struct lt_maps *m = r->api->maps;
-	struct lt_ops ops = { .m = m, .state_dir = r->api->state_dir, .st = r->api->st };
+	struct lt_maps *m = lt_api_of(r)->maps;
+	struct lt_ops ops = { .m = m,
+			      .state_dir = lt_api_of(r)->state_dir,
+			      .st = lt_api_of(r)->st };
 	struct lt_lpm_key k, nk;
 	struct lt_penalty pen;
 	char err[256];
@@ -576,8 +580,10 @@ static json_t *lt_policy_json(const struct lt_lpm_key *k, const struct lt_src_po
 
 static enum MHD_Result lt_policies(struct lt_req *r)
 {
-	struct lt_maps *m = r->api->maps;
-	struct lt_ops ops = { .m = m, .state_dir = r->api->state_dir, .st = r->api->st };
+	struct lt_maps *m = lt_api_of(r)->maps;
+	struct lt_ops ops = { .m = m,
+			      .state_dir = lt_api_of(r)->state_dir,
+			      .st = lt_api_of(r)->st };
 	struct lt_src_policy pol, base;
 	struct lt_config cfg = { 0 };
 	struct lt_lpm_key k, nk;
@@ -665,7 +671,7 @@ static json_t *lt_breaker_json(const struct lt_brk_info *i)
 /* GET /breakers, POST /breakers/{name}/reset */
 static enum MHD_Result lt_breakers_res(struct lt_req *r, const char *name, const char *action)
 {
-	struct lt_breakers *b = r->api->brk;
+	struct lt_breakers *b = lt_api_of(r)->brk;
 	struct lt_brk_info info;
 	json_t *arr;
 	__u32 i;
@@ -708,7 +714,7 @@ int lt_admin_route(struct lt_req *r, const struct lt_principal *p, enum MHD_Resu
 		seg[n++] = t;
 	if (!n || t)
 		return -1;
-	pthread_mutex_lock(&r->api->admin_lock);
+	pthread_mutex_lock(&lt_api_of(r)->admin_lock);
 	if (!strcmp(seg[0], "tiers") && n == 1)
 		*res = lt_tiers_all(r);
 	else if (!strcmp(seg[0], "tiers") && n <= 3 && lt_cp_name_ok(seg[1]))
@@ -728,9 +734,9 @@ int lt_admin_route(struct lt_req *r, const struct lt_principal *p, enum MHD_Resu
 	else if (!strcmp(seg[0], "breakers") && (n == 1 || n == 3))
 		*res = lt_breakers_res(r, n == 3 ? seg[1] : NULL, n == 3 ? seg[2] : NULL);
 	else {
-		pthread_mutex_unlock(&r->api->admin_lock);
+		pthread_mutex_unlock(&lt_api_of(r)->admin_lock);
 		return -1;
 	}
-	pthread_mutex_unlock(&r->api->admin_lock);
+	pthread_mutex_unlock(&lt_api_of(r)->admin_lock);
 	return 0;
 }

@@ -743,7 +743,7 @@ static json_t *lt_rq_row(sqlite3_stmt *st)
 
 enum MHD_Result lt_requests_get(struct lt_req *r)
 {
-	struct lt_requests *q = r->api->requests;
+	struct lt_requests *q = lt_api_of(r)->requests;
 	const char *ls = MHD_lookup_connection_value(r->conn, MHD_GET_ARGUMENT_KIND, "limit");
 	const char *ss = MHD_lookup_connection_value(r->conn, MHD_GET_ARGUMENT_KIND, "since");
 	sqlite3_stmt *st = NULL;

@@ -12,6 +12,7 @@
 #include <openssl/sha.h>
 #include "auth.h"
 #include "tenant.h"
+#include "units.h"
 
 #define LT_APIKEY_SECRET_MAX 96 /* bytes of "lk_<id>.<secret>" */
 
@@ -70,8 +71,19 @@ static int lt_jwt_verify_memo_ref(const struct lt_jwt_verifier *v, const char *t
 			memo = NULL;
 		}
 	}
-	for (i = 0; i < len; i++)
+	/* FNV-1a over 8-byte words: a slot choice only (the bytes are compared in full) */
+	for (i = 0; i + 8 <= len; i += 8) {
+		__u64 w;
+
+		memcpy(&w, tok + i, 8);
+		h = (h ^ w) * 1099511628211ULL;
+	}
+	for (; i < len; i++)
 		h = (h ^ (unsigned char)tok[i]) * 1099511628211ULL;
+	/* a multiply moves bits only upwards: fold the high ones into the slot bits */
+	h ^= h >> 33;
+	h *= 0xff51afd7ed558ccdULL;
+	h ^= h >> 33;
 	e = memo ? &memo[h % LT_AUTH_MEMO_SLOTS] : NULL;
 	if (e && e->len == len && !memcmp(e->tok, tok, len)) {
 		if (lt_jwt_expired(v, e->c.exp, now)) { /* saturating: exp may be INT64_MAX */
@@ -135,15 +147,17 @@ static int lt_role_is(const char *role, const char *want)
 static void lt_pick_tier(const struct lt_auth_roles *ro, const struct lt_jwt_claims *c, char *tier,
 			 size_t len)
 {
+	struct lt_sb b; /* on every request: not snprintf (lib/units.h) */
 	int i, j;
 
+	lt_sb_init(&b, tier, len);
 	for (i = 0; i < ro->ntiers; i++)
 		for (j = 0; j < c->nroles; j++)
 			if (lt_role_is(c->roles[j], ro->tiers[i])) {
-				snprintf(tier, len, "%s", ro->tiers[i]);
+				lt_sb_str(&b, ro->tiers[i]);
 				return;
 			}
-	snprintf(tier, len, "%s", ro->default_tier);
+	lt_sb_str(&b, ro->default_tier);
 }
 
 static int lt_auth_refuse(struct lt_auth_fail *f, const char *type, const char *title,
@@ -156,6 +170,12 @@ static int lt_auth_refuse(struct lt_auth_fail *f, const char *type, const char *
 	return -EACCES;
 }
 
+void lt_principal_clear(struct lt_principal *p)
+{
+	memset(p, 0, offsetof(struct lt_principal, orgs));
+	memset(&p->norgs, 0, sizeof(*p) - offsetof(struct lt_principal, norgs));
+}
+
 int lt_auth_request(const struct lt_auth *a, const struct lt_auth_roles *ro, const char *auth,
 		    const char *key, int64_t now, struct lt_principal *p, struct lt_auth_fail *f)
 {
@@ -165,9 +185,7 @@ int lt_auth_request(const struct lt_auth *a, const struct lt_auth_roles *ro, con
 	char err[256];
 	int i;
 
-	/* all but orgs[], which is read only below norgs: 4 KiB less to clear */
-	memset(p, 0, offsetof(struct lt_principal, orgs));
-	memset(&p->norgs, 0, sizeof(*p) - offsetof(struct lt_principal, norgs));
+	lt_principal_clear(p);
 	if (!key && auth && !strncasecmp(auth, "Bearer lk_", 10))
 		key = auth + 7;
 	if (key) {

@@ -23,6 +23,7 @@
 #include <strings.h>
 #include <time.h>
 #include "httpd.h"
+#include "jwt.h"
 #include "log.h"
 #include "problem.h"
 #include "units.h"
@@ -198,6 +199,13 @@ struct lt_http_conn {
 	int fd;
 	__u64 since_ns; /* the current request began (atomic) */
 	int receiving; /* 1 until its response is queued (atomic) */
+	/*
+	 * The request state, made at the connection's first request and reused
+	 * by the next ones (only its connection's thread touches it): no 4.5
+	 * KiB calloc and free per request, and a small body keeps its buffer.
+	 */
+	struct lt_req *req;
+	int req_busy; /* req is the current request's */
 };
 
 struct lt_http_conns {
@@ -239,6 +247,11 @@ static void lt_conn_notify(void *cls, struct MHD_Connection *conn, void **socket
 		c->prev->next = c->next;
 		c->next->prev = c->prev;
 		pthread_mutex_unlock(&cs->lock);
+		/* its last request has completed (MHD_connection_close_ said so first) */
+		if (c->req) {
+			free(c->req->buf);
+			free(c->req);
+		}
 		free(c);
 		*socket_ctx = NULL;
 	}
@@ -325,6 +338,20 @@ static void lt_mhd_log(void *cls, const char *fmt, va_list ap)
 }
 
 /*
+ * libmicrohttpd's per-connection memory pool holds the request head (parsed
+ * in place), its header records and the response head. MHD 0.9.75 zeroes it
+ * on every request: the whole pool when it resets for the next request, and
+ * the unused part of the read buffer (half the pool) when it shrinks it
+ * before replying. At 32 KiB that was 48 KiB of memset per request, the
+ * largest user-space cost of a consume (15% of the agent's CPU samples).
+ * 16 KiB holds a request head of about 15 KiB: a bearer token of
+ * LT_JWT_MAX_LEN and several KiB of other fields. A longer head gets MHD's
+ * 431 and the connection is closed (tests/e2e/test_http_head_limit.sh).
+ */
+#define LT_HTTP_POOL_BYTES 16384u
+_Static_assert(LT_HTTP_POOL_BYTES >= LT_JWT_MAX_LEN + 4096, "the pool must hold the largest token");
+
+/*
  * 4096 connections need as many descriptors; a service manager's default
  * soft limit is often 1024, at which accept() fails and every client is
  * refused. Raise the soft limit as far as the hard one allows.
@@ -376,27 +403,72 @@ static void lt_conns_stop(struct lt_httpd *a)
 	a->conns = NULL;
 }
 
-static enum MHD_Result lt_handle(struct lt_httpd *a, const struct lt_cp_config *cp,
-				 struct MHD_Connection *conn, const char *url, const char *method,
-				 const char *upload, size_t *upload_size, void **con_cls)
+/* A body buffer larger than this is freed when its request completes. */
+#define LT_REQ_BODY_KEEP 4096u
+
+/* The state of a new request on cc (NULL: an untracked connection). */
+static struct lt_req *lt_req_new(struct lt_http_conn *cc)
+{
+	struct lt_req *r = cc && !cc->req_busy ? cc->req : NULL;
+	char *buf;
+	size_t cap;
+
+	if (!r) {
+		r = malloc(sizeof(*r));
+		if (!r)
+			return NULL;
+		r->buf = NULL;
+		r->cap = 0;
+		if (cc && !cc->req_busy && !cc->req)
+			cc->req = r; /* kept for the connection's next requests */
+	}
+	if (cc && r == cc->req)
+		cc->req_busy = 1;
+	buf = r->buf;
+	cap = r->cap;
+	memset(r, 0, offsetof(struct lt_req, principal));
+	r->buf = buf;
+	r->cap = cap;
+	r->cc = cc;
+	lt_principal_clear(&r->principal);
+	return r;
+}
+
+static void lt_req_done(struct lt_req *r)
+{
+	struct lt_http_conn *cc = r->cc;
+
+	if (cc && r == cc->req) {
+		if (r->cap > LT_REQ_BODY_KEEP) {
+			free(r->buf);
+			r->buf = NULL;
+			r->cap = 0;
+		}
+		cc->req_busy = 0;
+		return;
+	}
+	free(r->buf);
+	free(r);
+}
+
+static enum MHD_Result lt_handle(struct lt_httpd *a, const void *cp, struct MHD_Connection *conn,
+				 const char *url, const char *method, const char *upload,
+				 size_t *upload_size, void **con_cls)
 {
 	struct lt_req *r = *con_cls;
 
 	if (!r) {
-		r = calloc(1, sizeof(*r));
+		const union MHD_ConnectionInfo *ci =
+			MHD_get_connection_info(conn, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
+
+		r = lt_req_new(ci ? ci->socket_context : NULL);
 		if (!r)
 			return MHD_NO;
-		r->api = a->o.app;
+		r->app = a->o.app;
 		r->conn = conn;
 		r->method = method;
 		r->url = url;
 		r->start_ns = lt_now_ns();
-		{
-			const union MHD_ConnectionInfo *ci =
-				MHD_get_connection_info(conn, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
-
-			r->cc = ci ? ci->socket_context : NULL;
-		}
 		*con_cls = r;
 		/*
 		 * Answered once the body is drained, not now: a reply queued
@@ -423,23 +495,28 @@ static enum MHD_Result lt_handle(struct lt_httpd *a, const struct lt_cp_config *
 		/* refuse, do not buffer, what is over the limit */
 		if (r->too_big || r->len + *upload_size > max_body) {
 			r->too_big = 1;
-			free(r->body);
 			r->body = NULL;
 			r->len = 0;
 		} else {
-			char *nb = realloc(r->body, r->len + *upload_size + 1);
+			size_t need = r->len + *upload_size + 1;
 
-			if (!nb)
-				return MHD_NO;
-			r->body = nb;
-			memcpy(r->body + r->len, upload, *upload_size);
+			if (need > r->cap) {
+				char *nb = realloc(r->buf, need);
+
+				if (!nb)
+					return MHD_NO;
+				r->buf = nb;
+				r->cap = need;
+			}
+			memcpy(r->buf + r->len, upload, *upload_size);
 			r->len += *upload_size;
-			r->body[r->len] = '\0';
+			r->buf[r->len] = '\0';
+			r->body = r->buf;
 		}
 		*upload_size = 0;
 		return MHD_YES;
 	}
-	r->cp = cp;
+	r->cfg = cp;
 	lt_conn_received(r);
 	if (r->too_big)
 		return lt_problem(r, 413, "body-too-large", "Body too large", NULL,
@@ -454,7 +531,7 @@ static enum MHD_Result lt_handler(void *cls, struct MHD_Connection *conn, const 
 				  size_t *upload_size, void **con_cls)
 {
 	struct lt_httpd *a = cls;
-	const struct lt_cp_config *cp = NULL;
+	const void *cp = NULL;
 	enum MHD_Result ret;
 	unsigned tok = 0;
 
@@ -463,7 +540,7 @@ static enum MHD_Result lt_handler(void *cls, struct MHD_Connection *conn, const 
 		cp = lt_snap_get(a->o.cfg, &tok);
 	ret = lt_handle(a, cp, conn, url, method, upload, upload_size, con_cls);
 	if (*con_cls)
-		((struct lt_req *)*con_cls)->cp = NULL; /* not valid after this call */
+		((struct lt_req *)*con_cls)->cfg = NULL; /* not valid after this call */
 	if (a->o.cfg)
 		lt_snap_put(a->o.cfg, tok);
 	return ret;
@@ -482,8 +559,7 @@ static void lt_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
 	if (r->status && a->o.log)
 		a->o.log(r); /* the log phase */
 	lt_conn_next(r);
-	free(r->body);
-	free(r);
+	lt_req_done(r);
 	*con_cls = NULL;
 }
 
@@ -520,13 +596,14 @@ int lt_httpd_start(struct lt_httpd **out, const struct lt_httpd_opts *o, char *e
 	}
 	a->d = MHD_start_daemon(
 		MHD_USE_EPOLL_INTERNAL_THREAD | MHD_USE_ERROR_LOG, 0, NULL, NULL, lt_handler, a,
-		MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&sa, MHD_OPTION_THREAD_POOL_SIZE,
-		o->threads, MHD_OPTION_CONNECTION_LIMIT, LT_API_MAX_CONNS,
-		MHD_OPTION_PER_IP_CONNECTION_LIMIT, o->conns_per_client,
-		MHD_OPTION_CONNECTION_TIMEOUT, 15u, MHD_OPTION_CONNECTION_MEMORY_LIMIT,
-		(size_t)32768, MHD_OPTION_LISTEN_BACKLOG_SIZE, 1024u, MHD_OPTION_NOTIFY_COMPLETED,
-		lt_completed, a, MHD_OPTION_NOTIFY_CONNECTION, lt_conn_notify, a,
-		MHD_OPTION_EXTERNAL_LOGGER, lt_mhd_log, NULL, MHD_OPTION_END);
+		/* first, or MHD warns that it may log through its own logger */
+		MHD_OPTION_EXTERNAL_LOGGER, lt_mhd_log, NULL, MHD_OPTION_SOCK_ADDR,
+		(struct sockaddr *)&sa, MHD_OPTION_THREAD_POOL_SIZE, o->threads,
+		MHD_OPTION_CONNECTION_LIMIT, LT_API_MAX_CONNS, MHD_OPTION_PER_IP_CONNECTION_LIMIT,
+		o->conns_per_client, MHD_OPTION_CONNECTION_TIMEOUT, 15u,
+		MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)LT_HTTP_POOL_BYTES,
+		MHD_OPTION_LISTEN_BACKLOG_SIZE, 1024u, MHD_OPTION_NOTIFY_COMPLETED, lt_completed, a,
+		MHD_OPTION_NOTIFY_CONNECTION, lt_conn_notify, a, MHD_OPTION_END);
 	if (!a->d) {
 		lt_conns_stop(a);
 		free(a);

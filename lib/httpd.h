@@ -26,31 +26,36 @@
 #include "auth.h" /* struct lt_principal */
 #include "snap.h"
 
-/*
- * The application's state and its config type: each binary defines its own
- * struct lt_api and struct lt_cp_config; the server only carries pointers.
- */
-struct lt_api;
-struct lt_cp_config;
 struct lt_httpd;
 struct lt_http_conn;
 struct lt_route;
 
-/* One request being handled. */
+/*
+ * One request being handled. The front end's state and config are opaque here (void *): liblt names no
+ * type of a binary that links it; each front end reads them through its own
+ * typed accessors (the agent: lt_api_of, lt_cp_of in agent/api.h).
+ */
 struct lt_req {
-	struct lt_api *api; /* lt_httpd_opts.app */
-	const struct lt_cp_config *cp; /* this handler call's snapshot of opts.cfg, or NULL */
+	void *app; /* lt_httpd_opts.app */
+	const void *cfg; /* this handler call's snapshot of opts.cfg, or NULL */
 	struct MHD_Connection *conn;
 	const char *method, *url;
-	char *body;
+	char *body; /* len bytes and a NUL, or NULL when the request has no body */
 	size_t len;
+	char *buf; /* the server's: body's storage, kept between requests of a connection */
+	size_t cap; /* bytes of buf */
 	int too_big;
 	const char *bad_framing; /* why the length is ambiguous (400), or NULL */
 	__u64 start_ns;
 	int status; /* of the response sent, for the log phase */
 	struct lt_http_conn *cc; /* its connection's deadline state */
 	const struct lt_route *route; /* the route that matched, or NULL */
-	struct lt_principal principal; /* set by a route's access phase */
+	/*
+	 * Set by a route's access phase; anonymous (lt_principal_clear) before.
+	 * Last: a new request clears the fields above and only the principal's
+	 * small ones, not its 4 KiB.
+	 */
+	struct lt_principal principal;
 };
 
 /* A phase: 0 to go on, or -1 with a response queued and its result in *res. */
@@ -72,9 +77,9 @@ struct lt_httpd_opts {
 	const char *listen; /* IPv4 ADDR:PORT */
 	unsigned threads, conns_per_client;
 	__u64 request_timeout_ns; /* the whole request, head and body */
-	struct lt_snap *cfg; /* each handler call reads one snapshot (r->cp); NULL: none */
-	unsigned (*max_body)(const struct lt_cp_config *cp); /* bytes, from the snapshot */
-	struct lt_api *app; /* r->api */
+	struct lt_snap *cfg; /* each handler call reads one snapshot (r->cfg); NULL: none */
+	unsigned (*max_body)(const void *cfg); /* bytes, from the snapshot r->cfg */
+	void *app; /* r->app */
 	const struct lt_route *routes; /* first match wins; ends with a NULL path */
 	void (*log)(struct lt_req *r); /* on completion of a request that got a response */
 };

@@ -3,6 +3,7 @@
 #include <stdio.h>
 #include <time.h>
 #include "ratelimit.h"
+#include "units.h"
 
 #define LT_RL_NS 1000000000ULL
 #define LT_RL_YEAR_9999_END 253402300799LL /* 9999-12-31T23:59:59Z, Unix seconds */
@@ -36,10 +37,23 @@ uint64_t lt_rl_window_s(uint64_t capacity, uint64_t leak_tokens, uint64_t leak_p
 void lt_rl_fields(const char *policy, uint64_t quota, uint64_t window_s, uint64_t remaining,
 		  uint64_t reset_s, char *pol, size_t plen, char *cur, size_t clen)
 {
-	snprintf(pol, plen, "\"%s\";q=%llu;w=%llu", policy, (unsigned long long)lt_sf(quota),
-		 (unsigned long long)lt_sf(window_s));
-	snprintf(cur, clen, "\"%s\";r=%llu;t=%llu", policy, (unsigned long long)lt_sf(remaining),
-		 (unsigned long long)lt_sf(reset_s));
+	struct lt_sb b;
+
+	/* on every decision: the builder (lib/units.h), not snprintf; the same text */
+	lt_sb_init(&b, pol, plen);
+	lt_sb_str(&b, "\"");
+	lt_sb_str(&b, policy);
+	lt_sb_str(&b, "\";q=");
+	lt_sb_u64(&b, lt_sf(quota));
+	lt_sb_str(&b, ";w=");
+	lt_sb_u64(&b, lt_sf(window_s));
+	lt_sb_init(&b, cur, clen);
+	lt_sb_str(&b, "\"");
+	lt_sb_str(&b, policy);
+	lt_sb_str(&b, "\";r=");
+	lt_sb_u64(&b, lt_sf(remaining));
+	lt_sb_str(&b, ";t=");
+	lt_sb_u64(&b, lt_sf(reset_s));
 }
 
 int lt_rl_rfc3339_after(int64_t now_unix, uint64_t delta_s, char *out, size_t len)

@@ -4,6 +4,7 @@
 #include <string.h>
 #include "lt_abi.h"
 #include "tenant.h"
+#include "units.h"
 
 static int lt_hex(char c)
 {
@@ -84,23 +85,35 @@ static int lt_part_ok(const char *s)
 int lt_bucket_key(char *out, size_t outlen, enum lt_bkey_kind kind, const char *tier,
 		  const char *provider, const char *id)
 {
-	int n;
+	struct lt_sb b;
+	size_t n;
 
+	/* built on every consume: the builder (lib/units.h), not snprintf */
+	lt_sb_init(&b, out, outlen);
 	switch (kind) {
 	case LT_BKEY_USER:
 		if (!lt_part_ok(tier) || !lt_part_ok(provider) || !lt_uuid_canonical(id))
 			return -EINVAL;
-		n = snprintf(out, outlen, "u/%s/%s/%s", tier, provider, id);
+		lt_sb_str(&b, "u/");
+		lt_sb_str(&b, tier);
+		lt_sb_str(&b, "/");
+		lt_sb_str(&b, provider);
+		lt_sb_str(&b, "/");
+		lt_sb_str(&b, id);
 		break;
 	case LT_BKEY_ORG:
 		if (!lt_part_ok(provider) || !lt_uuid_canonical(id))
 			return -EINVAL;
-		n = snprintf(out, outlen, "o/%s/%s", provider, id);
+		lt_sb_str(&b, "o/");
+		lt_sb_str(&b, provider);
+		lt_sb_str(&b, "/");
+		lt_sb_str(&b, id);
 		break;
 	case LT_BKEY_APIKEY:
 		if (!lt_part_ok(id))
 			return -EINVAL;
-		n = snprintf(out, outlen, "k/%s", id);
+		lt_sb_str(&b, "k/");
+		lt_sb_str(&b, id);
 		break;
 	case LT_BKEY_KEYREQ:
 		if (!lt_part_ok(tier) || !lt_part_ok(id))
@@ -115,7 +128,8 @@ int lt_bucket_key(char *out, size_t outlen, enum lt_bkey_kind kind, const char *
 	default:
 		return -EINVAL;
 	}
-	if (n < 0 || (size_t)n >= outlen || n >= LT_BUCKET_KEY_LEN) {
+	n = b.len;
+	if (n >= outlen || n >= LT_BUCKET_KEY_LEN) {
 		if (outlen)
 			out[0] = '\0';
 		return -ENAMETOOLONG;

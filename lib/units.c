@@ -85,6 +85,42 @@ int lt_rate_parse(const char *s, __u64 *tokens, __u64 *period_ns)
 	return 0;
 }
 
+void lt_sb_init(struct lt_sb *b, char *buf, size_t cap)
+{
+	b->buf = buf;
+	b->cap = cap;
+	b->len = 0;
+	if (cap)
+		buf[0] = '\0';
+}
+
+static void lt_sb_raw(struct lt_sb *b, const char *s, size_t n)
+{
+	if (b->len + 1 < b->cap) {
+		size_t room = b->cap - 1 - b->len;
+		size_t k = n < room ? n : room;
+
+		memcpy(b->buf + b->len, s, k);
+		b->buf[b->len + k] = '\0';
+	}
+	b->len += n;
+}
+
+void lt_sb_str(struct lt_sb *b, const char *s)
+{
+	lt_sb_raw(b, s, strlen(s));
+}
+
+void lt_sb_u64(struct lt_sb *b, unsigned long long v)
+{
+	char d[20], *q = d + sizeof(d);
+
+	do
+		*--q = (char)('0' + v % 10);
+	while (v /= 10);
+	lt_sb_raw(b, q, (size_t)(d + sizeof(d) - q));
+}
+
 void lt_rate_format(__u64 tokens, __u64 period_ns, char *buf, size_t len)
 {
 	static const struct {
@@ -101,24 +137,28 @@ void lt_rate_format(__u64 tokens, __u64 period_ns, char *buf, size_t len)
 		    { 1000000, "ms" },
 		    { 1000, "us" },
 		    { 1, "ns" } };
+	struct lt_sb b;
 	unsigned int i;
 
+	/* on every consume reply: the builder, not snprintf; the same text */
+	lt_sb_init(&b, buf, len);
 	/* "10/s" rather than "1/100ms": a whole number of tokens per unit */
 	for (i = 0; i < sizeof(per) / sizeof(per[0]); i++) {
 		if (tokens > ~0ULL / per[i].ns || (tokens * per[i].ns) % period_ns)
 			continue;
-		snprintf(buf, len, "%llu/%s", (unsigned long long)(tokens * per[i].ns / period_ns),
-			 per[i].name);
+		lt_sb_u64(&b, tokens * per[i].ns / period_ns);
+		lt_sb_str(&b, "/");
+		lt_sb_str(&b, per[i].name);
 		return;
 	}
 	for (i = 0; i < sizeof(div) / sizeof(div[0]); i++) {
 		if (period_ns % div[i].ns)
 			continue;
-		if (period_ns == div[i].ns)
-			snprintf(buf, len, "%llu/%s", (unsigned long long)tokens, div[i].name);
-		else
-			snprintf(buf, len, "%llu/%llu%s", (unsigned long long)tokens,
-				 (unsigned long long)(period_ns / div[i].ns), div[i].name);
+		lt_sb_u64(&b, tokens);
+		lt_sb_str(&b, "/");
+		if (period_ns != div[i].ns)
+			lt_sb_u64(&b, period_ns / div[i].ns);
+		lt_sb_str(&b, div[i].name);
 		return;
 	}
 }

@@ -20,6 +20,23 @@ int lt_rate_parse(const char *s, __u64 *tokens, __u64 *period_ns);
 /* Writes "N/s"-style text for tokens per period_ns. */
 void lt_rate_format(__u64 tokens, __u64 period_ns, char *buf, size_t len);
 
+/*
+ * A bounded string builder with snprintf's contract, for text built on every
+ * request: the text is cut to fit the buffer (NUL-terminated whenever cap > 0)
+ * and len counts what the whole text takes, so len >= cap means it was cut.
+ * snprintf sets up a FILE on each call, which cost more than the few bytes
+ * it wrote (about 6% of a consume, in eight calls).
+ */
+struct lt_sb {
+	char *buf;
+	size_t cap; /* bytes of buf */
+	size_t len; /* bytes of the whole text so far, NUL excluded */
+};
+
+void lt_sb_init(struct lt_sb *b, char *buf, size_t cap);
+void lt_sb_str(struct lt_sb *b, const char *s);
+void lt_sb_u64(struct lt_sb *b, unsigned long long v); /* decimal */
+
 /* "2027-01-31T00:00:00Z" (RFC 3339, UTC) for seconds since the epoch. */
 void lt_rfc3339(long long unix_s, char *buf, size_t len);
 

@@ -3,9 +3,13 @@
 # with an HS256 JWT over keep-alive, next to GET /healthz on the same server
 # (a bare libmicrohttpd JSON reply) as the reference. The agent runs in a
 # private network namespace so nothing is attached to the host's lo.
+#   BENCH_AGENT    the agent binary to measure (default: this tree's build/leaky-agent),
+#                  so two builds can be compared with the same driver
+#   BENCH_SECONDS  seconds per wrk run (default 5)
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
-AGENT=$ROOT/build/leaky-agent
+AGENT=${BENCH_AGENT:-$ROOT/build/leaky-agent}
+[ -x "$AGENT" ] || { echo "bench_api.sh: no agent binary at $AGENT (make build/leaky-agent, or set BENCH_AGENT)" >&2; exit 1; }
 NS=ltbench-$$
 PIN=/sys/fs/bpf/lt-bench-$$
 STATE=$(mktemp -d /tmp/lt-bench-api-XXXXXX)

@@ -50,7 +50,9 @@ if [ "$(id -u)" -ne 0 ]; then
 fi
 mountpoint -q /sys/fs/bpf || mount -t bpf bpf /sys/fs/bpf
 ip netns add "$NS" && ip -n "$NS" link set lo up || { echo "Bail out! netns"; exit 1; }
-inns "$AGENT" --pin-dir "$PIN" --state-dir "$STATE" attach --iface lo \
+# a small bucket table, so that the contract can reach the documented 503 bucket-table-full
+"$AGENT" print-config | jq '.token.max_buckets = 64' >"$STATE/cfg.json"
+inns "$AGENT" --pin-dir "$PIN" --state-dir "$STATE" attach --iface lo --config "$STATE/cfg.json" \
 	--api 127.0.0.1:$PORT >"$STATE/log" 2>&1 &
 AGENT_PID=$!
 for _ in $(seq 100); do

@@ -18,11 +18,11 @@
 #include "lt_test.h"
 #include "httpd.h"
 
-struct lt_api {
+struct test_app {
 	int unused;
 };
 
-static struct lt_api app;
+static struct test_app app;
 static pthread_mutex_t trace_lock = PTHREAD_MUTEX_INITIALIZER;
 static char trace[64];
 static char seen_sub[64]; /* the principal the handler saw */
@@ -86,9 +86,9 @@ static void log_phase(struct lt_req *r)
 	mark('G');
 }
 
-static unsigned max_body(const struct lt_cp_config *cp)
+static unsigned max_body(const void *cfg)
 {
-	(void)cp;
+	(void)cfg;
 	return 16;
 }
 
