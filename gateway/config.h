@@ -41,6 +41,9 @@ struct gw_url {
 		uint16_t family; /* AF_INET or AF_INET6 */
 		uint8_t addr[16];
 	} sa;
+	/* a worker's own runtime state (each process has its own copy of a snapshot) */
+	void *rt_pool; /* the worker's upstream pool for this address, found once */
+	int health_slot; /* index in the master's health table, -1: not checked */
 };
 
 enum gw_provider_kind { GW_PROV_OPENAI = 0, GW_PROV_GEMINI, GW_PROV_QWEN, GW_PROV_ANTHROPIC };
@@ -72,6 +75,7 @@ struct gw_service {
 	char health_path[GW_PATH_MAX];
 	uint32_t health_interval_ms;
 	uint32_t health_timeout_ms;
+	unsigned rr; /* a worker's round-robin cursor (runtime state, per process) */
 };
 
 enum gw_route_kind {

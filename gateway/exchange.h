@@ -64,6 +64,7 @@
 
 struct gw_exchange;
 struct gw_provider; /* config.h */
+struct gw_config; /* config.h */
 struct gw_route; /* routes.h */
 
 enum gw_verdict {
@@ -119,6 +120,8 @@ const char *gw_req_header(const struct gw_exchange *x, const char *lower_name, s
 const struct sockaddr_storage *gw_peer(const struct gw_exchange *x);
 /* The route that matched (routes.h) and its configured provider, if any. */
 const struct gw_route *gw_route(const struct gw_exchange *x);
+/* The config snapshot this exchange runs under (providers, model map). */
+const struct gw_config *gw_config_of(const struct gw_exchange *x);
 /* X-Request-Id of this exchange (propagated if the client sent a valid one, else generated). */
 const char *gw_request_id(const struct gw_exchange *x);
 /* The upstream response head, from on_response_head on; NULL before. */
