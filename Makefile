@@ -94,7 +94,7 @@ run: deps
 	$(REL_AGENT) attach $(RUN_ARGS)
 
 bench: deps
-	@$(MAKE) --no-print-directory $(BENCH) $(REL_AGENT)
+	@$(MAKE) --no-print-directory $(BENCH) $(REL_AGENT) $(REL_GW)
 	@bash scripts/bench.sh
 
 fuzz: deps

@@ -29,8 +29,8 @@ const char gw_config_default_json[] =
 	"}\n";
 
 static const char *const default_llm_paths[] = { "/v1/chat/completions", "/v1/completions",
-						  "/v1/embeddings", "/v1/responses",
-						  "/v1/messages" };
+						 "/v1/embeddings", "/v1/responses",
+						 "/v1/messages" };
 
 const char *gw_provider_kind_name(enum gw_provider_kind k)
 {
@@ -241,9 +241,8 @@ static char *read_key_file(const char *path)
 static int parse_provider(struct ctx *c, const char *ptr, json_t *o, struct gw_provider *p,
 			  const struct gw_config *cfg)
 {
-	static const char *const keys[] = { "name",	   "kind",	   "base_url",
-					    "api_key_env", "api_key_file", "timeouts",
-					    NULL };
+	static const char *const keys[] = { "name",	    "kind",	"base_url", "api_key_env",
+					    "api_key_file", "timeouts", NULL };
 	char kind[32] = "", url[1024] = "", env[128] = "", file[GW_PATH_MAX] = "";
 	int err;
 
@@ -273,7 +272,8 @@ static int parse_provider(struct ctx *c, const char *ptr, json_t *o, struct gw_p
 	if (*env) {
 		const char *v = getenv(env);
 		if (!v || !*v)
-			return fail(c, ptr, "environment variable %s (api_key_env) is not set", env);
+			return fail(c, ptr, "environment variable %s (api_key_env) is not set",
+				    env);
 		p->api_key = strdup(v);
 	} else if (*file) {
 		p->api_key = read_key_file(file);
@@ -376,9 +376,9 @@ static int check_prefix(struct ctx *c, const char *ptr, const char *p)
 static int parse_route(struct ctx *c, const char *ptr, json_t *o, struct gw_route *r,
 		       const struct gw_config *cfg)
 {
-	static const char *const keys[] = { "name",	     "prefix",	 "exact",   "service",
-					    "methods",	     "strip_prefix", "priority", "enabled",
-					    "retries",	     "timeouts",	 "max_body_bytes", NULL };
+	static const char *const keys[] = { "name",    "prefix",       "exact",		 "service",
+					    "methods", "strip_prefix", "priority",	 "enabled",
+					    "retries", "timeouts",     "max_body_bytes", NULL };
 	char svc[GW_NAME_MAX] = "";
 	int exact = 0, strip = 0, enabled = 1, err;
 	uint32_t prio = 0, retries = 0, maxb = 0;
@@ -399,7 +399,8 @@ static int parse_route(struct ctx *c, const char *ptr, json_t *o, struct gw_rout
 	if (pv) {
 		if (!json_is_integer(pv) || json_integer_value(pv) < -1000000 ||
 		    json_integer_value(pv) > 1000000)
-			return fail(c, ptr, "\"priority\" must be an integer in [-1000000, 1000000]");
+			return fail(c, ptr,
+				    "\"priority\" must be an integer in [-1000000, 1000000]");
 		prio = (uint32_t)(int)json_integer_value(pv);
 	}
 	if (!*r->name)
@@ -463,8 +464,8 @@ static void config_free(struct gw_config *c)
 
 static int parse_root(struct ctx *c, json_t *root, struct gw_config *cfg)
 {
-	static const char *const keys[] = { "listen",   "workers", "limits", "timeouts", "services",
-					    "routes",   "providers", "models", "llm",	     NULL };
+	static const char *const keys[] = { "listen", "workers",   "limits", "timeouts", "services",
+					    "routes", "providers", "models", "llm",	 NULL };
 	static const char *const lkeys[] = { "max_connections", "max_head_bytes", "max_body_bytes",
 					     NULL };
 	static const char *const tkeys[] = { "client_header_ms", "client_body_ms",
@@ -509,8 +510,7 @@ static int parse_root(struct ctx *c, json_t *root, struct gw_config *cfg)
 	     (err = get_u32(c, "/timeouts", o, "connect_ms", 1, 600000,
 			    &cfg->timeouts.connect_ms)) ||
 	     (err = get_u32(c, "/timeouts", o, "read_ms", 1, 3600000, &cfg->timeouts.read_ms)) ||
-	     (err = get_u32(c, "/timeouts", o, "total_ms", 1, 86400000,
-			    &cfg->timeouts.total_ms))))
+	     (err = get_u32(c, "/timeouts", o, "total_ms", 1, 86400000, &cfg->timeouts.total_ms))))
 		return err;
 
 	services = json_object_get(root, "services");
@@ -570,8 +570,9 @@ static int parse_root(struct ctx *c, json_t *root, struct gw_config *cfg)
 				    GW_CHAIN_MAX);
 		json_array_foreach(pl, j, pn) {
 			const struct gw_provider *pp =
-				json_is_string(pn) ? gw_config_provider(cfg, json_string_value(pn)) :
-						     NULL;
+				json_is_string(pn) ?
+					gw_config_provider(cfg, json_string_value(pn)) :
+					NULL;
 			if (!pp)
 				return fail(c, p, "unknown provider \"%.64s\"",
 					    json_is_string(pn) ? json_string_value(pn) : "?");

@@ -12,13 +12,16 @@
 static const struct {
 	const char *name, *arg, *help;
 } flags[] = {
-	{ "listen", "ADDR", "HOST:PORT or [V6]:PORT to listen on (default: the config's, "
-			    "127.0.0.1:8080)" },
+	{ "listen", "ADDR",
+	  "HOST:PORT or [V6]:PORT to listen on (default: the config's, "
+	  "127.0.0.1:8080)" },
 	{ "config", "FILE", "JSON config (default: the embedded one; SIGHUP re-reads FILE)" },
-	{ "workers", "N", "worker processes, each with its own SO_REUSEPORT listener "
-			  "(default: the config's, else one per CPU)" },
-	{ "pin-dir", "DIR", "bpffs directory of the agent's pinned maps (default /sys/fs/bpf/leaky; "
-			    "used by admission)" },
+	{ "workers", "N",
+	  "worker processes, each with its own SO_REUSEPORT listener "
+	  "(default: the config's, else one per CPU)" },
+	{ "pin-dir", "DIR",
+	  "bpffs directory of the agent's pinned maps (default /sys/fs/bpf/leaky; "
+	  "used by admission)" },
 	{ "check", NULL, "validate the config, print a one-line summary and exit" },
 	{ "verbose", NULL, "log at debug level (repeat for trace)" },
 	{ "help", NULL, "this help" },
@@ -34,8 +37,9 @@ static void usage(FILE *f)
 			 flags[i].arg ? flags[i].arg : "");
 		fprintf(f, "  %-18s %s\n", left, flags[i].help);
 	}
-	fprintf(f, "signals: SIGHUP reloads FILE (a bad file is refused, the running config stays); "
-		   "SIGTERM drains in-flight requests, then exits\n");
+	fprintf(f,
+		"signals: SIGHUP reloads FILE (a bad file is refused, the running config stays); "
+		"SIGTERM drains in-flight requests, then exits\n");
 }
 
 /* The pin dir the admission code (gateway/admit.c) reads; kept here until it does. */
@@ -72,7 +76,8 @@ int main(int argc, char **argv)
 			errno = 0;
 			n = strtoul(optarg, &end, 10);
 			if (*end || !*optarg || errno || n < 1 || n > 256) {
-				fprintf(stderr, "leaky-gateway: --workers wants 1..256, got \"%s\"\n",
+				fprintf(stderr,
+					"leaky-gateway: --workers wants 1..256, got \"%s\"\n",
 					optarg);
 				return 2;
 			}

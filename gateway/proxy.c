@@ -205,7 +205,7 @@ struct client {
 	struct gw_exchange *x;
 	uint64_t deadline_ms; /* of the current state (header, body, idle, send) */
 	uint64_t head_start_ms; /* first byte of the current head */
-	unsigned can_read : 1, can_write : 1, rdhup : 1;
+	unsigned can_read : 1, can_write : 1, rdhup : 1, shut : 1;
 	unsigned keep_alive : 1; /* of the current request */
 	struct client *prev, *next; /* every client, for the timeout sweep */
 };
@@ -253,7 +253,8 @@ struct gw_exchange {
 	struct lt_http1_msg resp;
 	unsigned resp_parsed : 1, head_sent : 1, answered : 1, want_body : 1, body_held : 1,
 		req_done : 1, resp_done : 1, cut : 1, upstream_chosen : 1, retried_stale : 1,
-		reframe_chunked : 1, reframe_raw : 1, close_client : 1, finished : 1;
+		reframe_chunked : 1, reframe_raw : 1, close_client : 1, finished : 1,
+		body_blocked : 1; /* the streamed request body waits for the upstream */
 	uint64_t body_max;
 	struct buf body; /* held request body (want_body, or small and complete) */
 	uint64_t req_left; /* streamed request body bytes still to come (CL) */
@@ -327,9 +328,8 @@ static void bury(struct obj *o)
 
 const char *gw_outcome_name(enum gw_outcome o)
 {
-	static const char *const n[] = { "completed",	   "answered",	     "cut",
-					 "client-gone",    "upstream-error", "timeout",
-					 "aborted" };
+	static const char *const n[] = { "completed",	   "answered", "cut",	 "client-gone",
+					 "upstream-error", "timeout",  "aborted" };
 	return (unsigned)o < sizeof(n) / sizeof(n[0]) ? n[o] : "?";
 }
 
@@ -997,7 +997,8 @@ static int build_request(struct gw_exchange *x)
 	else if (m->body == LT_HTTP1_BODY_CHUNKED)
 		r |= buf_puts(b, "Transfer-Encoding: chunked\r\n");
 	else if (m->body == LT_HTTP1_BODY_LENGTH)
-		r |= buf_printf(b, "Content-Length: %llu\r\n", (unsigned long long)m->content_length);
+		r |= buf_printf(b, "Content-Length: %llu\r\n",
+				(unsigned long long)m->content_length);
 	r |= buf_puts(b, "\r\n");
 	return r ? -ENOMEM : 0;
 }
@@ -1141,17 +1142,19 @@ static void x_connect(struct gw_exchange *x, int fresh)
 	if (u->state == U_BUSY || u->can_write)
 		upstream_flush(u);
 	/* the client's streamed body may be waiting for an upstream */
-	if (x->c && x->c->state == C_BODY)
+	if (x->c && x->body_blocked) {
+		x->body_blocked = 0;
 		kick(&x->c->o);
+	}
 }
 
 static void x_fail(struct gw_exchange *x, enum gw_outcome out, const char *why)
 {
 	struct upstream *u = x->u;
 	int idem = !!(gw_method_bit(x->req.method, x->req.method_len) & GW_M_IDEMPOTENT);
-	int replayable = x->req_done && (x->body_held || x->req.body == LT_HTTP1_BODY_NONE ||
-					 (x->req.body == LT_HTTP1_BODY_LENGTH &&
-					  !x->req.content_length));
+	int replayable =
+		x->req_done && (x->body_held || x->req.body == LT_HTTP1_BODY_NONE ||
+				(x->req.body == LT_HTTP1_BODY_LENGTH && !x->req.content_length));
 
 	if (u) {
 		u->x = NULL;
@@ -1232,7 +1235,8 @@ static int send_response_head(struct gw_exchange *x)
 		return 0;
 	if (m->body != LT_HTTP1_BODY_NONE) {
 		if (x->req.minor == 0 && (m->body == LT_HTTP1_BODY_CHUNKED || observed)) {
-			x->reframe_raw = 1; /* HTTP/1.0 takes no chunks: de-chunk, close at the end */
+			x->reframe_raw =
+				1; /* HTTP/1.0 takes no chunks: de-chunk, close at the end */
 			x->close_client = 1;
 		} else if (observed || m->body == LT_HTTP1_BODY_CLOSE) {
 			x->reframe_chunked = 1;
@@ -1542,9 +1546,12 @@ static void upstream_flush(struct upstream *u)
 		u->out.off += n;
 	}
 	u->out.off = u->out.len = 0;
-	/* the client's streamed body waits on this buffer draining */
-	if (u->x && u->x->c && u->x->c->state == C_BODY)
+	/* the client's streamed body waited on this buffer draining (only then: a kick
+	 * that always fired would feed itself through client_body's flush) */
+	if (u->x && u->x->c && u->x->body_blocked) {
+		u->x->body_blocked = 0;
 		kick(&u->x->c->o);
+	}
 }
 
 static void upstream_event(struct upstream *u, uint32_t ev)
@@ -1624,10 +1631,18 @@ static void client_flush(struct client *c)
 	}
 	if (!buf_avail(&c->out)) {
 		c->out.off = c->out.len = 0;
-		if (c->state == C_CLOSING) {
+		if (c->state == C_CLOSING && !c->shut) {
+			/*
+			 * Lingering close (as nginx): close() with unread bytes would send a
+			 * RST that can destroy the answer before the client reads it. Send
+			 * FIN, discard what comes until the client's EOF or a short deadline.
+			 */
 			shutdown(c->fd, SHUT_WR);
-			client_close(c);
-			return;
+			c->shut = 1;
+			c->deadline_ms = coarse_ms() + 2000;
+			if (!c->can_read)
+				return;
+			kick(&c->o);
 		}
 	}
 	if (c->x && c->x->u && c->x->u->paused && buf_avail(&c->out) < OUT_LOW)
@@ -1662,7 +1677,8 @@ static void set_request_id(struct gw_exchange *x)
 		else
 			ok = (ch >= '0' && ch <= '9') || (ch >= 'a' && ch <= 'f');
 	}
-	if (ok && (memcmp(t->value, "00", 2) || !strncmp(t->value + 3, "00000000000000000000000000000000", 32) ||
+	if (ok && (memcmp(t->value, "00", 2) ||
+		   !strncmp(t->value + 3, "00000000000000000000000000000000", 32) ||
 		   !strncmp(t->value + 36, "0000000000000000", 16)))
 		ok = 0;
 	if (ok) {
@@ -1688,11 +1704,10 @@ static void client_body(struct client *c)
 		const char *p = c->in.p + c->in.off;
 		size_t n = buf_avail(&c->in);
 
-		if (!x->want_body) {
-			if (!x->u)
-				return; /* streamed body: waits for the upstream */
-			if (buf_avail(&x->u->out) > OUT_HIGH)
-				return; /* back-pressure: resumed by upstream_flush */
+		if (!x->want_body && (!x->u || buf_avail(&x->u->out) > OUT_HIGH)) {
+			/* no upstream yet, or back-pressure: x_connect / upstream_flush resume */
+			x->body_blocked = 1;
+			return;
 		}
 		if (x->req.body == LT_HTTP1_BODY_LENGTH) {
 			if (n > x->req_left)
@@ -1829,14 +1844,15 @@ static void client_start(struct client *c, int head_len)
 	c->state = x->req_done ? C_WAIT : C_BODY;
 	c->deadline_ms = x->req_done ? 0 : coarse_ms() + x->cfg->client_body_timeout_ms;
 
-	x->route = gw_route_match(x->cfg, m->method, m->method_len, m->target, m->path_len,
-				  &mismatch);
+	x->route =
+		gw_route_match(x->cfg, m->method, m->method_len, m->target, m->path_len, &mismatch);
 	if (!x->route) {
 		if (mismatch)
 			gw_answer_problem(x, 405, "method-not-allowed", "Method Not Allowed",
 					  "this route does not accept the method");
 		else
-			gw_answer_problem(x, 404, "no-route", "Not Found", "no route for this path");
+			gw_answer_problem(x, 404, "no-route", "Not Found",
+					  "no route for this path");
 		x_finish(x, GW_OUT_ANSWERED);
 		return;
 	}
@@ -1933,8 +1949,11 @@ static void client_read(struct client *c)
 			return;
 		}
 		if (c->state == C_WAIT || (c->state == C_BODY && c->x && !c->x->want_body &&
-					   (!c->x->u || buf_avail(&c->x->u->out) > OUT_HIGH)))
+					   (!c->x->u || buf_avail(&c->x->u->out) > OUT_HIGH))) {
+			if (c->state == C_BODY)
+				c->x->body_blocked = 1;
 			return; /* resumed by a kick: pipelined bytes wait in the socket */
+		}
 		if (buf_avail(&c->in) >= W.cfg->max_head_bytes + READ_CHUNK)
 			return;
 		if (buf_reserve(&c->in, 4096)) {
@@ -2028,8 +2047,9 @@ static void accept_all(void)
 			if (send(fd, busy, sizeof(busy) - 1, MSG_NOSIGNAL | MSG_DONTWAIT) < 0)
 				(void)0;
 			close(fd);
-			log_warn_rl("connection refused: %u open connections (limits.max_connections)",
-				    W.nclients);
+			log_warn_rl(
+				"connection refused: %u open connections (limits.max_connections)",
+				W.nclients);
 			continue;
 		}
 		c = calloc(1, sizeof(*c));
@@ -2189,7 +2209,8 @@ static int worker_run(unsigned idx, const struct sockaddr_storage *ss, socklen_t
 	W.sfd = signalfd(-1, &mask, SFD_NONBLOCK | SFD_CLOEXEC);
 	W.lfd = listen_socket(ss, sl);
 	if (W.epfd < 0 || W.sfd < 0 || W.lfd < 0) {
-		log_error("worker %u: cannot listen: %s", idx, strerror(W.lfd < 0 ? -W.lfd : errno));
+		log_error("worker %u: cannot listen: %s", idx,
+			  strerror(W.lfd < 0 ? -W.lfd : errno));
 		return 1;
 	}
 	W.listen_obj.kind = OBJ_LISTEN;
@@ -2336,8 +2357,8 @@ static void health_attach(struct gw_config *cfg, int create)
 }
 
 /* One blocking check: GET path, a 2xx/3xx status within timeout_ms. Latency in µs, or -1. */
-static long health_check(const struct gw_url *u, const char *path, uint32_t timeout_ms,
-			 char *why, size_t whylen)
+static long health_check(const struct gw_url *u, const char *path, uint32_t timeout_ms, char *why,
+			 size_t whylen)
 {
 	struct sockaddr_storage ss = { 0 };
 	socklen_t sl;
@@ -2435,11 +2456,13 @@ static void health_run(struct gw_config *cfg, uint64_t *next_ms)
 			if (u->health_slot < 0)
 				continue;
 			h = &health_table[u->health_slot];
-			us = health_check(u, s->health_path, s->health_timeout_ms, why, sizeof(why));
+			us = health_check(u, s->health_path, s->health_timeout_ms, why,
+					  sizeof(why));
 			if (us >= 0) {
 				if (!h->healthy)
-					log_warn("upstream %s of service %s is healthy again (%ld us)",
-						 u->hostport, s->name, us);
+					log_warn(
+						"upstream %s of service %s is healthy again (%ld us)",
+						u->hostport, s->name, us);
 				else
 					log_debug("upstream %s of service %s healthy (%ld us)",
 						  u->hostport, s->name, us);
@@ -2508,8 +2531,7 @@ int gw_parse_listen(const char *s, struct sockaddr_storage *ss, socklen_t *len)
 	return 0;
 }
 
-static pid_t spawn_worker(unsigned idx, const struct sockaddr_storage *ss, socklen_t sl,
-			  int sfd)
+static pid_t spawn_worker(unsigned idx, const struct sockaddr_storage *ss, socklen_t sl, int sfd)
 {
 	pid_t pid = fork();
 
@@ -2550,8 +2572,8 @@ int gw_proxy_run(const struct gw_proxy_opts *o, struct gw_config *cfg)
 	}
 	close(probe);
 	signal(SIGPIPE, SIG_IGN);
-	health_table = mmap(NULL, sizeof(struct health_slot) * HEALTH_SLOTS,
-			    PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+	health_table = mmap(NULL, sizeof(struct health_slot) * HEALTH_SLOTS, PROT_READ | PROT_WRITE,
+			    MAP_SHARED | MAP_ANONYMOUS, -1, 0);
 	if (health_table == MAP_FAILED) {
 		health_table = NULL;
 		log_error("mmap: %s", strerror(errno));
@@ -2601,8 +2623,9 @@ int gw_proxy_run(const struct gw_proxy_opts *o, struct gw_config *cfg)
 					struct gw_config *n;
 					char err[512];
 					if (gw_config_load(o->config_path, &n, err, sizeof(err))) {
-						log_error("reload refused, the current config stays: %s",
-							  err);
+						log_error(
+							"reload refused, the current config stays: %s",
+							err);
 					} else {
 						health_attach(n, 1);
 						gw_config_put(W.cfg);
@@ -2617,7 +2640,8 @@ int gw_proxy_run(const struct gw_proxy_opts *o, struct gw_config *cfg)
 					if (!stopping) {
 						log_info("stopping: draining in-flight requests");
 						stopping = 1;
-						stop_deadline = coarse_ms() + W.cfg->drain_timeout_ms + 5000;
+						stop_deadline = coarse_ms() +
+								W.cfg->drain_timeout_ms + 5000;
 						for (unsigned i = 0; i < nw; i++)
 							if (pids[i] > 0)
 								kill(pids[i], SIGTERM);

@@ -15,3 +15,4 @@ done
 echo "leaky-tokens bench on $(nproc) cores, $(uname -r), $(date -u +%FT%TZ)"
 "$ROOT/build/bench" -r "$PORT"
 bash "$ROOT/scripts/bench_api.sh"
+bash "$ROOT/scripts/bench_gw.sh"

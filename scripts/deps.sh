@@ -15,6 +15,8 @@ PKGS=(
 	libcurl4-openssl-dev
 	# tests and benchmarks
 	iproute2 curl jq redis-server wrk procps util-linux socat sudo bc openssl
+	# leaky-gateway tests (raw-socket clients, xxd) and the proxy bench row (nginx proxy_pass)
+	python3 xxd nginx-light
 	# node for the OpenAPI validator (tests/openapi/) and the openai client tests (tests/openai/)
 	nodejs
 )
@@ -35,7 +37,15 @@ if [ "${#missing[@]}" -gt 0 ]; then
 	echo "deps.sh: installing ${missing[*]}"
 	export DEBIAN_FRONTEND=noninteractive
 	apt-get update -qq
+	# packaged daemons (nginx, redis) must not start on install: the tests and the bench run
+	# their own instances on private ports (policy-rc.d 101 = "action forbidden")
+	policy=
+	if [ ! -e /usr/sbin/policy-rc.d ]; then
+		printf '#!/bin/sh\nexit 101\n' >/usr/sbin/policy-rc.d && chmod 755 /usr/sbin/policy-rc.d
+		policy=1
+	fi
 	apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+	[ -n "$policy" ] && rm -f /usr/sbin/policy-rc.d
 fi
 
 # npm packages are pinned in a package-lock.json per directory (tests/openapi: the OpenAPI

@@ -12,6 +12,8 @@
  *   /hang            reads the request and never answers
  *   /health          200 "ok" (503 when the file named by --sick exists)
  *   /status/NNN      that status, empty body
+ *   /flaky           200 on a connection's first request; a later one is read and the
+ *                    connection closed without an answer (a keep-alive race, made certain)
  *   anything else    200 "path=<path> port=<port>"
  * usage: gw_upstream PORT [--sick FILE]   (prints "ready" when listening)
  */
@@ -54,7 +56,7 @@ static void pattern(char *p, size_t n, size_t off)
 }
 
 static int serve(int fd, const char *req, size_t head_len, size_t body_len,
-		 const struct lt_http1_msg *m)
+		 const struct lt_http1_msg *m, unsigned nreq)
 {
 	char path[512], hdr[512];
 	char *buf;
@@ -64,9 +66,10 @@ static int serve(int fd, const char *req, size_t head_len, size_t body_len,
 	memcpy(path, m->target, n);
 	path[n] = 0;
 	if (!strcmp(path, "/echo")) {
-		snprintf(hdr, sizeof(hdr),
-			 "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: %zu\r\n\r\n",
-			 head_len + body_len);
+		snprintf(
+			hdr, sizeof(hdr),
+			"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: %zu\r\n\r\n",
+			head_len + body_len);
 		return wstr(fd, hdr) || wall(fd, req, head_len + body_len);
 	}
 	if (sscanf(path, "/cl/%u", &a) == 1) {
@@ -116,10 +119,16 @@ static int serve(int fd, const char *req, size_t head_len, size_t body_len,
 		free(buf);
 		return -1; /* close */
 	}
+	if (!strcmp(path, "/flaky")) {
+		if (nreq > 1)
+			return -1;
+		return wstr(fd, "HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nfresh");
+	}
 	if (!strcmp(path, "/hop"))
-		return wstr(fd, "HTTP/1.1 200 OK\r\nConnection: X-Hop\r\nX-Hop: secret\r\n"
-				"Keep-Alive: timeout=5\r\nTrailer: X-T\r\nProxy-Authenticate: Basic\r\n"
-				"X-Kept: 1\r\nContent-Length: 2\r\n\r\nok");
+		return wstr(fd,
+			    "HTTP/1.1 200 OK\r\nConnection: X-Hop\r\nX-Hop: secret\r\n"
+			    "Keep-Alive: timeout=5\r\nTrailer: X-T\r\nProxy-Authenticate: Basic\r\n"
+			    "X-Kept: 1\r\nContent-Length: 2\r\n\r\nok");
 	if (!strcmp(path, "/hang")) {
 		sleep(600);
 		return -1;
@@ -147,6 +156,7 @@ static void *conn(void *arg)
 	size_t cap = 1 << 20, len = 0;
 	char *in = malloc(cap);
 	struct lt_http1_msg m;
+	unsigned nreq = 0;
 
 	for (;;) {
 		int r = lt_http1_parse_request(in, len, 65536, &m);
@@ -176,8 +186,8 @@ static void *conn(void *arg)
 			for (;;) {
 				const char *d;
 				size_t dl, used;
-				int s = pos < len ? lt_http1_chunked_scan(&c, in + pos, len - pos, &used,
-									  &d, &dl) :
+				int s = pos < len ? lt_http1_chunked_scan(&c, in + pos, len - pos,
+									  &used, &d, &dl) :
 						    0;
 				if (s < 0)
 					goto out;
@@ -194,7 +204,7 @@ static void *conn(void *arg)
 			}
 			body = pos - r;
 		}
-		if (serve(fd, in, r, body, &m) || !m.keep_alive)
+		if (serve(fd, in, r, body, &m, ++nreq) || !m.keep_alive)
 			break;
 		memmove(in, in + r + body, len - r - body);
 		len -= r + body;
@@ -234,6 +244,8 @@ int main(int argc, char **argv)
 		if (fd < 0)
 			continue;
 		setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+		printf("accept\n");
+		fflush(stdout);
 		if (pthread_create(&t, NULL, conn, (void *)(long)fd)) {
 			close(fd);
 			continue;
