@@ -1006,7 +1006,7 @@ static int build_request(struct gw_exchange *x)
 static void upstream_flush(struct upstream *u);
 
 /* Picks a base URL of the route's service: healthy first, by the service's balance. */
-static struct gw_url *pick_service_url(const struct gw_route *r, unsigned attempt)
+static struct gw_url *pick_service_url(const struct gw_route *r, const struct gw_url *avoid)
 {
 	struct gw_service *s = (struct gw_service *)r->service;
 	struct gw_url *best = NULL;
@@ -1015,10 +1015,12 @@ static struct gw_url *pick_service_url(const struct gw_route *r, unsigned attemp
 	if (!s || !s->nurls)
 		return NULL;
 	for (unsigned k = 0; k < s->nurls; k++) {
-		unsigned i = (s->rr + k + attempt) % s->nurls;
+		unsigned i = (s->rr + k) % s->nurls;
 		struct gw_url *u = &s->urls[i];
 		if (u->health_slot >= 0 && W.health && !W.health[u->health_slot].healthy)
 			continue;
+		if (u == avoid && s->nurls > 1)
+			continue; /* a retry goes to another URL */
 		if (s->balance == GW_BAL_ROUND_ROBIN) {
 			best = u;
 			break;
@@ -1055,7 +1057,7 @@ static void x_start_upstream(struct gw_exchange *x, unsigned attempt)
 		}
 	}
 	if (!x->upstream_chosen || (attempt && x->route->service)) {
-		struct gw_url *u = pick_service_url(x->route, attempt);
+		struct gw_url *u = pick_service_url(x->route, attempt ? x->cfg_url : NULL);
 		if (!u) {
 			gw_answer_problem(x, 503, "no-upstream", "Service Unavailable",
 					  "no healthy upstream for this route");
@@ -1477,6 +1479,7 @@ static void upstream_read(struct upstream *u)
 		return;
 	while (u->can_read) {
 		ssize_t n;
+		size_t want;
 
 		if (x->c && buf_avail(&x->c->out) > OUT_HIGH) {
 			u->paused = 1; /* resumed by client_flush when the client drains */
@@ -1487,7 +1490,8 @@ static void upstream_read(struct upstream *u)
 			x_fail(x, GW_OUT_UPSTREAM_ERROR, "out of memory");
 			return;
 		}
-		n = read(u->fd, u->in.p + u->in.len, u->in.cap - u->in.len);
+		want = u->in.cap - u->in.len;
+		n = read(u->fd, u->in.p + u->in.len, want);
 		if (n < 0) {
 			if (errno == EINTR)
 				continue;
@@ -1512,6 +1516,8 @@ static void upstream_read(struct upstream *u)
 			return;
 		}
 		u->in.len += n;
+		if ((size_t)n < want)
+			u->can_read = 0; /* drained (see client_read) */
 		if (!x->st.first_byte_ns)
 			x->st.first_byte_ns = now_ns();
 		x->read_deadline_ms = coarse_ms() + x->t.read_ms;
@@ -1796,7 +1802,7 @@ nomem:
 }
 
 /* A complete head at c->in: build the exchange, route it, run on_request_head. */
-static void client_start(struct client *c, int head_len)
+static void client_start(struct client *c, int head_len, const struct lt_http1_msg *parsed)
 {
 	struct gw_exchange *x = calloc(1, sizeof(*x));
 	struct lt_http1_msg *m;
@@ -1814,9 +1820,7 @@ static void client_start(struct client *c, int head_len)
 	/* lt_http1 parsed in place: move the pointers to the copy */
 	{
 		ptrdiff_t d = x->head - base;
-		struct lt_http1_msg tmp;
-		lt_http1_parse_request(base, head_len, (size_t)head_len + 1, &tmp);
-		*m = tmp;
+		*m = *parsed;
 		m->method += d;
 		m->target += d;
 		for (unsigned i = 0; i < m->nheaders; i++) {
@@ -1908,8 +1912,9 @@ static void client_start(struct client *c, int head_len)
 static void client_parse(struct client *c)
 {
 	while (!c->o.dead && c->state == C_HEAD && buf_avail(&c->in)) {
+		static struct lt_http1_msg m; /* one worker, one thread: parsed, then copied */
 		int r = lt_http1_parse_request(c->in.p + c->in.off, buf_avail(&c->in),
-					       W.cfg->max_head_bytes, &(struct lt_http1_msg){ 0 });
+					       W.cfg->max_head_bytes, &m);
 		if (r == LT_HTTP1_PARTIAL) {
 			if (!c->head_start_ms) {
 				c->head_start_ms = coarse_ms();
@@ -1926,7 +1931,7 @@ static void client_parse(struct client *c)
 			return;
 		}
 		c->head_start_ms = 0;
-		client_start(c, r);
+		client_start(c, r, &m);
 	}
 }
 
@@ -1934,6 +1939,7 @@ static void client_read(struct client *c)
 {
 	while (!c->o.dead && c->can_read) {
 		ssize_t n;
+		size_t want;
 
 		if (c->state == C_CLOSING) {
 			/* discard: the answer is on its way, then the close */
@@ -1960,7 +1966,8 @@ static void client_read(struct client *c)
 			client_close(c);
 			return;
 		}
-		n = read(c->fd, c->in.p + c->in.len, c->in.cap - c->in.len);
+		want = c->in.cap - c->in.len;
+		n = read(c->fd, c->in.p + c->in.len, want);
 		if (n < 0) {
 			if (errno == EINTR)
 				continue;
@@ -1977,6 +1984,12 @@ static void client_read(struct client *c)
 			return;
 		}
 		c->in.len += n;
+		/*
+		 * A short read drained the socket: under EPOLLET whatever arrives later
+		 * raises a new event, so the EAGAIN read is a syscall saved per request.
+		 */
+		if ((size_t)n < want)
+			c->can_read = 0;
 		if (c->state == C_HEAD)
 			client_parse(c);
 		else if (c->state == C_BODY)

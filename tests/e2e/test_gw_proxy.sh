@@ -18,7 +18,7 @@ NS=ltgw-$$
 DIR=$(mktemp -d /tmp/lt-gw-XXXXXX)
 GP=19100
 B=http://127.0.0.1:$GP
-GW_PID= U1_PID= U2_PID=
+GW_PID= U1_PID= U2_PID= U3_PID=
 inns() { nsenter --net=/run/netns/$NS "$@"; }
 cleanup() {
 	if [ "$FAILED" -gt 0 ]; then
@@ -26,7 +26,7 @@ cleanup() {
 		tail -40 "$DIR/gw.log" | sed 's/^/#   /' >&2
 		[ -s "$DIR/load.err" ] && sed 's/^/# load: /' "$DIR/load.err" | sort | uniq -c | head >&2
 	fi
-	for p in $GW_PID $U1_PID $U2_PID; do kill -9 "$p" 2>/dev/null; done
+	for p in $GW_PID $U1_PID $U2_PID $U3_PID; do kill -9 "$p" 2>/dev/null; done
 	# the workers, if the master died first
 	[ -n "$GW_PID" ] && pkill -9 -P "$GW_PID" 2>/dev/null
 	wait 2>/dev/null
@@ -54,15 +54,17 @@ write_config() { # $1: extra route (JSON object) or empty; renamed into place (a
                "read_ms": 5000, "connect_ms": 1000},
   "services": {
     "up": {"urls": ["http://127.0.0.1:19101"]},
-    "pair": {"urls": ["http://127.0.0.1:19101", "http://127.0.0.1:19102"],
+    "pair": {"urls": ["http://127.0.0.1:19103", "http://127.0.0.1:19102"],
              "health": {"path": "/health", "interval_ms": 200, "timeout_ms": 500}},
-    "dead": {"urls": ["http://127.0.0.1:19109"]}
+    "dead": {"urls": ["http://127.0.0.1:19109"]},
+    "mixed": {"urls": ["http://127.0.0.1:19109", "http://127.0.0.1:19101"]}
   },
   "routes": [
     {"prefix": "/", "service": "up"},
     {"prefix": "/slow", "service": "up", "strip_prefix": true, "timeouts": {"read_ms": 500}},
     {"prefix": "/total", "service": "up", "strip_prefix": true, "timeouts": {"total_ms": 700}},
     {"prefix": "/dead", "service": "dead"},
+    {"prefix": "/mixed", "service": "mixed", "strip_prefix": true, "retries": 1},
     {"prefix": "/pair", "service": "pair", "strip_prefix": true}${1:+,
     $1}
   ]
@@ -78,6 +80,9 @@ nsenter --net=/run/netns/$NS "$UP" 19101 >"$DIR/u1.log" 2>&1 &
 U1_PID=$!
 nsenter --net=/run/netns/$NS "$UP" 19102 --sick "$DIR/sick2" >"$DIR/u2.log" 2>&1 &
 U2_PID=$!
+# the health-checked pair is 19102 and 19103: checks never count as 19101's connections
+nsenter --net=/run/netns/$NS "$UP" 19103 >"$DIR/u3.log" 2>&1 &
+U3_PID=$!
 nsenter --net=/run/netns/$NS "$GW" --config "$DIR/gw.json" --listen 127.0.0.1:$GP >"$DIR/gw.log" 2>&1 &
 GW_PID=$!
 for _ in $(seq 50); do
@@ -149,6 +154,12 @@ check "read timeout: 504 problem+json after ${ms} ms (route read_ms 500)" \
 	bash -c '[ "$1" = "504 application/problem+json" ] && [ "$2" -lt 4000 ] && grep -q upstream-timeout "$3"' _ "$code" "$ms" "$DIR/b"
 code=$(c -o "$DIR/b" -w '%{http_code} %{content_type}' "$B/dead/x")
 check "connection refused: 502 problem+json" [ "$code" = "502 application/problem+json" ]
+# round robin over a dead and a live URL, retries 1: idempotent methods are retried on the
+# other URL, POST never (a worker alternates, so 8 POSTs over 2 workers meet the dead one)
+codes=$(for _ in 1 2 3 4 5 6 7 8; do c -o /dev/null -w '%{http_code} ' "$B/mixed/x"; done)
+check "retries: every GET reaches the live upstream ($codes)" [ "$codes" = "200 200 200 200 200 200 200 200 " ]
+codes=$(for _ in 1 2 3 4 5 6 7 8; do c -o /dev/null -w '%{http_code} ' -d x "$B/mixed/x"; done)
+check "retries: a POST is never retried ($codes)" grep -q 502 <<<"$codes"
 t0=$(date +%s%N)
 c -o /dev/null "$B/total/sse/50/100"
 rc=$? ms=$((($(date +%s%N) - t0) / 1000000))
@@ -199,12 +210,12 @@ check "stale pooled connection: the request is retried on a fresh connection ($o
 touch "$DIR/sick2"
 sleep 0.8
 ports=$(for _ in $(seq 8); do c "$B/pair/x"; echo; done | grep -o 'port=[0-9]*' | sort -u | tr '\n' ' ')
-check "an upstream failing its health check is skipped ($ports)" [ "$ports" = "port=19101 " ]
+check "an upstream failing its health check is skipped ($ports)" [ "$ports" = "port=19103 " ]
 check "the unhealthy upstream is logged" grep -q 'unhealthy' "$DIR/gw.log"
 rm -f "$DIR/sick2"
 sleep 0.8
 ports=$(for _ in $(seq 8); do c "$B/pair/x"; echo; done | grep -o 'port=[0-9]*' | sort -u | tr '\n' ' ')
-check "it is used again once healthy ($ports)" [ "$ports" = "port=19101 port=19102 " ]
+check "it is used again once healthy ($ports)" [ "$ports" = "port=19102 port=19103 " ]
 check "the recovery is logged with its latency" grep -qE 'healthy again \([0-9]+ us\)' "$DIR/gw.log"
 
 # --- the bound on open connections ---
