@@ -122,7 +122,7 @@ static int get_str(struct ctx *c, const char *ptr, json_t *o, const char *key, c
 	return 0;
 }
 
-static int resolve(struct gw_url *u)
+static int resolve(struct gw_url *u, int names)
 {
 	struct addrinfo hints = { .ai_socktype = SOCK_STREAM }, *ai = NULL;
 
@@ -134,6 +134,8 @@ static int resolve(struct gw_url *u)
 		u->sa.family = AF_INET6;
 		return 0;
 	}
+	if (!names)
+		return -EHOSTUNREACH;
 	if (getaddrinfo(u->host, NULL, &hints, &ai) || !ai)
 		return -ENOENT;
 	u->sa.family = ai->ai_family;
@@ -145,8 +147,7 @@ static int resolve(struct gw_url *u)
 	return 0;
 }
 
-/* http://host[:port][/base] or https://..., [v6] in brackets. */
-static int parse_url(struct ctx *c, const char *ptr, const char *s, struct gw_url *u)
+int gw_url_parse(const char *s, struct gw_url *u, int resolve_names, char *why, size_t whylen)
 {
 	const char *h, *e, *p;
 	size_t hl;
@@ -162,15 +163,18 @@ static int parse_url(struct ctx *c, const char *ptr, const char *s, struct gw_ur
 		u->tls = 1;
 		u->port = 443;
 	} else {
-		return fail(c, ptr, "base URL \"%.128s\" must start with http:// or https://", s);
+		snprintf(why, whylen, "base URL \"%.128s\" must start with http:// or https://", s);
+		return -EINVAL;
 	}
 	p = strchr(h, '/');
 	if (!p)
 		p = h + strlen(h);
 	if (*h == '[') {
 		e = memchr(h, ']', p - h);
-		if (!e)
-			return fail(c, ptr, "base URL \"%.128s\": unclosed [", s);
+		if (!e) {
+			snprintf(why, whylen, "base URL \"%.128s\": unclosed [", s);
+			return -EINVAL;
+		}
 		hl = e - h - 1;
 		h++;
 		e++;
@@ -180,21 +184,25 @@ static int parse_url(struct ctx *c, const char *ptr, const char *s, struct gw_ur
 			e = p;
 		hl = e - h;
 	}
-	if (!hl || hl >= sizeof(u->host))
-		return fail(c, ptr, "base URL \"%.128s\": bad host", s);
+	if (!hl || hl >= sizeof(u->host)) {
+		snprintf(why, whylen, "base URL \"%.128s\": bad host", s);
+		return -EINVAL;
+	}
 	memcpy(u->host, h, hl);
 	if (e < p) {
 		char *end;
-		if (*e != ':')
-			return fail(c, ptr, "base URL \"%.128s\": bad port", s);
 		errno = 0;
-		port = strtoul(e + 1, &end, 10);
-		if (end != p || !port || port > 65535 || e + 1 == p)
-			return fail(c, ptr, "base URL \"%.128s\": bad port", s);
+		port = *e == ':' ? strtoul(e + 1, &end, 10) : 0;
+		if (*e != ':' || end != p || !port || port > 65535 || e + 1 == p) {
+			snprintf(why, whylen, "base URL \"%.128s\": bad port", s);
+			return -EINVAL;
+		}
 		u->port = port;
 	}
-	if (strlen(p) >= sizeof(u->base_path))
-		return fail(c, ptr, "base URL \"%.128s\": path too long", s);
+	if (strlen(p) >= sizeof(u->base_path)) {
+		snprintf(why, whylen, "base URL \"%.128s\": path too long", s);
+		return -EINVAL;
+	}
 	strcpy(u->base_path, p);
 	for (size_t n = strlen(u->base_path); n && u->base_path[n - 1] == '/'; n--)
 		u->base_path[n - 1] = 0;
@@ -202,8 +210,20 @@ static int parse_url(struct ctx *c, const char *ptr, const char *s, struct gw_ur
 		snprintf(u->hostport, sizeof(u->hostport), "[%s]:%u", u->host, u->port);
 	else
 		snprintf(u->hostport, sizeof(u->hostport), "%s:%u", u->host, u->port);
-	if (resolve(u))
-		return fail(c, ptr, "cannot resolve host \"%.128s\"", u->host);
+	if (resolve(u, resolve_names)) {
+		snprintf(why, whylen, "cannot resolve host \"%.128s\"%s", u->host,
+			 resolve_names ? "" : " (only literal addresses here)");
+		return -EHOSTUNREACH;
+	}
+	return 0;
+}
+
+static int parse_url(struct ctx *c, const char *ptr, const char *s, struct gw_url *u)
+{
+	char why[300];
+
+	if (gw_url_parse(s, u, 1, why, sizeof(why)))
+		return fail(c, ptr, "%s", why);
 	return 0;
 }
 

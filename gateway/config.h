@@ -46,6 +46,13 @@ struct gw_url {
 	int health_slot; /* index in the master's health table, -1: not checked */
 };
 
+/*
+ * Parses "http(s)://host[:port][/base]" into u. resolve_names: names go through
+ * getaddrinfo (config load); else only literal addresses (no DNS in a worker's
+ * loop). 0, or -EINVAL / -EHOSTUNREACH with the reason in why.
+ */
+int gw_url_parse(const char *s, struct gw_url *u, int resolve_names, char *why, size_t whylen);
+
 enum gw_provider_kind { GW_PROV_OPENAI = 0, GW_PROV_GEMINI, GW_PROV_QWEN, GW_PROV_ANTHROPIC };
 const char *gw_provider_kind_name(enum gw_provider_kind k);
 

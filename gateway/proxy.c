@@ -480,66 +480,6 @@ int gw_cut_with(struct gw_exchange *x, const char *data, size_t len)
 	return 0;
 }
 
-static int parse_base(const char *s, struct gw_url *u)
-{
-	/* the config's URL parser, through a one-provider config would be heavy: do it here */
-	const char *h, *e, *p;
-	size_t hl;
-
-	memset(u, 0, sizeof(*u));
-	u->health_slot = -1;
-	if (!strncmp(s, "http://", 7)) {
-		h = s + 7;
-		u->port = 80;
-	} else if (!strncmp(s, "https://", 8)) {
-		h = s + 8;
-		u->port = 443;
-		u->tls = 1;
-	} else {
-		return -EINVAL;
-	}
-	p = strchr(h, '/');
-	if (!p)
-		p = h + strlen(h);
-	if (*h == '[') {
-		e = memchr(h, ']', p - h);
-		if (!e)
-			return -EINVAL;
-		hl = e - h - 1;
-		h++;
-		e++;
-	} else {
-		e = memchr(h, ':', p - h);
-		if (!e)
-			e = p;
-		hl = e - h;
-	}
-	if (!hl || hl >= sizeof(u->host))
-		return -EINVAL;
-	memcpy(u->host, h, hl);
-	if (e < p) {
-		char *end;
-		unsigned long port = strtoul(e + 1, &end, 10);
-		if (*e != ':' || end != p || !port || port > 65535)
-			return -EINVAL;
-		u->port = port;
-	}
-	if (strlen(p) >= sizeof(u->base_path))
-		return -EINVAL;
-	strcpy(u->base_path, p);
-	for (size_t n = strlen(u->base_path); n && u->base_path[n - 1] == '/'; n--)
-		u->base_path[n - 1] = 0;
-	snprintf(u->hostport, sizeof(u->hostport), strchr(u->host, ':') ? "[%s]:%u" : "%s:%u",
-		 u->host, u->port);
-	if (inet_pton(AF_INET, u->host, u->sa.addr) == 1)
-		u->sa.family = AF_INET;
-	else if (inet_pton(AF_INET6, u->host, u->sa.addr) == 1)
-		u->sa.family = AF_INET6;
-	else
-		return -EHOSTUNREACH; /* names are resolved at config load only: no DNS in the loop */
-	return 0;
-}
-
 static int set_path(struct gw_exchange *x, const char *path)
 {
 	char tmp[8192];
@@ -575,10 +515,13 @@ static int add_upstream_headers(struct gw_exchange *x, const char *const *h)
 
 int gw_set_upstream(struct gw_exchange *x, const struct gw_upstream_req *u)
 {
-	int r = parse_base(u->base_url, &x->url);
+	char why[300];
+	int r = gw_url_parse(u->base_url, &x->url, 0, why, sizeof(why));
 
-	if (r)
+	if (r) {
+		log_warn_rl("route %s: %s", x->route->name, why);
 		return r;
+	}
 	x->cfg_url = NULL;
 	if ((r = set_path(x, u->path)) || (r = add_upstream_headers(x, u->headers)))
 		return r;
@@ -1598,7 +1541,7 @@ static void client_close(struct client *c)
 		struct gw_exchange *x = c->x;
 		c->x = NULL;
 		x->c = NULL;
-		if (x->keep_ms && x->u && x->resp_parsed && !x->resp_done && x->req_done) {
+		if (x->keep_ms && x->u && !x->resp_done && x->req_done) {
 			/* keep reading the upstream for the route (usage), bounded */
 			x->keep_deadline_ms = coarse_ms() + x->keep_ms;
 		} else {

@@ -52,6 +52,10 @@ static int t_body(struct gw_exchange *x, const char *body, size_t len)
 		path = "/sse/10/20";
 	if (m->path_len == 9 && !memcmp(m->target, "/fallback", 9))
 		path = "/status/503";
+	if (m->path_len == 5 && !memcmp(m->target, "/gone", 5)) {
+		path = "/sse/10/30";
+		gw_keep_reading(x, 5000);
+	}
 	gw_set_body(x, "{\"rewritten\":true}", 18);
 	gw_del_request_header(x, "X-API-Key");
 	return gw_use_provider(x, &c->providers[0], path) ? -EINVAL : GW_CONTINUE;
@@ -91,10 +95,10 @@ static void t_done(struct gw_exchange *x, enum gw_outcome o)
 	FILE *f = fopen(done_path, "a");
 
 	if (f) {
-		fprintf(f, "%.*s %s status=%u up=%u attempts=%u pieces=%d\n",
+		fprintf(f, "%.*s %s status=%u up=%u attempts=%u pieces=%d complete=%u\n",
 			(int)gw_req(x)->path_len, gw_req(x)->target, gw_outcome_name(o),
 			gw_stats(x)->status, gw_stats(x)->upstream_status, gw_stats(x)->attempts,
-			s ? s->pieces : -1);
+			s ? s->pieces : -1, gw_stats(x)->resp_complete);
 		fclose(f);
 	}
 	free(s);
@@ -224,6 +228,34 @@ static void body_over_the_bound_is_413(void)
 	CHECK(done_has("answered status=413"));
 }
 
+/* The client leaves after the first event; the route keeps reading to the end. */
+static void client_gone_keeps_reading_the_upstream(void)
+{
+	struct sockaddr_in sa = { .sin_family = AF_INET, .sin_port = htons(gw_port) };
+	static const char req[] = "POST /gone HTTP/1.1\r\nHost: t\r\nContent-Length: 2\r\n\r\n{}";
+	struct timeval tv = { 10, 0 };
+	int fd = socket(AF_INET, SOCK_STREAM, 0);
+	char buf[4096];
+	size_t len = 0;
+	ssize_t n;
+
+	buf[0] = 0;
+	sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+	CHECK(!connect(fd, (struct sockaddr *)&sa, sizeof(sa)));
+	CHECK(send(fd, req, sizeof(req) - 1, MSG_NOSIGNAL) == sizeof(req) - 1);
+	while (len + 1 < sizeof(buf) && (n = read(fd, buf + len, sizeof(buf) - 1 - len)) > 0) {
+		len += n;
+		buf[len] = 0;
+		if (strstr(buf, "{\"i\":0}"))
+			break;
+	}
+	close(fd);
+	CHECK(strstr(buf, "{\"i\":0}"));
+	/* all 10 pieces observed after the client left, the response read to its end */
+	CHECK(done_has("/gone client-gone status=200 up=200 attempts=1 pieces=10 complete=1"));
+}
+
 static pid_t spawn_upstream(void)
 {
 	char port[16];
@@ -248,16 +280,16 @@ static pid_t spawn_gateway(void)
 		struct gw_config *cfg;
 		struct gw_proxy_opts o = { .workers = 1 };
 
-		snprintf(
-			json, sizeof(json),
-			"{\"providers\": ["
-			"{\"name\": \"p1\", \"kind\": \"openai\", \"base_url\": "
-			"\"http://127.0.0.1:%d\", \"api_key_env\": \"LT_TEST_P1\"},"
-			"{\"name\": \"p2\", \"kind\": \"openai\", \"base_url\": "
-			"\"http://127.0.0.1:%d\", \"api_key_env\": \"LT_TEST_P2\"}],"
-			" \"models\": [{\"pattern\": \"*\", \"providers\": [\"p1\", \"p2\"]}],"
-			" \"llm\": {\"paths\": [\"/v1/chat/completions\", \"/cut\", \"/fallback\"]}}",
-			up_port, up_port);
+		snprintf(json, sizeof(json),
+			 "{\"providers\": ["
+			 "{\"name\": \"p1\", \"kind\": \"openai\", \"base_url\": "
+			 "\"http://127.0.0.1:%d\", \"api_key_env\": \"LT_TEST_P1\"},"
+			 "{\"name\": \"p2\", \"kind\": \"openai\", \"base_url\": "
+			 "\"http://127.0.0.1:%d\", \"api_key_env\": \"LT_TEST_P2\"}],"
+			 " \"models\": [{\"pattern\": \"*\", \"providers\": [\"p1\", \"p2\"]}],"
+			 " \"llm\": {\"paths\": [\"/v1/chat/completions\", \"/cut\", \"/fallback\","
+			 " \"/gone\"]}}",
+			 up_port, up_port);
 		setenv("LT_TEST_P1", "sk-test-provider", 1);
 		setenv("LT_TEST_P2", "sk-test-second", 1);
 		gw_routes_set_ops(GW_ROUTE_LLM, &test_ops);
@@ -302,6 +334,7 @@ int main(void)
 	RUN(response_head_retry_falls_back);
 	RUN(ops_answer_directly);
 	RUN(body_over_the_bound_is_413);
+	RUN(client_gone_keeps_reading_the_upstream);
 	kill(gw_pid, SIGTERM);
 	kill(up_pid, SIGKILL);
 	waitpid(gw_pid, &st, 0);
