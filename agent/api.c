@@ -16,6 +16,7 @@
 #include "keys.h"
 #include "log.h"
 #include "metrics.h"
+#include "penalty.h"
 #include "problem.h"
 #include "ratelimit.h"
 #include "requests.h"
@@ -801,7 +802,8 @@ static enum MHD_Result lt_metrics(struct lt_req *r)
 		P("lt_map_entries{map=\"lt_src\"} %ld\n",
 		  lt_src_count(lt_api_of(r)->maps->fd[LT_M_SRC], NULL));
 		P("lt_map_entries{map=\"lt_penalty\"} %ld\n",
-		  lt_map_count(lt_api_of(r)->maps->fd[LT_M_PENALTY]));
+		  lt_penalty_count(lt_api_of(r)->maps->fd[LT_M_PENALTY],
+				   lt_api_of(r)->maps->fd[LT_M_CONFIG]));
 		P("lt_map_entries{map=\"lt_policy\"} %ld\n",
 		  lt_map_count(lt_api_of(r)->maps->fd[LT_M_POLICY]));
 	}

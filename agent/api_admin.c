@@ -475,13 +475,26 @@ static json_t *lt_penalty_json(const struct lt_lpm_key *k, const struct lt_penal
 	return o;
 }
 
+struct lt_pen_json {
+	json_t *arr;
+	__u64 now;
+};
+
+static int lt_pen_json_add(void *ctx, const struct lt_lpm_key *k, const struct lt_penalty *p)
+{
+	struct lt_pen_json *pj = ctx;
+
+	json_array_append_new(pj->arr, lt_penalty_json(k, p, pj->now));
+	return 0;
+}
+
 static enum MHD_Result lt_penalties(struct lt_req *r)
 {
 	struct lt_maps *m = lt_api_of(r)->maps;
 	struct lt_ops ops = { .m = m,
 			      .state_dir = lt_api_of(r)->state_dir,
 			      .st = lt_api_of(r)->st };
-	struct lt_lpm_key k, nk;
+	struct lt_lpm_key k;
 	struct lt_penalty pen;
 	char err[256];
 	enum MHD_Result res;
@@ -493,16 +506,13 @@ static enum MHD_Result lt_penalties(struct lt_req *r)
 	int ret;
 
 	if (!strcmp(r->method, "GET")) {
-		json_t *arr = json_array();
+		struct lt_pen_json pj = { json_array(), now };
 
-		ret = bpf_map_get_next_key(m->fd[LT_M_PENALTY], NULL, &nk);
-		while (!ret) {
-			k = nk;
-			if (!bpf_map_lookup_elem(m->fd[LT_M_PENALTY], &k, &pen))
-				json_array_append_new(arr, lt_penalty_json(&k, &pen, now));
-			ret = bpf_map_get_next_key(m->fd[LT_M_PENALTY], &k, &nk);
+		if (lt_op_bans(m, lt_pen_json_add, &pj, err, sizeof(err))) {
+			json_decref(pj.arr);
+			return lt_problem(r, 500, "map", "Penalty box unreadable", NULL, "%s", err);
 		}
-		return lt_reply_json(r, 200, json_pack("{s:o}", "penalties", arr));
+		return lt_reply_json(r, 200, json_pack("{s:o}", "penalties", pj.arr));
 	}
 	if (!strcmp(r->method, "DELETE")) {
 		pfx = lt_qarg(r, "prefix");

@@ -8,6 +8,7 @@
 #include "apply.h"
 #include "cfg.h"
 #include "log.h"
+#include "penalty.h"
 #include "units.h"
 
 /*
@@ -117,6 +118,9 @@ int lt_config_apply(const struct lt_maps *m, const struct lt_agent_config *c, ch
 		snprintf(err, errlen, "lt_ports: %s", strerror(-ret));
 		goto cleanup;
 	}
+	/* before the entries: BPF reads lt_policy only with the flag */
+	if (n)
+		lt_cfg_flags(m->fd[LT_M_CONFIG], LT_CFG_POLICIES, 0);
 	ret = lt_map_sync(m->fd[LT_M_POLICY], pk, sizeof(*pk), pp, sizeof(*pp), n);
 	if (ret) {
 		snprintf(err, errlen, "lt_policy: %s%s", strerror(-ret),
@@ -148,41 +152,6 @@ cleanup:
 	free(pk);
 	free(pp);
 	return ret;
-}
-
-/*
- * Tells the BPF per-CPU penalty memo (lt_scache) that lt_penalty changed: an
- * atomic add, so concurrent bans, reloads and dry-run toggles all count.
- */
-static void lt_bump_generation(int cfg_fd)
-{
-	if (cfg_fd >= 0)
-		lt_cfg_bump(cfg_fd);
-}
-
-int lt_penalty_ban(int fd, int cfg_fd, const struct lt_lpm_key *key, __u64 dur_ns, __u32 reason)
-{
-	struct lt_penalty p = {};
-	__u64 now = lt_now_ns();
-
-	/* strikes carry over from a ban of this very prefix, not one covering it */
-	if (lt_lpm_lookup_exact(fd, key, &p))
-		memset(&p, 0, sizeof(p));
-	p.until_ns = dur_ns == ~0ULL || dur_ns > ~0ULL - now ? ~0ULL : now + dur_ns;
-	p.strikes++;
-	p.reason = reason;
-	if (bpf_map_update_elem(fd, key, &p, BPF_ANY))
-		return -errno;
-	lt_bump_generation(cfg_fd);
-	return 0;
-}
-
-int lt_penalty_unban(int fd, int cfg_fd, const struct lt_lpm_key *key)
-{
-	if (bpf_map_delete_elem(fd, key))
-		return -errno;
-	lt_bump_generation(cfg_fd);
-	return 0;
 }
 
 /* The policy a source bucket was metered by, by its content id. */
@@ -284,33 +253,13 @@ static int lt_sweep_slots(const struct lt_maps *m, const struct lt_config *cfg, 
 
 int lt_sweep(const struct lt_maps *m, __u64 now_ns, __u64 idle_ns, struct lt_sweep_stats *st)
 {
-	struct lt_lpm_key pk, pnk, *pdead = NULL;
-	size_t npdead = 0, pcap = 0, i;
 	struct lt_config cfg = {};
-	struct lt_penalty p;
 	__u64 margin;
 	int r;
 
 	memset(st, 0, sizeof(*st));
-	/* Collect first, delete after: deleting during a walk restarts it. */
-	r = bpf_map_get_next_key(m->fd[LT_M_PENALTY], NULL, &pnk);
-	while (!r) {
-		if (!bpf_map_lookup_elem(m->fd[LT_M_PENALTY], &pnk, &p) && p.until_ns <= now_ns) {
-			if (npdead == pcap) {
-				void *nw = realloc(pdead, (pcap = pcap * 2 + 16) * sizeof(*pdead));
-
-				if (!nw)
-					break;
-				pdead = nw;
-			}
-			pdead[npdead++] = pnk;
-		}
-		pk = pnk;
-		r = bpf_map_get_next_key(m->fd[LT_M_PENALTY], &pk, &pnk);
-	}
-	for (i = 0; i < npdead; i++)
-		st->penalties_expired += !bpf_map_delete_elem(m->fd[LT_M_PENALTY], &pdead[i]);
-	free(pdead);
+	/* also folds raw bpftool edits of lt_penalty into pen_lens */
+	lt_penalty_expire(m->fd[LT_M_PENALTY], m->fd[LT_M_CONFIG], now_ns, &st->penalties_expired);
 
 	/* BPF time is the tick clock: judge emptiness two ticks in its favour. */
 	lt_cfg_read(m->fd[LT_M_CONFIG], &cfg);

@@ -15,13 +15,7 @@
 int lt_config_apply(const struct lt_maps *m, const struct lt_agent_config *c, char *err,
 		    size_t errlen);
 
-/*
- * Bans key for dur_ns (~0 = until unbanned); strikes counts up. fd is
- * lt_penalty, cfg_fd lt_config (its generation is bumped so the BPF per-CPU
- * penalty memo sees the change at once).
- */
-int lt_penalty_ban(int fd, int cfg_fd, const struct lt_lpm_key *key, __u64 dur_ns, __u32 reason);
-int lt_penalty_unban(int fd, int cfg_fd, const struct lt_lpm_key *key);
+/* Bans and unbans: lib/penalty.h (shared with the gateway). */
 
 /* Deletes expired penalties and idle, empty source buckets. */
 struct lt_sweep_stats {

@@ -25,6 +25,7 @@
 #include "log.h"
 #include "maps.h"
 #include "ops.h"
+#include "penalty.h"
 #include "overrides.h"
 #include "units.h"
 #include "jwt.h"
@@ -384,7 +385,7 @@ int lt_cmd_status(struct lt_opts *o)
 	if (o->json) {
 		printf(",\"maps\":{\"lt_src\":%ld,\"lt_src_slots\":%ld,\"lt_penalty\":%ld,"
 		       "\"lt_policy\":%ld,\"lt_ifaces\":%ld,\"protected_ports\":%ld}",
-		       src_used, src_slots, lt_map_count(m.fd[LT_M_PENALTY]),
+		       src_used, src_slots, lt_penalty_count(m.fd[LT_M_PENALTY], m.fd[LT_M_CONFIG]),
 		       lt_map_count(m.fd[LT_M_POLICY]), lt_map_count(m.fd[LT_M_IFACES]), nports);
 		printf(",\"counters\":{");
 		for (k = 0; k < LT_STAT__MAX; k++)
@@ -398,8 +399,8 @@ int lt_cmd_status(struct lt_opts *o)
 		printf("  %-12s %7ld / %ld source buckets\n", "lt_src", src_used, src_slots);
 		printf("  %-12s %7ld / %d prefixes (policies + allowlist)\n", "lt_policy",
 		       lt_map_count(m.fd[LT_M_POLICY]), LT_MAX_PREFIXES);
-		printf("  %-12s %7ld / %d prefixes\n", "lt_penalty",
-		       lt_map_count(m.fd[LT_M_PENALTY]), LT_MAX_PREFIXES);
+		printf("  %-12s %7ld / %d slots\n", "lt_penalty",
+		       lt_penalty_count(m.fd[LT_M_PENALTY], m.fd[LT_M_CONFIG]), LT_PEN_SLOTS);
 		printf("  %-12s %7ld interfaces\n", "lt_ifaces", lt_map_count(m.fd[LT_M_IFACES]));
 		printf("counters (packets, bytes):\n");
 		for (k = 0; k < LT_STAT__MAX; k++)
@@ -525,32 +526,41 @@ static int lt_print_lpm(int fd, size_t vsz, void (*show)(const void *val), int w
 	return n;
 }
 
-static void lt_show_penalty(const void *v)
+static int lt_show_penalty(void *ctx, const struct lt_lpm_key *k, const struct lt_penalty *p)
 {
-	const struct lt_penalty *p = v;
 	__u64 now = lt_now_ns();
 	static const char *const reasons[] = { "manual", "abuse", "auth" };
+	char buf[80];
 
+	lt_prefix_format(k, buf, sizeof(buf));
+	printf("%-44s", buf);
+	(*(int *)ctx)++;
 	if (p->until_ns == ~0ULL)
 		printf(" forever");
 	else if (p->until_ns > now)
 		printf(" %llus left", (unsigned long long)((p->until_ns - now) / LT_NS_PER_SEC));
 	else
 		printf(" expired");
-	printf("  strikes %u  reason %s", p->strikes, p->reason < 3 ? reasons[p->reason] : "?");
+	printf("  strikes %u  reason %s\n", p->strikes, p->reason < 3 ? reasons[p->reason] : "?");
+	return 0;
 }
 
 int lt_cmd_bans(struct lt_opts *o);
 int lt_cmd_bans(struct lt_opts *o)
 {
 	struct lt_maps m;
+	char err[256];
+	int n = 0, ret;
 
 	if (lt_open(o, &m))
 		return 1;
-	if (!lt_print_lpm(m.fd[LT_M_PENALTY], sizeof(struct lt_penalty), lt_show_penalty, -1))
+	ret = lt_op_bans(&m, lt_show_penalty, &n, err, sizeof(err));
+	if (ret)
+		fprintf(stderr, "leaky-agent: bans: %s\n", err);
+	else if (!n)
 		printf("no bans (the penalty box is empty)\n");
 	lt_maps_close(&m);
-	return 0;
+	return ret ? 1 : 0;
 }
 
 int lt_cmd_allow(struct lt_opts *o)

@@ -15,6 +15,7 @@
 #include "log.h"
 #include "ops.h"
 #include "overrides.h"
+#include "penalty.h"
 #include "units.h"
 
 int lt_ops_open(struct lt_ops *o, const struct lt_maps *m, const char *state_dir, char *err,
@@ -91,22 +92,18 @@ int lt_op_ban(struct lt_ops *o, const struct lt_lpm_key *k, __u64 dur_ns, __u32 
 	if (lock < 0)
 		return -EIO;
 	lt_prefix_format(k, pfx, sizeof(pfx));
-	had = !lt_lpm_lookup_exact(fd, k, &prev);
+	had = !lt_penalty_get(fd, cfd, k, &prev);
 	/* the map first: enforcement starts now */
-	ret = lt_penalty_ban(fd, cfd, k, dur_ns, reason);
+	ret = lt_penalty_ban(fd, cfd, k, dur_ns, reason, &p);
 	if (ret) {
-		snprintf(err, errlen, "lt_penalty: %s%s", strerror(-ret),
-			 ret == -ENOSPC || ret == -E2BIG ? " (the penalty box is full)" : "");
+		lt_penalty_strerror(ret, err, errlen);
 		goto out;
 	}
-	ret = lt_lpm_lookup_exact(fd, k, &p);
-	if (!ret)
-		ret = lt_store_penalty_put(o->st, pfx, lt_until_unix(&p, lt_now_ns()), p.strikes,
-					   p.reason);
+	ret = lt_store_penalty_put(o->st, pfx, lt_until_unix(&p, lt_now_ns()), p.strikes, p.reason);
 	if (ret) {
 		/* not durable: undo, so a restart cannot disagree with what we said */
 		if (had)
-			bpf_map_update_elem(fd, k, &prev, BPF_ANY);
+			lt_penalty_put(fd, cfd, k, &prev);
 		else
 			lt_penalty_unban(fd, cfd, k);
 		snprintf(err, errlen, "store: cannot record the ban of %s: %s", pfx,
@@ -117,6 +114,75 @@ int lt_op_ban(struct lt_ops *o, const struct lt_lpm_key *k, __u64 dur_ns, __u32 
 		*out = p;
 out:
 	lt_ops_unlock(lock);
+	return ret;
+}
+
+struct lt_ban_list {
+	struct lt_lpm_key *k;
+	struct lt_penalty *p;
+	size_t n, cap;
+};
+
+static int lt_ban_list_add(void *ctx, const struct lt_lpm_key *k, const struct lt_penalty *p)
+{
+	struct lt_ban_list *l = ctx;
+
+	if (l->n == l->cap) {
+		size_t cap = l->cap * 2 + 64;
+		struct lt_lpm_key *nk = realloc(l->k, cap * sizeof(*nk));
+		struct lt_penalty *np;
+
+		if (!nk)
+			return -ENOMEM;
+		l->k = nk;
+		np = realloc(l->p, cap * sizeof(*np));
+		if (!np)
+			return -ENOMEM;
+		l->p = np;
+		l->cap = cap;
+	}
+	l->k[l->n] = *k;
+	l->p[l->n++] = *p;
+	return 0;
+}
+
+static int lt_key_cmp(const struct lt_lpm_key *a, const struct lt_lpm_key *b)
+{
+	int c = memcmp(a->addr, b->addr, 16);
+
+	return c ? c : (a->prefixlen > b->prefixlen) - (a->prefixlen < b->prefixlen);
+}
+
+int lt_op_bans(const struct lt_maps *m,
+	       int (*fn)(void *ctx, const struct lt_lpm_key *k, const struct lt_penalty *p),
+	       void *ctx, char *err, size_t errlen)
+{
+	struct lt_ban_list l = { 0 };
+	size_t i, j;
+	int ret;
+
+	ret = lt_penalty_each(m->fd[LT_M_PENALTY], m->fd[LT_M_CONFIG], lt_ban_list_add, &l);
+	if (ret) {
+		lt_penalty_strerror(ret, err, errlen);
+		goto out;
+	}
+	/* the slots are in hash order; a person reads them by prefix */
+	for (i = 1; i < l.n; i++) {
+		struct lt_lpm_key k = l.k[i];
+		struct lt_penalty p = l.p[i];
+
+		for (j = i; j > 0 && lt_key_cmp(&l.k[j - 1], &k) > 0; j--) {
+			l.k[j] = l.k[j - 1];
+			l.p[j] = l.p[j - 1];
+		}
+		l.k[j] = k;
+		l.p[j] = p;
+	}
+	for (i = 0; i < l.n && !ret; i++)
+		ret = fn(ctx, &l.k[i], &l.p[i]);
+out:
+	free(l.k);
+	free(l.p);
 	return ret;
 }
 
@@ -150,7 +216,7 @@ int lt_op_unban(struct lt_ops *o, const struct lt_lpm_key *k, char *err, size_t 
 	lt_prefix_format(k, pfx, sizeof(pfx));
 	f.pfx = pfx;
 	lt_store_penalty_each(o->st, lt_find_pen_cb, &f);
-	had = !lt_lpm_lookup_exact(fd, k, &prev);
+	had = !lt_penalty_get(fd, cfd, k, &prev);
 	if (!had && !f.found) {
 		snprintf(err, errlen, "%s is not banned", pfx);
 		ret = -ENOENT;
@@ -168,7 +234,7 @@ int lt_op_unban(struct lt_ops *o, const struct lt_lpm_key *k, char *err, size_t 
 		if (ret && ret != -ENOENT) {
 			lt_store_penalty_put(o->st, pfx, lt_until_unix(&prev, lt_now_ns()),
 					     prev.strikes, prev.reason);
-			snprintf(err, errlen, "lt_penalty: %s", strerror(-ret));
+			lt_penalty_strerror(ret, err, errlen);
 			goto out;
 		}
 		ret = 0;
@@ -209,6 +275,9 @@ static int lt_policy_write(struct lt_ops *o, const struct lt_lpm_key *k,
 		ret = lt_overrides_save(o->state_dir, &ov, err, errlen);
 	if (ret)
 		goto out;
+	/* before the entry: BPF reads lt_policy only with the flag */
+	if (pol)
+		lt_cfg_flags(o->m->fd[LT_M_CONFIG], LT_CFG_POLICIES, 0);
 	if (pol ? bpf_map_update_elem(fd, k, pol, BPF_ANY) : bpf_map_delete_elem(fd, k)) {
 		ret = -errno;
 		snprintf(err, errlen, "lt_policy: %s%s", strerror(-ret),
@@ -346,21 +415,51 @@ static int lt_collect_pen(void *ctx, const char *prefix, int64_t until, uint32_t
 	return 0;
 }
 
+struct lt_pen_unstored {
+	struct lt_ops *o;
+	const struct lt_pen_rows *rows;
+	__u64 now;
+	long added;
+};
+
+static int lt_record_unstored(void *ctx, const struct lt_lpm_key *k, const struct lt_penalty *p)
+{
+	struct lt_pen_unstored *u = ctx;
+	char pfx[80];
+	size_t i;
+
+	for (i = 0; i < u->rows->n; i++)
+		if (!memcmp(&u->rows->v[i].k, k, sizeof(*k)))
+			return 0;
+	if (p->until_ns > u->now) {
+		lt_prefix_format(k, pfx, sizeof(pfx));
+		u->added += !lt_store_penalty_put(u->o->st, pfx, lt_until_unix(p, u->now),
+						  p->strikes, p->reason);
+	}
+	return 0;
+}
+
 int lt_ops_bans_sync(struct lt_ops *o, int penalty_map_new, char *err, size_t errlen)
 {
 	int fd = o->m->fd[LT_M_PENALTY], cfd = o->m->fd[LT_M_CONFIG], lock, ret;
 	struct lt_pen_rows rows = { 0 };
-	struct lt_lpm_key cur, next;
 	__u64 now = lt_now_ns();
 	int64_t now_unix = (int64_t)time(NULL);
-	long replayed = 0, dropped = 0, added = 0;
+	long replayed = 0, dropped = 0, added = 0, moved = 0;
 	struct lt_penalty p;
-	char pfx[80];
 	size_t i;
 
 	lock = lt_ops_lock(o, err, errlen);
 	if (lock < 0)
 		return -EIO;
+	/*
+	 * Every slot where BPF looks for it (lt_config may be new under an old
+	 * lt_penalty: another seed), and pen_lens exactly the lengths in use.
+	 */
+	if (lt_penalty_reindex(fd, cfd, &moved))
+		log_warn("bans: %ld entries of lt_penalty could not be re-indexed", moved);
+	else if (moved)
+		log_info("bans: %ld entries of lt_penalty re-indexed", moved);
 	ret = lt_store_penalty_each(o->st, lt_collect_pen, &rows);
 	if (ret) {
 		snprintf(err, errlen, "store: cannot read the bans: %s", strerror(-ret));
@@ -374,40 +473,28 @@ int lt_ops_bans_sync(struct lt_ops *o, int penalty_map_new, char *err, size_t er
 			keep = 0; /* expired or unreadable */
 		} else if (penalty_map_new) {
 			/* a reboot: the store is all there is, replay it */
-			keep = !lt_penalty_ban(fd, cfd, &r->k,
-					       r->until ? (__u64)(r->until - now_unix) *
-								  LT_NS_PER_SEC :
-							  ~0ULL,
-					       r->reason) &&
-			       !lt_lpm_lookup_exact(fd, &r->k, &p);
+			keep = !lt_penalty_ban(
+				fd, cfd, &r->k,
+				r->until ? (__u64)(r->until - now_unix) * LT_NS_PER_SEC : ~0ULL,
+				r->reason, &p);
 			if (keep && p.strikes != r->strikes && r->strikes) {
 				p.strikes = r->strikes; /* as it was, not one more */
-				bpf_map_update_elem(fd, &r->k, &p, BPF_ANY);
+				lt_penalty_put(fd, cfd, &r->k, &p);
 			}
 			replayed += keep;
 		} else {
 			/* the pins survived: the map is the truth */
-			keep = !lt_lpm_lookup_exact(fd, &r->k, &p) && p.until_ns > now;
+			keep = !lt_penalty_get(fd, cfd, &r->k, &p) && p.until_ns > now;
 		}
 		if (!keep && !lt_store_penalty_del(o->st, r->pfx))
 			dropped++;
 	}
 	if (!penalty_map_new) {
-		/* bans made in the map alone (bpftool, a gateway) become durable */
-		ret = bpf_map_get_next_key(fd, NULL, &next);
-		while (!ret) {
-			int stored = 0;
+		/* bans made in the map alone (a gateway) become durable */
+		struct lt_pen_unstored u = { o, &rows, now, 0 };
 
-			cur = next;
-			for (i = 0; i < rows.n && !stored; i++)
-				stored = !memcmp(&rows.v[i].k, &cur, sizeof(cur));
-			if (!stored && !bpf_map_lookup_elem(fd, &cur, &p) && p.until_ns > now) {
-				lt_prefix_format(&cur, pfx, sizeof(pfx));
-				added += !lt_store_penalty_put(o->st, pfx, lt_until_unix(&p, now),
-							       p.strikes, p.reason);
-			}
-			ret = bpf_map_get_next_key(fd, &cur, &next);
-		}
+		lt_penalty_each(fd, cfd, lt_record_unstored, &u);
+		added = u.added;
 		ret = 0;
 	}
 	if (replayed || dropped || added)

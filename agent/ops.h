@@ -53,6 +53,15 @@ int lt_op_allow_add(struct lt_ops *o, const struct lt_lpm_key *k, char *err, siz
 int lt_op_allow_del(struct lt_ops *o, const struct lt_lpm_key *k, char *err, size_t errlen);
 int lt_op_dry_run(struct lt_ops *o, int on, char *err, size_t errlen);
 
+/*
+ * The bans in lt_penalty, sorted by prefix (address, then length), for
+ * `leaky-agent bans` and GET /v1/admin/penalties alike: 0, or -errno with err
+ * set. fn returning non-zero stops the walk.
+ */
+int lt_op_bans(const struct lt_maps *m,
+	       int (*fn)(void *ctx, const struct lt_lpm_key *k, const struct lt_penalty *p),
+	       void *ctx, char *err, size_t errlen);
+
 /* The lt_policy entry for exactly k (an LPM lookup returns covering ones). */
 int lt_policy_get_exact(const struct lt_maps *m, const struct lt_lpm_key *k,
 			struct lt_src_policy *out);

@@ -34,6 +34,7 @@
 #include "lt_slot.h"
 #include "log.h"
 #include "maps.h"
+#include "penalty.h"
 #include "units.h"
 #include "empty.skel.h"
 
@@ -131,8 +132,7 @@ static int xdp_setup(struct lt_admit *skel)
 	}
 	lt_config_free(&c);
 	lt_prefix_parse("10.9.0.0/16", &k, err, sizeof(err));
-	bpf_map_update_elem(m.fd[LT_M_PENALTY], &k, &p, BPF_ANY);
-	return 0;
+	return lt_penalty_put(m.fd[LT_M_PENALTY], m.fd[LT_M_CONFIG], &k, &p) ? 1 : 0;
 }
 
 static int bench_xdp(struct lt_admit *skel)

@@ -3,15 +3,18 @@
  * admit.bpf.c - admission in the kernel. One code path (lt_admit), two attach
  * points: lt_xdp (XDP, native or generic) and lt_tc (TC ingress, sched_cls).
  *
- * For packets to a protected port: penalty box -> policy trie (allowlist or
- * policy, most specific prefix wins) -> per-source leaky buckets (new TCP
- * connections and packets). Every packet lands in exactly one outcome counter.
+ * For packets to a protected port: penalty box (an index in an array) ->
+ * policy trie (allowlist or policy, most specific prefix wins) -> per-source
+ * leaky buckets (new TCP connections and packets). Every packet lands in
+ * exactly one outcome counter.
  *
  * Cost model (make bench, this kind of VM): array lookups and bpf_jiffies64()
- * are inlined by the verifier and cost ~0; every other map lookup or helper is
- * a call of 13-35 ns. So the path makes two calls (penalty and policy tries)
- * for a metered packet and one for a penalised one; everything else is
- * arrays. See lt_abi.h for the clock and the lt_src table.
+ * are inlined by the verifier and cost ~0; every other map lookup or helper,
+ * and every BPF-to-BPF call, is a call of ~10-35 ns (each return pays the
+ * SRSO return thunk). So the path makes at most one call, the policy trie,
+ * and only once a policy exists (LT_CFG_POLICIES); the penalty box is read
+ * inline, one window per banned prefix length. See lt_abi.h for the clock,
+ * the penalty index and the lt_src table.
  *
  * Concurrency model. lt_config, lt_ports, lt_penalty, lt_policy are written by
  * the agent (element-atomic updates) and only read here. lt_src/lt_overflow
@@ -59,12 +62,13 @@ struct {
 	__type(value, struct lt_port_val);
 } lt_ports SEC(".maps");
 
+/* The penalty box: an index in an array, read by lt_pen_check (lt_abi.h). */
 struct {
-	__uint(type, BPF_MAP_TYPE_LPM_TRIE);
-	__uint(map_flags, BPF_F_NO_PREALLOC);
-	__uint(max_entries, LT_MAX_PREFIXES);
-	__type(key, struct lt_lpm_key);
-	__type(value, struct lt_penalty);
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(map_flags, BPF_F_MMAPABLE);
+	__uint(max_entries, LT_PEN_SLOTS);
+	__type(key, __u32);
+	__type(value, struct lt_pen_slot);
 } lt_penalty SEC(".maps");
 
 struct {
@@ -193,10 +197,11 @@ struct {
  * ticks, so within one:
  *  - every packet of a policy computes the same s(now): keyed by (now,
  *    policy content id);
- *  - the penalty verdict of the last source seen is reused instead of an LPM
- *    lookup (a helper call, ~14 ns): keyed by (now, lt_config generation,
- *    address). The agent bumps the generation on every ban/unban, so its
- *    changes apply at once; a raw bpftool edit applies within one tick.
+ *  - the penalty verdict of the last source seen is reused instead of the
+ *    index walk (a window per banned prefix length): keyed by (now,
+ *    lt_config generation, address). Every ban/unban (lib/penalty.c) bumps
+ *    the generation, so its changes apply at once; a raw bpftool edit
+ *    applies within one tick.
  */
 struct lt_scache {
 	__u64 now_ns;
@@ -303,6 +308,101 @@ static __always_inline int lt_cfg_dflt(const struct lt_config_val *cfg, struct l
 	return -1;
 }
 
+/* Index of the one set bit of b (de Bruijn): BPF has no ctz instruction. */
+static const __u8 lt_debruijn64[64] = {
+	0,  1,	2,  53, 3,  7,	54, 27, 4,  38, 41, 8,	34, 55, 48, 28, 62, 5,	39, 46, 44, 42,
+	22, 9,	24, 35, 59, 56, 49, 18, 29, 11, 63, 52, 6,  26, 37, 40, 33, 47, 61, 45, 43, 21,
+	23, 58, 17, 10, 51, 25, 36, 32, 60, 20, 57, 16, 50, 31, 19, 15, 30, 14, 13, 12,
+};
+
+static __always_inline __u32 lt_bit_index(__u64 b)
+{
+	return lt_debruijn64[(b * 0x022fdd63cc95386dULL) >> 58];
+}
+
+/*
+ * lt_prefix_mask64 for every prefix length, as a table: a variable shift
+ * would need branches for 0 and 64, and each branch multiplies the states
+ * the verifier walks through the loop below.
+ */
+#define LT_PM(n) ((n) >= 64 ? ~0ULL : (n) <= 0 ? 0ULL : ~0ULL << ((64 - (n)) & 63))
+#define LT_PMB(n) __builtin_bswap64(LT_PM(n))
+#define LT_PM1(n)                         \
+	{                                 \
+		LT_PMB(n), LT_PMB((n)-64) \
+	}
+#define LT_PM4(n) LT_PM1(n), LT_PM1(n + 1), LT_PM1(n + 2), LT_PM1(n + 3)
+#define LT_PM16(n) LT_PM4(n), LT_PM4(n + 4), LT_PM4(n + 8), LT_PM4(n + 12)
+#define LT_PM64(n) LT_PM16(n), LT_PM16(n + 16), LT_PM16(n + 32), LT_PM16(n + 48)
+static const __u64 lt_pfx_mask[LT_PEN_LENS][2] = { LT_PM64(0), LT_PM64(64), LT_PM1(128) };
+
+/*
+ * The until_ns of the lt_penalty entry for the source (w0, w1) masked to
+ * len, or 0 when there is none.
+ */
+static __always_inline __u64 lt_pen_window(__u64 w0, __u64 w1, __u32 len, __u64 seed)
+{
+	__u64 m0, m1, tag;
+	const struct lt_pen_slot *s;
+	__u32 idx, i;
+
+	m0 = w0 & lt_pfx_mask[len][0];
+	m1 = w1 & lt_pfx_mask[len][1];
+	tag = lt_pen_hash(m0, m1, len, seed);
+#pragma unroll
+	for (i = 0; i < LT_PEN_PROBES; i++) {
+		idx = ((__u32)tag + i) & (LT_PEN_SLOTS - 1);
+		s = bpf_map_lookup_elem(&lt_penalty, &idx);
+		if (!s)
+			return 0;
+		/* tag first, the rest after (lt_abi.h: a new slot's tag is stored last) */
+		if (*(volatile const __u64 *)&s->tag != tag)
+			continue;
+		lt_barrier();
+		if (*(const __u64 *)&s->addr[0] == m0 && *(const __u64 *)&s->addr[8] == m1 &&
+		    s->prefixlen == len)
+			return *(volatile const __u64 *)&s->until_ns;
+	}
+	return 0;
+}
+
+/*
+ * The penalty box for source (w0, w1) at now (lt_abi.h: any active entry
+ * covering the source bans it): the active entry's until_ns (> now), else 1
+ * (<= now) when only expired entries cover it, else 0. One window per prefix
+ * length in use, at most LT_PEN_LENS_MAX per word of pen_lens (the writers
+ * never set more bits in all). Each word is walked by its own loop, so the
+ * length's base is a constant to the verifier; one branch per step, so its
+ * states do not multiply (this walk is most of its work on lt_admit).
+ */
+static __always_inline __u64 lt_pen_check(const struct lt_config_val *cfg, __u64 w0, __u64 w1,
+					  __u64 now)
+{
+	__u64 seed = *(volatile const __u64 *)&cfg->pen_seed, bits, b, until, found = 0;
+	__u32 n, w;
+
+	/* length 128, the exact one (v4 /32, v6 /128), is a flag (lt_abi.h) */
+	if (*(volatile const __u32 *)&cfg->flags & LT_CFG_PEN_128) {
+		until = lt_pen_window(w0, w1, 128, seed);
+		if (now < until)
+			return until;
+		found |= until;
+	}
+#pragma unroll
+	for (w = 0; w < 2; w++) {
+		bits = *(volatile const __u64 *)&cfg->pen_lens[w];
+		for (n = 0; n < LT_PEN_LENS_MAX && bits; n++) {
+			b = bits & -bits;
+			bits ^= b;
+			until = lt_pen_window(w0, w1, w * 64 + (lt_bit_index(b) & 63), seed);
+			if (now < until)
+				return until;
+			found |= until;
+		}
+	}
+	return found ? 1 : 0;
+}
+
 struct lt_pkt {
 	union {
 		__u8 saddr[16]; /* v4-mapped, network order */
@@ -318,7 +418,7 @@ struct lt_pkt {
 
 /* Sampled event: every (sample_mask + 1)-th decision of an outcome per CPU. */
 static __always_inline void lt_emit(const struct lt_config_val *cfg, struct lt_pkt *p, __u32 stat,
-				    __u64 seq, __u64 now, __u32 ifindex)
+				    __u64 seq, __u64 now, void *ctx, int tc)
 {
 	struct lt_stat_val *sv;
 	struct lt_event *e;
@@ -336,7 +436,9 @@ static __always_inline void lt_emit(const struct lt_config_val *cfg, struct lt_p
 	e->ts_ns = now;
 	__builtin_memcpy(e->saddr, p->saddr, 16);
 	e->stat = stat;
-	e->ifindex = ifindex;
+	/* read here, not per packet: three dependent loads for XDP */
+	e->ifindex =
+		tc ? ((struct __sk_buff *)ctx)->ifindex : ((struct xdp_md *)ctx)->ingress_ifindex;
 	e->dport = p->dport;
 	e->proto = p->proto;
 	e->syn = p->syn;
@@ -467,7 +569,7 @@ static __always_inline __u32 lt_dryrun_stat(__u32 stat)
  * decisions only so that traffic to unprotected ports pays no penalty lookup;
  * a port that cannot be read never skips them.
  */
-static __always_inline int lt_admit(void *data, void *data_end, __u32 wire_len, __u32 ifindex,
+static __always_inline int lt_admit(void *data, void *data_end, __u32 wire_len, void *ctx, int tc,
 				    int may_pull)
 {
 	struct lt_cursor c = { .pos = data, .end = data_end };
@@ -478,7 +580,6 @@ static __always_inline int lt_admit(void *data, void *data_end, __u32 wire_len, 
 	struct lt_port_val *port;
 	struct lt_src_slot *st;
 	struct lt_scache *sc;
-	struct lt_penalty *pen;
 	__u32 stat, zero = 0, dport;
 	__u64 now = 0, seen, seq;
 	/* readable bytes end before the frame does: headers may be unpulled */
@@ -570,10 +671,11 @@ static __always_inline int lt_admit(void *data, void *data_end, __u32 wire_len, 
 	/* A ban is an explicit act: it beats the allowlist. */
 	if (lt_no_pen_cache || sc->pen_now_ns != now || sc->pen_gen != cfg->generation ||
 	    sc->pen_w[0] != p.sw[0] || sc->pen_w[1] != p.sw[1]) {
-		__builtin_memcpy(lk.addr, p.saddr, 16);
-		pen = bpf_map_lookup_elem(&lt_penalty, &lk);
-		sc->pen_found = pen != NULL;
-		sc->pen_until_ns = pen ? pen->until_ns : 0;
+		sc->pen_until_ns =
+			(cfg->pen_lens[0] | cfg->pen_lens[1] | (cfg->flags & LT_CFG_PEN_128)) ?
+				lt_pen_check(cfg, p.sw[0], p.sw[1], now) :
+				0;
+		sc->pen_found = sc->pen_until_ns != 0;
 		sc->pen_now_ns = now;
 		sc->pen_gen = cfg->generation;
 		sc->pen_w[0] = p.sw[0];
@@ -588,8 +690,11 @@ static __always_inline int lt_admit(void *data, void *data_end, __u32 wire_len, 
 		lt_count(LT_STAT_AUX_PENALTY_EXPIRED, 0);
 	}
 
-	__builtin_memcpy(lk.addr, p.saddr, 16);
-	pol = bpf_map_lookup_elem(&lt_policy, &lk);
+	pol = NULL;
+	if (cfg->flags & LT_CFG_POLICIES) {
+		__builtin_memcpy(lk.addr, p.saddr, 16);
+		pol = bpf_map_lookup_elem(&lt_policy, &lk);
+	}
 	if (!pol) {
 		if (lt_cfg_dflt(cfg, sc)) {
 			stat = LT_STAT_DROP_CONTENDED; /* fail closed */
@@ -661,7 +766,7 @@ verdict:
 		drop = 0;
 	}
 	seq = lt_count(stat, p.len);
-	lt_emit(cfg, &p, stat, seq, now, ifindex);
+	lt_emit(cfg, &p, stat, seq, now, ctx, tc);
 	return !drop;
 out:
 	lt_count(stat, p.len);
@@ -675,8 +780,7 @@ int lt_xdp(struct xdp_md *ctx)
 	void *data_end = (void *)(long)ctx->data_end;
 
 	/* Without xdp.frags the frame is always whole: never LT_MORE. */
-	return lt_admit(data, data_end, data_end - data, ctx->ingress_ifindex, 0) ? XDP_PASS :
-										    XDP_DROP;
+	return lt_admit(data, data_end, data_end - data, ctx, 0, 0) ? XDP_PASS : XDP_DROP;
 }
 
 /*
@@ -721,14 +825,13 @@ int lt_tc(struct __sk_buff *skb)
 			return lt_tc_unpulled(len);
 		lt_count(LT_STAT_AUX_TC_PULLED, 0);
 	}
-	v = lt_admit((void *)(long)skb->data, (void *)(long)skb->data_end, len, skb->ifindex, 1);
+	v = lt_admit((void *)(long)skb->data, (void *)(long)skb->data_end, len, skb, 1, 1);
 	if (v == LT_MORE) {
 		want = len < LT_TC_PULL_MAX ? len : LT_TC_PULL_MAX;
 		if (bpf_skb_pull_data(skb, want))
 			return lt_tc_unpulled(len);
 		lt_count(LT_STAT_AUX_TC_PULLED, 0);
-		v = lt_admit((void *)(long)skb->data, (void *)(long)skb->data_end, len,
-			     skb->ifindex, 0);
+		v = lt_admit((void *)(long)skb->data, (void *)(long)skb->data_end, len, skb, 1, 0);
 	}
 	return v ? TC_ACT_OK : TC_ACT_SHOT;
 }

@@ -20,7 +20,7 @@
 
 #define LT_MAX_SOURCES_DEFAULT 65536 /* lt_src slots (power of 2); set at first load */
 #define LT_MAX_PORTS 65536 /* lt_ports: one entry per port number */
-#define LT_MAX_PREFIXES 16384 /* lt_penalty, lt_policy entries */
+#define LT_MAX_PREFIXES 16384 /* lt_policy entries (lt_penalty: LT_PEN_SLOTS) */
 #define LT_MAX_SLOTS (1U << 20) /* lt_slots: L7 buckets */
 #define LT_MAX_RATES 65536 /* lt_rates: L7 rate table (tiers, org quotas, API keys) */
 #define LT_EVENTS_BYTES (256 * 1024) /* lt_events ring buffer */
@@ -81,7 +81,7 @@ struct lt_stat_val {
 };
 _Static_assert(sizeof(struct lt_stat_val) == 16, "lt_stat_val is ABI");
 
-/* lt_penalty, lt_policy: LPM_TRIE keys. */
+/* lt_policy: LPM_TRIE keys; the prefix form every API takes (lt_penalty too). */
 struct lt_lpm_key {
 	__u32 prefixlen; /* bits of addr that match, 0..128 (v4: 96 + len) */
 	__u8 addr[16]; /* network order; v4 is ::ffff:a.b.c.d */
@@ -96,9 +96,9 @@ enum lt_penalty_reason {
 };
 
 /*
- * lt_penalty value. Written by the agent (and the gateway later), read by BPF.
- * Active while now < until_ns (CLOCK_MONOTONIC, ns); expires by itself, the
- * agent deletes expired entries.
+ * A ban, as the user-space API (lib/penalty.h) reads and writes it. Active
+ * while now < until_ns (CLOCK_MONOTONIC, ns); expires by itself, the agent
+ * frees expired entries.
  */
 struct lt_penalty {
 	__u64 until_ns; /* CLOCK_MONOTONIC ns; ~0 = until unbanned */
@@ -106,6 +106,60 @@ struct lt_penalty {
 	__u32 reason; /* enum lt_penalty_reason */
 };
 _Static_assert(sizeof(struct lt_penalty) == 16, "lt_penalty is ABI");
+
+/*
+ * lt_penalty, the penalty box: ARRAY[LT_PEN_SLOTS] of struct lt_pen_slot,
+ * BPF_F_MMAPABLE. An index the verifier inlines: it was an LPM trie, and a
+ * trie lookup is a helper call that cost ~0.8x the empty XDP program per
+ * packet (make bench), more than all the parsing.
+ *
+ * Where a ban sits: a prefix (addr masked to prefixlen, v4 as ::ffff:a.b.c.d
+ * with prefixlen 96 + n) has tag = lt_pen_hash(addr, prefixlen, pen_seed),
+ * never 0, and sits in one of the LT_PEN_PROBES slots from
+ * tag & (LT_PEN_SLOTS - 1) (wrapping). tag 0 = a free slot.
+ *
+ * How BPF reads it: lt_config_val.pen_lens is the set of prefix lengths that
+ * have at least one slot (bit n = length n; length 128 is flags'
+ * LT_CFG_PEN_128, each bit set and cleared atomically on its own). For each
+ * length in the set, the source is masked to it, hashed and its window
+ * compared: tag, then addr and prefixlen. A length nobody banned costs
+ * nothing. A source is dropped while ANY entry covering it is active (an
+ * expired /32 does not hide an active /24 around it). At most
+ * LT_PEN_LENS_MAX bits are ever set (a ban of a further length is refused,
+ * -E2BIG), which bounds both the per-packet walk and its verification.
+ *
+ * Writers: lib/penalty.c only (the agent's ban/unban/expiry, the gateway's
+ * escalation, replay at start), serialised by lt_config's wlock across
+ * threads and processes. Order, so a reader never takes half a slot for a
+ * ban: a new slot gets addr, prefixlen, until_ns, strikes, reason first and
+ * its tag last (release); its length's bit is set after that. An update of
+ * a live slot stores until_ns, strikes and reason each as one word. A free
+ * clears the tag first, then the rest. A reader that races a free or a
+ * reuse of the slot can match the wrong entry only on a 64-bit tag
+ * collision on top of the race. A bit is cleared only by a writer that then
+ * finds no slot of that length (and sets it back if one appeared).
+ * pen_seed (random, set with the first ban) keeps sources from choosing
+ * addresses that fill one window, which would make them unbannable.
+ *
+ * Break glass: `bpftool map dump` shows every slot (key = slot index);
+ * writing a slot's value as all zeros unbans it (README). A bpftool write
+ * bypasses the generation bump: it applies within one tick (lt_scache).
+ */
+#define LT_PEN_SLOTS 32768 /* power of 2: twice LT_MAX_PREFIXES */
+#define LT_PEN_PROBES 4
+#define LT_PEN_LENS 129 /* prefix lengths 0..128 */
+#define LT_PEN_LENS_MAX 8 /* distinct prefix lengths banned at once (lookups per packet) */
+
+struct lt_pen_slot {
+	__u64 tag; /* lt_pen_hash(addr, prefixlen, pen_seed); 0 = free */
+	__u8 addr[16]; /* network order, masked to prefixlen; v4 is ::ffff:a.b.c.d */
+	__u32 prefixlen; /* 0..128 (v4: 96 + len) */
+	__u32 strikes; /* how many times this prefix was banned */
+	__u64 until_ns; /* CLOCK_MONOTONIC ns; ~0 = until unbanned; 0 = not banned */
+	__u32 reason; /* enum lt_penalty_reason */
+	__u32 _pad;
+};
+_Static_assert(sizeof(struct lt_pen_slot) == 48, "lt_pen_slot is ABI (mmapped)");
 
 #define LT_POL_ALLOW (1U << 0) /* allowlist: pass without metering */
 
@@ -188,21 +242,49 @@ static __always_inline __u64 lt_mix64(__u64 h)
 	return h;
 }
 
+/*
+ * lt_penalty's tag of a masked prefix (w0, w1: its 16 bytes); never 0. Three
+ * multiplies, not six: it runs per prefix length per packet, and the tag
+ * only filters (a match compares the whole prefix). The final lt_mix64
+ * matters: a bare multiply never moves the last octet of an IPv4 address
+ * (the top byte of w1) into the low bits that pick the slot.
+ */
+static __always_inline __u64 lt_pen_hash(__u64 w0, __u64 w1, __u32 prefixlen, __u64 seed)
+{
+	__u64 h = lt_mix64((w0 ^ seed) * 0x9e3779b97f4a7c15ULL ^ w1 ^ prefixlen);
+
+	return h ? h : 1;
+}
+
+/*
+ * Three multiplies, not six (three lt_mix64 rounds): it runs on every metered
+ * packet (make bench: ~0.15x the empty program). A change of this function
+ * orphans the slots of a pinned lt_src: their sources start over with a
+ * fresh bucket once, and the sweep frees the old slots.
+ */
 static __always_inline __u64 lt_src_hash(const struct lt_src_key *k)
 {
 	__u64 w0, w1, h;
 
 	__builtin_memcpy(&w0, k->addr, 8);
 	__builtin_memcpy(&w1, k->addr + 8, 8);
-	h = lt_mix64(w0 ^ 0x9e3779b97f4a7c15ULL);
-	h = lt_mix64(h ^ w1);
-	h = lt_mix64(h ^ ((__u64)k->prefixlen << 32 | k->policy_id));
+	h = lt_mix64((w0 ^ 0x9e3779b97f4a7c15ULL) * 0xc4ceb9fe1a85ec53ULL ^ w1 ^
+		     ((__u64)k->prefixlen << 32 | k->policy_id));
 	return h ? h : 1;
 }
 
 /* lt_config flags. */
 #define LT_CFG_DRY_RUN (1U << 0) /* count would-be drops, pass them */
 #define LT_CFG_LOADED (1U << 1) /* the agent has written this config */
+/*
+ * lt_policy may hold entries. BPF skips the trie (a helper call, ~0.4x the
+ * empty program even when empty) without it. Set by every writer of
+ * lt_policy before it inserts (lt_config_apply, the policy/allow edits);
+ * never cleared while the pins live.
+ */
+#define LT_CFG_POLICIES (1U << 2)
+/* lt_penalty has a slot of prefix length 128 (v4 /32, v6 /128): pen_lens' 129th bit */
+#define LT_CFG_PEN_128 (1U << 3)
 
 /*
  * The clock. bpf_ktime_get_ns() costs ~35 ns per packet on this kind of VM,
@@ -272,7 +354,7 @@ _Static_assert(sizeof(struct lt_config_snap) == 128, "lt_config_snap is ABI");
  * human rates, so this never happens outside a stress test.
  *
  * Invariant 3, no lock anyone waits for: wlock serialises latch writers
- * only, never a reader. It holds the writer's pid (0 = free). A writer
+ * and penalty-box writers (lt_penalty, pen_lens, pen_seed), never a reader. It holds the writer's pid (0 = free). A writer
  * stopped or killed while holding it leaves the current copy intact; a
  * killed owner's lock is taken over (kill(pid, 0) says ESRCH, so writers
  * must share a pid namespace); a stopped owner makes other writers give up
@@ -285,7 +367,7 @@ struct lt_config_val {
 	__u64 generation; /* atomic add; the BPF penalty memo's key */
 	__u32 flags; /* LT_CFG_*, atomic or/and per bit */
 	__u32 sample_mask; /* event when (per-CPU count & mask) == 0; ~0 = none */
-	__u32 wlock; /* pid of the latch writer, 0 = free */
+	__u32 wlock; /* pid of the latch or penalty-box writer, 0 = free */
 	__u32 _pad0;
 	/*
 	 * keys_gen: bumped (atomic add, after the write) by the agent on every
@@ -295,8 +377,10 @@ struct lt_config_val {
 	 * Taken from the padding (append-only: 0 in older pins, never moved).
 	 */
 	__u64 keys_gen;
-	__u32 _pad[6]; /* the snaps start on their own cache line */
-	struct lt_config_snap snap[2];
+	/* bit n: lt_penalty has a slot of prefix length n (128: LT_CFG_PEN_128) */
+	__u64 pen_lens[2];
+	__u64 pen_seed; /* lt_pen_hash seed, set once (random) with the first ban */
+	struct lt_config_snap snap[2]; /* on their own cache lines */
 };
 _Static_assert(sizeof(struct lt_config_val) == 320, "lt_config_val is ABI");
 _Static_assert(__builtin_offsetof(struct lt_config_val, keys_gen) == 32, "keys_gen is ABI");

@@ -1,5 +1,6 @@
 // SPDX-License-Identifier: MIT
 #include <errno.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
@@ -11,7 +12,7 @@
 
 #define LT_CFG_LOCK_WAIT_NS (2000ULL * 1000 * 1000)
 
-static struct lt_config_val *lt_cfg_map(int fd, size_t *len)
+struct lt_config_val *lt_cfg_map(int fd, size_t *len)
 {
 	struct lt_config_val *v = lt_map_mmap(fd, len);
 
@@ -109,12 +110,26 @@ static __u64 lt_cfg_mono_ns(void)
 	return (__u64)ts.tv_sec * 1000000000ULL + (__u64)ts.tv_nsec;
 }
 
+/*
+ * Threads of one process share a pid, so wlock alone cannot tell them apart:
+ * they queue on this first (the agent's API threads ban while a reload
+ * writes the latch; the gateway's workers will escalate bans).
+ */
+static pthread_mutex_t lt_cfg_thread_lock = PTHREAD_MUTEX_INITIALIZER;
+
 /* wlock: CAS 0 -> pid; a dead owner's lock is taken over. */
-static int lt_cfg_lock(struct lt_config_val *v, char *err, size_t errlen)
+int lt_cfg_lock(struct lt_config_val *v, char *err, size_t errlen)
 {
 	__u32 me = (__u32)getpid(), cur;
 	__u64 deadline = lt_cfg_mono_ns() + LT_CFG_LOCK_WAIT_NS;
+	struct timespec until;
 
+	clock_gettime(CLOCK_REALTIME, &until);
+	until.tv_sec += (time_t)(LT_CFG_LOCK_WAIT_NS / 1000000000ULL);
+	if (pthread_mutex_timedlock(&lt_cfg_thread_lock, &until)) {
+		snprintf(err, errlen, "lt_config is being written by another thread; try again");
+		return -EBUSY;
+	}
 	for (;;) {
 		cur = 0;
 		if (__atomic_compare_exchange_n(&v->wlock, &cur, me, 0, __ATOMIC_ACQUIRE,
@@ -127,10 +142,17 @@ static int lt_cfg_lock(struct lt_config_val *v, char *err, size_t errlen)
 		if (lt_cfg_mono_ns() > deadline) {
 			snprintf(err, errlen,
 				 "lt_config is being written by pid %u (stopped?); try again", cur);
+			pthread_mutex_unlock(&lt_cfg_thread_lock);
 			return -EBUSY;
 		}
 		usleep(50);
 	}
+}
+
+void lt_cfg_unlock(struct lt_config_val *v)
+{
+	__atomic_store_n(&v->wlock, 0, __ATOMIC_RELEASE);
+	pthread_mutex_unlock(&lt_cfg_thread_lock);
 }
 
 int lt_cfg_update(int cfg_fd, int (*fn)(struct lt_config_snap *s, void *arg), void *arg, char *err,
@@ -159,7 +181,7 @@ int lt_cfg_update(int cfg_fd, int (*fn)(struct lt_config_snap *s, void *arg), vo
 		memcpy(&v->snap[(seq + 1) & 1], &next, sizeof(next));
 		__atomic_store_n(&v->seq, seq + 1, __ATOMIC_RELEASE);
 	}
-	__atomic_store_n(&v->wlock, 0, __ATOMIC_RELEASE);
+	lt_cfg_unlock(v);
 cleanup:
 	munmap(v, len);
 	return ret;

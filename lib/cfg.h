@@ -34,4 +34,15 @@ int lt_cfg_update(int cfg_fd, int (*fn)(struct lt_config_snap *s, void *arg), vo
 /* On an mmapped value: the same, for callers that keep the mapping. */
 void lt_cfg_view(const struct lt_config_val *v, struct lt_config *out);
 
+/* lt_config's value, mmapped read-write (munmap(v, *len)); NULL with errno. */
+struct lt_config_val *lt_cfg_map(int cfg_fd, size_t *len);
+
+/*
+ * wlock on a mapped value, for writers that must exclude each other beyond
+ * the latch (the penalty box, lib/penalty.c): -EBUSY with err naming the
+ * pid after ~2 s, as lt_cfg_update. Not reentrant.
+ */
+int lt_cfg_lock(struct lt_config_val *v, char *err, size_t errlen);
+void lt_cfg_unlock(struct lt_config_val *v);
+
 #endif

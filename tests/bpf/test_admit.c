@@ -24,6 +24,7 @@
 #include "loader.h"
 #include "log.h"
 #include "maps.h"
+#include "penalty.h"
 
 #define SEC 1000000000ULL
 #define T0 (1000 * SEC)
@@ -44,14 +45,6 @@ static const char base_config[] =
 	"\"allowlist\": [\"192.0.2.1/32\", \"2001:db8:aaaa::/48\"],"
 	"\"event_sample_every\": 0"
 	"}";
-
-static void clear_map(int fd, size_t ksz)
-{
-	unsigned char k[64];
-
-	while (ksz <= sizeof(k) && !bpf_map_get_next_key(fd, NULL, k))
-		bpf_map_delete_elem(fd, k);
-}
 
 static int apply_json(const char *json)
 {
@@ -83,7 +76,7 @@ static void reset(void)
 {
 	clear_slots(M.fd[LT_M_SRC]);
 	clear_slots(M.fd[LT_M_OVERFLOW]);
-	clear_map(M.fd[LT_M_PENALTY], sizeof(struct lt_lpm_key));
+	lt_penalty_expire(M.fd[LT_M_PENALTY], M.fd[LT_M_CONFIG], ~0ULL, NULL); /* every ban */
 	apply_json(base_config);
 }
 
@@ -106,11 +99,6 @@ static int run_frame(int prog_fd, int is_tc, const struct pkt_spec *s, __u64 now
 	return o.retval == XDP_PASS ? 1 : o.retval == XDP_DROP ? 0 : -1;
 }
 
-static void bump_generation(void)
-{
-	lt_cfg_bump(M.fd[LT_M_CONFIG]);
-}
-
 static void ban(const char *prefix, __u64 until)
 {
 	struct lt_penalty p = { .until_ns = until, .strikes = 1 };
@@ -118,8 +106,7 @@ static void ban(const char *prefix, __u64 until)
 	char err[128];
 
 	CHECK_EQ(lt_prefix_parse(prefix, &k, err, sizeof(err)), 0);
-	CHECK_EQ(bpf_map_update_elem(M.fd[LT_M_PENALTY], &k, &p, BPF_ANY), 0);
-	bump_generation(); /* as lt_penalty_ban does */
+	CHECK_EQ(lt_penalty_put(M.fd[LT_M_PENALTY], M.fd[LT_M_CONFIG], &k, &p), 0);
 }
 
 static void setup_ban_v4(void)
@@ -632,7 +619,7 @@ static void sweep_frees_idle_empty_buckets(void)
 	CHECK_EQ(st.sources_left, 1);
 	CHECK_EQ(st.penalties_expired, 1);
 	CHECK_EQ(lt_src_count(M.fd[LT_M_SRC], NULL), 1);
-	CHECK_EQ(lt_map_count(M.fd[LT_M_PENALTY]), 0);
+	CHECK_EQ(lt_penalty_count(M.fd[LT_M_PENALTY], M.fd[LT_M_CONFIG]), 0);
 	/* a bucket that still holds level is kept however idle it is */
 	reset();
 	{
@@ -663,12 +650,12 @@ static void penalty_memo_follows_unban(void)
 	lt_prefix_parse("10.9.0.0/16", &k, err, sizeof(err));
 	CHECK_EQ(lt_penalty_unban(M.fd[LT_M_PENALTY], M.fd[LT_M_CONFIG], &k), 0);
 	CHECK_EQ(run_frame(prog, 0, &s, T0), 1); /* same tick: not stale */
-	CHECK_EQ(
-		lt_penalty_ban(M.fd[LT_M_PENALTY], M.fd[LT_M_CONFIG], &k, ~0ULL, LT_PENALTY_MANUAL),
-		0);
+	CHECK_EQ(lt_penalty_ban(M.fd[LT_M_PENALTY], M.fd[LT_M_CONFIG], &k, ~0ULL, LT_PENALTY_MANUAL,
+				NULL),
+		 0);
 	CHECK_EQ(run_frame(prog, 0, &s, T0), 0);
-	/* a raw map edit (no generation bump) applies by the next tick */
-	bpf_map_delete_elem(M.fd[LT_M_PENALTY], &k);
+	/* a raw map edit (bpftool: the slot zeroed, no generation bump) applies by the next tick */
+	clear_slots(M.fd[LT_M_PENALTY]);
 	CHECK_EQ(run_frame(prog, 0, &s, T0 + 4000000), 1);
 }
 

@@ -25,6 +25,7 @@
 #include "loader.h"
 #include "log.h"
 #include "maps.h"
+#include "penalty.h"
 
 #define SEC 1000000000ULL
 #define T0 (1000 * SEC)
@@ -399,7 +400,7 @@ static void *ban_loop(void *arg)
 		snprintf(pfx, sizeof(pfx), "10.%d.0.%d/32", 100 + r->id, i % BAN_PREFIXES);
 		lt_prefix_parse(pfx, &k, err, sizeof(err));
 		r->n += !lt_penalty_ban(r->m->fd[LT_M_PENALTY], r->m->fd[LT_M_CONFIG], &k, ~0ULL,
-					LT_PENALTY_MANUAL);
+					LT_PENALTY_MANUAL, NULL);
 	}
 	return NULL;
 }
@@ -580,7 +581,7 @@ static void config_writers_in_threads_and_processes_lose_nothing(void)
 	CHECK_EQ(reload.undone, 0);
 	CHECK_EQ(sh->undone, 0);
 	CHECK_EQ(c1.generation - c0.generation, bans[0].n + bans[1].n + reload.n + sh->toggles);
-	CHECK_EQ(lt_map_count(m.fd[LT_M_PENALTY]), 2 * BAN_PREFIXES);
+	CHECK_EQ(lt_penalty_count(m.fd[LT_M_PENALTY], m.fd[LT_M_CONFIG]), 2 * BAN_PREFIXES);
 	for (i = 0; i < 2 * BAN_PREFIXES; i++) {
 		struct lt_racer_strikes {
 			int t, j;
@@ -591,7 +592,7 @@ static void config_writers_in_threads_and_processes_lose_nothing(void)
 
 		snprintf(path, sizeof(path), "10.%d.0.%d/32", 100 + w.t, w.j);
 		lt_prefix_parse(path, &k, err, sizeof(err));
-		bpf_map_lookup_elem(m.fd[LT_M_PENALTY], &k, &p);
+		lt_penalty_get(m.fd[LT_M_PENALTY], m.fd[LT_M_CONFIG], &k, &p);
 		if (p.strikes != want) {
 			printf("#   %s: %u strikes, %ld bans\n", path, p.strikes, want);
 			CHECK_EQ(p.strikes, want);

@@ -34,6 +34,7 @@
 #include "loader.h"
 #include "log.h"
 #include "maps.h"
+#include "penalty.h"
 
 #define SEC 1000000000ULL
 #define T0 (1000 * SEC)
@@ -95,9 +96,9 @@ static void ban(const char *prefix)
 	char err[128];
 
 	CHECK_EQ(lt_prefix_parse(prefix, &k, err, sizeof(err)), 0);
-	CHECK_EQ(
-		lt_penalty_ban(M.fd[LT_M_PENALTY], M.fd[LT_M_CONFIG], &k, ~0ULL, LT_PENALTY_MANUAL),
-		0);
+	CHECK_EQ(lt_penalty_ban(M.fd[LT_M_PENALTY], M.fd[LT_M_CONFIG], &k, ~0ULL, LT_PENALTY_MANUAL,
+				NULL),
+		 0);
 }
 
 static void reset(void)

@@ -5,8 +5,8 @@
  * never rewrites the key, so "lookup + memcmp" always saw an exact match.
  * lt_lpm_lookup_exact is checked on a real kernel trie (lt_lpm_key, as
  * lt_policy and lt_penalty): nested cases, then random tries against a
- * brute-force walk of every key. lt_penalty_ban (one of the five callers)
- * is checked too. Needs root (CAP_BPF).
+ * brute-force walk of every key (lt_penalty is an index since, and its
+ * exact lookups are in test_penalty_index). Needs root (CAP_BPF).
  */
 #include <errno.h>
 #include <unistd.h>
@@ -132,31 +132,6 @@ static void random_tries_against_a_walk(void)
 	CHECK_EQ(mismatches, 0);
 }
 
-/* lt_penalty_ban: a new ban inside a banned /16 does not inherit its strikes. */
-static void ban_inside_a_ban_starts_at_one_strike(void)
-{
-	LIBBPF_OPTS(bpf_map_create_opts, o, .map_flags = BPF_F_NO_PREALLOC);
-	struct lt_lpm_key k16 = pfx("10.9.0.0/16"), k24 = pfx("10.9.3.0/24");
-	struct lt_penalty p;
-	int pfd;
-
-	pfd = bpf_map_create(BPF_MAP_TYPE_LPM_TRIE, "lt_t_pen", sizeof(struct lt_lpm_key),
-			     sizeof(struct lt_penalty), 64, &o);
-	CHECK(pfd >= 0);
-	CHECK_EQ(lt_penalty_ban(pfd, -1, &k16, 60000000000ULL, LT_PENALTY_MANUAL), 0);
-	CHECK_EQ(lt_penalty_ban(pfd, -1, &k16, 60000000000ULL, LT_PENALTY_MANUAL), 0);
-	CHECK_EQ(lt_penalty_ban(pfd, -1, &k16, 60000000000ULL, LT_PENALTY_MANUAL), 0);
-	CHECK_EQ(lt_penalty_ban(pfd, -1, &k24, 60000000000ULL, LT_PENALTY_ABUSE), 0);
-	CHECK_EQ(lt_lpm_lookup_exact(pfd, &k24, &p), 0);
-	CHECK_EQ(p.strikes, 1);
-	CHECK_EQ(lt_lpm_lookup_exact(pfd, &k16, &p), 0);
-	CHECK_EQ(p.strikes, 3);
-	CHECK_EQ(lt_penalty_ban(pfd, -1, &k24, 60000000000ULL, LT_PENALTY_ABUSE), 0);
-	CHECK_EQ(lt_lpm_lookup_exact(pfd, &k24, &p), 0);
-	CHECK_EQ(p.strikes, 2); /* its own strikes do carry over */
-	close(pfd);
-}
-
 int main(void)
 {
 	if (geteuid() != 0) {
@@ -165,7 +140,6 @@ int main(void)
 	}
 	RUN(nested_prefixes);
 	RUN(random_tries_against_a_walk);
-	RUN(ban_inside_a_ban_starts_at_one_strike);
 	if (fd >= 0)
 		close(fd);
 	return lt_t_done();

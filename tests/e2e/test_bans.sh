@@ -65,9 +65,13 @@ check "CLI allow del 192.0.2.128/25" cli allow del 192.0.2.128/25
 req POST /api/v1/admin/penalties "$TA" '{"prefix":"198.51.100.1","duration":"1h"}'; expect "ban 198.51.100.1" 201
 req POST /api/v1/admin/penalties "$TA" '{"prefix":"198.51.100.2","duration":"1h"}'; expect "ban 198.51.100.2" 201
 stop_agent
-# break-glass, agent down: unban 198.51.100.1/32 with bpftool (README)
+# break-glass, agent down: unban 198.51.100.1/32 with bpftool and jq, as the README does
+slot=$(bpftool -j map dump pinned "$PIN/lt_penalty" | jq '.[].formatted | select(.value.tag != 0
+	and .value.prefixlen == 128 and .value.addr == [0,0,0,0,0,0,0,0,0,0,255,255,198,51,100,1]) | .key')
+check "bpftool finds the slot of 198.51.100.1 ($slot)" test -n "$slot"
 check "bpftool unban of 198.51.100.1 while the agent is down" \
-	bpftool map delete pinned "$PIN/lt_penalty" key 0x80 0 0 0  0 0 0 0 0 0 0 0 0 0 0xff 0xff 198 51 100 1
+	bpftool map update pinned "$PIN/lt_penalty" key $((slot & 255)) $((slot >> 8 & 255)) $((slot >> 16)) 0 \
+	value $(printf '0 %.0s' $(seq 48))
 check "restart" start_agent
 req GET /api/v1/admin/penalties "$TA"
 check "only 198.51.100.2 is banned: every unban held, CLI, API and bpftool alike ($(jqb '[.penalties[].prefix] | join(" ")'))" \
