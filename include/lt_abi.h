@@ -145,7 +145,12 @@ _Static_assert(sizeof(struct lt_penalty) == 16, "lt_penalty is ABI");
  * writing a slot's value as all zeros unbans it (README). A bpftool write
  * bypasses the generation bump: it applies within one tick (lt_scache).
  */
-#define LT_PEN_SLOTS 32768 /* power of 2: twice LT_MAX_PREFIXES */
+/*
+ * A ban whose window is full is refused (-ENOSPC): rare while the box is
+ * sparse (one refusal was seen in a test of 2048 bans in 32768 slots; this
+ * table is twice that), and the operator can ban a shorter prefix instead.
+ */
+#define LT_PEN_SLOTS 65536 /* power of 2: four times LT_MAX_PREFIXES */
 #define LT_PEN_PROBES 4
 #define LT_PEN_LENS 129 /* prefix lengths 0..128 */
 #define LT_PEN_LENS_MAX 8 /* distinct prefix lengths banned at once (lookups per packet) */

@@ -392,18 +392,18 @@ static void neighbours_spread_over_slots(void)
 	int i, refused = 0;
 
 	reset();
-	for (i = 0; i < 1024; i++) {
+	for (i = 0; i < 512; i++) {
 		snprintf(s, sizeof(s), "10.17.%d.%d/32", i / 256, i % 256);
 		refused += ban(s, ~0ULL) != 0;
 		snprintf(s, sizeof(s), "2001:db8:17:%x::/64", i);
 		refused += ban(s, ~0ULL) != 0;
 	}
 	CHECK_EQ(refused, 0);
-	CHECK_EQ(lt_penalty_count(M.fd[LT_M_PENALTY], M.fd[LT_M_CONFIG]), 2048);
-	CHECK_EQ(run("10.17.3.255", 0), 0);
-	CHECK_EQ(run("10.17.4.0", 0), 1);
-	CHECK_EQ(run("2001:db8:17:3ff::1", 0), 0);
-	CHECK_EQ(run("2001:db8:17:400::1", 0), 1);
+	CHECK_EQ(lt_penalty_count(M.fd[LT_M_PENALTY], M.fd[LT_M_CONFIG]), 1024);
+	CHECK_EQ(run("10.17.1.255", 0), 0);
+	CHECK_EQ(run("10.17.2.0", 0), 1);
+	CHECK_EQ(run("2001:db8:17:1ff::1", 0), 0);
+	CHECK_EQ(run("2001:db8:17:200::1", 0), 1);
 }
 
 /* What BPF decides, user space (the gateway) decides the same way. */
