@@ -63,8 +63,8 @@
 #include "http1.h"
 
 struct gw_exchange;
-struct gw_provider; /* config.h */
-struct gw_config; /* config.h */
+struct gw_provider; /* gw_config.h */
+struct gw_config; /* gw_config.h */
 struct gw_route; /* routes.h */
 
 enum gw_verdict {

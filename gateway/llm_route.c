@@ -16,7 +16,7 @@
 #include "admit.h"
 #include "answer.h"
 #include "breaker.h"
-#include "config.h"
+#include "gw_config.h"
 #include "failpolicy.h"
 #include "identity.h"
 #include "llm_body.h"

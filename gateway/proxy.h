@@ -16,7 +16,7 @@
 #define GW_PROXY_H
 
 #include <sys/socket.h>
-#include "config.h"
+#include "gw_config.h"
 
 struct gw_proxy_opts {
 	const char *listen; /* HOST:PORT; NULL: the config's */

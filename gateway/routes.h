@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * routes.h - the gateway's one route table (two kinds: general API routes and
- * LLM routes, see config.h), the model map, and where each route kind's ops
+ * LLM routes, see gw_config.h), the model map, and where each route kind's ops
  * (exchange.h) are plugged in.
  *
  * Matching: the enabled routes whose prefix matches the path (a prefix match
@@ -14,7 +14,7 @@
 #define GW_ROUTES_H
 
 #include <stddef.h>
-#include "config.h"
+#include "gw_config.h"
 #include "exchange.h"
 
 /* 405 when a route matched the path but not the method: *method_mismatch set. */

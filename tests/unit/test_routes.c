@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: MIT
 /*
  * test_routes.c - leaky-gateway's route table and config (gateway/routes.c,
- * gateway/config.c): prefix matching at segment boundaries, priority, method
+ * gateway/gw_config.c): prefix matching at segment boundaries, priority, method
  * filters, prefix stripping, the model map with wildcards, the LLM and native
  * provider routes, and config errors that name the bad key.
  */

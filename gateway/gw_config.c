@@ -1,5 +1,5 @@
 // SPDX-License-Identifier: MIT
-/* config.c - leaky-gateway's JSON config: parse, validate, resolve, snapshot (see config.h). */
+/* gw_config.c - leaky-gateway's JSON config: parse, validate, resolve, snapshot (see gw_config.h). */
 #include <arpa/inet.h>
 #include <errno.h>
 #include <netdb.h>
@@ -8,7 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <jansson.h>
-#include "config.h"
+#include "gw_config.h"
 #include "llm_route.h"
 #include "routes.h"
 

@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * config.h - leaky-gateway's configuration (JSON, jansson): listen address,
+ * gw_config.h - leaky-gateway's configuration (JSON, jansson): listen address,
  * workers, limits, timeouts, upstream services, routes, LLM providers and the
  * model map. One loaded config is an immutable snapshot: a worker swaps the
  * whole snapshot on SIGHUP and in-flight exchanges keep the one they started
