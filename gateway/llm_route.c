@@ -467,29 +467,16 @@ void gw_llm_fini(void)
 
 /* --- per exchange -------------------------------------------------------------- */
 
-/* A header value as a C string (copied into buf), or NULL when absent or too long. */
-static const char *hdr(struct gw_exchange *x, const char *name, char *buf, size_t len)
+/* A field's value as a C string (copied into buf), or NULL when absent or too long. */
+static const char *field(const struct lt_http1_msg *m, const char *lower, char *buf, size_t len)
 {
-	size_t n;
-	const char *v = gw_req_header(x, name, &n);
+	const struct lt_http1_header *h = lt_http1_find(m, lower);
 
-	if (!v || n >= len)
+	if (!h || h->value_len >= len)
 		return NULL;
-	memcpy(buf, v, n);
-	buf[n] = 0;
+	memcpy(buf, h->value, h->value_len);
+	buf[h->value_len] = 0;
 	return buf;
-}
-
-static const char *resp_hdr(const struct lt_http1_msg *m, const char *name, size_t *len)
-{
-	size_t nl = strlen(name);
-
-	for (unsigned i = 0; i < m->nheaders; i++)
-		if (m->headers[i].name_len == nl && !strncasecmp(m->headers[i].name, name, nl)) {
-			*len = m->headers[i].value_len;
-			return m->headers[i].value;
-		}
-	return NULL;
 }
 
 /* The OpenAI-compatible routes speak OpenAI's error shape; the others problem+json. */
@@ -648,9 +635,10 @@ static int on_head(struct gw_exchange *x)
 		return -ENOMEM;
 	gw_set_user(x, lx);
 	if (maps_ready()) {
-		if (lt_gw_identify(G.id, hdr(x, "authorization", auth, sizeof(auth)),
-				   hdr(x, "x-api-key", key, sizeof(key)),
-				   hdr(x, "x-org-id", org, sizeof(org)), time(NULL), &lx->t, &d)) {
+		if (lt_gw_identify(G.id, field(gw_req(x), "authorization", auth, sizeof(auth)),
+				   field(gw_req(x), "x-api-key", key, sizeof(key)),
+				   field(gw_req(x), "x-org-id", org, sizeof(org)), time(NULL),
+				   &lx->t, &d)) {
 			lx->status = d.status;
 			if (d.status == 401)
 				gw_add_response_header(x, "WWW-Authenticate", "Bearer");
@@ -802,8 +790,10 @@ static int fail_open(struct gw_exchange *x, struct llm_x *lx, const char *body, 
 	if (!rule)
 		return answer_error(x, lx, 400, "invalid_request_error", "invalid_request", "model",
 				    "a known \"model\" is required");
-	lx->chain = 0;
-	return gw_use_provider(x, rule->providers[0], NULL) ?: GW_CONTINUE;
+	/* the path the provider expects for this shape (its OpenAI-compatible endpoint) */
+	if (shape_of(gw_req(x)->target, gw_req(x)->target_len, &lx->req.shape))
+		lx->req.shape = LT_LLM_CHAT;
+	return use_provider(x, lx, rule->providers[0]) ?: GW_CONTINUE;
 }
 
 static int on_body(struct gw_exchange *x, const char *body, size_t len)
@@ -918,25 +908,15 @@ static enum lt_brk_outcome brk_outcome(unsigned status)
 	return status >= 500 ? LT_BRK_FAIL_5XX : LT_BRK_SUCCESS;
 }
 
-/* A provider's 429: how long it asked us to stay away (Retry-After, x-ratelimit-reset-*). */
+/* A provider's 429 or 5xx: how long it asked us to stay away (lib/breaker.c reads the fields). */
 static uint64_t provider_retry_ms(const struct lt_http1_msg *m)
 {
-	size_t n;
-	const char *v = resp_hdr(m, "retry-after-ms", &n);
-	char b[32];
+	char ra[32], ram[32], rr[32], rt[32];
 
-	if (v && n < sizeof(b)) {
-		memcpy(b, v, n);
-		b[n] = 0;
-		return strtoull(b, NULL, 10);
-	}
-	v = resp_hdr(m, "retry-after", &n);
-	if (v && n < sizeof(b)) {
-		memcpy(b, v, n);
-		b[n] = 0;
-		return strtoull(b, NULL, 10) * 1000;
-	}
-	return 0;
+	return lt_breaker_retry_after_ms(field(m, "retry-after", ra, sizeof(ra)),
+					 field(m, "retry-after-ms", ram, sizeof(ram)),
+					 field(m, "x-ratelimit-reset-requests", rr, sizeof(rr)),
+					 field(m, "x-ratelimit-reset-tokens", rt, sizeof(rt)));
 }
 
 static int on_resp_head(struct gw_exchange *x)
@@ -946,7 +926,7 @@ static int on_resp_head(struct gw_exchange *x)
 	const struct gw_provider *p;
 	struct lt_llm_sse_opts so;
 	uint64_t retry_ms;
-	size_t n;
+	char ctb[64];
 	const char *ct;
 
 	if (!lx || !lx->prov)
@@ -977,8 +957,8 @@ static int on_resp_head(struct gw_exchange *x)
 		}
 		return GW_CONTINUE;
 	}
-	ct = resp_hdr(m, "content-type", &n);
-	lx->sse = ct && n >= 17 && !strncasecmp(ct, "text/event-stream", 17);
+	ct = field(m, "content-type", ctb, sizeof(ctb));
+	lx->sse = ct && !strncasecmp(ct, "text/event-stream", 17);
 	if (lx->sse) {
 		memset(&so, 0, sizeof(so));
 		so.shape = lx->req.shape;
