@@ -193,6 +193,13 @@ int gw_use_provider(struct gw_exchange *x, const struct gw_provider *p, const ch
  */
 int gw_emit(struct gw_exchange *x, const char *data, size_t len);
 
+/*
+ * Called in each worker after SIGHUP swapped in a new config (validated by
+ * then), so that route-kind state built from it (admission options) follows
+ * the file like the routes do. One hook per process; NULL to remove it.
+ */
+void gw_set_reload_hook(void (*fn)(const struct gw_config *cfg));
+
 /* Keep reading the upstream for up to ms after the client left (see above). */
 void gw_keep_reading(struct gw_exchange *x, uint32_t ms);
 

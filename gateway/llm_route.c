@@ -418,6 +418,8 @@ static void after_fork_child(void)
 		G.leases.me = lt_lease_owner_self();
 }
 
+static void llm_reload(const struct gw_config *cfg);
+
 int gw_llm_init(const struct gw_llm_opts *o, char *err, size_t errlen)
 {
 	char secret[256], tok[1024], claims[256];
@@ -457,7 +459,63 @@ int gw_llm_init(const struct gw_llm_opts *o, char *err, size_t errlen)
 	gw_routes_set_ops(GW_ROUTE_LLM, &gw_llm_ops);
 	gw_routes_set_ops(GW_ROUTE_NATIVE, &gw_llm_ops);
 	pthread_atfork(NULL, NULL, after_fork_child);
+	gw_set_reload_hook(llm_reload);
 	return 0;
+}
+
+/*
+ * SIGHUP in a worker: the admission options of the new file apply to the
+ * next request (tier allowances and fail policies, body bound, lease and
+ * keep-reading times, breaker defaults, escalation). What was opened at start
+ * (the pins, the agent's address, its secret, the admin role) needs a restart:
+ * a change there is logged and the old value kept. The config was validated
+ * before the hook runs; a failure here still keeps the old options whole.
+ */
+static void llm_reload(const struct gw_config *cfg)
+{
+	struct gw_llm_opts n;
+	struct lt_fail_policy fp;
+	char err[256];
+
+	if (gw_llm_opts_parse(cfg->admission, &n, err, sizeof(err))) {
+		lt_log(LT_LOG_WARN, "gateway: admission options kept: %s", err);
+		return;
+	}
+	if (strcmp(n.agent, G.o.agent) || strcmp(n.state_dir, G.o.state_dir) ||
+	    strcmp(n.admin_role, G.o.admin_role))
+		lt_log(LT_LOG_WARN, "gateway: admission agent, state_dir and admin_role "
+				    "changes apply on restart; the running ones stay");
+	memcpy(n.pin_dir, G.o.pin_dir, sizeof(n.pin_dir));
+	memcpy(n.agent, G.o.agent, sizeof(n.agent));
+	memcpy(n.state_dir, G.o.state_dir, sizeof(n.state_dir));
+	memcpy(n.admin_role, G.o.admin_role, sizeof(n.admin_role));
+	lt_fail_policy_init(&fp);
+	for (unsigned i = 0; i < n.ntiers; i++)
+		if (lt_fail_policy_set(&fp, n.tiers[i].name,
+				       n.tiers[i].fail_open ? "open" : "closed", err,
+				       sizeof(err))) {
+			lt_log(LT_LOG_WARN, "gateway: admission options kept: %s", err);
+			return;
+		}
+	/* the counters are the tiers', not the file's: carry them over by name */
+	for (int i = 0; i < fp.n; i++)
+		for (int j = 0; j < G.fail.n; j++)
+			if (!strcmp(fp.tier[i], G.fail.tier[j])) {
+				fp.opened[i] = G.fail.opened[j];
+				fp.closed[i] = G.fail.closed[j];
+			}
+	fp.opened[LT_FAIL_MAX_TIERS] = G.fail.opened[LT_FAIL_MAX_TIERS];
+	fp.closed[LT_FAIL_MAX_TIERS] = G.fail.closed[LT_FAIL_MAX_TIERS];
+	G.o = n;
+	G.fail = fp;
+	for (unsigned i = 0; i < G.o.ntiers; i++)
+		snprintf(G.tiers[i], sizeof(G.tiers[i]), "%s", n.tiers[i].name);
+	G.io.roles.ntiers = G.o.ntiers;
+	G.adm.lease_ns = (uint64_t)G.o.lease_ms * 1000000ULL;
+	if (G.brk_ok)
+		G.brk.dflt = (struct lt_brk_policy){ G.o.brk_fail_threshold, G.o.brk_recovery_ms,
+						     G.o.brk_probes, G.o.brk_probe_timeout_ms };
+	lt_log(LT_LOG_INFO, "gateway: admission options reloaded");
 }
 
 void gw_llm_fini(void)

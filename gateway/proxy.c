@@ -2117,6 +2117,13 @@ static int listen_socket(const struct sockaddr_storage *ss, socklen_t sl)
 
 static void health_attach(struct gw_config *cfg, int create);
 
+static void (*reload_hook)(const struct gw_config *cfg);
+
+void gw_set_reload_hook(void (*fn)(const struct gw_config *cfg))
+{
+	reload_hook = fn;
+}
+
 static void worker_reload(void)
 {
 	struct gw_config *n;
@@ -2132,6 +2139,8 @@ static void worker_reload(void)
 	health_attach(n, 0);
 	gw_config_put(W.cfg);
 	W.cfg = n;
+	if (reload_hook)
+		reload_hook(n);
 	log_info("worker %u: config reloaded from %s", W.idx, W.config_path);
 }
 
