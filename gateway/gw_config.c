@@ -9,6 +9,7 @@
 #include <string.h>
 #include <jansson.h>
 #include "gw_config.h"
+#include "tls.h"
 #include "llm_route.h"
 #include "routes.h"
 
@@ -488,7 +489,7 @@ static int parse_root(struct ctx *c, json_t *root, struct gw_config *cfg)
 {
 	static const char *const keys[] = { "listen",	"workers",   "limits",	  "timeouts",
 					    "services", "routes",    "providers", "models",
-					    "llm",	"admission", NULL };
+					    "llm",	"admission", "tls",	  NULL };
 	static const char *const lkeys[] = { "max_connections", "max_head_bytes", "max_body_bytes",
 					     NULL };
 	static const char *const tkeys[] = { "client_header_ms", "client_body_ms",
@@ -535,6 +536,19 @@ static int parse_root(struct ctx *c, json_t *root, struct gw_config *cfg)
 	     (err = get_u32(c, "/timeouts", o, "read_ms", 1, 3600000, &cfg->timeouts.read_ms)) ||
 	     (err = get_u32(c, "/timeouts", o, "total_ms", 1, 86400000, &cfg->timeouts.total_ms))))
 		return err;
+
+	if ((o = json_object_get(root, "tls"))) {
+		static const char *const tlskeys[] = { "ca_file", NULL };
+		if ((err = check_keys(c, "/tls", o, tlskeys)) ||
+		    (err = get_str(c, "/tls", o, "ca_file", cfg->tls_ca_file,
+				   sizeof(cfg->tls_ca_file), 0)))
+			return err;
+		if (cfg->tls_ca_file[0]) {
+			char why[512];
+			if (gw_tls_check_ca(cfg->tls_ca_file, why, sizeof(why)))
+				return fail(c, "/tls/ca_file", "%s", why);
+		}
+	}
 
 	services = json_object_get(root, "services");
 	if (services && !json_is_object(services))

@@ -31,7 +31,8 @@ struct gw_timeouts {
 
 /* A parsed base URL: http://host:port/base. */
 struct gw_url {
-	unsigned tls : 1; /* https (refused at request time until TLS is built) */
+	unsigned
+		tls : 1; /* https: TLS verified against the config's tls.ca_file or the system store */
 	uint16_t port;
 	char host[GW_HOST_MAX]; /* a literal IPv4/IPv6 address or a name (resolved at load) */
 	char hostport[GW_HOST_MAX + 8]; /* the Host field, and the pool key with the address */
@@ -139,6 +140,8 @@ struct gw_config {
 	uint64_t max_body_bytes; /* default gw_want_body bound */
 	uint32_t upstream_idle_ms; /* pooled upstream connections older than this are closed */
 	struct gw_timeouts timeouts; /* route defaults */
+	char tls_ca_file
+		[GW_PATH_MAX]; /* https upstreams: trusted CAs (PEM); "" = the system store */
 	unsigned nservices, nroutes, nproviders, nmodels;
 	struct gw_service *services;
 	struct gw_route *routes; /* sorted: priority desc, prefix length desc, order */

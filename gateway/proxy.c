@@ -37,6 +37,7 @@
 #include "problem.h"
 #include "proxy.h"
 #include "routes.h"
+#include "tls.h"
 
 #define OUT_HIGH (256u << 10) /* bytes pending for a peer: stop reading the other side */
 #define OUT_LOW (64u << 10) /* resume below this */
@@ -213,7 +214,7 @@ struct client {
 
 struct pool;
 
-enum up_state { U_CONNECTING = 0, U_BUSY, U_IDLE };
+enum up_state { U_CONNECTING = 0, U_BUSY, U_IDLE, U_HANDSHAKE /* TLS, after the TCP connect */ };
 
 struct upstream {
 	struct obj o;
@@ -225,10 +226,13 @@ struct upstream {
 	uint64_t idle_since_ms;
 	unsigned can_read : 1, can_write : 1, reused : 1, paused : 1;
 	struct upstream *pool_next, *pool_prev;
+	struct ssl_st *ssl; /* https upstream (tls.h), else NULL */
 };
 
 struct pool {
-	char key[GW_HOST_MAX + 8];
+	char key[GW_HOST_MAX + 16]; /* hostport, "tls:" first for https */
+	char host[GW_HOST_MAX]; /* the name the certificate must carry (https) */
+	unsigned tls : 1;
 	struct sockaddr_storage sa;
 	socklen_t salen;
 	struct upstream *idle; /* LIFO: the most recently used first (warm, least likely closed) */
@@ -688,14 +692,19 @@ static struct pool *pool_get(struct gw_url *url)
 
 	if (url->rt_pool)
 		return url->rt_pool;
+	char key[sizeof(p->key)];
+
+	snprintf(key, sizeof(key), "%s%s", url->tls ? "tls:" : "", url->hostport);
 	for (p = W.pools; p; p = p->next)
-		if (!strcmp(p->key, url->hostport))
+		if (!strcmp(p->key, key))
 			break;
 	if (!p) {
 		p = calloc(1, sizeof(*p));
 		if (!p)
 			return NULL;
-		snprintf(p->key, sizeof(p->key), "%s", url->hostport);
+		memcpy(p->key, key, sizeof(key));
+		p->tls = url->tls;
+		snprintf(p->host, sizeof(p->host), "%s", url->host);
 		if (url->sa.family == AF_INET6) {
 			struct sockaddr_in6 *s6 = (struct sockaddr_in6 *)&p->sa;
 			s6->sin6_family = AF_INET6;
@@ -738,6 +747,10 @@ static void upstream_close(struct upstream *u)
 		pool_remove(u);
 	else if (u->pool && u->pool->active)
 		u->pool->active--;
+	if (u->ssl) {
+		gw_tls_free(u->ssl); /* no close_notify: the request is over either way */
+		u->ssl = NULL;
+	}
 	close(u->fd);
 	u->fd = -1;
 	u->x = NULL;
@@ -789,9 +802,21 @@ static struct upstream *upstream_new(struct pool *p, int *err)
 		free(u);
 		return NULL;
 	}
+	if (p->tls) {
+		char why[256];
+		u->ssl = gw_tls_new(W.cfg->tls_ca_file, p->host, u->fd, why, sizeof(why));
+		if (!u->ssl) {
+			log_warn_rl("upstream %s: %s", p->key, why);
+			*err = -EPROTO;
+			close(u->fd);
+			free(u);
+			return NULL;
+		}
+	}
 	ev.data.ptr = u;
 	if (epoll_ctl(W.epfd, EPOLL_CTL_ADD, u->fd, &ev)) {
 		*err = -errno;
+		gw_tls_free(u->ssl);
 		close(u->fd);
 		free(u);
 		return NULL;
@@ -1017,12 +1042,6 @@ static void x_start_upstream(struct gw_exchange *x, unsigned attempt)
 			return;
 		}
 		x->upstream_chosen = 1;
-	}
-	if (x->url.tls) {
-		gw_answer_problem(x, 502, "upstream-tls", "Bad Gateway",
-				  "https upstreams are not supported yet");
-		x_finish(x, GW_OUT_UPSTREAM_ERROR);
-		return;
 	}
 	if (build_request(x)) {
 		gw_answer_problem(x, 500, "internal", "Internal Server Error", "out of memory");
@@ -1415,6 +1434,16 @@ static int on_response_head(struct gw_exchange *x)
 	return 0;
 }
 
+static ssize_t up_read(struct upstream *u, void *b, size_t n)
+{
+	return u->ssl ? gw_tls_read(u->ssl, b, n) : read(u->fd, b, n);
+}
+
+static ssize_t up_send(struct upstream *u, const void *b, size_t n)
+{
+	return u->ssl ? gw_tls_write(u->ssl, b, n) : send(u->fd, b, n, MSG_NOSIGNAL);
+}
+
 static void upstream_read(struct upstream *u)
 {
 	struct gw_exchange *x = u->x;
@@ -1422,7 +1451,10 @@ static void upstream_read(struct upstream *u)
 	if (u->state == U_IDLE) {
 		/* an idle pooled connection that became readable: closed or misbehaving */
 		char tmp[64];
-		ssize_t n = recv(u->fd, tmp, sizeof(tmp), 0);
+		/* over TLS, a record the server sends after a response (a session
+		 * ticket) is read here and leaves the connection usable (EAGAIN) */
+		ssize_t n = u->ssl ? gw_tls_read(u->ssl, tmp, sizeof(tmp)) :
+				     recv(u->fd, tmp, sizeof(tmp), 0);
 		if (n >= 0 || (errno != EAGAIN && errno != EINTR))
 			upstream_close(u);
 		u->can_read = 0;
@@ -1444,7 +1476,7 @@ static void upstream_read(struct upstream *u)
 			return;
 		}
 		want = u->in.cap - u->in.len;
-		n = read(u->fd, u->in.p + u->in.len, want);
+		n = up_read(u, u->in.p + u->in.len, want);
 		if (n < 0) {
 			if (errno == EINTR)
 				continue;
@@ -1469,8 +1501,9 @@ static void upstream_read(struct upstream *u)
 			return;
 		}
 		u->in.len += n;
-		if ((size_t)n < want)
-			u->can_read = 0; /* drained (see client_read) */
+		if ((size_t)n < want && !u->ssl)
+			u->can_read =
+				0; /* drained (see client_read); TLS reads a record at a time */
 		if (!x->st.first_byte_ns)
 			x->st.first_byte_ns = now_ns();
 		x->read_deadline_ms = coarse_ms() + x->t.read_ms;
@@ -1487,8 +1520,10 @@ static void upstream_read(struct upstream *u)
 
 static void upstream_flush(struct upstream *u)
 {
+	if (u->state == U_CONNECTING || u->state == U_HANDSHAKE)
+		return; /* upstream_event flushes once the connection is up */
 	while (buf_avail(&u->out)) {
-		ssize_t n = send(u->fd, u->out.p + u->out.off, buf_avail(&u->out), MSG_NOSIGNAL);
+		ssize_t n = up_send(u, u->out.p + u->out.off, buf_avail(&u->out));
 		if (n < 0) {
 			if (errno == EINTR)
 				continue;
@@ -1527,10 +1562,33 @@ static void upstream_event(struct upstream *u, uint32_t ev)
 				upstream_close(u);
 			return;
 		}
+		if (u->ssl) {
+			u->state = U_HANDSHAKE; /* the connect deadline covers it too */
+		} else {
+			u->state = U_BUSY;
+			if (u->x)
+				u->x->connect_deadline_ms = 0;
+		}
+	}
+	if (u->state == U_HANDSHAKE) {
+		char why[300];
+		int r = gw_tls_handshake(u->ssl, why, sizeof(why));
+		if (r > 0)
+			return;
+		if (r < 0) {
+			if (u->x)
+				x_fail(u->x, GW_OUT_UPSTREAM_ERROR, why);
+			else
+				upstream_close(u);
+			return;
+		}
 		u->state = U_BUSY;
 		if (u->x)
 			u->x->connect_deadline_ms = 0;
+		ev |= EPOLLIN | EPOLLOUT; /* edge-triggered: try both now */
 	}
+	if (u->ssl)
+		ev |= EPOLLIN | EPOLLOUT; /* a TLS read may wait on a write and back */
 	if (ev & EPOLLOUT)
 		u->can_write = 1;
 	if (ev & (EPOLLIN | EPOLLRDHUP | EPOLLERR | EPOLLHUP))
@@ -2331,16 +2389,22 @@ static void health_attach(struct gw_config *cfg, int create)
 	}
 }
 
-/* One blocking check: GET path, a 2xx/3xx status within timeout_ms. Latency in µs, or -1. */
-static long health_check(const struct gw_url *u, const char *path, uint32_t timeout_ms, char *why,
-			 size_t whylen)
+/*
+ * One blocking check: GET path, a 2xx/3xx status within timeout_ms, over TLS
+ * for an https URL (verified as requests are: a check that passes where
+ * requests fail would send traffic to it). Latency in µs, or -1.
+ */
+static long health_check(const struct gw_url *u, const char *ca_file, const char *path,
+			 uint32_t timeout_ms, char *why, size_t whylen)
 {
 	struct sockaddr_storage ss = { 0 };
 	socklen_t sl;
 	uint64_t t0 = now_ns(), deadline = t0 + (uint64_t)timeout_ms * 1000000ull;
 	char req[1024], resp[256];
-	size_t got = 0;
-	int fd, len;
+	size_t got = 0, off = 0;
+	struct ssl_st *ssl = NULL;
+	long ret = -1;
+	int fd, len, phase = 0; /* 0 connecting, 1 TLS handshake, 2 sending, 3 reading */
 
 	if (u->sa.family == AF_INET6) {
 		struct sockaddr_in6 *s6 = (struct sockaddr_in6 *)&ss;
@@ -2369,17 +2433,26 @@ static long health_check(const struct gw_url *u, const char *path, uint32_t time
 		close(fd);
 		return -1;
 	}
-	int sent = 0;
+	if (u->tls && !(ssl = gw_tls_new(ca_file, u->host, fd, why, whylen))) {
+		close(fd);
+		return -1;
+	}
 	for (;;) {
 		uint64_t now = now_ns();
-		struct pollfd pfd = { fd, sent ? POLLIN : POLLOUT, 0 };
+		/* TLS may want either direction in any phase */
+		struct pollfd pfd = { fd,
+				      ssl && phase ? POLLIN | POLLOUT :
+				      phase == 3   ? POLLIN :
+						     POLLOUT,
+				      0 };
+		ssize_t n;
 		if (now >= deadline) {
 			snprintf(why, whylen, "no answer within %u ms", timeout_ms);
 			break;
 		}
 		if (poll(&pfd, 1, (deadline - now) / 1000000 + 1) <= 0)
 			continue;
-		if (!sent) {
+		if (phase == 0) {
 			int err = 0;
 			socklen_t el = sizeof(err);
 			getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &el);
@@ -2387,14 +2460,39 @@ static long health_check(const struct gw_url *u, const char *path, uint32_t time
 				snprintf(why, whylen, "connect: %s", strerror(err));
 				break;
 			}
-			if (send(fd, req, len, MSG_NOSIGNAL) != len) {
+			phase = ssl ? 1 : 2;
+		}
+		if (phase == 1) {
+			int r = gw_tls_handshake(ssl, why, whylen);
+			if (r < 0)
+				break;
+			if (r > 0) {
+				usleep(1000); /* both directions polled: avoid a busy loop */
+				continue;
+			}
+			phase = 2;
+		}
+		if (phase == 2) {
+			n = ssl ? gw_tls_write(ssl, req + off, len - off) :
+				  send(fd, req + off, len - off, MSG_NOSIGNAL);
+			if (n < 0 && errno == EAGAIN)
+				continue;
+			if (n <= 0) {
 				snprintf(why, whylen, "send failed");
 				break;
 			}
-			sent = 1;
+			off += n;
+			if (off < (size_t)len)
+				continue;
+			phase = 3;
+		}
+		n = ssl ? gw_tls_read(ssl, resp + got, sizeof(resp) - 1 - got) :
+			  read(fd, resp + got, sizeof(resp) - 1 - got);
+		if (n < 0 && errno == EAGAIN) {
+			if (ssl)
+				usleep(1000);
 			continue;
 		}
-		ssize_t n = read(fd, resp + got, sizeof(resp) - 1 - got);
 		if (n <= 0) {
 			snprintf(why, whylen, "closed before a status line");
 			break;
@@ -2403,16 +2501,17 @@ static long health_check(const struct gw_url *u, const char *path, uint32_t time
 		resp[got] = 0;
 		if (got >= 12) {
 			int st = atoi(resp + 9);
-			close(fd);
 			if (strncmp(resp, "HTTP/1.", 7) || st < 200 || st >= 400) {
 				snprintf(why, whylen, "status %d", st);
-				return -1;
+				break;
 			}
-			return (long)((now_ns() - t0) / 1000);
+			ret = (long)((now_ns() - t0) / 1000);
+			break;
 		}
 	}
+	gw_tls_free(ssl);
 	close(fd);
-	return -1;
+	return ret;
 }
 
 static void health_run(struct gw_config *cfg, uint64_t *next_ms)
@@ -2431,8 +2530,8 @@ static void health_run(struct gw_config *cfg, uint64_t *next_ms)
 			if (u->health_slot < 0)
 				continue;
 			h = &health_table[u->health_slot];
-			us = health_check(u, s->health_path, s->health_timeout_ms, why,
-					  sizeof(why));
+			us = health_check(u, cfg->tls_ca_file, s->health_path, s->health_timeout_ms,
+					  why, sizeof(why));
 			if (us >= 0) {
 				if (!h->healthy)
 					log_warn(
