@@ -925,8 +925,25 @@ static int build_request(struct gw_exchange *x)
 {
 	struct buf *b = &x->reqhead;
 	const struct lt_http1_msg *m = &x->req;
+	/*
+	 * Our own services learn the client's address (X-Forwarded-For, the
+	 * client's list with its address appended, as nginx's
+	 * $proxy_add_x_forwarded_for). A provider is a third party: it gets the
+	 * client's field untouched and never the address.
+	 */
+	int xff = x->route && x->route->service && x->c;
+	char addr[INET6_ADDRSTRLEN] = "";
 	int r = 0;
 
+	if (xff) {
+		const struct sockaddr_storage *ss = &x->c->peer;
+		if (ss->ss_family == AF_INET6)
+			inet_ntop(AF_INET6, &((const struct sockaddr_in6 *)ss)->sin6_addr, addr,
+				  sizeof(addr));
+		else
+			inet_ntop(AF_INET, &((const struct sockaddr_in *)ss)->sin_addr, addr,
+				  sizeof(addr));
+	}
 	b->off = b->len = 0;
 	r |= buf_put(b, m->method, m->method_len);
 	r |= buf_puts(b, " ");
@@ -941,6 +958,7 @@ static int build_request(struct gw_exchange *x)
 		    ci_eq(h->name, h->name_len, "expect") ||
 		    ci_eq(h->name, h->name_len, "x-request-id") ||
 		    ci_eq(h->name, h->name_len, "traceparent") ||
+		    (xff && ci_eq(h->name, h->name_len, "x-forwarded-for")) ||
 		    (x->nreq_edits && edit_overrides(x, h->name, h->name_len)))
 			continue;
 		r |= buf_put(b, h->name, h->name_len);
@@ -959,6 +977,17 @@ static int build_request(struct gw_exchange *x)
 		if (later)
 			continue;
 		r |= buf_printf(b, "%s: %s\r\n", e->name, e->value);
+	}
+	if (xff) {
+		r |= buf_puts(b, "X-Forwarded-For: ");
+		for (unsigned i = 0; i < m->nheaders; i++) {
+			const struct lt_http1_header *h = &m->headers[i];
+			if (!ci_eq(h->name, h->name_len, "x-forwarded-for") || !h->value_len)
+				continue;
+			r |= buf_put(b, h->value, h->value_len);
+			r |= buf_puts(b, ", ");
+		}
+		r |= buf_printf(b, "%s\r\n", addr);
 	}
 	r |= buf_printf(b, "X-Request-Id: %s\r\ntraceparent: %s\r\n", x->rid, x->traceparent);
 	if (x->body_held)

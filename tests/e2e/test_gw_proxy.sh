@@ -146,6 +146,15 @@ check "X-Request-Id is generated when absent ($rid), the same upstream and back"
 	bash -c '[[ "$1" =~ ^[0-9a-f]{32}$ ]] && grep -q "^X-Request-Id: $1$" <<<"$2"' _ "$rid" "$out"
 check "traceparent is generated when absent" grep -qE '^traceparent: 00-[0-9a-f]{32}-[0-9a-f]{16}-0[01]$' <<<"$out"
 
+# --- X-Forwarded-For: the client's address for our own services ---
+out=$(c "$B/echo" | tr -d '\r')
+check "X-Forwarded-For carries the client's address to a service" \
+	grep -q '^X-Forwarded-For: 127.0.0.1$' <<<"$out"
+out=$(c -H 'X-Forwarded-For: 203.0.113.7' -H 'X-Forwarded-For: 198.51.100.2' "$B/echo" | tr -d '\r')
+check "an incoming X-Forwarded-For list is kept, the address appended, one field" \
+	bash -c 'grep -q "^X-Forwarded-For: 203.0.113.7, 198.51.100.2, 127.0.0.1$" <<<"$1" &&
+		[ "$(grep -ci "^X-Forwarded-For:" <<<"$1")" = 1 ]' _ "$out"
+
 # --- upstream failures: 502/504 problem+json, never a hang ---
 t0=$(date +%s%N)
 code=$(c -o "$DIR/b" -w '%{http_code} %{content_type}' "$B/slow/hang")
