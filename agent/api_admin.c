@@ -448,7 +448,8 @@ static const char *lt_qarg(struct lt_req *r, const char *name)
 
 static const char *const lt_reasons[] = { [LT_PENALTY_MANUAL] = "manual",
 					  [LT_PENALTY_ABUSE] = "abuse",
-					  [LT_PENALTY_AUTH] = "auth" };
+					  [LT_PENALTY_AUTH] = "auth",
+					  [LT_PENALTY_GATEWAY] = "gateway-escalation" };
 
 /* One penalty as GET lists it and POST returns it; expiresAt null = until unbanned. */
 static json_t *lt_penalty_json(const struct lt_lpm_key *k, const struct lt_penalty *pen, __u64 now)
@@ -555,7 +556,7 @@ static enum MHD_Result lt_penalties(struct lt_req *r)
 		if (!s || reason == sizeof(lt_reasons) / sizeof(lt_reasons[0])) {
 			json_decref(b);
 			return lt_problem(r, 400, "invalid-field", "Invalid field", "/reason",
-					  "reason: manual, abuse or auth");
+					  "reason: manual, abuse, auth or gateway-escalation");
 		}
 	}
 	json_object_foreach(b, f, v) {

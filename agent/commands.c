@@ -529,7 +529,7 @@ static int lt_print_lpm(int fd, size_t vsz, void (*show)(const void *val), int w
 static int lt_show_penalty(void *ctx, const struct lt_lpm_key *k, const struct lt_penalty *p)
 {
 	__u64 now = lt_now_ns();
-	static const char *const reasons[] = { "manual", "abuse", "auth" };
+	static const char *const reasons[] = { "manual", "abuse", "auth", "gateway-escalation" };
 	char buf[80];
 
 	lt_prefix_format(k, buf, sizeof(buf));
@@ -541,7 +541,8 @@ static int lt_show_penalty(void *ctx, const struct lt_lpm_key *k, const struct l
 		printf(" %llus left", (unsigned long long)((p->until_ns - now) / LT_NS_PER_SEC));
 	else
 		printf(" expired");
-	printf("  strikes %u  reason %s\n", p->strikes, p->reason < 3 ? reasons[p->reason] : "?");
+	printf("  strikes %u  reason %s\n", p->strikes,
+	       p->reason < sizeof(reasons) / sizeof(reasons[0]) ? reasons[p->reason] : "?");
 	return 0;
 }
 

@@ -6,7 +6,8 @@
  *
  *   the pin dir                         root:<group> 0750 (traversable, listable)
  *   lt_slots lt_rates lt_usage lt_keyidx lt_config lt_breaker lt_lease
- *   lt_penalty lt_reqlog lt_reqlog_ctl   root:<group> 0660 (open read-write, mmap)
+ *   lt_penalty lt_reqlog lt_reqlog_ctl
+ *   lt_escal                             root:<group> 0660 (open read-write, mmap)
  *   lt_apikey                            root:<group> 0640 (the gateway opens it
  *                                        BPF_F_RDONLY: it can read keys, not mint them)
  *

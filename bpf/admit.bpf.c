@@ -176,6 +176,15 @@ struct {
 	__type(value, struct lt_breaker_val);
 } lt_breaker SEC(".maps");
 
+/* The gateways' escalation state (lt_abi.h); mmapped, no program reads it. */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(map_flags, BPF_F_MMAPABLE);
+	__uint(max_entries, LT_ESC_SLOTS);
+	__type(key, __u32);
+	__type(value, struct lt_esc_slot);
+} lt_escal SEC(".maps");
+
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
 	__uint(max_entries, 256);

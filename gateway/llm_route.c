@@ -119,10 +119,7 @@ void gw_llm_opts_default(struct gw_llm_opts *o)
 	o->keep_reading_ms = 5000;
 	o->lease_ms = 600000;
 	o->max_body = 4u << 20;
-	o->escalate_rejections = 50;
-	o->escalate_window_s = 10;
-	o->escalate_ttl_s = 30;
-	o->escalate_max_ttl_s = 3600;
+	gw_esc_opts_default(&o->esc);
 	o->brk_fail_threshold = LT_BRK_POLICY_DEFAULT.fail_threshold;
 	o->brk_recovery_ms = LT_BRK_POLICY_DEFAULT.recovery_ms;
 	o->brk_probes = LT_BRK_POLICY_DEFAULT.probes;
@@ -256,20 +253,7 @@ int gw_llm_opts_parse(const void *json_admission, struct gw_llm_opts *o, char *e
 		if (r)
 			return r;
 	}
-	v = json_object_get(a, "escalation");
-	if (v) {
-		if (!json_is_object(v)) {
-			snprintf(err, errlen, "/admission/escalation: must be an object");
-			return -EINVAL;
-		}
-		r = r ?: opt_u32(v, "rejections", 0, 1000000, &o->escalate_rejections, err, errlen);
-		r = r ?: opt_u32(v, "window_s", 1, 86400, &o->escalate_window_s, err, errlen);
-		r = r ?: opt_u32(v, "ttl_s", 1, 86400, &o->escalate_ttl_s, err, errlen);
-		r = r	  ?:
-			    opt_u32(v, "max_ttl_s", 1, 30 * 86400, &o->escalate_max_ttl_s, err,
-				    errlen);
-	}
-	return r;
+	return gw_esc_opts_parse(json_object_get(a, "escalation"), &o->esc, err, errlen);
 }
 
 static const struct gw_llm_tier *tier_of(const char *name)
@@ -456,6 +440,8 @@ int gw_llm_init(const struct gw_llm_opts *o, char *err, size_t errlen)
 		       "gateway: shared maps unavailable (%s); each tier's "
 		       "on_maps_missing applies until they are",
 		       err);
+	/* every 429 the gateway answers, on any route, counts (gateway/proxy.c calls it) */
+	gw_esc_init(&o->esc, o->pin_dir);
 	gw_routes_set_ops(GW_ROUTE_LLM, &gw_llm_ops);
 	gw_routes_set_ops(GW_ROUTE_NATIVE, &gw_llm_ops);
 	pthread_atfork(NULL, NULL, after_fork_child);
@@ -520,6 +506,7 @@ static void llm_reload(const struct gw_config *cfg)
 
 void gw_llm_fini(void)
 {
+	gw_esc_fini();
 	maps_close();
 }
 

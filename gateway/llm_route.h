@@ -36,6 +36,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include "escalate.h"
 #include "exchange.h"
 
 #define GW_LLM_MAX_TIERS 16
@@ -58,11 +59,8 @@ struct gw_llm_opts {
 	uint32_t keep_reading_ms; /* after the client left, to learn the usage */
 	uint32_t lease_ms; /* a request's lease deadline after admission */
 	uint32_t max_body; /* bytes of an LLM request body */
-	/* escalation to the kernel: a source refused rejections times within window */
-	uint32_t escalate_rejections; /* 0 = off */
-	uint32_t escalate_window_s;
-	uint32_t escalate_ttl_s; /* first penalty; doubles on each repeat */
-	uint32_t escalate_max_ttl_s;
+	/* escalation to the kernel (gateway/escalate.h): "escalation" */
+	struct gw_esc_opts esc;
 	/* circuit breakers per provider (lib/breaker.h), shared by every gateway process */
 	uint32_t brk_fail_threshold; /* consecutive failures that open it */
 	uint32_t brk_recovery_ms; /* open this long before a probe */

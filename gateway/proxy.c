@@ -23,6 +23,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/epoll.h>
 #include <sys/mman.h>
 #include <sys/random.h>
@@ -33,6 +34,7 @@
 #include <time.h>
 #include <unistd.h>
 #include <jansson.h>
+#include "escalate.h"
 #include "log.h"
 #include "problem.h"
 #include "proxy.h"
@@ -618,6 +620,32 @@ static const char *reason(unsigned s)
 static void client_close(struct client *c);
 static void client_flush(struct client *c);
 
+/*
+ * The wait a local 429 announces, ms: its retry-after-ms (exact, what the
+ * OpenAI SDKs read first), else Retry-After (seconds), else 1 s.
+ */
+static uint64_t answer_wait_ms(const struct gw_exchange *x)
+{
+	uint64_t ms = 1000, v;
+	char *end;
+
+	for (unsigned i = 0; i < x->nresp_adds; i++) {
+		const struct edit *e = &x->resp_adds[i];
+		int in_ms = !strcasecmp(e->name, "retry-after-ms");
+
+		if (!e->value || (!in_ms && strcasecmp(e->name, "retry-after")))
+			continue;
+		errno = 0;
+		v = strtoull(e->value, &end, 10);
+		if (errno || end == e->value || *end)
+			continue;
+		if (in_ms)
+			return v;
+		ms = v > UINT64_MAX / 1000 ? UINT64_MAX : v * 1000;
+	}
+	return ms;
+}
+
 int gw_answer(struct gw_exchange *x, unsigned status, const char *ctype, const char *body,
 	      size_t len)
 {
@@ -630,6 +658,9 @@ int gw_answer(struct gw_exchange *x, unsigned status, const char *ctype, const c
 	x->st.status = status;
 	if (!c)
 		return GW_ANSWERED;
+	/* every 429 the gateway itself answers, on any route, counts against the client */
+	if (status == 429)
+		gw_esc_on_429(&c->peer, x->st.start_ns, answer_wait_ms(x));
 	/* a request whose body was not read cannot be followed by another on this connection */
 	if (!x->req_done || W.draining || !c->keep_alive)
 		x->close_client = 1;

@@ -93,6 +93,7 @@ enum lt_penalty_reason {
 	LT_PENALTY_MANUAL = 0, /* operator: leaky-agent ban, bpftool */
 	LT_PENALTY_ABUSE = 1, /* gateway/agent: repeated limit violations */
 	LT_PENALTY_AUTH = 2, /* gateway: repeated auth failures */
+	LT_PENALTY_GATEWAY = 3, /* gateway: kept sending after 429s (escalation, lib/escal.h) */
 };
 
 /*
@@ -789,5 +790,48 @@ struct lt_breaker_val {
 };
 _Static_assert(sizeof(struct lt_breaker_bits) == 8, "lt_breaker_bits is ABI");
 _Static_assert(sizeof(struct lt_breaker_val) == 128, "lt_breaker_val is ABI");
+
+/*
+ * lt_escal: ARRAY[LT_ESC_SLOTS] of struct lt_esc_slot, BPF_F_MMAPABLE. The
+ * gateways' escalation to the kernel (issue #9 item 8, lib/escal.h): per
+ * client source, the rejections that ignored a Retry-After within the
+ * window, the last wait announced, and the strikes that make the next ban
+ * longer. Shared by every worker of every gateway process on the host
+ * through the mmap (lib/escal.c is the only code that changes it); no BPF
+ * program reads it (the bans it leads to go to lt_penalty, which XDP reads).
+ *
+ * Slot 0 is the header: its tag is the hash seed (random, set once by CAS
+ * from 0 by the first gateway), never a source. A source (addr as
+ * lt_lpm_key, v4 as ::ffff:a.b.c.d) has tag = lt_pen_hash(addr, 128, seed)
+ * and sits in one of the LT_ESC_PROBES slots from tag & (LT_ESC_SLOTS - 1)
+ * (wrapping, slot 0 skipped), claimed by CAS tag 0 -> tag; a slot whose
+ * source has gone quiet (window over, strikes decayed to 0, no ban running)
+ * is taken over by CAS tag old -> new. addr is written after the claim, for
+ * bpftool only: the tag identifies the source. Each of win, quiet and strk
+ * is one word changed only by CAS (a process killed at any instruction
+ * leaves the old word or the new one). Times are CLOCK_MONOTONIC ms, as
+ * lt_penalty's until_ns is CLOCK_MONOTONIC ns.
+ */
+#define LT_ESC_SLOTS 16384 /* power of two; 64 bytes each: 1 MiB */
+#define LT_ESC_PROBES 4
+#define LT_ESC_COUNT_BITS 24
+#define LT_ESC_COUNT_MAX ((1U << LT_ESC_COUNT_BITS) - 1)
+#define LT_ESC_WAIT_MAX_MS ((1U << LT_ESC_COUNT_BITS) - 1) /* ~4.6 h; longer waits saturate */
+#define LT_ESC_STRIKES_BITS 16
+#define LT_ESC_STRIKES_MAX ((1U << LT_ESC_STRIKES_BITS) - 1)
+
+struct lt_esc_slot {
+	__u64 tag; /* lt_pen_hash(addr, 128, seed); 0 = free; slot 0: the seed */
+	/* bits 0..23 rejections counted in the window; 24..63 its start, ms */
+	__u64 win;
+	/* bits 0..23 the shortest wait announced, ms; 24..63 when (the 429's time), ms */
+	__u64 quiet;
+	/* bits 0..15 strikes (bans so far, after decay); 16..63 the last ban's end, ms */
+	__u64 strk;
+	__u8 addr[16]; /* the source, network order (v4 as ::ffff:a.b.c.d); for bpftool */
+	__u64 bans; /* bans this slot's sources got (atomic add; a counter for operators) */
+	__u64 _pad;
+};
+_Static_assert(sizeof(struct lt_esc_slot) == 64, "lt_esc_slot is ABI (mmapped)");
 
 #endif /* LT_ABI_H */

@@ -21,6 +21,7 @@ const char *const lt_map_names[LT_M__MAX] = {
 	[LT_M_REQLOG] = "lt_reqlog",
 	[LT_M_LEASE] = "lt_lease",
 	[LT_M_BREAKER] = "lt_breaker",
+	[LT_M_ESCAL] = "lt_escal",
 };
 /* clang-format on */
 

@@ -29,6 +29,7 @@ enum lt_map_id {
 	LT_M_REQLOG,
 	LT_M_LEASE,
 	LT_M_BREAKER,
+	LT_M_ESCAL,
 	LT_M__MAX,
 };
 
