@@ -163,6 +163,12 @@ void gw_esc_init(const struct gw_esc_opts *o, const char *pin_dir)
 		lt_log(LT_LOG_INFO, "gateway: escalation to the kernel is off");
 }
 
+void gw_esc_reload(const struct gw_esc_opts *o)
+{
+	E.o = *o;
+	E.on = o->pol.rejections > 0;
+}
+
 void gw_esc_fini(void)
 {
 	if (E.open)

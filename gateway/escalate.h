@@ -16,7 +16,7 @@
  *   decay_s     3600 one strike forgotten per decay_s after a ban ended
  *   exempt      ["127.0.0.0/8", "::1/128"]  sources never banned (a local
  *               load balancer in front of the gateway is one address)
- * Read once at start (a SIGHUP does not change them).
+ * Read at start; a SIGHUP applies new values to the next 429 (gw_esc_reload).
  */
 #ifndef GW_ESCALATE_H
 #define GW_ESCALATE_H
@@ -45,6 +45,8 @@ int gw_esc_opts_parse(const void *json_escalation, struct gw_esc_opts *o, char *
  */
 void gw_esc_init(const struct gw_esc_opts *o, const char *pin_dir);
 void gw_esc_fini(void);
+/* New options in a worker (SIGHUP); the pins stay open, the counts stay. */
+void gw_esc_reload(const struct gw_esc_opts *o);
 
 /*
  * The proxy answered 429 to peer: the request's head was complete at

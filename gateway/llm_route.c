@@ -494,6 +494,7 @@ static void llm_reload(const struct gw_config *cfg)
 	fp.closed[LT_FAIL_MAX_TIERS] = G.fail.closed[LT_FAIL_MAX_TIERS];
 	G.o = n;
 	G.fail = fp;
+	gw_esc_reload(&G.o.esc);
 	for (unsigned i = 0; i < G.o.ntiers; i++)
 		snprintf(G.tiers[i], sizeof(G.tiers[i]), "%s", n.tiers[i].name);
 	G.io.roles.ntiers = G.o.ntiers;

@@ -20,9 +20,9 @@
 #include <bpf/libbpf.h>
 #include "maps.h"
 
-static const char *const gw_rw[] = { "lt_slots",   "lt_rates",	"lt_usage",
-				     "lt_keyidx",  "lt_config", "lt_breaker",
-				     "lt_penalty", "lt_reqlog", "lt_reqlog_ctl" };
+static const char *const gw_rw[] = { "lt_slots",      "lt_rates",   "lt_usage",	  "lt_keyidx",
+				     "lt_config",     "lt_breaker", "lt_penalty", "lt_reqlog",
+				     "lt_reqlog_ctl", "lt_escal" };
 static const char *const private_[] = { "lt_src", "lt_policy", "lt_ifaces", "lt_stats",
 					"lt_ports" };
 static int bad;

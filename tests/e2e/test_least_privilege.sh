@@ -38,7 +38,7 @@ check "and leaves no pins behind" test ! -e "$PIN-x"
 check "attach --gateway-group $GRP" start_agent --gateway-group "$GRP"
 mode() { stat -c '%a %U %G' "$1"; }
 check "the pin dir is 750 root:$GRP ($(mode "$PIN"))" test "$(mode "$PIN")" = "750 root $GRP"
-for m in lt_slots lt_rates lt_usage lt_keyidx lt_config lt_breaker lt_penalty lt_reqlog lt_reqlog_ctl; do
+for m in lt_slots lt_rates lt_usage lt_keyidx lt_config lt_breaker lt_penalty lt_reqlog lt_reqlog_ctl lt_escal; do
 	check "$m is 660 root:$GRP ($(mode "$PIN/$m"))" test "$(mode "$PIN/$m")" = "660 root $GRP"
 done
 check "lt_apikey is 640 root:$GRP: the gateway reads keys, never writes them" \
