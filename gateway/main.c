@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 #include "llm_route.h"
 #include "log.h"
 #include "proxy.h"
@@ -126,6 +127,15 @@ int main(int argc, char **argv)
 			return 2;
 		}
 	}
+	if (!check && geteuid() == 0)
+		/*
+		 * Not refused: binding a port below 1024 without systemd's
+		 * AmbientCapabilities needs it, and scripts run it so. But it
+		 * needs no privilege at all (README "Least privilege").
+		 */
+		lt_log(LT_LOG_WARN,
+		       "leaky-gateway: running as root, which it does not need: run it as a user "
+		       "in the agent's --gateway-group (README \"Least privilege\")");
 	if (!check) {
 		struct gw_llm_opts lo;
 
