@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <jansson.h>
+#include "api_route.h"
 #include "gw_config.h"
 #include "tls.h"
 #include "llm_route.h"
@@ -398,11 +399,14 @@ static int check_prefix(struct ctx *c, const char *ptr, const char *p)
 static int parse_route(struct ctx *c, const char *ptr, json_t *o, struct gw_route *r,
 		       const struct gw_config *cfg)
 {
-	static const char *const keys[] = { "name",    "prefix",       "exact",		 "service",
-					    "methods", "strip_prefix", "priority",	 "enabled",
-					    "retries", "timeouts",     "max_body_bytes", NULL };
-	char svc[GW_NAME_MAX] = "";
-	int exact = 0, strip = 0, enabled = 1, err;
+	static const char *const keys[] = {
+		"name",		  "prefix",   "exact",	   "service", "methods",
+		"strip_prefix",	  "priority", "enabled",   "retries", "timeouts",
+		"max_body_bytes", "auth",     "key_limit", NULL
+	};
+	static const char *const auths[] = { "none", "api_key", "jwt", "any", NULL };
+	char svc[GW_NAME_MAX] = "", auth[16] = "";
+	int exact = 0, strip = 0, enabled = 1, key_limit = 0, err;
 	uint32_t prio = 0, retries = 0, maxb = 0;
 	json_t *pv = json_object_get(o, "priority");
 
@@ -415,6 +419,8 @@ static int parse_route(struct ctx *c, const char *ptr, json_t *o, struct gw_rout
 	    (err = get_bool(c, ptr, o, "enabled", &enabled)) ||
 	    (err = get_u32(c, ptr, o, "retries", 0, 5, &retries)) ||
 	    (err = get_u32(c, ptr, o, "max_body_bytes", 1, 1u << 30, &maxb)) ||
+	    (err = get_str(c, ptr, o, "auth", auth, sizeof(auth), 0)) ||
+	    (err = get_bool(c, ptr, o, "key_limit", &key_limit)) ||
 	    (err = check_prefix(c, ptr, r->prefix)) ||
 	    (err = parse_methods(c, ptr, json_object_get(o, "methods"), &r->methods)))
 		return err;
@@ -427,6 +433,19 @@ static int parse_route(struct ctx *c, const char *ptr, json_t *o, struct gw_rout
 	}
 	if (!*r->name)
 		snprintf(r->name, sizeof(r->name), "%.60s", r->prefix);
+	r->auth = key_limit ? GW_AUTH_API_KEY : GW_AUTH_NONE;
+	if (*auth) {
+		for (r->auth = 0; auths[r->auth] && strcmp(auths[r->auth], auth); r->auth++)
+			;
+		if (!auths[r->auth])
+			return fail(c, ptr, "\"auth\" must be none, api_key, jwt or any");
+	}
+	/* a JWT caller has no key bucket: "any" would let it pass unlimited */
+	if (key_limit && r->auth != GW_AUTH_API_KEY)
+		return fail(c, ptr,
+			    "\"key_limit\" limits API keys: it needs \"auth\": \"api_key\"");
+	r->key_limit = key_limit;
+	r->ops = r->auth != GW_AUTH_NONE ? &gw_api_ops : NULL;
 	r->kind = GW_ROUTE_API;
 	r->prefix_len = strlen(r->prefix);
 	if (r->prefix_len > 1 && r->prefix[r->prefix_len - 1] == '/' && !exact)

@@ -104,6 +104,14 @@ enum gw_route_kind {
 /* RFC 9110 9.2.2 idempotent methods: retried on another upstream, the rest never */
 #define GW_M_IDEMPOTENT (GW_M_GET | GW_M_HEAD | GW_M_PUT | GW_M_DELETE | GW_M_OPTIONS)
 
+/* Who may call a general API route ("auth"; gateway/api_route.c checks it). */
+enum gw_auth {
+	GW_AUTH_NONE = 0, /* anyone: nothing is checked (the default) */
+	GW_AUTH_API_KEY, /* an API key (X-API-Key, or Authorization: Bearer lk_...) */
+	GW_AUTH_JWT, /* a JWT (Authorization: Bearer) */
+	GW_AUTH_ANY, /* either */
+};
+
 struct gw_route {
 	char name[GW_NAME_MAX];
 	enum gw_route_kind kind;
@@ -120,6 +128,10 @@ struct gw_route {
 	const struct gw_service *service; /* API */
 	const struct gw_provider *provider; /* NATIVE */
 	const struct gw_route_ops *ops; /* NULL: plain forwarding */
+	enum gw_auth auth; /* API routes */
+	/* API routes: each request takes 1 from the caller's key request bucket r/<tier>/<key>
+	 * (the agent's token.key_requests), all or nothing with admit.c; needs auth api_key */
+	unsigned key_limit : 1;
 	unsigned order; /* position in the file, the last tie-break */
 };
 

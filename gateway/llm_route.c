@@ -45,6 +45,7 @@ static struct {
 	struct lt_leases leases;
 	int leases_ok;
 	struct lt_admitter adm;
+	struct lt_admitter api_adm; /* the API routes': no leases */
 	struct lt_breakers brk;
 	int brk_ok;
 	struct lt_reqlog rl;
@@ -334,6 +335,7 @@ static int maps_open(char *err, size_t errlen)
 		goto fail;
 	G.leases_ok = 1;
 	lt_admitter_init(&G.adm, &G.dm, &G.res, &G.leases, (uint64_t)G.o.lease_ms * 1000000ULL);
+	lt_admitter_init(&G.api_adm, &G.dm, &G.res, NULL, 0);
 	snprintf(path, sizeof(path), "%s/%s", G.o.pin_dir, "lt_breaker");
 	fd = bpf_obj_get(path);
 	if (fd >= 0) {
@@ -511,6 +513,15 @@ void gw_llm_fini(void)
 	maps_close();
 }
 
+int gw_llm_shared(struct lt_gw_identity **id, struct lt_admitter **adm)
+{
+	if (!maps_ready())
+		return -ENOENT;
+	*id = G.id;
+	*adm = &G.api_adm;
+	return 0;
+}
+
 /* --- per exchange -------------------------------------------------------------- */
 
 /* A field's value as a C string (copied into buf), or NULL when absent or too long. */
@@ -585,6 +596,11 @@ static int add_lines(struct gw_exchange *x, const char *p, size_t len)
 	return 0;
 }
 
+int gw_answer_fields(struct gw_exchange *x, const char *head, size_t len)
+{
+	return add_lines(x, head, len);
+}
+
 static int send_answer(struct gw_exchange *x, const struct lt_answer *a)
 {
 	const char *ct = "application/json";
@@ -594,6 +610,11 @@ static int send_answer(struct gw_exchange *x, const struct lt_answer *a)
 	if (memmem(a->head, a->head_len, "problem+json", 12))
 		ct = "application/problem+json";
 	return gw_answer(x, a->status, ct, a->body, a->body_len);
+}
+
+int gw_answer_lt(struct gw_exchange *x, const struct lt_answer *a)
+{
+	return send_answer(x, a);
 }
 
 /* The shape of an LLM request path (after a native prefix was stripped). */

@@ -82,6 +82,22 @@ int gw_llm_opts_parse(const void *json_admission, struct gw_llm_opts *o, char *e
 int gw_llm_init(const struct gw_llm_opts *o, char *err, size_t errlen);
 void gw_llm_fini(void);
 
+/*
+ * What the general API routes (gateway/api_route.c) share with the LLM
+ * routes: the worker's identity cache and an admitter over the same maps,
+ * without leases (a request-unit charge is final: nothing is left for the
+ * agent to settle). -ENOENT while the maps are missing (looked for again at
+ * most once a second).
+ */
+struct lt_gw_identity;
+struct lt_admitter;
+struct lt_answer;
+int gw_llm_shared(struct lt_gw_identity **id, struct lt_admitter **adm);
+/* An lt_answer's header lines as response fields (Content-Type left out). */
+int gw_answer_fields(struct gw_exchange *x, const char *head, size_t len);
+/* An lt_answer (answer.h) as the local answer: its fields, status and body. */
+int gw_answer_lt(struct gw_exchange *x, const struct lt_answer *a);
+
 extern const struct gw_route_ops gw_llm_ops;
 
 #endif
