@@ -57,6 +57,8 @@ BPF_TESTS := $(patsubst tests/bpf/%.c,$(BUILD)/san/tests/%,$(wildcard tests/bpf/
 # Helper processes of the e2e suites (tests/e2e/*.c): liblt and libgateway, no agent code.
 E2E_TOOLS := $(patsubst tests/e2e/%.c,$(BUILD)/san/tests/%,$(wildcard tests/e2e/*.c))
 BENCH := $(BUILD)/bench
+# the open-loop load generator of the gateway bench rows (scripts/bench_gw.sh)
+LOADGEN := $(BUILD)/lt_loadgen
 RAWSEND := $(BUILD)/lt_rawsend
 # Defined before `all:`: a rule's prerequisites are expanded when it is read.
 FUZZERS := $(patsubst tests/fuzz/%.c,$(BUILD)/fuzz/bin/%,$(wildcard tests/fuzz/fuzz_*.c))
@@ -65,7 +67,7 @@ FUZZERS := $(patsubst tests/fuzz/%.c,$(BUILD)/fuzz/bin/%,$(wildcard tests/fuzz/f
 .DELETE_ON_ERROR:
 .SECONDARY:
 
-all: $(REL_AGENT) $(SAN_AGENT) $(REL_GW) $(SAN_GW) $(REL_STUB) $(SAN_STUB) $(UNIT_TESTS) $(BPF_TESTS) $(E2E_TOOLS) $(BENCH) $(RAWSEND) \
+all: $(REL_AGENT) $(SAN_AGENT) $(REL_GW) $(SAN_GW) $(REL_STUB) $(SAN_STUB) $(UNIT_TESTS) $(BPF_TESTS) $(E2E_TOOLS) $(BENCH) $(LOADGEN) $(RAWSEND) \
 	$(FUZZERS)
 
 help:
@@ -95,7 +97,7 @@ run: deps
 	@RUN_ARGS="$(RUN_ARGS)" bash scripts/run.sh
 
 bench: deps
-	@$(MAKE) --no-print-directory $(BENCH) $(REL_AGENT) $(REL_GW)
+	@$(MAKE) --no-print-directory $(BENCH) $(REL_AGENT) $(REL_GW) $(REL_STUB) $(LOADGEN)
 	@bash scripts/bench.sh
 
 fuzz: deps
@@ -188,6 +190,9 @@ $(BUILD)/san/tests/%: $(BUILD)/san/tests/e2e/%.o $(BUILD)/san/libgateway.a $(BUI
 
 $(BENCH): $(BUILD)/rel/bench/bench.o $(BUILD)/rel/libagent.a $(BUILD)/rel/liblt.a
 	$(CC) $(CFLAGS_REL) $^ -o $@ $(LDLIBS)
+
+$(LOADGEN): $(BUILD)/rel/bench/lt_loadgen.o
+	$(CC) $(CFLAGS_REL) $^ -o $@
 
 # the netns tests' frame sender: needs nothing but libc
 $(RAWSEND): $(BUILD)/rel/tests/netns/lt_rawsend.o

@@ -107,13 +107,15 @@ static int api_head(struct gw_exchange *x)
 		      (unsigned)ts.tv_nsec, &v);
 	switch (v.kind) {
 	case GW_API_FORWARD:
-		return gw_answer_fields(x, v.a.head, v.a.head_len) ?: GW_CONTINUE;
+		return gw_add_response_lines(x, v.a.head, v.a.head_len) ?: GW_CONTINUE;
 	case GW_API_DENY:
 		if (v.status == 401)
 			gw_add_response_header(x, "WWW-Authenticate", "Bearer");
 		return gw_answer_problem(x, v.status, v.deny.type, v.deny.title, v.deny.detail);
 	default:
-		return gw_answer_lt(x, &v.a);
+		/* the head holds the Content-Type line: one block, no copy per field */
+		return gw_add_response_lines(x, v.a.head, v.a.head_len) ?:
+			       gw_answer(x, v.status, NULL, v.a.body, v.a.body_len);
 	}
 }
 

@@ -161,6 +161,14 @@ int gw_del_request_header(struct gw_exchange *x, const char *name);
 
 /* A field added to the response to the client (forwarded or local). */
 int gw_add_response_header(struct gw_exchange *x, const char *name, const char *value);
+/*
+ * Whole "Name: value\r\n" lines added to the response (forwarded or local),
+ * copied as they are: for blocks built already (answer.h's lt_answer head),
+ * without a copy per field. -EINVAL unless every line is a field line.
+ * On a local answer a Content-Type line here stands for gw_answer's ctype
+ * (pass NULL there).
+ */
+int gw_add_response_lines(struct gw_exchange *x, const char *lines, size_t len);
 
 /*
  * Chooses the upstream: base_url "http://host:port[/base/path]" (https is

@@ -596,11 +596,6 @@ static int add_lines(struct gw_exchange *x, const char *p, size_t len)
 	return 0;
 }
 
-int gw_answer_fields(struct gw_exchange *x, const char *head, size_t len)
-{
-	return add_lines(x, head, len);
-}
-
 static int send_answer(struct gw_exchange *x, const struct lt_answer *a)
 {
 	const char *ct = "application/json";
@@ -610,11 +605,6 @@ static int send_answer(struct gw_exchange *x, const struct lt_answer *a)
 	if (memmem(a->head, a->head_len, "problem+json", 12))
 		ct = "application/problem+json";
 	return gw_answer(x, a->status, ct, a->body, a->body_len);
-}
-
-int gw_answer_lt(struct gw_exchange *x, const struct lt_answer *a)
-{
-	return send_answer(x, a);
 }
 
 /* The shape of an LLM request path (after a native prefix was stripped). */

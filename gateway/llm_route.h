@@ -91,12 +91,7 @@ void gw_llm_fini(void);
  */
 struct lt_gw_identity;
 struct lt_admitter;
-struct lt_answer;
 int gw_llm_shared(struct lt_gw_identity **id, struct lt_admitter **adm);
-/* An lt_answer's header lines as response fields (Content-Type left out). */
-int gw_answer_fields(struct gw_exchange *x, const char *head, size_t len);
-/* An lt_answer (answer.h) as the local answer: its fields, status and body. */
-int gw_answer_lt(struct gw_exchange *x, const struct lt_answer *a);
 
 extern const struct gw_route_ops gw_llm_ops;
 

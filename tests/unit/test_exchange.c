@@ -37,6 +37,12 @@ static int t_head(struct gw_exchange *x)
 	gw_set_user(x, s);
 	gw_want_body(x, 1024);
 	gw_add_response_header(x, "X-Route", "test");
+	/* whole lines (gw_add_response_lines): a block that is not field lines is refused whole */
+	if (gw_add_response_lines(x, "X-Bad: a\r\nX-Split: b\nc\r\n", 24) != -EINVAL ||
+	    gw_add_response_lines(x, "X-Nocrlf: a", 11) != -EINVAL ||
+	    gw_add_response_lines(x, "Bad Name: a\r\n", 13) != -EINVAL)
+		gw_add_response_header(x, "X-Lines-Check", "failed");
+	gw_add_response_lines(x, "X-Lines: a\r\nX-Lines-Two: b c\r\n", 30);
 	return GW_CONTINUE;
 }
 
@@ -182,6 +188,8 @@ static void body_rewritten_and_provider_key_sent(void)
 	post("/v1/chat/completions", "{\"model\":\"m\"}");
 	CHECK(strstr(resp, "HTTP/1.1 200 "));
 	CHECK(strstr(resp, "X-Route: test"));
+	CHECK(strstr(resp, "\r\nX-Lines: a\r\nX-Lines-Two: b c\r\n"));
+	CHECK(!strstr(resp, "X-Lines-Check") && !strstr(resp, "X-Bad") && !strstr(resp, "Nocrlf"));
 	/* the upstream echoes what it got: the rewritten body, the provider's key, no client key */
 	CHECK(strstr(resp, "{\"rewritten\":true}"));
 	CHECK(strstr(resp, "Authorization: Bearer sk-test-provider"));
