@@ -8,6 +8,7 @@
 #include <string.h>
 #include <unistd.h>
 #include <openssl/crypto.h>
+#include <openssl/evp.h>
 #include <openssl/rand.h>
 #include <openssl/sha.h>
 #include "auth.h"
@@ -115,6 +116,50 @@ int lt_jwt_verify_memo(const struct lt_jwt_verifier *v, const char *tok, int64_t
 
 /* ---- API keys --------------------------------------------------------------- */
 
+/*
+ * SHA-256 fetched once, with a context per thread: OpenSSL 3's one-shot
+ * SHA256() looks the algorithm up in its provider store, under a lock, and
+ * allocates a context on every call (6-7% of a gateway worker answering
+ * API-key requests; 1.6 us against 0.6 us here). The method lives as long as
+ * the process; a thread's context is freed when the thread exits.
+ */
+static EVP_MD *lt_sha256_md;
+static pthread_key_t lt_sha256_key;
+static pthread_once_t lt_sha256_once = PTHREAD_ONCE_INIT;
+
+static void lt_sha256_ctx_free(void *c)
+{
+	EVP_MD_CTX_free(c);
+}
+
+static void lt_sha256_init(void)
+{
+	if (pthread_key_create(&lt_sha256_key, lt_sha256_ctx_free))
+		return;
+	lt_sha256_md = EVP_MD_fetch(NULL, "SHA256", NULL);
+}
+
+static int lt_sha256(const void *p, size_t n, unsigned char out[32])
+{
+	EVP_MD_CTX *c;
+
+	pthread_once(&lt_sha256_once, lt_sha256_init);
+	if (!lt_sha256_md)
+		return SHA256(p, n, out) ? 0 : -EIO;
+	c = pthread_getspecific(lt_sha256_key);
+	if (!c) {
+		c = EVP_MD_CTX_new();
+		if (!c || pthread_setspecific(lt_sha256_key, c)) {
+			EVP_MD_CTX_free(c);
+			return EVP_Digest(p, n, out, NULL, lt_sha256_md, NULL) == 1 ? 0 : -EIO;
+		}
+	}
+	return EVP_DigestInit_ex2(c, lt_sha256_md, NULL) == 1 && EVP_DigestUpdate(c, p, n) == 1 &&
+			       EVP_DigestFinal_ex(c, out, NULL) == 1 ?
+		       0 :
+		       -EIO;
+}
+
 int lt_apikey_check(lt_apikey_get_fn get, void *ctx, const char *secret, int64_t now_unix,
 		    struct lt_key_rec *out)
 {
@@ -128,9 +173,8 @@ int lt_apikey_check(lt_apikey_get_fn get, void *ctx, const char *secret, int64_t
 		return -EACCES;
 	memcpy(id, secret, (size_t)(dot - secret));
 	id[dot - secret] = '\0';
-	SHA256((const unsigned char *)secret, strlen(secret), h);
-	if (get(ctx, id, &r) || CRYPTO_memcmp(h, r.hash, 32) || r.revoked ||
-	    (r.expires_at && now_unix >= r.expires_at))
+	if (lt_sha256(secret, strlen(secret), h) || get(ctx, id, &r) ||
+	    CRYPTO_memcmp(h, r.hash, 32) || r.revoked || (r.expires_at && now_unix >= r.expires_at))
 		return -EACCES;
 	*out = r;
 	return 0;
