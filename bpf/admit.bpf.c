@@ -202,8 +202,8 @@ struct {
 } lt_lease SEC(".maps");
 
 /*
- * Per-CPU memo of work that only changes once per tick. XDP time moves in
- * ticks, so within one:
+ * Per-CPU memo of work that only changes once per tick, or only with a
+ * config word. XDP time moves in ticks, so within one:
  *  - every packet of a policy computes the same s(now): keyed by (now,
  *    policy content id);
  *  - the penalty verdict of the last source seen is reused instead of the
@@ -211,6 +211,9 @@ struct {
  *    lt_config generation, address). Every ban/unban (lib/penalty.c) bumps
  *    the generation, so its changes apply at once; a raw bpftool edit
  *    applies within one tick.
+ *  - the banned prefix lengths as a list, keyed by the very words of
+ *    pen_lens it was derived from (lt_pen_lens): exact at every packet,
+ *    whoever wrote the words.
  */
 struct lt_scache {
 	__u64 now_ns;
@@ -221,9 +224,11 @@ struct lt_scache {
 	__u64 pen_w[2]; /* last source looked up in lt_penalty (lt_pkt.sw) */
 	__u64 pen_now_ns; /* 0 = empty */
 	__u64 pen_gen; /* lt_config.generation at lookup */
-	__u64 pen_until_ns; /* 0 = not banned */
-	__u32 pen_found; /* an lt_penalty entry matched (active or expired) */
-	__u32 _pad;
+	__u64 pen_until_ns; /* 0 = no entry matched, 1 = only expired ones, else active */
+	/* lt_pen_lens: the list of pen_lens_key's lengths (see there) */
+	__u64 pen_lens_key[2]; /* pen_lens[0], pen_lens[1] it was derived from */
+	__u64 pen_lens_key128; /* flags & LT_CFG_PEN_128 it was derived from */
+	__u64 pen_list; /* byte n: a length + 1, 0 ends it; LT_PEN_LIST_BITS: too many */
 	__u64 dflt_seq; /* lt_config seq + 1 that dflt was copied at; 0 = none */
 	struct lt_src_policy dflt; /* lt_config's default policy, whole */
 };
@@ -376,22 +381,20 @@ static __always_inline __u64 lt_pen_window(__u64 w0, __u64 w1, __u32 len, __u64 
 }
 
 /*
- * The penalty box for source (w0, w1) at now (lt_abi.h: any active entry
- * covering the source bans it): the active entry's until_ns (> now), else 1
- * (<= now) when only expired entries cover it, else 0. One window per prefix
- * length in use, at most LT_PEN_LENS_MAX per word of pen_lens (the writers
- * never set more bits in all). Each word is walked by its own loop, so the
- * length's base is a constant to the verifier; one branch per step, so its
- * states do not multiply (this walk is most of its work on lt_admit).
+ * The walk over pen_lens' bits: one window per length in use, at most
+ * LT_PEN_LENS_MAX per word (the writers never set more bits in all). Each
+ * word is walked by its own loop, so the length's base is a constant to the
+ * verifier; one branch per step, so its states do not multiply. Only for a
+ * set of bits the list below cannot hold (a raw edit of lt_config).
  */
-static __always_inline __u64 lt_pen_check(const struct lt_config_val *cfg, __u64 w0, __u64 w1,
-					  __u64 now)
+static __always_inline __u64 lt_pen_walk_bits(__u64 l0, __u64 l1, __u64 f128, __u64 w0, __u64 w1,
+					      __u64 now, __u64 seed)
 {
-	__u64 seed = *(volatile const __u64 *)&cfg->pen_seed, bits, b, until, found = 0;
+	__u64 bits, b, until, found = 0;
 	__u32 n, w;
 
 	/* length 128, the exact one (v4 /32, v6 /128), is a flag (lt_abi.h) */
-	if (*(volatile const __u32 *)&cfg->flags & LT_CFG_PEN_128) {
+	if (f128) {
 		until = lt_pen_window(w0, w1, 128, seed);
 		if (now < until)
 			return until;
@@ -399,7 +402,7 @@ static __always_inline __u64 lt_pen_check(const struct lt_config_val *cfg, __u64
 	}
 #pragma unroll
 	for (w = 0; w < 2; w++) {
-		bits = *(volatile const __u64 *)&cfg->pen_lens[w];
+		bits = w ? l1 : l0;
 		for (n = 0; n < LT_PEN_LENS_MAX && bits; n++) {
 			b = bits & -bits;
 			bits ^= b;
@@ -408,6 +411,86 @@ static __always_inline __u64 lt_pen_check(const struct lt_config_val *cfg, __u64
 				return until;
 			found |= until;
 		}
+	}
+	return found ? 1 : 0;
+}
+
+/* lt_scache.pen_list when pen_lens has more lengths than a list holds */
+#define LT_PEN_LIST_BITS (~0ULL)
+
+/*
+ * pen_lens (l0, l1, f128) as a list: byte n is the n-th length + 1 (128
+ * first, then ascending), 0 ends it. LT_PEN_LIST_BITS when more than
+ * LT_PEN_LENS_MAX lengths are set.
+ */
+static __always_inline __u64 lt_pen_list_of(__u64 l0, __u64 l1, __u64 f128)
+{
+	__u64 list = 0, bits, b;
+	__u32 n = 0, k, w;
+
+	if (f128) {
+		list = 129;
+		n = 1;
+	}
+#pragma unroll
+	for (w = 0; w < 2; w++) {
+		bits = w ? l1 : l0;
+		for (k = 0; k < LT_PEN_LENS_MAX && bits; k++) {
+			b = bits & -bits;
+			bits ^= b;
+			if (n >= LT_PEN_LENS_MAX)
+				return LT_PEN_LIST_BITS;
+			list |= (__u64)(w * 64 + (lt_bit_index(b) & 63) + 1) << ((n * 8) & 63);
+			n++;
+		}
+		if (bits)
+			return LT_PEN_LIST_BITS;
+	}
+	return list;
+}
+
+/*
+ * The penalty box for source (w0, w1) at now (lt_abi.h: any active entry
+ * covering the source bans it): the active entry's until_ns (> now), else 1
+ * (<= now) when only expired entries cover it, else 0. One window per prefix
+ * length in use. The lengths come from the per-CPU list derived from
+ * pen_lens (lt_pen_list_of), re-derived whenever a word of pen_lens differs
+ * from the words it was derived from: so the walk follows every change of
+ * pen_lens at the very next packet, by any writer, and reads one word per
+ * length instead of finding the next bit (this walk is most of the work of
+ * a packet the memo does not know).
+ */
+static __always_inline __u64 lt_pen_check(const struct lt_config_val *cfg, struct lt_scache *sc,
+					  __u64 w0, __u64 w1, __u64 now)
+{
+	__u64 l0 = *(volatile const __u64 *)&cfg->pen_lens[0];
+	__u64 l1 = *(volatile const __u64 *)&cfg->pen_lens[1];
+	__u64 f128 = *(volatile const __u32 *)&cfg->flags & LT_CFG_PEN_128;
+	__u64 list, seed, until, found = 0;
+	__u32 n, len;
+
+	if (l0 != sc->pen_lens_key[0] || l1 != sc->pen_lens_key[1] || f128 != sc->pen_lens_key128) {
+		sc->pen_list = lt_pen_list_of(l0, l1, f128);
+		sc->pen_lens_key[0] = l0;
+		sc->pen_lens_key[1] = l1;
+		sc->pen_lens_key128 = f128;
+	}
+	list = sc->pen_list;
+	if (!list)
+		return 0;
+	seed = *(volatile const __u64 *)&cfg->pen_seed;
+	if (list == LT_PEN_LIST_BITS)
+		return lt_pen_walk_bits(l0, l1, f128, w0, w1, now, seed);
+#pragma unroll
+	for (n = 0; n < LT_PEN_LENS_MAX; n++) {
+		len = list & 0xff;
+		if (!len || len > LT_PEN_LENS)
+			break;
+		list >>= 8;
+		until = lt_pen_window(w0, w1, len - 1, seed);
+		if (now < until)
+			return until;
+		found |= until;
 	}
 	return found ? 1 : 0;
 }
@@ -583,7 +666,6 @@ static __always_inline int lt_admit(void *data, void *data_end, __u32 wire_len, 
 {
 	struct lt_cursor c = { .pos = data, .end = data_end };
 	struct lt_pkt p = { .len = wire_len };
-	struct lt_lpm_key lk = { .prefixlen = 128 };
 	const struct lt_src_policy *pol;
 	const struct lt_config_val *cfg;
 	struct lt_port_val *port;
@@ -680,17 +762,13 @@ static __always_inline int lt_admit(void *data, void *data_end, __u32 wire_len, 
 	/* A ban is an explicit act: it beats the allowlist. */
 	if (lt_no_pen_cache || sc->pen_now_ns != now || sc->pen_gen != cfg->generation ||
 	    sc->pen_w[0] != p.sw[0] || sc->pen_w[1] != p.sw[1]) {
-		sc->pen_until_ns =
-			(cfg->pen_lens[0] | cfg->pen_lens[1] | (cfg->flags & LT_CFG_PEN_128)) ?
-				lt_pen_check(cfg, p.sw[0], p.sw[1], now) :
-				0;
-		sc->pen_found = sc->pen_until_ns != 0;
+		sc->pen_until_ns = lt_pen_check(cfg, sc, p.sw[0], p.sw[1], now);
 		sc->pen_now_ns = now;
 		sc->pen_gen = cfg->generation;
 		sc->pen_w[0] = p.sw[0];
 		sc->pen_w[1] = p.sw[1];
 	}
-	if (sc->pen_found) {
+	if (sc->pen_until_ns) {
 		if (now < sc->pen_until_ns) {
 			stat = LT_STAT_DROP_PENALTY;
 			drop = 1;
@@ -701,6 +779,9 @@ static __always_inline int lt_admit(void *data, void *data_end, __u32 wire_len, 
 
 	pol = NULL;
 	if (cfg->flags & LT_CFG_POLICIES) {
+		/* here, not at the top: its stores are paid only with policies */
+		struct lt_lpm_key lk = { .prefixlen = 128 };
+
 		__builtin_memcpy(lk.addr, p.saddr, 16);
 		pol = bpf_map_lookup_elem(&lt_policy, &lk);
 	}

@@ -72,7 +72,8 @@ static __always_inline int lt_parse_eth(struct lt_cursor *c)
 	if ((void *)(eth + 1) > c->end)
 		return LT_P_TRUNC;
 	c->pos = eth + 1;
-	proto = eth->h_proto;
+	/* one 16-bit load: h_proto of the packed struct would be two byte loads */
+	proto = *(const __be16 *)((const __u8 *)eth + 12);
 #pragma unroll
 	for (i = 0; i < LT_VLAN_MAX; i++) {
 		if (proto != bpf_htons(ETH_P_8021Q) && proto != bpf_htons(ETH_P_8021AD))
