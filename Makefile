@@ -30,7 +30,7 @@ incs = $(INC_$(firstword $(subst /, ,$(1))))
 CFLAGS_REL := $(CFLAGS_COMMON) -O2
 CFLAGS_SAN := $(CFLAGS_COMMON) -O1 -fno-omit-frame-pointer \
 	-fsanitize=address,undefined -fno-sanitize-recover=all
-LDLIBS := -Wl,--as-needed -lbpf -lelf -lz -ljansson -lssl -lcrypto -lsqlite3 -lmicrohttpd -lpthread
+LDLIBS := -Wl,--as-needed -lbpf -lelf -lz -ljansson -lssl -lcrypto -lsqlite3 -lmicrohttpd -lrdkafka -lpthread
 
 BPF_PROGS := admit empty
 SKELS := $(patsubst %,$(BUILD)/bpf/%.skel.h,$(BPF_PROGS))

@@ -559,6 +559,11 @@ static enum MHD_Result lt_consume(struct lt_req *r)
 		v = kv; /* the key's own limit is what refused */
 	name = kverdict != LT_ADMIT ? "api-key" : c.org ? "org" : p->tier;
 	lt_met_decision(a, c.org ? "org" : p->tier, c.provider, verdict, c.tokens);
+	lt_requests_decision(a->requests, c.user, c.org, c.org ? "org" : p->tier,
+			     kslot ? p->key_id : NULL, c.provider, c.tokens,
+			     verdict == LT_TOO_BIG ? 422 :
+			     verdict == LT_DENY	   ? 429 :
+						     200);
 	rl = lt_rl_of(&v);
 	lt_hdrs_init(&h);
 	lt_rl_headers(&h, name, &rl, verdict != LT_ADMIT); /* fits: 3 of LT_HDRS_MAX */

@@ -152,6 +152,73 @@ static int lt_cfg_prefix(struct lt_cfg_ctx *x, json_t *v, const char *ptr, struc
 	return 0;
 }
 
+/* Kafka names: [A-Za-z0-9._-], at most 249 bytes (Kafka's own rule). */
+static int lt_cfg_topic_ok(const char *t)
+{
+	size_t n = strlen(t);
+
+	return n && n < 128 && strcmp(t, ".") && strcmp(t, "..") &&
+	       strspn(t, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._-") == n;
+}
+
+/* "kafka": {"enabled", "brokers", "topic", "source", "outbox_max_events", "message_timeout"} */
+static int lt_cfg_kafka(struct lt_cfg_ctx *x, json_t *v, struct lt_kafka_config *k)
+{
+	const char *key, *s;
+	json_t *val;
+	char p[128];
+	long long n;
+	int ret;
+
+	if (!json_is_object(v))
+		return lt_cfg_fail(x, "/kafka", "expected an object");
+	json_object_foreach(v, key, val) {
+		snprintf(p, sizeof(p), "/kafka/%s", key);
+		s = json_is_string(val) ? json_string_value(val) : NULL;
+		ret = 0;
+		if (!strcmp(key, "enabled")) {
+			if (!json_is_boolean(val))
+				return lt_cfg_fail(x, p, "expected true or false");
+			k->enabled = json_is_true(val);
+		} else if (!strcmp(key, "brokers")) {
+			if (!s || !s[0] || strlen(s) >= sizeof(k->brokers) || strpbrk(s, " \t\r\n"))
+				return lt_cfg_fail(
+					x, p, "expected \"host:port[,host:port...]\" (no spaces)");
+			snprintf(k->brokers, sizeof(k->brokers), "%s", s);
+		} else if (!strcmp(key, "topic")) {
+			if (!s || !lt_cfg_topic_ok(s))
+				return lt_cfg_fail(x, p,
+						   "expected a topic name of [A-Za-z0-9._-], "
+						   "1..127 bytes");
+			snprintf(k->topic, sizeof(k->topic), "%s", s);
+		} else if (!strcmp(key, "source")) {
+			if (!s || strlen(s) >= sizeof(k->source) ||
+			    strspn(s, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
+				      "0123456789._-:/") != strlen(s))
+				return lt_cfg_fail(x, p,
+						   "expected a host name of [A-Za-z0-9._-:/], "
+						   "\"\" = this host's");
+			snprintf(k->source, sizeof(k->source), "%s", s);
+		} else if (!strcmp(key, "outbox_max_events")) {
+			ret = lt_cfg_uint(x, val, p, 1, 1LL << 32, &n);
+			k->outbox_max = (__u64)n;
+		} else if (!strcmp(key, "message_timeout")) {
+			if (!s || lt_duration_parse(s, &k->message_timeout_ns) ||
+			    k->message_timeout_ns < 100 * 1000000ULL ||
+			    k->message_timeout_ns > 3600 * LT_NS_PER_SEC)
+				return lt_cfg_fail(x, p,
+						   "expected a duration from \"100ms\" to \"1h\"");
+		} else {
+			return lt_cfg_fail(x, p, "unknown field");
+		}
+		if (ret)
+			return ret;
+	}
+	if (k->enabled && !k->brokers[0])
+		return lt_cfg_fail(x, "/kafka/brokers", "required when /kafka/enabled is true");
+	return 0;
+}
+
 static int lt_cfg_root(struct lt_cfg_ctx *x, json_t *root, struct lt_agent_config *c)
 {
 	static const struct lt_src_policy builtin = { .agg_v4 = 32, .agg_v6 = 64 };
@@ -170,6 +237,9 @@ static int lt_cfg_root(struct lt_cfg_ctx *x, json_t *root, struct lt_agent_confi
 	c->max_sources = LT_MAX_SOURCES_DEFAULT;
 	c->idle_timeout_ns = 60 * LT_NS_PER_SEC;
 	snprintf(c->gateway_group, sizeof(c->gateway_group), "leaky");
+	snprintf(c->kafka.topic, sizeof(c->kafka.topic), "leaky.usage.v1");
+	c->kafka.outbox_max = 1000000;
+	c->kafka.message_timeout_ns = 30 * LT_NS_PER_SEC;
 
 	/* default_policy first: policies inherit from it */
 	val = json_object_get(root, "default_policy");
@@ -193,7 +263,11 @@ static int lt_cfg_root(struct lt_cfg_ctx *x, json_t *root, struct lt_agent_confi
 		if (!strcmp(key, "default_policy") || !strcmp(key, "api") || !strcmp(key, "jwt") ||
 		    !strcmp(key, "token"))
 			continue;
-		if (!strcmp(key, "protected_ports")) {
+		if (!strcmp(key, "kafka")) {
+			ret = lt_cfg_kafka(x, val, &c->kafka);
+			if (ret)
+				return ret;
+		} else if (!strcmp(key, "protected_ports")) {
 			if (!json_is_array(val) || json_array_size(val) > LT_MAX_PORTS)
 				return lt_cfg_fail(x, p, "expected an array of at most %d ports",
 						   LT_MAX_PORTS);

@@ -54,8 +54,22 @@ struct lt_cp_config {
 	__u64 request_log_age_ns; /* and none older than this (read at start) */
 };
 
+/*
+ * Usage events to Apache Kafka (agent/outbox.h; the "kafka" section). Read at
+ * start only: a SIGHUP reload keeps the producer it has.
+ */
+struct lt_kafka_config {
+	int enabled; /* default off: no outbox rows, no producer */
+	char brokers[512]; /* bootstrap.servers, "host:port,..." */
+	char topic[128]; /* usage events */
+	char source[128]; /* ce_source and the ce_id prefix; "" = the host name */
+	__u64 outbox_max; /* events kept unacknowledged at most; then the oldest go */
+	__u64 message_timeout_ns; /* a send not acknowledged in this is sent again */
+};
+
 struct lt_agent_config {
 	struct lt_cp_config cp;
+	struct lt_kafka_config kafka;
 	__u16 ports[LT_MAX_PORTS];
 	__u32 nports;
 	struct lt_config xdp; /* default policy, flags, sampling */

@@ -105,6 +105,7 @@ static int lt_lock(const char *state_dir, char *err, size_t errlen)
 struct lt_daemon {
 	int print_events;
 	long events;
+	struct lt_requests *requests; /* sampled decisions become usage events there */
 };
 
 static int lt_on_event(void *ctx, void *data, size_t len)
@@ -116,6 +117,7 @@ static int lt_on_event(void *ctx, void *data, size_t len)
 	if (len < sizeof(*e))
 		return 0;
 	d->events++;
+	lt_requests_kernel(d->requests, e);
 	lt_addr_format(e->saddr, a, sizeof(a));
 	if (d->print_events) {
 		printf("{\"ts_ns\":%llu,\"src\":\"%s\",\"dport\":%u,\"proto\":%u,\"syn\":%u,"
@@ -354,7 +356,8 @@ static int lt_cp_start(struct lt_cp *cp, const struct lt_opts *o, const struct l
 	if (ret)
 		return ret;
 	ret = lt_requests_start(&cp->api.requests, m, o->state_dir, c->cp.request_log_rows,
-				c->cp.request_log_age_ns, err, errlen);
+				c->cp.request_log_age_ns, &c->kafka,
+				&((struct lt_config_val *)cp->cfgv)->generation, err, errlen);
 	if (ret)
 		return ret;
 	live = malloc(sizeof(*live));
@@ -643,6 +646,7 @@ int lt_cmd_attach(struct lt_opts *o)
 		fprintf(stderr, "leaky-agent: control plane: %s\n", err);
 		goto cleanup;
 	}
+	d.requests = cp.api.requests;
 	rb = ring_buffer__new(bpf_map__fd(skel->maps.lt_events), lt_on_event, &d, NULL);
 	if (!rb) {
 		fprintf(stderr, "leaky-agent: cannot open the event ring buffer: %s\n",

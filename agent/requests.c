@@ -25,6 +25,7 @@
 #include "log.h"
 #include "maps.h"
 #include "metrics.h"
+#include "outbox.h"
 #include "reqlog.h"
 #include "requests.h"
 #include "units.h"
@@ -81,7 +82,7 @@ struct lt_requests {
 	/* queue (q_lock) */
 	pthread_mutex_t q_lock;
 	pthread_cond_t q_cond;
-	struct lt_reqlog_rec *queue;
+	struct lt_rq_item *queue;
 	unsigned q_head, q_len;
 	/* store: db (writer thread), rdb (API threads, under rdb_lock) */
 	sqlite3 *db, *rdb;
@@ -90,6 +91,10 @@ struct lt_requests {
 	__s64 keep; /* rows */
 	__u64 max_age_ns; /* records older than this (by arrival) are deleted */
 	char store_path[512];
+	/* usage events (issue #10); NULL = off */
+	struct lt_outbox *ob;
+	const __u64 *policy; /* lt_config's generation */
+	sqlite3_stmt *pos; /* the ring position committed, in the batch's transaction */
 };
 
 static __u64 lt_rq_now(void)
@@ -204,25 +209,60 @@ static void lt_rq_observe(struct lt_requests *q, const struct lt_reqlog_rec *r)
 
 /* ---- consumer -------------------------------------------------------------------- */
 
-static void lt_rq_enqueue(struct lt_requests *q, const struct lt_reqlog_rec *r)
+static __u64 lt_rq_policy(const struct lt_requests *q)
 {
+	return q->policy ? __atomic_load_n(q->policy, __ATOMIC_RELAXED) : 0;
+}
+
+/* r or k (the other NULL); the consumer thread, or the daemon's for k. */
+static void lt_rq_enqueue(struct lt_requests *q, const struct lt_reqlog_rec *r,
+			  const struct lt_event *k, __u64 k_real_ns)
+{
+	struct lt_rq_item *it;
 	int signal = 0;
 
 	if (!q->db) {
-		lt_rq_add(&q->store_dropped[LT_RQ_NO_STORE], 1);
+		if (r && !(r->flags & LT_REQLOG_F_DECISION))
+			lt_rq_add(&q->store_dropped[LT_RQ_NO_STORE], 1);
 		return;
 	}
 	pthread_mutex_lock(&q->q_lock);
 	if (q->q_len < LT_RQ_QUEUE) {
-		q->queue[(q->q_head + q->q_len) % LT_RQ_QUEUE] = *r;
+		it = &q->queue[(q->q_head + q->q_len) % LT_RQ_QUEUE];
+		it->origin = k				     ? LT_EV_KERNEL :
+			     r->flags & LT_REQLOG_F_DECISION ? LT_EV_DECISION :
+							       LT_EV_GATEWAY;
+		if (r)
+			it->r = *r;
+		if (k) {
+			it->k = *k;
+			it->k_real_ns = k_real_ns;
+		}
+		it->policy = lt_rq_policy(q);
 		q->q_len++;
 		signal = q->q_len == LT_RQ_BATCH;
-	} else {
+	} else if (r && !(r->flags & LT_REQLOG_F_DECISION)) {
 		__atomic_fetch_add(&q->store_dropped[LT_RQ_QUEUE_FULL], 1, __ATOMIC_RELAXED);
+		lt_outbox_dropped(q->ob, "queue_full", 1);
+	} else {
+		lt_outbox_dropped(q->ob, "queue_full", 1);
 	}
 	pthread_mutex_unlock(&q->q_lock);
 	if (signal)
 		pthread_cond_signal(&q->q_cond);
+}
+
+/* With events on, a full queue leaves records in the ring (which keeps them). */
+static int lt_rq_room(struct lt_requests *q)
+{
+	int room;
+
+	if (!q->ob || !q->db)
+		return 1;
+	pthread_mutex_lock(&q->q_lock);
+	room = q->q_len < LT_RQ_QUEUE;
+	pthread_mutex_unlock(&q->q_lock);
+	return room;
 }
 
 static void *lt_rq_consume(void *arg)
@@ -233,10 +273,13 @@ static void *lt_rq_consume(void *arg)
 	unsigned n;
 
 	while (!__atomic_load_n(&q->stop, __ATOMIC_RELAXED)) {
-		for (n = 0; n < LT_RQ_QUEUE && lt_reqlog_next(&q->rl, &r, lt_rq_now()) == 1; n++) {
+		for (n = 0; n < LT_RQ_QUEUE && lt_rq_room(q) &&
+			    lt_reqlog_next(&q->rl, &r, lt_rq_now()) == 1;
+		     n++) {
 			lt_rq_terminate(&r);
-			lt_rq_observe(q, &r);
-			lt_rq_enqueue(q, &r);
+			if (!(r.flags & LT_REQLOG_F_DECISION))
+				lt_rq_observe(q, &r);
+			lt_rq_enqueue(q, &r, NULL, 0);
 		}
 		if (n) /* the writer takes what is there; it also wakes on its own */
 			pthread_cond_signal(&q->q_cond);
@@ -259,7 +302,8 @@ static const char lt_rq_schema[] =
 	"  status INTEGER NOT NULL, outcome INTEGER NOT NULL, flags INTEGER NOT NULL,"
 	"  tokens_reserved INTEGER NOT NULL, tokens_in INTEGER NOT NULL,"
 	"  tokens_out INTEGER NOT NULL, latency_ns INTEGER NOT NULL, ttft_ns INTEGER NOT NULL);"
-	"CREATE INDEX IF NOT EXISTS requests_start ON requests(start_ns);";
+	"CREATE INDEX IF NOT EXISTS requests_start ON requests(start_ns);"
+	"CREATE TABLE IF NOT EXISTS rq_meta(k TEXT PRIMARY KEY, v INTEGER NOT NULL);";
 
 static const char lt_rq_insert[] =
 	"INSERT INTO requests(start_ns, request_id, method, route, client_addr, client_port,"
@@ -307,27 +351,57 @@ static int lt_rq_bind(sqlite3_stmt *st, const struct lt_reqlog_rec *r)
 	return sqlite3_step(st);
 }
 
-/* One transaction; on any error nothing of the batch stays, and it is counted. */
-static void lt_rq_write(struct lt_requests *q, const struct lt_reqlog_rec *b, unsigned n)
+/* The event of one item into the outbox (inside the batch's transaction). */
+static int lt_rq_event(struct lt_requests *q, const struct lt_rq_item *it)
+{
+	char data[4096], key[LT_USAGE_KEY_LEN];
+	struct lt_outbox_row row = { .type = LT_USAGE_TYPE };
+	int n = lt_usage_event(it, data, sizeof(data), key, sizeof(key), &row.time_ns);
+
+	if (n < 0)
+		return SQLITE_TOOBIG;
+	row.key = key;
+	row.subject = key;
+	row.data = data;
+	row.len = (size_t)n;
+	return lt_outbox_put(q->ob, q->db, &row) ? SQLITE_IOERR : SQLITE_OK;
+}
+
+/*
+ * One transaction; on any error nothing of the batch stays, and it is
+ * counted. With events on, each item's event is in the same transaction as
+ * its row, and so is the ring position of the last record.
+ */
+static int lt_rq_write(struct lt_requests *q, const struct lt_rq_item *b, unsigned n, int final)
 {
 	static __u64 last_log_ns;
 	char sql[128];
 	int rc = sqlite3_exec(q->db, "BEGIN", NULL, NULL, NULL);
-	unsigned i;
-	__s64 last;
+	unsigned i, rows = 0, events = 0;
+	__s64 last, ring_pos = -1;
+	long trimmed = 0;
 
 	for (i = 0; rc == SQLITE_OK && i < n; i++) {
-		rc = lt_rq_bind(q->ins, &b[i]);
-		rc = rc == SQLITE_DONE ? SQLITE_OK : rc;
+		if (b[i].origin != LT_EV_KERNEL)
+			ring_pos = (__s64)(b[i].r.seq >> 2) - 1;
+		if (b[i].origin == LT_EV_GATEWAY) {
+			rc = lt_rq_bind(q->ins, &b[i].r);
+			rc = rc == SQLITE_DONE ? SQLITE_OK : rc;
+			rows++;
+		}
+		if (rc == SQLITE_OK && q->ob) {
+			rc = lt_rq_event(q, &b[i]);
+			events++;
+		}
 	}
-	if (rc == SQLITE_OK) {
+	if (rc == SQLITE_OK && rows) {
 		last = sqlite3_last_insert_rowid(q->db);
 		/* the row cap: ids only grow, so the oldest are those below last - keep */
 		snprintf(sql, sizeof(sql), "DELETE FROM requests WHERE id <= %lld",
 			 (long long)(last - q->keep));
 		rc = last > q->keep ? sqlite3_exec(q->db, sql, NULL, NULL, NULL) : SQLITE_OK;
 	}
-	if (rc == SQLITE_OK) { /* the age cap: an index range, empty most of the time */
+	if (rc == SQLITE_OK && rows) { /* the age cap: an index range, empty most of the time */
 		struct timespec ts;
 		__u64 now;
 
@@ -337,28 +411,61 @@ static void lt_rq_write(struct lt_requests *q, const struct lt_reqlog_rec *b, un
 			 (long long)lt_rq_i64(now > q->max_age_ns ? now - q->max_age_ns : 0));
 		rc = sqlite3_exec(q->db, sql, NULL, NULL, NULL);
 	}
+	if (rc == SQLITE_OK && q->ob && ring_pos >= 0) {
+		sqlite3_reset(q->pos);
+		sqlite3_bind_int64(q->pos, 1, ring_pos);
+		rc = sqlite3_step(q->pos);
+		rc = rc == SQLITE_DONE ? SQLITE_OK : rc;
+		sqlite3_reset(q->pos);
+	}
+	if (rc == SQLITE_OK && events)
+		trimmed = lt_outbox_trim(q->ob, q->db, events);
 	if (rc == SQLITE_OK)
 		rc = sqlite3_exec(q->db, "COMMIT", NULL, NULL, NULL);
 	if (rc == SQLITE_OK) {
-		lt_rq_add(&q->stored, n);
-		return;
+		lt_rq_add(&q->stored, rows);
+		lt_outbox_committed(q->ob, events, trimmed);
+		return 0;
 	}
 	if (q->ins)
 		sqlite3_reset(q->ins);
 	sqlite3_exec(q->db, "ROLLBACK", NULL, NULL, NULL);
-	__atomic_fetch_add(&q->store_dropped[LT_RQ_STORE_ERROR], n, __ATOMIC_RELAXED);
+	/*
+	 * With events on, a batch is not given up: the writer tries it again, the
+	 * queue fills, and the consumer leaves the records in the ring. At exit
+	 * it stays uncommitted, and the next start reads it again (lt_rq_rewind).
+	 */
+	if (q->ob) {
+		if (lt_rq_now() - last_log_ns >= 10 * LT_NS_PER_SEC) {
+			last_log_ns = lt_rq_now();
+			log_warn(
+				"request log: %u records and their events not stored yet: %s (%s); "
+				"trying again",
+				n, sqlite3_errstr(rc), q->store_path);
+		}
+		if (!final)
+			return -EAGAIN;
+		log_warn("request log: %u records left uncommitted at exit; read again at the "
+			 "next start",
+			 n);
+		return -EIO;
+	}
+	for (i = 0, rows = 0; i < n; i++)
+		rows += b[i].origin == LT_EV_GATEWAY;
+	__atomic_fetch_add(&q->store_dropped[LT_RQ_STORE_ERROR], rows, __ATOMIC_RELAXED);
 	if (lt_rq_now() - last_log_ns >= 10 * LT_NS_PER_SEC) { /* at most one line in 10 s */
 		last_log_ns = lt_rq_now();
 		log_warn("request log: %u records not stored: %s (%s); counted in "
 			 "lt_reqlog_store_dropped_total",
 			 n, sqlite3_errstr(rc), q->store_path);
 	}
+	return -EIO;
 }
 
 static void *lt_rq_writer(void *arg)
 {
 	struct lt_requests *q = arg;
-	struct lt_reqlog_rec *batch = malloc(sizeof(*batch) * LT_RQ_BATCH);
+	struct lt_rq_item *batch = malloc(sizeof(*batch) * LT_RQ_BATCH);
 	struct timespec until;
 	unsigned n;
 	int stop;
@@ -381,8 +488,12 @@ static void *lt_rq_writer(void *arg)
 			q->q_len--;
 		}
 		pthread_mutex_unlock(&q->q_lock);
-		if (n)
-			lt_rq_write(q, batch, n);
+		while (n && lt_rq_write(q, batch, n, stop) == -EAGAIN) {
+			struct timespec nap = { 0, 100 * 1000000L };
+
+			nanosleep(&nap, NULL);
+			stop = __atomic_load_n(&q->stop, __ATOMIC_RELAXED);
+		}
 		if (stop && !n)
 			break;
 		if (!batch) { /* out of memory: nothing can be stored */
@@ -397,9 +508,9 @@ static void *lt_rq_writer(void *arg)
 	return NULL;
 }
 
-static int lt_rq_store_open(struct lt_requests *q, const char *state_dir)
+static int lt_rq_store_open(struct lt_requests *q, const char *state_dir, int events)
 {
-	char *msg = NULL;
+	char *msg = NULL, oerr[256];
 	int rc;
 
 	snprintf(q->store_path, sizeof(q->store_path), "%s/requests.db", state_dir);
@@ -413,6 +524,17 @@ static int lt_rq_store_open(struct lt_requests *q, const char *state_dir)
 		rc = sqlite3_busy_timeout(q->db, 200);
 	if (rc == SQLITE_OK)
 		rc = sqlite3_prepare_v2(q->db, lt_rq_insert, -1, &q->ins, NULL);
+	/* an outbox: its commits must survive a power cut, not only a crash */
+	if (rc == SQLITE_OK && events)
+		rc = sqlite3_exec(q->db, "PRAGMA synchronous=FULL", NULL, NULL, &msg);
+	if (rc == SQLITE_OK && events && lt_outbox_schema(q->db, oerr, sizeof(oerr))) {
+		msg = sqlite3_mprintf("%s", oerr);
+		rc = SQLITE_ERROR;
+	}
+	if (rc == SQLITE_OK && events)
+		rc = sqlite3_prepare_v2(q->db,
+					"INSERT OR REPLACE INTO rq_meta VALUES('ring_pos', ?)", -1,
+					&q->pos, NULL);
 	if (rc == SQLITE_OK)
 		rc = sqlite3_open_v2(q->store_path, &q->rdb,
 				     SQLITE_OPEN_READONLY | SQLITE_OPEN_FULLMUTEX, NULL);
@@ -426,16 +548,50 @@ static int lt_rq_store_open(struct lt_requests *q, const char *state_dir)
 			 sqlite3_errstr(rc));
 	sqlite3_free(msg);
 	sqlite3_finalize(q->ins);
+	sqlite3_finalize(q->pos);
 	sqlite3_close(q->rdb);
 	sqlite3_close(q->db);
-	q->ins = NULL;
+	q->ins = q->pos = NULL;
 	q->rdb = q->db = NULL;
 	return -EIO;
 }
 
-int lt_requests_start(struct lt_requests **out, const struct lt_maps *m, const char *state_dir,
-		      __u32 keep_rows, __u64 max_age_ns, char *err, size_t errlen)
+/*
+ * After a kill -9, records the consumer had read but the writer had not
+ * committed are still in the pinned ring unless producers lapped them: the
+ * tail goes back to the position after the last one committed. Positions
+ * the ring no longer holds are counted lapped by lt_reqlog_next, as always.
+ */
+static void lt_rq_rewind(struct lt_requests *q)
 {
+	sqlite3_stmt *st = NULL;
+	__u64 tail, head, from;
+	__s64 pos = -1;
+
+	if (sqlite3_prepare_v2(q->db, "SELECT v FROM rq_meta WHERE k='ring_pos'", -1, &st, NULL) ==
+		    SQLITE_OK &&
+	    sqlite3_step(st) == SQLITE_ROW)
+		pos = sqlite3_column_int64(st, 0);
+	sqlite3_finalize(st);
+	if (pos < 0 || !q->rl.ctl)
+		return;
+	from = (__u64)pos + 1;
+	tail = __atomic_load_n(&q->rl.ctl->tail, __ATOMIC_RELAXED);
+	head = __atomic_load_n(&q->rl.ctl->head, __ATOMIC_RELAXED);
+	/* a position from another ring (the pins were made again) is not ours to rewind to */
+	if (from >= tail || head - from > q->rl.mask + 1)
+		return;
+	__atomic_store_n(&q->rl.ctl->tail, from, __ATOMIC_RELEASE);
+	log_info("request log: reading again %llu records read but not committed before the "
+		 "last stop",
+		 (unsigned long long)(tail - from));
+}
+
+int lt_requests_start(struct lt_requests **out, const struct lt_maps *m, const char *state_dir,
+		      __u32 keep_rows, __u64 max_age_ns, const struct lt_kafka_config *k,
+		      const __u64 *policy, char *err, size_t errlen)
+{
+	int events = k && k->enabled;
 	struct lt_requests *q;
 	size_t clen, rlen;
 	void *ctl, *recs;
@@ -467,8 +623,23 @@ int lt_requests_start(struct lt_requests **out, const struct lt_maps *m, const c
 	q->rl.ctl_len = clen;
 	q->rl.recs_len = rlen;
 	q->queue = malloc(sizeof(*q->queue) * LT_RQ_QUEUE);
+	q->policy = policy;
 	if (q->queue)
-		lt_rq_store_open(q, state_dir);
+		lt_rq_store_open(q, state_dir, events);
+	if (events && !q->db) {
+		snprintf(err, errlen, "kafka.enabled needs the outbox in %s (see the log)",
+			 q->store_path);
+		lt_requests_stop(q);
+		return -EIO;
+	}
+	if (events) {
+		lt_rq_rewind(q);
+		ret = lt_outbox_start(&q->ob, q->store_path, k, err, errlen);
+		if (ret) {
+			lt_requests_stop(q);
+			return ret;
+		}
+	}
 	memcpy(q->series[LT_RQ_PROVIDERS].provider, "_OTHER", 7);
 	ret = pthread_create(&q->consumer, NULL, lt_rq_consume, q);
 	q->consumer_on = !ret;
@@ -500,6 +671,9 @@ void lt_requests_stop(struct lt_requests *q)
 	pthread_mutex_unlock(&q->q_lock);
 	if (q->writer_on)
 		pthread_join(q->writer, NULL);
+	lt_outbox_stop(q->ob); /* after the writer: its last batch's events get a chance */
+	q->ob = NULL;
+	sqlite3_finalize(q->pos);
 	sqlite3_finalize(q->ins);
 	sqlite3_close(q->rdb);
 	sqlite3_close(q->db);
@@ -638,6 +812,7 @@ void lt_requests_metrics(struct lt_requests *q, struct lt_mbuf *b)
 	for (i = 0; i < LT_RQ__DROP; i++)
 		lt_mbuf_printf(b, "lt_reqlog_store_dropped_total{reason=\"%s\"} %llu\n",
 			       drop_reason[i], LD(&q->store_dropped[i]));
+	lt_outbox_metrics(q->ob, b);
 }
 
 /* ---- GET /api/v1/admin/requests ---------------------------------------------------- */
@@ -794,4 +969,42 @@ enum MHD_Result lt_requests_get(struct lt_req *r)
 				  "reading the request log: %s", sqlite3_errstr(rc));
 	}
 	return lt_reply_json(r, 200, json_pack("{s:o}", "requests", list));
+}
+
+/* ---- usage events: the intake of decisions and kernel samples ------------------------ */
+
+void lt_requests_decision(struct lt_requests *q, const char *user, const char *org,
+			  const char *tier, const char *key_id, const char *provider, __u64 tokens,
+			  unsigned status)
+{
+	struct lt_reqlog_in in = {
+		.method = "POST",
+		.route = "/api/v1/tokens/consume",
+		.user = user,
+		.org = org,
+		.tier = tier,
+		.key_id = key_id,
+		.provider = provider,
+		.status = (__u16)status,
+		.outcome = status == 200 ? LT_REQ_COMPLETED : LT_REQ_REJECTED,
+		.flags = LT_REQLOG_F_DECISION,
+		.tokens_reserved = tokens,
+	};
+
+	if (q && q->ob)
+		lt_reqlog_put(&q->rl, &in); /* a full ring counts it, never waits */
+}
+
+void lt_requests_kernel(struct lt_requests *q, const struct lt_event *e)
+{
+	struct timespec rt, mono;
+	__u64 r, m;
+
+	if (!q || !q->ob)
+		return;
+	clock_gettime(CLOCK_REALTIME, &rt);
+	clock_gettime(CLOCK_MONOTONIC, &mono);
+	r = (__u64)rt.tv_sec * 1000000000ULL + (__u64)rt.tv_nsec;
+	m = (__u64)mono.tv_sec * 1000000000ULL + (__u64)mono.tv_nsec;
+	lt_rq_enqueue(q, NULL, e, m > e->ts_ns && r > m - e->ts_ns ? r - (m - e->ts_ns) : r);
 }

@@ -16,10 +16,38 @@
 #include <linux/types.h>
 #include <microhttpd.h>
 
+#include "lt_abi.h"
+
 struct lt_requests;
 struct lt_maps;
 struct lt_mbuf;
 struct lt_req;
+struct lt_kafka_config;
+
+/*
+ * One unit of work of the writer: a gateway record, a consume decision (both
+ * as ring records) or a sampled kernel decision.
+ */
+enum lt_ev_origin { LT_EV_GATEWAY, LT_EV_DECISION, LT_EV_KERNEL };
+
+struct lt_rq_item {
+	struct lt_reqlog_rec r; /* LT_EV_GATEWAY, LT_EV_DECISION */
+	struct lt_event k; /* LT_EV_KERNEL */
+	__u64 k_real_ns; /* LT_EV_KERNEL: k.ts_ns as CLOCK_REALTIME ns */
+	__u64 policy; /* the policy version in force when the agent read it */
+	__u32 origin; /* enum lt_ev_origin */
+};
+
+#define LT_USAGE_TYPE "dev.leakytokens.usage.v1"
+#define LT_USAGE_KEY_LEN 160
+
+/*
+ * The usage event of it (docs/events/usage.v1.md): its JSON data into buf,
+ * its tenant (the Kafka key, ce_subject) into key, and its time. Returns the
+ * data's length, or -ENOSPC.
+ */
+int lt_usage_event(const struct lt_rq_item *it, char *buf, size_t len, char *key, size_t keylen,
+		   __u64 *time_ns);
 
 /*
  * mmaps the ring from the maps and starts both threads. requests.db keeps
@@ -29,7 +57,28 @@ struct lt_req;
  * store drops); only a ring that cannot be mapped is an error.
  */
 int lt_requests_start(struct lt_requests **out, const struct lt_maps *m, const char *state_dir,
-		      __u32 keep_rows, __u64 max_age_ns, char *err, size_t errlen);
+		      __u32 keep_rows, __u64 max_age_ns, const struct lt_kafka_config *k,
+		      const __u64 *policy, char *err, size_t errlen);
+/*
+ * Usage events (issue #10), when k (may be NULL) is enabled: every record and
+ * decision also becomes an event in the outbox of requests.db, in the
+ * transaction that stores it (agent/outbox.h), and a producer thread sends
+ * them. The consumer then never drops a record for a full queue: it leaves
+ * it in the ring. The ring position of the last record committed is kept in
+ * the same transaction, and a start after a kill -9 reads again from there
+ * what the ring still holds. policy: the policy version word read for each
+ * event (lt_config's generation), NULL = 0.
+ */
+/*
+ * A consume API decision as an event: lock-free, no system call (a record in
+ * the pinned lt_reqlog ring, so it survives the agent's death until read).
+ * Does nothing unless events are on. status: 200, 429 or 422.
+ */
+void lt_requests_decision(struct lt_requests *q, const char *user, const char *org,
+			  const char *tier, const char *key_id, const char *provider, __u64 tokens,
+			  unsigned status);
+/* A sampled kernel decision as an event (events on only; else nothing). */
+void lt_requests_kernel(struct lt_requests *q, const struct lt_event *e);
 /* Stops the threads (what the queue holds is written first) and frees. NULL is fine. */
 void lt_requests_stop(struct lt_requests *q);
 

@@ -687,6 +687,12 @@ enum lt_reqlog_outcome {
 #define LT_REQLOG_F_STREAM (1U << 0) /* the response was a stream (SSE) */
 #define LT_REQLOG_F_USAGE (1U << 1) /* tokens_in/out are usage (provider or counted) */
 #define LT_REQLOG_F_TTFT (1U << 2) /* ttft_ns is set */
+/*
+ * A decision of the agent's own consume API (issue #10), not a gateway
+ * request: the agent's consumer turns it into a usage event only (no request
+ * log row, no GenAI histogram). Written only while kafka.enabled is set.
+ */
+#define LT_REQLOG_F_DECISION (1U << 3)
 
 #define LT_REQLOG_ID_LEN 64
 #define LT_REQLOG_NAME_LEN 64

@@ -1,0 +1,620 @@
+// SPDX-License-Identifier: MIT
+/*
+ * outbox.c - the transactional outbox and its Kafka producer (outbox.h).
+ *
+ * Threads: the write side runs on its caller's thread (the request log's
+ * writer); the send side is one thread of its own that owns the producer and
+ * its own connection. They share only the table (SQLite serialises the two
+ * writers; both keep their transactions short) and relaxed atomic counters
+ * that /metrics reads.
+ */
+#include <errno.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+#include <librdkafka/rdkafka.h>
+#include "log.h"
+#include "metrics.h"
+#include "outbox.h"
+#include "units.h"
+
+#define LT_OB_WINDOW 50000 /* messages handed to librdkafka and not reported yet */
+#define LT_OB_READ 2000 /* rows per read of the table */
+#define LT_OB_IDLE_MS 20 /* wait for reports when there is nothing to send */
+#define LT_OB_OLDEST_NS (250 * 1000000ULL) /* how often the oldest row is looked up */
+
+struct lt_outbox {
+	struct lt_kafka_config k;
+	char path[512];
+	char source[128];
+	char store[16]; /* 8 hex digits, drawn once per database */
+	pthread_t thr;
+	int thr_on;
+	int stop; /* __atomic */
+	/* write side (its caller's thread) */
+	sqlite3 *wdb;
+	sqlite3_stmt *ins, *trim;
+	/* counters and gauges (__atomic; /metrics reads them) */
+	__s64 backlog; /* rows in the table */
+	__u64 oldest_ns; /* appended_ns of the oldest row (CLOCK_REALTIME), 0 = none */
+	__u64 appended, dropped_full, dropped_queue;
+	__u64 produced, acked, failed, resends, inflight_g;
+	/* send side (its thread only) */
+	sqlite3 *db;
+	sqlite3_stmt *sel, *del, *old;
+	rd_kafka_t *rk;
+	__s64 cursor; /* rows up to this id were handed to the producer */
+	long inflight;
+	int rescan; /* a delivery failed: send every row again once inflight is 0 */
+	int fatal; /* the idempotent producer hit a fatal error: make a new one */
+	__s64 *acks; /* ids acknowledged, not deleted yet */
+	size_t nacks, cap;
+	__u64 last_log_ns; /* the send thread's log limit */
+	__u64 w_last_log_ns; /* the write side's */
+};
+
+static const char lt_ob_schema[] =
+	"CREATE TABLE IF NOT EXISTS outbox(id INTEGER PRIMARY KEY AUTOINCREMENT,"
+	"  topic TEXT NOT NULL, key TEXT NOT NULL, type TEXT NOT NULL, subject TEXT,"
+	"  time_ns INTEGER NOT NULL, appended_ns INTEGER NOT NULL, data BLOB NOT NULL);"
+	"CREATE TABLE IF NOT EXISTS outbox_meta(k TEXT PRIMARY KEY, v TEXT NOT NULL);"
+	"INSERT OR IGNORE INTO outbox_meta VALUES('store_id', lower(hex(randomblob(4))));";
+
+static __u64 lt_ob_real_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (__u64)ts.tv_sec * 1000000000ULL + (__u64)ts.tv_nsec;
+}
+
+static __u64 lt_ob_mono_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (__u64)ts.tv_sec * 1000000000ULL + (__u64)ts.tv_nsec;
+}
+
+#define LT_OB_ADD(p, v) __atomic_fetch_add((p), (v), __ATOMIC_RELAXED)
+#define LT_OB_LD(p) __atomic_load_n((p), __ATOMIC_RELAXED)
+
+void lt_outbox_time(__u64 ns, char *buf, size_t len)
+{
+	time_t sec = (time_t)(ns / 1000000000ULL);
+	struct tm tm;
+
+	gmtime_r(&sec, &tm);
+	snprintf(buf, len, "%04d-%02d-%02dT%02d:%02d:%02d.%06uZ", tm.tm_year + 1900, tm.tm_mon + 1,
+		 tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec,
+		 (unsigned)(ns % 1000000000ULL / 1000));
+}
+
+int lt_outbox_schema(sqlite3 *db, char *err, size_t errlen)
+{
+	char *msg = NULL;
+
+	if (sqlite3_exec(db, lt_ob_schema, NULL, NULL, &msg) == SQLITE_OK)
+		return 0;
+	snprintf(err, errlen, "outbox schema: %s", msg ? msg : sqlite3_errmsg(db));
+	sqlite3_free(msg);
+	return -EIO;
+}
+
+/* ---- write side ------------------------------------------------------------------------ */
+
+static int lt_ob_bind(struct lt_outbox *ob, sqlite3 *db)
+{
+	if (ob->wdb == db && ob->ins)
+		return 0;
+	lt_outbox_release(ob);
+	if (sqlite3_prepare_v2(db,
+			       "INSERT INTO outbox(topic, key, type, subject, time_ns, appended_ns,"
+			       " data) VALUES(?,?,?,?,?,?,?)",
+			       -1, &ob->ins, NULL) != SQLITE_OK ||
+	    sqlite3_prepare_v2(db,
+			       "DELETE FROM outbox WHERE id IN"
+			       " (SELECT id FROM outbox ORDER BY id LIMIT ?)",
+			       -1, &ob->trim, NULL) != SQLITE_OK) {
+		log_error("outbox: %s", sqlite3_errmsg(db));
+		lt_outbox_release(ob);
+		return -EIO;
+	}
+	ob->wdb = db;
+	return 0;
+}
+
+void lt_outbox_release(struct lt_outbox *ob)
+{
+	if (!ob)
+		return;
+	sqlite3_finalize(ob->ins);
+	sqlite3_finalize(ob->trim);
+	ob->ins = ob->trim = NULL;
+	ob->wdb = NULL;
+}
+
+int lt_outbox_put(struct lt_outbox *ob, sqlite3 *db, const struct lt_outbox_row *row)
+{
+	sqlite3_stmt *st;
+	int rc;
+
+	if (lt_ob_bind(ob, db))
+		return -EIO;
+	st = ob->ins;
+	sqlite3_reset(st);
+	sqlite3_bind_text(st, 1, row->topic ? row->topic : "", -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 2, row->key ? row->key : "", -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 3, row->type, -1, SQLITE_STATIC);
+	if (row->subject)
+		sqlite3_bind_text(st, 4, row->subject, -1, SQLITE_STATIC);
+	else
+		sqlite3_bind_null(st, 4);
+	sqlite3_bind_int64(st, 5, (sqlite3_int64)(row->time_ns & INT64_MAX));
+	sqlite3_bind_int64(st, 6, (sqlite3_int64)lt_ob_real_ns());
+	sqlite3_bind_blob(st, 7, row->data, (int)row->len, SQLITE_STATIC);
+	rc = sqlite3_step(st);
+	sqlite3_reset(st);
+	sqlite3_clear_bindings(st);
+	return rc == SQLITE_DONE ? 0 : -EIO;
+}
+
+long lt_outbox_trim(struct lt_outbox *ob, sqlite3 *db, unsigned put)
+{
+	__s64 over = LT_OB_LD(&ob->backlog) + (__s64)put - (__s64)ob->k.outbox_max;
+	int rc;
+
+	if (over <= 0 || lt_ob_bind(ob, db))
+		return 0;
+	sqlite3_reset(ob->trim);
+	sqlite3_bind_int64(ob->trim, 1, over);
+	rc = sqlite3_step(ob->trim);
+	sqlite3_reset(ob->trim);
+	return rc == SQLITE_DONE ? sqlite3_changes(db) : 0;
+}
+
+void lt_outbox_committed(struct lt_outbox *ob, unsigned put, long trimmed)
+{
+	if (!ob)
+		return;
+	LT_OB_ADD(&ob->appended, put);
+	LT_OB_ADD(&ob->backlog, (__s64)put - trimmed);
+	if (trimmed > 0) {
+		LT_OB_ADD(&ob->dropped_full, (__u64)trimmed);
+		if (!ob->w_last_log_ns ||
+		    lt_ob_mono_ns() - ob->w_last_log_ns >= 10 * LT_NS_PER_SEC) {
+			ob->w_last_log_ns = lt_ob_mono_ns();
+			log_warn(
+				"outbox: full (%llu events); the oldest are dropped and counted in "
+				"lt_outbox_dropped_total{reason=\"full\"}",
+				(unsigned long long)ob->k.outbox_max);
+		}
+	}
+}
+
+void lt_outbox_dropped(struct lt_outbox *ob, const char *reason, unsigned n)
+{
+	(void)reason; /* one reason so far: the intake queue */
+	if (ob)
+		LT_OB_ADD(&ob->dropped_queue, n);
+}
+
+__u64 lt_outbox_backlog(struct lt_outbox *ob)
+{
+	__s64 b = ob ? LT_OB_LD(&ob->backlog) : 0;
+
+	return b > 0 ? (__u64)b : 0;
+}
+
+/* ---- send side ------------------------------------------------------------------------- */
+
+/* At most one line in 10 s: a broker that is down must not flood the log. */
+static int lt_ob_may_log(struct lt_outbox *ob)
+{
+	__u64 now = lt_ob_mono_ns();
+
+	if (ob->last_log_ns && now - ob->last_log_ns < 10 * LT_NS_PER_SEC)
+		return 0;
+	ob->last_log_ns = now;
+	return 1;
+}
+
+/* Runs inside rd_kafka_poll/flush, on the send thread. */
+static void lt_ob_report(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque)
+{
+	struct lt_outbox *ob = opaque;
+	__s64 id = (__s64)(intptr_t)m->_private;
+	__s64 *n;
+
+	(void)rk;
+	ob->inflight--;
+	if (m->err) {
+		LT_OB_ADD(&ob->failed, 1);
+		ob->rescan = 1;
+		if (lt_ob_may_log(ob))
+			log_warn("kafka: event %lld not delivered (%s); it stays in the outbox "
+				 "and is sent again",
+				 (long long)id, rd_kafka_err2str(m->err));
+		return;
+	}
+	LT_OB_ADD(&ob->acked, 1);
+	if (ob->nacks == ob->cap) {
+		n = realloc(ob->acks, (ob->cap ? ob->cap * 2 : 4096) * sizeof(*n));
+		if (!n) { /* not deleted now: sent again later (at least once) */
+			ob->rescan = 1;
+			return;
+		}
+		ob->acks = n;
+		ob->cap = ob->cap ? ob->cap * 2 : 4096;
+	}
+	ob->acks[ob->nacks++] = id;
+}
+
+static void lt_ob_error(rd_kafka_t *rk, int err, const char *reason, void *opaque)
+{
+	struct lt_outbox *ob = opaque;
+	char why[256];
+
+	if (err == RD_KAFKA_RESP_ERR__FATAL) {
+		rd_kafka_fatal_error(rk, why, sizeof(why));
+		log_warn("kafka: fatal producer error (%s); starting a new producer", why);
+		ob->fatal = 1;
+		return;
+	}
+	if (lt_ob_may_log(ob))
+		log_warn("kafka: %s (%s); events wait in the outbox",
+			 rd_kafka_err2str((rd_kafka_resp_err_t)err), reason);
+}
+
+static void lt_ob_klog(const rd_kafka_t *rk, int level, const char *fac, const char *buf)
+{
+	(void)rk;
+	(void)level;
+	log_debug("kafka: %s: %s", fac, buf);
+}
+
+static rd_kafka_t *lt_ob_producer(struct lt_outbox *ob, char *err, size_t errlen)
+{
+	rd_kafka_conf_t *c = rd_kafka_conf_new();
+	char tmo[32];
+	rd_kafka_t *rk;
+	static const char *const fixed[][2] = {
+		{ "enable.idempotence", "true" }, /* no duplicates or reordering from retries */
+		{ "acks", "all" },
+		{ "client.id", "leaky-agent" },
+		{ "linger.ms", "5" },
+		{ "batch.num.messages", "10000" },
+		{ "queue.buffering.max.messages", "100000" }, /* > LT_OB_WINDOW */
+		{ "reconnect.backoff.max.ms", "1000" },
+		{ "log.connection.close", "false" },
+	};
+	unsigned i;
+
+	snprintf(tmo, sizeof(tmo), "%llu",
+		 (unsigned long long)(ob->k.message_timeout_ns / 1000000ULL));
+	if (rd_kafka_conf_set(c, "bootstrap.servers", ob->k.brokers, err, errlen) ||
+	    rd_kafka_conf_set(c, "message.timeout.ms", tmo, err, errlen))
+		goto fail;
+	for (i = 0; i < sizeof(fixed) / sizeof(fixed[0]); i++)
+		if (rd_kafka_conf_set(c, fixed[i][0], fixed[i][1], err, errlen))
+			goto fail;
+	rd_kafka_conf_set_opaque(c, ob);
+	rd_kafka_conf_set_dr_msg_cb(c, lt_ob_report);
+	rd_kafka_conf_set_error_cb(c, lt_ob_error);
+	rd_kafka_conf_set_log_cb(c, lt_ob_klog);
+	rk = rd_kafka_new(RD_KAFKA_PRODUCER, c, err, errlen); /* owns c on success */
+	if (rk)
+		return rk;
+fail:
+	rd_kafka_conf_destroy(c);
+	return NULL;
+}
+
+/* Everything in flight is abandoned (purged): sent again from the table. */
+static void lt_ob_drop_producer(struct lt_outbox *ob)
+{
+	if (!ob->rk)
+		return;
+	rd_kafka_purge(ob->rk, RD_KAFKA_PURGE_F_QUEUE | RD_KAFKA_PURGE_F_INFLIGHT);
+	rd_kafka_poll(ob->rk, 0); /* their reports: failed, rescan */
+	rd_kafka_destroy(ob->rk);
+	ob->rk = NULL;
+	ob->inflight = 0;
+	ob->rescan = 1;
+	ob->fatal = 0;
+}
+
+static int lt_ob_cmp(const void *a, const void *b)
+{
+	__s64 x = *(const __s64 *)a, y = *(const __s64 *)b;
+
+	return x < y ? -1 : x > y;
+}
+
+static void lt_ob_oldest(struct lt_outbox *ob)
+{
+	__u64 v = 0;
+
+	sqlite3_reset(ob->old);
+	if (sqlite3_step(ob->old) == SQLITE_ROW)
+		v = (__u64)sqlite3_column_int64(ob->old, 0);
+	sqlite3_reset(ob->old);
+	__atomic_store_n(&ob->oldest_ns, v, __ATOMIC_RELAXED);
+}
+
+/* Acknowledged rows leave the table: consecutive ids as one range each. */
+static void lt_ob_delete_acked(struct lt_outbox *ob)
+{
+	size_t i, j;
+	long gone = 0;
+	int rc;
+
+	if (!ob->nacks)
+		return;
+	qsort(ob->acks, ob->nacks, sizeof(*ob->acks), lt_ob_cmp);
+	rc = sqlite3_exec(ob->db, "BEGIN IMMEDIATE", NULL, NULL, NULL);
+	for (i = 0; rc == SQLITE_OK && i < ob->nacks; i = j) {
+		for (j = i + 1; j < ob->nacks && ob->acks[j] <= ob->acks[j - 1] + 1; j++)
+			;
+		sqlite3_reset(ob->del);
+		sqlite3_bind_int64(ob->del, 1, ob->acks[i]);
+		sqlite3_bind_int64(ob->del, 2, ob->acks[j - 1]);
+		rc = sqlite3_step(ob->del) == SQLITE_DONE ? SQLITE_OK : SQLITE_ERROR;
+		gone += sqlite3_changes(ob->db);
+	}
+	sqlite3_reset(ob->del);
+	if (rc == SQLITE_OK)
+		rc = sqlite3_exec(ob->db, "COMMIT", NULL, NULL, NULL);
+	if (rc != SQLITE_OK) { /* kept: tried again on the next pass */
+		sqlite3_exec(ob->db, "ROLLBACK", NULL, NULL, NULL);
+		if (lt_ob_may_log(ob))
+			log_warn("outbox: cannot delete acknowledged events: %s",
+				 sqlite3_errmsg(ob->db));
+		return;
+	}
+	LT_OB_ADD(&ob->backlog, -(__s64)gone);
+	ob->nacks = 0;
+	lt_ob_oldest(ob); /* one index probe: the age gauge never outlives its row */
+}
+
+/* Hands up to max rows after the cursor to the producer; returns how many. */
+static long lt_ob_send(struct lt_outbox *ob, long max)
+{
+	char id[192], when[40];
+	rd_kafka_headers_t *h;
+	const char *topic, *key, *type, *subject;
+	sqlite3_stmt *st = ob->sel;
+	rd_kafka_resp_err_t e;
+	long n = 0;
+	__s64 rid, tns;
+	int klen;
+
+	sqlite3_reset(st);
+	sqlite3_bind_int64(st, 1, ob->cursor);
+	sqlite3_bind_int64(st, 2, max < LT_OB_READ ? max : LT_OB_READ);
+	while (sqlite3_step(st) == SQLITE_ROW) {
+		rid = sqlite3_column_int64(st, 0);
+		topic = (const char *)sqlite3_column_text(st, 1);
+		key = (const char *)sqlite3_column_text(st, 2);
+		klen = sqlite3_column_bytes(st, 2);
+		type = (const char *)sqlite3_column_text(st, 3);
+		subject = (const char *)sqlite3_column_text(st, 4);
+		tns = sqlite3_column_int64(st, 5);
+		snprintf(id, sizeof(id), "%s-%s-%lld", ob->source, ob->store, (long long)rid);
+		lt_outbox_time((__u64)tns, when, sizeof(when));
+		h = rd_kafka_headers_new(8);
+		rd_kafka_header_add(h, "ce_specversion", -1, "1.0", -1);
+		rd_kafka_header_add(h, "ce_id", -1, id, -1);
+		rd_kafka_header_add(h, "ce_source", -1, ob->source, -1);
+		rd_kafka_header_add(h, "ce_type", -1, type ? type : "", -1);
+		rd_kafka_header_add(h, "ce_time", -1, when, -1);
+		rd_kafka_header_add(h, "content-type", -1, "application/json", -1);
+		if (subject)
+			rd_kafka_header_add(h, "ce_subject", -1, subject, -1);
+		e = rd_kafka_producev(
+			ob->rk, RD_KAFKA_V_TOPIC(topic && topic[0] ? topic : ob->k.topic),
+			RD_KAFKA_V_KEY(key, (size_t)klen),
+			RD_KAFKA_V_VALUE((void *)sqlite3_column_blob(st, 6),
+					 (size_t)sqlite3_column_bytes(st, 6)),
+			RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
+			RD_KAFKA_V_TIMESTAMP((int64_t)(tns / 1000000)), RD_KAFKA_V_HEADERS(h),
+			RD_KAFKA_V_OPAQUE((void *)(intptr_t)rid), RD_KAFKA_V_END);
+		if (e) /* on success the message owns them */
+			rd_kafka_headers_destroy(h);
+		if (e == RD_KAFKA_RESP_ERR__QUEUE_FULL)
+			break; /* the same row next pass */
+		if (e) {
+			LT_OB_ADD(&ob->failed, 1);
+			ob->rescan = 1;
+			if (lt_ob_may_log(ob))
+				log_warn("kafka: cannot produce event %lld: %s", (long long)rid,
+					 rd_kafka_err2str(e));
+			break;
+		}
+		ob->cursor = rid;
+		ob->inflight++;
+		n++;
+	}
+	sqlite3_reset(st);
+	LT_OB_ADD(&ob->produced, (__u64)n);
+	return n;
+}
+
+static void *lt_ob_run(void *arg)
+{
+	struct lt_outbox *ob = arg;
+	__u64 last_oldest = 0, now;
+	char err[512];
+	long n;
+
+	while (!__atomic_load_n(&ob->stop, __ATOMIC_RELAXED)) {
+		now = lt_ob_mono_ns();
+		if (now - last_oldest >= LT_OB_OLDEST_NS) {
+			last_oldest = now;
+			lt_ob_oldest(ob);
+		}
+		if (!ob->rk) {
+			ob->rk = lt_ob_producer(ob, err, sizeof(err));
+			if (!ob->rk) {
+				if (lt_ob_may_log(ob))
+					log_error("kafka: cannot make a producer: %s", err);
+				usleep(1000 * 1000);
+				continue;
+			}
+		}
+		rd_kafka_poll(ob->rk, 0);
+		if (ob->fatal)
+			lt_ob_drop_producer(ob);
+		lt_ob_delete_acked(ob);
+		if (ob->rescan && !ob->inflight) {
+			ob->cursor = 0; /* every row left was sent and failed, or never sent */
+			ob->rescan = 0;
+			LT_OB_ADD(&ob->resends, 1);
+		}
+		__atomic_store_n(&ob->inflight_g, (__u64)ob->inflight, __ATOMIC_RELAXED);
+		n = 0;
+		if (ob->rk && !ob->rescan && ob->inflight < LT_OB_WINDOW)
+			n = lt_ob_send(ob, LT_OB_WINDOW - ob->inflight);
+		if (!n && ob->rk)
+			rd_kafka_poll(ob->rk, LT_OB_IDLE_MS);
+	}
+	if (ob->rk) { /* what the broker takes in 2 s leaves the table; the rest waits */
+		rd_kafka_flush(ob->rk, 2000);
+		lt_ob_delete_acked(ob);
+		lt_ob_drop_producer(ob);
+	}
+	return NULL;
+}
+
+int lt_outbox_start(struct lt_outbox **out, const char *path, const struct lt_kafka_config *k,
+		    char *err, size_t errlen)
+{
+	struct lt_outbox *ob;
+	sqlite3_stmt *st = NULL;
+	int rc, ret = -EIO;
+
+	*out = NULL;
+	ob = calloc(1, sizeof(*ob));
+	if (!ob)
+		return -ENOMEM;
+	ob->k = *k;
+	snprintf(ob->path, sizeof(ob->path), "%s", path);
+	if (k->source[0])
+		snprintf(ob->source, sizeof(ob->source), "%s", k->source);
+	else if (gethostname(ob->source, sizeof(ob->source) - 1) || !ob->source[0])
+		snprintf(ob->source, sizeof(ob->source), "localhost");
+	rc = sqlite3_open_v2(path, &ob->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX, NULL);
+	if (rc == SQLITE_OK)
+		rc = sqlite3_exec(ob->db, "PRAGMA synchronous=FULL", NULL, NULL, NULL);
+	if (rc == SQLITE_OK)
+		rc = sqlite3_busy_timeout(ob->db, 2000);
+	if (rc == SQLITE_OK)
+		rc = sqlite3_prepare_v2(ob->db,
+					"SELECT id, topic, key, type, subject, time_ns, data FROM"
+					" outbox WHERE id > ? ORDER BY id LIMIT ?",
+					-1, &ob->sel, NULL);
+	if (rc == SQLITE_OK)
+		rc = sqlite3_prepare_v2(ob->db, "DELETE FROM outbox WHERE id BETWEEN ? AND ?", -1,
+					&ob->del, NULL);
+	if (rc == SQLITE_OK)
+		rc = sqlite3_prepare_v2(ob->db,
+					"SELECT appended_ns FROM outbox ORDER BY id LIMIT 1", -1,
+					&ob->old, NULL);
+	if (rc == SQLITE_OK)
+		rc = sqlite3_prepare_v2(ob->db,
+					"SELECT (SELECT v FROM outbox_meta WHERE k='store_id'),"
+					" (SELECT count(*) FROM outbox)",
+					-1, &st, NULL);
+	if (rc == SQLITE_OK && sqlite3_step(st) == SQLITE_ROW && sqlite3_column_text(st, 0)) {
+		snprintf(ob->store, sizeof(ob->store), "%s", sqlite3_column_text(st, 0));
+		ob->backlog = sqlite3_column_int64(st, 1);
+		ret = 0;
+	}
+	sqlite3_finalize(st);
+	if (ret) {
+		snprintf(err, errlen, "outbox %s: %s", path,
+			 ob->db ? sqlite3_errmsg(ob->db) : sqlite3_errstr(rc));
+		lt_outbox_stop(ob);
+		return ret;
+	}
+	lt_ob_oldest(ob);
+	rc = pthread_create(&ob->thr, NULL, lt_ob_run, ob);
+	if (rc) {
+		snprintf(err, errlen, "outbox: cannot start its thread: %s", strerror(rc));
+		lt_outbox_stop(ob);
+		return -rc;
+	}
+	ob->thr_on = 1;
+	log_info("kafka: usage events to topic %s at %s as source %s (%lld waiting in the outbox)",
+		 k->topic, k->brokers, ob->source, (long long)ob->backlog);
+	*out = ob;
+	return 0;
+}
+
+void lt_outbox_stop(struct lt_outbox *ob)
+{
+	if (!ob)
+		return;
+	__atomic_store_n(&ob->stop, 1, __ATOMIC_RELAXED);
+	if (ob->thr_on)
+		pthread_join(ob->thr, NULL);
+	lt_outbox_release(ob);
+	sqlite3_finalize(ob->sel);
+	sqlite3_finalize(ob->del);
+	sqlite3_finalize(ob->old);
+	sqlite3_close(ob->db);
+	free(ob->acks);
+	free(ob);
+}
+
+void lt_outbox_metrics(struct lt_outbox *ob, struct lt_mbuf *b)
+{
+	__u64 old, now = lt_ob_real_ns();
+
+	lt_mbuf_printf(b,
+		       "# HELP lt_outbox_enabled 1 when usage events go to Kafka (kafka.enabled).\n"
+		       "# TYPE lt_outbox_enabled gauge\nlt_outbox_enabled %d\n",
+		       ob ? 1 : 0);
+	if (!ob)
+		return;
+	old = LT_OB_LD(&ob->oldest_ns);
+	lt_mbuf_printf(
+		b,
+		"# HELP lt_outbox_backlog Events in the outbox not acknowledged by Kafka yet.\n"
+		"# TYPE lt_outbox_backlog gauge\nlt_outbox_backlog %llu\n"
+		"# HELP lt_outbox_max_events The outbox's bound (kafka.outbox_max_events).\n"
+		"# TYPE lt_outbox_max_events gauge\nlt_outbox_max_events %llu\n"
+		"# HELP lt_outbox_oldest_age_seconds Age of the oldest event waiting (0 = none).\n"
+		"# TYPE lt_outbox_oldest_age_seconds gauge\nlt_outbox_oldest_age_seconds %.3f\n"
+		"# HELP lt_outbox_appended_total Events committed to the outbox.\n"
+		"# TYPE lt_outbox_appended_total counter\nlt_outbox_appended_total %llu\n"
+		"# HELP lt_outbox_dropped_total Events lost before Kafka had them: the oldest when "
+		"the outbox was full (kafka.outbox_max_events), or sampled kernel decisions that "
+		"found the intake queue full.\n"
+		"# TYPE lt_outbox_dropped_total counter\n"
+		"lt_outbox_dropped_total{reason=\"full\"} %llu\n"
+		"lt_outbox_dropped_total{reason=\"queue_full\"} %llu\n"
+		"# HELP lt_kafka_produced_total Events handed to the producer (resends "
+		"included).\n# TYPE lt_kafka_produced_total counter\nlt_kafka_produced_total %llu\n"
+		"# HELP lt_kafka_acked_total Events the broker acknowledged (acks=all).\n"
+		"# TYPE lt_kafka_acked_total counter\nlt_kafka_acked_total %llu\n"
+		"# HELP lt_kafka_failed_total Deliveries that failed (the event stays and is "
+		"sent again).\n# TYPE lt_kafka_failed_total counter\nlt_kafka_failed_total %llu\n"
+		"# HELP lt_kafka_resends_total Times the outbox was sent again from its oldest "
+		"event after a failure.\n# TYPE lt_kafka_resends_total counter\n"
+		"lt_kafka_resends_total %llu\n"
+		"# HELP lt_kafka_inflight Events produced and not reported yet.\n"
+		"# TYPE lt_kafka_inflight gauge\nlt_kafka_inflight %llu\n",
+		(unsigned long long)lt_outbox_backlog(ob), (unsigned long long)ob->k.outbox_max,
+		old && now > old ? (double)(now - old) / 1e9 : 0.0,
+		(unsigned long long)LT_OB_LD(&ob->appended),
+		(unsigned long long)LT_OB_LD(&ob->dropped_full),
+		(unsigned long long)LT_OB_LD(&ob->dropped_queue),
+		(unsigned long long)LT_OB_LD(&ob->produced),
+		(unsigned long long)LT_OB_LD(&ob->acked), (unsigned long long)LT_OB_LD(&ob->failed),
+		(unsigned long long)LT_OB_LD(&ob->resends),
+		(unsigned long long)LT_OB_LD(&ob->inflight_g));
+}
