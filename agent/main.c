@@ -58,7 +58,19 @@ static const char lt_usage[] =
 	"  -h, --help            this text\n"
 	"\n"
 	"Signals (attach): SIGTERM/SIGINT exit and leave enforcement running;\n"
-	"SIGHUP reloads --config.\n";
+	"SIGHUP reloads --config.\n"
+	"\n"
+	"Usage events to Apache Kafka (config section \"kafka\", read at start; off by default):\n"
+	"  kafka.enabled            true: usage records, consume decisions and sampled kernel\n"
+	"                           decisions become CloudEvents (docs/events/usage.v1.md)\n"
+	"  kafka.brokers            bootstrap servers, \"host:port,...\" (required when enabled)\n"
+	"  kafka.topic              the topic                          [leaky.usage.v1]\n"
+	"  kafka.source             ce_source and ce_id prefix         [the host name]\n"
+	"  kafka.outbox_max_events  events kept while Kafka is away; then the oldest are\n"
+	"                           dropped and counted                [1000000]\n"
+	"  kafka.message_timeout    a send not acknowledged in this is sent again   [30s]\n"
+	"  Events wait in an outbox in <state-dir>/requests.db until the broker acknowledges\n"
+	"  them (idempotent producer, acks=all); Kafka down never slows admission.\n";
 
 enum {
 	OPT_PIN_DIR = 256,

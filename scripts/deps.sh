@@ -18,7 +18,7 @@ PKGS=(
 	# leaky-gateway tests (raw-socket clients, xxd) and the proxy bench row (nginx proxy_pass)
 	python3 xxd nginx-light
 	# the Kafka suites: an independent consumer of what the agent produces
-	kcat
+	kcat sqlite3
 	# node for the OpenAPI validator (tests/openapi/) and the openai client tests (tests/openai/)
 	nodejs
 )
