@@ -44,8 +44,8 @@ static void hostile_strings_stay_valid_json(void)
 	snprintf(it.r.route, sizeof(it.r.route), "/x\"}{");
 	o = lt_parse(&it, key, sizeof(key));
 	CHECK(o != NULL);
-	CHECK(!strncmp(json_string_value(json_object_get(o, "gen_ai.request.model")), "a\"b\\c\n\x01",
-		       7));
+	CHECK(!strncmp(json_string_value(json_object_get(o, "gen_ai.request.model")),
+		       "a\"b\\c\n\x01", 7));
 	CHECK(!strcmp(json_string_value(json_object_get(o, "http.route")), "/x\"}{"));
 	json_decref(o);
 }
@@ -83,7 +83,8 @@ static void usage_only_when_known(void)
 
 	o = lt_parse(&it, key, sizeof(key));
 	CHECK(!json_object_get(o, "gen_ai.usage.input_tokens"));
-	CHECK_EQ(json_integer_value(json_object_get(o, "tokens_settled")), 100); /* charged in full */
+	CHECK_EQ(json_integer_value(json_object_get(o, "tokens_settled")),
+		 100); /* charged in full */
 	json_decref(o);
 	it.r.flags = LT_REQLOG_F_USAGE;
 	it.r.tokens_in = 30;
