@@ -59,6 +59,8 @@ E2E_TOOLS := $(patsubst tests/e2e/%.c,$(BUILD)/san/tests/%,$(wildcard tests/e2e/
 BENCH := $(BUILD)/bench
 # the open-loop load generator of the gateway bench rows (scripts/bench_gw.sh)
 LOADGEN := $(BUILD)/lt_loadgen
+# the Kafka bench's mock cluster and record writer, release builds (the e2e ones run under ASan)
+KAFKA_BENCH_TOOLS := $(BUILD)/rel/tests/lt_kafka_mock $(BUILD)/rel/tests/lt_reqlog_tool
 RAWSEND := $(BUILD)/lt_rawsend
 # Defined before `all:`: a rule's prerequisites are expanded when it is read.
 FUZZERS := $(patsubst tests/fuzz/%.c,$(BUILD)/fuzz/bin/%,$(wildcard tests/fuzz/fuzz_*.c))
@@ -97,7 +99,7 @@ run: deps
 	@RUN_ARGS="$(RUN_ARGS)" bash scripts/run.sh
 
 bench: deps
-	@$(MAKE) --no-print-directory $(BENCH) $(REL_AGENT) $(REL_GW) $(REL_STUB) $(LOADGEN)
+	@$(MAKE) --no-print-directory $(BENCH) $(REL_AGENT) $(REL_GW) $(REL_STUB) $(LOADGEN) $(KAFKA_BENCH_TOOLS)
 	@bash scripts/bench.sh
 
 fuzz: deps
@@ -187,6 +189,9 @@ $(BUILD)/san/tests/%: $(BUILD)/san/tests/bpf/%.o $(BUILD)/san/libagent.a $(BUILD
 
 $(BUILD)/san/tests/%: $(BUILD)/san/tests/e2e/%.o $(BUILD)/san/libgateway.a $(BUILD)/san/liblt.a
 	$(CC) $(CFLAGS_SAN) $^ -o $@ $(LDLIBS)
+
+$(BUILD)/rel/tests/%: $(BUILD)/rel/tests/e2e/%.o $(BUILD)/rel/liblt.a
+	$(CC) $(CFLAGS_REL) $^ -o $@ $(LDLIBS)
 
 $(BENCH): $(BUILD)/rel/bench/bench.o $(BUILD)/rel/libagent.a $(BUILD)/rel/liblt.a
 	$(CC) $(CFLAGS_REL) $^ -o $@ $(LDLIBS)

@@ -1,0 +1,135 @@
+#!/usr/bin/env bash
+# bench_kafka.sh - the usage-events rows of `make bench` (issue #10): the release agent with
+# kafka on, in a private network namespace with librdkafka's mock cluster over TCP
+# (build/rel/tests/lt_kafka_mock).
+#   1. ring -> outbox: with the broker down, N gateway records (build/rel/tests/lt_reqlog_tool,
+#      what leaky-gateway calls) are read and committed to the outbox (synchronous=FULL);
+#   2. outbox -> Kafka: the broker comes back and the N-event backlog drains (idempotent
+#      producer, acks=all, every row deleted on its acknowledgement): events/s;
+#   3. admission unaffected: wrk against POST /api/v1/tokens/consume with kafka off, then on
+#      (every decision an event, produced while wrk runs): the req/s ratio on/off.
+# Figures drift ±20% between runs on a shared VM: compare the ratios.
+#   KAFKA_BENCH_EVENTS  N (default 200000)   BENCH_SECONDS  seconds per wrk run (default 5)
+set -euo pipefail
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+AGENT=${BENCH_AGENT:-$ROOT/build/leaky-agent}
+MOCK=$ROOT/build/rel/tests/lt_kafka_mock
+TOOL=$ROOT/build/rel/tests/lt_reqlog_tool
+N=${KAFKA_BENCH_EVENTS:-200000}
+DUR=${BENCH_SECONDS:-5}
+NS=ltkbench-$$
+PIN=/sys/fs/bpf/lt-kbench-$$
+DIR=$(mktemp -d /tmp/lt-bench-kafka-XXXXXX)
+STATE=$DIR/state
+PID= MPID=
+cleanup() {
+	[ -n "$PID" ] && kill "$PID" 2>/dev/null && wait "$PID" 2>/dev/null
+	[ -n "$MPID" ] && kill "$MPID" 2>/dev/null && wait "$MPID" 2>/dev/null
+	"$AGENT" --pin-dir "$PIN" --state-dir "$STATE" detach >/dev/null 2>&1 || true
+	ip netns del "$NS" 2>/dev/null || true
+	rm -rf "$DIR" "$PIN"
+}
+trap cleanup EXIT
+for t in "$AGENT" "$MOCK" "$TOOL"; do
+	[ -x "$t" ] || { echo "bench_kafka: $t is missing (make bench builds it)" >&2; exit 1; }
+done
+ip netns add "$NS"
+ip -n "$NS" link set lo up
+inns() { nsenter --net=/run/netns/$NS "$@"; }
+now() { date +%s.%N; }
+mkfifo "$DIR/mock.in"
+inns "$MOCK" --topic lt.bench:4 <"$DIR/mock.in" >"$DIR/mock.out" 2>"$DIR/mock.err" &
+MPID=$!
+exec {MFD}>"$DIR/mock.in"
+for _ in $(seq 50); do grep -q '^bootstrap=' "$DIR/mock.out" && break; sleep 0.1; done
+BOOT=$(sed -n 's/^bootstrap=//p' "$DIR/mock.out")
+mock() { # CMD: and wait for its answer
+	local n
+	n=$(grep -c '^ok' "$DIR/mock.out")
+	echo "$*" >&"$MFD"
+	for _ in $(seq 50); do [ "$(grep -c '^ok' "$DIR/mock.out")" -gt "$n" ] && return 0; sleep 0.1; done
+}
+start() { # CONFIG
+	mkdir -p "$STATE"
+	inns "$AGENT" --pin-dir "$PIN" --state-dir "$STATE" attach --iface lo --api 127.0.0.1:9090 \
+		--config "$1" >>"$DIR/agent.log" 2>&1 &
+	PID=$!
+	for _ in $(seq 100); do inns curl -s -o /dev/null http://127.0.0.1:9090/healthz && return 0; sleep 0.1; done
+	echo "bench_kafka: the agent did not start" >&2
+	exit 1
+}
+stop() {
+	kill "$PID" && wait "$PID" 2>/dev/null || true
+	PID=
+}
+metric() { inns curl -s http://127.0.0.1:9090/metrics | awk -v k="$1" '$1 == k { print $2 }'; }
+# until METRIC >= VALUE (at most 120 s)
+until_ge() {
+	for _ in $(seq 12000); do
+		[ "$(metric "$1")" -ge "$2" ] 2>/dev/null && return 0
+		sleep 0.01
+	done
+	echo "bench_kafka: $1 stayed at $(metric "$1"), wanted $2" >&2
+	exit 1
+}
+"$AGENT" print-config | jq '.event_sample_every = 0' >"$DIR/off.json"
+jq --arg b "$BOOT" '.kafka = {enabled: true, brokers: $b, topic: "lt.bench", source: "bench",
+	outbox_max_events: 4000000}' "$DIR/off.json" >"$DIR/on.json"
+
+# ---- 1 and 2: a backlog of N, then its drain
+start "$DIR/on.json"
+mock down all
+t0=$(now)
+done_n=0
+while [ "$done_n" -lt "$N" ]; do # 4096 at a time: the ring (8192 slots) is never lapped
+	k=$((N - done_n < 4096 ? N - done_n : 4096))
+	"$TOOL" put "$PIN" "$k" provider=openai model=gpt-4o in=100 out=50 reserved=200 \
+		latency_us=1000 user=00000000-0000-0000-0000-000000000001 tier=USER id=b >/dev/null
+	done_n=$((done_n + k))
+	until_ge lt_outbox_appended_total "$done_n"
+done
+t1=$(now)
+mock up all
+until_ge lt_kafka_acked_total "$N"
+t2=$(now)
+for _ in $(seq 500); do [ "$(metric lt_outbox_backlog)" = 0 ] && break; sleep 0.01; done
+t3=$(now)
+stop
+commit=$(echo "$N / ($t1 - $t0)" | bc -l)
+drain=$(echo "$N / ($t2 - $t1)" | bc -l)
+
+# ---- 3: admission with kafka off, then on
+TOKEN=$("$AGENT" --state-dir "$STATE" mint-token --sub 00000000-0000-0000-0000-000000000001 \
+	--roles ADMIN --ttl 1h)
+export TOKEN
+cat >"$DIR/consume.lua" <<'LUA'
+wrk.method = "POST"
+wrk.body = '{"userId":"00000000-0000-0000-0000-000000000001","provider":"openai","tokens":1}'
+wrk.headers["Content-Type"] = "application/json"
+wrk.headers["Authorization"] = "Bearer " .. os.getenv("TOKEN")
+LUA
+wrk_consume() {
+	inns wrk -t2 -c64 -d"${DUR}s" --latency -s "$DIR/consume.lua" \
+		http://127.0.0.1:9090/api/v1/tokens/consume
+}
+start "$DIR/off.json"
+OFF=$(wrk_consume)
+stop
+start "$DIR/on.json"
+ON=$(wrk_consume)
+e0=$(metric lt_outbox_appended_total)
+until_ge lt_kafka_acked_total "$e0"
+stop
+roff=$(grep Requests/sec <<<"$OFF" | awk '{print $2}')
+ron=$(grep Requests/sec <<<"$ON" | awk '{print $2}')
+p99() { awk '$1 == "99%" { print $2 }'; }
+
+printf '\nUsage events to Kafka (release agent, librdkafka mock cluster over TCP in a netns, 4 partitions)\n'
+printf '  ring -> outbox, %d records committed with their events (synchronous=FULL)  %9.0f events/s\n' \
+	"$N" "$commit"
+printf '  outbox -> Kafka, a backlog of %d drained (idempotent, acks=all, deleted on ack)  %9.0f events/s   [target >= 100000]\n' \
+	"$N" "$drain"
+printf '  (outbox empty %.2f s after the last acknowledgement)\n' "$(echo "$t3 - $t2" | bc -l)"
+printf '  consume, kafka off                      %9.0f req/s  p99 %s\n' "$roff" "$(p99 <<<"$OFF")"
+printf '  consume, kafka on (each an event)       %9.0f req/s  p99 %s   %.2fx off  (%d events, all acknowledged)\n' \
+	"$ron" "$(p99 <<<"$ON")" "$(echo "$ron / $roff" | bc -l)" "$e0"
