@@ -20,6 +20,7 @@
 #include "problem.h"
 #include "ratelimit.h"
 #include "requests.h"
+#include "rollup.h"
 #include "tenant.h"
 #include "units.h"
 
@@ -892,6 +893,16 @@ static enum MHD_Result lt_admin(struct lt_req *r)
 	return lt_problem(r, 404, "not-found", "Not found", NULL, "no resource at %.128s", r->url);
 }
 
+static enum MHD_Result lt_an_usage(struct lt_req *r)
+{
+	return lt_analytics_usage(r, 0);
+}
+
+static enum MHD_Result lt_an_csv(struct lt_req *r)
+{
+	return lt_analytics_usage(r, 1);
+}
+
 static const struct lt_route lt_routes[] = {
 	{ .method = "GET", .path = "/healthz", .handler = lt_healthz },
 	{ .method = "GET", .path = "/readyz", .handler = lt_readyz },
@@ -908,6 +919,18 @@ static const struct lt_route lt_routes[] = {
 	  .path = "/api/v1/tokens/quota/org",
 	  .access = lt_access_user,
 	  .handler = lt_quota_org },
+	{ .method = "GET",
+	  .path = "/api/v1/analytics/usage",
+	  .access = lt_access_admin,
+	  .handler = lt_an_usage },
+	{ .method = "GET",
+	  .path = "/api/v1/analytics/usage.csv",
+	  .access = lt_access_admin,
+	  .handler = lt_an_csv },
+	{ .method = "GET",
+	  .path = "/api/v1/analytics/top",
+	  .access = lt_access_admin,
+	  .handler = lt_analytics_top },
 	{ .path = "/api/v1/admin/",
 	  .flags = LT_ROUTE_PREFIX,
 	  .access = lt_access_admin,

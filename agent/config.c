@@ -219,6 +219,36 @@ static int lt_cfg_kafka(struct lt_cfg_ctx *x, json_t *v, struct lt_kafka_config 
 	return 0;
 }
 
+/* "analytics": {"minutes": "2d", "hours": "90d", "days": "400d"}: each longer than the last */
+static int lt_cfg_analytics(struct lt_cfg_ctx *x, json_t *v, struct lt_analytics_config *a)
+{
+	static const char *const names[] = { "minutes", "hours", "days" };
+	__u64 *f[] = { &a->minutes_ns, &a->hours_ns, &a->days_ns }, min[] = { 60, 3600, 86400 };
+	const char *key;
+	json_t *val;
+	char p[128];
+	unsigned i;
+
+	if (!json_is_object(v))
+		return lt_cfg_fail(x, "/analytics", "expected an object");
+	json_object_foreach(v, key, val) {
+		snprintf(p, sizeof(p), "/analytics/%s", key);
+		for (i = 0; i < 3 && strcmp(key, names[i]); i++)
+			;
+		if (i == 3)
+			return lt_cfg_fail(x, p, "unknown field");
+		if (!json_is_string(val) || lt_duration_parse(json_string_value(val), f[i]) ||
+		    *f[i] < min[i] * LT_NS_PER_SEC || *f[i] > 100ULL * 366 * 86400 * LT_NS_PER_SEC)
+			return lt_cfg_fail(x, p, "expected a duration from %llus to 100 years",
+					   (unsigned long long)min[i]);
+	}
+	if (a->hours_ns < a->minutes_ns || a->days_ns < a->hours_ns)
+		return lt_cfg_fail(
+			x, "/analytics",
+			"each resolution must be kept at least as long as the finer one");
+	return 0;
+}
+
 static int lt_cfg_root(struct lt_cfg_ctx *x, json_t *root, struct lt_agent_config *c)
 {
 	static const struct lt_src_policy builtin = { .agg_v4 = 32, .agg_v6 = 64 };
@@ -240,6 +270,9 @@ static int lt_cfg_root(struct lt_cfg_ctx *x, json_t *root, struct lt_agent_confi
 	snprintf(c->kafka.topic, sizeof(c->kafka.topic), "leaky.usage.v1");
 	c->kafka.outbox_max = 1000000;
 	c->kafka.message_timeout_ns = 30 * LT_NS_PER_SEC;
+	c->analytics.minutes_ns = 2 * 86400 * LT_NS_PER_SEC;
+	c->analytics.hours_ns = 90 * 86400 * LT_NS_PER_SEC;
+	c->analytics.days_ns = 400 * 86400 * LT_NS_PER_SEC;
 
 	/* default_policy first: policies inherit from it */
 	val = json_object_get(root, "default_policy");
@@ -265,6 +298,10 @@ static int lt_cfg_root(struct lt_cfg_ctx *x, json_t *root, struct lt_agent_confi
 			continue;
 		if (!strcmp(key, "kafka")) {
 			ret = lt_cfg_kafka(x, val, &c->kafka);
+			if (ret)
+				return ret;
+		} else if (!strcmp(key, "analytics")) {
+			ret = lt_cfg_analytics(x, val, &c->analytics);
 			if (ret)
 				return ret;
 		} else if (!strcmp(key, "protected_ports")) {

@@ -67,9 +67,17 @@ struct lt_kafka_config {
 	__u64 message_timeout_ns; /* a send not acknowledged in this is sent again */
 };
 
+/* Usage rollups (agent/rollup.h; the "analytics" section): how long each resolution stays. */
+struct lt_analytics_config {
+	__u64 minutes_ns; /* per-minute rows older than this are compacted into hours */
+	__u64 hours_ns; /* per-hour rows older than this into days */
+	__u64 days_ns; /* per-day rows older than this are deleted */
+};
+
 struct lt_agent_config {
 	struct lt_cp_config cp;
 	struct lt_kafka_config kafka;
+	struct lt_analytics_config analytics;
 	__u16 ports[LT_MAX_PORTS];
 	__u32 nports;
 	struct lt_config xdp; /* default policy, flags, sampling */

@@ -70,7 +70,12 @@ static const char lt_usage[] =
 	"                           dropped and counted                [1000000]\n"
 	"  kafka.message_timeout    a send not acknowledged in this is sent again   [30s]\n"
 	"  Events wait in an outbox in <state-dir>/requests.db until the broker acknowledges\n"
-	"  them (idempotent producer, acks=all); Kafka down never slows admission.\n";
+	"  them (idempotent producer, acks=all); Kafka down never slows admission.\n"
+	"\n"
+	"Usage analytics (config section \"analytics\"; GET /api/v1/analytics/usage, usage.csv, top):\n"
+	"  analytics.minutes        per-minute rollups kept, then compacted into hours   [2d]\n"
+	"  analytics.hours          per-hour rollups kept, then compacted into days      [90d]\n"
+	"  analytics.days           per-day rollups kept, then deleted                   [400d]\n";
 
 enum {
 	OPT_PIN_DIR = 256,

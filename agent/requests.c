@@ -28,6 +28,7 @@
 #include "outbox.h"
 #include "reqlog.h"
 #include "requests.h"
+#include "rollup.h"
 #include "units.h"
 #include "utf8.h"
 
@@ -95,6 +96,9 @@ struct lt_requests {
 	struct lt_outbox *ob;
 	const __u64 *policy; /* lt_config's generation */
 	sqlite3_stmt *pos; /* the ring position committed, in the batch's transaction */
+	/* usage rollups (the writer's) */
+	struct lt_rollup *ru;
+	struct lt_analytics_config an;
 };
 
 static __u64 lt_rq_now(void)
@@ -241,7 +245,7 @@ static void lt_rq_enqueue(struct lt_requests *q, const struct lt_reqlog_rec *r,
 		it->policy = lt_rq_policy(q);
 		q->q_len++;
 		signal = q->q_len == LT_RQ_BATCH;
-	} else if (r && !(r->flags & LT_REQLOG_F_DECISION)) {
+	} else if (r) { /* a decision too: its rollup is in the same store */
 		__atomic_fetch_add(&q->store_dropped[LT_RQ_QUEUE_FULL], 1, __ATOMIC_RELAXED);
 		lt_outbox_dropped(q->ob, "queue_full", 1);
 	} else {
@@ -382,8 +386,10 @@ static int lt_rq_write(struct lt_requests *q, const struct lt_rq_item *b, unsign
 	long trimmed = 0;
 
 	for (i = 0; rc == SQLITE_OK && i < n; i++) {
-		if (b[i].origin != LT_EV_KERNEL)
+		if (b[i].origin != LT_EV_KERNEL) {
 			ring_pos = (__s64)(b[i].r.seq >> 2) - 1;
+			lt_rollup_add(q->ru, &b[i]);
+		}
 		if (b[i].origin == LT_EV_GATEWAY) {
 			rc = lt_rq_bind(q->ins, &b[i].r);
 			rc = rc == SQLITE_DONE ? SQLITE_OK : rc;
@@ -418,6 +424,8 @@ static int lt_rq_write(struct lt_requests *q, const struct lt_rq_item *b, unsign
 		rc = rc == SQLITE_DONE ? SQLITE_OK : rc;
 		sqlite3_reset(q->pos);
 	}
+	if (rc == SQLITE_OK)
+		rc = lt_rollup_flush(q->ru, q->db);
 	if (rc == SQLITE_OK && events)
 		trimmed = lt_outbox_trim(q->ob, q->db, events);
 	if (rc == SQLITE_OK)
@@ -430,6 +438,7 @@ static int lt_rq_write(struct lt_requests *q, const struct lt_rq_item *b, unsign
 	if (q->ins)
 		sqlite3_reset(q->ins);
 	sqlite3_exec(q->db, "ROLLBACK", NULL, NULL, NULL);
+	lt_rollup_discard(q->ru);
 	/*
 	 * With events on, a batch is not given up: the writer tries it again, the
 	 * queue fills, and the consumer leaves the records in the ring. At exit
@@ -467,10 +476,19 @@ static void *lt_rq_writer(void *arg)
 	struct lt_requests *q = arg;
 	struct lt_rq_item *batch = malloc(sizeof(*batch) * LT_RQ_BATCH);
 	struct timespec until;
+	__u64 last_compact = 0;
 	unsigned n;
 	int stop;
 
 	for (;;) {
+		if (lt_rq_now() - last_compact >= 60 * LT_NS_PER_SEC) { /* old minutes into hours */
+			struct timespec rt;
+
+			clock_gettime(CLOCK_REALTIME, &rt);
+			last_compact = lt_rq_now();
+			lt_rollup_compact(q->db, &q->an,
+					  (__u64)rt.tv_sec * 1000000000ULL + (__u64)rt.tv_nsec);
+		}
 		pthread_mutex_lock(&q->q_lock);
 		stop = __atomic_load_n(&q->stop, __ATOMIC_RELAXED);
 		if (!q->q_len && !stop) {
@@ -525,6 +543,10 @@ static int lt_rq_store_open(struct lt_requests *q, const char *state_dir, int ev
 	if (rc == SQLITE_OK)
 		rc = sqlite3_prepare_v2(q->db, lt_rq_insert, -1, &q->ins, NULL);
 	/* an outbox: its commits must survive a power cut, not only a crash */
+	if (rc == SQLITE_OK && lt_rollup_schema(q->db, oerr, sizeof(oerr))) {
+		msg = sqlite3_mprintf("%s", oerr);
+		rc = SQLITE_ERROR;
+	}
 	if (rc == SQLITE_OK && events)
 		rc = sqlite3_exec(q->db, "PRAGMA synchronous=FULL", NULL, NULL, &msg);
 	if (rc == SQLITE_OK && events && lt_outbox_schema(q->db, oerr, sizeof(oerr))) {
@@ -589,7 +611,8 @@ static void lt_rq_rewind(struct lt_requests *q)
 
 int lt_requests_start(struct lt_requests **out, const struct lt_maps *m, const char *state_dir,
 		      __u32 keep_rows, __u64 max_age_ns, const struct lt_kafka_config *k,
-		      const __u64 *policy, char *err, size_t errlen)
+		      const struct lt_analytics_config *an, const __u64 *policy, char *err,
+		      size_t errlen)
 {
 	int events = k && k->enabled;
 	struct lt_requests *q;
@@ -624,6 +647,13 @@ int lt_requests_start(struct lt_requests **out, const struct lt_maps *m, const c
 	q->rl.recs_len = rlen;
 	q->queue = malloc(sizeof(*q->queue) * LT_RQ_QUEUE);
 	q->policy = policy;
+	if (an)
+		q->an = *an;
+	else /* the config's defaults */
+		q->an = (struct lt_analytics_config){ 2 * 86400 * LT_NS_PER_SEC,
+						      90 * 86400 * LT_NS_PER_SEC,
+						      400 * 86400 * LT_NS_PER_SEC };
+	q->ru = lt_rollup_new();
 	if (q->queue)
 		lt_rq_store_open(q, state_dir, events);
 	if (events && !q->db) {
@@ -673,6 +703,7 @@ void lt_requests_stop(struct lt_requests *q)
 		pthread_join(q->writer, NULL);
 	lt_outbox_stop(q->ob); /* after the writer: its last batch's events get a chance */
 	q->ob = NULL;
+	lt_rollup_free(q->ru);
 	sqlite3_finalize(q->pos);
 	sqlite3_finalize(q->ins);
 	sqlite3_close(q->rdb);
@@ -991,7 +1022,7 @@ void lt_requests_decision(struct lt_requests *q, const char *user, const char *o
 		.tokens_reserved = tokens,
 	};
 
-	if (q && q->ob)
+	if (q && q->db)
 		lt_reqlog_put(&q->rl, &in); /* a full ring counts it, never waits */
 }
 
@@ -1007,4 +1038,17 @@ void lt_requests_kernel(struct lt_requests *q, const struct lt_event *e)
 	r = (__u64)rt.tv_sec * 1000000000ULL + (__u64)rt.tv_nsec;
 	m = (__u64)mono.tv_sec * 1000000000ULL + (__u64)mono.tv_nsec;
 	lt_rq_enqueue(q, NULL, e, m > e->ts_ns && r > m - e->ts_ns ? r - (m - e->ts_ns) : r);
+}
+
+sqlite3 *lt_requests_rdb(struct lt_requests *q)
+{
+	if (!q || !q->rdb)
+		return NULL;
+	pthread_mutex_lock(&q->rdb_lock);
+	return q->rdb;
+}
+
+void lt_requests_rdb_done(struct lt_requests *q)
+{
+	pthread_mutex_unlock(&q->rdb_lock);
 }

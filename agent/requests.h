@@ -23,6 +23,7 @@ struct lt_maps;
 struct lt_mbuf;
 struct lt_req;
 struct lt_kafka_config;
+struct lt_analytics_config;
 
 /*
  * One unit of work of the writer: a gateway record, a consume decision (both
@@ -58,7 +59,15 @@ int lt_usage_event(const struct lt_rq_item *it, char *buf, size_t len, char *key
  */
 int lt_requests_start(struct lt_requests **out, const struct lt_maps *m, const char *state_dir,
 		      __u32 keep_rows, __u64 max_age_ns, const struct lt_kafka_config *k,
-		      const __u64 *policy, char *err, size_t errlen);
+		      const struct lt_analytics_config *an, const __u64 *policy, char *err,
+		      size_t errlen);
+/*
+ * The read connection of requests.db for the analytics API, held until
+ * lt_requests_rdb_done (NULL: no store; then nothing is held).
+ */
+#include <sqlite3.h>
+sqlite3 *lt_requests_rdb(struct lt_requests *q);
+void lt_requests_rdb_done(struct lt_requests *q);
 /*
  * Usage events (issue #10), when k (may be NULL) is enabled: every record and
  * decision also becomes an event in the outbox of requests.db, in the
@@ -70,9 +79,10 @@ int lt_requests_start(struct lt_requests **out, const struct lt_maps *m, const c
  * event (lt_config's generation), NULL = 0.
  */
 /*
- * A consume API decision as an event: lock-free, no system call (a record in
- * the pinned lt_reqlog ring, so it survives the agent's death until read).
- * Does nothing unless events are on. status: 200, 429 or 422.
+ * A consume API decision for the usage rollups and, when events are on, as
+ * an event: lock-free, no system call (a record in the pinned lt_reqlog
+ * ring, so it survives the agent's death until read). status: 200, 429 or
+ * 422.
  */
 void lt_requests_decision(struct lt_requests *q, const char *user, const char *org,
 			  const char *tier, const char *key_id, const char *provider, __u64 tokens,

@@ -259,6 +259,17 @@ put = await op('reset', 'post', BRR, `${BR}/openai/reset`, T_ADMIN, undefined, 2
 same('breaker: reset answer = GET element', put.json, (await call('GET', BR, T_ADMIN)).json?.breakers?.find((b) => b.name === 'openai'));
 await op('unknown', 'post', BRR, `${BR}/nope/reset`, T_ADMIN, undefined, 404);
 
+// ---- analytics: the rollups of the records and decisions above
+const AN = '/api/v1/analytics';
+for (const [p, name] of [[`${AN}/usage`, 'usage'], [`${AN}/usage.csv`, 'billing export']]) {
+	await op(name, 'get', p, `${p}?step=1h&provider=openai`, T_ADMIN, undefined, 200);
+	await op('bad step', 'get', p, `${p}?step=30s`, T_ADMIN, undefined, 400);
+	await op('a USER token', 'get', p, p, T_USER, undefined, 403);
+}
+await op('top', 'get', `${AN}/top`, `${AN}/top?limit=5`, T_ADMIN, undefined, 200);
+await op('bad limit', 'get', `${AN}/top`, `${AN}/top?limit=0`, T_ADMIN, undefined, 400);
+await op('a USER token', 'get', `${AN}/top`, `${AN}/top`, T_USER, undefined, 403);
+
 // ---- health and metrics
 await op('up', 'get', '/healthz', '/healthz', '', undefined, 200);
 await op('ready', 'get', '/readyz', '/readyz', '', undefined, 200);
