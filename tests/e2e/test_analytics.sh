@@ -117,7 +117,8 @@ eq "retention: nothing lost in the compaction (the last day)" \
 	"$(q "SELECT sum(requests) FROM rollup WHERE ts >= strftime('%s','now') - 90000")" "$before"
 eq "retention: the 3-day-old minute went through days and out (days: 1d)" \
 	"$(q "SELECT count(*) FROM rollup WHERE ts < strftime('%s','now') - 2 * 86400")" 0
-usage "?step=1h"
+# (an hour row counts at its start: the range reaches back past the hour the records are in)
+usage "?step=1h&from=$(date -u -d '3 hours ago' +%FT%TZ)"
 eq "retention: the API still sums the compacted hours" "$(jqb .total.requests)" 20
 "$AGENT" print-config | jq '.analytics = {minutes: "2h", hours: "1h"}' >"$WORK/bad.json"
 out=$("$AGENT" check-config --config "$WORK/bad.json" 2>&1)
