@@ -41,10 +41,14 @@ check "broker up: the failed ones were sent again from the oldest" \
 # a non-retriable one that fails deliveries (sent again by the outbox)
 check "inject 20 NOT_ENOUGH_REPLICAS (19) into Produce" mock err 20 19
 put $N2 provider=gemini in=3 out=4 latency_us=1000 user=u-2 id=b
+# (committed first: a backlog of 0 before the records are read says nothing)
+check "injected errors: the $N2 events are committed" wait_for lt_outbox_appended_total $((1 + N1 + N2))
 check "injected errors: the outbox drains" wait_for lt_outbox_backlog 0 300
 f0=$(v lt_kafka_failed_total)
 check "inject 3 CORRUPT_MESSAGE (2) into Produce" mock err 3 2
 put 50 provider=qwen latency_us=1000 user=u-3 id=c
+check "non-retriable errors: the 50 events are committed" \
+	wait_for lt_outbox_appended_total $((1 + N1 + N2 + 50))
 check "non-retriable errors: the outbox drains" wait_for lt_outbox_backlog 0 300
 echo "# failed before $f0, after $(v lt_kafka_failed_total), resends $(v lt_kafka_resends_total)" >&2
 

@@ -54,6 +54,7 @@ eq "Kafka unreachable: 100 consume decisions, all answered 200" \
 check "Kafka unreachable: the backlog grows to 100" wait_for lt_outbox_backlog 100
 eq "Kafka unreachable: nothing acknowledged" "$(v lt_kafka_acked_total)" 0
 put 120 provider=openai latency_us=1000 user=u id=g
+check "all 220 events committed" wait_for lt_outbox_appended_total 220
 check "the outbox holds its bound (150)" wait_for lt_outbox_backlog 150
 eq "at the bound, the 70 oldest are dropped and counted" \
 	"$(v 'lt_outbox_dropped_total{reason="full"}') $(v lt_outbox_appended_total)" "70 220"
