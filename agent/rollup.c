@@ -37,7 +37,7 @@ struct lt_ru_row {
 	int used;
 };
 
-#define LT_RU_SLOTS 1024 /* > a writer batch (512): open addressing never fills */
+#define LT_RU_SLOTS 8192 /* 2x a writer transaction (4096): open addressing never fills */
 
 struct lt_rollup {
 	struct lt_ru_row *rows;
