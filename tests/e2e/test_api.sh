@@ -106,11 +106,15 @@ check "429: Retry-After is whole seconds, never early ($(hdr Retry-After)s for $
 check "429: retryAfterMs is the leak time of 3 tokens at 2/s ($ms)" test "$ms" -ge 500 -a "$ms" -le 1500
 check "429: RateLimit-Policy" test "$(hdr RateLimit-Policy)" = '"USER";q=10;w=5'
 check "429: RateLimit" test "$(hdr RateLimit)" = "\"USER\";r=0;t=$(hdr Retry-After)"
+# On a loaded machine 3 tokens may leak before the fifth: count what was admitted (the
+# metrics below must say so), and wait what the last 429 says.
+gemini_admitted=2
 for i in 1 2 3 4 5; do
 	req POST /api/v1/tokens/consume "$T2" "{\"userId\":\"$U2\",\"provider\":\"gemini\",\"tokens\":3}"
+	[ "$STATUS" = 200 ] && gemini_admitted=$((gemini_admitted + 1))
 done
 expect "429: rejected again while not enough leaked" 429
-sleep "$(echo "scale=3; $ms/1000" | bc)"
+sleep "$(echo "scale=3; $(jqb .retryAfterMs)/1000" | bc)"
 req POST /api/v1/tokens/consume "$T2" "{\"userId\":\"$U2\",\"provider\":\"gemini\",\"tokens\":3}"
 expect "429: after waiting retryAfterMs it is admitted (rejects were not counted)" 200
 req POST /api/v1/tokens/consume "$T2" "{\"userId\":\"$U2\",\"provider\":\"gemini\",\"tokens\":11}"
@@ -197,7 +201,7 @@ req DELETE "/api/v1/admin/policies?prefix=198.51.100.0/24" "$TA"; expect "polici
 check "bpftool: lt_keyidx shows who owns which slot" bash -c \
 	"bpftool map dump pinned $PIN/lt_keyidx | grep -q 'o/openai/$O1'"
 req GET /metrics ""; expect "GET /metrics" 200
-check "metrics: decisions by verdict, tier and provider" grep -q 'lt_token_decisions_total{verdict="admitted",tier="USER",provider="gemini"} 2' "$RB"
+check "metrics: decisions by verdict, tier and provider" grep -q "lt_token_decisions_total{verdict=\"admitted\",tier=\"USER\",provider=\"gemini\"} $gemini_admitted\$" "$RB"
 check "metrics: tokens charged" grep -q '^lt_tokens_charged_total{tier="org",provider="openai"} 25' "$RB"
 check "metrics: XDP counters and map fill" grep -q '^lt_xdp_packets_total{outcome="pass_admit"}' "$RB"
 check "metrics: latency histogram" grep -q '^lt_http_request_duration_seconds_bucket{le="+Inf"}' "$RB"

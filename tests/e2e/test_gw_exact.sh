@@ -65,6 +65,7 @@ run_case() { # NAME H1 H2 QUERY TOKEN
 	sum=$(awk '$1 == 200 {s += $2 + $3} END {print s + 0}' "$WORK/$1.lines")
 	rep=$(stub_stats | jq '.total.prompt_tokens + .total.completion_tokens')
 	ch=$(charged "$4" "$5")
+	[ "$bad" = 0 ] || awk '$1 != 200 && $1 != 429 {print $1}' "$WORK/$1.lines" | sort | uniq -c | sed 's/^/# other status: /'
 	check "$1: $admitted admitted, $ok429 refused with 429, no other status ($bad)" \
 		test "$bad" = 0 -a "$admitted" -gt 0 -a "$ok429" -gt 0
 	check "$1: admitted usage $sum <= capacity $CAP" test "$sum" -le "$CAP"
