@@ -69,7 +69,8 @@ start() {
 	local f=$ERRDIR/$1
 	(
 		s=$(date +%s%N)
-		# shellcheck disable=SC2086 # CMD is "prog" or "bash script", no spaces in paths
+		set -f # CMD is "prog" or "bash script": split on spaces, never globbed
+		# shellcheck disable=SC2086
 		timeout -k 10 "$SUITE_TIMEOUT" ${CMD[$1]} </dev/null >"$f.out" 2>"$f.stderr" &
 		echo $! >"$f.tpid"
 		wait $!
