@@ -52,10 +52,10 @@ for t in tests/netns/test_*.sh tests/e2e/test_*.sh tests/fuzz/test_*.sh; do
 done
 n=${#NAME[@]}
 
-# Start order: the long tiers first (fuzz, then the e2e and netns suites), the
-# short unit and bpf binaries last, so that no long suite starts at the end.
+# Start order: the fuzz smoke (the longest suite, printed last) first, then the
+# print order, so that output flows while the rest runs.
 order=() alone=()
-for tier in fuzz e2e netns bpf unit; do
+for tier in fuzz unit bpf netns e2e; do
 	for ((i = 0; i < n; i++)); do
 		[ "${NAME[$i]%%:*}" = "$tier" ] || continue
 		if grep -q 'run\.sh: alone' "${SRC[$i]}"; then alone+=("$i"); else order+=("$i"); fi
