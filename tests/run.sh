@@ -6,9 +6,10 @@
 # Each suite prints TAP; exit 77 means "skipped" and must say why. Under CI
 # (CI=true) nothing may be skipped: CI has root, so a skip counts as a failure.
 #
-# Suites run concurrently, LT_TEST_JOBS (3) at a time: most of them wait on
-# sleeps, sockets and child processes rather than on the CPU. Every suite is
-# isolated (its own netns, pin dir, state dir, ports), so any two may overlap.
+# Suites run concurrently, LT_TEST_JOBS (3) at a time (fewer while the machine
+# is loaded, see busy): most of them wait on sleeps, sockets and child processes
+# rather than on the CPU. Every suite is isolated (its own netns, pin dir,
+# state dir, ports), so any two may overlap.
 # A suite whose source says "run.sh: alone" runs after the others, by itself.
 # Each suite's output is printed whole, in the fixed order below, with its wall
 # time; the counts do not depend on the order in which suites finish.
@@ -20,6 +21,7 @@ export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=0}
 export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}
 JOBS=${LT_TEST_JOBS:-3}
 SUITE_TIMEOUT=${LT_SUITE_TIMEOUT:-600}
+MAX_LOAD=${LT_TEST_MAX_LOAD:-$((3 * $(nproc)))}
 
 # Per-run output files: several runs may share the machine.
 ERRDIR=$(mktemp -d /tmp/lt-run-XXXXXX)
@@ -130,8 +132,19 @@ flush() {
 	done
 }
 
+# busy: no other suite may start now: LT_TEST_JOBS are running, or one is and the
+# machine is loaded (1-minute load average >= LT_TEST_MAX_LOAD, 3 per core): on a
+# machine that others keep busy the suites run one after the other, as their timing
+# allowances assume, rather than adding to the load
+busy() {
+	local load
+	[ "${#running[@]}" -ge "$JOBS" ] && return 0
+	[ "${#running[@]}" -eq 0 ] && return 1
+	read -r load _ </proc/loadavg
+	[ "${load%.*}" -ge "$MAX_LOAD" ]
+}
 for i in "${order[@]}"; do
-	while [ "${#running[@]}" -ge "$JOBS" ]; do reap; flush; done
+	while busy; do reap; flush; done
 	start "$i"
 done
 while [ "${#running[@]}" -gt 0 ]; do reap; flush; done
