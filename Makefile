@@ -90,8 +90,13 @@ help:
 deps:
 	@bash scripts/deps.sh
 
+# The build of `make test` and `make bench` runs one job per core unless the
+# command line says how many (make -jN test).
+NPROC := $(shell nproc 2>/dev/null || echo 2)
+JOBS_FLAG = $(if $(filter -j%,$(MAKEFLAGS)),,-j$(NPROC))
+
 test: deps format-check
-	@$(MAKE) --no-print-directory all
+	@$(MAKE) --no-print-directory $(JOBS_FLAG) all
 	@bash tests/run.sh
 
 run: deps
@@ -99,7 +104,7 @@ run: deps
 	@RUN_ARGS="$(RUN_ARGS)" bash scripts/run.sh
 
 bench: deps
-	@$(MAKE) --no-print-directory $(BENCH) $(REL_AGENT) $(REL_GW) $(REL_STUB) $(LOADGEN) $(KAFKA_BENCH_TOOLS)
+	@$(MAKE) --no-print-directory $(JOBS_FLAG) $(BENCH) $(REL_AGENT) $(REL_GW) $(REL_STUB) $(LOADGEN) $(KAFKA_BENCH_TOOLS)
 	@bash scripts/bench.sh
 
 fuzz: deps

@@ -106,23 +106,44 @@ check "429: Retry-After is whole seconds, never early ($(hdr Retry-After)s for $
 check "429: retryAfterMs is the leak time of 3 tokens at 2/s ($ms)" test "$ms" -ge 500 -a "$ms" -le 1500
 check "429: RateLimit-Policy" test "$(hdr RateLimit-Policy)" = '"USER";q=10;w=5'
 check "429: RateLimit" test "$(hdr RateLimit)" = "\"USER\";r=0;t=$(hdr Retry-After)"
-for i in 1 2 3 4 5; do
+# Five more rejected requests. On a loaded machine 3 tokens may leak between two of them
+# and one is admitted (the bucket is full again after it): count those, for the metrics
+# below, and go on until five were rejected. Then wait 1.5 s, the leak time of 3 tokens
+# at 2/s (>= retryAfterMs above), from after the last admission: if the rejects had been
+# counted, the bucket would still be over.
+gemini_admitted=1 rejected=0
+for _ in $(seq 30); do
 	req POST /api/v1/tokens/consume "$T2" "{\"userId\":\"$U2\",\"provider\":\"gemini\",\"tokens\":3}"
+	case $STATUS in
+	200) gemini_admitted=$((gemini_admitted + 1)) ;;
+	429) rejected=$((rejected + 1)) ;;
+	*) break ;;
+	esac
+	[ $rejected = 5 ] && break
 done
-expect "429: rejected again while not enough leaked" 429
-sleep "$(echo "scale=3; $ms/1000" | bc)"
+check "429: rejected again while not enough leaked (5 rejected, $((gemini_admitted - 1)) admitted as it leaked)" \
+	test "$rejected" = 5 -a "$STATUS" = 429
+sleep 1.5
 req POST /api/v1/tokens/consume "$T2" "{\"userId\":\"$U2\",\"provider\":\"gemini\",\"tokens\":3}"
+[ "$STATUS" = 200 ] && gemini_admitted=$((gemini_admitted + 1))
 expect "429: after waiting retryAfterMs it is admitted (rejects were not counted)" 200
 req POST /api/v1/tokens/consume "$T2" "{\"userId\":\"$U2\",\"provider\":\"gemini\",\"tokens\":11}"
 expect "tokens > capacity: a 422 that says so, not a 429" 422
 check "tokens > capacity: type cost-exceeds-capacity" test "$(jqb .type | sed 's|.*/||')" = cost-exceeds-capacity
 
 # ---- tier change applied live, level kept ------------------------------------------
+# The level before and after the change, compared allowing for the leak (2/s) over the
+# time measured between the two reads: a loaded machine may take seconds here.
+t0=$(date +%s%N)
+req GET "/api/v1/tokens/quota?userId=$U2&provider=gemini" "$T2"
+l0=$((10 - $(jqb .remaining)))
 req PUT /api/v1/admin/tiers/USER/gemini "$TA" '{"capacity":1000,"rate":"2/s"}'
 expect "live: raise USER/gemini to 1000" 200
 req GET "/api/v1/tokens/quota?userId=$U2&provider=gemini" "$T2"
-check "live: the level survived the change (remaining $(jqb .remaining) of 1000)" \
-	test "$(jqb .capacity)" = 1000 -a "$(jqb .remaining)" -ge 987 -a "$(jqb .remaining)" -le 993
+l1=$((1000 - $(jqb .remaining)))
+leak=$((($(date +%s%N) - t0) * 2 / 1000000000 + 1))
+check "live: the level survived the change (level $l0 of 10, then $l1 of 1000, leak <= $leak)" \
+	test "$(jqb .capacity)" = 1000 -a "$l0" -gt 0 -a "$l1" -le "$l0" -a "$l1" -ge $((l0 - leak))
 
 # ---- authorisation ------------------------------------------------------------------
 req POST /api/v1/tokens/consume "$T1" "{\"userId\":\"$U2\",\"provider\":\"openai\",\"tokens\":1}"
@@ -190,7 +211,7 @@ req DELETE "/api/v1/admin/policies?prefix=198.51.100.0/24" "$TA"; expect "polici
 check "bpftool: lt_keyidx shows who owns which slot" bash -c \
 	"bpftool map dump pinned $PIN/lt_keyidx | grep -q 'o/openai/$O1'"
 req GET /metrics ""; expect "GET /metrics" 200
-check "metrics: decisions by verdict, tier and provider" grep -q 'lt_token_decisions_total{verdict="admitted",tier="USER",provider="gemini"} 2' "$RB"
+check "metrics: decisions by verdict, tier and provider" grep -q "lt_token_decisions_total{verdict=\"admitted\",tier=\"USER\",provider=\"gemini\"} $gemini_admitted\$" "$RB"
 check "metrics: tokens charged" grep -q '^lt_tokens_charged_total{tier="org",provider="openai"} 25' "$RB"
 check "metrics: XDP counters and map fill" grep -q '^lt_xdp_packets_total{outcome="pass_admit"}' "$RB"
 check "metrics: latency histogram" grep -q '^lt_http_request_duration_seconds_bucket{le="+Inf"}' "$RB"

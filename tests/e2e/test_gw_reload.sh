@@ -47,7 +47,8 @@ slow=$!
 sleep 0.3
 gw_config '"tiers": [{"name": "ADMIN", "default_output_tokens": 64}, {"name": "USER", "default_output_tokens": 12}], "max_body": 2048'
 kill -HUP "$GW_PID"
-for _ in $(seq 50); do
+# (20 s: a loaded machine took more than 5 s for the second worker's line)
+for _ in $(seq 200); do
 	[ "$(grep -c 'admission options reloaded' "$GW_LOG")" -ge 2 ] && break
 	sleep 0.1
 done
