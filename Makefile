@@ -65,7 +65,7 @@ RAWSEND := $(BUILD)/lt_rawsend
 # Defined before `all:`: a rule's prerequisites are expanded when it is read.
 FUZZERS := $(patsubst tests/fuzz/%.c,$(BUILD)/fuzz/bin/%,$(wildcard tests/fuzz/fuzz_*.c))
 
-.PHONY: all test run bench fuzz vmlinux clean help deps format format-check
+.PHONY: all test run bench fuzz vmlinux clean help deps format format-check install uninstall
 .DELETE_ON_ERROR:
 .SECONDARY:
 
@@ -85,6 +85,9 @@ help:
 	@echo "make vmlinux    regenerate vmlinux/vmlinux.h from this kernel's BTF"
 	@echo "make format     clang-format every source file in place"
 	@echo "make format-check  fail if any source file is not clang-formatted"
+	@echo "make install    install the binaries, systemd units, sysusers/tmpfiles entries and default"
+	@echo "                configs (PREFIX=/usr/local, SYSCONFDIR=/etc, DESTDIR honoured)"
+	@echo "make uninstall  remove what make install installed (edited configs are kept)"
 	@echo "make clean      remove build/"
 
 deps:
@@ -122,6 +125,57 @@ format-check:
 
 clean:
 	rm -rf $(BUILD)
+
+# --- install (README "Install as a service") -----------------------------------
+# Units, sysusers.d and tmpfiles.d go under $(PREFIX)/lib, which systemd searches for
+# /usr/local as for /usr. A default config is never written over an existing one; uninstall
+# removes a config only while it is still the shipped default (an edited one is the
+# operator's and stays, said on stderr), never the state dir (/var/lib/leaky-tokens: the
+# operator's data), and the directories it made only when they are empty.
+PREFIX ?= /usr/local
+SYSCONFDIR ?= /etc
+BINDIR := $(PREFIX)/bin
+UNITDIR := $(PREFIX)/lib/systemd/system
+SYSUSERSDIR := $(PREFIX)/lib/sysusers.d
+TMPFILESDIR := $(PREFIX)/lib/tmpfiles.d
+CONFDIR := $(SYSCONFDIR)/leaky-tokens
+INSTALL_BINS := leaky-agent leaky-gateway leaky-stub
+INSTALL_UNITS := leaky-agent.service leaky-gateway@.service
+INSTALL_CONFS := agent.json:agent/default-config.json gateway.json:deploy/etc/gateway.json
+D := $(DESTDIR)
+
+install: $(REL_AGENT) $(REL_GW) $(REL_STUB)
+	install -d $(D)$(BINDIR) $(D)$(UNITDIR) $(D)$(SYSUSERSDIR) $(D)$(TMPFILESDIR) $(D)$(CONFDIR)
+	install -m 0755 $(addprefix $(BUILD)/,$(INSTALL_BINS)) $(D)$(BINDIR)/
+	for u in $(INSTALL_UNITS); do \
+		sed -e 's|@BINDIR@|$(BINDIR)|g' -e 's|@SYSCONFDIR@|$(SYSCONFDIR)|g' \
+			deploy/systemd/$$u.in >$(D)$(UNITDIR)/$$u && chmod 0644 $(D)$(UNITDIR)/$$u || exit 1; \
+	done
+	install -m 0644 deploy/systemd/leaky-tokens.sysusers $(D)$(SYSUSERSDIR)/leaky-tokens.conf
+	install -m 0644 deploy/systemd/leaky-tokens.tmpfiles $(D)$(TMPFILESDIR)/leaky-tokens.conf
+	for c in $(INSTALL_CONFS); do \
+		dst=$(D)$(CONFDIR)/$${c%%:*}; \
+		if [ -e "$$dst" ]; then echo "install: keeping the existing $$dst" >&2; \
+		else install -m 0644 $${c#*:} "$$dst" || exit 1; fi; \
+	done
+	@if [ -z "$(DESTDIR)" ] && [ -d /run/systemd/system ]; then \
+		systemd-sysusers $(SYSUSERSDIR)/leaky-tokens.conf && \
+		systemd-tmpfiles --create $(TMPFILESDIR)/leaky-tokens.conf && \
+		systemctl daemon-reload; \
+	fi
+
+uninstall:
+	rm -f $(addprefix $(D)$(BINDIR)/,$(INSTALL_BINS)) $(addprefix $(D)$(UNITDIR)/,$(INSTALL_UNITS)) \
+		$(D)$(SYSUSERSDIR)/leaky-tokens.conf $(D)$(TMPFILESDIR)/leaky-tokens.conf
+	for c in $(INSTALL_CONFS); do \
+		dst=$(D)$(CONFDIR)/$${c%%:*}; \
+		if [ -e "$$dst" ] && ! cmp -s "$$dst" $${c#*:}; then \
+			echo "uninstall: keeping $$dst (edited)" >&2; else rm -f "$$dst"; fi; \
+	done
+	@# the directories install made, when nothing else is in them (systemd tolerates their absence)
+	-@rmdir $(D)$(CONFDIR) $(D)$(UNITDIR) $(D)$(PREFIX)/lib/systemd $(D)$(SYSUSERSDIR) \
+		$(D)$(TMPFILESDIR) 2>/dev/null; true
+	@if [ -z "$(DESTDIR)" ] && [ -d /run/systemd/system ]; then systemctl daemon-reload; fi
 
 # --- BPF ---------------------------------------------------------------------
 $(BUILD)/bpf/%.bpf.o: bpf/%.bpf.c $(wildcard include/*.h bpf/*.bpf.h)

@@ -33,6 +33,7 @@
 static const double lt_hist_le[] = { 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005,
 				     0.01,   0.025,   0.05,   0.1,   0.25,   1.0 };
 #define LT_HIST_N (sizeof(lt_hist_le) / sizeof(lt_hist_le[0]))
+#define LT_FILL_TOP 10 /* buckets in lt_bucket_fill_ratio: the fullest, bounded cardinality */
 
 /* Every count is a relaxed atomic: no lock on the request path. */
 struct lt_api_metrics {
@@ -780,6 +781,31 @@ static enum MHD_Result lt_metrics(struct lt_req *r)
 	  "died (reservations charged in full).\n"
 	  "# TYPE lt_leases_settled_total counter\nlt_leases_settled_total %llu\n",
 	  __atomic_load_n(&lt_api_of(r)->leases_settled, __ATOMIC_RELAXED));
+	{
+		static const char *const kinds[] = { ['u'] = "user",
+						     ['o'] = "org",
+						     ['k'] = "key",
+						     ['r'] = "key_requests",
+						     ['p'] = "provider" };
+		struct lt_fill top[LT_FILL_TOP];
+		unsigned n = lt_quota_fullest(lt_api_of(r)->q, lt_now_ns(), top, LT_FILL_TOP);
+		const char *p;
+
+		P("# HELP lt_bucket_fill_ratio Share of capacity in use of the %d fullest L7 "
+		  "buckets (empty ones are not listed).\n"
+		  "# TYPE lt_bucket_fill_ratio gauge\n",
+		  LT_FILL_TOP);
+		for (i = 0; i < n; i++) {
+			unsigned char c = (unsigned char)top[i].key[0];
+
+			P("lt_bucket_fill_ratio{kind=\"%s\",bucket=\"",
+			  c < sizeof(kinds) / sizeof(kinds[0]) && kinds[c] ? kinds[c] : "other");
+			/* a label value escapes \\ and \" (keys hold no control bytes) */
+			for (p = top[i].key; *p; p++)
+				P(*p == '"' || *p == '\\' ? "\\%c" : "%c", *p);
+			P("\"} %.6f\n", top[i].ratio);
+		}
+	}
 	lt_requests_metrics(lt_api_of(r)->requests, &b);
 	if (lt_api_of(r)->brk) {
 		struct lt_brk_info bi;

@@ -981,6 +981,32 @@ void lt_quota_stats(struct lt_quota *q, struct lt_quota_stats *st)
 	st->reclaimed = __atomic_load_n(&q->reclaimed, __ATOMIC_RELAXED);
 }
 
+unsigned lt_quota_fullest(struct lt_quota *q, __u64 now_ns, struct lt_fill *out, unsigned k)
+{
+	unsigned n = 0, i, j;
+	struct lt_view v;
+	double r;
+
+	pthread_rwlock_rdlock(&q->lock);
+	for (i = 0; k && i < q->idx_cap; i++) {
+		const struct lt_idx_ent *e = &q->idx[i];
+
+		if (!e->key || lt_quota_peek(q, lt_handle(e->slot, e->gen), now_ns, &v) ||
+		    v.unlimited || !v.capacity || v.remaining >= v.capacity)
+			continue;
+		r = (double)(v.capacity - v.remaining) / (double)v.capacity;
+		if (n == k && r <= out[n - 1].ratio)
+			continue;
+		/* insertion into out[], kept sorted, fullest first */
+		for (j = n < k ? n++ : n - 1; j && out[j - 1].ratio < r; j--)
+			out[j] = out[j - 1];
+		snprintf(out[j].key, sizeof(out[j].key), "%s", e->key);
+		out[j].ratio = r;
+	}
+	pthread_rwlock_unlock(&q->lock);
+	return n;
+}
+
 /*
  * A slot for a new bucket, under the write lock: a reclaimed one, else a
  * never used one; when there is none, one reclaim pass over the whole index

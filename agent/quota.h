@@ -132,4 +132,16 @@ struct lt_quota_stats {
 };
 void lt_quota_stats(struct lt_quota *q, struct lt_quota_stats *st);
 
+/* A bucket and the share of its capacity in use (lt_quota_fullest). */
+struct lt_fill {
+	char key[LT_BUCKET_KEY_LEN];
+	double ratio; /* (capacity - remaining) / capacity, 0..1 */
+};
+/*
+ * The up to k fullest limited buckets at now_ns, fullest first, into out[k]; empty and
+ * unlimited ones are left out. Reads every bucket (O(buckets)) under the read lock: for
+ * /metrics (the "tenants near their limit" alert), not for the request path.
+ */
+unsigned lt_quota_fullest(struct lt_quota *q, __u64 now_ns, struct lt_fill *out, unsigned k);
+
 #endif

@@ -17,6 +17,8 @@ PKGS=(
 	iproute2 curl jq redis-server wrk procps util-linux socat sudo bc openssl
 	# leaky-gateway tests (raw-socket clients, xxd) and the proxy bench row (nginx proxy_pass)
 	python3 xxd nginx-light
+	# Prometheus and promtool (tests/e2e/test_prometheus.sh, the deploy/prometheus rule checks)
+	prometheus
 	# the Kafka suites: an independent consumer of what the agent produces
 	kcat sqlite3
 	# node for the OpenAPI validator (tests/openapi/) and the openai client tests (tests/openai/)
