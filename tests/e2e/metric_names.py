@@ -14,15 +14,13 @@ import sys
 
 ROOT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..")
 # Series only present while a feature is on; the test's agent runs without it. They must be
-# written by the agent's source; PENDING ones are the names the Kafka outbox documents
-# (branch kafka, agent/outbox.c) before it is merged: accepted with a note until then.
+# written by the agent's source.
 GATED = {
     "lt_outbox_backlog": "kafka.enabled",
     "lt_outbox_max_events": "kafka.enabled",
     "lt_outbox_oldest_age_seconds": "kafka.enabled",
     "lt_outbox_dropped_total": "kafka.enabled",
 }
-PENDING = set(GATED)
 # PromQL words that look like identifiers but name no metric
 WORDS = {
     "sum", "min", "max", "avg", "count", "stddev", "stdvar", "topk", "bottomk", "quantile",
@@ -90,9 +88,6 @@ def main():
                 if name in live:
                     continue
                 if name in GATED and re.search(r"\b" + name + r"\b", src):
-                    continue
-                if name in PENDING:
-                    print(f"# note: {name} ({GATED[name]}) is not in the agent's source yet")
                     continue
                 bad += 1
                 print(f"{os.path.basename(path)}: {name} is not exported (in: {expr})")
