@@ -35,7 +35,8 @@ for src in "$ROOT"/tests/fuzz/fuzz_*.c; do
 	if [ "$MODE" = long ]; then
 		secs=${FUZZ_SECONDS:-60} work=$ROOT/build/fuzz/corpus/$h art=$ROOT/build/fuzz/crashes/$h/
 	else
-		secs=${FUZZ_SMOKE_SECONDS:-3} work=$TMP/$h art=$TMP/$h-crash-
+		# a finding is kept where make fuzz keeps its own: $TMP is removed at exit
+		secs=${FUZZ_SMOKE_SECONDS:-3} work=$TMP/$h art=$ROOT/build/fuzz/crashes/$h/
 	fi
 	mkdir -p "$work" "$(dirname "$art/x")"
 	if timeout $((secs + 60)) "$bin" -max_total_time="$secs" -timeout=10 -rss_limit_mb=2048 -print_final_stats=1 \
