@@ -13,8 +13,8 @@
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 AGENT=${BENCH_AGENT:-$ROOT/build/leaky-agent}
-MOCK=$ROOT/build/rel/tests/lt_kafka_mock
-TOOL=$ROOT/build/rel/tests/lt_reqlog_tool
+MOCK=${BENCH_KAFKA_MOCK:-$ROOT/build/rel/tests/lt_kafka_mock}
+TOOL=${BENCH_REQLOG_TOOL:-$ROOT/build/rel/tests/lt_reqlog_tool}
 N=${KAFKA_BENCH_EVENTS:-200000}
 DUR=${BENCH_SECONDS:-5}
 NS=ltkbench-$$
@@ -23,8 +23,10 @@ DIR=$(mktemp -d /tmp/lt-bench-kafka-XXXXXX)
 STATE=$DIR/state
 PID= MPID=
 cleanup() {
-	[ -n "$PID" ] && kill "$PID" 2>/dev/null && wait "$PID" 2>/dev/null
-	[ -n "$MPID" ] && kill "$MPID" 2>/dev/null && wait "$MPID" 2>/dev/null
+	# set -e holds in a trap too: a kill of a process already gone, or the status of one
+	# ended by SIGTERM (143), would end the cleanup before the namespace and pins go
+	[ -n "$PID" ] && { kill "$PID" 2>/dev/null && wait "$PID" 2>/dev/null || true; }
+	[ -n "$MPID" ] && { kill "$MPID" 2>/dev/null && wait "$MPID" 2>/dev/null || true; }
 	"$AGENT" --pin-dir "$PIN" --state-dir "$STATE" detach >/dev/null 2>&1 || true
 	ip netns del "$NS" 2>/dev/null || true
 	rm -rf "$DIR" "$PIN"
@@ -38,7 +40,9 @@ ip -n "$NS" link set lo up
 inns() { nsenter --net=/run/netns/$NS "$@"; }
 now() { date +%s.%N; }
 mkfifo "$DIR/mock.in"
-inns "$MOCK" --topic lt.bench:4 <"$DIR/mock.in" >"$DIR/mock.out" 2>"$DIR/mock.err" &
+# nsenter execs the program, so $! is its pid (a backgrounded function is a subshell whose
+# kill leaves the program running)
+nsenter --net=/run/netns/$NS "$MOCK" --topic lt.bench:4 <"$DIR/mock.in" >"$DIR/mock.out" 2>"$DIR/mock.err" &
 MPID=$!
 exec {MFD}>"$DIR/mock.in"
 for _ in $(seq 50); do grep -q '^bootstrap=' "$DIR/mock.out" && break; sleep 0.1; done
@@ -51,7 +55,7 @@ mock() { # CMD: and wait for its answer
 }
 start() { # CONFIG
 	mkdir -p "$STATE"
-	inns "$AGENT" --pin-dir "$PIN" --state-dir "$STATE" attach --iface lo --api 127.0.0.1:9090 \
+	nsenter --net=/run/netns/$NS "$AGENT" --pin-dir "$PIN" --state-dir "$STATE" attach --iface lo --api 127.0.0.1:9090 \
 		--config "$1" >>"$DIR/agent.log" 2>&1 &
 	PID=$!
 	for _ in $(seq 100); do inns curl -s -o /dev/null http://127.0.0.1:9090/healthz && return 0; sleep 0.1; done
