@@ -12,6 +12,7 @@
 #include "gw_config.h"
 #include "tls.h"
 #include "llm_route.h"
+#include "proxy.h"
 #include "routes.h"
 
 const char gw_config_default_json[] =
@@ -508,7 +509,8 @@ static int parse_root(struct ctx *c, json_t *root, struct gw_config *cfg)
 {
 	static const char *const keys[] = { "listen",	"workers",   "limits",	  "timeouts",
 					    "services", "routes",    "providers", "models",
-					    "llm",	"admission", "tls",	  NULL };
+					    "llm",	"admission", "tls",	  "metrics",
+					    NULL };
 	static const char *const lkeys[] = { "max_connections", "max_head_bytes", "max_body_bytes",
 					     NULL };
 	static const char *const tkeys[] = { "client_header_ms", "client_body_ms",
@@ -556,6 +558,18 @@ static int parse_root(struct ctx *c, json_t *root, struct gw_config *cfg)
 	     (err = get_u32(c, "/timeouts", o, "total_ms", 1, 86400000, &cfg->timeouts.total_ms))))
 		return err;
 
+	if ((o = json_object_get(root, "metrics"))) {
+		static const char *const mkeys[] = { "listen", NULL };
+		struct sockaddr_storage ss;
+		socklen_t sl;
+		if ((err = check_keys(c, "/metrics", o, mkeys)) ||
+		    (err = get_str(c, "/metrics", o, "listen", cfg->metrics_listen,
+				   sizeof(cfg->metrics_listen), 0)))
+			return err;
+		if (cfg->metrics_listen[0] && gw_parse_listen(cfg->metrics_listen, &ss, &sl))
+			return fail(c, "/metrics/listen", "\"%s\" is not HOST:PORT or [V6]:PORT",
+				    cfg->metrics_listen);
+	}
 	if ((o = json_object_get(root, "tls"))) {
 		static const char *const tlskeys[] = { "ca_file", NULL };
 		if ((err = check_keys(c, "/tls", o, tlskeys)) ||

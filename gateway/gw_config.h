@@ -133,6 +133,7 @@ struct gw_route {
 	 * (the agent's token.key_requests), all or nothing with admit.c; needs auth api_key */
 	unsigned key_limit : 1;
 	unsigned order; /* position in the file, the last tie-break */
+	int stats_slot; /* its series in the shared metrics (stats.h); a process's own */
 };
 
 struct gw_config {
@@ -140,6 +141,7 @@ struct gw_config {
 	uint64_t generation; /* increases on each successful load */
 	char source[GW_PATH_MAX]; /* file name, or "(embedded default)" */
 	char listen[GW_HOST_MAX];
+	char metrics_listen[GW_HOST_MAX]; /* "metrics": {"listen"}; "" = no metrics listener */
 	unsigned workers; /* 0 = one per CPU */
 	/* client side */
 	uint32_t client_header_timeout_ms; /* from the first byte to the end of the head */

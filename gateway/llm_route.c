@@ -21,6 +21,7 @@
 #include "identity.h"
 #include "llm_body.h"
 #include "llm_route.h"
+#include "stats.h"
 #include "llm_usage.h"
 #include "log.h"
 #include "maps.h"
@@ -496,6 +497,7 @@ static void llm_reload(const struct gw_config *cfg)
 	fp.closed[LT_FAIL_MAX_TIERS] = G.fail.closed[LT_FAIL_MAX_TIERS];
 	G.o = n;
 	G.fail = fp;
+	gw_stats_fail_copy(&G.fail);
 	gw_esc_reload(&G.o.esc);
 	for (unsigned i = 0; i < G.o.ntiers; i++)
 		snprintf(G.tiers[i], sizeof(G.tiers[i]), "%s", n.tiers[i].name);
@@ -873,7 +875,10 @@ static int on_body(struct gw_exchange *x, const char *body, size_t len)
 		 * default tier's on_maps_missing says whether the request goes on
 		 * unmetered (counted) or is refused with 503.
 		 */
-		if (lt_fail_decide(&G.fail, G.o.default_tier) == LT_FAIL_OPEN)
+		enum lt_fail_mode m = lt_fail_decide(&G.fail, G.o.default_tier);
+		/* the rare path: the copy costs nothing a metered request pays */
+		gw_stats_fail_copy(&G.fail);
+		if (m == LT_FAIL_OPEN)
 			return fail_open(x, lx, body, len);
 		gw_add_response_header(x, "Retry-After", "1");
 		return answer_error(x, lx, 503, "server_error", "limits_unavailable", NULL,

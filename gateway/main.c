@@ -21,6 +21,9 @@ static const struct {
 	{ "workers", "N",
 	  "worker processes, each with its own SO_REUSEPORT listener "
 	  "(default: the config's, else one per CPU)" },
+	{ "metrics", "ADDR",
+	  "HOST:PORT of the Prometheus listener, GET /metrics summed over the workers "
+	  "(default: the config's metrics.listen; none when unset)" },
 	{ "pin-dir", "DIR",
 	  "bpffs directory of the agent's pinned maps (default /sys/fs/bpf/leaky; "
 	  "used by admission)" },
@@ -32,7 +35,7 @@ static const struct {
 static void usage(FILE *f)
 {
 	fprintf(f, "usage: leaky-gateway [--listen ADDR] [--config FILE] [--workers N] "
-		   "[--pin-dir DIR] [--check] [--verbose] [--help]\n");
+		   "[--metrics ADDR] [--pin-dir DIR] [--check] [--verbose] [--help]\n");
 	for (size_t i = 0; i < sizeof(flags) / sizeof(flags[0]); i++) {
 		char left[40];
 		snprintf(left, sizeof(left), "--%s%s%s", flags[i].name, flags[i].arg ? " " : "",
@@ -55,6 +58,7 @@ int main(int argc, char **argv)
 		{ "config", required_argument, NULL, 'c' },
 		{ "workers", required_argument, NULL, 'w' },
 		{ "pin-dir", required_argument, NULL, 'p' },
+		{ "metrics", required_argument, NULL, 'm' },
 		{ "check", no_argument, NULL, 'k' },
 		{ "verbose", no_argument, NULL, 'v' },
 		{ "help", no_argument, NULL, 'h' },
@@ -65,7 +69,7 @@ int main(int argc, char **argv)
 	char err[512];
 	int opt, check = 0;
 
-	while ((opt = getopt_long(argc, argv, "l:c:w:p:kvh", longopts, NULL)) != -1) {
+	while ((opt = getopt_long(argc, argv, "l:c:w:p:m:kvh", longopts, NULL)) != -1) {
 		switch (opt) {
 		case 'l':
 			o.listen = optarg;
@@ -85,6 +89,19 @@ int main(int argc, char **argv)
 				return 2;
 			}
 			o.workers = n;
+			break;
+		}
+		case 'm': {
+			struct sockaddr_storage ss;
+			socklen_t sl;
+			if (gw_parse_listen(optarg, &ss, &sl)) {
+				fprintf(stderr,
+					"leaky-gateway: --metrics wants HOST:PORT or [V6]:PORT, got "
+					"\"%s\"\n",
+					optarg);
+				return 2;
+			}
+			o.metrics = optarg;
 			break;
 		}
 		case 'p':

@@ -38,6 +38,7 @@
 #include "log.h"
 #include "problem.h"
 #include "proxy.h"
+#include "stats.h"
 #include "routes.h"
 #include "tls.h"
 
@@ -978,6 +979,7 @@ static void x_finish(struct gw_exchange *x, enum gw_outcome out)
 		return;
 	x->finished = 1;
 	x->st.end_ns = now_ns();
+	gw_stats_request(x->route, x->st.status, x->st.end_ns - x->st.start_ns, out);
 	if (x->ops && x->ops->on_done)
 		x->ops->on_done(x, out);
 	if (u) {
@@ -1758,6 +1760,7 @@ static void client_close(struct client *c)
 	if (c->next)
 		c->next->prev = c->prev;
 	W.nclients--;
+	gw_stats_conn(-1);
 	close(c->fd);
 	c->fd = -1;
 	bury(&c->o);
@@ -2234,6 +2237,7 @@ static void accept_all(void)
 			W.clients->prev = c;
 		W.clients = c;
 		W.nclients++;
+		gw_stats_conn(1);
 	}
 }
 
@@ -2331,6 +2335,7 @@ static void worker_reload(void)
 		return;
 	}
 	health_attach(n, 0);
+	gw_stats_attach(n, 0);
 	gw_config_put(W.cfg);
 	W.cfg = n;
 	if (reload_hook)
@@ -2366,6 +2371,7 @@ static int worker_run(unsigned idx, const struct sockaddr_storage *ss, socklen_t
 
 	W.idx = idx;
 	W.kick_tail = &W.kick;
+	gw_stats_worker(idx);
 	if (getrandom(rng_s, sizeof(rng_s), 0) != sizeof(rng_s))
 		rng_s[0] = now_ns() ^ getpid(), rng_s[1] = 0x9e3779b97f4a7c15ull;
 	rng_s[1] |= 1;
@@ -2521,6 +2527,44 @@ static void health_attach(struct gw_config *cfg, int create)
 				continue;
 			health_key(s, &s->urls[k], key, sizeof(key));
 			s->urls[k].health_slot = health_find(key, create);
+		}
+	}
+}
+
+/* The master's part of a scrape: each checked upstream's state and last latency. */
+static void health_metrics(struct lt_mbuf *b, void *arg)
+{
+	const struct gw_config *cfg = arg ? *(struct gw_config *const *)arg : NULL;
+	static const char *const hdr[2] = {
+		"# HELP lt_gateway_upstream_up 1 when the last active health check of the "
+		"upstream passed.\n# TYPE lt_gateway_upstream_up gauge\n",
+		"# HELP lt_gateway_upstream_check_seconds Latency of the last passing health "
+		"check.\n# TYPE lt_gateway_upstream_check_seconds gauge\n",
+	};
+
+	if (!cfg || !health_table)
+		return;
+	for (int k = 0; k < 2; k++) {
+		lt_mbuf_printf(b, "%s", hdr[k]);
+		for (unsigned i = 0; i < cfg->nservices; i++) {
+			const struct gw_service *s = &cfg->services[i];
+			for (unsigned j = 0; j < s->nurls; j++) {
+				const struct gw_url *u = &s->urls[j];
+				volatile struct health_slot *h;
+				if (u->health_slot < 0)
+					continue;
+				h = &health_table[u->health_slot];
+				/* names and addresses are checked at load: no quote or backslash */
+				lt_mbuf_printf(b, "%s{service=\"%s\",upstream=\"%s%s\"} ",
+					       k ? "lt_gateway_upstream_check_seconds" :
+						   "lt_gateway_upstream_up",
+					       s->name, u->tls ? "https://" : "http://",
+					       u->hostport);
+				if (k)
+					lt_mbuf_printf(b, "%.6f\n", h->latency_us / 1e6);
+				else
+					lt_mbuf_printf(b, "%u\n", h->healthy ? 1u : 0u);
+			}
 		}
 	}
 }
@@ -2741,6 +2785,8 @@ int gw_parse_listen(const char *s, struct sockaddr_storage *ss, socklen_t *len)
 	return 0;
 }
 
+static int metrics_fd = -1; /* the master's metrics listener, not the workers' */
+
 static pid_t spawn_worker(unsigned idx, const struct sockaddr_storage *ss, socklen_t sl, int sfd)
 {
 	pid_t master = getpid(), pid = fork();
@@ -2753,6 +2799,8 @@ static pid_t spawn_worker(unsigned idx, const struct sockaddr_storage *ss, sockl
 		if (prctl(PR_SET_PDEATHSIG, SIGTERM) || getppid() != master)
 			_exit(1);
 		close(sfd);
+		if (metrics_fd >= 0)
+			close(metrics_fd);
 		_exit(worker_run(idx, ss, sl));
 	}
 	return pid;
@@ -2764,16 +2812,19 @@ int gw_proxy_run(const struct gw_proxy_opts *o, struct gw_config *cfg)
 	socklen_t sl;
 	const char *listen = o->listen ? o->listen : cfg->listen;
 	unsigned nw = o->workers ? o->workers : cfg->workers;
+	char metrics[GW_HOST_MAX];
 	pid_t *pids;
 	uint64_t *born;
 	sigset_t mask;
-	int sfd, probe, stopping = 0, alive;
+	int sfd, mfd, probe, stopping = 0, alive;
 	uint64_t next_health = 0, stop_deadline = 0;
 
 	if (!nw) {
 		long n = sysconf(_SC_NPROCESSORS_ONLN);
 		nw = n > 0 ? n : 1;
 	}
+	/* read once, as listen: a reload does not move the listener */
+	snprintf(metrics, sizeof(metrics), "%s", o->metrics ? o->metrics : cfg->metrics_listen);
 	if (gw_parse_listen(listen, &ss, &sl)) {
 		log_error("bad listen address \"%s\" (want HOST:PORT, [V6]:PORT)", listen);
 		gw_config_put(cfg);
@@ -2798,6 +2849,24 @@ int gw_proxy_run(const struct gw_proxy_opts *o, struct gw_config *cfg)
 	}
 	W.health = health_table;
 	health_attach(cfg, 1);
+	if ((sfd = gw_stats_open(nw))) {
+		log_error("mmap: %s", strerror(-sfd));
+		gw_config_put(cfg);
+		return 1;
+	}
+	gw_stats_attach(cfg, 1);
+	mfd = -1;
+	if (metrics[0]) {
+		char err[512];
+		mfd = gw_metrics_listen(metrics, err, sizeof(err));
+		if (mfd < 0) {
+			log_error("%s", err);
+			gw_config_put(cfg);
+			return 1;
+		}
+		log_info("metrics on http://%s/metrics", metrics);
+	}
+	metrics_fd = mfd;
 	W.cfg = cfg;
 	W.config_path = o->config_path;
 	pids = calloc(nw, sizeof(*pids));
@@ -2822,7 +2891,7 @@ int gw_proxy_run(const struct gw_proxy_opts *o, struct gw_config *cfg)
 		born[i] = coarse_ms();
 	}
 	for (;;) {
-		struct pollfd pfd = { sfd, POLLIN, 0 };
+		struct pollfd pfd[2] = { { sfd, POLLIN, 0 }, { mfd, POLLIN, 0 } };
 		uint64_t now = coarse_ms();
 		int wait = 1000;
 
@@ -2832,9 +2901,11 @@ int gw_proxy_run(const struct gw_proxy_opts *o, struct gw_config *cfg)
 			wait = next_health > now ? (int)(next_health - now) : 0;
 		if (wait > 1000)
 			wait = 1000;
-		if (poll(&pfd, 1, wait) > 0) {
+		if (poll(pfd, mfd >= 0 ? 2 : 1, wait) > 0) {
 			struct signalfd_siginfo si;
-			if (read(sfd, &si, sizeof(si)) == sizeof(si)) {
+			if (mfd >= 0 && (pfd[1].revents & POLLIN))
+				gw_metrics_serve(mfd, health_metrics, &W.cfg);
+			if ((pfd[0].revents & POLLIN) && read(sfd, &si, sizeof(si)) == sizeof(si)) {
 				if (si.ssi_signo == SIGHUP && !stopping && o->config_path) {
 					struct gw_config *n;
 					char err[512];
@@ -2842,8 +2913,11 @@ int gw_proxy_run(const struct gw_proxy_opts *o, struct gw_config *cfg)
 						log_error(
 							"reload refused, the current config stays: %s",
 							err);
+						gw_stats_reload(0, 0);
 					} else {
 						health_attach(n, 1);
+						gw_stats_attach(n, 1);
+						gw_stats_reload(1, n->generation);
 						gw_config_put(W.cfg);
 						W.cfg = n;
 						next_health = 0;
@@ -2884,6 +2958,7 @@ int gw_proxy_run(const struct gw_proxy_opts *o, struct gw_config *cfg)
 					usleep(500000);
 				pids[i] = spawn_worker(i, &ss, sl, sfd);
 				born[i] = coarse_ms();
+				gw_stats_worker_restarted();
 			}
 		}
 		alive = 0;
@@ -2899,6 +2974,10 @@ int gw_proxy_run(const struct gw_proxy_opts *o, struct gw_config *cfg)
 	}
 	log_info("stopped");
 	close(sfd);
+	if (mfd >= 0)
+		close(mfd);
+	metrics_fd = -1;
+	gw_stats_close();
 	free(pids);
 	free(born);
 	gw_config_put(W.cfg);

@@ -22,6 +22,7 @@ struct gw_proxy_opts {
 	const char *listen; /* HOST:PORT; NULL: the config's */
 	const char *config_path; /* NULL: the embedded default (SIGHUP then reloads nothing) */
 	unsigned workers; /* 0: the config's, else one per CPU */
+	const char *metrics; /* HOST:PORT of the metrics listener; NULL: the config's (stats.h) */
 };
 
 /* Runs the master until SIGTERM/SIGINT; cfg is the validated initial config (consumed). */

@@ -12,6 +12,7 @@
 TOPIC=prom
 . "$(dirname "$0")/gw_env.sh"
 PROM_PORT=19091
+GW_METRICS_PORT=19092
 PROM=http://127.0.0.1:$PROM_PORT
 D=$ROOT/deploy
 
@@ -37,10 +38,10 @@ agent_config '"token": {"org_default": {"*": {"capacity": 1000, "rate": "1/h"}}}
 start_agent --config "$WORK/agent.json" || { echo "Bail out! agent"; exit 1; }
 start_stub || { echo "Bail out! stub"; exit 1; }
 gw_config '"breaker": {"fail_threshold": 2, "recovery_ms": 600000, "probes": 1}'
-start_gateway || { echo "Bail out! gateway"; exit 1; }
+start_gateway --metrics 127.0.0.1:$GW_METRICS_PORT || { echo "Bail out! gateway"; exit 1; }
 
 # the shipped scrape config, with this suite's port, 1 s intervals and the rules' full path
-sed -e "s|127.0.0.1:9090|127.0.0.1:$PORT|" -e 's/interval: 15s/interval: 1s/' \
+sed -e "s|127.0.0.1:9090|127.0.0.1:$PORT|" -e "s|127.0.0.1:9102|127.0.0.1:$GW_METRICS_PORT|" -e 's/interval: 15s/interval: 1s/' \
 	-e "s|- leaky-tokens.rules.yml|- $D/prometheus/leaky-tokens.rules.yml|" \
 	"$D/prometheus/prometheus.yml" >"$WORK/prometheus.yml"
 nsenter --net=/run/netns/$NS prometheus --config.file="$WORK/prometheus.yml" \
@@ -103,6 +104,9 @@ poll_q "Prometheus: input tokens == the stub's $IN" \
 	'sum(gen_ai_client_token_usage_sum{gen_ai_token_type="input"})' "\$x == $IN"
 poll_q "Prometheus: gateway requests (gen_ai_server_request_duration_count) == $NREQ" \
 	'sum(gen_ai_server_request_duration_count{gen_ai_provider_name="openai"})' "\$x == $NREQ"
+poll_q "Prometheus scrapes the gateway's own /metrics (up == 1)" 'up{job="leaky-gateway"}' '$x == 1' </dev/null
+poll_q "Prometheus: the gateway's lt_gateway_requests_total for the chat route, 2xx == $NREQ" \
+	'sum(lt_gateway_requests_total{job="leaky-gateway",route="llm:/v1/chat/completions",code="2xx"})' "\$x == $NREQ"
 
 # --- a tenant near its limit: 950 of the org's 1000 tokens --------------------------------
 TA=$(mint --sub ops --roles ADMIN)
