@@ -12,7 +12,6 @@
  * says so for token usage).
  */
 #include <errno.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
 #include "addr.h"
@@ -26,44 +25,64 @@ struct lt_jw {
 	int comma, over;
 };
 
-__attribute__((format(printf, 2, 3))) static void lt_jw_raw(struct lt_jw *w, const char *fmt, ...)
+/*
+ * n bytes as they are. The writer thread makes every event with these: a
+ * vsnprintf per character was a third of its CPU (perf, consume at 15k/s).
+ */
+static void lt_jw_put(struct lt_jw *w, const char *d, size_t n)
 {
-	va_list ap;
-	int k;
-
-	if (w->over)
-		return;
-	va_start(ap, fmt);
-	k = vsnprintf(w->p + w->n, w->len - w->n, fmt, ap);
-	va_end(ap);
-	if (k < 0 || (size_t)k >= w->len - w->n)
+	if (w->over || n >= w->len - w->n) {
 		w->over = 1;
-	else
-		w->n += (size_t)k;
+		return;
+	}
+	memcpy(w->p + w->n, d, n);
+	w->n += n;
+	w->p[w->n] = '\0';
+}
+
+static void lt_jw_dec(struct lt_jw *w, unsigned long long v)
+{
+	char b[24];
+	size_t i = sizeof(b);
+
+	do
+		b[--i] = (char)('0' + v % 10);
+	while (v /= 10);
+	lt_jw_put(w, b + i, sizeof(b) - i);
 }
 
 /* A JSON string of s (valid UTF-8, escaped). */
 static void lt_jw_str(struct lt_jw *w, const char *s)
 {
+	static const char hex[] = "0123456789abcdef";
 	char clean[4 * LT_REQLOG_NAME_LEN + 4];
-	const unsigned char *c;
+	const char *c, *run;
 
 	lt_utf8_sanitize(s, clean, sizeof(clean));
-	lt_jw_raw(w, "\"");
-	for (c = (const unsigned char *)clean; *c && !w->over; c++) {
-		if (*c == '"' || *c == '\\')
-			lt_jw_raw(w, "\\%c", *c);
-		else if (*c < 0x20)
-			lt_jw_raw(w, "\\u%04x", *c);
+	lt_jw_put(w, "\"", 1);
+	for (run = c = clean; *c; c++) {
+		unsigned char u = (unsigned char)*c;
+		char esc[6] = { '\\', 'u', '0', '0', hex[u >> 4], hex[u & 15] };
+		if (u != '"' && u != '\\' && u >= 0x20)
+			continue;
+		lt_jw_put(w, run, (size_t)(c - run));
+		if (u < 0x20)
+			lt_jw_put(w, esc, 6);
 		else
-			lt_jw_raw(w, "%c", *c);
+			lt_jw_put(w, (const char[]){ '\\', (char)u }, 2);
+		run = c + 1;
 	}
-	lt_jw_raw(w, "\"");
+	lt_jw_put(w, run, (size_t)(c - run));
+	lt_jw_put(w, "\"", 1);
 }
 
 static void lt_jw_key(struct lt_jw *w, const char *k)
 {
-	lt_jw_raw(w, "%s\"%s\":", w->comma ? "," : "", k);
+	if (w->comma)
+		lt_jw_put(w, ",", 1);
+	lt_jw_put(w, "\"", 1);
+	lt_jw_put(w, k, strlen(k));
+	lt_jw_put(w, "\":", 2);
 	w->comma = 1;
 }
 
@@ -79,19 +98,29 @@ static void lt_jw_s(struct lt_jw *w, const char *k, const char *v)
 static void lt_jw_u(struct lt_jw *w, const char *k, unsigned long long v)
 {
 	lt_jw_key(w, k);
-	lt_jw_raw(w, "%llu", v);
+	lt_jw_dec(w, v);
 }
 
+/* milliseconds with 3 decimals, as "%.3f" of ns / 1e6 wrote them (rounded to the µs) */
 static void lt_jw_ms(struct lt_jw *w, const char *k, __u64 ns)
 {
+	__u64 us = ns / 1000 + (ns % 1000 >= 500);
+	char frac[4] = { (char)('0' + us / 100 % 10), (char)('0' + us / 10 % 10),
+			 (char)('0' + us % 10), 0 };
+
 	lt_jw_key(w, k);
-	lt_jw_raw(w, "%.3f", (double)ns / 1e6);
+	lt_jw_dec(w, us / 1000);
+	lt_jw_put(w, ".", 1);
+	lt_jw_put(w, frac, 3);
 }
 
 static void lt_jw_b(struct lt_jw *w, const char *k, int v)
 {
 	lt_jw_key(w, k);
-	lt_jw_raw(w, "%s", v ? "true" : "false");
+	if (v)
+		lt_jw_put(w, "true", 4);
+	else
+		lt_jw_put(w, "false", 5);
 }
 
 static const char *const lt_outcome_names[LT_REQ__MAX] = {
@@ -183,7 +212,7 @@ int lt_usage_event(const struct lt_rq_item *it, char *buf, size_t len, char *key
 
 	lt_tenant_of(it, key, keylen);
 	*time_ns = it->origin == LT_EV_KERNEL ? it->k_real_ns : it->r.start_ns;
-	lt_jw_raw(&w, "{");
+	lt_jw_put(&w, "{", 1);
 	lt_jw_s(&w, "origin", origin[it->origin <= LT_EV_KERNEL ? it->origin : 0]);
 	lt_jw_s(&w, "tenant", key);
 	lt_jw_u(&w, "policy_version", it->policy);
@@ -191,6 +220,6 @@ int lt_usage_event(const struct lt_rq_item *it, char *buf, size_t len, char *key
 		lt_usage_kernel(&w, &it->k);
 	else
 		lt_usage_request(&w, it);
-	lt_jw_raw(&w, "}");
+	lt_jw_put(&w, "}", 1);
 	return w.over ? -ENOSPC : (int)w.n;
 }

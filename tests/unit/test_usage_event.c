@@ -111,6 +111,38 @@ static void small_buffer_is_enospc(void)
 	CHECK_EQ(lt_usage_event(&it, buf, (size_t)n + 1, key, sizeof(key), &t), n);
 }
 
+/* latency_ms is ns / 1e6 with 3 decimals, rounded to the µs: 1234567 ns is 1.235 */
+static void latency_ms_three_decimals(void)
+{
+	static const struct {
+		__u64 ns;
+		const char *text;
+	} cases[] = { { 0, "0.000" },
+		      { 499, "0.000" },
+		      { 500, "0.001" },
+		      { 1234567, "1.235" },
+		      { 999999, "1.000" },
+		      { 1000000, "1.000" },
+		      { 60000000000ULL, "60000.000" },
+		      { 18446744073709551615ULL, "18446744073709.552" } };
+	char key[LT_USAGE_KEY_LEN], buf[4096], want[64];
+	__u64 t;
+
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		struct lt_rq_item it = lt_item();
+		int n;
+
+		it.r.latency_ns = cases[i].ns;
+		n = lt_usage_event(&it, buf, sizeof(buf), key, sizeof(key), &t);
+		CHECK(n > 0);
+		snprintf(want, sizeof(want), "\"latency_ms\":%s,", cases[i].text);
+		if (!strstr(buf, want))
+			printf("# %llu ns: want %s in %s\n", (unsigned long long)cases[i].ns, want,
+			       buf);
+		CHECK(strstr(buf, want) != NULL);
+	}
+}
+
 static void kernel_decision(void)
 {
 	struct lt_rq_item it = { .origin = LT_EV_KERNEL, .k_real_ns = 5 };
@@ -143,6 +175,7 @@ int main(void)
 	RUN(tenant_is_org_then_user_then_key);
 	RUN(usage_only_when_known);
 	RUN(small_buffer_is_enospc);
+	RUN(latency_ms_three_decimals);
 	RUN(kernel_decision);
 	return lt_t_done();
 }
