@@ -115,6 +115,9 @@ void gw_stats_attach(struct gw_config *cfg, int create)
 void gw_stats_worker(unsigned idx)
 {
 	self = shm && idx < shm->workers ? &shm->w[idx] : NULL;
+	/* a predecessor killed with connections open: they died with it */
+	if (self)
+		__atomic_store_n(&self->open, 0, __ATOMIC_RELAXED);
 }
 
 void gw_stats_request(const struct gw_route *route, unsigned status, uint64_t dur_ns,

@@ -92,15 +92,27 @@ scrape
 check "the next scrape is served" test "$(mv 'lt_gateway_requests_total{route="stub-api",code="2xx"}')" = 11
 kill "$silent" 2>/dev/null
 
-# a worker killed: replaced, its counts stay (the block is shared, not the process's)
-w=$(pgrep -P "$GW_PID" | head -1)
-kill -9 "$w"
+# a worker killed: replaced, its counts stay (the block is shared, not the process's), and
+# the connections it held are not counted open any more (4 held open, one per worker at least
+# by SO_REUSEPORT's hash, is not certain: hold 8)
+held=()
+for _ in $(seq 8); do
+	inns bash -c "exec 3<>/dev/tcp/127.0.0.1/$GW_PORT; sleep 30" &
+	held+=($!)
+	GW_EXTRA_PIDS+=($!)
+done
+sleep 0.3
+scrape
+check "8 held connections are open ($(mv lt_gateway_connections))" test "$(mv lt_gateway_connections)" -ge 8
+for w in $(pgrep -P "$GW_PID"); do kill -9 "$w"; done
+kill "${held[@]}" 2>/dev/null
 for _ in $(seq 50); do
 	scrape
-	[ "$(mv lt_gateway_worker_restarts_total)" = 1 ] && break
+	[ "$(mv lt_gateway_worker_restarts_total)" = 2 ] && break
 	sleep 0.1
 done
-check "a worker killed -9: restarts_total 1" test "$(mv lt_gateway_worker_restarts_total)" = 1
+check "both workers killed -9: restarts_total 2" test "$(mv lt_gateway_worker_restarts_total)" = 2
+check "no connection counted open after they died ($(mv lt_gateway_connections))" test "$(mv lt_gateway_connections)" = 0
 check "and stub-api 2xx still 11 (monotonic)" test "$(mv 'lt_gateway_requests_total{route="stub-api",code="2xx"}')" = 11
 
 # reloads: applied, then refused (the old config and its counters stay)
