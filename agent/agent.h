@@ -41,6 +41,7 @@ int lt_cmd_allow(struct lt_opts *o);
 int lt_cmd_dry_run(struct lt_opts *o);
 int lt_cmd_check_config(struct lt_opts *o);
 int lt_cmd_mint_token(struct lt_opts *o);
+int lt_cmd_signin_link(struct lt_opts *o);
 
 /*
  * attach and SIGHUP: the config file and the runtime edits over it, read and

@@ -15,12 +15,14 @@
 #include "api.h"
 #include "keys.h"
 #include "log.h"
+#include "logs.h"
 #include "metrics.h"
 #include "penalty.h"
 #include "problem.h"
 #include "ratelimit.h"
 #include "requests.h"
 #include "rollup.h"
+#include "signin.h"
 #include "tenant.h"
 #include "units.h"
 
@@ -561,11 +563,32 @@ static enum MHD_Result lt_consume(struct lt_req *r)
 		v = kv; /* the key's own limit is what refused */
 	name = kverdict != LT_ADMIT ? "api-key" : c.org ? "org" : p->tier;
 	lt_met_decision(a, c.org ? "org" : p->tier, c.provider, verdict, c.tokens);
-	lt_requests_decision(a->requests, c.user, c.org, c.org ? "org" : p->tier,
-			     kslot ? p->key_id : NULL, c.provider, c.tokens,
-			     verdict == LT_TOO_BIG ? 422 :
-			     verdict == LT_DENY	   ? 429 :
-						     200);
+	{
+		struct lt_decision d = {
+			.user = c.user,
+			.org = c.org,
+			.tier = c.org ? "org" : p->tier,
+			.key_id = kslot ? p->key_id : NULL,
+			.provider = c.provider,
+			.tokens = c.tokens,
+			.status = verdict == LT_TOO_BIG ? 422 :
+				  verdict == LT_DENY	? 429 :
+							  200,
+			/* as the gateway names its limits (RateLimit-Policy, the request log) */
+			.limit = verdict == LT_ADMIT  ? NULL :
+				 kverdict != LT_ADMIT ? "key-tokens" :
+				 c.org		      ? "org-tokens" :
+							"user-tokens",
+			.request_id = MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND,
+								  "X-Request-Id"),
+			.latency_ns = now - r->start_ns,
+		};
+		const union MHD_ConnectionInfo *ci =
+			MHD_get_connection_info(r->conn, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
+
+		d.client = ci ? ci->client_addr : NULL;
+		lt_requests_decision(a->requests, &d);
+	}
 	rl = lt_rl_of(&v);
 	lt_hdrs_init(&h);
 	lt_rl_headers(&h, name, &rl, verdict != LT_ADMIT); /* fits: 3 of LT_HDRS_MAX */
@@ -957,6 +980,17 @@ static const struct lt_route lt_routes[] = {
 	  .path = "/api/v1/analytics/top",
 	  .access = lt_access_admin,
 	  .handler = lt_analytics_top },
+	{ .method = "GET",
+	  .path = "/api/v1/logs",
+	  .access = lt_access_user,
+	  .handler = lt_logs_list },
+	{ .method = "GET",
+	  .path = "/api/v1/logs/",
+	  .flags = LT_ROUTE_PREFIX,
+	  .access = lt_access_user,
+	  .handler = lt_logs_one },
+	/* it authenticates what it exchanges itself: a sign-in code is not an identity */
+	{ .method = "POST", .path = "/api/v1/auth/token", .handler = lt_auth_token },
 	{ .path = "/api/v1/admin/",
 	  .flags = LT_ROUTE_PREFIX,
 	  .access = lt_access_admin,

@@ -27,6 +27,7 @@
 #include "ops.h"
 #include "penalty.h"
 #include "overrides.h"
+#include "signin.h"
 #include "units.h"
 #include "jwt.h"
 #include <jansson.h>
@@ -786,5 +787,42 @@ int lt_cmd_mint_token(struct lt_opts *o)
 		return 1;
 	}
 	printf("%s\n", tok);
+	return 0;
+}
+
+/*
+ * signin-link: a new one-time ADMIN sign-in link for the dashboard. The code
+ * goes (hashed) into <state-dir>/signin.db, which the running agent reads
+ * when the page posts it (signin.h); so this needs write access to the
+ * state dir (root), as attach does, and no credential of its own.
+ */
+int lt_cmd_signin_link(struct lt_opts *o)
+{
+	char code[LT_SIGNIN_CODE_LEN + 1], url[256], err[512];
+	struct lt_agent_config c;
+	const char *listen = o->api;
+	int ret;
+
+	if (!listen) {
+		ret = o->config ? lt_config_load(o->config, &c, err, sizeof(err)) :
+				  lt_config_parse(lt_default_config, "<default config>", &c, err,
+						  sizeof(err));
+		if (ret) {
+			fprintf(stderr, "leaky-agent: bad config: %s\n", err);
+			return 1;
+		}
+		snprintf(url, sizeof(url), "%s", c.cp.listen);
+		lt_config_free(&c);
+		listen = url;
+	}
+	snprintf(err, sizeof(err), "%s", listen); /* url is reused below */
+	umask(077);
+	ret = lt_signin_new(o->state_dir, (int64_t)time(NULL), code, url, sizeof(url));
+	if (ret) {
+		fprintf(stderr, "leaky-agent: signin-link: %s\n", url);
+		return 1;
+	}
+	lt_signin_url(err, code, url, sizeof(url));
+	printf("dashboard: %s\n(one use, valid %d minutes)\n", url, LT_SIGNIN_TTL_S / 60);
 	return 0;
 }

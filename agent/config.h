@@ -41,6 +41,7 @@ struct lt_cp_config {
 	char jwt_issuer[256], jwt_audience[256];
 	__u64 jwt_leeway_s;
 	char roles_claim[64], orgs_claim[64], admin_role[32];
+	__u64 issued_ttl_s; /* tokens POST /api/v1/auth/token issues live this long */
 	char providers[LT_CP_MAX_PROVIDERS][32];
 	int nproviders;
 	char tier_order[LT_CP_MAX_TIERS][32]; /* first tier a token's roles contain wins */

@@ -146,6 +146,7 @@ void lt_cp_defaults(struct lt_cp_config *cp)
 	cp->conns_per_client = 256;
 	cp->request_timeout_ns = 10 * LT_NS_PER_SEC;
 	cp->jwt_leeway_s = 30;
+	cp->issued_ttl_s = 900;
 	strcpy(cp->roles_claim, "roles");
 	strcpy(cp->orgs_claim, "orgs");
 	strcpy(cp->admin_role, "ADMIN");
@@ -251,6 +252,18 @@ int lt_cp_parse(json_t *root, struct lt_cp_config *cp, char *err, size_t errlen)
 					      lt_fail(err, errlen, p,
 						      "expected a duration up to 1h");
 				cp->jwt_leeway_s = ns / LT_NS_PER_SEC;
+			} else if (!strcmp(k, "issued_token_ttl")) {
+				__u64 ns = 0;
+
+				ret = json_is_string(
+					      v) && !lt_duration_parse(json_string_value(v), &ns) &&
+						      ns >= LT_NS_PER_SEC &&
+						      ns <= 86400 * LT_NS_PER_SEC ?
+					      0 :
+					      lt_fail(err, errlen, p,
+						      "expected a duration from 1s to 1d");
+				if (!ret)
+					cp->issued_ttl_s = ns / LT_NS_PER_SEC;
 			} else if (!strcmp(k, "public_keys")) {
 				ret = json_is_array(v) && json_array_size(v) <= 8 ?
 					      0 :

@@ -22,6 +22,7 @@
 #include "agent.h"
 #include "apply.h"
 #include "auth.h" /* lt_jwt_secret */
+#include "signin.h"
 #include "config.h"
 #include "log.h"
 #include "maps.h"
@@ -36,6 +37,7 @@
 #include "requests.h"
 #include "store.h"
 #include <sys/mman.h>
+#include <openssl/crypto.h>
 #include <openssl/rand.h>
 #include <time.h>
 
@@ -662,6 +664,18 @@ int lt_cmd_attach(struct lt_opts *o)
 	       "running, `leaky-agent detach` removes it\n",
 	       o->pin_dir, cfg.cp.listen);
 	fflush(stdout);
+	{
+		/* a one-time ADMIN sign-in for the dashboard (signin.h): the code in the fragment */
+		char code[LT_SIGNIN_CODE_LEN + 1], url[160];
+
+		if (!lt_signin_new(o->state_dir, (int64_t)time(NULL), code, err, sizeof(err))) {
+			lt_signin_url(cfg.cp.listen, code, url, sizeof(url));
+			fprintf(stderr, "dashboard: %s\n", url);
+			OPENSSL_cleanse(code, sizeof(code));
+		} else {
+			log_warn("no dashboard sign-in link: %s", err);
+		}
+	}
 	running = 1;
 
 	while (!lt_stop) {

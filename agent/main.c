@@ -28,6 +28,10 @@ static const char lt_usage[] =
 	"  check-config      validate --config (or the embedded default) and exit\n"
 	"  mint-token        print an HS256 JWT (--sub, --roles, --orgs, --ttl) signed with\n"
 	"                    the agent's secret: LT_JWT_SECRET or <state-dir>/jwt-secret\n"
+	"  signin-link       print a new one-time ADMIN sign-in link to the dashboard\n"
+	"                    (http://<api>/ui/#code=..., one use, 10 minutes; attach prints\n"
+	"                    one at start); needs the state dir (--api, --config for the\n"
+	"                    address)\n"
 	"  print-config      print the embedded default config\n"
 	"\n"
 	"Options:\n"
@@ -35,7 +39,7 @@ static const char lt_usage[] =
 	"  -m, --mode MODE       attach: xdp (native, falls back to generic), xdp-native,\n"
 	"                        xdp-generic or tc (TC ingress)          [xdp]\n"
 	"  -c, --config FILE     JSON config (default: embedded, see print-config)\n"
-	"      --api ADDR:PORT   attach: REST API address    [127.0.0.1:9090]\n"
+	"      --api ADDR:PORT   attach, signin-link: REST API address    [127.0.0.1:9090]\n"
 	"      --gateway-group G attach: the group that may open the gateway's pins\n"
 	"                        (0660; lt_apikey 0640); config gateway_group  [leaky]\n"
 	"                        (a missing default group leaves them root-only)\n"
@@ -125,6 +129,7 @@ static int lt_dispatch(const char *cmd, struct lt_opts *o)
 		{ "dry-run", lt_cmd_dry_run },
 		{ "check-config", lt_cmd_check_config },
 		{ "mint-token", lt_cmd_mint_token },
+		{ "signin-link", lt_cmd_signin_link },
 	};
 	unsigned int i;
 

@@ -19,10 +19,13 @@
 #include <time.h>
 #include <unistd.h>
 #include <sys/mman.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
 #include <sqlite3.h>
 #include "addr.h"
 #include "api.h"
 #include "log.h"
+#include "logq.h"
 #include "maps.h"
 #include "metrics.h"
 #include "outbox.h"
@@ -135,6 +138,7 @@ static void lt_rq_terminate(struct lt_reqlog_rec *r)
 	T(provider);
 	T(model_requested);
 	T(model_served);
+	T(limit);
 #undef T
 }
 
@@ -315,11 +319,40 @@ static const char lt_rq_schema[] =
 	"CREATE INDEX IF NOT EXISTS requests_start ON requests(start_ns);"
 	"CREATE TABLE IF NOT EXISTS rq_meta(k TEXT PRIMARY KEY, v INTEGER NOT NULL);";
 
+/*
+ * After the table (and lt_rq_migrate): the request log's indexes. Pages are
+ * read newest first by (start_ns, id) (agent/logs.c): requests_start, whose
+ * entries end with the rowid, serves the unfiltered keyset; a tenant filter
+ * (and a non-admin's forced one) is selective, so it has its own (tenant,
+ * start_ns) index and a deep page seeks instead of scanning. The other
+ * filters (method, status, provider, route, outcome) match a good share of
+ * the rows and are checked while walking requests_start: every index is
+ * paid by every record the writer stores, consume decisions included.
+ */
+static const char lt_rq_indexes[] =
+	"CREATE INDEX IF NOT EXISTS requests_user ON requests(user_id, start_ns);"
+	"CREATE INDEX IF NOT EXISTS requests_org ON requests(org_id, start_ns);"
+	"CREATE INDEX IF NOT EXISTS requests_key ON requests(key_id, start_ns);";
+
+/* Columns added after the first layout: a requests.db made before them gets them here. */
+static int lt_rq_migrate(sqlite3 *db)
+{
+	sqlite3_stmt *st = NULL;
+	int rc = sqlite3_prepare_v2(db, "SELECT limit_name FROM requests LIMIT 0", -1, &st, NULL);
+
+	sqlite3_finalize(st);
+	if (rc == SQLITE_OK)
+		return SQLITE_OK;
+	return sqlite3_exec(db,
+			    "ALTER TABLE requests ADD COLUMN limit_name TEXT NOT NULL DEFAULT ''",
+			    NULL, NULL, NULL);
+}
+
 static const char lt_rq_insert[] =
 	"INSERT INTO requests(start_ns, request_id, method, route, client_addr, client_port,"
 	" user_id, org_id, tier, key_id, provider, model_requested, model_served, status,"
-	" outcome, flags, tokens_reserved, tokens_in, tokens_out, latency_ns, ttft_ns)"
-	" VALUES(?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)";
+	" outcome, flags, tokens_reserved, tokens_in, tokens_out, latency_ns, ttft_ns,"
+	" limit_name) VALUES(?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)";
 
 static __s64 lt_rq_i64(__u64 v)
 {
@@ -358,6 +391,7 @@ static int lt_rq_bind(sqlite3_stmt *st, const struct lt_reqlog_rec *r)
 	sqlite3_bind_int64(st, i++, lt_rq_i64(r->tokens_out));
 	sqlite3_bind_int64(st, i++, lt_rq_i64(r->latency_ns));
 	sqlite3_bind_int64(st, i++, lt_rq_i64(r->ttft_ns));
+	sqlite3_bind_text(st, i++, r->limit, -1, SQLITE_TRANSIENT);
 	return sqlite3_step(st);
 }
 
@@ -375,6 +409,20 @@ static int lt_rq_event(struct lt_requests *q, const struct lt_rq_item *it)
 	row.data = data;
 	row.len = (size_t)n;
 	return lt_outbox_put(q->ob, q->db, &row) ? SQLITE_IOERR : SQLITE_OK;
+}
+
+/* Rows older than max_age_ns go (by arrival: start_ns, CLOCK_REALTIME). */
+static int lt_rq_trim_age(struct lt_requests *q)
+{
+	struct timespec ts;
+	char sql[96];
+	__u64 now;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	now = (__u64)ts.tv_sec * 1000000000ULL + (__u64)ts.tv_nsec;
+	snprintf(sql, sizeof(sql), "DELETE FROM requests WHERE start_ns < %lld",
+		 (long long)lt_rq_i64(now > q->max_age_ns ? now - q->max_age_ns : 0));
+	return sqlite3_exec(q->db, sql, NULL, NULL, NULL);
 }
 
 /*
@@ -396,7 +444,7 @@ static int lt_rq_write(struct lt_requests *q, const struct lt_rq_item *b, unsign
 			ring_pos = (__s64)(b[i].r.seq >> 2) - 1;
 			lt_rollup_add(q->ru, &b[i]);
 		}
-		if (b[i].origin == LT_EV_GATEWAY) {
+		if (b[i].origin != LT_EV_KERNEL) { /* gateway records and consume decisions */
 			rc = lt_rq_bind(q->ins, &b[i].r);
 			rc = rc == SQLITE_DONE ? SQLITE_OK : rc;
 			rows++;
@@ -413,16 +461,8 @@ static int lt_rq_write(struct lt_requests *q, const struct lt_rq_item *b, unsign
 			 (long long)(last - q->keep));
 		rc = last > q->keep ? sqlite3_exec(q->db, sql, NULL, NULL, NULL) : SQLITE_OK;
 	}
-	if (rc == SQLITE_OK && rows) { /* the age cap: an index range, empty most of the time */
-		struct timespec ts;
-		__u64 now;
-
-		clock_gettime(CLOCK_REALTIME, &ts);
-		now = (__u64)ts.tv_sec * 1000000000ULL + (__u64)ts.tv_nsec;
-		snprintf(sql, sizeof(sql), "DELETE FROM requests WHERE start_ns < %lld",
-			 (long long)lt_rq_i64(now > q->max_age_ns ? now - q->max_age_ns : 0));
-		rc = sqlite3_exec(q->db, sql, NULL, NULL, NULL);
-	}
+	if (rc == SQLITE_OK && rows) /* the age cap: an index range, empty most of the time */
+		rc = lt_rq_trim_age(q);
 	if (rc == SQLITE_OK && q->ob && ring_pos >= 0) {
 		sqlite3_reset(q->pos);
 		sqlite3_bind_int64(q->pos, 1, ring_pos);
@@ -466,7 +506,7 @@ static int lt_rq_write(struct lt_requests *q, const struct lt_rq_item *b, unsign
 		return -EIO;
 	}
 	for (i = 0, rows = 0; i < n; i++)
-		rows += b[i].origin == LT_EV_GATEWAY;
+		rows += b[i].origin != LT_EV_KERNEL;
 	__atomic_fetch_add(&q->store_dropped[LT_RQ_STORE_ERROR], rows, __ATOMIC_RELAXED);
 	if (lt_rq_now() - last_log_ns >= 10 * LT_NS_PER_SEC) { /* at most one line in 10 s */
 		last_log_ns = lt_rq_now();
@@ -482,7 +522,7 @@ static void *lt_rq_writer(void *arg)
 	struct lt_requests *q = arg;
 	struct lt_rq_item *batch = malloc(sizeof(*batch) * LT_RQ_TXN);
 	struct timespec until;
-	__u64 last_compact = 0;
+	__u64 last_compact = 0, last_trim = 0;
 	unsigned n;
 	int stop;
 
@@ -512,6 +552,16 @@ static void *lt_rq_writer(void *arg)
 			q->q_len--;
 		}
 		pthread_mutex_unlock(&q->q_lock);
+		/*
+		 * With no traffic no batch trims: the age cap is applied on its own
+		 * once a second, so old rows leave on time on an idle agent too.
+		 */
+		if (!n && !stop && lt_rq_now() - last_trim >= LT_NS_PER_SEC) {
+			last_trim = lt_rq_now();
+			lt_rq_trim_age(q);
+		}
+		if (n)
+			last_trim = lt_rq_now();
 		while (n && lt_rq_write(q, batch, n, stop) == -EAGAIN) {
 			struct timespec nap = { 0, 100 * 1000000L };
 
@@ -543,6 +593,10 @@ static int lt_rq_store_open(struct lt_requests *q, const char *state_dir, int ev
 			     NULL);
 	if (rc == SQLITE_OK)
 		rc = sqlite3_exec(q->db, lt_rq_schema, NULL, NULL, &msg);
+	if (rc == SQLITE_OK)
+		rc = lt_rq_migrate(q->db);
+	if (rc == SQLITE_OK)
+		rc = sqlite3_exec(q->db, lt_rq_indexes, NULL, NULL, &msg);
 	/* a writer never waits long for a lock: a batch it cannot write is dropped */
 	if (rc == SQLITE_OK)
 		rc = sqlite3_busy_timeout(q->db, 200);
@@ -863,34 +917,6 @@ static const char *const lt_outcomes[LT_REQ__MAX] = {
 	[LT_REQ_CUT] = "cut",
 };
 
-/* "2026-12-02T01:00:00Z" or with a fraction "....00.123Z": CLOCK_REALTIME ns. */
-static int lt_rq_parse_time(const char *s, __u64 *ns)
-{
-	struct tm tm = { 0 };
-	const char *p = strptime(s, "%Y-%m-%dT%H:%M:%S", &tm);
-	__u64 frac = 0, scale = 1000000000ULL;
-	time_t t;
-
-	if (!p)
-		return -EINVAL;
-	if (*p == '.') {
-		for (p++; *p >= '0' && *p <= '9'; p++)
-			if (scale > 1) {
-				scale /= 10;
-				frac += (__u64)(*p - '0') * scale;
-			}
-		if (p[-1] == '.')
-			return -EINVAL;
-	}
-	if (strcmp(p, "Z"))
-		return -EINVAL;
-	t = timegm(&tm);
-	if (t < 0)
-		return -EINVAL;
-	*ns = (__u64)t * 1000000000ULL + frac;
-	return 0;
-}
-
 static json_t *lt_rq_str(const unsigned char *s)
 {
 	char buf[4 * LT_REQLOG_NAME_LEN];
@@ -952,6 +978,7 @@ static json_t *lt_rq_row(sqlite3_stmt *st)
 }
 
 #define LT_RQ_LIMIT_MAX 1000
+_Static_assert(LT_REQLOG_F_DECISION == 8, "the SQL below names F_DECISION as 8");
 
 enum MHD_Result lt_requests_get(struct lt_req *r)
 {
@@ -972,7 +999,7 @@ enum MHD_Result lt_requests_get(struct lt_req *r)
 			return lt_problem(r, 400, "invalid-field", "Invalid field", "limit",
 					  "limit: an integer from 1 to %d", LT_RQ_LIMIT_MAX);
 	}
-	if (ss && lt_rq_parse_time(ss, &since))
+	if (ss && lt_logq_parse_time(ss, &since))
 		return lt_problem(r, 400, "invalid-field", "Invalid field", "since",
 				  "since: an RFC 3339 UTC time like 2027-01-31T00:00:00Z");
 	if (!q || !q->rdb)
@@ -985,7 +1012,8 @@ enum MHD_Result lt_requests_get(struct lt_req *r)
 				" client_port, user_id, org_id, tier, key_id, provider,"
 				" model_requested, model_served, status, outcome, flags,"
 				" tokens_reserved, tokens_in, tokens_out, latency_ns, ttft_ns"
-				" FROM requests WHERE start_ns >= ? ORDER BY id DESC LIMIT ?",
+				" FROM requests WHERE start_ns >= ? AND (flags & 8) = 0"
+				" ORDER BY id DESC LIMIT ?", /* gateway records: not F_DECISION */
 				-1, &st, NULL);
 	if (rc == SQLITE_OK) {
 		sqlite3_bind_int64(st, 1, lt_rq_i64(since));
@@ -1010,26 +1038,59 @@ enum MHD_Result lt_requests_get(struct lt_req *r)
 
 /* ---- usage events: the intake of decisions and kernel samples ------------------------ */
 
-void lt_requests_decision(struct lt_requests *q, const char *user, const char *org,
-			  const char *tier, const char *key_id, const char *provider, __u64 tokens,
-			  unsigned status)
+/* A client's X-Request-Id is kept only when it is a plain token ([A-Za-z0-9._:-], 1..63). */
+static const char *lt_rq_plain_id(const char *s)
 {
+	size_t i;
+
+	if (!s || !s[0])
+		return NULL;
+	for (i = 0; s[i]; i++)
+		if (i >= LT_REQLOG_ID_LEN - 1 ||
+		    !((s[i] >= 'a' && s[i] <= 'z') || (s[i] >= 'A' && s[i] <= 'Z') ||
+		      (s[i] >= '0' && s[i] <= '9') || s[i] == '.' || s[i] == '_' || s[i] == ':' ||
+		      s[i] == '-'))
+			return NULL;
+	return s;
+}
+
+void lt_requests_decision(struct lt_requests *q, const struct lt_decision *d)
+{
+	__u8 addr[16] = { 0 };
 	struct lt_reqlog_in in = {
 		.method = "POST",
 		.route = "/api/v1/tokens/consume",
-		.user = user,
-		.org = org,
-		.tier = tier,
-		.key_id = key_id,
-		.provider = provider,
-		.status = (__u16)status,
-		.outcome = status == 200 ? LT_REQ_COMPLETED : LT_REQ_REJECTED,
+		.request_id = lt_rq_plain_id(d->request_id),
+		.user = d->user,
+		.org = d->org,
+		.tier = d->tier,
+		.key_id = d->key_id,
+		.provider = d->provider,
+		.limit = d->limit,
+		.status = (__u16)d->status,
+		.outcome = d->status == 200 ? LT_REQ_COMPLETED : LT_REQ_REJECTED,
 		.flags = LT_REQLOG_F_DECISION,
-		.tokens_reserved = tokens,
+		.tokens_reserved = d->tokens,
+		.latency_ns = d->latency_ns,
 	};
 
-	if (q && q->db)
-		lt_reqlog_put(&q->rl, &in); /* a full ring counts it, never waits */
+	if (!q || !q->db)
+		return;
+	if (d->client && d->client->sa_family == AF_INET) {
+		const struct sockaddr_in *a = (const void *)d->client;
+
+		addr[10] = addr[11] = 0xff;
+		memcpy(addr + 12, &a->sin_addr, 4);
+		in.client_port = ntohs(a->sin_port);
+		in.client_addr = addr;
+	} else if (d->client && d->client->sa_family == AF_INET6) {
+		const struct sockaddr_in6 *a = (const void *)d->client;
+
+		memcpy(addr, &a->sin6_addr, 16);
+		in.client_port = ntohs(a->sin6_port);
+		in.client_addr = addr;
+	}
+	lt_reqlog_put(&q->rl, &in); /* a full ring counts it, never waits */
 }
 
 void lt_requests_kernel(struct lt_requests *q, const struct lt_event *e)

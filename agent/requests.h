@@ -79,14 +79,22 @@ void lt_requests_rdb_done(struct lt_requests *q);
  * event (lt_config's generation), NULL = 0.
  */
 /*
- * A consume API decision for the usage rollups and, when events are on, as
- * an event: lock-free, no system call (a record in the pinned lt_reqlog
- * ring, so it survives the agent's death until read). status: 200, 429 or
- * 422.
+ * A consume API decision for the request log (source "consume"), the usage
+ * rollups and, when events are on, as an event: lock-free, no system call
+ * (a record in the pinned lt_reqlog ring, so it survives the agent's death
+ * until read). status: 200, 429 or 422. Strings may be NULL.
  */
-void lt_requests_decision(struct lt_requests *q, const char *user, const char *org,
-			  const char *tier, const char *key_id, const char *provider, __u64 tokens,
-			  unsigned status);
+struct sockaddr;
+struct lt_decision {
+	const char *user, *org, *tier, *key_id, *provider;
+	const char *limit; /* the limit that refused it ("user-tokens"...), NULL = admitted */
+	const char *request_id; /* the client's X-Request-Id, kept when it is a plain token */
+	const struct sockaddr *client; /* NULL = unknown */
+	__u64 tokens;
+	__u64 latency_ns; /* arrival to the decision */
+	unsigned status;
+};
+void lt_requests_decision(struct lt_requests *q, const struct lt_decision *d);
 /* A sampled kernel decision as an event (events on only; else nothing). */
 void lt_requests_kernel(struct lt_requests *q, const struct lt_event *e);
 /* Stops the threads (what the queue holds is written first) and frees. NULL is fine. */

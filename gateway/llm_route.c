@@ -1189,6 +1189,11 @@ static void on_done(struct gw_exchange *x, enum gw_outcome o)
 		rec.tokens_reserved = lx->metered ? lx->resv.total_tokens : 0;
 		rec.tokens_in = u.input_tokens;
 		rec.tokens_out = u.output_tokens;
+		/* the limit that refused it, as RateLimit-Policy names it (the request log's) */
+		if ((lx->ar.verdict == LT_ADM_LIMITED || lx->ar.verdict == LT_ADM_NEVER_FITS ||
+		     lx->ar.verdict == LT_ADM_NO_QUOTA) &&
+		    lx->ar.which >= 0 && (unsigned)lx->ar.which < lx->nlim)
+			rec.limit = lx->lim[lx->ar.which].policy;
 		lt_reqlog_put(&G.rl, &rec);
 	}
 	llm_x_free(lx);

@@ -689,14 +689,16 @@ enum lt_reqlog_outcome {
 #define LT_REQLOG_F_TTFT (1U << 2) /* ttft_ns is set */
 /*
  * A decision of the agent's own consume API (issue #10), not a gateway
- * request: the agent's consumer turns it into a usage event only (no request
- * log row, no GenAI histogram). Written only while kafka.enabled is set.
+ * request: the agent's consumer keeps it in the request log (source
+ * "consume"), the usage rollups and, when kafka.enabled is set, the usage
+ * events; never in the GenAI histograms. Written while the agent has a store.
  */
 #define LT_REQLOG_F_DECISION (1U << 3)
 
 #define LT_REQLOG_ID_LEN 64
 #define LT_REQLOG_NAME_LEN 64
 #define LT_REQLOG_SHORT_LEN 32
+#define LT_REQLOG_LIMIT_LEN 24
 
 /* Strings are NUL-terminated within their field (cut if longer), "" = unknown. */
 struct lt_reqlog_rec {
@@ -725,7 +727,14 @@ struct lt_reqlog_rec {
 	char provider[LT_REQLOG_SHORT_LEN];
 	char model_requested[LT_REQLOG_NAME_LEN];
 	char model_served[LT_REQLOG_NAME_LEN];
-	__u8 _reserved[56]; /* room for fields to come without a new layout */
+	/*
+	 * The limit that refused the request, as its RateLimit-Policy names it
+	 * ("key-requests", "key-tokens", "user-tokens", "org-tokens",
+	 * "provider-pool"); "" when admitted or refused before admission. Was
+	 * _reserved: a producer built before it leaves it zero ("").
+	 */
+	char limit[LT_REQLOG_LIMIT_LEN];
+	__u8 _reserved[56 - LT_REQLOG_LIMIT_LEN]; /* room for fields to come without a new layout */
 } __attribute__((aligned(16)));
 _Static_assert(sizeof(struct lt_reqlog_rec) == 640, "lt_reqlog_rec is ABI (mmapped)");
 

@@ -220,6 +220,19 @@ void lt_principal_clear(struct lt_principal *p)
 	memset(&p->norgs, 0, sizeof(*p) - offsetof(struct lt_principal, norgs));
 }
 
+/* An API key's principal: its owner at its tier, never an admin. */
+static void lt_principal_of_key(struct lt_principal *p, const struct lt_key_rec *kr)
+{
+	/* records made before ids were canonical may hold upper case */
+	if (lt_claim_id_canon(kr->owner, p->sub, sizeof(p->sub)))
+		p->sub[0] = '\0';
+	snprintf(p->tier, sizeof(p->tier), "%s", kr->tier);
+	if (kr->org[0] && !lt_claim_id_canon(kr->org, p->orgs[0], sizeof(p->orgs[0])))
+		p->norgs = 1;
+	snprintf(p->key_id, sizeof(p->key_id), "%s", kr->id);
+	p->key_limit = kr->limit;
+}
+
 int lt_auth_request(const struct lt_auth *a, const struct lt_auth_roles *ro, const char *auth,
 		    const char *key, int64_t now, struct lt_principal *p, struct lt_auth_fail *f)
 {
@@ -236,14 +249,7 @@ int lt_auth_request(const struct lt_auth *a, const struct lt_auth_roles *ro, con
 		if (!a->key_get || lt_apikey_check(a->key_get, a->key_ctx, key, now, &kr))
 			return lt_auth_refuse(f, "unauthorized", "Unauthorized", "X-API-Key",
 					      "API key is unknown, revoked or expired");
-		/* records made before ids were canonical may hold upper case */
-		if (lt_claim_id_canon(kr.owner, p->sub, sizeof(p->sub)))
-			p->sub[0] = '\0';
-		snprintf(p->tier, sizeof(p->tier), "%s", kr.tier);
-		if (kr.org[0] && !lt_claim_id_canon(kr.org, p->orgs[0], sizeof(p->orgs[0])))
-			p->norgs = 1;
-		snprintf(p->key_id, sizeof(p->key_id), "%s", kr.id);
-		p->key_limit = kr.limit;
+		lt_principal_of_key(p, &kr);
 		return 0;
 	}
 	if (!auth || strncasecmp(auth, "Bearer ", 7))
@@ -251,6 +257,28 @@ int lt_auth_request(const struct lt_auth *a, const struct lt_auth_roles *ro, con
 				      "send 'Authorization: Bearer <JWT>' or 'X-API-Key: <key>'");
 	if (lt_jwt_verify_memo_ref(a->jwt, auth + 7, now, &cbuf, &c, err, sizeof(err)))
 		return lt_auth_refuse(f, "invalid-token", "Invalid token", "Authorization", err);
+	/*
+	 * A token issued for an API key (POST /api/v1/auth/token) is that key:
+	 * its record decides (tier, org, limits; revoked or expired refuses the
+	 * token too), its roles claim does not, and it is never an admin.
+	 */
+	if (c->key_id[0]) {
+		char sub[LT_JWT_ID_LEN];
+
+		lt_claim_id_canon(c->sub, sub, sizeof(sub)); /* fits: same size */
+		if (!a->key_get || a->key_get(a->key_ctx, c->key_id, &kr) || kr.revoked ||
+		    (kr.expires_at && now >= kr.expires_at))
+			return lt_auth_refuse(f, "invalid-token", "Invalid token", "Authorization",
+					      "the API key this token was issued for is unknown, "
+					      "revoked or expired");
+		lt_principal_of_key(p, &kr);
+		if (strcmp(p->sub, sub)) {
+			lt_principal_clear(p);
+			return lt_auth_refuse(f, "invalid-token", "Invalid token", "Authorization",
+					      "the token's sub is not its API key's owner");
+		}
+		return 0;
+	}
 	/* one spelling from here on: UUID-shaped ids in lower case (tenant.h) */
 	lt_claim_id_canon(c->sub, p->sub, sizeof(p->sub)); /* fits: same size */
 	lt_pick_tier(ro, c, p->tier, sizeof(p->tier));

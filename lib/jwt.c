@@ -589,6 +589,13 @@ int lt_jwt_verify(const struct lt_jwt_verifier *v, const char *token, size_t len
 		LT_JWT_FAIL(-EACCES,
 			    "claim '%.64s' is not read whole: up to %d strings of under %d bytes",
 			    v->orgs_claim, LT_JWT_MAX_ORGS, LT_JWT_ID_LEN);
+	sub = json_object_get(pl, LT_JWT_KEY_CLAIM);
+	if (sub && (!json_is_string(sub) || !json_string_length(sub) ||
+		    json_string_length(sub) >= sizeof(c->key_id) ||
+		    strlen(json_string_value(sub)) != json_string_length(sub)))
+		LT_JWT_FAIL(-EACCES, "claim '%s' is not an API key id", LT_JWT_KEY_CLAIM);
+	if (sub)
+		snprintf(c->key_id, sizeof(c->key_id), "%s", json_string_value(sub));
 	ret = 0;
 out:
 	if (ret)

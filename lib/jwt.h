@@ -47,7 +47,14 @@ struct lt_jwt_claims {
 	char orgs[LT_JWT_MAX_ORGS][LT_JWT_ID_LEN];
 	int norgs;
 	int64_t exp, nbf, iat; /* 0 = absent */
+	/*
+	 * "lt_key": the API key a token was issued for by the agent's
+	 * POST /api/v1/auth/token ("" = none). lib/auth.c then authenticates it
+	 * as that key (its owner, tier and limits, only while the key is live).
+	 */
+	char key_id[40];
 };
+#define LT_JWT_KEY_CLAIM "lt_key"
 
 void lt_jwt_init(struct lt_jwt_verifier *v);
 void lt_jwt_free(struct lt_jwt_verifier *v);

@@ -242,6 +242,7 @@ void lt_reqlog_fill(struct lt_reqlog_rec *r, const struct lt_reqlog_in *in)
 	LT_RL_STR(r, provider, in->provider);
 	LT_RL_STR(r, model_requested, in->model_requested);
 	LT_RL_STR(r, model_served, in->model_served);
+	LT_RL_STR(r, limit, in->limit);
 }
 
 int lt_reqlog_put(struct lt_reqlog *rl, const struct lt_reqlog_in *in)

@@ -32,6 +32,7 @@ struct lt_reqlog_in {
 	const char *request_id, *method, *route;
 	const char *user, *org, *tier, *key_id; /* the tenant, canonical ids */
 	const char *provider, *model_requested, *model_served;
+	const char *limit; /* the limit that refused it (lt_abi.h); NULL = admitted */
 	const __u8 *client_addr; /* 16 bytes, v4-mapped (lt_abi.h); NULL = unknown */
 	__u16 client_port; /* host order */
 	__u16 status; /* HTTP status answered */

@@ -63,6 +63,15 @@ function badKeys(v, path = '') {
 	});
 }
 
+// the dashboard's resources (issue #11) answer in snake_case, as their contract says
+const SNAKE = ['/api/v1/logs', '/api/v1/auth/'];
+function snakeBadKeys(v, path = '') {
+	if (Array.isArray(v)) return v.flatMap((x, i) => snakeBadKeys(x, `${path}/${i}`));
+	if (!v || typeof v !== 'object') return [];
+	return Object.entries(v).flatMap(([k, x]) =>
+		(/^[a-z][a-z0-9_]*$/.test(k) ? [] : [`${path}/${k}`]).concat(snakeBadKeys(x, `${path}/${k}`)));
+}
+
 // one request against an operation; checks status, content type, schema and style
 async function op(name, method, tmpl, url, auth, body, want) {
 	const r = await call(method.toUpperCase(), url, auth, body);
@@ -79,7 +88,10 @@ async function op(name, method, tmpl, url, auth, body, want) {
 				assert.ok(v(r.json), `body does not match the schema: ${ajv.errorsText(v.errors)}\n${r.text.slice(0, 300)}`);
 			}
 		}
-		if (r.json && r.status < 300) {
+		if (r.json && r.status < 300 && SNAKE.some((p) => tmpl.startsWith(p))) {
+			const bad = snakeBadKeys(r.json);
+			assert.equal(bad.length, 0, `not snake_case: ${bad.join(', ')}`);
+		} else if (r.json && r.status < 300) {
 			const bad = badKeys(r.json);
 			assert.equal(bad.length, 0, `not camelCase: ${bad.join(', ')}`);
 		}
@@ -249,6 +261,31 @@ const RQ = `${A}/requests`;
 	same('request log: the record written is listed', r.json?.requests?.[0]?.requestId, 'oas-0');
 }
 await op('bad limit', 'get', RQ, `${RQ}?limit=0`, T_ADMIN, undefined, 400);
+
+// ---- the request log API and the dashboard's sign-in (issue #11)
+{
+	const L = '/api/v1/logs', LI = `${L}/{id}`, TK = '/api/v1/auth/token';
+	let r;
+	for (let i = 0; i < 50 && !(r = await call('GET', L, T_ADMIN)).json?.items?.length; i++) await sleep(100);
+	r = await op('a page', 'get', L, `${L}?limit=2`, T_ADMIN, undefined, 200);
+	if (r.json?.next_cursor)
+		await op('the next page', 'get', L, `${L}?limit=2&cursor=${r.json.next_cursor}`, T_ADMIN, undefined, 200);
+	await op('filtered, a USER sees its own', 'get', L, `${L}?status=2xx&userId=${U1}`, T_USER, undefined, 200);
+	await op('bad status', 'get', L, `${L}?status=6xx`, T_ADMIN, undefined, 400);
+	await op('someone else', 'get', L, `${L}?userId=${U2}`, T_USER, undefined, 403);
+	const first = r.json?.items?.[0]?.id ?? 1;
+	await op('an item', 'get', LI, `${L}/${first}`, T_ADMIN, undefined, 200);
+	await op('not an id', 'get', LI, `${L}/x1`, T_ADMIN, undefined, 400);
+	await op('absent', 'get', LI, `${L}/999999999`, T_ADMIN, undefined, 404);
+	const key = await call('POST', `${A}/keys`, T_ADMIN, { ...kbody, name: 'signin' });
+	r = await op('an API key', 'post', TK, TK, key.json?.secret, undefined, 200);
+	same('token for an API key: its owner, its tier', [r.json?.sub, r.json?.roles], [U1, ['USER']]);
+	await op('a JWT is not exchanged', 'post', TK, TK, T_ADMIN, undefined, 400);
+	await op('a wrong key', 'post', TK, TK, 'lk_0000000000000000.nope', undefined, 401);
+	await op('a wrong sign-in code', 'post', TK, TK, '', { signin_code: 'x'.repeat(43) }, 401);
+	for (let i = 0; i < 20; i++) await call('POST', TK, '', { signin_code: 'y'.repeat(43) });
+	await op('too many failures', 'post', TK, TK, '', { signin_code: 'z'.repeat(43) }, 429);
+}
 
 // ---- circuit breakers: every configured provider has one from the start
 const BR = `${A}/breakers`, BRR = `${BR}/{name}/reset`;
