@@ -103,15 +103,18 @@ int lt_logq_set(struct lt_logq *q, const char *name, const char *v, const char *
 	if (!v)
 		v = "";
 	if (!strcmp(name, "method")) {
+		char m[sizeof(q->method)];
+
 		*why = "method: an HTTP method like GET or POST";
-		if (lt_logq_name(v, q->method, sizeof(q->method)))
+		if (lt_logq_name(v, m, sizeof(m)))
 			return -EINVAL;
-		for (i = 0; q->method[i]; i++) {
-			if (q->method[i] >= 'a' && q->method[i] <= 'z')
-				q->method[i] = (char)(q->method[i] - 'a' + 'A');
-			if (q->method[i] < 'A' || q->method[i] > 'Z')
+		for (i = 0; m[i]; i++) {
+			if (m[i] >= 'a' && m[i] <= 'z')
+				m[i] = (char)(m[i] - 'a' + 'A');
+			if (m[i] < 'A' || m[i] > 'Z')
 				return -EINVAL;
 		}
+		memcpy(q->method, m, sizeof(m));
 		return 0;
 	}
 	if (!strcmp(name, "status")) {
@@ -131,10 +134,12 @@ int lt_logq_set(struct lt_logq *q, const char *name, const char *v, const char *
 
 		*why = name[0] == 'u' ? "userId: a user id (a UUID, any case, or a token's sub)" :
 					"orgId: an org id (a UUID, any case, or a token's org)";
+		char id[LT_REQLOG_NAME_LEN];
+
 		/* one spelling: what the records hold (tenant.h) */
-		if (!v[0] || lt_claim_id_canon(v, out, LT_REQLOG_NAME_LEN))
+		if (!v[0] || lt_claim_id_canon(v, id, sizeof(id)))
 			return -EINVAL;
-		return lt_logq_name(out, out, LT_REQLOG_NAME_LEN);
+		return lt_logq_name(id, out, LT_REQLOG_NAME_LEN);
 	}
 	if (!strcmp(name, "keyId")) {
 		*why = "keyId: an API key id like lk_0123456789abcdef";
@@ -165,11 +170,16 @@ int lt_logq_set(struct lt_logq *q, const char *name, const char *v, const char *
 		return 0;
 	}
 	if (!strcmp(name, "limit")) {
+		long n;
+
 		*why = "limit: an integer from 1 to 500";
-		if (v[0] < '0' || v[0] > '9' || strlen(v) > 3)
+		if (v[0] < '1' || v[0] > '9' || strlen(v) > 3)
 			return -EINVAL;
-		q->limit = strtol(v, &end, 10);
-		return *end || q->limit < 1 || q->limit > LT_LOGS_LIMIT_MAX ? -EINVAL : 0;
+		n = strtol(v, &end, 10);
+		if (*end || n < 1 || n > LT_LOGS_LIMIT_MAX)
+			return -EINVAL;
+		q->limit = n;
+		return 0;
 	}
 	if (!strcmp(name, "cursor")) {
 		*why = "cursor: the next_cursor of the previous page, unchanged";

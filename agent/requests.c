@@ -348,6 +348,17 @@ static int lt_rq_migrate(sqlite3 *db)
 			    NULL, NULL, NULL);
 }
 
+int lt_requests_schema(sqlite3 *db, char **msg)
+{
+	int rc = sqlite3_exec(db, lt_rq_schema, NULL, NULL, msg);
+
+	if (rc == SQLITE_OK)
+		rc = lt_rq_migrate(db);
+	if (rc == SQLITE_OK)
+		rc = sqlite3_exec(db, lt_rq_indexes, NULL, NULL, msg);
+	return rc;
+}
+
 static const char lt_rq_insert[] =
 	"INSERT INTO requests(start_ns, request_id, method, route, client_addr, client_port,"
 	" user_id, org_id, tier, key_id, provider, model_requested, model_served, status,"
@@ -592,11 +603,7 @@ static int lt_rq_store_open(struct lt_requests *q, const char *state_dir, int ev
 			     SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX,
 			     NULL);
 	if (rc == SQLITE_OK)
-		rc = sqlite3_exec(q->db, lt_rq_schema, NULL, NULL, &msg);
-	if (rc == SQLITE_OK)
-		rc = lt_rq_migrate(q->db);
-	if (rc == SQLITE_OK)
-		rc = sqlite3_exec(q->db, lt_rq_indexes, NULL, NULL, &msg);
+		rc = lt_requests_schema(q->db, &msg);
 	/* a writer never waits long for a lock: a batch it cannot write is dropped */
 	if (rc == SQLITE_OK)
 		rc = sqlite3_busy_timeout(q->db, 200);

@@ -67,6 +67,11 @@ int lt_requests_start(struct lt_requests **out, const struct lt_maps *m, const c
  */
 #include <sqlite3.h>
 sqlite3 *lt_requests_rdb(struct lt_requests *q);
+/*
+ * The request log's tables and indexes on db (made, or brought up to date);
+ * an SQLite result code, *msg (sqlite3_free) on error. For tests and benches.
+ */
+int lt_requests_schema(sqlite3 *db, char **msg);
 void lt_requests_rdb_done(struct lt_requests *q);
 /*
  * Usage events (issue #10), when k (may be NULL) is enabled: every record and

@@ -265,12 +265,8 @@ static enum MHD_Result lt_signin_issue(struct lt_req *r, const struct lt_princip
 	}
 	out = json_pack("{s:s, s:s, s:I, s:o, s:s}", "access_token", tok, "token_type", "Bearer",
 			"expires_in", (json_int_t)ttl, "roles", roles, "sub", p->sub);
-	{
-		/* a token is a credential: no cache keeps it (RFC 6749 5.1) */
-		static const char *const hdrs[] = { "Cache-Control", "no-store", NULL };
-
-		return lt_reply_json_h(r, 200, out, "application/json", hdrs);
-	}
+	/* lib/httpd.c marks every response Cache-Control: no-store (RFC 6749 5.1 wants it here) */
+	return lt_reply_json(r, 200, out);
 }
 
 enum MHD_Result lt_auth_token(struct lt_req *r)

@@ -7,7 +7,8 @@
  *     writes N records; keys: provider, model, in, out (tokens; either sets
  *     F_USAGE), reserved, status, outcome, latency_us, ttft_us, id (request
  *     id prefix; the record number is appended), user, org, tier, keyid,
- *     route, stream=1, age_s (arrived that long ago). Prints "put N published P busy B us U".
+ *     route, method, limit (the limit that refused it), stream=1, age_s (arrived
+ *     that long ago). Prints "put N published P busy B us U".
  *   lt_reqlog_tool ctl PIN_DIR
  *     prints "head H tail T consumed C lapped L unpublished U died D gave_up G
  *     overwritten O".
@@ -89,6 +90,10 @@ static int put(struct lt_reqlog *rl, long n, char **kv, int nkv)
 			in.key_id = v;
 		else if (!strcmp(kv[j], "route"))
 			in.route = v;
+		else if (!strcmp(kv[j], "method"))
+			in.method = v;
+		else if (!strcmp(kv[j], "limit"))
+			in.limit = v;
 		else if (!strcmp(kv[j], "age_s"))
 			age_s = x;
 		else if (!strcmp(kv[j], "stream"))
