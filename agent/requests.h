@@ -4,7 +4,9 @@
  * thread drains the lt_reqlog ring (lib/reqlog.c) into OpenTelemetry GenAI
  * histograms for /metrics and, through a bounded queue and a writer thread,
  * into a capped SQLite table (requests.db in the state dir) for the request
- * log and analytics, read by GET /api/v1/admin/requests.
+ * log and analytics, read by GET /api/v1/logs (agent/logs.c) and
+ * GET /api/v1/admin/requests (gateway records only). Consume decisions are
+ * rows of it too (F_DECISION, source "consume").
  *
  * Nothing here can stall the ring: a full queue, a full disk or any store
  * error drops the record from the store only, and counts it.
