@@ -123,20 +123,27 @@ void lt_signin_url(const char *listen, const char *code, char *out, size_t len)
 
 /* ---- failures by client address --------------------------------------------------- */
 
-#define LT_SIGNIN_SLOTS 256
+#define LT_SIGNIN_SLOTS 1024
 
 struct lt_signin_fail {
 	unsigned char addr[16];
 	int64_t since; /* unix s: the window's start */
-	unsigned fails;
+	unsigned fails; /* 0: a free entry */
 };
 
 /*
- * Failed exchanges per client address, in a small direct-mapped table: two
- * addresses in one slot share a count (the later resets it), which can
- * only make the limit later for one of them, never lock anyone out longer.
+ * Failed exchanges per client address. An entry is never taken from an
+ * address while its window runs, so no other address can reset a count (a
+ * direct-mapped table let two addresses in one slot take turns resetting
+ * each other: unlimited guesses). When every entry is live, the addresses
+ * without one share one more count, so failures from many addresses are
+ * bounded too: (LT_SIGNIN_SLOTS + 1) * LT_SIGNIN_FAILS per window at most.
+ * Only then can failures from elsewhere delay an address: it had none of
+ * its own in the window, and an attacker needed 1024 addresses for it.
+ * The table is scanned whole: 32 KiB, on failed or refused sign-ins only.
  */
 static struct lt_signin_fail lt_signin_fails[LT_SIGNIN_SLOTS];
+static struct lt_signin_fail lt_signin_shared; /* addresses without an entry */
 static pthread_mutex_t lt_signin_lock = PTHREAD_MUTEX_INITIALIZER;
 
 static void lt_signin_addr(struct lt_req *r, unsigned char a[16])
@@ -154,13 +161,42 @@ static void lt_signin_addr(struct lt_req *r, unsigned char a[16])
 	}
 }
 
-static struct lt_signin_fail *lt_signin_slot(const unsigned char a[16])
+static int lt_signin_live(const struct lt_signin_fail *f, int64_t now)
 {
-	unsigned h = 2166136261u, i;
+	return f->fails && now < f->since + LT_SIGNIN_WINDOW_S;
+}
 
-	for (i = 0; i < 16; i++)
-		h = (h ^ a[i]) * 16777619u;
-	return &lt_signin_fails[h % LT_SIGNIN_SLOTS];
+/*
+ * The entry that counts a's failures (under the lock): its own live one,
+ * else a free one when claim is set, else the shared one if the table is
+ * full; NULL: none (nothing counted against a yet, and there is room).
+ */
+static struct lt_signin_fail *lt_signin_entry(const unsigned char a[16], int64_t now, int claim)
+{
+	struct lt_signin_fail *free_e = NULL;
+	int i;
+
+	for (i = 0; i < LT_SIGNIN_SLOTS; i++) {
+		struct lt_signin_fail *f = &lt_signin_fails[i];
+
+		if (!lt_signin_live(f, now))
+			free_e = free_e ? free_e : f;
+		else if (!memcmp(f->addr, a, 16))
+			return f;
+	}
+	if (free_e && claim) {
+		memcpy(free_e->addr, a, 16);
+		free_e->since = now;
+		free_e->fails = 0;
+		return free_e;
+	}
+	if (free_e)
+		return NULL;
+	if (!lt_signin_live(&lt_signin_shared, now)) {
+		lt_signin_shared.since = now;
+		lt_signin_shared.fails = 0;
+	}
+	return &lt_signin_shared;
 }
 
 /* Seconds until this address may try again (0: now). */
@@ -170,9 +206,8 @@ static int64_t lt_signin_blocked(const unsigned char a[16], int64_t now)
 	int64_t wait = 0;
 
 	pthread_mutex_lock(&lt_signin_lock);
-	f = lt_signin_slot(a);
-	if (!memcmp(f->addr, a, 16) && f->fails >= LT_SIGNIN_FAILS &&
-	    now < f->since + LT_SIGNIN_WINDOW_S)
+	f = lt_signin_entry(a, now, 0);
+	if (f && f->fails >= LT_SIGNIN_FAILS && now < f->since + LT_SIGNIN_WINDOW_S)
 		wait = f->since + LT_SIGNIN_WINDOW_S - now;
 	pthread_mutex_unlock(&lt_signin_lock);
 	return wait;
@@ -183,12 +218,7 @@ static void lt_signin_failed(const unsigned char a[16], int64_t now)
 	struct lt_signin_fail *f;
 
 	pthread_mutex_lock(&lt_signin_lock);
-	f = lt_signin_slot(a);
-	if (memcmp(f->addr, a, 16) || now >= f->since + LT_SIGNIN_WINDOW_S) {
-		memcpy(f->addr, a, 16);
-		f->since = now;
-		f->fails = 0;
-	}
+	f = lt_signin_entry(a, now, 1);
 	f->fails++;
 	pthread_mutex_unlock(&lt_signin_lock);
 }

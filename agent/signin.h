@@ -12,7 +12,9 @@
  *   - a sign-in code ({"signin_code": "..."}): an ADMIN token.
  * A JWT is not exchanged (it is used as it is): 400. Wrong, used or expired
  * credentials are a 401; an address with LT_SIGNIN_FAILS failures in
- * LT_SIGNIN_WINDOW_S gets 429 until its window ends.
+ * LT_SIGNIN_WINDOW_S gets 429 until its window ends (no other address can
+ * reset its count; when 1024 addresses have live counts, the others share
+ * one: signin.c).
  *
  * Sign-in codes: 32 random bytes, base64url (43 characters), valid 10
  * minutes, single use. Only their SHA-256 is kept, in <state-dir>/signin.db
