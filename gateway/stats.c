@@ -411,45 +411,20 @@ static void reply(int fd, unsigned status, const char *reason, const char *ctype
 		send_all(fd, body, len, deadline_ms);
 }
 
-void gw_metrics_serve(int lfd, void (*extra)(struct lt_mbuf *b, void *arg), void *arg)
+/* A connection's head was read whole (head > 0, m), or can never be (head < 0): answers it. */
+static void metrics_answer(int fd, int head, const struct lt_http1_msg *m,
+			   void (*extra)(struct lt_mbuf *b, void *arg), void *arg,
+			   uint64_t deadline)
 {
-	/* one scrape at a time, each bounded: the master's other work waits at most this */
-	const uint64_t budget_ms = 1000;
-	char buf[8192];
-	size_t len = 0;
-	struct lt_http1_msg m;
-	uint64_t deadline;
-	int fd, head = 0;
-
-	fd = accept4(lfd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
-	if (fd < 0)
-		return;
-	deadline = mono_ms() + budget_ms;
-	for (;;) {
-		ssize_t k = recv(fd, buf + len, sizeof(buf) - len, 0);
-		if (k > 0) {
-			len += (size_t)k;
-			head = lt_http1_parse_request(buf, len, sizeof(buf), &m);
-			if (head != LT_HTTP1_PARTIAL)
-				break;
-			if (len == sizeof(buf))
-				break;
-		} else if (k < 0 && (errno == EAGAIN || errno == EINTR)) {
-			if (!wait_fd(fd, POLLIN, deadline))
-				goto out; /* too slow: cut */
-		} else {
-			goto out;
-		}
-	}
 	if (head <= 0) {
 		static const char bad[] = "malformed request\n";
 		reply(fd, 400, "Bad Request", "text/plain", bad, sizeof(bad) - 1, 0, deadline);
-	} else if (!((m.method_len == 3 && !memcmp(m.method, "GET", 3)) ||
-		     (m.method_len == 4 && !memcmp(m.method, "HEAD", 4)))) {
+	} else if (!((m->method_len == 3 && !memcmp(m->method, "GET", 3)) ||
+		     (m->method_len == 4 && !memcmp(m->method, "HEAD", 4)))) {
 		static const char bad[] = "only GET /metrics\n";
 		reply(fd, 405, "Method Not Allowed", "text/plain", bad, sizeof(bad) - 1, 0,
 		      deadline);
-	} else if (m.path_len != 8 || memcmp(m.target, "/metrics", 8)) {
+	} else if (m->path_len != 8 || memcmp(m->target, "/metrics", 8)) {
 		static const char bad[] = "not found: the metrics are at /metrics\n";
 		reply(fd, 404, "Not Found", "text/plain", bad, sizeof(bad) - 1, 0, deadline);
 	} else {
@@ -463,11 +438,108 @@ void gw_metrics_serve(int lfd, void (*extra)(struct lt_mbuf *b, void *arg), void
 			      deadline);
 		} else {
 			reply(fd, 200, "OK", "text/plain; version=0.0.4; charset=utf-8", b.p, b.len,
-			      m.method_len == 4, deadline);
+			      m->method_len == 4, deadline);
 		}
 		free(b.p);
 	}
 	shutdown(fd, SHUT_WR);
-out:
-	close(fd);
+}
+
+/*
+ * The connections of one call, read side by side: served one at a time, a
+ * silent client held the master for its whole second while the scrapes
+ * queued behind it (100 silent connections delayed a real scrape by 19 s,
+ * past any scrape_timeout). Only the master calls this: static tables, the
+ * heads apart (their pages are touched only by clients that send bytes).
+ */
+static struct metrics_conn {
+	int fd;
+	size_t len;
+	uint64_t since_ms; /* accepted at */
+} metrics_conns[GW_METRICS_CONNS];
+static char metrics_heads[GW_METRICS_CONNS][GW_METRICS_HEAD];
+
+void gw_metrics_serve(int lfd, void (*extra)(struct lt_mbuf *b, void *arg), void *arg)
+{
+	/*
+	 * The master's other work waits at most budget_ms per call. Connections
+	 * are accepted until accept_ms, so each one has at least
+	 * budget_ms - accept_ms to send its head (a scraper sends it with its
+	 * first packet). When the table is full, the oldest is cut for a new
+	 * one if it had grace_ms, else the new ones wait in the backlog: a flood
+	 * of silent connections cannot cut a scraper before its head is read.
+	 */
+	const uint64_t budget_ms = 1000, accept_ms = 800, grace_ms = 200;
+	uint64_t start = mono_ms(), deadline = start + budget_ms;
+	struct pollfd p[GW_METRICS_CONNS + 1];
+	unsigned n = 0, i;
+
+	for (;;) {
+		uint64_t now = mono_ms();
+		int accepting = now < start + accept_ms, k;
+
+		while (accepting) {
+			unsigned j = n;
+			int fd;
+
+			if (n == GW_METRICS_CONNS) {
+				for (i = j = 0; i < n; i++)
+					if (metrics_conns[i].since_ms < metrics_conns[j].since_ms)
+						j = i;
+				if (now - metrics_conns[j].since_ms < grace_ms)
+					break;
+			}
+			fd = accept4(lfd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+			if (fd < 0)
+				break;
+			if (j < n)
+				close(metrics_conns[j].fd);
+			else
+				n++;
+			metrics_conns[j] = (struct metrics_conn){ fd, 0, now };
+		}
+		if (!n || now >= deadline)
+			break;
+		for (i = 0; i < n; i++)
+			p[i] = (struct pollfd){ metrics_conns[i].fd, POLLIN, 0 };
+		p[n] = (struct pollfd){ lfd, POLLIN, 0 };
+		/* while accepting: wake for the listener, at most every grace_ms (a full table) */
+		k = poll(p, n + (accepting && n < GW_METRICS_CONNS ? 1 : 0),
+			 (int)(accepting ? grace_ms : deadline - now));
+		if (k < 0 && errno != EINTR)
+			break;
+		/* downwards: the last connection moves into a finished one's place */
+		for (i = n; k > 0 && i-- > 0;) {
+			struct metrics_conn *c = &metrics_conns[i];
+			char *buf = metrics_heads[i];
+			struct lt_http1_msg m;
+			ssize_t r;
+			int head, done = 0;
+
+			if (!p[i].revents)
+				continue;
+			r = recv(c->fd, buf + c->len, GW_METRICS_HEAD - c->len, 0);
+			if (r > 0) {
+				c->len += (size_t)r;
+				head = lt_http1_parse_request(buf, c->len, GW_METRICS_HEAD, &m);
+				if (head == LT_HTTP1_PARTIAL && c->len == GW_METRICS_HEAD)
+					head = -1; /* a head that can never end */
+				done = head != LT_HTTP1_PARTIAL;
+				if (done)
+					metrics_answer(c->fd, head, &m, extra, arg, deadline);
+			} else if (r == 0 || (errno != EAGAIN && errno != EINTR)) {
+				done = 1; /* gone: nothing to answer */
+			}
+			if (done) {
+				close(c->fd);
+				if (i != --n) {
+					*c = metrics_conns[n];
+					memcpy(buf, metrics_heads[n], c->len);
+				}
+			}
+		}
+	}
+	/* too slow: cut */
+	for (i = 0; i < n; i++)
+		close(metrics_conns[i].fd);
 }

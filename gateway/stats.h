@@ -59,11 +59,15 @@ void gw_stats_write(struct lt_mbuf *b);
  */
 int gw_metrics_listen(const char *addr, char *err, size_t errlen);
 /*
- * Answers one connection waiting on lfd: GET /metrics (the text of
+ * Answers the connections waiting on lfd: GET /metrics (the text of
  * gw_stats_write, then extra's), 404 for another path, 405 for another
- * method, 400 for a malformed head. Blocks at most ~1 s per connection
- * (a slow scraper is cut, never waited on longer).
+ * method, 400 for a malformed head. Reads up to GW_METRICS_CONNS of them
+ * side by side and blocks at most ~1 s per call: a client that has not
+ * sent its head by then is cut, and silent clients cannot make a scrape
+ * wait behind them.
  */
+#define GW_METRICS_CONNS 256
+#define GW_METRICS_HEAD 8192 /* bytes of a request head, at most */
 void gw_metrics_serve(int lfd, void (*extra)(struct lt_mbuf *b, void *arg), void *arg);
 
 #endif
