@@ -74,7 +74,12 @@ static int lt_logs_scope(struct lt_req *r, struct lt_logq *q, enum MHD_Result *r
 
 	if (p->admin)
 		return 0;
-	if (!p->sub[0] || strlen(p->sub) >= sizeof(q->user)) {
+	/*
+	 * A record holds sizeof(q->user) - 1 bytes of a user id: a longer sub
+	 * is stored cut, so a sub of exactly that length cannot be told from
+	 * the cut of a longer one (another tenant's rows): both are refused.
+	 */
+	if (!p->sub[0] || strlen(p->sub) >= sizeof(q->user) - 1) {
 		*res = lt_problem(r, 403, "forbidden", "Forbidden", "Authorization",
 				  "this credential names no user the request log can show");
 		return -1;
