@@ -707,6 +707,21 @@ static int on_head(struct gw_exchange *x)
 					    d.type, d.field, d.detail);
 		}
 		lx->authed = 1;
+		/*
+		 * User and org buckets are keyed by UUIDs (lt_bucket_key): a token
+		 * naming another kind of id ("auth0|abc", an e-mail) is refused
+		 * here with its reason, where building the keys answered 500.
+		 */
+		if (!lt_uuid_canonical(lx->t.org[0] ? lx->t.org : lx->t.user)) {
+			lx->status = 403;
+			return answer_error(
+				x, lx, 403, "permission_error", "forbidden",
+				lx->t.org[0] ? "X-Org-Id" : "Authorization",
+				lx->t.org[0] ? "X-Org-Id is not an org id (a UUID): org budgets "
+					       "are kept per org UUID" :
+					       "the credential's user (the token's sub) is not a "
+					       "user id (a UUID): budgets are kept per user UUID");
+		}
 	}
 	gw_want_body(x, G.o.max_body);
 	return GW_CONTINUE;
