@@ -53,6 +53,7 @@ struct lt_cp_config {
 	__u64 bucket_idle_ns; /* a bucket empty this long is reclaimed */
 	__u32 request_log_rows; /* usage records kept in requests.db (read at start) */
 	__u64 request_log_age_ns; /* and none older than this (read at start) */
+	__u32 request_log_consume_rate; /* consume decisions kept as rows per s (0 = all; start) */
 };
 
 /*

@@ -155,6 +155,7 @@ void lt_cp_defaults(struct lt_cp_config *cp)
 	cp->bucket_idle_ns = 600 * LT_NS_PER_SEC;
 	cp->request_log_rows = 100000;
 	cp->request_log_age_ns = 30 * 86400 * LT_NS_PER_SEC;
+	cp->request_log_consume_rate = 1000;
 }
 
 int lt_cp_parse(json_t *root, struct lt_cp_config *cp, char *err, size_t errlen)
@@ -366,6 +367,14 @@ int lt_cp_parse(json_t *root, struct lt_cp_config *cp, char *err, size_t errlen)
 					      lt_fail(err, errlen, p, "expected 1..100000000");
 				if (!ret)
 					cp->request_log_rows = (__u32)json_integer_value(v);
+			} else if (!strcmp(k, "request_log_consume_rate")) {
+				ret = json_is_integer(v) && json_integer_value(v) >= 0 &&
+						      json_integer_value(v) <= 1000000000 ?
+					      0 :
+					      lt_fail(err, errlen, p,
+						      "expected 0 (all) to 1000000000 rows/s");
+				if (!ret)
+					cp->request_log_consume_rate = (__u32)json_integer_value(v);
 			} else if (!strcmp(k, "request_log_max_age")) {
 				__u64 ns = 0;
 

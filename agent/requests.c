@@ -77,7 +77,7 @@ struct lt_rq_series {
 	struct lt_rq_hist_ttft ttft;
 };
 
-enum { LT_RQ_QUEUE_FULL, LT_RQ_STORE_ERROR, LT_RQ_NO_STORE, LT_RQ__DROP };
+enum { LT_RQ_QUEUE_FULL, LT_RQ_STORE_ERROR, LT_RQ_NO_STORE, LT_RQ_CONSUME_RATE, LT_RQ__DROP };
 
 struct lt_requests {
 	struct lt_reqlog rl;
@@ -100,6 +100,19 @@ struct lt_requests {
 	sqlite3_stmt *ins;
 	__s64 keep; /* rows */
 	__u64 max_age_ns; /* records older than this (by arrival) are deleted */
+	/*
+	 * Consume decisions stored as rows, per second at most (0 = all): a
+	 * leaky bucket of the writer's own (capacity: 100 ms of them). A row
+	 * costs the writer about 6 us of CPU (insert and later delete, with the
+	 * indexes), as much as the decision itself; a flood of consume calls
+	 * would otherwise take a core from the API's threads and fill the queue,
+	 * which drops records and their rollups. Past the rate a decision still
+	 * counts in the rollups and events; only its row is left out, counted
+	 * in lt_reqlog_store_dropped_total{reason="consume_rate"}.
+	 */
+	__u32 consume_rate; /* rows/s */
+	__u64 consume_level_ns,
+		consume_at_ns; /* writer only: bucket level (ns of rows), last update */
 	char store_path[512];
 	/* usage events (issue #10); NULL = off */
 	struct lt_outbox *ob;
@@ -422,6 +435,29 @@ static int lt_rq_event(struct lt_requests *q, const struct lt_rq_item *it)
 	return lt_outbox_put(q->ob, q->db, &row) ? SQLITE_IOERR : SQLITE_OK;
 }
 
+/* 1 if a consume decision may be a row now (consume_rate), else counts it. Writer only. */
+static int lt_rq_consume_row(struct lt_requests *q)
+{
+	__u64 now = lt_rq_now(), per = q->consume_rate ? LT_NS_PER_SEC / q->consume_rate : 0;
+	__u64 leaked = now - q->consume_at_ns;
+
+	if (!q->consume_rate)
+		return 1;
+	/*
+	 * GCRA-like: the level drains in real time, a row adds 1/rate s, and
+	 * 100 ms of them fit (at least one): a burst of a whole second would be
+	 * one long batch while the queue behind it fills.
+	 */
+	q->consume_level_ns = q->consume_level_ns > leaked ? q->consume_level_ns - leaked : 0;
+	q->consume_at_ns = now;
+	if (q->consume_level_ns + per > (per > LT_NS_PER_SEC / 10 ? per : LT_NS_PER_SEC / 10)) {
+		lt_rq_add(&q->store_dropped[LT_RQ_CONSUME_RATE], 1);
+		return 0;
+	}
+	q->consume_level_ns += per;
+	return 1;
+}
+
 /* Rows older than max_age_ns go (by arrival: start_ns, CLOCK_REALTIME). */
 static int lt_rq_trim_age(struct lt_requests *q)
 {
@@ -455,7 +491,8 @@ static int lt_rq_write(struct lt_requests *q, const struct lt_rq_item *b, unsign
 			ring_pos = (__s64)(b[i].r.seq >> 2) - 1;
 			lt_rollup_add(q->ru, &b[i]);
 		}
-		if (b[i].origin != LT_EV_KERNEL) { /* gateway records and consume decisions */
+		if (b[i].origin == LT_EV_GATEWAY ||
+		    (b[i].origin == LT_EV_DECISION && lt_rq_consume_row(q))) {
 			rc = lt_rq_bind(q->ins, &b[i].r);
 			rc = rc == SQLITE_DONE ? SQLITE_OK : rc;
 			rows++;
@@ -677,9 +714,9 @@ static void lt_rq_rewind(struct lt_requests *q)
 }
 
 int lt_requests_start(struct lt_requests **out, const struct lt_maps *m, const char *state_dir,
-		      __u32 keep_rows, __u64 max_age_ns, const struct lt_kafka_config *k,
-		      const struct lt_analytics_config *an, const __u64 *policy, char *err,
-		      size_t errlen)
+		      __u32 keep_rows, __u64 max_age_ns, __u32 consume_rate,
+		      const struct lt_kafka_config *k, const struct lt_analytics_config *an,
+		      const __u64 *policy, char *err, size_t errlen)
 {
 	int events = k && k->enabled;
 	struct lt_requests *q;
@@ -697,6 +734,7 @@ int lt_requests_start(struct lt_requests **out, const struct lt_maps *m, const c
 	pthread_mutex_init(&q->rdb_lock, NULL);
 	q->keep = keep_rows ? keep_rows : 1;
 	q->max_age_ns = max_age_ns;
+	q->consume_rate = consume_rate;
 	ctl = lt_map_mmap(m->fd[LT_M_REQLOG_CTL], &clen);
 	recs = lt_map_mmap(m->fd[LT_M_REQLOG], &rlen);
 	slots = lt_map_entries(m->fd[LT_M_REQLOG]);
@@ -841,7 +879,8 @@ static void lt_rq_write_sec(struct lt_mbuf *b, const char *name, const char *pro
 
 void lt_requests_metrics(struct lt_requests *q, struct lt_mbuf *b)
 {
-	static const char *const drop_reason[] = { "queue_full", "store_error", "no_store" };
+	static const char *const drop_reason[] = { "queue_full", "store_error", "no_store",
+						   "consume_rate" };
 	unsigned n, i, j;
 	const struct lt_rq_series *s;
 	const struct lt_reqlog_ctl *c;

@@ -252,8 +252,8 @@ check "paging: $pages pages of at most 97" test "$pages" -ge 13
 # ---- retention: by rows and by age (an idle agent too)
 stop_agent
 check "first run: no sanitizer report" not grep -q 'runtime error\|AddressSanitizer' "$LOG"
-agent_config '"token": {"request_log_rows": 100, "request_log_max_age": "4s"}'
-check "agent restarts with 100 rows, 4 s" start_agent --config "$WORK/agent.json"
+agent_config '"token": {"request_log_rows": 100, "request_log_max_age": "4s", "request_log_consume_rate": 5}'
+check "agent restarts with 100 rows, 4 s, 5 consume rows a second" start_agent --config "$WORK/agent.json"
 put 5 id=old provider=openai age_s=3600
 put 250 id=rt provider=openai
 sleep 1
@@ -263,6 +263,23 @@ eq "retention by rows: the newest 100 stay" \
 	"100 rt-249 rt-150"
 eq "retention by age: records that arrived an hour ago are not kept" \
 	"$(jq '[.[] | select(.request_id | startswith("old"))] | length' "$ALL")" 0
+# consume decisions past request_log_consume_rate: counted, not rows; the rollups keep all
+U3=00000000-0000-0000-0000-00000000a0a3
+T3=$(mint --sub "$U3" --roles USER)
+for _ in $(seq 30); do
+	consume "$T3" "{\"userId\":\"$U3\",\"provider\":\"openai\",\"tokens\":1}"
+done
+for _ in $(seq 50); do
+	req GET "/api/v1/analytics/usage?userId=$U3" "$TA"
+	[ "$(jqb .total.requests)" = 30 ] && break
+	sleep 0.1
+done
+eq "consume rate: the usage rollups count all 30 decisions" "$(jqb .total.requests)" 30
+req GET "/api/v1/logs?userId=$U3&limit=500" "$TA"
+rows=$(jqb '.items | length')
+shed=$(inns curl -s "$BASE/metrics" | awk '$1 == "lt_reqlog_store_dropped_total{reason=\"consume_rate\"}" { print $2 }')
+eq "consume rate 5/s: rows + lt_reqlog_store_dropped_total{reason=\"consume_rate\"} = 30" "$((rows + shed))" 30
+check "consume rate 5/s: some rows kept ($rows), the rest shed ($shed)" test "$rows" -ge 1 -a "$shed" -ge 10
 sleep 4.5
 all_rows
 eq "retention by age on an idle agent: after 4 s without traffic, none left" "$(jq length "$ALL")" 0
