@@ -229,6 +229,27 @@ check "B caught up: the policy deleted" until_is b GET /api/v1/admin/policies \
 	'[.policies[] | select(.prefix == "203.0.113.0/24")] | length' 0
 check "A and B hold the same objects at the same versions" settled
 
+# ---- Kafka down: the change on A is made at once and waits in its outbox; B gets it after
+mock() { # CMD: one command to the cluster, and wait for its "ok"
+	local n
+	n=$(grep -c '^ok' "$WORK/mock.out")
+	echo "$*" >&"$MOCK_FD"
+	for _ in $(seq 50); do
+		[ "$(grep -c '^ok' "$WORK/mock.out")" -gt "$n" ] && return 0
+		sleep 0.1
+	done
+	return 1
+}
+check "Kafka down (every broker)" mock down all
+req a PUT /api/v1/admin/tiers/USER/anthropic '{"capacity":44,"rate":"1/s"}'
+eq "Kafka down: the change on A is made (200)" "$STATUS" 200
+status a
+eq "Kafka down: it waits in A's outbox" "$(jqb '.outboxBacklog >= 1')" true
+check "Kafka up again" mock up all
+check "B gets the change made while Kafka was down" until_is b GET /api/v1/admin/tiers/USER/anthropic \
+	.capacity 44 1500
+check "settled after Kafka came back" settled
+
 # ---- replay: B reads the whole topic again, nothing changes
 snap() { # HOST FILE: what the admin API and the sync status say
 	{
