@@ -295,6 +295,24 @@ req b GET /api/v1/admin/tiers/ADMIN/qwen
 want=$([ "$(cut -d' ' -f2 <<<"$va")" = host-a ] && echo 111 || echo 222)
 eq "conflict: both enforce the winner's value (the greater version: ${va%% \{*})" "$ca $(jqb .capacity)" "$want $want"
 
+# ---- the greater version wins even when Kafka has the records the other way round: A's write
+# (older) waits in A's outbox while A is stopped and Kafka down; B's (newer) reaches the topic
+# first; then A comes back and its older record follows
+check "order test: Kafka down" mock down all
+req a PUT /api/v1/admin/tiers/ADMIN/gemini '{"capacity":333,"rate":"1/s"}'
+eq "order test: A writes 333 (Kafka down: it waits in A's outbox)" "$STATUS" 200
+stop a
+sleep 0.05
+req b PUT /api/v1/admin/tiers/ADMIN/gemini '{"capacity":444,"rate":"1/s"}'
+eq "order test: B writes 444 later (a greater version)" "$STATUS" 200
+check "order test: Kafka up" mock up all
+check "order test: B's record is in the topic first" until_is b GET /api/v1/sync/status .outboxBacklog 0 1500
+start a || { echo "Bail out! agent A did not restart"; exit 1; }
+check "order test: settled" settled
+eq "order test: both enforce B's 444, the greater version, not the last record in the topic" \
+	"$(req a GET /api/v1/admin/tiers/ADMIN/gemini; jqb .capacity) $(req b GET /api/v1/admin/tiers/ADMIN/gemini; jqb .capacity)" \
+	"444 444"
+
 # ---- a stale record (older version) never overwrites a newer one
 status a
 sa=$(jqb .records.stale)
