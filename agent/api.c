@@ -23,6 +23,7 @@
 #include "requests.h"
 #include "rollup.h"
 #include "signin.h"
+#include "sync.h"
 #include "tenant.h"
 #include "units.h"
 
@@ -830,6 +831,7 @@ static enum MHD_Result lt_metrics(struct lt_req *r)
 		}
 	}
 	lt_requests_metrics(lt_api_of(r)->requests, &b);
+	lt_sync_metrics(lt_api_of(r)->sync, &b);
 	if (lt_api_of(r)->brk) {
 		struct lt_brk_info bi;
 
@@ -942,6 +944,12 @@ static enum MHD_Result lt_admin(struct lt_req *r)
 	return lt_problem(r, 404, "not-found", "Not found", NULL, "no resource at %.128s", r->url);
 }
 
+/* GET /api/v1/sync/status: the config version applied here, per origin host, and the lag. */
+static enum MHD_Result lt_sync_get(struct lt_req *r)
+{
+	return lt_reply_json(r, 200, lt_sync_status(lt_api_of(r)->sync));
+}
+
 static enum MHD_Result lt_an_usage(struct lt_req *r)
 {
 	return lt_analytics_usage(r, 0);
@@ -991,6 +999,10 @@ static const struct lt_route lt_routes[] = {
 	  .handler = lt_logs_one },
 	/* it authenticates what it exchanges itself: a sign-in code is not an identity */
 	{ .method = "POST", .path = "/api/v1/auth/token", .handler = lt_auth_token },
+	{ .method = "GET",
+	  .path = "/api/v1/sync/status",
+	  .access = lt_access_admin,
+	  .handler = lt_sync_get },
 	{ .path = "/api/v1/admin/",
 	  .flags = LT_ROUTE_PREFIX,
 	  .access = lt_access_admin,

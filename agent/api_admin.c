@@ -17,6 +17,7 @@
 #include "config_cp.h"
 #include "keys.h"
 #include "ops.h"
+#include "sync.h"
 #include "units.h"
 
 #define SEG_MAX 6
@@ -75,6 +76,91 @@ static enum MHD_Result lt_405(struct lt_req *r)
 			  "%s is not supported on %.128s", r->method, r->url);
 }
 
+/* ---- config sync: each change below is of one object, published by sync.h ---------- */
+
+enum lt_adm_kind {
+	LT_ADM_LIMIT_SET,
+	LT_ADM_LIMIT_DEL,
+	LT_ADM_PROV_ADD,
+	LT_ADM_PROV_DEL,
+	LT_ADM_KEY_NEW,
+	LT_ADM_KEY_SET,
+	LT_ADM_KEY_REVOKE,
+	LT_ADM_BAN,
+	LT_ADM_UNBAN,
+	LT_ADM_POL_SET,
+	LT_ADM_POL_DEL,
+};
+
+struct lt_adm_op {
+	enum lt_adm_kind op;
+	struct lt_api *a;
+	struct lt_ops *ops;
+	const char *kind, *name, *provider; /* limits; name: providers */
+	const struct lt_limit *l;
+	struct lt_key_rec *k;
+	char *secret;
+	size_t slen;
+	const struct lt_lpm_key *pk; /* penalties, policies */
+	__u64 dur;
+	__u32 reason;
+	struct lt_penalty *pen;
+	const struct lt_src_policy *pol;
+};
+
+static int lt_adm_do(void *ctx, char *err, size_t errlen)
+{
+	struct lt_adm_op *o = ctx;
+
+	switch (o->op) {
+	case LT_ADM_LIMIT_SET:
+		return lt_quota_limit_set(o->a->q, o->kind, o->name, o->provider, o->l, err,
+					  errlen);
+	case LT_ADM_LIMIT_DEL:
+		return lt_quota_limit_del(o->a->q, o->kind, o->name, o->provider, err, errlen);
+	case LT_ADM_PROV_ADD:
+		return lt_quota_provider_add(o->a->q, o->name, err, errlen);
+	case LT_ADM_PROV_DEL:
+		return lt_quota_provider_del(o->a->q, o->name, err, errlen);
+	case LT_ADM_KEY_NEW:
+		return lt_keys_create(o->a->keys, o->k, o->secret, o->slen);
+	case LT_ADM_KEY_SET:
+		return lt_keys_update(o->a->keys, o->k);
+	case LT_ADM_KEY_REVOKE:
+		return lt_keys_revoke(o->a->keys, o->k->id);
+	case LT_ADM_BAN:
+		return lt_op_ban(o->ops, o->pk, o->dur, o->reason, o->pen, err, errlen);
+	case LT_ADM_UNBAN:
+		return lt_op_unban(o->ops, o->pk, err, errlen);
+	case LT_ADM_POL_SET:
+		return lt_op_policy_set(o->ops, o->pk, o->pol, err, errlen);
+	case LT_ADM_POL_DEL:
+		return lt_op_policy_del(o->ops, o->pk, err, errlen);
+	}
+	return -EINVAL;
+}
+
+/* o's change, published to the other hosts when config sync is on (kind/id: sync.h). */
+static int lt_adm_change(struct lt_req *r, const char *kind, const char *id, struct lt_adm_op *o,
+			 char *err, size_t errlen)
+{
+	o->a = lt_api_of(r);
+	return lt_sync_change(o->a->sync, kind, id, lt_adm_do, o, err, errlen);
+}
+
+/* The id of a limit, a penalty or a policy (docs/events/config.v1.md). */
+static const char *lt_adm_id2(char *buf, size_t len, const char *a, const char *b)
+{
+	snprintf(buf, len, "%s/%s", a, b);
+	return buf;
+}
+
+static const char *lt_adm_pfx(char *buf, size_t len, const struct lt_lpm_key *k)
+{
+	lt_prefix_format(k, buf, len);
+	return buf;
+}
+
 /* ---- tiers and org quotas ------------------------------------------------------ */
 
 struct lt_lim_acc {
@@ -103,8 +189,9 @@ static enum MHD_Result lt_limits_res(struct lt_req *r, const char *kind, const c
 {
 	struct lt_lim_acc acc = { json_object(), 0 };
 	struct lt_limit l;
+	struct lt_adm_op op = { .kind = kind, .name = name, .provider = provider, .l = &l };
 	enum MHD_Result res;
-	char err[256];
+	char err[256], id[96];
 	json_t *body;
 	int ret;
 
@@ -139,7 +226,9 @@ static enum MHD_Result lt_limits_res(struct lt_req *r, const char *kind, const c
 				  "no %s limit of its own for '%.32s'", kind, provider);
 	}
 	if (!strcmp(r->method, "DELETE")) {
-		ret = lt_quota_limit_del(lt_api_of(r)->q, kind, name, provider, err, sizeof(err));
+		op.op = LT_ADM_LIMIT_DEL;
+		ret = lt_adm_change(r, kind, lt_adm_id2(id, sizeof(id), name, provider), &op, err,
+				    sizeof(err));
 		if (ret == -ENOENT)
 			return lt_problem(r, 404, "not-found", "Not found", NULL, "%s", err);
 		if (ret)
@@ -161,7 +250,9 @@ static enum MHD_Result lt_limits_res(struct lt_req *r, const char *kind, const c
 				  err[0] == '/' ? err : NULL, "%s", err);
 	}
 	json_decref(body);
-	ret = lt_quota_limit_set(lt_api_of(r)->q, kind, name, provider, &l, err, sizeof(err));
+	op.op = LT_ADM_LIMIT_SET;
+	ret = lt_adm_change(r, kind, lt_adm_id2(id, sizeof(id), name, provider), &op, err,
+			    sizeof(err));
 	if (ret == -ERANGE)
 		return lt_problem(r, 400, "invalid-limit", "Limit not applied", NULL, "%s", err);
 	if (ret)
@@ -198,9 +289,10 @@ static void lt_prov_cb(void *ctx, const char *name)
 
 static enum MHD_Result lt_providers(struct lt_req *r, const char *name)
 {
+	struct lt_adm_op op = { .name = name };
 	json_t *arr, *body, *n;
 	enum MHD_Result res;
-	char err[128];
+	char err[256];
 	int ret;
 
 	if (!name && !strcmp(r->method, "GET")) {
@@ -220,8 +312,9 @@ static enum MHD_Result lt_providers(struct lt_req *r, const char *name)
 				r, 400, "invalid-field", "Invalid field", "/name",
 				"name: 1-31 letters, digits, '-' or '_' (the only field)");
 		}
-		ret = lt_quota_provider_add(lt_api_of(r)->q, json_string_value(n), err,
-					    sizeof(err));
+		op.op = LT_ADM_PROV_ADD;
+		op.name = json_string_value(n);
+		ret = lt_adm_change(r, "provider", op.name, &op, err, sizeof(err));
 		if (ret) {
 			json_decref(body);
 			return lt_problem(r, ret == -ENOSPC ? 409 : 500, "provider",
@@ -234,7 +327,8 @@ static enum MHD_Result lt_providers(struct lt_req *r, const char *name)
 		return res;
 	}
 	if (name && !strcmp(r->method, "DELETE")) {
-		ret = lt_quota_provider_del(lt_api_of(r)->q, name, err, sizeof(err));
+		op.op = LT_ADM_PROV_DEL;
+		ret = lt_adm_change(r, "provider", name, &op, err, sizeof(err));
 		if (ret)
 			return lt_problem(r, ret == -ENOENT ? 404 : 500, "provider", "Provider",
 					  NULL, "%s", err);
@@ -359,7 +453,8 @@ static int lt_key_fields(struct lt_req *r, json_t *b, struct lt_key_rec *k, int 
 static enum MHD_Result lt_keys_res(struct lt_req *r, const char *id, const char *sub)
 {
 	struct lt_key_rec k = { 0 };
-	char secret[LT_KEY_SECRET_LEN + 8], bucket[LT_BUCKET_KEY_LEN];
+	char secret[LT_KEY_SECRET_LEN + 8], bucket[LT_BUCKET_KEY_LEN], err[256];
+	struct lt_adm_op op = { .k = &k, .secret = secret, .slen = sizeof(secret) };
 	enum MHD_Result res;
 	json_t *b, *o;
 	int ret;
@@ -381,7 +476,8 @@ static enum MHD_Result lt_keys_res(struct lt_req *r, const char *id, const char 
 			return res;
 		}
 		json_decref(b);
-		ret = lt_keys_create(lt_api_of(r)->keys, &k, secret, sizeof(secret));
+		op.op = LT_ADM_KEY_NEW; /* k.id is "": the key gets its id in there */
+		ret = lt_adm_change(r, "apikey", k.id, &op, err, sizeof(err));
 		if (ret)
 			return lt_problem(r, 500, "store", "Store error", NULL,
 					  "key not created: %s", strerror(-ret));
@@ -416,7 +512,8 @@ static enum MHD_Result lt_keys_res(struct lt_req *r, const char *id, const char 
 	if (!strcmp(r->method, "GET"))
 		return lt_reply_json(r, 200, lt_key_json(&k));
 	if (!strcmp(r->method, "DELETE")) {
-		ret = lt_keys_revoke(lt_api_of(r)->keys, id);
+		op.op = LT_ADM_KEY_REVOKE;
+		ret = lt_adm_change(r, "apikey", k.id, &op, err, sizeof(err));
 		if (ret)
 			return lt_problem(r, 500, "store", "Store error", NULL,
 					  "key not revoked: %s", strerror(-ret));
@@ -432,7 +529,8 @@ static enum MHD_Result lt_keys_res(struct lt_req *r, const char *id, const char 
 	json_decref(b);
 	if (ret)
 		return res;
-	ret = lt_keys_update(lt_api_of(r)->keys, &k);
+	op.op = LT_ADM_KEY_SET;
+	ret = lt_adm_change(r, "apikey", k.id, &op, err, sizeof(err));
 	if (ret)
 		return lt_problem(r, 500, "store", "Store error", NULL, "key not updated: %s",
 				  strerror(-ret));
@@ -497,7 +595,8 @@ static enum MHD_Result lt_penalties(struct lt_req *r)
 			      .st = lt_api_of(r)->st };
 	struct lt_lpm_key k;
 	struct lt_penalty pen;
-	char err[256];
+	struct lt_adm_op op = { .ops = &ops, .pk = &k, .pen = &pen };
+	char err[256], id[80];
 	enum MHD_Result res;
 	const char *pfx;
 	const char *f;
@@ -520,7 +619,9 @@ static enum MHD_Result lt_penalties(struct lt_req *r)
 		if (!pfx || lt_prefix_parse(pfx, &k, err, sizeof(err)))
 			return lt_problem(r, 400, "invalid-field", "Invalid field", "prefix",
 					  "?prefix= must be an IP prefix");
-		ret = lt_op_unban(&ops, &k, err, sizeof(err));
+		op.op = LT_ADM_UNBAN;
+		ret = lt_adm_change(r, "penalty", lt_adm_pfx(id, sizeof(id), &k), &op, err,
+				    sizeof(err));
 		if (ret == -ENOENT)
 			return lt_problem(r, 404, "not-found", "Not found", "prefix", "%s", err);
 		if (ret)
@@ -568,7 +669,10 @@ static enum MHD_Result lt_penalties(struct lt_req *r)
 		}
 	}
 	json_decref(b);
-	ret = lt_op_ban(&ops, &k, dur, reason, &pen, err, sizeof(err));
+	op.op = LT_ADM_BAN;
+	op.dur = dur;
+	op.reason = reason;
+	ret = lt_adm_change(r, "penalty", lt_adm_pfx(id, sizeof(id), &k), &op, err, sizeof(err));
 	if (ret == -ENOSPC || ret == -E2BIG)
 		return lt_problem(r, 507, "map-full", "Penalty box full", "/prefix", "%s", err);
 	if (ret)
@@ -598,8 +702,9 @@ static enum MHD_Result lt_policies(struct lt_req *r)
 	struct lt_src_policy pol, base;
 	struct lt_config cfg = { 0 };
 	struct lt_lpm_key k, nk;
+	struct lt_adm_op op = { .ops = &ops, .pk = &k, .pol = &pol };
 	enum MHD_Result res;
-	char err[256];
+	char err[256], id[80];
 	const char *pfx = lt_qarg(r, "prefix");
 	json_t *b;
 	int ret;
@@ -620,7 +725,9 @@ static enum MHD_Result lt_policies(struct lt_req *r)
 		return lt_problem(r, 400, "invalid-field", "Invalid field", "prefix",
 				  "?prefix= must be an IP prefix");
 	if (!strcmp(r->method, "DELETE")) {
-		ret = lt_op_policy_del(&ops, &k, err, sizeof(err));
+		op.op = LT_ADM_POL_DEL;
+		ret = lt_adm_change(r, "policy", lt_adm_pfx(id, sizeof(id), &k), &op, err,
+				    sizeof(err));
 		if (ret)
 			return lt_problem(r, ret == -ENOENT ? 404 : 507, "policy", "Policy",
 					  "prefix", "%s", err);
@@ -637,7 +744,8 @@ static enum MHD_Result lt_policies(struct lt_req *r)
 	json_decref(b);
 	if (ret)
 		return lt_problem(r, 400, "invalid-field", "Invalid field", NULL, "%s", err);
-	ret = lt_op_policy_set(&ops, &k, &pol, err, sizeof(err));
+	op.op = LT_ADM_POL_SET;
+	ret = lt_adm_change(r, "policy", lt_adm_pfx(id, sizeof(id), &k), &op, err, sizeof(err));
 	if (ret)
 		return lt_problem(r, 507, "policy", "Policy not applied", NULL, "%s", err);
 	return lt_reply_json(r, 200, lt_policy_json(&k, &pol));

@@ -161,7 +161,10 @@ static int lt_cfg_topic_ok(const char *t)
 	       strspn(t, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._-") == n;
 }
 
-/* "kafka": {"enabled", "brokers", "topic", "source", "outbox_max_events", "message_timeout"} */
+/*
+ * "kafka": {"enabled", "brokers", "topic", "config_topic", "source", "outbox_max_events",
+ * "message_timeout"}
+ */
 static int lt_cfg_kafka(struct lt_cfg_ctx *x, json_t *v, struct lt_kafka_config *k)
 {
 	const char *key, *s;
@@ -191,6 +194,13 @@ static int lt_cfg_kafka(struct lt_cfg_ctx *x, json_t *v, struct lt_kafka_config 
 						   "expected a topic name of [A-Za-z0-9._-], "
 						   "1..127 bytes");
 			snprintf(k->topic, sizeof(k->topic), "%s", s);
+		} else if (!strcmp(key, "config_topic")) {
+			/* "" or null: this host neither publishes nor applies config changes */
+			if (!json_is_null(val) && (!s || (s[0] && !lt_cfg_topic_ok(s))))
+				return lt_cfg_fail(x, p,
+						   "expected a topic name of [A-Za-z0-9._-], "
+						   "1..127 bytes, or \"\" (no config sync)");
+			snprintf(k->config_topic, sizeof(k->config_topic), "%s", s ? s : "");
 		} else if (!strcmp(key, "source")) {
 			if (!s || strlen(s) >= sizeof(k->source) ||
 			    strspn(s, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
@@ -216,6 +226,9 @@ static int lt_cfg_kafka(struct lt_cfg_ctx *x, json_t *v, struct lt_kafka_config 
 	}
 	if (k->enabled && !k->brokers[0])
 		return lt_cfg_fail(x, "/kafka/brokers", "required when /kafka/enabled is true");
+	if (!strcmp(k->config_topic, k->topic))
+		return lt_cfg_fail(x, "/kafka/config_topic",
+				   "must differ from /kafka/topic (usage events)");
 	return 0;
 }
 
@@ -268,6 +281,7 @@ static int lt_cfg_root(struct lt_cfg_ctx *x, json_t *root, struct lt_agent_confi
 	c->idle_timeout_ns = 60 * LT_NS_PER_SEC;
 	snprintf(c->gateway_group, sizeof(c->gateway_group), "leaky");
 	snprintf(c->kafka.topic, sizeof(c->kafka.topic), "leaky.usage.v1");
+	snprintf(c->kafka.config_topic, sizeof(c->kafka.config_topic), "leaky.config.v1");
 	c->kafka.outbox_max = 1000000;
 	c->kafka.message_timeout_ns = 30 * LT_NS_PER_SEC;
 	c->analytics.minutes_ns = 2 * 86400 * LT_NS_PER_SEC;

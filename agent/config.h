@@ -64,6 +64,7 @@ struct lt_kafka_config {
 	int enabled; /* default off: no outbox rows, no producer */
 	char brokers[512]; /* bootstrap.servers, "host:port,..." */
 	char topic[128]; /* usage events */
+	char config_topic[128]; /* admin changes to and from every host (sync.h); "" = no sync */
 	char source[128]; /* ce_source and the ce_id prefix; "" = the host name */
 	__u64 outbox_max; /* events kept unacknowledged at most; then the oldest go */
 	__u64 message_timeout_ns; /* a send not acknowledged in this is sent again */

@@ -36,6 +36,7 @@
 #include "quota.h"
 #include "requests.h"
 #include "store.h"
+#include "sync.h"
 #include <sys/mman.h>
 #include <openssl/crypto.h>
 #include <openssl/rand.h>
@@ -233,6 +234,8 @@ static void lt_cp_stop(struct lt_cp *cp)
 	lt_api_stop(&cp->api);
 	lt_requests_stop(cp->api.requests); /* after the API: it reads the store */
 	cp->api.requests = NULL;
+	lt_sync_stop(cp->api.sync); /* after the API, before what it applies changes to */
+	cp->api.sync = NULL;
 	if (cp->api.cp.cur)
 		lt_snap_destroy(&cp->api.cp);
 	lt_jwt_free(&cp->api.jwt);
@@ -374,7 +377,24 @@ static int lt_cp_start(struct lt_cp *cp, const struct lt_opts *o, const struct l
 	cp->api.keys = cp->keys;
 	cp->api.brk = &cp->brk;
 	cp->api.state_dir = o->state_dir;
-	return lt_api_start(&cp->api, err, errlen);
+	{
+		struct lt_sync_deps sd = { .st = &cp->st,
+					   .db_path = path,
+					   .q = cp->q,
+					   .keys = cp->keys,
+					   .brk = &cp->brk,
+					   .m = m,
+					   .state_dir = o->state_dir,
+					   .lock = &cp->api.admin_lock };
+
+		ret = lt_sync_start(&cp->api.sync, &sd, &c->kafka, err, errlen);
+		if (ret)
+			return ret;
+	}
+	ret = lt_api_start(&cp->api, err, errlen);
+	if (!ret) /* the admin lock exists from here: other hosts' changes can be applied */
+		ret = lt_sync_listen(cp->api.sync, err, errlen);
+	return ret;
 }
 
 /*

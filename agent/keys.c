@@ -203,6 +203,24 @@ int lt_keys_revoke(struct lt_keys *k, const char *id)
 	return ret;
 }
 
+int lt_keys_put(struct lt_keys *k, const struct lt_key_rec *rec)
+{
+	char bucket[LT_BUCKET_KEY_LEN];
+	int ret;
+
+	pthread_mutex_lock(&k->lock);
+	ret = lt_store_key_put(k->st, rec);
+	if (!ret)
+		ret = lt_keys_load(k, rec);
+	if (!ret && !lt_bucket_key(bucket, sizeof(bucket), LT_BKEY_APIKEY, NULL, NULL, rec->id))
+		lt_quota_key_limit(k->q, bucket, &rec->limit);
+	if (!ret && k->map_fd >= 0)
+		ret = lt_apikey_map_put(k->map_fd, rec);
+	lt_keys_bump(k);
+	pthread_mutex_unlock(&k->lock);
+	return ret;
+}
+
 int lt_keys_publish(struct lt_keys *k, int map_fd, char *err, size_t errlen)
 {
 	struct lt_apikey_key cur, next;

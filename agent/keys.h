@@ -28,6 +28,12 @@ int lt_keys_get(struct lt_keys *k, const char *id, struct lt_key_rec *out);
 int lt_keys_update(struct lt_keys *k, const struct lt_key_rec *rec);
 int lt_keys_revoke(struct lt_keys *k, const char *id);
 /*
+ * Makes id exactly rec (created if new): what another host published
+ * (sync.h). The store first; then the records, the key's bucket and
+ * lt_apikey. -errno: as it was before.
+ */
+int lt_keys_put(struct lt_keys *k, const struct lt_key_rec *rec);
+/*
  * Writes every key to the pinned lt_apikey map (fd) and removes entries the
  * store does not have; from then on every create, update and revoke writes
  * it too (lt_abi.h). -errno with err set.

@@ -553,7 +553,7 @@ int lt_outbox_start(struct lt_outbox **out, const char *path, const struct lt_ka
 		return -rc;
 	}
 	ob->thr_on = 1;
-	log_info("kafka: usage events to topic %s at %s as source %s (%lld waiting in the outbox)",
+	log_info("kafka: events to topic %s at %s as source %s (%lld waiting in the outbox)",
 		 k->topic, k->brokers, ob->source, (long long)ob->backlog);
 	*out = ob;
 	return 0;

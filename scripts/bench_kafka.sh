@@ -8,8 +8,13 @@
 #      producer, acks=all, every row deleted on its acknowledgement): events/s;
 #   3. admission unaffected: wrk against POST /api/v1/tokens/consume with kafka off, then on
 #      (every decision an event, produced while wrk runs): the req/s ratio on/off.
+#   4. config propagation between two agents (two hosts: a second netns reaches the cluster
+#      through socat): one tier change at a time on A; B's lag for each (B's read time minus the
+#      record's event time, the Kafka timestamp, as B reports it in /api/v1/sync/status): p50, p99.
 # Figures drift ±20% between runs on a shared VM: compare the ratios.
 #   KAFKA_BENCH_EVENTS  N (default 200000)   BENCH_SECONDS  seconds per wrk run (default 5)
+#   KAFKA_BENCH_CHANGES config changes timed in 4 (default 100)
+#   KAFKA_BENCH_ONLY=config  only 4
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 AGENT=${BENCH_AGENT:-$ROOT/build/leaky-agent}
@@ -18,18 +23,24 @@ TOOL=${BENCH_REQLOG_TOOL:-$ROOT/build/rel/tests/lt_reqlog_tool}
 N=${KAFKA_BENCH_EVENTS:-200000}
 DUR=${BENCH_SECONDS:-5}
 NS=ltkbench-$$
+NS2=ltkbench2-$$
+PIN2=/sys/fs/bpf/lt-kbench2-$$
 PIN=/sys/fs/bpf/lt-kbench-$$
 DIR=$(mktemp -d /tmp/lt-bench-kafka-XXXXXX)
 STATE=$DIR/state
-PID= MPID=
+PID= MPID= PID2= FPID=
 cleanup() {
 	# set -e holds in a trap too: a kill of a process already gone, or the status of one
 	# ended by SIGTERM (143), would end the cleanup before the namespace and pins go
 	[ -n "$PID" ] && { kill "$PID" 2>/dev/null && wait "$PID" 2>/dev/null || true; }
+	[ -n "$PID2" ] && { kill "$PID2" 2>/dev/null && wait "$PID2" 2>/dev/null || true; }
+	[ -n "$FPID" ] && { kill "$FPID" 2>/dev/null && wait "$FPID" 2>/dev/null || true; }
 	[ -n "$MPID" ] && { kill "$MPID" 2>/dev/null && wait "$MPID" 2>/dev/null || true; }
 	"$AGENT" --pin-dir "$PIN" --state-dir "$STATE" detach >/dev/null 2>&1 || true
+	"$AGENT" --pin-dir "$PIN2" --state-dir "$DIR/state2" detach >/dev/null 2>&1 || true
 	ip netns del "$NS" 2>/dev/null || true
-	rm -rf "$DIR" "$PIN"
+	ip netns del "$NS2" 2>/dev/null || true
+	rm -rf "$DIR" "$PIN" "$PIN2"
 }
 trap cleanup EXIT
 for t in "$AGENT" "$MOCK" "$TOOL"; do
@@ -42,7 +53,7 @@ now() { date +%s.%N; }
 mkfifo "$DIR/mock.in"
 # nsenter execs the program, so $! is its pid (a backgrounded function is a subshell whose
 # kill leaves the program running)
-nsenter --net=/run/netns/$NS "$MOCK" --topic lt.bench:4 <"$DIR/mock.in" >"$DIR/mock.out" 2>"$DIR/mock.err" &
+nsenter --net=/run/netns/$NS "$MOCK" --topic lt.bench:4 --topic lt.bench.config:4 <"$DIR/mock.in" >"$DIR/mock.out" 2>"$DIR/mock.err" &
 MPID=$!
 exec {MFD}>"$DIR/mock.in"
 for _ in $(seq 50); do grep -q '^bootstrap=' "$DIR/mock.out" && break; sleep 0.1; done
@@ -79,6 +90,72 @@ until_ge() {
 "$AGENT" print-config | jq '.event_sample_every = 0' >"$DIR/off.json"
 jq --arg b "$BOOT" '.kafka = {enabled: true, brokers: $b, topic: "lt.bench", source: "bench",
 	outbox_max_events: 4000000}' "$DIR/off.json" >"$DIR/on.json"
+
+# ---- 4: config propagation between two agents
+config_bench() {
+	local K=${KAFKA_BENCH_CHANGES:-100} port=${BOOT##*:} i v lag tok s0 f
+	ip netns add "$NS2"
+	ip -n "$NS2" link set lo up
+	# B's loopback port of the cluster, connected from A's namespace
+	nsenter --net=/run/netns/$NS2 socat TCP-LISTEN:"$port",bind=127.0.0.1,fork,reuseaddr \
+		SYSTEM:"nsenter --net=/run/netns/$NS socat - TCP\:127.0.0.1\:$port" 2>/dev/null &
+	FPID=$!
+	for h in a b; do
+		jq --arg b "$BOOT" --arg h "bench-$h" '.kafka = {enabled: true, brokers: $b,
+			topic: "lt.bench.u", config_topic: "lt.bench.config", source: $h}' \
+			"$DIR/off.json" >"$DIR/sync-$h.json"
+	done
+	start "$DIR/sync-a.json"
+	mkdir -p "$DIR/state2"
+	nsenter --net=/run/netns/$NS2 "$AGENT" --pin-dir "$PIN2" --state-dir "$DIR/state2" attach \
+		--iface lo --api 127.0.0.1:9090 --config "$DIR/sync-b.json" >>"$DIR/agent2.log" 2>&1 &
+	PID2=$!
+	for _ in $(seq 100); do
+		nsenter --net=/run/netns/$NS2 curl -s -o /dev/null http://127.0.0.1:9090/healthz && break
+		sleep 0.1
+	done
+	tok=$("$AGENT" --state-dir "$STATE" mint-token --sub admin --roles ADMIN --ttl 1h)
+	tok2=$("$AGENT" --state-dir "$DIR/state2" mint-token --sub admin --roles ADMIN --ttl 1h)
+	put_a() { # one change on A; prints A's version after it
+		inns curl -s -o /dev/null -X PUT -H "Authorization: Bearer $tok" \
+			-H 'Content-Type: application/json' --data-binary "{\"capacity\":$1,\"rate\":\"1/s\"}" \
+			http://127.0.0.1:9090/api/v1/admin/tiers/USER/openai
+		inns curl -s -H "Authorization: Bearer $tok" http://127.0.0.1:9090/api/v1/sync/status |
+			jq .versionMs
+	}
+	# B's lag for A's records once it has read version V (or nothing in 10 s)
+	lag_b() {
+		local j
+		for _ in $(seq 2000); do
+			j=$(nsenter --net=/run/netns/$NS2 curl -s -H "Authorization: Bearer $tok2" \
+				http://127.0.0.1:9090/api/v1/sync/status |
+				jq -r '.origins[] | select(.host == "bench-a") | "\(.versionMs) \(.lagMs)"')
+			[ -n "$j" ] && [ "${j%% *}" -ge "$1" ] && { echo "${j#* }"; return 0; }
+			sleep 0.005
+		done
+		return 1
+	}
+	v=$(put_a 1000) # the first record: topic metadata and producer id, not timed
+	lag_b "$v" >/dev/null || { echo "bench_kafka: B never applied A's change" >&2; exit 1; }
+	: >"$DIR/lags"
+	for ((i = 1; i <= K; i++)); do
+		sleep "0.0$((RANDOM % 10))" # changes at random phases of B's fetch wait (S = 100 ms)
+		v=$(put_a $((1000 + i)))
+		lag_b "$v" >>"$DIR/lags" || { echo "bench_kafka: B never applied change $i" >&2; exit 1; }
+	done
+	sort -g "$DIR/lags" >"$DIR/lags.s"
+	pct() { awk -v p="$1" '{ a[NR] = $1 } END { i = int(NR * p / 100 + 0.999999); if (i < 1) i = 1; print a[i] }' "$DIR/lags.s"; }
+	printf '\nConfig sync between two agents (two netns, release agents, one mock cluster; S = 100 ms: fetch.wait.max.ms)\n'
+	printf '  %d tier changes on A, one at a time; B applied each: propagation p50 %.1f ms  p99 %.1f ms  max %.1f ms   [target p99 < 250 ms]\n' \
+		"$K" "$(pct 50)" "$(pct 99)" "$(tail -1 "$DIR/lags.s")"
+	stop
+	kill "$PID2" && wait "$PID2" 2>/dev/null || true
+	PID2=
+}
+if [ "${KAFKA_BENCH_ONLY:-}" = config ]; then
+	config_bench
+	exit 0
+fi
 
 # ---- 1 and 2: a backlog of N, then its drain
 start "$DIR/on.json"
@@ -144,3 +221,4 @@ printf '  consume, kafka off                      %9.0f req/s  p99 %s\n' "$roff"
 printf '  consume, kafka on (each an event)       %9.0f req/s  p99 %s   %.2fx off  (%d requests, %d events, all acknowledged)\n' \
 	"$ron" "$(p99 <<<"$ON")" "$(echo "$ron / $roff" | bc -l)" \
 	"$(awk '/requests in/ { print $1 }' <<<"$ON")" "$e0"
+config_bench

@@ -307,6 +307,13 @@ await op('top', 'get', `${AN}/top`, `${AN}/top?limit=5`, T_ADMIN, undefined, 200
 await op('bad limit', 'get', `${AN}/top`, `${AN}/top?limit=0`, T_ADMIN, undefined, 400);
 await op('a USER token', 'get', `${AN}/top`, `${AN}/top`, T_USER, undefined, 403);
 
+// ---- config sync (off here: kafka is not configured)
+{
+	const r = await op('off', 'get', '/api/v1/sync/status', '/api/v1/sync/status', T_ADMIN, undefined, 200);
+	same('sync status: off without kafka', r.json, { enabled: false });
+	await op('a USER token', 'get', '/api/v1/sync/status', '/api/v1/sync/status', T_USER, undefined, 403);
+}
+
 // ---- health and metrics
 await op('up', 'get', '/healthz', '/healthz', '', undefined, 200);
 await op('ready', 'get', '/readyz', '/readyz', '', undefined, 200);
