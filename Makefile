@@ -220,6 +220,16 @@ $(foreach v,rel san,$(eval $(call lt_archives,$(v))))
 # The embedded default config is pulled in with .incbin.
 $(BUILD)/rel/agent/config_default.o $(BUILD)/san/agent/config_default.o: agent/default-config.json
 
+# The dashboard (agent/ui_assets.c) is pulled in with .incbin too: ui/ and uPlot, which
+# scripts/deps.sh installs into ui/node_modules (npm ci, pinned by ui/package-lock.json).
+UI_ASSETS := ui/index.html ui/app.js ui/app.css ui/node_modules/uplot/dist/uPlot.iife.min.js \
+	ui/node_modules/uplot/dist/uPlot.min.css
+$(BUILD)/rel/agent/ui_assets.o $(BUILD)/san/agent/ui_assets.o: $(UI_ASSETS)
+ui/node_modules/uplot/dist/%:
+	@echo "$@ is missing: scripts/deps.sh installs it (npm ci in ui/)" >&2
+	@bash scripts/deps.sh
+	@test -e $@
+
 $(REL_AGENT): $(BUILD)/rel/agent/main.o $(BUILD)/rel/libagent.a $(BUILD)/rel/liblt.a
 	$(CC) $(CFLAGS_REL) $^ -o $@ $(LDLIBS)
 

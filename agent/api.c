@@ -24,6 +24,7 @@
 #include "rollup.h"
 #include "signin.h"
 #include "tenant.h"
+#include "ui.h"
 #include "units.h"
 
 #define LT_MAX_TOKENS (1ULL << 40) /* per request; far above any LLM call */
@@ -995,6 +996,8 @@ static const struct lt_route lt_routes[] = {
 	  .flags = LT_ROUTE_PREFIX,
 	  .access = lt_access_admin,
 	  .handler = lt_admin },
+	/* the dashboard (agent/ui.c): static files, the data comes from the routes above */
+	{ .path = "/ui", .flags = LT_ROUTE_PREFIX, .handler = lt_ui_serve },
 	{ 0 },
 };
 
