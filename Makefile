@@ -65,7 +65,8 @@ RAWSEND := $(BUILD)/lt_rawsend
 # Defined before `all:`: a rule's prerequisites are expanded when it is read.
 FUZZERS := $(patsubst tests/fuzz/%.c,$(BUILD)/fuzz/bin/%,$(wildcard tests/fuzz/fuzz_*.c))
 
-.PHONY: all test run bench fuzz vmlinux clean help deps format format-check install uninstall
+.PHONY: all test run bench fuzz vmlinux clean help deps format format-check install uninstall \
+	screenshots
 .DELETE_ON_ERROR:
 .SECONDARY:
 
@@ -82,6 +83,7 @@ help:
 	@echo "make bench      install deps, build, print benchmark figures and ratios"
 	@echo "make fuzz       run each libFuzzer harness (tests/fuzz/) for FUZZ_SECONDS (60) each;"
 	@echo "                new inputs in build/fuzz/corpus/, crashes in build/fuzz/crashes/"
+	@echo "make screenshots  regenerate docs/screenshots/ (the dashboard, from its browser test)"
 	@echo "make vmlinux    regenerate vmlinux/vmlinux.h from this kernel's BTF"
 	@echo "make format     clang-format every source file in place"
 	@echo "make format-check  fail if any source file is not clang-formatted"
@@ -113,6 +115,12 @@ bench: deps
 fuzz: deps
 	@$(MAKE) --no-print-directory $(FUZZERS)
 	@FUZZ_SECONDS=$(FUZZ_SECONDS) bash tests/fuzz/run.sh long
+
+# The README's pictures of the dashboard: the browser test (tests/e2e/test_ui.sh) writes a
+# screenshot of each view; here into docs/screenshots/ instead of build/ui-screenshots/.
+screenshots: deps
+	@$(MAKE) --no-print-directory $(SAN_AGENT) $(SAN_GW) $(SAN_STUB) $(BUILD)/san/tests/lt_brk_peer
+	@LT_UI_SHOTS=$(CURDIR)/docs/screenshots bash tests/e2e/test_ui.sh
 
 vmlinux:
 	$(BPFTOOL) btf dump file /sys/kernel/btf/vmlinux format c > vmlinux/vmlinux.h

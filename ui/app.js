@@ -34,6 +34,7 @@
     n >= 100 ? Math.round(n) + ' ms' : n.toFixed(1) + ' ms');
   const fmtT = (s) => (s ? String(s).replace('T', ' ').replace(/(\.\d+)?Z$/, 'Z') : '–');
   const enc = encodeURIComponent;
+  const isoS = (ms) => new Date(ms).toISOString().replace(/\.\d+Z$/, 'Z');
 
   function badge(text, kind) { return h('span', { class: 'badge b-' + kind, text }); }
   function stateBadge(st) {
@@ -358,7 +359,8 @@
     c.every(1000, async () => {
       const now = Date.now() / 1000;
       const [logs, mtxt, top] = await Promise.all([
-        api('/api/v1/logs?limit=500').catch((e) => ({ error: e })),
+        // the last 30 s (a request is logged when it ends, with the time it arrived)
+        api('/api/v1/logs?' + qs({ limit: 500, from: isoS(Date.now() - 30e3) })).catch((e) => ({ error: e })),
         api('/metrics', { text: true }), api('/api/v1/analytics/top?limit=6')]);
       if (!c.alive) return;
       const m = parseProm(mtxt);
@@ -703,7 +705,8 @@
         ['user / org', (it.user_id || '–') + ' / ' + (it.org_id || '–')], ['tier', it.tier], ['API key', it.key_id || '–'],
         ['tokens reserved', fmtN(it.tokens_reserved)],
         ['tokens used (in + out)', it.tokens_in === null && it.tokens_out === null ? 'not reported' : fmtN(it.tokens_in) + ' + ' + fmtN(it.tokens_out)],
-        ['latency / TTFT', fmtMs(it.latency_ms) + ' / ' + fmtMs(it.ttft_ms)], ['deciding limit', renderLimit(it.limit)]]
+        ['latency / TTFT', fmtMs(it.latency_ms) + ' / ' + fmtMs(it.ttft_ms)],
+        ['deciding limit', it.limit ? renderLimit(it.limit) : it.status < 400 ? 'none: admitted within every limit' : 'none: refused before admission']]
         .flatMap(([k, v]) => [h('dt', { text: k }), h('dd', { text: v ?? '–' })])));
   }
   function viewLogs(main, c) {
@@ -718,7 +721,7 @@
       sel('method', 'method', ['', 'GET', 'POST', 'PUT', 'DELETE']), inp('status', 'status', { placeholder: '429, 4xx' }),
       inp('provider', 'provider'), inp('route', 'route'),
       ...(me.admin ? [inp('userId', 'user', { class: 'mid' }), inp('orgId', 'org', { class: 'mid' })] : []),
-      inp('keyId', 'key'), sel('outcome', 'outcome', ['', 'completed', 'rejected', 'client_gone', 'upstream_failed', 'timed_out', 'cut', 'unknown']),
+      inp('keyId', 'key'), sel('outcome', 'outcome', ['', 'completed', 'rejected', 'client_gone', 'upstream_failed', 'timed_out', 'cut']),
       inp('from', 'from (UTC)', { type: 'datetime-local', step: 1 }), inp('to', 'to (UTC)', { type: 'datetime-local', step: 1 }),
       sel('limit', 'rows', ['50', '100', '200', '500']), h('button', { type: 'submit', text: 'Apply' }));
     main.append(panel('Filters', form), h('div', { class: 'panel' }, tbl, h('div', { class: 'pager' }, prev, next, info)), det);

@@ -93,6 +93,7 @@ async function main() {
   }
   async function shot(name) {
     const file = `${E.SHOTS}/${name}.png`;
+    await page.evaluate(() => { document.getElementById('toast').textContent = ''; });
     await page.screenshot({ path: file, fullPage: true });
     shots.push(file);
   }
