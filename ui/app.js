@@ -34,6 +34,9 @@
     n >= 100 ? Math.round(n) + ' ms' : n.toFixed(1) + ' ms');
   const fmtT = (s) => (s ? String(s).replace('T', ' ').replace(/(\.\d+)?Z$/, 'Z') : '–');
   const enc = encodeURIComponent;
+  // a UUID as 8…4 with the whole id in a tooltip (tables stay narrow enough for a laptop)
+  const shortId = (id) => (id && /^[0-9a-f-]{36}$/.test(id) ? h('code', { title: id, text: id.slice(0, 8) + '…' + id.slice(-4) }) : h('code', { text: id || '–' }));
+  const hms = (t) => (t ? h('span', { title: t, text: String(t).slice(11, 23) }) : '–');
   const isoS = (ms) => new Date(ms).toISOString().replace(/\.\d+Z$/, 'Z');
 
   function badge(text, kind) { return h('span', { class: 'badge b-' + kind, text }); }
@@ -71,6 +74,7 @@
         const v = c.f(r);
         return h('td', { class: c.num ? 'num' : null }, v instanceof Node ? v : String(v ?? '–'));
       }));
+      if (r && r.id !== undefined && typeof r.id !== 'object') tr.dataset.id = r.id;
       if (opts.onrow) {
         tr.className = 'click'; tr.tabIndex = 0;
         tr.addEventListener('click', () => opts.onrow(r, tr));
@@ -421,7 +425,8 @@
         { t: 'state', f: (x) => stateBadge(['closed', 'open', 'half_open'][x.v] || 'unknown') },
         { t: 'trips', num: 1, f: (x) => fmtN((m.get('lt_breaker_trips_total').find((t) => t.labels.name === x.labels.name) || {}).v) }],
       m.get('lt_breaker_state'), { label: 'circuit breakers', empty: 'No breakers.' }));
-      clear(tTop).append(table([{ t: 'bucket', f: (x) => { const b = bucketInfo(x.bucket); return b.kind + ' ' + (b.tenant || '') + (b.provider && b.provider !== '*' ? ' · ' + b.provider : ''); } },
+      clear(tTop).append(table([{ t: 'tenant', f: (x) => { const b = bucketInfo(x.bucket); return h('span', {}, b.kind + ' ', b.tenant ? shortId(b.tenant) : ''); } },
+        { t: 'provider', f: (x) => bucketInfo(x.bucket).provider || '–' },
         { t: 'remaining', num: 1, f: (x) => fmtN(x.remaining) + ' / ' + fmtN(x.capacity) },
         { t: 'used', f: (x) => bar(x.utilization) }], top.closestToLimit || [], { label: 'tenants closest to their limits', empty: 'No bucket in use.' }));
       last = m;
@@ -683,11 +688,10 @@
 
   // ---- Request log -------------------------------------------------------------------------
   const LOG_COLS = [
-    { t: 'time', f: (x) => fmtT(x.time) }, { t: 'source', f: (x) => x.source },
-    { t: 'method', f: (x) => x.method }, { t: 'route', f: (x) => x.route },
+    { t: 'time (UTC)', f: (x) => hms(x.time) }, { t: 'request', f: (x) => (x.method || '') + ' ' + (x.route || '–') },
     { t: 'status', f: (x) => badge(String(x.status), x.status >= 500 ? 'bad' : x.status >= 400 ? 'warn' : 'ok') },
     { t: 'outcome', f: (x) => x.outcome }, { t: 'provider', f: (x) => x.provider || '–' },
-    { t: 'model', f: (x) => x.model || '–' }, { t: 'user', f: (x) => h('code', { text: x.user_id || '–' }) },
+    { t: 'model', f: (x) => x.model || '–' }, { t: 'user', f: (x) => shortId(x.user_id) },
     { t: 'key', f: (x) => x.key_id || '–' },
     { t: 'tokens', num: 1, f: (x) => fmtN(x.tokens_reserved) + ' → ' + (x.tokens_in === null && x.tokens_out === null ? '?' : fmtN((x.tokens_in || 0) + (x.tokens_out || 0))) },
     { t: 'latency', num: 1, f: (x) => fmtMs(x.latency_ms) },
@@ -724,7 +728,8 @@
       inp('keyId', 'key'), sel('outcome', 'outcome', ['', 'completed', 'rejected', 'client_gone', 'upstream_failed', 'timed_out', 'cut']),
       inp('from', 'from (UTC)', { type: 'datetime-local', step: 1 }), inp('to', 'to (UTC)', { type: 'datetime-local', step: 1 }),
       sel('limit', 'rows', ['50', '100', '200', '500']), h('button', { type: 'submit', text: 'Apply' }));
-    main.append(panel('Filters', form), h('div', { class: 'panel' }, tbl, h('div', { class: 'pager' }, prev, next, info)), det);
+    main.append(panel('Filters', form), h('div', { class: 'logwrap' },
+      h('div', { class: 'panel' }, tbl, h('div', { class: 'pager' }, prev, next, info)), det));
     let stack = [], cur = null, nextCur = null;
     const utc = (v) => (v ? v + (v.length === 16 ? ':00' : '') + 'Z' : '');
     async function load(cursor) {
@@ -803,15 +808,21 @@
       for (const r of rows) totals.set(gkey(r), (totals.get(gkey(r)) || 0) + Number(r[m] || 0));
       const groups = [...totals.entries()].sort((a, b) => b[1] - a[1]);
       const top = groups.slice(0, 6).map((g) => g[0]);
-      const times = [...new Set(rows.map((r) => r.time))].sort();
-      const idx = new Map(times.map((t, i) => [t, i]));
-      const ys = top.map(() => times.map(() => 0));
-      for (const r of rows) { const gi = top.indexOf(gkey(r)); if (gi >= 0) ys[gi][idx.get(r.time)] += Number(r[m] || 0); }
+      // one point per step of the whole range, zero where nothing happened
+      const f0 = Date.parse(q.from) / 1000, t0 = Date.parse(q.to) / 1000;
+      const st = { m: 60, h: 3600, d: 86400 }[q.step.slice(-1)] * parseInt(q.step, 10);
+      const xs = [];
+      for (let t = f0; t < t0; t += st) xs.push(t);
+      const ys = top.map(() => xs.map(() => 0));
+      for (const r of rows) {
+        const gi = top.indexOf(gkey(r)), i = Math.floor((Date.parse(r.time) / 1000 - f0) / st);
+        if (gi >= 0 && i >= 0 && i < xs.length) ys[gi][i] += Number(r[m] || 0);
+      }
       if (u) { u.destroy(); u = null; }
       clear(cbox);
-      if (times.length) {
-        u = chart(c, cbox, top, { label: what.selectedOptions[0].text + ' over time by ' + by.value, points: times.length < 3 });
-        u.setData([times.map((t) => Date.parse(t) / 1000), ...ys]);
+      if (rows.length) {
+        u = chart(c, cbox, top, { label: what.selectedOptions[0].text + ' over time by ' + by.value });
+        u.setData([xs, ...ys]);
       } else cbox.append(h('p', { class: 'empty', text: 'No traffic in this range.' }));
       const t = sum.total || {};
       clear(tot).append(h('dl', { class: 'kv' }, ...[['requests', fmtN(t.requests)], ['admitted / rejected', fmtN(t.admitted) + ' / ' + fmtN(t.rejected)],
@@ -854,16 +865,20 @@
     history.replaceState(null, '', location.pathname);
     renderNav(); route();
   });
-  window.addEventListener('hashchange', route);
+  window.addEventListener('hashchange', () => { if (!takeCode()) route(); });
   document.querySelector('.skip').addEventListener('click', (e) => { e.preventDefault(); document.getElementById('main').focus(); });
   // The one-time link: #code=<code>. Taken out of the address bar before anything else runs
   // (history.replaceState: no history entry keeps it), then exchanged once.
-  const m = location.hash.match(/^#code=([^&]+)/);
-  if (m) {
+  // (also when the link is opened in a tab that shows the dashboard: only the hash changes).
+  function takeCode() {
+    const m = location.hash.match(/^#code=([^&]+)/);
+    if (!m) return false;
     history.replaceState(null, '', location.pathname);
+    leave();
+    token = null; me = null; renderNav();
     clear(document.getElementById('main')).append(h('p', { text: 'Signing in with the one-time link…' }));
     signInCode(decodeURIComponent(m[1])).catch((e) => { signinMsg = e.message; renderNav(); route(); });
-  } else {
-    renderNav(); route();
+    return true;
   }
+  if (!takeCode()) { renderNav(); route(); }
 })();
