@@ -232,7 +232,7 @@ $(BUILD)/rel/agent/config_default.o $(BUILD)/san/agent/config_default.o: agent/d
 # scripts/deps.sh installs into ui/node_modules (npm ci, pinned by ui/package-lock.json).
 UI_ASSETS := ui/index.html ui/app.js ui/app.css ui/node_modules/uplot/dist/uPlot.iife.min.js \
 	ui/node_modules/uplot/dist/uPlot.min.css
-$(BUILD)/rel/agent/ui_assets.o $(BUILD)/san/agent/ui_assets.o: $(UI_ASSETS)
+$(BUILD)/rel/agent/ui_assets.o $(BUILD)/san/agent/ui_assets.o $(BUILD)/fuzz/agent/ui_assets.o: $(UI_ASSETS)
 ui/node_modules/uplot/dist/%:
 	@echo "$@ is missing: scripts/deps.sh installs it (npm ci in ui/)" >&2
 	@bash scripts/deps.sh

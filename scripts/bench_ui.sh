@@ -18,8 +18,9 @@ DIR=$(mktemp -d /tmp/lt-bench-ui-XXXXXX)
 STATE=$DIR/state
 PID=
 cleanup() {
+	set +e # every step runs, whatever the agent's exit status
 	[ -n "$PID" ] && kill "$PID" 2>/dev/null && wait "$PID" 2>/dev/null
-	"$AGENT" --pin-dir "$PIN" --state-dir "$STATE" detach >/dev/null 2>&1 || true
+	nsenter --net=/run/netns/$NS "$AGENT" --pin-dir "$PIN" --state-dir "$STATE" detach >/dev/null 2>&1
 	ip netns del "$NS" 2>/dev/null || true
 	rm -rf "$DIR" "$PIN"
 }
@@ -34,8 +35,9 @@ metric() { inns curl -s http://127.0.0.1:9090/metrics | awk -v k="$1" '$1 == k {
 mkdir -p "$STATE"
 "$AGENT" print-config | jq --argjson n "$ROWS" '.event_sample_every = 0 | .token.request_log_rows = $n' \
 	>"$DIR/agent.json"
-inns "$AGENT" --pin-dir "$PIN" --state-dir "$STATE" attach --iface lo --api 127.0.0.1:9090 \
-	--config "$DIR/agent.json" >>"$DIR/agent.log" 2>&1 &
+# nsenter execs the agent, so $! is the agent (a function in the background would be a subshell)
+nsenter --net=/run/netns/$NS "$AGENT" --pin-dir "$PIN" --state-dir "$STATE" attach --iface lo \
+	--api 127.0.0.1:9090 --config "$DIR/agent.json" >>"$DIR/agent.log" 2>&1 &
 PID=$!
 for _ in $(seq 100); do inns curl -s -o /dev/null http://127.0.0.1:9090/healthz && break; sleep 0.1; done
 TA=$("$AGENT" --state-dir "$STATE" mint-token --sub bench-admin --roles ADMIN --ttl 2h)

@@ -29,7 +29,7 @@ async function api(tok, path, { method = 'GET', body, headers = {} } = {}) {
   return { status: r.status, body: j };
 }
 // until FN() is truthy (polled), or the deadline; returns the last value
-async function until(fn, ms = 8000, every = 200) {
+async function until(fn, ms = 15000, every = 200) {
   const end = Date.now() + ms;
   let v;
   for (;;) {
@@ -77,7 +77,7 @@ async function main() {
     args: ['--no-sandbox', '--disable-dev-shm-usage', '--disable-gpu', '--no-first-run'] });
   const context = await browser.newContext({ viewport: { width: 1366, height: 768 }, colorScheme: 'light', acceptDownloads: true });
   const page = await context.newPage();
-  page.setDefaultTimeout(10000);
+  page.setDefaultTimeout(20000); // generous: other suites share the 2 cores
   const cspErrors = [], pageErrors = [], urls = [];
   page.on('console', (m) => { if (m.type() === 'error' && /Content Security Policy|Refused to/i.test(m.text())) cspErrors.push(m.text()); });
   page.on('pageerror', (e) => pageErrors.push(String(e)));
@@ -182,12 +182,12 @@ async function main() {
   const adm = await until(async () => {
     const t = await page.textContent('.kpi .v');
     return Number(String(t).replace(/[^\d.]/g, '')) > 0 ? t : null;
-  }, 10000);
+  }, 15000);
   ok(!!adm, `overview: admitted req/s is live (${adm})`);
   const ov = await page.textContent('main');
   ok(/openai/.test(ov) && /closed|open/.test(ov), 'overview: breaker states are shown');
   ok(/drop_/.test(ov), 'overview: kernel drop counters are shown');
-  const routesRow = await until(() => page.$$eval('table[aria-label="requests per provider and route"] tbody tr', (r) => r.length), 6000);
+  const routesRow = await until(() => page.$$eval('table[aria-label="requests per provider and route"] tbody tr', (r) => r.length), 15000);
   ok(routesRow > 0, `overview: per provider and route rates (${routesRow} rows)`);
   ok(await page.$$eval('main canvas', (c) => c.length) >= 2, 'overview: the two uPlot charts are drawn');
   await sleep(6000); // a few more seconds of live points for the screenshot
@@ -238,6 +238,26 @@ async function main() {
   ok(await krow.locator('svg.spark').count() === 1, 'keys: the key has a usage sparkline');
   await axe('API keys');
   await shot('keys');
+  // the key's holder signs in with it: exchanged for a key-bound token, a non-admin's views
+  await page.click('#signout');
+  await page.fill('#cred', secret);
+  await page.click('form button[type=submit]');
+  await page.waitForSelector('#nav a');
+  const kNav = await navIds();
+  const who = await page.textContent('#who');
+  ok(JSON.stringify(kNav) === JSON.stringify(['usage', 'logs']) && who.includes(E.U1),
+    `sign-in with an API key: its owner's own views (${kNav}; ${who})`);
+  await view('logs');
+  await page.waitForSelector('table[aria-label="request log"] tbody tr');
+  const kRows = await page.$$eval('table[aria-label="request log"] tbody tr', (rs) => rs.map((r) => r.cells[r.cells.length - 3].textContent));
+  ok(kRows.length > 0 && kRows.every((x) => x === key.id), `the key's holder sees only the key's own requests (${kRows.length} rows)`, kRows.slice(0, 3));
+  await storageClean('after an API-key sign-in', [secret], mark);
+  await page.click('#signout');
+  await page.fill('#cred', E.TA);
+  await page.click('form button[type=submit]');
+  await page.waitForSelector('#nav a');
+  await view('keys');
+  await krow.waitFor();
   await krow.locator('button', { hasText: 'Revoke' }).click();
   await krow.locator('button', { hasText: 'Confirm revoke' }).click();
   const rev = await until(async () => (await api(E.TA, '/api/v1/admin/keys/' + key.id)).body.revoked === true);
@@ -306,8 +326,9 @@ async function main() {
     'user + method', `userId=${E.U1}&method=POST&limit=50`);
   // paging: 10 a page, the second page is older and different
   await page.selectOption('#logfilters select[name=limit]', '50');
+  const before = await page.evaluate(() => document.querySelector('main').dataset.loaded);
   await page.click('#logfilters button[type=submit]');
-  await page.waitForFunction(() => /page 1/.test(document.querySelector('.pager').textContent));
+  await page.waitForFunction((b) => document.querySelector('main').dataset.loaded !== b, before);
   const ids = () => page.$$eval('table[aria-label="request log"] tbody tr', (rs) => rs.map((r) => [r.dataset.id, r.cells[0].firstChild.title]));
   const p1 = await ids();
   await page.click('.pager button:has-text("Older")');
@@ -329,7 +350,7 @@ async function main() {
   const an = await until(async () => {
     const t = await page.textContent('main dl.kv');
     return /requests\s*[1-9]/.test(t) ? t : null;
-  }, 8000);
+  }, 15000);
   ok(!!an, 'analytics: totals of the traffic', an);
   ok(await page.$$eval('main canvas', (c) => c.length) >= 1, 'analytics: usage over time is charted');
   const [dl] = await Promise.all([page.waitForEvent('download'), page.click('#csv')]);
