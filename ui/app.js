@@ -694,7 +694,8 @@
     { t: 'outcome', f: (x) => x.outcome }, { t: 'provider', f: (x) => x.provider || '–' },
     { t: 'model', f: (x) => x.model || '–' }, { t: 'user', f: (x) => shortId(x.user_id) },
     { t: 'key', f: (x) => x.key_id || '–' },
-    { t: 'tokens', num: 1, f: (x) => fmtN(x.tokens_reserved) + ' → ' + (x.tokens_in === null && x.tokens_out === null ? '?' : fmtN((x.tokens_in || 0) + (x.tokens_out || 0))) },
+    // reserved -> charged: the usage when reported, else the reservation (0 when refused)
+    { t: 'tokens', num: 1, f: (x) => fmtN(x.tokens_reserved) + ' → ' + fmtN(usedTokens(x)) },
     { t: 'latency', num: 1, f: (x) => fmtMs(x.latency_ms) },
   ];
   function renderLimit(l) {
@@ -841,18 +842,25 @@
     const q = h('div'), recent = h('div');
     main.append(h('p', { class: 'sub', text: 'Signed in as ' + me.sub + ': your own budgets and requests. Admin views need the admin role.' }),
       panel('Your budgets', q), panel('Your latest requests', recent));
-    const provs = new Set();
+    const provs = new Set(), orgs = new Set();
     c.every(3000, async () => {
       let items = [];
       try { items = (await api('/api/v1/logs?limit=50')).items; } catch (e) { if (e.status !== 404) throw e; }
-      for (const i of items) if (i.provider) provs.add(i.provider);
+      for (const i of items) {
+        if (i.provider) provs.add(i.provider);
+        if (i.org_id) orgs.add(i.org_id);
+      }
       if (!provs.size) provs.add('openai');
       const rows = [];
       for (const p of provs) {
-        try { rows.push({ p, ...(await api('/api/v1/tokens/quota?' + qs({ userId: me.sub, provider: p }))) }); } catch (e) { rows.push({ p, error: e.message }); }
+        try { rows.push({ who: 'you', p, ...(await api('/api/v1/tokens/quota?' + qs({ userId: me.sub, provider: p }))) }); } catch (e) { rows.push({ who: 'you', p, error: e.message }); }
+        for (const o of orgs) {
+          try { rows.push({ who: 'org ' + o, p, ...(await api('/api/v1/tokens/quota/org?' + qs({ orgId: o, provider: p }))) }); } catch (e) { /* not one of its orgs */ }
+        }
       }
       if (!c.alive) return;
-      clear(q).append(table([{ t: 'provider', f: (x) => x.p }, { t: 'tier', f: (x) => x.tier || '–' },
+      clear(q).append(table([{ t: 'budget of', f: (x) => x.who === 'you' ? 'you' : h('span', {}, 'org ', shortId(x.who.slice(4))) },
+        { t: 'provider', f: (x) => x.p }, { t: 'tier', f: (x) => x.tier || '–' },
         { t: 'remaining', num: 1, f: (x) => x.error ? x.error : fmtN(x.remaining) + ' / ' + fmtN(x.capacity) },
         { t: 'budget', f: (x) => x.error ? '–' : bar(1 - x.remaining / x.capacity, Math.round(100 * x.remaining / x.capacity) + '% remaining') },
         { t: 'refill', f: (x) => x.leakRate || '–' }], rows, { label: 'your budgets' }));
