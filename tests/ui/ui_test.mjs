@@ -94,6 +94,8 @@ async function main() {
   async function shot(name) {
     const file = `${E.SHOTS}/${name}.png`;
     await page.evaluate(() => { document.getElementById('toast').textContent = ''; });
+    const [w, vw] = await page.evaluate(() => [document.documentElement.scrollWidth, window.innerWidth]);
+    ok(w <= vw, `${name}: fits the ${vw} px wide window, no sideways scroll (${w} px)`);
     await page.screenshot({ path: file, fullPage: true });
     shots.push(file);
   }
@@ -368,6 +370,10 @@ async function main() {
   const wide = await page.evaluate(() => document.documentElement.scrollWidth);
   ok(wide <= 392, `phone width: the page does not scroll sideways (${wide} px)`);
   await axe('overview, phone, dark');
+  await view('logs');
+  await page.waitForSelector('table[aria-label="request log"] tbody tr');
+  await axe('request log, phone, dark');
+  await view('overview');
   await page.screenshot({ path: `${E.SHOTS}/overview-phone-dark.png`, fullPage: true });
   shots.push(`${E.SHOTS}/overview-phone-dark.png`);
 
