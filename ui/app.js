@@ -270,7 +270,8 @@
     const nav = clear(document.getElementById('nav'));
     nav.hidden = !me;
     document.getElementById('signout').hidden = !me;
-    document.getElementById('who').textContent = me ? me.sub + (me.admin ? ' (admin)' : '') : '';
+    document.getElementById('who').textContent = me ? me.sub + (me.admin ? ' (admin)' : '') +
+      (me.until ? ' · until ' + new Date(me.until).toTimeString().slice(0, 5) : '') : '';
     if (!me) return;
     for (const v of VIEWS.filter(allowed))
       nav.append(h('a', { href: '#/' + v.id, 'data-id': v.id, text: v.t }));
@@ -286,7 +287,9 @@
     try { await api('/api/v1/admin/providers'); admin = true; } catch (e) {
       if (e.status !== 403) { token = null; throw e; }
     }
-    me = { sub: info.sub || '?', roles: info.roles || [], admin };
+    // when the token ends (an exchanged token says expires_in; a pasted JWT its exp claim)
+    const until = info.expires_in ? Date.now() + info.expires_in * 1000 : info.exp ? info.exp * 1000 : 0;
+    me = { sub: info.sub || '?', roles: info.roles || [], admin, until };
     renderNav();
     route();
   }
@@ -307,7 +310,7 @@
     if (res && res.access_token) return adopt(res.access_token, res);
     // a JWT the exchange did not take: use it as it is (the API verifies it on every call)
     const claims = b64json(cred.split('.')[1] || '');
-    return adopt(cred, { sub: claims.sub, roles: claims.roles });
+    return adopt(cred, { sub: claims.sub, roles: claims.roles, exp: claims.exp });
   }
   async function signInCode(code) {
     const r = await fetch('/api/v1/auth/token', { method: 'POST', cache: 'no-store', credentials: 'omit',
