@@ -579,7 +579,7 @@
       const rows = keys.map((k) => ({ k, ...(k.revoked ? {} : limitRow((b) => api('/api/v1/admin/keys/' + enc(k.id), { method: 'PATCH', body: { limits: b } }), null, k.limits)) }));
       clear(list).append(table([
         { t: 'id', f: (x) => h('code', { text: x.k.id }) }, { t: 'name', f: (x) => x.k.name },
-        { t: 'owner', f: (x) => h('code', { text: x.k.owner }) }, { t: 'tier', f: (x) => x.k.tier },
+        { t: 'owner', f: (x) => shortId(x.k.owner) }, { t: 'tier', f: (x) => x.k.tier },
         { t: 'capacity', f: (x) => x.cap || fmtN(x.k.limits.capacity) }, { t: 'rate', f: (x) => x.rate || x.k.limits.rate },
         { t: 'requests (1 h)', f: (x) => series.has(x.k.id) ? spark(series.get(x.k.id), 'requests per minute of ' + x.k.id) : '–' },
         { t: 'admitted / rejected', num: 1, f: (x) => usage.has(x.k.id) ? fmtN(usage.get(x.k.id).admitted) + ' / ' + fmtN(usage.get(x.k.id).rejected) : '–' },
