@@ -65,8 +65,7 @@ RAWSEND := $(BUILD)/lt_rawsend
 # Defined before `all:`: a rule's prerequisites are expanded when it is read.
 FUZZERS := $(patsubst tests/fuzz/%.c,$(BUILD)/fuzz/bin/%,$(wildcard tests/fuzz/fuzz_*.c))
 
-.PHONY: all test run bench fuzz vmlinux clean help deps format format-check install uninstall \
-	screenshots
+.PHONY: all test run bench fuzz vmlinux clean help deps format format-check install uninstall screenshots
 .DELETE_ON_ERROR:
 .SECONDARY:
 
