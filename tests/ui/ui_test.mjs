@@ -71,7 +71,7 @@ const shots = [];
 async function main() {
   for (let i = 0; i < 12; i++) await chat(models[i % models.length]);
   await consume(); await consume();
-  const loop = trafficLoop();
+  let loop = trafficLoop();
 
   const browser = await chromium.launch({ executablePath: E.CHROMIUM || '/usr/bin/chromium',
     args: ['--no-sandbox', '--disable-dev-shm-usage', '--disable-gpu', '--no-first-run'] });
@@ -300,6 +300,10 @@ async function main() {
   ok(!!(await until(() => inMap().length === 0)), 'penalties: unbanned in the UI, gone from the kernel\'s map');
 
   // ---- Request log: filters, paging, detail ------------------------------------------------------
+  // traffic pauses, so the UI and the API are compared on the same rows
+  traffic = false;
+  await loop;
+  await sleep(1500); // the agent drains the ring into requests.db (well under a second)
   await view('logs');
   await page.waitForSelector('table[aria-label="request log"] tbody tr');
   const shown = async () => page.$$eval('table[aria-label="request log"] tbody tr', (rs) => rs.map((r) => [...r.cells].map((c) => c.textContent)));
@@ -346,6 +350,8 @@ async function main() {
   ok(/tokens reserved/.test(det) && /tokens used/.test(det) && /deciding limit/.test(det), 'logs: the detail shows reserved and used tokens and the deciding limit');
   await axe('request log');
   await shot('logs');
+  traffic = true;
+  loop = trafficLoop();
 
   // ---- Analytics: usage over time, CSV through the in-memory token ------------------------------------
   await view('analytics');
