@@ -65,7 +65,7 @@ RAWSEND := $(BUILD)/lt_rawsend
 # Defined before `all:`: a rule's prerequisites are expanded when it is read.
 FUZZERS := $(patsubst tests/fuzz/%.c,$(BUILD)/fuzz/bin/%,$(wildcard tests/fuzz/fuzz_*.c))
 
-.PHONY: all test run bench fuzz vmlinux clean help deps format format-check install uninstall
+.PHONY: all test run bench fuzz vmlinux clean help deps format format-check install uninstall screenshots
 .DELETE_ON_ERROR:
 .SECONDARY:
 
@@ -82,6 +82,7 @@ help:
 	@echo "make bench      install deps, build, print benchmark figures and ratios"
 	@echo "make fuzz       run each libFuzzer harness (tests/fuzz/) for FUZZ_SECONDS (60) each;"
 	@echo "                new inputs in build/fuzz/corpus/, crashes in build/fuzz/crashes/"
+	@echo "make screenshots  regenerate docs/screenshots/ (the dashboard, from its browser test)"
 	@echo "make vmlinux    regenerate vmlinux/vmlinux.h from this kernel's BTF"
 	@echo "make format     clang-format every source file in place"
 	@echo "make format-check  fail if any source file is not clang-formatted"
@@ -113,6 +114,12 @@ bench: deps
 fuzz: deps
 	@$(MAKE) --no-print-directory $(FUZZERS)
 	@FUZZ_SECONDS=$(FUZZ_SECONDS) bash tests/fuzz/run.sh long
+
+# The README's pictures of the dashboard: the browser test (tests/e2e/test_ui.sh) writes a
+# screenshot of each view; here into docs/screenshots/ instead of build/ui-screenshots/.
+screenshots: deps
+	@$(MAKE) --no-print-directory $(SAN_AGENT) $(SAN_GW) $(SAN_STUB) $(BUILD)/san/tests/lt_brk_peer
+	@LT_UI_SHOTS=$(CURDIR)/docs/screenshots bash tests/e2e/test_ui.sh
 
 vmlinux:
 	$(BPFTOOL) btf dump file /sys/kernel/btf/vmlinux format c > vmlinux/vmlinux.h
@@ -219,6 +226,16 @@ $(foreach v,rel san,$(eval $(call lt_archives,$(v))))
 
 # The embedded default config is pulled in with .incbin.
 $(BUILD)/rel/agent/config_default.o $(BUILD)/san/agent/config_default.o: agent/default-config.json
+
+# The dashboard (agent/ui_assets.c) is pulled in with .incbin too: ui/ and uPlot, which
+# scripts/deps.sh installs into ui/node_modules (npm ci, pinned by ui/package-lock.json).
+UI_ASSETS := ui/index.html ui/app.js ui/app.css ui/node_modules/uplot/dist/uPlot.iife.min.js \
+	ui/node_modules/uplot/dist/uPlot.min.css
+$(BUILD)/rel/agent/ui_assets.o $(BUILD)/san/agent/ui_assets.o $(BUILD)/fuzz/agent/ui_assets.o: $(UI_ASSETS)
+ui/node_modules/uplot/dist/%:
+	@echo "$@ is missing: scripts/deps.sh installs it (npm ci in ui/)" >&2
+	@bash scripts/deps.sh
+	@test -e $@
 
 $(REL_AGENT): $(BUILD)/rel/agent/main.o $(BUILD)/rel/libagent.a $(BUILD)/rel/liblt.a
 	$(CC) $(CFLAGS_REL) $^ -o $@ $(LDLIBS)

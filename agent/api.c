@@ -25,6 +25,7 @@
 #include "signin.h"
 #include "sync.h"
 #include "tenant.h"
+#include "ui.h"
 #include "units.h"
 
 #define LT_MAX_TOKENS (1ULL << 40) /* per request; far above any LLM call */
@@ -1007,6 +1008,8 @@ static const struct lt_route lt_routes[] = {
 	  .flags = LT_ROUTE_PREFIX,
 	  .access = lt_access_admin,
 	  .handler = lt_admin },
+	/* the dashboard (agent/ui.c): static files, the data comes from the routes above */
+	{ .path = "/ui", .flags = LT_ROUTE_PREFIX, .handler = lt_ui_serve },
 	{ 0 },
 };
 

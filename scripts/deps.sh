@@ -23,6 +23,8 @@ PKGS=(
 	kcat sqlite3
 	# node for the OpenAPI validator (tests/openapi/) and the openai client tests (tests/openai/)
 	nodejs
+	# the dashboard's browser tests (tests/ui/: playwright-core drives this chromium)
+	chromium
 )
 
 missing=()
@@ -53,10 +55,11 @@ if [ "${#missing[@]}" -gt 0 ]; then
 fi
 
 # npm packages are pinned in a package-lock.json per directory (tests/openapi: the OpenAPI
-# validator; tests/openai: the official openai client). `npm ci` runs only when a lock file
-# changed since its last install, so a second run needs no network.
+# validator; tests/openai: the official openai client; ui: uPlot, embedded in leaky-agent by the
+# build; tests/ui: playwright-core and axe-core). `npm ci` runs only when a lock file changed
+# since its last install, so a second run needs no network.
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
-for dir in tests/openapi tests/openai; do
+for dir in tests/openapi tests/openai ui tests/ui; do
 	LOCK=$ROOT/$dir/package-lock.json
 	STAMP=$ROOT/$dir/node_modules/.lt-lock.sha256
 	if [ "$(cat "$STAMP" 2>/dev/null)" != "$(sha256sum <"$LOCK")" ]; then

@@ -36,6 +36,8 @@ leaky-stub (http://127.0.0.1:9100) are running. Try, in another terminal:
   T=$(sudo build/leaky-agent mint-token --sub 00000000-0000-0000-0000-000000000001)
   curl -s localhost:8080/v1/chat/completions -H "Authorization: Bearer $T" \
     -d '{"model":"gpt-4o-mini","messages":[{"role":"user","content":"hello"}]}'
+The dashboard: open the one-time "dashboard: http://127.0.0.1:9090/ui/#code=..." link
+leaky-agent printed above (`sudo build/leaky-agent signin-link` makes a new one).
 Ctrl-C stops all three.
 TXT
 wait "$AGENT"
