@@ -23,7 +23,9 @@
  * connection (else 429, the thread goes back to other requests) and runs at
  * most LT_LOGS_BUDGET_MS (else 422). Queued behind one another, 40 loops of
  * a filter matching nothing on 100,000 rows held every API thread: consume
- * and /healthz took 1.3-2 s (tests/e2e/test_logs_flood.sh).
+ * and /healthz took 1.3-2 s (tests/e2e/test_logs_flood.sh). The wait must
+ * stay short: an API thread serves its connections one request at a time,
+ * so a request behind 32 flooding ones waits 32 times it (50 ms: 1.6 s).
  */
 #define LT_LOGS_WAIT_MS 5
 #define LT_LOGS_BUDGET_MS 500
