@@ -1,6 +1,8 @@
 // SPDX-License-Identifier: MIT
 /* logs.c - GET /api/v1/logs and /api/v1/logs/{id} (logs.h). */
 #include <errno.h>
+#include <limits.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -29,6 +31,58 @@
  */
 #define LT_LOGS_WAIT_MS 5
 #define LT_LOGS_BUDGET_MS 500
+/*
+ * And all queries together get at most a quarter of one API thread: a bucket
+ * of query time (capacity LT_LOGS_SHARE_CAP_NS, refilled at LT_LOGS_SHARE per
+ * second); a query that finds it empty is a 429 at once. Without it one
+ * thread ran query after query, and a request queued on that thread behind
+ * them waited for all of them.
+ */
+#define LT_LOGS_SHARE_NUM 1
+#define LT_LOGS_SHARE_DEN 4
+#define LT_LOGS_SHARE_CAP_NS (500 * 1000000LL)
+
+static struct {
+	pthread_mutex_t lock;
+	long long level_ns; /* query time that may still be spent; may go below 0 */
+	__u64 at_ns; /* of the last refill */
+} lt_logs_share = { PTHREAD_MUTEX_INITIALIZER, LT_LOGS_SHARE_CAP_NS, 0 };
+
+static __u64 lt_logs_mono_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (__u64)ts.tv_sec * 1000000000ULL + (__u64)ts.tv_nsec;
+}
+
+/* 1 if a query may start now (the share has time left), after a refill */
+static int lt_logs_share_take(void)
+{
+	__u64 now = lt_logs_mono_ns();
+	int ok;
+
+	pthread_mutex_lock(&lt_logs_share.lock);
+	if (lt_logs_share.at_ns) {
+		__u64 add = (now - lt_logs_share.at_ns) * LT_LOGS_SHARE_NUM / LT_LOGS_SHARE_DEN;
+		lt_logs_share.level_ns = add >= (__u64)LT_LOGS_SHARE_CAP_NS ?
+						 LT_LOGS_SHARE_CAP_NS :
+						 lt_logs_share.level_ns + (long long)add;
+		if (lt_logs_share.level_ns > LT_LOGS_SHARE_CAP_NS)
+			lt_logs_share.level_ns = LT_LOGS_SHARE_CAP_NS;
+	}
+	lt_logs_share.at_ns = now;
+	ok = lt_logs_share.level_ns > 0;
+	pthread_mutex_unlock(&lt_logs_share.lock);
+	return ok;
+}
+
+static void lt_logs_share_spend(__u64 ns)
+{
+	pthread_mutex_lock(&lt_logs_share.lock);
+	lt_logs_share.level_ns -= (long long)(ns > (__u64)LLONG_MAX ? LLONG_MAX : ns);
+	pthread_mutex_unlock(&lt_logs_share.lock);
+}
 
 struct lt_logs_parse {
 	struct lt_logq *q;
@@ -201,11 +255,15 @@ static int lt_logs_run(struct lt_requests *rq, const struct lt_logq *q, json_t *
 	__s64 last_ns = 0, last_id = 0;
 	long n = 0;
 	int rc, busy;
+	__u64 t0;
 
 	next[0] = '\0';
+	if (!lt_logs_share_take())
+		return SQLITE_BUSY;
 	db = lt_requests_rdb_bounded(rq, LT_LOGS_WAIT_MS, LT_LOGS_BUDGET_MS, &busy);
 	if (!db)
 		return busy ? SQLITE_BUSY : SQLITE_CANTOPEN;
+	t0 = lt_logs_mono_ns();
 	rc = lt_logq_sql(q, sql, sizeof(sql)) ? SQLITE_TOOBIG :
 						sqlite3_prepare_v2(db, sql, -1, &st, NULL);
 	if (rc == SQLITE_OK)
@@ -230,6 +288,7 @@ static int lt_logs_run(struct lt_requests *rq, const struct lt_logq *q, json_t *
 	}
 	sqlite3_finalize(st);
 	lt_requests_rdb_done(rq);
+	lt_logs_share_spend(lt_logs_mono_ns() - t0);
 	return rc == SQLITE_DONE ? SQLITE_OK : rc;
 }
 

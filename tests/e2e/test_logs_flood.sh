@@ -3,7 +3,8 @@
 # cannot take the API away from everyone else (agent/logs.c): log queries share one read
 # connection, and each waited for it on an API thread, so 64 of them queued held every API
 # thread and consume took seconds. Now a query waits at most 5 ms for the connection (else
-# 429 with Retry-After) and runs at most its budget (else 422): consume keeps answering.
+# 429 with Retry-After), all queries together get at most a quarter of one API thread (else
+# 429 at once), and each runs at most its budget (else 422): consume keeps answering.
 # An attacker's finding (a USER token, 100,000 rows, 40 curl loops: consume 1.3-2 s). Prints TAP.
 set -u
 TOPIC=logflood
