@@ -31,7 +31,7 @@ void lt_logq_init(struct lt_logq *q)
 
 int lt_logq_parse_time(const char *s, __u64 *ns)
 {
-	struct tm tm = { 0 };
+	struct tm tm = { 0 }, want;
 	const char *p;
 	__u64 frac = 0, scale = 1000000000ULL;
 	time_t t;
@@ -54,9 +54,14 @@ int lt_logq_parse_time(const char *s, __u64 *ns)
 	}
 	if (strcmp(p, "Z"))
 		return -EINVAL;
+	want = tm;
 	t = timegm(&tm);
 	/* up to 9999-12-31: ns fit an int64 until 2262, so later times saturate */
 	if (t < 0)
+		return -EINVAL;
+	/* timegm rolls 02-31 over into March: a date or time that does not exist is refused */
+	if (tm.tm_year != want.tm_year || tm.tm_mon != want.tm_mon || tm.tm_mday != want.tm_mday ||
+	    tm.tm_hour != want.tm_hour || tm.tm_min != want.tm_min || tm.tm_sec != want.tm_sec)
 		return -EINVAL;
 	*ns = (__u64)t > (__u64)INT64_MAX / 1000000000ULL - 1 ? (__u64)INT64_MAX :
 								(__u64)t * 1000000000ULL + frac;

@@ -1,6 +1,8 @@
 // SPDX-License-Identifier: MIT
 /* logs.c - GET /api/v1/logs and /api/v1/logs/{id} (logs.h). */
 #include <errno.h>
+#include <limits.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -10,12 +12,77 @@
 #include "keys.h"
 #include "logq.h"
 #include "logs.h"
+#include "problem.h"
 #include "requests.h"
 #include "utf8.h"
 
 /* ---- parameters ---------------------------------------------------------------- */
 
 #define LT_LOGS_PARAMS 16 /* more arguments than parameters is a 400 anyway */
+/*
+ * Any principal can ask for its own rows, and the agent has few API threads
+ * (the consume API's): a non-admin's query waits at most LT_LOGS_WAIT_MS for the read
+ * connection (else 429, the thread goes back to other requests) and runs at
+ * most LT_LOGS_BUDGET_MS (else 422). Queued behind one another, 40 loops of
+ * a filter matching nothing on 100,000 rows held every API thread: consume
+ * and /healthz took 1.3-2 s (tests/e2e/test_logs_flood.sh). The wait must
+ * stay short: an API thread serves its connections one request at a time,
+ * so a request behind 32 flooding ones waits 32 times it (50 ms: 1.6 s).
+ */
+#define LT_LOGS_WAIT_MS 5
+#define LT_LOGS_BUDGET_MS 500
+/*
+ * And all queries together get at most a quarter of one API thread: a bucket
+ * of query time (capacity LT_LOGS_SHARE_CAP_NS, refilled at LT_LOGS_SHARE per
+ * second); a query that finds it empty is a 429 at once. Without it one
+ * thread ran query after query, and a request queued on that thread behind
+ * them waited for all of them.
+ */
+#define LT_LOGS_SHARE_NUM 1
+#define LT_LOGS_SHARE_DEN 4
+#define LT_LOGS_SHARE_CAP_NS (500 * 1000000LL)
+
+static struct {
+	pthread_mutex_t lock;
+	long long level_ns; /* query time that may still be spent; may go below 0 */
+	__u64 at_ns; /* of the last refill */
+} lt_logs_share = { PTHREAD_MUTEX_INITIALIZER, LT_LOGS_SHARE_CAP_NS, 0 };
+
+static __u64 lt_logs_mono_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (__u64)ts.tv_sec * 1000000000ULL + (__u64)ts.tv_nsec;
+}
+
+/* 1 if a query may start now (the share has time left), after a refill */
+static int lt_logs_share_take(void)
+{
+	__u64 now = lt_logs_mono_ns();
+	int ok;
+
+	pthread_mutex_lock(&lt_logs_share.lock);
+	if (lt_logs_share.at_ns) {
+		__u64 add = (now - lt_logs_share.at_ns) * LT_LOGS_SHARE_NUM / LT_LOGS_SHARE_DEN;
+		lt_logs_share.level_ns = add >= (__u64)LT_LOGS_SHARE_CAP_NS ?
+						 LT_LOGS_SHARE_CAP_NS :
+						 lt_logs_share.level_ns + (long long)add;
+		if (lt_logs_share.level_ns > LT_LOGS_SHARE_CAP_NS)
+			lt_logs_share.level_ns = LT_LOGS_SHARE_CAP_NS;
+	}
+	lt_logs_share.at_ns = now;
+	ok = lt_logs_share.level_ns > 0;
+	pthread_mutex_unlock(&lt_logs_share.lock);
+	return ok;
+}
+
+static void lt_logs_share_spend(__u64 ns)
+{
+	pthread_mutex_lock(&lt_logs_share.lock);
+	lt_logs_share.level_ns -= (long long)(ns > (__u64)LLONG_MAX ? LLONG_MAX : ns);
+	pthread_mutex_unlock(&lt_logs_share.lock);
+}
 
 struct lt_logs_parse {
 	struct lt_logq *q;
@@ -180,18 +247,25 @@ static json_t *lt_logs_row(sqlite3_stmt *st)
  * *next the cursor after the last one when more rows follow (else "").
  * An SQLite result code.
  */
-static int lt_logs_run(struct lt_requests *rq, const struct lt_logq *q, json_t *items, char *next)
+static int lt_logs_run(struct lt_requests *rq, const struct lt_logq *q, int admin, json_t *items,
+		       char *next)
 {
 	char sql[768];
 	sqlite3_stmt *st = NULL;
-	sqlite3 *db = lt_requests_rdb(rq);
+	sqlite3 *db;
 	__s64 last_ns = 0, last_id = 0;
 	long n = 0;
-	int rc;
+	int rc, busy;
+	__u64 t0;
 
 	next[0] = '\0';
+	if (!admin && !lt_logs_share_take())
+		return SQLITE_BUSY;
+	/* an ADMIN (the dashboard, a billing export) waits its turn: it is trusted not to flood */
+	db = lt_requests_rdb_bounded(rq, admin ? 10000 : LT_LOGS_WAIT_MS, LT_LOGS_BUDGET_MS, &busy);
 	if (!db)
-		return SQLITE_CANTOPEN;
+		return busy ? SQLITE_BUSY : SQLITE_CANTOPEN;
+	t0 = lt_logs_mono_ns();
 	rc = lt_logq_sql(q, sql, sizeof(sql)) ? SQLITE_TOOBIG :
 						sqlite3_prepare_v2(db, sql, -1, &st, NULL);
 	if (rc == SQLITE_OK)
@@ -216,11 +290,24 @@ static int lt_logs_run(struct lt_requests *rq, const struct lt_logq *q, json_t *
 	}
 	sqlite3_finalize(st);
 	lt_requests_rdb_done(rq);
+	if (!admin)
+		lt_logs_share_spend(lt_logs_mono_ns() - t0);
 	return rc == SQLITE_DONE ? SQLITE_OK : rc;
 }
 
 static enum MHD_Result lt_logs_unavailable(struct lt_req *r, int rc)
 {
+	if (rc == SQLITE_BUSY) {
+		const char *hdrs[] = { "Retry-After", "1", NULL };
+		json_t *o = lt_problem_json(429, "log-busy", "Too Many Requests", NULL,
+					    "another request-log query is running; retry");
+		return lt_reply_json_h(r, 429, o, "application/problem+json", hdrs);
+	}
+	if (rc == SQLITE_INTERRUPT)
+		return lt_problem(r, 422, "query-too-broad", "Query too broad", NULL,
+				  "the query ran past its %d ms budget: narrow it with from/to or "
+				  "an id filter",
+				  LT_LOGS_BUDGET_MS);
 	return lt_problem(r, 503, "store-unavailable", "Store unavailable", NULL,
 			  "the request log cannot be read now: %s", sqlite3_errstr(rc));
 }
@@ -247,7 +334,7 @@ enum MHD_Result lt_logs_list(struct lt_req *r)
 	items = json_array();
 	if (!items)
 		return lt_problem(r, 503, "out-of-memory", "Out of memory", NULL, "try again");
-	rc = lt_logs_run(lt_api_of(r)->requests, &q, items, next);
+	rc = lt_logs_run(lt_api_of(r)->requests, &q, r->principal.admin, items, next);
 	if (rc != SQLITE_OK) {
 		json_decref(items);
 		return lt_logs_unavailable(r, rc);
@@ -280,7 +367,7 @@ enum MHD_Result lt_logs_one(struct lt_req *r)
 	items = json_array();
 	if (!items)
 		return lt_problem(r, 503, "out-of-memory", "Out of memory", NULL, "try again");
-	rc = lt_logs_run(lt_api_of(r)->requests, &q, items, next);
+	rc = lt_logs_run(lt_api_of(r)->requests, &q, r->principal.admin, items, next);
 	if (rc != SQLITE_OK) {
 		json_decref(items);
 		return lt_logs_unavailable(r, rc);

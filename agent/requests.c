@@ -97,6 +97,7 @@ struct lt_requests {
 	/* store: db (writer thread), rdb (API threads, under rdb_lock) */
 	sqlite3 *db, *rdb;
 	pthread_mutex_t rdb_lock;
+	__u64 rdb_deadline_ns; /* lt_requests_rdb_bounded's budget (CLOCK_MONOTONIC), under rdb_lock */
 	sqlite3_stmt *ins;
 	__s64 keep; /* rows */
 	__u64 max_age_ns; /* records older than this (by arrival) are deleted */
@@ -1161,7 +1162,35 @@ sqlite3 *lt_requests_rdb(struct lt_requests *q)
 	return q->rdb;
 }
 
+static int lt_rq_past_budget(void *arg)
+{
+	return lt_rq_now() >= *(const __u64 *)arg;
+}
+
+sqlite3 *lt_requests_rdb_bounded(struct lt_requests *q, unsigned wait_ms, unsigned budget_ms,
+				 int *busy)
+{
+	struct timespec ts;
+
+	*busy = 0;
+	if (!q || !q->rdb)
+		return NULL;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	ts.tv_nsec += (long)(wait_ms % 1000) * 1000000L;
+	ts.tv_sec += wait_ms / 1000 + ts.tv_nsec / 1000000000L;
+	ts.tv_nsec %= 1000000000L;
+	if (pthread_mutex_timedlock(&q->rdb_lock, &ts)) {
+		*busy = 1;
+		return NULL;
+	}
+	q->rdb_deadline_ns = lt_rq_now() + (__u64)budget_ms * 1000000ULL;
+	/* every 1000 VM steps (a few µs): a query past its budget ends with SQLITE_INTERRUPT */
+	sqlite3_progress_handler(q->rdb, 1000, lt_rq_past_budget, &q->rdb_deadline_ns);
+	return q->rdb;
+}
+
 void lt_requests_rdb_done(struct lt_requests *q)
 {
+	sqlite3_progress_handler(q->rdb, 0, NULL, NULL);
 	pthread_mutex_unlock(&q->rdb_lock);
 }

@@ -78,6 +78,15 @@ sqlite3 *lt_requests_rdb(struct lt_requests *q);
 int lt_requests_schema(sqlite3 *db, char **msg);
 void lt_requests_rdb_done(struct lt_requests *q);
 /*
+ * The read connection for a caller any principal can reach (the request log):
+ * waited for at most wait_ms (else NULL and *busy = 1: the API thread goes
+ * back to other requests instead of queueing behind a query), and each
+ * statement run on it before lt_requests_rdb_done ends with SQLITE_INTERRUPT
+ * past budget_ms. NULL and *busy = 0: no store.
+ */
+sqlite3 *lt_requests_rdb_bounded(struct lt_requests *q, unsigned wait_ms, unsigned budget_ms,
+				 int *busy);
+/*
  * Usage events (issue #10), when k (may be NULL) is enabled: every record and
  * decision also becomes an event in the outbox of requests.db, in the
  * transaction that stores it (agent/outbox.h), and a producer thread sends

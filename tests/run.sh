@@ -74,9 +74,18 @@ start() {
 		set -f # CMD is "prog" or "bash script": split on spaces, never globbed
 		# shellcheck disable=SC2086
 		timeout -k 10 "$SUITE_TIMEOUT" ${CMD[$1]} </dev/null >"$f.out" 2>"$f.stderr" &
-		echo $! >"$f.tpid"
-		wait $!
+		t=$!
+		echo $t >"$f.tpid"
+		wait $t
 		echo $? >"$f.rc.tmp"
+		# what the suite left running in its group (a program started through a
+		# backgrounded shell function outlives the kill of its subshell): said, and
+		# stopped, so it holds no port, pin or inherited lock for the next suite or run
+		left=$(pgrep -g "$t" | paste -sd,)
+		if [ -n "$left" ]; then
+			echo "# left running by the suite, killed: $(ps -o args= -p "$left" | cut -c1-60 | paste -sd';')" >>"$f.out"
+			kill -KILL -- -"$t" 2>/dev/null
+		fi
 		echo $((($(date +%s%N) - s) / 1000000)) >"$f.ms"
 		mv "$f.rc.tmp" "$f.rc"
 	) &

@@ -79,7 +79,7 @@ st=$(inns bash -c "exec 3<>/dev/tcp/127.0.0.1/$MPORT; cat $WORK/junk >&3; head -
 check "a malformed head gets 400 ($st)" test "$st" = "HTTP/1.1 400"
 
 # a silent scraper: cut after ~1 s; the traffic and the next scrape are not held
-inns bash -c "exec 3<>/dev/tcp/127.0.0.1/$MPORT; sleep 5" &
+nsenter --net=/run/netns/$NS bash -c "exec 3<>/dev/tcp/127.0.0.1/$MPORT; exec sleep 5" &
 silent=$!
 GW_EXTRA_PIDS+=("$silent")
 sleep 0.2
@@ -97,7 +97,7 @@ kill "$silent" 2>/dev/null
 # by SO_REUSEPORT's hash, is not certain: hold 8)
 held=()
 for _ in $(seq 8); do
-	inns bash -c "exec 3<>/dev/tcp/127.0.0.1/$GW_PORT; sleep 30" &
+	nsenter --net=/run/netns/$NS bash -c "exec 3<>/dev/tcp/127.0.0.1/$GW_PORT; exec sleep 30" &
 	held+=($!)
 	GW_EXTRA_PIDS+=($!)
 done

@@ -52,7 +52,9 @@ ip netns add "$NA" && ip netns add "$NB" &&
 	ip -n "$NB" link set lo up || { echo "Bail out! netns setup"; exit 1; }
 MAC_B=$(ip -n "$NB" -j link show vb | jq -r '.[0].address')
 
-inb timeout 300 socat TCP6-LISTEN:8080,fork,reuseaddr,ipv6only=0,backlog=256 SYSTEM:"true" \
+# (nsenter execs timeout, so $! is what cleanup must stop: a backgrounded function would be a
+# subshell, and socat outlived the suite by up to 300 s)
+nsenter --net=/run/netns/$NB timeout 300 socat TCP6-LISTEN:8080,fork,reuseaddr,ipv6only=0,backlog=256 SYSTEM:"true" \
 	>/dev/null 2>&1 &
 SOCAT_PID=$!
 

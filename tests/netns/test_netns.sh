@@ -43,7 +43,8 @@ ip netns add "$NA" && ip netns add "$NB" &&
 	ip -n "$NA" link set lo up && ip -n "$NB" link set lo up || { echo "Bail out! netns setup"; exit 1; }
 
 # A real TCP server on the protected port (socat forks one child per connection).
-inb socat TCP6-LISTEN:8080,fork,reuseaddr,backlog=128 SYSTEM:"echo lt-test-$ID" >/dev/null 2>&1 &
+# (nsenter execs socat, so $! is socat: a backgrounded function would be a subshell)
+nsenter --net=/run/netns/$NB socat TCP6-LISTEN:8080,fork,reuseaddr,backlog=128 SYSTEM:"echo lt-test-$ID" >/dev/null 2>&1 &
 SOCAT_PID=$!
 
 cat >"$STATE/config.json" <<JSON

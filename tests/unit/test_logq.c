@@ -87,6 +87,7 @@ static void parameters_take_and_refuse(void)
 		{ "limit", "500" },
 		{ "from", "2026-12-02T00:00:00Z" },
 		{ "to", "2026-12-02T00:00:00.123456789Z" },
+		{ "from", "2028-02-29T23:59:59Z" },
 		{ "userId", "alice" },
 	};
 	static const char *const badv[][2] = {
@@ -115,6 +116,12 @@ static void parameters_take_and_refuse(void)
 		{ "to", "2026-12-02 00:00:00Z" },
 		{ "from", "2026-1-2T00:00:00Z" },
 		{ "from", "2026-12-02T00:00:00.Z" },
+		/* a day or time that does not exist is refused, not rolled over into the next */
+		{ "from", "2026-02-31T00:00:00Z" },
+		{ "to", "2026-04-31T00:00:00Z" },
+		{ "from", "2025-02-29T00:00:00Z" },
+		{ "from", "2026-12-02T24:00:00Z" },
+		{ "from", "2026-12-02T23:60:00Z" },
 		{ "cursor", "x" },
 	};
 	struct lt_logq q;
