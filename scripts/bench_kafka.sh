@@ -199,13 +199,28 @@ stop
 start "$DIR/on.json"
 a0=$(metric lt_outbox_appended_total)
 ON=$(wrk_consume)
-for _ in $(seq 300); do # the decisions still in the ring
+# every decision is an event: wait (30 s at most) until the events appended reach the requests
+# wrk counted (the writer commits in batches, so a pause in the count is not the end), or the
+# ring is empty and the count has stopped for a second; what is missing then was lost, and
+# the loss counters below say where
+req=$(awk '/requests in/ { print $1 }' <<<"$ON")
+still=0
+for _ in $(seq 300); do
 	e0=$(metric lt_outbox_appended_total)
+	[ $((e0 - a0)) -ge "$req" ] && break
 	sleep 0.1
-	[ "$(metric lt_outbox_appended_total)" = "$e0" ] && break
+	if [ "$(metric lt_outbox_appended_total)" = "$e0" ] && [ "$(metric lt_reqlog_backlog)" = 0 ]; then
+		still=$((still + 1))
+		[ "$still" -ge 10 ] && break
+	else
+		still=0
+	fi
 done
 until_ge lt_kafka_acked_total "$e0"
 e0=$((e0 - a0))
+lapped=$(metric 'lt_reqlog_dropped_total{reason="lapped"}')
+qfull=$(metric 'lt_outbox_dropped_total{reason="queue_full"}')
+ofull=$(metric 'lt_outbox_dropped_total{reason="full"}')
 stop
 roff=$(grep Requests/sec <<<"$OFF" | awk '{print $2}')
 ron=$(grep Requests/sec <<<"$ON" | awk '{print $2}')
@@ -218,7 +233,8 @@ printf '  outbox -> Kafka, a backlog of %d drained (idempotent, acks=all, delete
 	"$N" "$drain"
 printf '  (outbox empty %.2f s after the last acknowledgement)\n' "$(echo "$t3 - $t2" | bc -l)"
 printf '  consume, kafka off                      %9.0f req/s  p99 %s\n' "$roff" "$(p99 <<<"$OFF")"
-printf '  consume, kafka on (each an event)       %9.0f req/s  p99 %s   %.2fx off  (%d requests, %d events, all acknowledged)\n' \
-	"$ron" "$(p99 <<<"$ON")" "$(echo "$ron / $roff" | bc -l)" \
-	"$(awk '/requests in/ { print $1 }' <<<"$ON")" "$e0"
+printf '  consume, kafka on (each an event)       %9.0f req/s  p99 %s   %.2fx off  (%d requests answered, %d events, all acknowledged)\n' \
+	"$ron" "$(p99 <<<"$ON")" "$(echo "$ron / $roff" | bc -l)" "$req" "$e0"
+printf '  events lost: %s lapped in the ring, %s at a full queue, %s at a full outbox (lt_reqlog_dropped_total, lt_outbox_dropped_total)\n' \
+	"${lapped:-0}" "${qfull:-0}" "${ofull:-0}"
 config_bench
