@@ -81,7 +81,9 @@ start() {
 		# what the suite left running in its group (a program started through a
 		# backgrounded shell function outlives the kill of its subshell): said, and
 		# stopped, so it holds no port, pin or inherited lock for the next suite or run
-		left=$(pgrep -g "$t" | paste -sd,)
+		left=$(pgrep -g "$t" | while read -r p; do
+			case $(ps -o stat= -p "$p") in Z* | "") ;; *) echo "$p" ;; esac # not the dead
+		done | paste -sd,)
 		if [ -n "$left" ]; then
 			echo "# left running by the suite, killed: $(ps -o args= -p "$left" | cut -c1-60 | paste -sd';')" >>"$f.out"
 			kill -KILL -- -"$t" 2>/dev/null
