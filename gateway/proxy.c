@@ -2956,9 +2956,9 @@ int gw_proxy_run(const struct gw_proxy_opts *o, struct gw_config *cfg)
 				/* a worker that dies at once every time: do not spin */
 				if (coarse_ms() - born[i] < 1000)
 					usleep(500000);
+				gw_stats_worker_restarted(i);
 				pids[i] = spawn_worker(i, &ss, sl, sfd);
 				born[i] = coarse_ms();
-				gw_stats_worker_restarted();
 			}
 		}
 		alive = 0;

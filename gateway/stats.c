@@ -158,10 +158,14 @@ void gw_stats_fail_copy(const struct lt_fail_policy *p)
 	memcpy(&self->fail, p, sizeof(*p));
 }
 
-void gw_stats_worker_restarted(void)
+void gw_stats_worker_restarted(unsigned idx)
 {
-	if (shm)
-		bump(&shm->restarts, 1);
+	if (!shm)
+		return;
+	bump(&shm->restarts, 1);
+	/* the dead worker's connections died with it; its successor may not have run yet */
+	if (idx < shm->workers)
+		__atomic_store_n(&shm->w[idx].open, 0, __ATOMIC_RELAXED);
 }
 
 void gw_stats_reload(int ok, uint64_t generation)

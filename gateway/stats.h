@@ -46,8 +46,8 @@ void gw_stats_conn(int delta);
 /* A worker's fail policy counters, copied into its block (the worker's sweep). */
 void gw_stats_fail_copy(const struct lt_fail_policy *p);
 
-/* Master: a worker replaced; a reload applied (ok) or refused. */
-void gw_stats_worker_restarted(void);
+/* Master: worker idx died and is replaced (before its successor runs); a reload applied (ok) or refused. */
+void gw_stats_worker_restarted(unsigned idx);
 void gw_stats_reload(int ok, uint64_t generation);
 
 /* Every counter, summed over the workers, in the Prometheus text format. */
