@@ -731,6 +731,14 @@ int lt_llm_parse(const struct lt_llm_parse_opts *o, const void *body, size_t len
 	r->provider = o->provider;
 	r->shape = o->shape;
 	r->completions = 1;
+	/*
+	 * A raw NUL is never JSON (in a string it must be \u0000). jansson read
+	 * past one between two members while the rewrite's key scan stopped at
+	 * it: "max_tokens":null after a NUL was not replaced, and the rewritten
+	 * body held the key twice (fuzz_llm_body).
+	 */
+	if (memchr(body, 0, len))
+		return fail(r, -EINVAL, "body", "request body is not valid JSON: a NUL byte");
 	if (!o->use_jansson && o->shape == LT_LLM_CHAT && !parse_fast(o, body, len, r)) {
 		r->fast = true;
 		r->parsed = true;
