@@ -95,7 +95,7 @@ for i in $(seq $NREQ); do
 		'{"model":"gpt-4o-mini","max_tokens":8,"messages":[{"role":"user","content":"hello prometheus"}]}'
 	[ "$STATUS" = 200 ] || break
 done
-check "$NREQ requests through the gateway answered 200" test "$STATUS" = 200
+check "$NREQ requests through the gateway answered 200 (last: $STATUS $(head -c 300 "$RB" 2>/dev/null))" test "$STATUS" = 200
 IN=$(stub_stats | jq '.total.prompt_tokens') OUT=$(stub_stats | jq '.total.completion_tokens')
 check "the stub reported usage for them (in $IN, out $OUT)" test "$OUT" -eq $((NREQ * 8))
 poll_q "Prometheus: output tokens (gen_ai_client_token_usage_sum) == the stub's $OUT" \
