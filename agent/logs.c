@@ -14,6 +14,7 @@
 #include "logs.h"
 #include "problem.h"
 #include "requests.h"
+#include "units.h"
 #include "utf8.h"
 
 /* ---- parameters ---------------------------------------------------------------- */
@@ -48,18 +49,10 @@ static struct {
 	__u64 at_ns; /* of the last refill */
 } lt_logs_share = { PTHREAD_MUTEX_INITIALIZER, LT_LOGS_SHARE_CAP_NS, 0 };
 
-static __u64 lt_logs_mono_ns(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (__u64)ts.tv_sec * 1000000000ULL + (__u64)ts.tv_nsec;
-}
-
 /* 1 if a query may start now (the share has time left), after a refill */
 static int lt_logs_share_take(void)
 {
-	__u64 now = lt_logs_mono_ns();
+	__u64 now = lt_now_ns();
 	int ok;
 
 	pthread_mutex_lock(&lt_logs_share.lock);
@@ -265,7 +258,7 @@ static int lt_logs_run(struct lt_requests *rq, const struct lt_logq *q, int admi
 	db = lt_requests_rdb_bounded(rq, admin ? 10000 : LT_LOGS_WAIT_MS, LT_LOGS_BUDGET_MS, &busy);
 	if (!db)
 		return busy ? SQLITE_BUSY : SQLITE_CANTOPEN;
-	t0 = lt_logs_mono_ns();
+	t0 = lt_now_ns();
 	rc = lt_logq_sql(q, sql, sizeof(sql)) ? SQLITE_TOOBIG :
 						sqlite3_prepare_v2(db, sql, -1, &st, NULL);
 	if (rc == SQLITE_OK)
@@ -291,7 +284,7 @@ static int lt_logs_run(struct lt_requests *rq, const struct lt_logq *q, int admi
 	sqlite3_finalize(st);
 	lt_requests_rdb_done(rq);
 	if (!admin)
-		lt_logs_share_spend(lt_logs_mono_ns() - t0);
+		lt_logs_share_spend(lt_now_ns() - t0);
 	return rc == SQLITE_DONE ? SQLITE_OK : rc;
 }
 

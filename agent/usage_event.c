@@ -17,38 +17,22 @@
 #include "addr.h"
 #include "maps.h" /* lt_stat_name */
 #include "requests.h"
+#include "units.h"
 #include "utf8.h"
 
+/*
+ * liblt's bounded builder (units.h): the writer thread makes every event with
+ * it (a vsnprintf per character was a third of its CPU). b.len >= b.cap:
+ * the event did not fit.
+ */
 struct lt_jw {
-	char *p;
-	size_t len, n;
-	int comma, over;
+	struct lt_sb b;
+	int comma;
 };
 
-/*
- * n bytes as they are. The writer thread makes every event with these: a
- * vsnprintf per character was a third of its CPU (perf, consume at 15k/s).
- */
 static void lt_jw_put(struct lt_jw *w, const char *d, size_t n)
 {
-	if (w->over || n >= w->len - w->n) {
-		w->over = 1;
-		return;
-	}
-	memcpy(w->p + w->n, d, n);
-	w->n += n;
-	w->p[w->n] = '\0';
-}
-
-static void lt_jw_dec(struct lt_jw *w, unsigned long long v)
-{
-	char b[24];
-	size_t i = sizeof(b);
-
-	do
-		b[--i] = (char)('0' + v % 10);
-	while (v /= 10);
-	lt_jw_put(w, b + i, sizeof(b) - i);
+	lt_sb_mem(&w->b, d, n);
 }
 
 /* A JSON string of s (valid UTF-8, escaped). */
@@ -98,7 +82,7 @@ static void lt_jw_s(struct lt_jw *w, const char *k, const char *v)
 static void lt_jw_u(struct lt_jw *w, const char *k, unsigned long long v)
 {
 	lt_jw_key(w, k);
-	lt_jw_dec(w, v);
+	lt_sb_u64(&w->b, v);
 }
 
 /* milliseconds with 3 decimals, as "%.3f" of ns / 1e6 wrote them (rounded to the µs) */
@@ -109,7 +93,7 @@ static void lt_jw_ms(struct lt_jw *w, const char *k, __u64 ns)
 			 (char)('0' + us % 10), 0 };
 
 	lt_jw_key(w, k);
-	lt_jw_dec(w, us / 1000);
+	lt_sb_u64(&w->b, us / 1000);
 	lt_jw_put(w, ".", 1);
 	lt_jw_put(w, frac, 3);
 }
@@ -208,8 +192,9 @@ int lt_usage_event(const struct lt_rq_item *it, char *buf, size_t len, char *key
 		   __u64 *time_ns)
 {
 	static const char *const origin[] = { "gateway", "consume", "kernel" };
-	struct lt_jw w = { .p = buf, .len = len };
+	struct lt_jw w = { 0 };
 
+	lt_sb_init(&w.b, buf, len);
 	lt_tenant_of(it, key, keylen);
 	*time_ns = it->origin == LT_EV_KERNEL ? it->k_real_ns : it->r.start_ns;
 	lt_jw_put(&w, "{", 1);
@@ -221,5 +206,5 @@ int lt_usage_event(const struct lt_rq_item *it, char *buf, size_t len, char *key
 	else
 		lt_usage_request(&w, it);
 	lt_jw_put(&w, "}", 1);
-	return w.over ? -ENOSPC : (int)w.n;
+	return w.b.len >= w.b.cap ? -ENOSPC : (int)w.b.len;
 }

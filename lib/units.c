@@ -111,6 +111,11 @@ void lt_sb_str(struct lt_sb *b, const char *s)
 	lt_sb_raw(b, s, strlen(s));
 }
 
+void lt_sb_mem(struct lt_sb *b, const char *s, size_t n)
+{
+	lt_sb_raw(b, s, n);
+}
+
 void lt_sb_u64(struct lt_sb *b, unsigned long long v)
 {
 	char d[20], *q = d + sizeof(d);

@@ -35,6 +35,7 @@ struct lt_sb {
 
 void lt_sb_init(struct lt_sb *b, char *buf, size_t cap);
 void lt_sb_str(struct lt_sb *b, const char *s);
+void lt_sb_mem(struct lt_sb *b, const char *s, size_t n); /* n bytes as they are */
 void lt_sb_u64(struct lt_sb *b, unsigned long long v); /* decimal */
 
 /* "2027-01-31T00:00:00Z" (RFC 3339, UTC) for seconds since the epoch. */
