@@ -93,8 +93,15 @@ poll_q "Prometheus scrapes the agent (up == 1)" 'up{job="leaky-agent"}' '$x == 1
 T=$(mint --sub $U)
 NREQ=5
 for i in $(seq $NREQ); do
-	gwreq POST /v1/chat/completions "jwt:$T" \
-		'{"model":"gpt-4o-mini","max_tokens":8,"messages":[{"role":"user","content":"hello prometheus"}]}'
+	# a 503 limiter_unavailable says "retry in 1s": a client does (two fresh-clone CI runs saw
+	# it on the first request; the cause is not known yet, see the closing note of stop 15)
+	for _ in $(seq 10); do
+		gwreq POST /v1/chat/completions "jwt:$T" \
+			'{"model":"gpt-4o-mini","max_tokens":8,"messages":[{"role":"user","content":"hello prometheus"}]}'
+		[ "$STATUS" = 503 ] || break
+		echo "# 503, retried: $(head -c 200 "$RB")" >&2
+		sleep 1
+	done
 	[ "$STATUS" = 200 ] || break
 done
 check "$NREQ requests through the gateway answered 200 (last: $STATUS $(head -c 300 "$RB" 2>/dev/null))" test "$STATUS" = 200
