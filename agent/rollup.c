@@ -240,6 +240,11 @@ void lt_rollup_discard(struct lt_rollup *ru)
 	ru->n = 0;
 }
 
+/*
+ * A row moves on (or out) only once its whole interval is older than the retention, never by
+ * its start: a minute-old record in the hour that began 61 minutes ago is still "the last hour",
+ * and with hours kept 1h it used to be folded into the day and vanish from an hourly query.
+ */
 int lt_rollup_compact(sqlite3 *db, const struct lt_analytics_config *r, __u64 now_ns)
 {
 	static const struct {
@@ -257,17 +262,17 @@ int lt_rollup_compact(sqlite3 *db, const struct lt_analytics_config *r, __u64 no
 			 "INSERT INTO rollup(" LT_RU_KEY ", " LT_RU_COLS
 			 ") SELECT %lld, ts - ts %% %lld,"
 			 " user_id, org_id, key_id, provider, model, " LT_RU_SUMCOLS
-			 " FROM rollup WHERE res = %lld AND ts < %lld GROUP BY 2, 3, 4, 5, 6, 7"
+			 " FROM rollup WHERE res = %lld AND ts <= %lld GROUP BY 2, 3, 4, 5, 6, 7"
 			 " ON CONFLICT(" LT_RU_KEY ") DO UPDATE SET " LT_RU_ADD ";"
-			 "DELETE FROM rollup WHERE res = %lld AND ts < %lld;",
+			 "DELETE FROM rollup WHERE res = %lld AND ts <= %lld;",
 			 (long long)step[i].to, (long long)step[i].to, (long long)step[i].from,
-			 (long long)(now - keep[i]), (long long)step[i].from,
-			 (long long)(now - keep[i]));
+			 (long long)(now - keep[i] - step[i].from), (long long)step[i].from,
+			 (long long)(now - keep[i] - step[i].from));
 		rc = sqlite3_exec(db, sql, NULL, NULL, NULL);
 	}
 	if (rc == SQLITE_OK) {
-		snprintf(sql, sizeof(sql), "DELETE FROM rollup WHERE res = 86400 AND ts < %lld",
-			 (long long)(now - (__s64)(r->days_ns / 1000000000ULL)));
+		snprintf(sql, sizeof(sql), "DELETE FROM rollup WHERE res = 86400 AND ts <= %lld",
+			 (long long)(now - (__s64)(r->days_ns / 1000000000ULL) - 86400));
 		rc = sqlite3_exec(db, sql, NULL, NULL, NULL);
 	}
 	if (rc == SQLITE_OK)
