@@ -66,13 +66,13 @@ static void an_hour_that_ended_inside_the_retention_stays_an_hour(void)
 	sqlite3 *db = db_new();
 
 	put(db, 60, DAY0 + 9 * 3600 + 59 * 60, 5); /* 09:59, ended 1 min ago */
-	put(db, 60, DAY0 + 10 * 3600, 10);         /* 10:00, ended now */
+	put(db, 60, DAY0 + 10 * 3600, 10); /* 10:00, ended now */
 	put(db, 60, DAY0 + 9 * 3600 + 57 * 60, 2); /* 09:57, ended 3 min ago */
 	CHECK(lt_rollup_compact(db, &r, (__u64)now * NS) == SQLITE_OK);
-	CHECK_EQ(at(db, 60, DAY0 + 10 * 3600), 10);       /* its minute is not over 1m ago */
+	CHECK_EQ(at(db, 60, DAY0 + 10 * 3600), 10); /* its minute is not over 1m ago */
 	CHECK_EQ(at(db, 60, DAY0 + 9 * 3600 + 59 * 60), 0); /* ended 1m ago: into its hour, */
-	CHECK_EQ(at(db, 3600, DAY0 + 9 * 3600), 7);         /* with 09:57, ... */
-	CHECK_EQ(at(db, 86400, DAY0), 0);                 /* ... which is not a day yet */
+	CHECK_EQ(at(db, 3600, DAY0 + 9 * 3600), 7); /* with 09:57, ... */
+	CHECK_EQ(at(db, 86400, DAY0), 0); /* ... which is not a day yet */
 	CHECK_EQ(one(db, "SELECT sum(requests) FROM rollup"), 17);
 
 	/* an hour later, 09:00 ended 1h ago: into today's day row, nothing lost */
@@ -91,7 +91,7 @@ static void a_day_is_deleted_only_when_it_ended_before_the_retention(void)
 	long long now = DAY0 + 60;
 	sqlite3 *db = db_new();
 
-	put(db, 86400, DAY0 - 86400, 4);     /* yesterday: ended 1 min ago */
+	put(db, 86400, DAY0 - 86400, 4); /* yesterday: ended 1 min ago */
 	put(db, 86400, DAY0 - 2 * 86400, 3); /* the day before: ended a day and 1 min ago */
 	CHECK(lt_rollup_compact(db, &r, (__u64)now * NS) == SQLITE_OK);
 	CHECK_EQ(at(db, 86400, DAY0 - 86400), 4);
