@@ -100,6 +100,8 @@ for i in $(seq $NREQ); do
 			'{"model":"gpt-4o-mini","max_tokens":8,"messages":[{"role":"user","content":"hello prometheus"}]}'
 		[ "$STATUS" = 503 ] || break
 		echo "# 503, retried: $(head -c 200 "$RB")" >&2
+		grep 'admission\|agent' "$GW_LOG" | tail -5 | sed 's/^/# gateway: /' >&2
+		grep -i 'bucket\|warn\|error' "$LOG" | tail -5 | sed 's/^/# agent: /' >&2
 		sleep 1
 	done
 	[ "$STATUS" = 200 ] || break
