@@ -1951,6 +1951,8 @@ nomem:
 	x_finish(x, GW_OUT_ANSWERED);
 }
 
+static const char *const gw_single_fields[] = { "authorization", "x-api-key", "x-org-id" };
+
 /* A complete head at c->in: build the exchange, route it, run on_request_head. */
 static void client_start(struct client *c, int head_len, const struct lt_http1_msg *parsed)
 {
@@ -2009,6 +2011,21 @@ static void client_start(struct client *c, int head_len, const struct lt_http1_m
 					  "no route for this path");
 		x_finish(x, GW_OUT_ANSWERED);
 		return;
+	}
+	/*
+	 * A credential is one field: with two, the gateway would judge the first
+	 * while the upstream may read the last (RFC 9110 lists neither as a list).
+	 */
+	for (unsigned i = 0; i < sizeof(gw_single_fields) / sizeof(gw_single_fields[0]); i++) {
+		if (lt_http1_count(m, gw_single_fields[i]) > 1) {
+			char d[96];
+
+			snprintf(d, sizeof(d), "the %s field appears more than once",
+				 gw_single_fields[i]);
+			gw_answer_problem(x, 400, "duplicate-field", "Bad Request", d);
+			x_finish(x, GW_OUT_ANSWERED);
+			return;
+		}
 	}
 	x->ops = x->route->ops;
 	x->t = x->route->timeouts;

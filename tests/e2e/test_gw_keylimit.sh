@@ -85,6 +85,16 @@ gwreq GET /jwt/x "jwt:$TU" ""
 check "auth jwt: a JWT passes: 200 (got $STATUS)" test "$STATUS" = 200
 gwreq GET /jwt/x "key:$K2" ""
 check "auth jwt: an API key is 401 (got $STATUS)" test "$STATUS" = 401
+# one credential field: two would let the gateway judge one and the upstream read another
+gwreq GET /keyed/dup "key:$K4" "" -H "X-API-Key: $K2"
+check "two X-API-Key fields: 400 naming the field (got $STATUS)" \
+	jq -e '.status == 400 and (.detail | test("x-api-key"))' "$RB" # not the upstream's path=
+gwreq GET /open/dup "jwt:$TU" "" -H "Authorization: Bearer $TU"
+check "two Authorization fields, even on a route without auth: 400 (got $STATUS)" test "$STATUS" = 400
+gwreq POST /v1/chat/completions "key:$K4" '{"model":"gpt-4o-mini","max_tokens":5,"messages":[]}' \
+	-H "X-Org-Id: $U1" -H "X-Org-Id: $U1"
+check "two X-Org-Id fields on an LLM route: 400 (got $STATUS)" test "$STATUS" = 400
+check "... answered by the gateway, not forwarded" not grep -q path= "$RB"
 gwreq GET /open/x "" ""
 check "a route without auth: 200 without credentials (got $STATUS)" test "$STATUS" = 200
 check "a route without auth: no RateLimit fields" test -z "$(hdrv RateLimit)"
@@ -113,7 +123,7 @@ ok2=$(grep -c '^200$' "$WORK/two.lines") r2=$(grep -c '^429$' "$WORK/two.lines")
 check "two gateway processes: exactly $CAP of 16 admitted ($ok2), the rest 429 ($r2)" \
 	test "$ok2" = $CAP -a "$r2" = $((16 - CAP))
 gwreq GET /keyed/x "key:$K4" ""
-check "K4 is untouched by K3's burst: 200 (got $STATUS)" test "$STATUS" = 200
+check "K4 is untouched by K3's burst and by its refused duplicates: 200 (got $STATUS)" test "$STATUS" = 200
 check "no sanitizer report in the gateways" \
 	not grep -q 'runtime error\|AddressSanitizer' "$GW_LOG" "$WORK/gw2.log"
 tap_done
