@@ -51,11 +51,22 @@ enum lt_sync_result {
 	LT_SR_STALE, /* older than the version it has: a newer write won */
 	LT_SR_INVALID, /* not a config.v1 record: skipped */
 	LT_SR_FAILED, /* valid, newer, but could not be applied here: skipped, logged */
+	LT_SR_FUTURE, /* a version more than LT_SYNC_AHEAD_MS ahead of this clock: skipped */
 	LT_SR__MAX
 };
 
-static const char *const lt_sr_name[LT_SR__MAX] = { "applied", "duplicate", "stale", "invalid",
-						    "failed" };
+static const char *const lt_sr_name[LT_SR__MAX] = { "applied", "duplicate", "stale",
+						    "invalid", "failed",    "future" };
+
+/*
+ * How far ahead of this host's clock a version may be. Every host's hybrid
+ * clock follows the greatest version it reads, so one record stamped in the
+ * year 2^63 ms (a broken clock, a hand-made record) would have won every
+ * object it named for ever, and pushed the next local version past what
+ * json_int_t holds, which every other host then refuses: config sync would
+ * stop everywhere, silently. Clocks on hosts kept by NTP differ by far less.
+ */
+#define LT_SYNC_AHEAD_MS (3600 * 1000ULL)
 
 struct lt_sync_origin {
 	char host[128];
@@ -696,6 +707,15 @@ static enum lt_sync_result lt_sync_take(struct lt_sync *s, const rd_kafka_messag
 	    m->key_len != strlen(key) || memcmp(m->key, key, m->key_len))
 		goto out;
 	snprintf(origin, olen, "%s", host);
+	if (ms > lt_real_ms() + LT_SYNC_AHEAD_MS) {
+		res = LT_SR_FUTURE;
+		if (lt_sync_may_log(s))
+			log_warn("sync: %s from %s has version %llu ms, more than %llu ms ahead of "
+				 "this host's clock; skipped (is a clock wrong?)",
+				 key, host, (unsigned long long)ms,
+				 (unsigned long long)LT_SYNC_AHEAD_MS);
+		goto out;
+	}
 	if (ms > s->hlc_ms) /* the clock never falls behind a version it has seen */
 		__atomic_store_n(&s->hlc_ms, ms, __ATOMIC_RELAXED);
 	if (lt_sync_version(s, key, &have_ms, have_host, sizeof(have_host))) {

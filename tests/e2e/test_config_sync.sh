@@ -327,6 +327,23 @@ for h in a b; do
 	eq "$h: USER/openai is still 5" "$(jqb .capacity)" 5
 done
 
+# ---- a version far ahead of every clock (2^63 - 1 ms) is refused, and the sync goes on
+status b
+sf=$(jqb .records.future)
+printf '%s\n' '{"kind":"tier","id":"USER/openai","version":{"ms":9223372036854775807,"host":"host-z"},"deleted":false,"data":{"capacity":999999,"tokens":1,"periodNs":1000000000}}' |
+	timeout 30 nsenter --net=/run/netns/${NS[a]} kcat -P -b "$BOOT" -t "$CTOPIC" -k tier/USER/openai 2>>"$WORK/kcat-p.err"
+check "B counts the record from the far future (records.future)" \
+	until_is b GET /api/v1/sync/status .records.future $((sf + 1))
+req b GET /api/v1/admin/tiers/USER/openai
+eq "B: USER/openai is still 5" "$(jqb .capacity)" 5
+status b
+eq "B: its clock did not follow it" "$(jqb '.versionMs < 4000000000000')" true
+req a PUT /api/v1/admin/tiers/USER/openai '{"capacity":6,"rate":"1/m"}'
+eq "A: USER/openai set to 6 after it" "$STATUS" 200
+check "B applies A's next change: the sync goes on" until_is b GET /api/v1/admin/tiers/USER/openai .capacity 6
+req a PUT /api/v1/admin/tiers/USER/openai '{"capacity":5,"rate":"1/m"}'
+check "and back to 5 on both" until_is b GET /api/v1/admin/tiers/USER/openai .capacity 5
+
 # ---- kcat, an independent consumer: every record matches the documented schema
 OUT=$WORK/config.jsonl
 timeout 30 nsenter --net=/run/netns/${NS[a]} kcat -C -b "$BOOT" -t "$CTOPIC" -e -q -f '%k\t%h\t%s\n' 2>"$WORK/kcat.err" |
