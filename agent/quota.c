@@ -291,7 +291,7 @@ static int lt_key_limit(struct lt_quota *q, const char *key, struct lt_limit *ou
 
 static int lt_limit_rate(const struct lt_limit *l, struct lt_rate *r)
 {
-	return lt_rate_init(r, l->capacity, l->tokens, l->period_ns);
+	return lt_rate_init_l7(r, l->capacity, l->tokens, l->period_ns);
 }
 
 /* Re-derives every non-key bucket's rate; rebases those that changed. */

@@ -26,8 +26,11 @@
  * restart's ceil and the last floor). In whole tokens: at least
  * floor(C + R*t) - 1, for every unit_shift >= 1. The fastest rates force the
  * smallest shift (2*10^9/s: 1, 10^9/s: 2), where the rounding part is 1 and
- * 0.5 token; the slowest force a coarse unit (1 token per 10 years: 2^5
- * units per token, so a restart may lose 114 days of leak). (The former
+ * 0.5 token; in BPF's 64-bit math the slowest force a coarse unit (1
+ * token per 10 years: 2^5 units per token, so a restart may lose 114 days
+ * of leak). The L7 rates (lt_rate_init_l7, decided in user space with
+ * 128-bit products) keep 2^40 units per token down to the slowest rate:
+ * a restart loses at most 287 us there, and 79 ns at a token a day. (The former
  * "C + R*t - 2 units" left out the whole-token part: a deficit of 1.48
  * tokens was measured at shift 1.) tests/unit/test_bucket.c and
  * test_bucket_bounds.c prove both bounds at the edges and at shifts 1, 2, 3.
@@ -120,11 +123,23 @@ static __always_inline __u64 lt_divrem(__u64 a, __u64 c, __u64 inv, __u64 *rem)
 	return q;
 }
 
-/* floor(a * b / c) for a*b/c < 2^64 and b*c <= 2^64, with only 64-bit ops. */
+/*
+ * floor(a * b / c) for a*b/c < 2^64. In BPF (only 64-bit ops) b*c <= 2^64
+ * too; user space takes the 128-bit path when r * b could overflow, which
+ * is what lets lt_rate_init_l7 give slow L7 rates fine units.
+ */
 static __always_inline __u64 lt_muldiv(__u64 a, __u64 b, __u64 c, __u64 inv, __u64 *rem)
 {
 	__u64 r, q = lt_divrem(a, c, inv, &r);
 
+#if defined(__SIZEOF_INT128__) && !defined(__bpf__)
+	if (b > inv) { /* inv = floor((2^64 - 1) / c): r * b may not fit */
+		unsigned __int128 p = (unsigned __int128)r * b;
+
+		*rem = (__u64)(p % c);
+		return q * b + (__u64)(p / c);
+	}
+#endif
 	return q * b + lt_divrem(r * b, c, inv, rem);
 }
 
@@ -162,10 +177,20 @@ static __always_inline int lt_gcra_step(__u64 tat, __u64 s, __u64 s_ceil, __u64 
 static __always_inline __u64 lt_time_of_units(const struct lt_rate *r, __u64 x)
 {
 	__u64 q = x / r->units_per_period, rem = x % r->units_per_period;
-	__u64 p = rem * r->period_ns, t;
+	__u64 p, t;
 
 	if (q > ~0ULL / r->period_ns)
 		return ~0ULL;
+#if defined(__SIZEOF_INT128__) && !defined(__bpf__)
+	if (r->units_per_period > r->period_inv) { /* an lt_rate_init_l7 rate */
+		unsigned __int128 w = (unsigned __int128)rem * r->period_ns;
+
+		p = (__u64)(w / r->units_per_period) + (w % r->units_per_period != 0);
+		t = q * r->period_ns + p;
+		return t < q * r->period_ns ? ~0ULL : t;
+	}
+#endif
+	p = rem * r->period_ns;
 	t = q * r->period_ns + p / r->units_per_period + (p % r->units_per_period != 0);
 	return t < q * r->period_ns ? ~0ULL : t;
 }
@@ -313,8 +338,8 @@ static inline __u64 lt_gcd(__u64 a, __u64 b)
 	return a;
 }
 
-static inline int lt_rate_init(struct lt_rate *r, __u64 capacity_tokens, __u64 leak_tokens,
-			       __u64 period_ns)
+static inline int lt_rate_init_k(struct lt_rate *r, __u64 capacity_tokens, __u64 leak_tokens,
+				 __u64 period_ns, int bpf)
 {
 	__u64 g, tok, per;
 	__u32 k, best = 0;
@@ -328,7 +353,7 @@ static inline int lt_rate_init(struct lt_rate *r, __u64 capacity_tokens, __u64 l
 	for (k = 1; k <= LT_SHIFT_MAX; k++) {
 		if (tok > (~0ULL >> k))
 			break;
-		if ((tok << k) > ~0ULL / per) /* rem * b in lt_muldiv */
+		if (bpf && (tok << k) > ~0ULL / per) /* rem * b in lt_muldiv, 64-bit */
 			break;
 		if ((tok << k) > LT_UNITS_PER_NS_MAX * per) /* 36 years of s(t) */
 			break;
@@ -344,6 +369,27 @@ static inline int lt_rate_init(struct lt_rate *r, __u64 capacity_tokens, __u64 l
 	r->cap_units = capacity_tokens << best;
 	r->unit_shift = best;
 	return 0;
+}
+
+/* A rate the BPF programs decide by (the per-source policies): 64-bit math. */
+static inline int lt_rate_init(struct lt_rate *r, __u64 capacity_tokens, __u64 leak_tokens,
+			       __u64 period_ns)
+{
+	return lt_rate_init_k(r, capacity_tokens, leak_tokens, period_ns, 1);
+}
+
+/*
+ * An L7 rate (lt_rates, decided in user space only, with the 128-bit paths
+ * above): units as fine as the other ranges allow. With the 64-bit bound a
+ * slow rate got coarse units (1 token a day: 2^17 units per token, 0.66 s
+ * each), and since an empty bucket restarts a unit late (never early), the
+ * second of "2 a day" was refused for up to 0.66 s, "10 a month" up to 4 s.
+ * Here those are 2^40 units per token: a unit is 79 ns and 236 ns.
+ */
+static inline int lt_rate_init_l7(struct lt_rate *r, __u64 capacity_tokens, __u64 leak_tokens,
+				  __u64 period_ns)
+{
+	return lt_rate_init_k(r, capacity_tokens, leak_tokens, period_ns, 0);
 }
 
 static inline __u64 lt_rate_capacity(const struct lt_rate *r)

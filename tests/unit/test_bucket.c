@@ -19,6 +19,14 @@
 #define DAY (86400 * SEC)
 #define YEAR (365 * DAY)
 
+/* 1: the rates below are L7 rates (lt_rate_init_l7: 128-bit paths, fine units) */
+static int l7;
+
+static int rinit(struct lt_rate *r, __u64 cap, __u64 tok, __u64 per)
+{
+	return l7 ? lt_rate_init_l7(r, cap, tok, per) : lt_rate_init(r, cap, tok, per);
+}
+
 static __u64 consume(__u64 *tat, const struct lt_rate *r, __u64 now, __u64 n)
 {
 	__u64 seen;
@@ -172,7 +180,7 @@ static void never_overshoots_random(void)
 		struct lt_rate r;
 		int n = 0, k;
 
-		CHECK_EQ(lt_rate_init(&r, cap, tok, per), 0);
+		CHECK_EQ(rinit(&r, cap, tok, per), 0);
 		for (k = 0; k < 3000; k++) {
 			__u64 cost = 1 + rnd() % (cap < 4 ? cap : 4);
 
@@ -196,7 +204,7 @@ static void steady_demand_at_least(__u64 cap, __u64 tok, __u64 per, __u64 start,
 	__u64 tat = 0, now = start, k, admitted = 0;
 	unsigned __int128 lhs, rhs;
 
-	CHECK_EQ(lt_rate_init(&r, cap, tok, per), 0);
+	CHECK_EQ(rinit(&r, cap, tok, per), 0);
 	for (k = 0; k < steps; k++, now += dt) {
 		/* greedy: take as much as fits, the way a saturating client would */
 		__u64 n = lt_remaining_tokens(tat, now, &r);
@@ -383,12 +391,70 @@ static void reciprocal_division_exact(void)
 	}
 }
 
+/*
+ * The L7 rates: the same bounds at units the 64-bit form cannot hold (a
+ * unit of 1 token a day is 79 ns, not 0.66 s), so a fresh "2 a day" admits
+ * its second request at once, not up to 0.66 s later, and a restart never
+ * costs more than a unit of time at any of the slow rates here.
+ */
+static void slow_l7_rates_have_fine_units(void)
+{
+	static const __u64 slow[][3] = {
+		{ 2, 1, DAY }, { 10, 10, 30 * DAY }, { 3, 1, 7 * DAY }, { 1, 1, 10 * YEAR }
+	};
+	struct lt_rate r, b;
+	__u64 tat, t0 = 3 * SEC + 7, unit;
+	unsigned i;
+
+	for (i = 0; i < sizeof(slow) / sizeof(slow[0]); i++) {
+		CHECK_EQ(lt_rate_init_l7(&r, slow[i][0], slow[i][1], slow[i][2]), 0);
+		CHECK_EQ(lt_rate_init(&b, slow[i][0], slow[i][1], slow[i][2]), 0);
+		CHECK(r.unit_shift > b.unit_shift); /* finer than the 64-bit form could */
+		unit = lt_time_of_units(&r, 1);
+		CHECK(unit <= ((slow[i][2] / slow[i][1]) >> 39) + 1); /* 2^40 units a token */
+		/* a whole capacity at the start: the last within one unit */
+		tat = 0;
+		CHECK_EQ(consume(&tat, &r, t0, slow[i][0] > 1 ? slow[i][0] - 1 : 1), LT_ADMIT);
+		if (slow[i][0] > 1)
+			CHECK_EQ(consume(&tat, &r, t0 + unit, 1), LT_ADMIT);
+		CHECK_EQ(consume(&tat, &r, t0 + unit, 1), LT_DENY);
+		/* and no token before its time: one period per token, a unit late at most */
+		CHECK_EQ(consume(&tat, &r, t0 + slow[i][2] / slow[i][1] - 1, 1), LT_DENY);
+		CHECK_EQ(consume(&tat, &r, t0 + slow[i][2] / slow[i][1] + 2 * unit, 1), LT_ADMIT);
+	}
+	/* 2 a day: the 64-bit units refused the second request of a fresh bucket */
+	CHECK_EQ(lt_rate_init(&b, 2, 1, DAY), 0);
+	tat = 0;
+	CHECK_EQ(consume(&tat, &b, t0, 1), LT_ADMIT);
+	CHECK_EQ(consume(&tat, &b, t0 + 1 * MS, 1), LT_DENY);
+	CHECK(lt_retry_after_ns(tat, t0 + 1 * MS, &b, 1) > 100 * MS);
+	/* the exact bounds hold at L7 units too */
+	l7 = 1;
+	never_overshoots_random();
+	steady_demand_at_least(2, 1, DAY, 5 * SEC, 3 * 3600 * SEC, 8 * 30);
+	steady_demand_at_least(10, 10, 30 * DAY, 5 * SEC, 7 * 3600 * SEC, 8 * 30);
+	steady_demand_at_least(1000, 1000000000, SEC, 11, 333, 100000);
+	steady_demand_at_least(100, 3, SEC, 10 * YEAR, 77 * MS, 10000);
+	l7 = 0;
+}
+
 static void muldiv_matches_128bit(void)
 {
 	int i;
 
 	for (i = 0; i < 100000; i++) {
 		__u64 c = 1 + rnd() % (1ULL << 40), b = rnd() % (~0ULL / c), a = rnd() >> 4, rem;
+		unsigned __int128 want = (unsigned __int128)a * b / c;
+
+		if (want >> 64)
+			continue;
+		CHECK_EQ(lt_muldiv(a, b, c, ~0ULL / c, &rem), (__u64)want);
+		CHECK_EQ(rem, (__u64)((unsigned __int128)a * b % c));
+	}
+	/* b * c beyond 2^64 (the L7 rates): the 128-bit path */
+	for (i = 0; i < 100000; i++) {
+		__u64 c = (1ULL << 40) + rnd() % (1ULL << 52),
+		      b = (1ULL << 40) + rnd() % (1ULL << 44), a = rnd() >> 4, rem;
 		unsigned __int128 want = (unsigned __int128)a * b / c;
 
 		if (want >> 64)
@@ -415,6 +481,7 @@ int main(void)
 	RUN(refund_restores);
 	RUN(concurrent_cas_exact);
 	RUN(muldiv_matches_128bit);
+	RUN(slow_l7_rates_have_fine_units);
 	RUN(reciprocal_division_exact);
 	return lt_t_done();
 }
