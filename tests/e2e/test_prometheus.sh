@@ -9,8 +9,9 @@
 #    failing), the kernel dropping a banned source: each is pending (their `for:` is minutes);
 #  * every metric the Grafana dashboard and the rules query is one the agent exports.
 # Every wait is bounded (poll).
-# run.sh: alone. Its first gateway requests failed once beside two other suites in a
-# fresh-clone CI run (and passed alone): Prometheus, an agent, a gateway and a stub at once.
+# It runs beside other suites: its first gateway request's 503 there was the reclaim sweep
+# freeing the user's new bucket before its first decision (agent/quota.c, lt_reclaimable),
+# not the load.
 TOPIC=prom
 . "$(dirname "$0")/gw_env.sh"
 PROM_PORT=19091
