@@ -24,6 +24,7 @@ struct lt_idx_ent {
 	char *key; /* NULL = empty */
 	__u32 slot;
 	__u32 gen; /* lt_usage[slot].gen when the slot was given to key */
+	__u64 made_ns; /* lt_now_ns() when this process indexed it: idle from then on */
 };
 
 struct lt_quota {
@@ -103,6 +104,7 @@ static int lt_idx_insert(struct lt_quota *q, char *key, __u32 slot, __u32 gen)
 	q->idx[i].key = key;
 	q->idx[i].slot = slot;
 	q->idx[i].gen = gen;
+	q->idx[i].made_ns = lt_now_ns();
 	q->idx_used++;
 	return 0;
 }
@@ -842,13 +844,24 @@ int lt_quota_tier_exists(struct lt_quota *q, const char *tier)
 
 /* ---- reclaim ------------------------------------------------------------- */
 
-/* Has the bucket of slot been empty for idle_ns at now? (A read, no change.) */
-static int lt_reclaimable(struct lt_quota *q, __u32 slot, __u64 now, __u64 idle_ns)
+/*
+ * Has the bucket of e been empty for idle_ns at now, and known that long?
+ * (A read, no change.) A bucket never used reads empty since boot (tat 0):
+ * without the second test, one made for a request was idle for
+ * token.bucket_idle already, and the next sweep (every second) could free it
+ * between the agent's answer and that request's first decision: a gateway
+ * then found no lt_keyidx entry right after the agent made it, and answered
+ * 503 limiter_unavailable. Its idle time starts at its making (or at this
+ * process's start, for one loaded from the store).
+ */
+static int lt_reclaimable(struct lt_quota *q, const struct lt_idx_ent *e, __u64 now, __u64 idle_ns)
 {
 	struct lt_slot_seen seen;
 	__u64 empty_at;
 
-	if (lt_slot_peek(q->m.slots, q->m.rates, slot, now, &seen))
+	if (now < e->made_ns || now - e->made_ns < idle_ns)
+		return 0;
+	if (lt_slot_peek(q->m.slots, q->m.rates, e->slot, now, &seen))
 		return 0;
 	if (!seen.rate.period_ns)
 		return 1;
@@ -873,6 +886,9 @@ static int lt_reclaim_one(struct lt_quota *q, const char *key, __u64 now, __u64 
 
 	if (!e)
 		return -ENOENT;
+	/* collected under the read lock: the key may have been freed and made again since */
+	if (now < e->made_ns || now - e->made_ns < idle_ns)
+		return -EBUSY;
 	ret = lt_slot_free_if_empty(q->m.slots, q->m.rates, e->slot, now, idle_ns, &oid);
 	if (ret)
 		return ret;
@@ -905,7 +921,7 @@ static size_t lt_reclaim_collect(struct lt_quota *q, __u64 now, __u64 idle_ns, _
 	for (i = 0; i < scan; i++) {
 		struct lt_idx_ent *e = &q->idx[(q->scan_pos + i) & (q->idx_cap - 1)];
 
-		if (!e->key || !lt_reclaimable(q, e->slot, now, idle_ns))
+		if (!e->key || !lt_reclaimable(q, e, now, idle_ns))
 			continue;
 		nv = realloc(v, (n + 1) * sizeof(*v));
 		if (!nv || !(nv[n] = strdup(e->key))) {

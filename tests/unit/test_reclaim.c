@@ -78,8 +78,11 @@ static void a_full_table_reclaims_idle_empty_buckets_never_a_busy_one(void)
 	}
 	busy = h[3];
 	CHECK_EQ(lt_quota_consume(q, busy, 50, lt_now_ns(), &v, &res), LT_ADMIT);
-	/* the 9th: no free slot, so one reclaim pass runs: 7 idle empty ones go */
+	/* the 9th: no free slot, so one reclaim pass runs: 7 idle empty ones go
+	 * (made a moment ago, they are idle only since then: idle 0 for it) */
+	lt_quota_set_limits(q, 8, 0);
 	CHECK_EQ(lt_quota_bucket(q, "o/p/org8", NULL, &h9, err, sizeof(err)), 0);
+	lt_quota_set_limits(q, 8, 1 * SEC);
 	lt_quota_stats(q, &st);
 	CHECK_EQ(st.reclaimed, 7);
 	CHECK_EQ(st.buckets, 2);
@@ -136,6 +139,41 @@ static void reclaimed_buckets_are_forgotten_by_the_store_too(void)
 	CHECK((c & (LT_MAX_SLOTS - 1)) == (a & (LT_MAX_SLOTS - 1)) ||
 	      (c & (LT_MAX_SLOTS - 1)) == (b & (LT_MAX_SLOTS - 1)));
 	CHECK(c != a && c != b); /* same slot, new owner generation */
+	close_q(q, &s);
+}
+
+/*
+ * A bucket is made for a decision that follows at once (a gateway's POST
+ * /admin/buckets, then its CAS): the sweep must not free it in between. It
+ * started at tat 0, "empty since boot", so any sweep after its making found
+ * it idle for token.bucket_idle and freed it: the gateway's first request
+ * for a new user got 503 ("the agent made the bucket but lt_keyidx does not
+ * show it"). Its idle time starts at its making.
+ */
+static void a_new_bucket_is_idle_only_from_its_making(void)
+{
+	struct lt_limit lim = { 100, 10, SEC };
+	struct lt_slot_seen res;
+	struct lt_view v;
+	struct lt_store s;
+	struct lt_quota *q = open_q(&s);
+	__u32 used, unused, again;
+	__u64 now;
+
+	lt_quota_set_limits(q, 0, 1 * SEC);
+	CHECK_EQ(lt_quota_limit_set(q, "org", "*", "*", &lim, err, sizeof(err)), 0);
+	CHECK_EQ(lt_quota_bucket(q, "o/p/used", NULL, &used, err, sizeof(err)), 0);
+	CHECK_EQ(lt_quota_bucket(q, "o/p/unused", NULL, &unused, err, sizeof(err)), 0);
+	now = lt_now_ns();
+	/* the sweep lands right after the making, before the first decision */
+	CHECK_EQ(lt_quota_reclaim(q, now, 0), 0);
+	CHECK_EQ(lt_quota_buckets(q), 2);
+	CHECK_EQ(lt_quota_consume(q, used, 1, now, &v, &res), LT_ADMIT);
+	CHECK_EQ(lt_quota_bucket(q, "o/p/unused", NULL, &again, err, sizeof(err)), 0);
+	CHECK_EQ(again, unused);
+	/* both empty and idle for 1 s later on (1 token drains in 0.1 s): both go */
+	CHECK_EQ(lt_quota_reclaim(q, now + 2 * SEC, 0), 2);
+	CHECK_EQ(lt_quota_buckets(q), 0);
 	close_q(q, &s);
 }
 
@@ -218,6 +256,7 @@ int main(void)
 	usage = calloc(LT_MAX_SLOTS, sizeof(*usage));
 	RUN(a_full_table_reclaims_idle_empty_buckets_never_a_busy_one);
 	RUN(reclaimed_buckets_are_forgotten_by_the_store_too);
+	RUN(a_new_bucket_is_idle_only_from_its_making);
 	RUN(a_stale_cached_slot_never_charges_the_new_owner);
 	RUN(a_reassignment_inside_a_decision_is_taken_back);
 	free(slots);
