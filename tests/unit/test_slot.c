@@ -521,6 +521,8 @@ static __u64 blind_refund(struct lt_slot *s, __u64 units)
 
 #define NADM 1500
 
+static int l7; /* refund_run on an L7 rate (lt_rate_init_l7: the quota's, finer units) */
+
 /* Random interleavings of consume and refund; 1 = within C + R*t. */
 static int refund_run(__u64 cap, __u64 tok, __u64 per, int blind)
 {
@@ -529,7 +531,9 @@ static int refund_run(__u64 cap, __u64 tok, __u64 per, int blind)
 	__u64 gap = per / tok ? per / tok : 1, now = rnd() % (1000 * SEC);
 	int n = 0, k;
 
-	CHECK_EQ(lt_rate_init(&rates[1], cap, tok, per), 0);
+	CHECK_EQ(l7 ? lt_rate_init_l7(&rates[1], cap, tok, per) :
+		      lt_rate_init(&rates[1], cap, tok, per),
+		 0);
 	fresh(11, 1);
 	for (k = 0; k < 4 * NADM && n < NADM; k++) {
 		now += rnd() % (2 * gap + 1);
@@ -584,6 +588,12 @@ static void refunds_never_exceed_c_plus_rt_random(void)
 			blind_caught += !refund_run(cfg[i][0], cfg[i][1], cfg[i][2], 1);
 	}
 	CHECK(blind_caught > 0);
+	/* the rates the agent gives L7 buckets (2^40 units a token where 64 bits held fewer) */
+	l7 = 1;
+	for (i = 0; i < sizeof(cfg) / sizeof(cfg[0]); i++)
+		for (r = 0; r < 6; r++)
+			CHECK(refund_run(cfg[i][0], cfg[i][1], cfg[i][2], 0));
+	l7 = 0;
 }
 
 /* Two threads consume and refund one word with a frozen clock: net <= C. */
