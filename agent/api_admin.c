@@ -360,6 +360,7 @@ static json_t *lt_key_json(const struct lt_key_rec *k)
 	json_object_set_new(o, "orgId", k->org[0] ? json_string(k->org) : json_null());
 	json_object_set_new(o, "expiresAt",
 			    k->expires_at ? lt_time_json(k->expires_at) : json_null());
+	json_object_set_new(o, "admin", json_boolean(k->admin));
 	return o;
 }
 
@@ -368,12 +369,50 @@ static void lt_key_list_cb(void *ctx, const struct lt_key_rec *k)
 	json_array_append_new(ctx, lt_key_json(k));
 }
 
-/* Fills rec from a create/update body; on error queues a 400 and returns -1. */
+/*
+ * Whether the caller may give k the rights it asks for (k as it would be
+ * stored; was_admin: k had the admin right before this change). An API key
+ * (or a token exchanged for one) acting as an admin never grants the admin
+ * right, and never makes or extends a key past its own expiry: a key that
+ * could mint keys like itself would outlive its own revocation or expiry
+ * through them. Granting it takes an admin signed in with a JWT (the
+ * identity provider's, or one a sign-in code gave). A plain key cannot get
+ * here (admin resources need the admin right). 0, or -1 with a 403 queued.
+ */
+static int lt_key_grant_ok(struct lt_req *r, const struct lt_key_rec *k, int was_admin,
+			   int expiry_set, enum MHD_Result *res)
+{
+	const struct lt_principal *p = &r->principal;
+	struct lt_key_rec own;
+
+	if (!p->key_id[0])
+		return 0;
+	if (k->admin && !was_admin) {
+		*res = lt_problem(r, 403, "forbidden", "Forbidden", "/admin",
+				  "only an admin signed in with a JWT may grant the admin right; "
+				  "API key %s cannot make keys with its own rights",
+				  p->key_id);
+		return -1;
+	}
+	if (!expiry_set || lt_keys_get(lt_api_of(r)->keys, p->key_id, &own) || !own.expires_at)
+		return 0;
+	if (!k->expires_at || k->expires_at > own.expires_at) {
+		*res = lt_problem(r, 403, "forbidden", "Forbidden", "/expiresAt",
+				  "API key %s expires at %lld (unix s): the keys it makes or "
+				  "changes must expire no later",
+				  p->key_id, (long long)own.expires_at);
+		return -1;
+	}
+	return 0;
+}
+
+/* Fills rec from a create/update body; on error queues a 4xx and returns -1. */
 static int lt_key_fields(struct lt_req *r, json_t *b, struct lt_key_rec *k, int create,
 			 enum MHD_Result *res)
 {
-	static const char *const allowed[] = { "name",	"owner",  "tier",
-					       "orgId", "limits", "expiresAt" };
+	static const char *const allowed[] = { "name",	 "owner",     "tier", "orgId",
+					       "limits", "expiresAt", "admin" };
+	int was_admin = k->admin;
 	const char *f;
 	json_t *v;
 	char err[256];
@@ -447,7 +486,18 @@ static int lt_key_fields(struct lt_req *r, json_t *b, struct lt_key_rec *k, int 
 			return -1;
 		}
 	}
-	return 0;
+	v = json_object_get(b, "admin");
+	if (v) {
+		if (!json_is_boolean(v)) {
+			*res = lt_problem(r, 400, "invalid-field", "Invalid field", "/admin",
+					  "admin: true or false");
+			return -1;
+		}
+		k->admin = json_is_true(v);
+	}
+	/* a new key is checked for its expiry even when it has none (never) */
+	return lt_key_grant_ok(r, k, create ? 0 : was_admin,
+			       create || json_object_get(b, "expiresAt"), res);
 }
 
 static enum MHD_Result lt_keys_res(struct lt_req *r, const char *id, const char *sub)

@@ -512,8 +512,13 @@ struct lt_apikey_val {
 	__u64 period_ns; /* ns */
 	__s64 expires_at; /* unix s; 0 = never */
 	__u32 revoked; /* 1 = refused from now on */
-	__u32 _pad;
+	/*
+	 * LT_APIKEY_F_*. Taken from the padding (append-only: 0 in older pins,
+	 * so an older agent's keys read as plain keys, never as admins).
+	 */
+	__u32 flags;
 };
+#define LT_APIKEY_F_ADMIN (1U << 0) /* the key (and its exchanged JWTs) has the admin right */
 _Static_assert(sizeof(struct lt_apikey_key) == 40, "lt_apikey_key is ABI");
 _Static_assert(sizeof(struct lt_apikey_val) == 232, "lt_apikey_val is ABI");
 

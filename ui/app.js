@@ -337,7 +337,7 @@
       try { await signIn(ta.value); } catch (x) { err.textContent = x.message; btn.disabled = false; }
     } },
     h('h1', { text: 'Sign in' }),
-    h('p', { text: 'Paste an admin JWT or an API key (exchanged for a short-lived token by POST /api/v1/auth/token), or open the one-time link that `leaky-agent attach` prints.' }),
+    h('p', { text: 'Paste an admin JWT or an API key, or open the one-time link that `leaky-agent attach` prints. An API key is exchanged for a short-lived token (POST /api/v1/auth/token): an admin key opens every view, any other key its owner\'s own usage.' }),
     h('label', { for: 'cred' }, 'JWT or API key'), ta, err, btn,
     h('p', { class: 'note', text: 'The token stays in this tab\'s memory: a reload signs you out.' }));
     main.append(h('div', { class: 'signin' }, form));
@@ -537,6 +537,8 @@
     const cap = h('input', { class: 'short', type: 'number', min: 1, value: 10000, 'aria-label': 'capacity' });
     const rate = h('input', { class: 'short', value: '100/s', 'aria-label': 'rate' });
     const exp = h('input', { type: 'datetime-local', 'aria-label': 'expires at' });
+    // the admin right: only an admin signed in with a JWT may grant it (the API says 403 otherwise)
+    const adm = h('input', { type: 'checkbox', 'aria-label': 'admin key' });
     api('/api/v1/admin/tiers').then((t) => { for (const x of t.order) tier.append(h('option', { value: x, text: x })); }).catch(c.error);
     main.append(panel('Create a key', h('form', { class: 'row', id: 'keycreate', onsubmit: async (e) => {
       e.preventDefault();
@@ -544,6 +546,7 @@
         limits: { capacity: Number(cap.value), rate: rate.value.trim() } };
       if (org.value.trim()) body.orgId = org.value.trim();
       if (exp.value) body.expiresAt = new Date(exp.value).toISOString().replace(/\.\d+Z$/, 'Z');
+      if (adm.checked) body.admin = true;
       try {
         const k = await api('/api/v1/admin/keys', { method: 'POST', body });
         const code = h('code', { id: 'secret', text: k.secret });
@@ -554,11 +557,13 @@
           }
         } });
         clear(secretBox).append(h('div', { class: 'secret', role: 'status' }, h('strong', { text: 'Secret of ' + k.id + ', shown once:' }), code, copy));
-        name.value = '';
+        name.value = ''; adm.checked = false;
         load();
       } catch (x) { toast(x.message, true); }
     } }, field('name', name), field('owner', owner), field('tier', tier), field('org (optional)', org),
-    field('capacity (tokens)', cap), field('rate', rate), field('expires (optional)', exp), h('button', { type: 'submit', text: 'Create key' })), secretBox));
+    field('capacity (tokens)', cap), field('rate', rate), field('expires (optional)', exp),
+    h('label', { class: 'check', title: 'The key signs in to this dashboard and the admin API as an admin' }, adm, 'admin'),
+    h('button', { type: 'submit', text: 'Create key' })), secretBox));
     main.append(panel('Keys', list));
     c.onleave(() => clear(secretBox)); // the secret is gone with the view
     async function load() {
@@ -579,7 +584,7 @@
       const rows = keys.map((k) => ({ k, ...(k.revoked ? {} : limitRow((b) => api('/api/v1/admin/keys/' + enc(k.id), { method: 'PATCH', body: { limits: b } }), null, k.limits)) }));
       clear(list).append(table([
         { t: 'id', f: (x) => h('code', { text: x.k.id }) }, { t: 'name', f: (x) => x.k.name },
-        { t: 'owner', f: (x) => shortId(x.k.owner) }, { t: 'tier', f: (x) => x.k.tier },
+        { t: 'owner', f: (x) => shortId(x.k.owner) }, { t: 'tier', f: (x) => x.k.admin ? h('span', {}, x.k.tier, ' ', badge('admin', 'warn')) : x.k.tier },
         { t: 'capacity', f: (x) => x.cap || fmtN(x.k.limits.capacity) }, { t: 'rate', f: (x) => x.rate || x.k.limits.rate },
         { t: 'requests (1 h)', f: (x) => series.has(x.k.id) ? spark(series.get(x.k.id), 'requests per minute of ' + x.k.id) : '–' },
         { t: 'admitted / rejected', num: 1, f: (x) => usage.has(x.k.id) ? fmtN(usage.get(x.k.id).admitted) + ' / ' + fmtN(usage.get(x.k.id).rejected) : '–' },
