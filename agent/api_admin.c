@@ -19,6 +19,7 @@
 #include "ops.h"
 #include "sync.h"
 #include "units.h"
+#include "utf8.h"
 
 #define SEG_MAX 6
 
@@ -587,6 +588,68 @@ static enum MHD_Result lt_keys_res(struct lt_req *r, const char *id, const char 
 	return lt_reply_json(r, 200, lt_key_json(&k));
 }
 
+/* ---- upstream health (the gateways' checks, lt_upstream) ------------------------ */
+
+/* A bounded string of the map as JSON (the writer NUL-pads, but never trust it). */
+static json_t *lt_map_str(const char *s, size_t n)
+{
+	char buf[256], out[4 * sizeof(buf)];
+
+	snprintf(buf, sizeof(buf), "%.*s", (int)(n < sizeof(buf) ? n : sizeof(buf) - 1), s);
+	lt_utf8_sanitize(buf, out, sizeof(out));
+	return json_string(out);
+}
+
+/*
+ * GET /api/v1/admin/upstreams: each upstream a gateway checks, as its master
+ * last published it in lt_upstream. state: "up" or "down" by the last check,
+ * "stale" when that check is older than 3 intervals plus 2 s (the gateway
+ * stopped checking it: stopped, or the service left its config).
+ */
+static enum MHD_Result lt_upstreams(struct lt_req *r)
+{
+	int fd = lt_api_of(r)->maps->fd[LT_M_UPSTREAM];
+	struct lt_upstream_key k, nk;
+	struct lt_upstream_val v;
+	struct timespec ts;
+	json_t *arr;
+	__u64 now_ms;
+	int ret;
+
+	if (strcmp(r->method, "GET"))
+		return lt_405(r);
+	clock_gettime(CLOCK_REALTIME, &ts);
+	now_ms = (__u64)ts.tv_sec * 1000 + (__u64)ts.tv_nsec / 1000000;
+	arr = json_array();
+	ret = fd >= 0 ? bpf_map_get_next_key(fd, NULL, &nk) : -1;
+	while (!ret) {
+		k = nk;
+		if (!bpf_map_lookup_elem(fd, &k, &v)) {
+			int stale = v.checked_ms + 3ULL * v.interval_ms + 2000 < now_ms;
+			json_t *o = json_pack(
+				"{s:o, s:o, s:s, s:b, s:i, s:f, s:o, s:o, s:i, s:i}", "service",
+				lt_map_str(k.service, sizeof(k.service)), "upstream",
+				lt_map_str(k.upstream, sizeof(k.upstream)), "state",
+				stale	  ? "stale" :
+				v.healthy ? "up" :
+					    "down",
+				"healthy", (int)!!v.healthy, "fails", (int)v.fails, "latencyMs",
+				v.latency_us / 1000.0, "checkedAt",
+				lt_time_json((int64_t)(v.checked_ms / 1000)), "changedAt",
+				v.changed_ms ? lt_time_json((int64_t)(v.changed_ms / 1000)) :
+					       json_null(),
+				"intervalMs", (int)v.interval_ms, "gatewayPid", (int)v.pid);
+
+			json_object_set_new(o, "lastError",
+					    v.why[0] ? lt_map_str(v.why, sizeof(v.why)) :
+						       json_null());
+			json_array_append_new(arr, o);
+		}
+		ret = bpf_map_get_next_key(fd, &k, &nk);
+	}
+	return lt_reply_json(r, 200, json_pack("{s:o}", "upstreams", arr));
+}
+
 /* ---- penalties and source policies (the XDP maps) ---------------------------- */
 
 static const char *lt_qarg(struct lt_req *r, const char *name)
@@ -900,6 +963,8 @@ int lt_admin_route(struct lt_req *r, const struct lt_principal *p, enum MHD_Resu
 		*res = lt_penalties(r);
 	else if (!strcmp(seg[0], "policies") && n == 1)
 		*res = lt_policies(r);
+	else if (!strcmp(seg[0], "upstreams") && n == 1)
+		*res = lt_upstreams(r);
 	else if (!strcmp(seg[0], "breakers") && (n == 1 || n == 3))
 		*res = lt_breakers_res(r, n == 3 ? seg[1] : NULL, n == 3 ? seg[2] : NULL);
 	else {

@@ -599,13 +599,25 @@
 
   // ---- Routes, providers, breakers ------------------------------------------------------
   function viewRoutes(main, c) {
-    const tBrk = h('div'), tProv = h('div'), tRoutes = h('div');
-    main.append(h('p', { class: 'sub', text: 'Breakers from the pinned lt_breaker map every gateway shares; latency from /metrics (GenAI histograms, since the agent started); routes as seen in the last 500 requests of the log.' }));
-    main.append(panel('Circuit breakers', tBrk), h('div', { class: 'cols' }, panel('Providers', tProv), panel('Routes (last 500 requests)', tRoutes)));
+    const tBrk = h('div'), tProv = h('div'), tRoutes = h('div'), tUp = h('div');
+    main.append(h('p', { class: 'sub', text: 'Breakers from the pinned lt_breaker map every gateway shares; upstream health from the gateways\' active health checks (the pinned lt_upstream map); latency from /metrics (GenAI histograms, since the agent started); routes as seen in the last 500 requests of the log.' }));
+    main.append(panel('Circuit breakers', tBrk), panel('Upstreams (gateway health checks)', tUp),
+      h('div', { class: 'cols' }, panel('Providers', tProv), panel('Routes (last 500 requests)', tRoutes)));
     c.every(2000, async () => {
-      const [b, p, mtxt, logs] = await Promise.all([api('/api/v1/admin/breakers'), api('/api/v1/admin/providers'),
-        api('/metrics', { text: true }), api('/api/v1/logs?limit=500').catch(() => ({ items: [] }))]);
+      const [b, p, mtxt, logs, ups] = await Promise.all([api('/api/v1/admin/breakers'), api('/api/v1/admin/providers'),
+        api('/metrics', { text: true }), api('/api/v1/logs?limit=500').catch(() => ({ items: [] })),
+        api('/api/v1/admin/upstreams').catch(() => ({ upstreams: [] }))]);
       if (!c.alive) return;
+      const svcBrk = (svc) => b.breakers.find((y) => y.name === 'svc:' + svc);
+      clear(tUp).append(table([{ t: 'service', f: (x) => x.service }, { t: 'upstream', f: (x) => h('code', { text: x.upstream }) },
+        { t: 'health', f: (x) => x.state === 'up' ? badge('up', 'ok') : x.state === 'down' ? badge('down', 'bad') : badge('stale', 'muted') },
+        { t: 'check latency', num: 1, f: (x) => x.state === 'up' ? fmtMs(x.latencyMs) : '–' },
+        { t: 'failed checks', num: 1, f: (x) => fmtN(x.fails) },
+        { t: 'breaker', f: (x) => svcBrk(x.service) ? stateBadge(svcBrk(x.service).state) : '–' },
+        { t: 'since', f: (x) => fmtT(x.changedAt) }, { t: 'last check', f: (x) => fmtT(x.checkedAt) },
+        { t: 'last error', f: (x) => x.lastError || '–' }],
+      ups.upstreams.slice().sort((x, y) => (x.service + x.upstream).localeCompare(y.service + y.upstream)),
+      { label: 'upstreams', empty: 'No health checks published: no gateway checks a service (services.NAME.health), or none runs.' }));
       const m = parseProm(mtxt);
       clear(tBrk).append(table([{ t: 'name', f: (x) => x.name }, { t: 'state', f: (x) => stateBadge(x.state) },
         { t: 'failures', num: 1, f: (x) => fmtN(x.failures) }, { t: 'trips', num: 1, f: (x) => fmtN(x.trips) },

@@ -297,6 +297,16 @@ async function main() {
   await view('routes');
   const rb = page.locator('button[data-breaker="svc:uitest"]');
   await rb.waitFor();
+  // the gateway's health checks (lt_upstream), refreshed every 2 s
+  const ups = await until(async () => {
+    const rows = await page.$$eval('table[aria-label="upstreams"] tbody tr', (rs) => rs.map((r) => [...r.cells].map((c) => c.textContent)));
+    const stub = rows.find((r) => r[0] === 'stub'), backend = rows.find((r) => r[0] === 'backend');
+    return stub && backend && stub[2] === 'up' && backend[2] === 'down' ? { stub, backend } : null;
+  }, 15000);
+  const upApi = (await api(E.TA, '/api/v1/admin/upstreams')).body.upstreams;
+  ok(!!ups && /ms/.test(ups.stub[3]) && ups.backend[8] !== '–' &&
+    upApi.find((u) => u.service === 'stub')?.state === 'up' && upApi.find((u) => u.service === 'backend')?.state === 'down',
+  'routes: upstream health from the gateway\'s checks: stub up with its check latency, backend down with its error (as the API says)', { ups, upApi });
   await axe('routes');
   await shot('routes');
   await rb.click();
