@@ -156,6 +156,8 @@ bad=$("$AGENT" check-config --config "$WORK/bad.json" 2>&1)
 check "and a size it cannot read" grep -q 'request_log_max_bytes' <<<"$bad"
 "$AGENT" print-config | jq '.token.request_log_max_bytes = "512GiB"' >"$WORK/ok.json"
 check "\"512GiB\" is a size it reads" "$AGENT" check-config --config "$WORK/ok.json"
+check "--help lists token.request_log_max_bytes and its default" \
+	bash -c "'$AGENT' --help | grep -A1 '^  token.request_log_max_bytes' | grep -q '\[256MiB\]'"
 stop_agent
 check "no sanitizer report so far" not grep -q 'runtime error\|AddressSanitizer' "$LOG"
 
