@@ -19,6 +19,7 @@
 #include "ops.h"
 #include "sync.h"
 #include "units.h"
+#include "utf8.h"
 
 #define SEG_MAX 6
 
@@ -360,6 +361,7 @@ static json_t *lt_key_json(const struct lt_key_rec *k)
 	json_object_set_new(o, "orgId", k->org[0] ? json_string(k->org) : json_null());
 	json_object_set_new(o, "expiresAt",
 			    k->expires_at ? lt_time_json(k->expires_at) : json_null());
+	json_object_set_new(o, "admin", json_boolean(k->admin));
 	return o;
 }
 
@@ -368,12 +370,50 @@ static void lt_key_list_cb(void *ctx, const struct lt_key_rec *k)
 	json_array_append_new(ctx, lt_key_json(k));
 }
 
-/* Fills rec from a create/update body; on error queues a 400 and returns -1. */
+/*
+ * Whether the caller may give k the rights it asks for (k as it would be
+ * stored; was_admin: k had the admin right before this change). An API key
+ * (or a token exchanged for one) acting as an admin never grants the admin
+ * right, and never makes or extends a key past its own expiry: a key that
+ * could mint keys like itself would outlive its own revocation or expiry
+ * through them. Granting it takes an admin signed in with a JWT (the
+ * identity provider's, or one a sign-in code gave). A plain key cannot get
+ * here (admin resources need the admin right). 0, or -1 with a 403 queued.
+ */
+static int lt_key_grant_ok(struct lt_req *r, const struct lt_key_rec *k, int was_admin,
+			   int expiry_set, enum MHD_Result *res)
+{
+	const struct lt_principal *p = &r->principal;
+	struct lt_key_rec own;
+
+	if (!p->key_id[0])
+		return 0;
+	if (k->admin && !was_admin) {
+		*res = lt_problem(r, 403, "forbidden", "Forbidden", "/admin",
+				  "only an admin signed in with a JWT may grant the admin right; "
+				  "API key %s cannot make keys with its own rights",
+				  p->key_id);
+		return -1;
+	}
+	if (!expiry_set || lt_keys_get(lt_api_of(r)->keys, p->key_id, &own) || !own.expires_at)
+		return 0;
+	if (!k->expires_at || k->expires_at > own.expires_at) {
+		*res = lt_problem(r, 403, "forbidden", "Forbidden", "/expiresAt",
+				  "API key %s expires at %lld (unix s): the keys it makes or "
+				  "changes must expire no later",
+				  p->key_id, (long long)own.expires_at);
+		return -1;
+	}
+	return 0;
+}
+
+/* Fills rec from a create/update body; on error queues a 4xx and returns -1. */
 static int lt_key_fields(struct lt_req *r, json_t *b, struct lt_key_rec *k, int create,
 			 enum MHD_Result *res)
 {
-	static const char *const allowed[] = { "name",	"owner",  "tier",
-					       "orgId", "limits", "expiresAt" };
+	static const char *const allowed[] = { "name",	 "owner",     "tier", "orgId",
+					       "limits", "expiresAt", "admin" };
+	int was_admin = k->admin;
 	const char *f;
 	json_t *v;
 	char err[256];
@@ -447,7 +487,18 @@ static int lt_key_fields(struct lt_req *r, json_t *b, struct lt_key_rec *k, int 
 			return -1;
 		}
 	}
-	return 0;
+	v = json_object_get(b, "admin");
+	if (v) {
+		if (!json_is_boolean(v)) {
+			*res = lt_problem(r, 400, "invalid-field", "Invalid field", "/admin",
+					  "admin: true or false");
+			return -1;
+		}
+		k->admin = json_is_true(v);
+	}
+	/* a new key is checked for its expiry even when it has none (never) */
+	return lt_key_grant_ok(r, k, create ? 0 : was_admin,
+			       create || json_object_get(b, "expiresAt"), res);
 }
 
 static enum MHD_Result lt_keys_res(struct lt_req *r, const char *id, const char *sub)
@@ -535,6 +586,68 @@ static enum MHD_Result lt_keys_res(struct lt_req *r, const char *id, const char 
 		return lt_problem(r, 500, "store", "Store error", NULL, "key not updated: %s",
 				  strerror(-ret));
 	return lt_reply_json(r, 200, lt_key_json(&k));
+}
+
+/* ---- upstream health (the gateways' checks, lt_upstream) ------------------------ */
+
+/* A bounded string of the map as JSON (the writer NUL-pads, but never trust it). */
+static json_t *lt_map_str(const char *s, size_t n)
+{
+	char buf[256], out[4 * sizeof(buf)];
+
+	snprintf(buf, sizeof(buf), "%.*s", (int)(n < sizeof(buf) ? n : sizeof(buf) - 1), s);
+	lt_utf8_sanitize(buf, out, sizeof(out));
+	return json_string(out);
+}
+
+/*
+ * GET /api/v1/admin/upstreams: each upstream a gateway checks, as its master
+ * last published it in lt_upstream. state: "up" or "down" by the last check,
+ * "stale" when that check is older than 3 intervals plus 2 s (the gateway
+ * stopped checking it: stopped, or the service left its config).
+ */
+static enum MHD_Result lt_upstreams(struct lt_req *r)
+{
+	int fd = lt_api_of(r)->maps->fd[LT_M_UPSTREAM];
+	struct lt_upstream_key k, nk;
+	struct lt_upstream_val v;
+	struct timespec ts;
+	json_t *arr;
+	__u64 now_ms;
+	int ret;
+
+	if (strcmp(r->method, "GET"))
+		return lt_405(r);
+	clock_gettime(CLOCK_REALTIME, &ts);
+	now_ms = (__u64)ts.tv_sec * 1000 + (__u64)ts.tv_nsec / 1000000;
+	arr = json_array();
+	ret = fd >= 0 ? bpf_map_get_next_key(fd, NULL, &nk) : -1;
+	while (!ret) {
+		k = nk;
+		if (!bpf_map_lookup_elem(fd, &k, &v)) {
+			int stale = v.checked_ms + 3ULL * v.interval_ms + 2000 < now_ms;
+			json_t *o = json_pack(
+				"{s:o, s:o, s:s, s:b, s:i, s:f, s:o, s:o, s:i, s:i}", "service",
+				lt_map_str(k.service, sizeof(k.service)), "upstream",
+				lt_map_str(k.upstream, sizeof(k.upstream)), "state",
+				stale	  ? "stale" :
+				v.healthy ? "up" :
+					    "down",
+				"healthy", (int)!!v.healthy, "fails", (int)v.fails, "latencyMs",
+				v.latency_us / 1000.0, "checkedAt",
+				lt_time_json((int64_t)(v.checked_ms / 1000)), "changedAt",
+				v.changed_ms ? lt_time_json((int64_t)(v.changed_ms / 1000)) :
+					       json_null(),
+				"intervalMs", (int)v.interval_ms, "gatewayPid", (int)v.pid);
+
+			json_object_set_new(o, "lastError",
+					    v.why[0] ? lt_map_str(v.why, sizeof(v.why)) :
+						       json_null());
+			json_array_append_new(arr, o);
+		}
+		ret = bpf_map_get_next_key(fd, &k, &nk);
+	}
+	return lt_reply_json(r, 200, json_pack("{s:o}", "upstreams", arr));
 }
 
 /* ---- penalties and source policies (the XDP maps) ---------------------------- */
@@ -850,6 +963,8 @@ int lt_admin_route(struct lt_req *r, const struct lt_principal *p, enum MHD_Resu
 		*res = lt_penalties(r);
 	else if (!strcmp(seg[0], "policies") && n == 1)
 		*res = lt_policies(r);
+	else if (!strcmp(seg[0], "upstreams") && n == 1)
+		*res = lt_upstreams(r);
 	else if (!strcmp(seg[0], "breakers") && (n == 1 || n == 3))
 		*res = lt_breakers_res(r, n == 3 ? seg[1] : NULL, n == 3 ? seg[2] : NULL);
 	else {

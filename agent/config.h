@@ -19,6 +19,11 @@ struct lt_prefix_policy {
 #define LT_CP_MAX_PROVIDERS 64
 #define LT_CP_MAX_TIERS 16
 #define LT_CP_MAX_LIMITS 256
+/*
+ * token.request_log_max_bytes by default: the 100000 rows of the default row
+ * cap take some 40 MB with their indexes; the rest is room for the rollups.
+ */
+#define LT_REQUEST_LOG_MAX_BYTES (256ULL << 20)
 
 struct lt_cp_limit {
 	char kind
@@ -53,6 +58,7 @@ struct lt_cp_config {
 	__u64 bucket_idle_ns; /* a bucket empty this long is reclaimed */
 	__u32 request_log_rows; /* usage records kept in requests.db (read at start) */
 	__u64 request_log_age_ns; /* and none older than this (read at start) */
+	__u64 request_log_max_bytes; /* and requests.db no larger (bytes; read at start) */
 	__u32 request_log_consume_rate; /* consume decisions kept as rows per s (0 = all; start) */
 };
 

@@ -155,6 +155,7 @@ void lt_cp_defaults(struct lt_cp_config *cp)
 	cp->bucket_idle_ns = 600 * LT_NS_PER_SEC;
 	cp->request_log_rows = 100000;
 	cp->request_log_age_ns = 30 * 86400 * LT_NS_PER_SEC;
+	cp->request_log_max_bytes = LT_REQUEST_LOG_MAX_BYTES;
 	cp->request_log_consume_rate = 1000;
 }
 
@@ -367,6 +368,24 @@ int lt_cp_parse(json_t *root, struct lt_cp_config *cp, char *err, size_t errlen)
 					      lt_fail(err, errlen, p, "expected 1..100000000");
 				if (!ret)
 					cp->request_log_rows = (__u32)json_integer_value(v);
+			} else if (!strcmp(k, "request_log_max_bytes")) {
+				__u64 n = 0;
+				int ok = 0;
+
+				/* bytes, or "256MiB": the schema alone takes some 100 KiB */
+				if (json_is_integer(v) && json_integer_value(v) >= 0) {
+					n = (__u64)json_integer_value(v);
+					ok = 1;
+				} else if (json_is_string(v)) {
+					ok = !lt_bytes_parse(json_string_value(v), &n);
+				}
+				ret = ok && n >= (1ULL << 20) && n <= (1ULL << 40) ?
+					      0 :
+					      lt_fail(err, errlen, p,
+						      "expected a size from 1MiB to 1TiB "
+						      "(bytes, or \"256MiB\")");
+				if (!ret)
+					cp->request_log_max_bytes = n;
 			} else if (!strcmp(k, "request_log_consume_rate")) {
 				ret = json_is_integer(v) && json_integer_value(v) >= 0 &&
 						      json_integer_value(v) <= 1000000000 ?

@@ -361,9 +361,9 @@ static int lt_cp_start(struct lt_cp *cp, const struct lt_opts *o, const struct l
 	if (ret)
 		return ret;
 	ret = lt_requests_start(&cp->api.requests, m, o->state_dir, c->cp.request_log_rows,
-				c->cp.request_log_age_ns, c->cp.request_log_consume_rate, &c->kafka,
-				&c->analytics, &((struct lt_config_val *)cp->cfgv)->generation, err,
-				errlen);
+				c->cp.request_log_age_ns, c->cp.request_log_max_bytes,
+				c->cp.request_log_consume_rate, &c->kafka, &c->analytics,
+				&((struct lt_config_val *)cp->cfgv)->generation, err, errlen);
 	if (ret)
 		return ret;
 	live = malloc(sizeof(*live));

@@ -653,6 +653,7 @@ void lt_maps_from_skel(struct lt_admit *skel, struct lt_maps *m)
 	m->fd[LT_M_LEASE] = bpf_map__fd(skel->maps.lt_lease);
 	m->fd[LT_M_BREAKER] = bpf_map__fd(skel->maps.lt_breaker);
 	m->fd[LT_M_ESCAL] = bpf_map__fd(skel->maps.lt_escal);
+	m->fd[LT_M_UPSTREAM] = bpf_map__fd(skel->maps.lt_upstream);
 }
 
 static int lt_probe_run(struct lt_admit *skel, __u64 *ktime, __u64 *jiffies)

@@ -85,7 +85,15 @@ static const char lt_usage[] =
 	"Usage analytics (config section \"analytics\"; GET /api/v1/analytics/usage, usage.csv, top):\n"
 	"  analytics.minutes        per-minute rollups kept, then compacted into hours   [2d]\n"
 	"  analytics.hours          per-hour rollups kept, then compacted into days      [90d]\n"
-	"  analytics.days           per-day rollups kept, then deleted                   [400d]\n";
+	"  analytics.days           per-day rollups kept, then deleted                   [400d]\n"
+	"\n"
+	"Request log (config section \"token\", read at start; GET /api/v1/logs; requests.db):\n"
+	"  token.request_log_rows          newest rows kept                             [100000]\n"
+	"  token.request_log_max_age       and none older than this                     [30d]\n"
+	"  token.request_log_max_bytes     and requests.db no larger, 1MiB..1TiB (the oldest\n"
+	"                                  rows go first; after a full disk, less)      [256MiB]\n"
+	"  token.request_log_consume_rate  consume decisions kept as rows a second      [1000]\n"
+	"                                  (0 = all)\n";
 
 enum {
 	OPT_PIN_DIR = 256,

@@ -13,10 +13,11 @@ static const struct {
 	const char *name;
 	mode_t mode;
 } lt_gw_pins[] = {
-	{ "lt_slots", 0660 },  { "lt_rates", 0660 },	  { "lt_usage", 0660 },
-	{ "lt_keyidx", 0660 }, { "lt_config", 0660 },	  { "lt_breaker", 0660 },
-	{ "lt_lease", 0660 },  { "lt_penalty", 0660 },	  { "lt_apikey", 0640 },
-	{ "lt_reqlog", 0660 }, { "lt_reqlog_ctl", 0660 }, { "lt_escal", 0660 },
+	{ "lt_slots", 0660 },	 { "lt_rates", 0660 },	    { "lt_usage", 0660 },
+	{ "lt_keyidx", 0660 },	 { "lt_config", 0660 },	    { "lt_breaker", 0660 },
+	{ "lt_lease", 0660 },	 { "lt_penalty", 0660 },    { "lt_apikey", 0640 },
+	{ "lt_reqlog", 0660 },	 { "lt_reqlog_ctl", 0660 }, { "lt_escal", 0660 },
+	{ "lt_upstream", 0660 },
 };
 
 int lt_pins_group(const char *name, int explicit_, gid_t *gid, char *err, size_t errlen)

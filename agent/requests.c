@@ -19,6 +19,7 @@
 #include <time.h>
 #include <unistd.h>
 #include <sys/mman.h>
+#include <sys/stat.h>
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <sqlite3.h>
@@ -101,6 +102,17 @@ struct lt_requests {
 	sqlite3_stmt *ins;
 	__s64 keep; /* rows */
 	__u64 max_age_ns; /* records older than this (by arrival) are deleted */
+	/*
+	 * The byte bound of requests.db (lt_rq_trim_bytes): its size, page_count
+	 * * page_size, stays under max_bytes, or under the size at which the disk
+	 * filled (full_bytes, 0 = never) when that is smaller. The writer owns
+	 * both; db_bytes is its last reading, for /metrics.
+	 */
+	__u64 max_bytes; /* bytes */
+	__u64 full_bytes; /* bytes; one writer, relaxed atomics */
+	__u64 db_bytes; /* bytes; one writer, relaxed atomics */
+	__u64 bytes_trimmed; /* rows deleted for the byte bound; one writer */
+	int vacuum_ok; /* auto_vacuum is INCREMENTAL: free pages can leave the file */
 	/*
 	 * Consume decisions stored as rows, per second at most (0 = all): a
 	 * leaky bucket of the writer's own (capacity: 100 ms of them). A row
@@ -319,7 +331,13 @@ static void *lt_rq_consume(void *arg)
 
 /* ---- store ---------------------------------------------------------------------------- */
 
+/*
+ * auto_vacuum=INCREMENTAL must come before the first table: it lets the byte
+ * bound give free pages back to the file system (PRAGMA incremental_vacuum).
+ * A database made without it is converted once at open (lt_rq_vacuum_mode).
+ */
 static const char lt_rq_schema[] =
+	"PRAGMA auto_vacuum=INCREMENTAL;"
 	"PRAGMA journal_mode=WAL;"
 	"PRAGMA synchronous=NORMAL;"
 	"CREATE TABLE IF NOT EXISTS requests(id INTEGER PRIMARY KEY,"
@@ -473,6 +491,135 @@ static int lt_rq_trim_age(struct lt_requests *q)
 	return sqlite3_exec(q->db, sql, NULL, NULL, NULL);
 }
 
+static __s64 lt_rq_pragma(sqlite3 *db, const char *sql)
+{
+	sqlite3_stmt *st = NULL;
+	__s64 v = -1;
+
+	if (sqlite3_prepare_v2(db, sql, -1, &st, NULL) == SQLITE_OK &&
+	    sqlite3_step(st) == SQLITE_ROW)
+		v = sqlite3_column_int64(st, 0);
+	sqlite3_finalize(st);
+	return v;
+}
+
+/* The database's size and the part of it in use (not on the freelist), in bytes. */
+static int lt_rq_size(sqlite3 *db, __u64 *file, __u64 *used)
+{
+	__s64 psz = lt_rq_pragma(db, "PRAGMA page_size"),
+	      pc = lt_rq_pragma(db, "PRAGMA page_count"),
+	      fl = lt_rq_pragma(db, "PRAGMA freelist_count");
+
+	if (psz <= 0 || pc < 0 || fl < 0 || fl > pc)
+		return -EIO;
+	*file = (__u64)pc * (__u64)psz;
+	*used = (__u64)(pc - fl) * (__u64)psz;
+	return 0;
+}
+
+/*
+ * The byte bound, inside the writer's transaction, after its rows went in:
+ * what the transaction commits is under the bound. In WAL mode the database
+ * file only changes at a checkpoint, which copies committed pages and cuts
+ * the file to the committed size, so the file never holds more than the
+ * largest size a transaction committed (the batch in flight is in the -wal).
+ * requests.db also holds the usage rollups and the events outbox (their own
+ * retention); only request rows are deleted here, oldest first. Marks, for a
+ * bound B: nothing happens until the file passes 15/16 B; then the oldest
+ * rows go until what is in use is under 7/8 B (so a trim runs once per B/16
+ * of new rows, not on every batch), and free pages past that leave the file
+ * (incremental vacuum). Rows to delete are estimated from the file's use per
+ * row (an upper bound on a row's share), then measured again.
+ * Returns an SQLite code; the rows deleted are counted when the batch commits.
+ */
+static int lt_rq_trim_bytes(struct lt_requests *q, __u64 *deleted)
+{
+	__u64 bound = q->max_bytes, file, used, high, low, want;
+	__s64 lo_id, hi_id, rows, del, psz;
+	char sql[128];
+	int rc = SQLITE_OK, i;
+
+	*deleted = 0;
+	if (q->full_bytes && q->full_bytes < bound)
+		bound = q->full_bytes;
+	if (!bound || lt_rq_size(q->db, &file, &used))
+		return SQLITE_OK;
+	high = bound - bound / 16;
+	low = bound - bound / 8;
+	if (file <= high)
+		return SQLITE_OK;
+	lo_id = lt_rq_pragma(q->db, "SELECT min(id) FROM requests");
+	hi_id = lt_rq_pragma(q->db, "SELECT max(id) FROM requests");
+	rows = lo_id > 0 && hi_id >= lo_id ? hi_id - lo_id + 1 : 0;
+	for (i = 0; i < 16 && used > low && rows > 0; i++) {
+		/* the share of rows that is the share of bytes over the low mark, 64 at least */
+		want = (__u64)((unsigned __int128)(used - low) * (__u64)rows / used);
+		del = want < 64 ? 64 : (__s64)want;
+		del = del > rows ? rows : del;
+		snprintf(sql, sizeof(sql), "DELETE FROM requests WHERE id < %lld",
+			 (long long)(lo_id + del));
+		rc = sqlite3_exec(q->db, sql, NULL, NULL, NULL);
+		if (rc != SQLITE_OK)
+			return rc;
+		*deleted += (__u64)sqlite3_changes(q->db);
+		lo_id += del;
+		rows -= del;
+		if (lt_rq_size(q->db, &file, &used))
+			return SQLITE_OK;
+	}
+	if (used > high && !rows) {
+		static __u64 last_ns;
+
+		if (lt_rq_now() - last_ns >= 60 * LT_NS_PER_SEC) {
+			last_ns = lt_rq_now();
+			log_warn(
+				"request log: %s holds %llu bytes of usage rollups and events "
+				"and no request row, over %llu of token.request_log_max_bytes%s; "
+				"the rollups (analytics.*) and the outbox (kafka.outbox_max_events) "
+				"have their own retention",
+				q->store_path, (unsigned long long)used, (unsigned long long)bound,
+				bound < q->max_bytes ? " (lowered: the disk was full)" : "");
+		}
+	}
+	/* free pages past the low mark (or past what is in use) go back to the file system */
+	psz = lt_rq_pragma(q->db, "PRAGMA page_size");
+	if (q->vacuum_ok && psz > 0 && file > (used > low ? used : low)) {
+		__u64 give = (file - (used > low ? used : low)) / (__u64)psz;
+
+		snprintf(sql, sizeof(sql), "PRAGMA incremental_vacuum(%llu)",
+			 (unsigned long long)give);
+		if (give)
+			rc = sqlite3_exec(q->db, sql, NULL, NULL, NULL);
+	}
+	return rc;
+}
+
+/*
+ * A batch failed with SQLITE_FULL: the file system has no room for the file
+ * to grow. From now on (until a restart) the byte bound is the size the file
+ * has now, less 1/8, so the next batch first deletes the oldest rows and
+ * goes into the pages they leave free: the request log keeps its newest
+ * rows instead of refusing every record until someone frees the disk.
+ */
+static int lt_rq_wal_size(struct lt_requests *q, __u64 bound);
+
+static void lt_rq_disk_full(struct lt_requests *q, int rc)
+{
+	__u64 file, used;
+
+	if ((rc & 0xff) != SQLITE_FULL || lt_rq_size(q->db, &file, &used))
+		return;
+	if (q->full_bytes && q->full_bytes <= file)
+		return;
+	__atomic_store_n(&q->full_bytes, file - file / 8, __ATOMIC_RELAXED);
+	lt_rq_wal_size(q, q->full_bytes); /* and a -wal in proportion */
+	log_error("request log: %s: the disk is full at %llu bytes (ENOSPC); requests.db is kept "
+		  "under %llu bytes from now on (the oldest rows go) until the agent restarts; "
+		  "free space, or set token.request_log_max_bytes (now %llu) below the free space",
+		  q->store_path, (unsigned long long)file, (unsigned long long)q->full_bytes,
+		  (unsigned long long)q->max_bytes);
+}
+
 /*
  * One transaction; on any error nothing of the batch stays, and it is
  * counted. With events on, each item's event is in the same transaction as
@@ -485,6 +632,7 @@ static int lt_rq_write(struct lt_requests *q, const struct lt_rq_item *b, unsign
 	int rc = sqlite3_exec(q->db, "BEGIN", NULL, NULL, NULL);
 	unsigned i, rows = 0, events = 0;
 	__s64 last, ring_pos = -1;
+	__u64 by_bytes = 0, file, used;
 	long trimmed = 0;
 
 	for (i = 0; rc == SQLITE_OK && i < n; i++) {
@@ -523,10 +671,15 @@ static int lt_rq_write(struct lt_requests *q, const struct lt_rq_item *b, unsign
 		rc = lt_rollup_flush(q->ru, q->db);
 	if (rc == SQLITE_OK && events)
 		trimmed = lt_outbox_trim(q->ob, q->db, events);
+	if (rc == SQLITE_OK) /* the byte bound, last: on all that this transaction commits */
+		rc = lt_rq_trim_bytes(q, &by_bytes);
 	if (rc == SQLITE_OK)
 		rc = sqlite3_exec(q->db, "COMMIT", NULL, NULL, NULL);
 	if (rc == SQLITE_OK) {
 		lt_rq_add(&q->stored, rows);
+		lt_rq_add(&q->bytes_trimmed, by_bytes);
+		if (!lt_rq_size(q->db, &file, &used))
+			__atomic_store_n(&q->db_bytes, file, __ATOMIC_RELAXED);
 		lt_outbox_committed(q->ob, events, trimmed);
 		return 0;
 	}
@@ -534,6 +687,7 @@ static int lt_rq_write(struct lt_requests *q, const struct lt_rq_item *b, unsign
 		sqlite3_reset(q->ins);
 	sqlite3_exec(q->db, "ROLLBACK", NULL, NULL, NULL);
 	lt_rollup_discard(q->ru);
+	lt_rq_disk_full(q, rc);
 	/*
 	 * With events on, a batch is not given up: the writer tries it again, the
 	 * queue fills, and the consumer leaves the records in the ring. At exit
@@ -564,6 +718,40 @@ static int lt_rq_write(struct lt_requests *q, const struct lt_rq_item *b, unsign
 			 n, sqlite3_errstr(rc), q->store_path);
 	}
 	return -EIO;
+}
+
+/* The age cap, and the byte bound (a bound lowered since the last batch). */
+static void lt_rq_trim_idle(struct lt_requests *q)
+{
+	__u64 deleted = 0, file, used, bound;
+	char wal[sizeof(q->store_path) + 8];
+	struct stat st;
+	int rc = sqlite3_exec(q->db, "BEGIN", NULL, NULL, NULL);
+
+	if (rc == SQLITE_OK)
+		rc = lt_rq_trim_age(q);
+	if (rc == SQLITE_OK)
+		rc = lt_rq_trim_bytes(q, &deleted);
+	if (rc == SQLITE_OK)
+		rc = sqlite3_exec(q->db, "COMMIT", NULL, NULL, NULL);
+	if (rc != SQLITE_OK) {
+		sqlite3_exec(q->db, "ROLLBACK", NULL, NULL, NULL);
+		lt_rq_disk_full(q, rc);
+		return;
+	}
+	lt_rq_add(&q->bytes_trimmed, deleted);
+	if (!lt_rq_size(q->db, &file, &used))
+		__atomic_store_n(&q->db_bytes, file, __ATOMIC_RELAXED);
+	/*
+	 * The -wal keeps its largest size until a write restarts it after a
+	 * complete checkpoint (journal_size_limit applies then); an idle agent
+	 * writes nothing, so it is cut here: after a burst, or a full disk, the
+	 * space goes back to the file system instead of waiting for traffic.
+	 */
+	snprintf(wal, sizeof(wal), "%s-wal", q->store_path);
+	bound = q->full_bytes && q->full_bytes < q->max_bytes ? q->full_bytes : q->max_bytes;
+	if (!stat(wal, &st) && (__u64)st.st_size > bound / 8)
+		sqlite3_wal_checkpoint_v2(q->db, NULL, SQLITE_CHECKPOINT_TRUNCATE, NULL, NULL);
 }
 
 static void *lt_rq_writer(void *arg)
@@ -607,7 +795,7 @@ static void *lt_rq_writer(void *arg)
 		 */
 		if (!n && !stop && lt_rq_now() - last_trim >= LT_NS_PER_SEC) {
 			last_trim = lt_rq_now();
-			lt_rq_trim_age(q);
+			lt_rq_trim_idle(q);
 		}
 		if (n)
 			last_trim = lt_rq_now();
@@ -631,6 +819,56 @@ static void *lt_rq_writer(void *arg)
 	return NULL;
 }
 
+/*
+ * Free pages can leave the file only with auto_vacuum=INCREMENTAL, which a
+ * database made before the byte bound does not have: it is converted once,
+ * by a VACUUM (a copy of the file: it needs as much free space again, and
+ * time in proportion to the size). If that fails (a full disk), the bound
+ * still holds from the size the file has: deleted rows leave free pages that
+ * new rows reuse; the file only does not shrink.
+ */
+static void lt_rq_vacuum_mode(struct lt_requests *q)
+{
+	__u64 t0, file = 0, used = 0;
+	int rc;
+
+	if (lt_rq_pragma(q->db, "PRAGMA auto_vacuum") == 2) {
+		q->vacuum_ok = 1;
+		return;
+	}
+	t0 = lt_rq_now();
+	lt_rq_size(q->db, &file, &used);
+	rc = sqlite3_exec(q->db, "PRAGMA auto_vacuum=INCREMENTAL; VACUUM", NULL, NULL, NULL);
+	q->vacuum_ok = rc == SQLITE_OK && lt_rq_pragma(q->db, "PRAGMA auto_vacuum") == 2;
+	if (q->vacuum_ok)
+		log_info("request log: %s (%llu bytes) converted to incremental vacuum in %llu ms, "
+			 "once, so that token.request_log_max_bytes can shrink it",
+			 q->store_path, (unsigned long long)file,
+			 (unsigned long long)((lt_rq_now() - t0) / 1000000));
+	else
+		log_warn("request log: %s cannot be converted to incremental vacuum (%s); "
+			 "token.request_log_max_bytes keeps it from growing but cannot shrink it",
+			 q->store_path, sqlite3_errmsg(q->db));
+}
+
+/*
+ * The -wal file next to requests.db: checkpointed every 1/16 of the bound
+ * (16..1000 pages; SQLite's default is 1000) and cut back to 1/8 of it
+ * after a checkpoint, so it stays small beside a small bound. (A checkpoint
+ * waits for readers; the log's queries are bounded in time: logs.c.)
+ */
+static int lt_rq_wal_size(struct lt_requests *q, __u64 bound)
+{
+	__s64 psz = lt_rq_pragma(q->db, "PRAGMA page_size");
+	__u64 pages = bound / 16 / (__u64)(psz > 0 ? psz : 4096);
+	char sql[128];
+
+	pages = pages < 16 ? 16 : pages > 1000 ? 1000 : pages;
+	snprintf(sql, sizeof(sql), "PRAGMA wal_autocheckpoint=%llu; PRAGMA journal_size_limit=%llu",
+		 (unsigned long long)pages, (unsigned long long)(bound / 8));
+	return sqlite3_exec(q->db, sql, NULL, NULL, NULL);
+}
+
 static int lt_rq_store_open(struct lt_requests *q, const char *state_dir, int events)
 {
 	char *msg = NULL, oerr[256];
@@ -642,6 +880,10 @@ static int lt_rq_store_open(struct lt_requests *q, const char *state_dir, int ev
 			     NULL);
 	if (rc == SQLITE_OK)
 		rc = lt_requests_schema(q->db, &msg);
+	if (rc == SQLITE_OK)
+		lt_rq_vacuum_mode(q);
+	if (rc == SQLITE_OK)
+		rc = lt_rq_wal_size(q, q->max_bytes);
 	/* a writer never waits long for a lock: a batch it cannot write is dropped */
 	if (rc == SQLITE_OK)
 		rc = sqlite3_busy_timeout(q->db, 200);
@@ -667,8 +909,13 @@ static int lt_rq_store_open(struct lt_requests *q, const char *state_dir, int ev
 				     SQLITE_OPEN_READONLY | SQLITE_OPEN_FULLMUTEX, NULL);
 	if (rc == SQLITE_OK)
 		rc = sqlite3_busy_timeout(q->rdb, 1000);
-	if (rc == SQLITE_OK)
+	if (rc == SQLITE_OK) {
+		__u64 file, used;
+
+		if (!lt_rq_size(q->db, &file, &used))
+			__atomic_store_n(&q->db_bytes, file, __ATOMIC_RELAXED);
 		return 0;
+	}
 	log_warn("request log: %s: %s; records are counted but not kept", q->store_path,
 		 msg   ? msg :
 		 q->db ? sqlite3_errmsg(q->db) :
@@ -715,7 +962,7 @@ static void lt_rq_rewind(struct lt_requests *q)
 }
 
 int lt_requests_start(struct lt_requests **out, const struct lt_maps *m, const char *state_dir,
-		      __u32 keep_rows, __u64 max_age_ns, __u32 consume_rate,
+		      __u32 keep_rows, __u64 max_age_ns, __u64 max_bytes, __u32 consume_rate,
 		      const struct lt_kafka_config *k, const struct lt_analytics_config *an,
 		      const __u64 *policy, char *err, size_t errlen)
 {
@@ -735,6 +982,7 @@ int lt_requests_start(struct lt_requests **out, const struct lt_maps *m, const c
 	pthread_mutex_init(&q->rdb_lock, NULL);
 	q->keep = keep_rows ? keep_rows : 1;
 	q->max_age_ns = max_age_ns;
+	q->max_bytes = max_bytes;
 	q->consume_rate = consume_rate;
 	ctl = lt_map_mmap(m->fd[LT_M_REQLOG_CTL], &clen);
 	recs = lt_map_mmap(m->fd[LT_M_REQLOG], &rlen);
@@ -885,6 +1133,7 @@ void lt_requests_metrics(struct lt_requests *q, struct lt_mbuf *b)
 	unsigned n, i, j;
 	const struct lt_rq_series *s;
 	const struct lt_reqlog_ctl *c;
+	unsigned long long full;
 
 	if (!q)
 		return;
@@ -950,6 +1199,20 @@ void lt_requests_metrics(struct lt_requests *q, struct lt_mbuf *b)
 	for (i = 0; i < LT_RQ__DROP; i++)
 		lt_mbuf_printf(b, "lt_reqlog_store_dropped_total{reason=\"%s\"} %llu\n",
 			       drop_reason[i], LD(&q->store_dropped[i]));
+	full = LD(&q->full_bytes);
+	lt_mbuf_printf(b,
+		       "# HELP lt_reqlog_db_bytes Size of requests.db (page_count * page_size) at "
+		       "the last write.\n# TYPE lt_reqlog_db_bytes gauge\nlt_reqlog_db_bytes %llu\n"
+		       "# HELP lt_reqlog_db_max_bytes The bound on requests.db in force: "
+		       "token.request_log_max_bytes, or less after the disk was full.\n"
+		       "# TYPE lt_reqlog_db_max_bytes gauge\nlt_reqlog_db_max_bytes %llu\n"
+		       "# HELP lt_reqlog_size_deleted_total Request-log rows deleted, oldest "
+		       "first, to keep requests.db under its bound.\n"
+		       "# TYPE lt_reqlog_size_deleted_total counter\n"
+		       "lt_reqlog_size_deleted_total %llu\n",
+		       LD(&q->db_bytes),
+		       full && full < q->max_bytes ? full : (unsigned long long)q->max_bytes,
+		       LD(&q->bytes_trimmed));
 	lt_outbox_metrics(q->ob, b);
 }
 

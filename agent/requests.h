@@ -55,14 +55,16 @@ int lt_usage_event(const struct lt_rq_item *it, char *buf, size_t len, char *key
 /*
  * mmaps the ring from the maps and starts both threads. requests.db keeps
  * the newest keep_rows records, none older than max_age_ns (by arrival;
- * token.request_log_rows and token.request_log_max_age), and consume
+ * token.request_log_rows and token.request_log_max_age), in a file of at
+ * most max_bytes (token.request_log_max_bytes; the oldest rows go first,
+ * and after a full disk the bound drops below the size it filled at), and consume
  * decisions as rows up to consume_rate a second (0 = all;
  * token.request_log_consume_rate). A store that cannot
  * be opened is logged and leaves the metrics running (records then count as
  * store drops); only a ring that cannot be mapped is an error.
  */
 int lt_requests_start(struct lt_requests **out, const struct lt_maps *m, const char *state_dir,
-		      __u32 keep_rows, __u64 max_age_ns, __u32 consume_rate,
+		      __u32 keep_rows, __u64 max_age_ns, __u64 max_bytes, __u32 consume_rate,
 		      const struct lt_kafka_config *k, const struct lt_analytics_config *an,
 		      const __u64 *policy, char *err, size_t errlen);
 /*

@@ -7,8 +7,9 @@
  * agent's HS256 secret, valid jwt.issued_token_ttl (900 s by default):
  *   - an API key (Authorization: Bearer lk_..., or X-API-Key): the token is
  *     bound to the key (claim "lt_key", lib/auth.c): it authenticates as
- *     that key and nothing more (its owner, tier, org and limits; never an
- *     admin), and stops working when the key is revoked or expires;
+ *     that key and nothing more (its owner, tier, org and limits; an admin
+ *     only if the key is an admin key, checked on every use), and stops
+ *     working when the key is revoked or expires;
  *   - a sign-in code ({"signin_code": "..."}): an ADMIN token.
  * A JWT is not exchanged (it is used as it is): 400. Wrong, used or expired
  * credentials are a 401; an address with LT_SIGNIN_FAILS failures in

@@ -20,7 +20,8 @@ static const char lt_schema[] =
 	"CREATE TABLE IF NOT EXISTS api_keys(id TEXT PRIMARY KEY, name TEXT NOT NULL,"
 	"  owner TEXT NOT NULL, tier TEXT NOT NULL, org TEXT NOT NULL, hash BLOB NOT NULL,"
 	"  capacity INTEGER NOT NULL, tokens INTEGER NOT NULL, period_ns INTEGER NOT NULL,"
-	"  expires_at INTEGER NOT NULL, created_at INTEGER NOT NULL, revoked INTEGER NOT NULL);"
+	"  expires_at INTEGER NOT NULL, created_at INTEGER NOT NULL, revoked INTEGER NOT NULL,"
+	"  admin INTEGER NOT NULL DEFAULT 0);"
 	"CREATE TABLE IF NOT EXISTS penalties(prefix TEXT PRIMARY KEY, until_unix INTEGER NOT NULL,"
 	"  strikes INTEGER NOT NULL, reason INTEGER NOT NULL);";
 
@@ -49,6 +50,45 @@ static void lt_store_private(const char *path)
 	}
 }
 
+/*
+ * Columns added after a table's first release: a database made by an older
+ * version gets them with their default (an older key is not an admin key).
+ * 0, or an SQLite error code.
+ */
+static int lt_store_migrate(sqlite3 *db)
+{
+	static const struct {
+		const char *table, *column, *ddl;
+	} add[] = {
+		{ "api_keys", "admin",
+		  "ALTER TABLE api_keys ADD COLUMN admin INTEGER NOT NULL DEFAULT 0" },
+	};
+	unsigned i;
+	int rc = SQLITE_OK;
+
+	for (i = 0; rc == SQLITE_OK && i < sizeof(add) / sizeof(add[0]); i++) {
+		sqlite3_stmt *st = NULL;
+		int have = 0;
+
+		rc = sqlite3_prepare_v2(db, "SELECT 1 FROM pragma_table_info(?) WHERE name = ?", -1,
+					&st, NULL);
+		if (rc != SQLITE_OK)
+			break;
+		sqlite3_bind_text(st, 1, add[i].table, -1, SQLITE_STATIC);
+		sqlite3_bind_text(st, 2, add[i].column, -1, SQLITE_STATIC);
+		rc = sqlite3_step(st);
+		have = rc == SQLITE_ROW;
+		rc = rc == SQLITE_ROW || rc == SQLITE_DONE ? SQLITE_OK : rc;
+		sqlite3_finalize(st);
+		if (rc == SQLITE_OK && !have) {
+			rc = sqlite3_exec(db, add[i].ddl, NULL, NULL, NULL);
+			if (rc == SQLITE_OK)
+				log_info("store: added column %s.%s", add[i].table, add[i].column);
+		}
+	}
+	return rc;
+}
+
 int lt_store_open(struct lt_store *s, const char *path, char *err, size_t errlen)
 {
 	char *msg = NULL;
@@ -63,6 +103,10 @@ int lt_store_open(struct lt_store *s, const char *path, char *err, size_t errlen
 			     NULL);
 	if (rc == SQLITE_OK)
 		rc = sqlite3_exec(s->db, lt_schema, NULL, NULL, &msg) == SQLITE_OK ? SQLITE_OK : -1;
+	if (rc == SQLITE_OK && lt_store_migrate(s->db) != SQLITE_OK) {
+		msg = sqlite3_mprintf("%s", sqlite3_errmsg(s->db));
+		rc = -1;
+	}
 	umask(um);
 	if (rc > 0) {
 		snprintf(err, errlen, "%s: %s", path,
@@ -273,18 +317,26 @@ int lt_store_bucket_each(struct lt_store *s, int (*cb)(void *ctx, const char *ke
 
 int lt_store_key_put(struct lt_store *s, const struct lt_key_rec *k)
 {
-	return lt_run(s,
-		      lt_prep(s, "INSERT OR REPLACE INTO api_keys VALUES(?,?,?,?,?,?,?,?,?,?,?,?)",
-			      "sssssbiiiiii", k->id, k->name, k->owner, k->tier, k->org, k->hash,
-			      (int64_t)k->limit.capacity, (int64_t)k->limit.tokens,
-			      (int64_t)k->limit.period_ns, k->expires_at, k->created_at,
-			      (int64_t)k->revoked));
+	return lt_run(
+		s, lt_prep(s,
+			   "INSERT OR REPLACE INTO api_keys(id, name, owner, tier, org, hash,"
+			   " capacity, tokens, period_ns, expires_at, created_at, revoked, admin)"
+			   " VALUES(?,?,?,?,?,?,?,?,?,?,?,?,?)",
+			   "sssssbiiiiiii", k->id, k->name, k->owner, k->tier, k->org, k->hash,
+			   (int64_t)k->limit.capacity, (int64_t)k->limit.tokens,
+			   (int64_t)k->limit.period_ns, k->expires_at, k->created_at,
+			   (int64_t)k->revoked, (int64_t) !!k->admin));
 }
 
 int lt_store_key_each(struct lt_store *s, int (*cb)(void *ctx, const struct lt_key_rec *k),
 		      void *ctx)
 {
-	sqlite3_stmt *st = lt_prep(s, "SELECT * FROM api_keys ORDER BY created_at, id", "");
+	sqlite3_stmt *st =
+		lt_prep(s,
+			"SELECT id, name, owner, tier, org, hash, capacity, tokens,"
+			" period_ns, expires_at, created_at, revoked, admin FROM api_keys"
+			" ORDER BY created_at, id",
+			"");
 	int ret = 0;
 
 	if (!st)
@@ -305,6 +357,7 @@ int lt_store_key_each(struct lt_store *s, int (*cb)(void *ctx, const struct lt_k
 		k.expires_at = sqlite3_column_int64(st, 9);
 		k.created_at = sqlite3_column_int64(st, 10);
 		k.revoked = (int)sqlite3_column_int64(st, 11);
+		k.admin = sqlite3_column_int64(st, 12) != 0;
 		ret = cb(ctx, &k);
 	}
 	sqlite3_finalize(st);

@@ -291,6 +291,7 @@ static int lt_sync_read(struct lt_sync *s, const char *kind, const char *id, jso
 					 (json_int_t)kr.created_at, "revoked", kr.revoked);
 			json_object_set_new(*out, "orgId",
 					    kr.org[0] ? json_string(kr.org) : json_null());
+			json_object_set_new(*out, "admin", json_boolean(kr.admin));
 		}
 	} else if (!strcmp(kind, "penalty")) {
 		if (lt_prefix_id(id, &pk))
@@ -381,7 +382,7 @@ static int lt_apply_apikey(struct lt_sync *s, const char *id, json_t *data)
 {
 	struct lt_key_rec r = { 0 };
 	__u64 exp, created;
-	json_t *org;
+	json_t *org, *admin;
 
 	if (strncmp(id, "lk_", 3) || strlen(id) >= sizeof(r.id))
 		return -EINVAL;
@@ -405,6 +406,11 @@ static int lt_apply_apikey(struct lt_sync *s, const char *id, json_t *data)
 	r.expires_at = (int64_t)exp;
 	r.created_at = (int64_t)created;
 	r.revoked = json_is_true(json_object_get(data, "revoked"));
+	/* absent in the records of older hosts: a plain key */
+	admin = json_object_get(data, "admin");
+	if (admin && !json_is_boolean(admin))
+		return -EINVAL;
+	r.admin = json_is_true(admin);
 	return lt_keys_put(s->d.keys, &r);
 }
 

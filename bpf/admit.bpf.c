@@ -176,6 +176,15 @@ struct {
 	__type(value, struct lt_breaker_val);
 } lt_breaker SEC(".maps");
 
+/* The gateways' upstream health checks for the agent (lt_abi.h); no program reads it. */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__uint(max_entries, LT_MAX_UPSTREAMS);
+	__type(key, struct lt_upstream_key);
+	__type(value, struct lt_upstream_val);
+} lt_upstream SEC(".maps");
+
 /* The gateways' escalation state (lt_abi.h); mmapped, no program reads it. */
 struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY);

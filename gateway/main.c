@@ -164,6 +164,7 @@ int main(int argc, char **argv)
 			gw_config_put(cfg);
 			return 2;
 		}
+		gw_health_publish(lo.pin_dir);
 	}
 	if (check) {
 		printf("%s: ok: %u routes, %u services, %u providers, %u model rules\n",

@@ -34,6 +34,8 @@
 #include <time.h>
 #include <unistd.h>
 #include <jansson.h>
+#include <bpf/bpf.h>
+#include "lt_abi.h"
 #include "escalate.h"
 #include "log.h"
 #include "problem.h"
@@ -336,6 +338,7 @@ struct health_slot {
 	uint32_t healthy; /* 1 healthy, 0 not */
 	uint32_t latency_us; /* of the last successful check */
 	uint32_t fails; /* consecutive */
+	uint64_t changed_ms; /* unix ms of the last change of healthy; 0: not checked yet */
 };
 
 static void kick(struct obj *o)
@@ -2711,6 +2714,69 @@ static long health_check(const struct gw_url *u, const char *ca_file, const char
 	return ret;
 }
 
+/*
+ * The checks' results for the agent: the pinned lt_upstream (lt_abi.h), so
+ * its dashboard shows the health the gateway routes by. The map is opened
+ * again every 10 s (the agent may attach after the gateway starts, or pin a
+ * new map after a detach); without it nothing but this is lost.
+ */
+static char health_pin_dir[256];
+static int health_map_fd = -1;
+static uint64_t health_map_opened_ms;
+
+void gw_health_publish(const char *pin_dir)
+{
+	snprintf(health_pin_dir, sizeof(health_pin_dir), "%s", pin_dir ? pin_dir : "");
+}
+
+static void health_map_put(const struct gw_service *s, const struct gw_url *u,
+			   volatile struct health_slot *h, uint64_t wall_ms, const char *why)
+{
+	static int warned;
+	struct lt_upstream_key k;
+	struct lt_upstream_val v;
+	char path[512];
+
+	if (!health_pin_dir[0])
+		return;
+	if (health_map_fd < 0 || coarse_ms() - health_map_opened_ms >= 10000) {
+		if (health_map_fd >= 0)
+			close(health_map_fd);
+		snprintf(path, sizeof(path), "%s/lt_upstream", health_pin_dir);
+		health_map_fd = bpf_obj_get(path);
+		health_map_opened_ms = coarse_ms();
+		if (health_map_fd < 0 && !warned++)
+			log_warn("health checks: %s: %s; the agent's dashboard will not show them "
+				 "until it is there",
+				 path, strerror(errno));
+	}
+	if (health_map_fd < 0)
+		return;
+	memset(&k, 0, sizeof(k));
+	memset(&v, 0, sizeof(v));
+	snprintf(k.service, sizeof(k.service), "%s", s->name);
+	snprintf(k.upstream, sizeof(k.upstream), "%s%s", u->tls ? "https://" : "http://",
+		 u->hostport);
+	v.checked_ms = wall_ms;
+	v.changed_ms = h->changed_ms;
+	v.healthy = h->healthy;
+	v.fails = h->fails;
+	v.latency_us = h->latency_us;
+	v.interval_ms = s->health_interval_ms;
+	v.pid = (uint32_t)getpid();
+	snprintf(v.why, sizeof(v.why), "%s", why);
+	if (bpf_map_update_elem(health_map_fd, &k, &v, BPF_ANY) && warned++ < 2)
+		log_warn("health checks: lt_upstream: %s", strerror(errno));
+}
+
+static uint64_t wall_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
 static void health_run(struct gw_config *cfg, uint64_t *next_ms)
 {
 	uint64_t now = coarse_ms(), soonest = now + 1000;
@@ -2737,16 +2803,22 @@ static void health_run(struct gw_config *cfg, uint64_t *next_ms)
 				else
 					log_debug("upstream %s of service %s healthy (%ld us)",
 						  u->hostport, s->name, us);
+				if (!h->healthy || !h->changed_ms)
+					h->changed_ms = wall_ms();
 				h->latency_us = us;
 				h->fails = 0;
 				h->healthy = 1;
+				why[0] = '\0';
 			} else {
 				h->fails++;
 				if (h->healthy)
 					log_warn("upstream %s of service %s is unhealthy: %s",
 						 u->hostport, s->name, why);
+				if (h->healthy || !h->changed_ms)
+					h->changed_ms = wall_ms();
 				h->healthy = 0;
 			}
+			health_map_put(s, u, h, wall_ms(), why);
 		}
 		if (now + s->health_interval_ms < soonest)
 			soonest = now + s->health_interval_ms;

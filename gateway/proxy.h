@@ -28,6 +28,12 @@ struct gw_proxy_opts {
 /* Runs the master until SIGTERM/SIGINT; cfg is the validated initial config (consumed). */
 int gw_proxy_run(const struct gw_proxy_opts *o, struct gw_config *cfg);
 
+/*
+ * Where the master publishes its health checks for the agent (the pinned
+ * lt_upstream under pin_dir); before gw_proxy_run. NULL: nowhere.
+ */
+void gw_health_publish(const char *pin_dir);
+
 /* "127.0.0.1:8080", "[::1]:8080", ":8080": 0 or -EINVAL. */
 int gw_parse_listen(const char *s, struct sockaddr_storage *ss, socklen_t *len);
 

@@ -512,10 +512,45 @@ struct lt_apikey_val {
 	__u64 period_ns; /* ns */
 	__s64 expires_at; /* unix s; 0 = never */
 	__u32 revoked; /* 1 = refused from now on */
-	__u32 _pad;
+	/*
+	 * LT_APIKEY_F_*. Taken from the padding (append-only: 0 in older pins,
+	 * so an older agent's keys read as plain keys, never as admins).
+	 */
+	__u32 flags;
 };
+#define LT_APIKEY_F_ADMIN (1U << 0) /* the key (and its exchanged JWTs) has the admin right */
 _Static_assert(sizeof(struct lt_apikey_key) == 40, "lt_apikey_key is ABI");
 _Static_assert(sizeof(struct lt_apikey_val) == 232, "lt_apikey_val is ABI");
+
+/*
+ * lt_upstream: HASH (no prealloc) (service, upstream URL) -> the last active
+ * health check of that upstream, LT_MAX_UPSTREAMS entries. Written by the
+ * leaky-gateway master after every check (gateway/proxy.c), one whole value
+ * per bpf_map_update_elem, so a reader copies one check, never half of two;
+ * with several gateways checking one upstream, the last check wins. Read by
+ * the agent (GET /api/v1/admin/upstreams, the dashboard's Routes view) and by
+ * `bpftool map dump`; no BPF program reads it. An entry is never deleted by
+ * its writer: one whose checked_ms is older than 3 intervals is stale (its
+ * gateway stopped, or the service left its config), and readers say so.
+ */
+#define LT_MAX_UPSTREAMS 1024
+struct lt_upstream_key {
+	char service[64]; /* the gateway config's service name, NUL-padded */
+	char upstream[128]; /* "http://host:port" as lt_gateway_upstream_up labels it */
+};
+struct lt_upstream_val {
+	__u64 checked_ms; /* unix ms: the last check */
+	__u64 changed_ms; /* unix ms: the last change of healthy (or the first check) */
+	__u32 healthy; /* 1: the last check passed (2xx/3xx within its timeout) */
+	__u32 fails; /* consecutive failed checks */
+	__u32 latency_us; /* us: the last passing check */
+	__u32 interval_ms; /* ms: the check's interval */
+	__u32 pid; /* the gateway master that wrote it */
+	__u32 _pad;
+	char why[64]; /* why the last check failed; "" when it passed */
+};
+_Static_assert(sizeof(struct lt_upstream_key) == 192, "lt_upstream_key is ABI");
+_Static_assert(sizeof(struct lt_upstream_val) == 104, "lt_upstream_val is ABI");
 
 /*
  * lt_lease: ARRAY[LT_MAX_LEASES] of struct lt_lease, BPF_F_MMAPABLE: the

@@ -159,6 +159,7 @@ void lt_apikey_to_map(const struct lt_key_rec *r, struct lt_apikey_key *k, struc
 	v->period_ns = r->limit.period_ns;
 	v->expires_at = r->expires_at;
 	v->revoked = !!r->revoked;
+	v->flags = r->admin ? LT_APIKEY_F_ADMIN : 0;
 }
 
 int lt_apikey_map_put(int fd, const struct lt_key_rec *r)
@@ -201,6 +202,7 @@ int lt_apikey_map_get(int fd, const char *id, struct lt_key_rec *out)
 	out->limit.period_ns = v.period_ns;
 	out->expires_at = v.expires_at;
 	out->revoked = v.revoked != 0;
+	out->admin = !!(v.flags & LT_APIKEY_F_ADMIN);
 	return 0;
 }
 

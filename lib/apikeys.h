@@ -35,6 +35,7 @@ struct lt_key_rec {
 	int64_t expires_at; /* unix s, 0 = never */
 	int64_t created_at; /* unix s */
 	int revoked;
+	int admin; /* 1: authenticates with the admin right (granted by a JWT admin only) */
 };
 
 struct lt_apikey_node {

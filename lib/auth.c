@@ -220,7 +220,11 @@ void lt_principal_clear(struct lt_principal *p)
 	memset(&p->norgs, 0, sizeof(*p) - offsetof(struct lt_principal, norgs));
 }
 
-/* An API key's principal: its owner at its tier, never an admin. */
+/*
+ * An API key's principal: its owner at its tier, an admin only when its
+ * record says so (read again on every use: a demoted or revoked key loses
+ * the right at once, with every token issued for it).
+ */
 static void lt_principal_of_key(struct lt_principal *p, const struct lt_key_rec *kr)
 {
 	/* records made before ids were canonical may hold upper case */
@@ -231,6 +235,7 @@ static void lt_principal_of_key(struct lt_principal *p, const struct lt_key_rec 
 		p->norgs = 1;
 	snprintf(p->key_id, sizeof(p->key_id), "%s", kr->id);
 	p->key_limit = kr->limit;
+	p->admin = !!kr->admin;
 }
 
 int lt_auth_request(const struct lt_auth *a, const struct lt_auth_roles *ro, const char *auth,
@@ -259,8 +264,8 @@ int lt_auth_request(const struct lt_auth *a, const struct lt_auth_roles *ro, con
 		return lt_auth_refuse(f, "invalid-token", "Invalid token", "Authorization", err);
 	/*
 	 * A token issued for an API key (POST /api/v1/auth/token) is that key:
-	 * its record decides (tier, org, limits; revoked or expired refuses the
-	 * token too), its roles claim does not, and it is never an admin.
+	 * its record decides (tier, org, limits, the admin right; revoked or
+	 * expired refuses the token too), its roles claim does not.
 	 */
 	if (c->key_id[0]) {
 		char sub[LT_JWT_ID_LEN];

@@ -13,12 +13,14 @@
  *            caller names: the agent's in-memory table, or the pinned
  *            lt_apikey map for any other process), the SHA-256 of the whole
  *            key compared in constant time, not revoked, not expired. It
- *            authenticates as its owner at its tier, never as an admin.
+ *            authenticates as its owner at its tier; as an admin only when
+ *            the record has the admin flag (an "admin key", made by a JWT
+ *            admin: agent/api_admin.c), never because of its tier's name.
  *   key JWT  a JWT with the "lt_key" claim (issued by the agent's
  *            POST /api/v1/auth/token for an API key): authenticates as that
- *            key, looked up again on every use (so revoking the key kills
- *            the token), whatever its roles claim says; its sub must be the
- *            key's owner.
+ *            key, looked up again on every use (so revoking or demoting the
+ *            key kills the token's rights), whatever its roles claim says;
+ *            its sub must be the key's owner.
  *
  * Verified tokens are memoised per thread (LT_AUTH_MEMO_SLOTS entries) by
  * their exact bytes; expiry is checked again on every use.

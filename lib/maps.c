@@ -22,6 +22,7 @@ const char *const lt_map_names[LT_M__MAX] = {
 	[LT_M_LEASE] = "lt_lease",
 	[LT_M_BREAKER] = "lt_breaker",
 	[LT_M_ESCAL] = "lt_escal",
+	[LT_M_UPSTREAM] = "lt_upstream",
 };
 /* clang-format on */
 

@@ -30,6 +30,7 @@ enum lt_map_id {
 	LT_M_LEASE,
 	LT_M_BREAKER,
 	LT_M_ESCAL,
+	LT_M_UPSTREAM,
 	LT_M__MAX,
 };
 

@@ -50,6 +50,44 @@ int lt_duration_parse(const char *s, __u64 *ns)
 	return -EINVAL;
 }
 
+static const struct {
+	const char *suffix;
+	__u64 bytes;
+} lt_byte_units[] = {
+	{ "B", 1ULL },		 { "KiB", 1ULL << 10 },
+	{ "MiB", 1ULL << 20 },	 { "GiB", 1ULL << 30 },
+	{ "TiB", 1ULL << 40 },	 { "kB", 1000ULL },
+	{ "KB", 1000ULL },	 { "MB", 1000000ULL },
+	{ "GB", 1000000000ULL }, { "TB", 1000000000000ULL },
+};
+
+int lt_bytes_parse(const char *s, __u64 *bytes)
+{
+	unsigned long long n;
+	unsigned int i;
+	char *end;
+
+	if (!s || !isdigit((unsigned char)*s))
+		return -EINVAL;
+	errno = 0;
+	n = strtoull(s, &end, 10);
+	if (errno)
+		return -ERANGE;
+	if (!*end) {
+		*bytes = n;
+		return 0;
+	}
+	for (i = 0; i < sizeof(lt_byte_units) / sizeof(lt_byte_units[0]); i++) {
+		if (strcmp(end, lt_byte_units[i].suffix))
+			continue;
+		if (n > ~0ULL / lt_byte_units[i].bytes)
+			return -ERANGE;
+		*bytes = n * lt_byte_units[i].bytes;
+		return 0;
+	}
+	return -EINVAL;
+}
+
 int lt_rate_parse(const char *s, __u64 *tokens, __u64 *period_ns)
 {
 	unsigned long long n;

@@ -12,6 +12,12 @@
 int lt_duration_parse(const char *s, __u64 *ns);
 
 /*
+ * "512KiB", "256MiB", "2GiB", "1TiB" (powers of 1024), "100MB", "1GB"
+ * (powers of 1000), "4096B" or a bare number: bytes. -EINVAL or -ERANGE.
+ */
+int lt_bytes_parse(const char *s, __u64 *bytes);
+
+/*
  * "10/s", "600/m", "1/d", "7/3s", "100/250ms": tokens per period.
  * Returns 0 or -EINVAL.
  */

@@ -4,11 +4,15 @@
 #   leaky-stub    every provider's wire shape on 127.0.0.1:9100 (no real provider key needed)
 #   leaky-gateway the L7 proxy on 127.0.0.1:8080, admitting on the agent's pinned maps
 # Ctrl-C (or SIGTERM) stops all three; the maps and limits stay pinned (a restart keeps them).
-# RUN_ARGS (make run RUN_ARGS=...) go to `leaky-agent attach`.
+# RUN_ARGS (make run RUN_ARGS=...) go to `leaky-agent attach`. LT_PIN_DIR and LT_STATE_DIR
+# move the pins and the state (tests/e2e/test_tour.sh runs the README tour in a network
+# namespace of its own, with its own pins, so it never touches the host's lo or pins).
 set -u
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 B=$ROOT/build
-PIN=/sys/fs/bpf/leaky
+PIN=${LT_PIN_DIR:-/sys/fs/bpf/leaky}
+dirs=(--pin-dir "$PIN")
+[ -n "${LT_STATE_DIR:-}" ] && dirs+=(--state-dir "$LT_STATE_DIR")
 pids=()
 stop() {
 	trap - INT TERM EXIT
@@ -20,7 +24,7 @@ trap stop INT TERM EXIT
 "$B/leaky-stub" --listen 127.0.0.1:9100 --quiet &
 pids+=($!)
 # the agent in the background until its maps are pinned, so the gateway finds them
-"$B/leaky-agent" attach ${RUN_ARGS:-} &
+"$B/leaky-agent" "${dirs[@]}" attach ${RUN_ARGS:-} &
 AGENT=$!
 pids+=($AGENT)
 for _ in $(seq 100); do
@@ -28,7 +32,7 @@ for _ in $(seq 100); do
 	kill -0 "$AGENT" 2>/dev/null || { echo "run.sh: leaky-agent exited" >&2; exit 1; }
 	sleep 0.1
 done
-"$B/leaky-gateway" &
+"$B/leaky-gateway" --pin-dir "$PIN" &
 pids+=($!)
 cat >&2 <<'TXT'
 run.sh: leaky-agent (API http://127.0.0.1:9090), leaky-gateway (http://127.0.0.1:8080) and

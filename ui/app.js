@@ -337,7 +337,7 @@
       try { await signIn(ta.value); } catch (x) { err.textContent = x.message; btn.disabled = false; }
     } },
     h('h1', { text: 'Sign in' }),
-    h('p', { text: 'Paste an admin JWT or an API key (exchanged for a short-lived token by POST /api/v1/auth/token), or open the one-time link that `leaky-agent attach` prints.' }),
+    h('p', { text: 'Paste an admin JWT or an API key, or open the one-time link that `leaky-agent attach` prints. An API key is exchanged for a short-lived token (POST /api/v1/auth/token): an admin key opens every view, any other key its owner\'s own usage.' }),
     h('label', { for: 'cred' }, 'JWT or API key'), ta, err, btn,
     h('p', { class: 'note', text: 'The token stays in this tab\'s memory: a reload signs you out.' }));
     main.append(h('div', { class: 'signin' }, form));
@@ -537,6 +537,8 @@
     const cap = h('input', { class: 'short', type: 'number', min: 1, value: 10000, 'aria-label': 'capacity' });
     const rate = h('input', { class: 'short', value: '100/s', 'aria-label': 'rate' });
     const exp = h('input', { type: 'datetime-local', 'aria-label': 'expires at' });
+    // the admin right: only an admin signed in with a JWT may grant it (the API says 403 otherwise)
+    const adm = h('input', { type: 'checkbox', 'aria-label': 'admin key' });
     api('/api/v1/admin/tiers').then((t) => { for (const x of t.order) tier.append(h('option', { value: x, text: x })); }).catch(c.error);
     main.append(panel('Create a key', h('form', { class: 'row', id: 'keycreate', onsubmit: async (e) => {
       e.preventDefault();
@@ -544,6 +546,7 @@
         limits: { capacity: Number(cap.value), rate: rate.value.trim() } };
       if (org.value.trim()) body.orgId = org.value.trim();
       if (exp.value) body.expiresAt = new Date(exp.value).toISOString().replace(/\.\d+Z$/, 'Z');
+      if (adm.checked) body.admin = true;
       try {
         const k = await api('/api/v1/admin/keys', { method: 'POST', body });
         const code = h('code', { id: 'secret', text: k.secret });
@@ -554,11 +557,13 @@
           }
         } });
         clear(secretBox).append(h('div', { class: 'secret', role: 'status' }, h('strong', { text: 'Secret of ' + k.id + ', shown once:' }), code, copy));
-        name.value = '';
+        name.value = ''; adm.checked = false;
         load();
       } catch (x) { toast(x.message, true); }
     } }, field('name', name), field('owner', owner), field('tier', tier), field('org (optional)', org),
-    field('capacity (tokens)', cap), field('rate', rate), field('expires (optional)', exp), h('button', { type: 'submit', text: 'Create key' })), secretBox));
+    field('capacity (tokens)', cap), field('rate', rate), field('expires (optional)', exp),
+    h('label', { class: 'check', title: 'The key signs in to this dashboard and the admin API as an admin' }, adm, 'admin'),
+    h('button', { type: 'submit', text: 'Create key' })), secretBox));
     main.append(panel('Keys', list));
     c.onleave(() => clear(secretBox)); // the secret is gone with the view
     async function load() {
@@ -579,7 +584,7 @@
       const rows = keys.map((k) => ({ k, ...(k.revoked ? {} : limitRow((b) => api('/api/v1/admin/keys/' + enc(k.id), { method: 'PATCH', body: { limits: b } }), null, k.limits)) }));
       clear(list).append(table([
         { t: 'id', f: (x) => h('code', { text: x.k.id }) }, { t: 'name', f: (x) => x.k.name },
-        { t: 'owner', f: (x) => shortId(x.k.owner) }, { t: 'tier', f: (x) => x.k.tier },
+        { t: 'owner', f: (x) => shortId(x.k.owner) }, { t: 'tier', f: (x) => x.k.admin ? h('span', {}, x.k.tier, ' ', badge('admin', 'warn')) : x.k.tier },
         { t: 'capacity', f: (x) => x.cap || fmtN(x.k.limits.capacity) }, { t: 'rate', f: (x) => x.rate || x.k.limits.rate },
         { t: 'requests (1 h)', f: (x) => series.has(x.k.id) ? spark(series.get(x.k.id), 'requests per minute of ' + x.k.id) : '–' },
         { t: 'admitted / rejected', num: 1, f: (x) => usage.has(x.k.id) ? fmtN(usage.get(x.k.id).admitted) + ' / ' + fmtN(usage.get(x.k.id).rejected) : '–' },
@@ -594,13 +599,25 @@
 
   // ---- Routes, providers, breakers ------------------------------------------------------
   function viewRoutes(main, c) {
-    const tBrk = h('div'), tProv = h('div'), tRoutes = h('div');
-    main.append(h('p', { class: 'sub', text: 'Breakers from the pinned lt_breaker map every gateway shares; latency from /metrics (GenAI histograms, since the agent started); routes as seen in the last 500 requests of the log.' }));
-    main.append(panel('Circuit breakers', tBrk), h('div', { class: 'cols' }, panel('Providers', tProv), panel('Routes (last 500 requests)', tRoutes)));
+    const tBrk = h('div'), tProv = h('div'), tRoutes = h('div'), tUp = h('div');
+    main.append(h('p', { class: 'sub', text: 'Breakers from the pinned lt_breaker map every gateway shares; upstream health from the gateways\' active health checks (the pinned lt_upstream map); latency from /metrics (GenAI histograms, since the agent started); routes as seen in the last 500 requests of the log.' }));
+    main.append(panel('Circuit breakers', tBrk), panel('Upstreams (gateway health checks)', tUp),
+      h('div', { class: 'cols' }, panel('Providers', tProv), panel('Routes (last 500 requests)', tRoutes)));
     c.every(2000, async () => {
-      const [b, p, mtxt, logs] = await Promise.all([api('/api/v1/admin/breakers'), api('/api/v1/admin/providers'),
-        api('/metrics', { text: true }), api('/api/v1/logs?limit=500').catch(() => ({ items: [] }))]);
+      const [b, p, mtxt, logs, ups] = await Promise.all([api('/api/v1/admin/breakers'), api('/api/v1/admin/providers'),
+        api('/metrics', { text: true }), api('/api/v1/logs?limit=500').catch(() => ({ items: [] })),
+        api('/api/v1/admin/upstreams').catch(() => ({ upstreams: [] }))]);
       if (!c.alive) return;
+      const svcBrk = (svc) => b.breakers.find((y) => y.name === 'svc:' + svc);
+      clear(tUp).append(table([{ t: 'service', f: (x) => x.service }, { t: 'upstream', f: (x) => h('code', { text: x.upstream }) },
+        { t: 'health', f: (x) => x.state === 'up' ? badge('up', 'ok') : x.state === 'down' ? badge('down', 'bad') : badge('stale', 'muted') },
+        { t: 'check latency', num: 1, f: (x) => x.state === 'up' ? fmtMs(x.latencyMs) : '–' },
+        { t: 'failed checks', num: 1, f: (x) => fmtN(x.fails) },
+        { t: 'breaker', f: (x) => svcBrk(x.service) ? stateBadge(svcBrk(x.service).state) : '–' },
+        { t: 'since', f: (x) => fmtT(x.changedAt) }, { t: 'last check', f: (x) => fmtT(x.checkedAt) },
+        { t: 'last error', f: (x) => x.lastError || '–' }],
+      ups.upstreams.slice().sort((x, y) => (x.service + x.upstream).localeCompare(y.service + y.upstream)),
+      { label: 'upstreams', empty: 'No health checks published: no gateway checks a service (services.NAME.health), or none runs.' }));
       const m = parseProm(mtxt);
       clear(tBrk).append(table([{ t: 'name', f: (x) => x.name }, { t: 'state', f: (x) => stateBadge(x.state) },
         { t: 'failures', num: 1, f: (x) => fmtN(x.failures) }, { t: 'trips', num: 1, f: (x) => fmtN(x.trips) },

@@ -22,7 +22,7 @@
 
 static const char *const gw_rw[] = { "lt_slots",      "lt_rates",   "lt_usage",	  "lt_keyidx",
 				     "lt_config",     "lt_breaker", "lt_penalty", "lt_reqlog",
-				     "lt_reqlog_ctl", "lt_escal" };
+				     "lt_reqlog_ctl", "lt_escal",   "lt_upstream" };
 static const char *const private_[] = { "lt_src", "lt_policy", "lt_ifaces", "lt_stats",
 					"lt_ports" };
 static int bad;

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # test_auth_token.sh - the dashboard's sign-in (issue #11 item 1): POST /api/v1/auth/token
 # exchanges an API key for a short-lived JWT bound to that key (its owner, tier and limits,
-# never ADMIN, dead once the key is revoked), and a one-time sign-in code (printed by attach,
+# ADMIN only for an admin key, which only a JWT admin can make; dead once the key is revoked
+# or demoted), and a one-time sign-in code (printed by attach,
 # made by `leaky-agent signin-link`) for an ADMIN JWT; codes are single use, expire, are kept
 # hashed; issued tokens expire; wrong credentials are 401 and repeated failures 429. Prints TAP.
 set -u
@@ -156,6 +157,101 @@ token "" ""
 eq "no credential: 401" "$STATUS" 401
 token "{\"signin_code\":\"$CODE\"}" "$KAS"
 eq "a code and a key together: 400" "$STATUS" 400
+
+# ---- admin API keys: granted by a JWT admin only, exchanged for an ADMIN token
+U2=00000000-0000-0000-0000-00000000c0c2
+akey() { # BEARER BODY-EXTRA: POST a key of U2 with extra fields (JSON members)
+	req POST /api/v1/admin/keys "$1" "{\"name\":\"ak\",\"owner\":\"$U2\",\"tier\":\"USER\",\"limits\":{\"capacity\":1000,\"rate\":\"10/s\"}$2}"
+}
+akey "$TA" ',"admin":true'
+eq "an ADMIN JWT makes an admin key: 201, admin true" "$STATUS $(jqb .admin)" "201 true"
+KAD=$(jqb .id) KADS=$(jqb .secret)
+req GET "/api/v1/admin/keys/$KAD" "$TA"
+eq "the key reads back as admin" "$(jqb .admin)" true
+req GET "/api/v1/admin/keys/$KU" "$TA"
+eq "a plain key reads back as not admin" "$(jqb .admin)" false
+akey "$TA" ',"admin":"yes"'
+eq "admin must be a boolean: 400 naming /admin" "$STATUS $(jqb .field)" "400 /admin"
+# lt_apikey's value: flags is its last u32 (lt_abi.h), little-endian; the dump is raw bytes
+# when the map has no BTF, named fields when it has
+flags=$(bpftool -j map dump pinned "$PIN/lt_apikey" | jq -r --arg id "$KAD" '.[] |
+	if .formatted then .formatted | select(.key.id == $id) | .value.flags
+	else select([.key[] | ltrimstr("0x") | explode | map(if . >= 97 then . - 87 else . - 48 end) |
+		.[0] * 16 + .[1] | select(. > 0)] | implode == $id) |
+		.value[228:232] | map(ltrimstr("0x") | explode | map(if . >= 97 then . - 87 else . - 48 end) |
+		.[0] * 16 + .[1]) | .[0] + 256 * .[1] + 65536 * .[2] + 16777216 * .[3] end')
+eq "lt_apikey carries the admin flag (bpftool: flags 1)" "$flags" 1
+token "" "$KADS"
+eq "exchanging the admin key: 200, roles [ADMIN], its owner" \
+	"$STATUS $(jqb '[.roles, .sub] | @json')" "200 [[\"ADMIN\"],\"$U2\"]"
+TAK=$(jqb .access_token)
+eq "the admin token is bound to the key (lt_key)" "$(claims "$TAK" | jq -r .lt_key)" "$KAD"
+req GET /api/v1/admin/keys "$TAK"
+eq "the exchanged token is ADMIN: an admin resource answers 200" "$STATUS" 200
+req GET /api/v1/admin/keys "$KADS"
+eq "the admin key itself is ADMIN too (200)" "$STATUS" 200
+req GET "/api/v1/logs?limit=5" "$TAK"
+eq "the admin key's token sees every tenant's rows" "$STATUS $(jqb '[.items[].user_id] | index("'$U1'") != null')" "200 true"
+# no more rights than it has: a key never mints an admin key, nor one outliving itself
+akey "$TAK" ',"admin":true'
+eq "the admin key's token cannot make an admin key: 403 naming /admin" "$STATUS $(jqb .field)" "403 /admin"
+akey "$KADS" ',"admin":true'
+eq "(nor the admin key itself: 403)" "$STATUS" 403
+akey "$TAK" ''
+eq "the admin key's token makes a plain key: 201, admin false" "$STATUS $(jqb .admin)" "201 false"
+KP=$(jqb .id)
+req PATCH "/api/v1/admin/keys/$KP" "$TAK" '{"admin":true}'
+eq "nor promotes one: 403" "$STATUS" 403
+req GET "/api/v1/admin/keys/$KP" "$TA"
+eq "(the key stays a plain key)" "$(jqb .admin)" false
+exp_in() { date -u -d "@$(($(date +%s) + $1))" +%Y-%m-%dT%H:%M:%SZ; }
+akey "$TA" ",\"admin\":true,\"expiresAt\":\"$(exp_in 3600)\""
+KEX=$(jqb .id)
+token "" "$(jqb .secret)"
+TEX=$(jqb .access_token)
+akey "$TEX" ''
+eq "an admin key that expires in 1 h cannot make a key that never expires: 403 /expiresAt" \
+	"$STATUS $(jqb .field)" "403 /expiresAt"
+akey "$TEX" ",\"expiresAt\":\"$(exp_in 7200)\""
+eq "nor one that expires after it: 403" "$STATUS" 403
+akey "$TEX" ",\"expiresAt\":\"$(exp_in 1800)\""
+eq "one that expires before it: 201" "$STATUS" 201
+req PATCH "/api/v1/admin/keys/$(jqb .id)" "$TEX" '{"expiresAt":null}'
+eq "and cannot extend it past its own expiry: 403" "$STATUS" 403
+req PATCH "/api/v1/admin/keys/$KEX" "$TEX" '{"expiresAt":null}'
+eq "nor its own: 403" "$STATUS" 403
+req PATCH "/api/v1/admin/keys/$KP" "$TA" '{"admin":true}'
+eq "a JWT admin promotes a key: 200, admin true" "$STATUS $(jqb .admin)" "200 true"
+# demoted, then revoked: the exchanged token follows the key at once
+req PATCH "/api/v1/admin/keys/$KAD" "$TA" '{"admin":false}'
+eq "a JWT admin demotes the admin key: 200, admin false" "$STATUS $(jqb .admin)" "200 false"
+req GET /api/v1/admin/keys "$TAK"
+eq "the demoted key's token loses the admin right at once: 403" "$STATUS" 403
+req PATCH "/api/v1/admin/keys/$KAD" "$TA" '{"admin":true}'
+req GET /api/v1/admin/keys "$TAK"
+eq "promoted again: the same token is admin again (200)" "$STATUS" 200
+req DELETE "/api/v1/admin/keys/$KAD" "$TA"
+req GET /api/v1/admin/keys "$TAK"
+eq "the admin key revoked: its token stops working (401)" "$STATUS" 401
+token "" "$KADS"
+eq "and the revoked admin key is not exchanged (401)" "$STATUS" 401
+# kept across a restart (leaky.db), and a leaky.db of an older version gains the column
+stop_agent
+check "agent restarts" start_agent --config "$WORK/agent.json"
+req GET "/api/v1/admin/keys/$KP" "$TA"
+eq "after a restart the promoted key is still admin" "$(jqb .admin)" true
+stop_agent
+python3 - "$STATE/leaky.db" <<'PY'
+import sqlite3, sys
+db = sqlite3.connect(sys.argv[1])
+db.execute("ALTER TABLE api_keys DROP COLUMN admin")
+db.commit()
+PY
+check "agent starts on a leaky.db without the admin column" start_agent --config "$WORK/agent.json"
+check "it says it added the column" grep -q 'store: added column api_keys.admin' "$LOG"
+req GET "/api/v1/admin/keys/$KP" "$TA"
+eq "the older database's keys are plain keys" "$STATUS $(jqb .admin)" "200 false"
+FAILS=0 # a new process: the failure counts start again
 
 # ---- repeated failures from one address: 429 until the window ends
 for _ in $(seq 30); do

@@ -188,6 +188,13 @@ check "B: the key is listed" until_is b GET "/api/v1/admin/keys/$KID" .id "$KID"
 as b "X-API-Key: $SECRET" POST /api/v1/tokens/consume \
 	"{\"userId\":\"$U1\",\"provider\":\"gemini\",\"tokens\":1}"
 eq "B: the key made on A authenticates (200)" "$STATUS" 200
+as b "X-API-Key: $SECRET" GET /api/v1/admin/providers ""
+eq "B: a plain key is no admin there (403)" "$STATUS" 403
+req a PATCH "/api/v1/admin/keys/$KID" '{"admin":true}'
+eq "A: the key made an admin key" "$STATUS $(jqb .admin)" "200 true"
+check "B: the admin right arrives (admin: true)" until_is b GET "/api/v1/admin/keys/$KID" .admin true
+as b "X-API-Key: $SECRET" GET /api/v1/admin/providers ""
+eq "B: the key is an admin there too (200)" "$STATUS" 200
 req a DELETE "/api/v1/admin/keys/$KID"
 check "B: the key is revoked" until_is b GET "/api/v1/admin/keys/$KID" .revoked true
 as b "X-API-Key: $SECRET" POST /api/v1/tokens/consume \

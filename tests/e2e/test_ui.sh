@@ -17,6 +17,14 @@ agent_config
 check "agent attaches" start_agent --config "$WORK/agent.json"
 check "stub starts" start_stub
 gw_config
+# two upstream services with active health checks: the stub (up) and a port nothing
+# listens on (down); the Routes view shows what the gateway's checks found (lt_upstream)
+jq --arg s "http://127.0.0.1:$STUB_PORT" '.services = {
+	"stub": {"urls": [$s], "health": {"path": "/stub/stats", "interval_ms": 500, "timeout_ms": 500}},
+	"backend": {"urls": ["http://127.0.0.1:19129"], "health": {"path": "/healthz", "interval_ms": 500, "timeout_ms": 500}}}
+	| .routes = [{"name": "stub-api", "prefix": "/stub/", "service": "stub"},
+		{"name": "backend-api", "prefix": "/backend/", "service": "backend"}]' \
+	"$WORK/gateway.json" >"$WORK/gateway.json.n" && mv "$WORK/gateway.json.n" "$WORK/gateway.json"
 check "gateway starts" start_gateway
 TA=$(mint --sub admin-1 --roles ADMIN)
 TU=$(mint --sub "$U1" --roles USER --orgs "$O1")

@@ -296,6 +296,14 @@ put = await op('reset', 'post', BRR, `${BR}/openai/reset`, T_ADMIN, undefined, 2
 same('breaker: reset answer = GET element', put.json, (await call('GET', BR, T_ADMIN)).json?.breakers?.find((b) => b.name === 'openai'));
 await op('unknown', 'post', BRR, `${BR}/nope/reset`, T_ADMIN, undefined, 404);
 
+// ---- upstream health: no gateway runs here, so none is published (the shape is checked
+// with a gateway by tests/e2e/test_upstream_health.sh)
+{
+	const UP = `${A}/upstreams`;
+	got = await op('list', 'get', UP, UP, T_ADMIN, undefined, 200);
+	same('upstreams: none without a gateway', got.json?.upstreams, []);
+}
+
 // ---- analytics: the rollups of the records and decisions above
 const AN = '/api/v1/analytics';
 for (const [p, name] of [[`${AN}/usage`, 'usage'], [`${AN}/usage.csv`, 'billing export']]) {

@@ -267,11 +267,46 @@ async function main() {
   const use2 = await api(null, '/api/v1/tokens/consume', { method: 'POST', headers: { 'X-API-Key': secret },
     body: { userId: E.U1, provider: 'openai', tokens: 5 } });
   ok(use2.status === 401 || use2.status === 403, `keys: the revoked secret is refused (${use2.status})`);
+  // an admin key, made with the form's "admin" box: its holder signs in as an admin
+  await page.fill('#keycreate input[aria-label="name"]', 'ui-admin');
+  await page.fill('#keycreate input[aria-label="owner"]', E.U1);
+  await page.check('#keycreate input[aria-label="admin key"]');
+  await page.click('#keycreate button[type=submit]');
+  await page.waitForFunction((old) => { const t = document.querySelector('#secret')?.textContent; return t && t.trim() !== old; }, secret);
+  const aSecret = (await page.textContent('#secret')).trim();
+  const aKey = (await api(E.TA, '/api/v1/admin/keys')).body.keys.find((k) => k.name === 'ui-admin');
+  ok(aKey && aKey.admin === true && aSecret.startsWith(aKey.id + '.'), 'keys: the "admin" box makes an admin key (the API reads admin: true)', aKey);
+  await page.click('#signout');
+  await page.fill('#cred', aSecret);
+  await page.click('form button[type=submit]');
+  await page.waitForSelector('#nav a');
+  const akNav = await navIds();
+  const akWho = await page.textContent('#who');
+  ok(['overview', 'tenants', 'keys', 'routes', 'penalties', 'logs', 'analytics'].every((x) => akNav.includes(x)) && /\(admin\)/.test(akWho),
+    `sign-in with an admin API key: every admin view (${akNav}; ${akWho})`);
+  await view('keys');
+  await page.locator('table[aria-label="API keys"] tbody tr', { hasText: aKey.id }).waitFor();
+  await storageClean('after an admin-key sign-in', [aSecret], mark);
+  await page.click('#signout');
+  await page.fill('#cred', E.TA);
+  await page.click('form button[type=submit]');
+  await page.waitForSelector('#nav a');
+  ok((await api(E.TA, '/api/v1/admin/keys/' + aKey.id, { method: 'DELETE' })).status === 200, 'keys: the admin key revoked');
 
   // ---- Routes, providers, breakers: reset --------------------------------------------------------
   await view('routes');
   const rb = page.locator('button[data-breaker="svc:uitest"]');
   await rb.waitFor();
+  // the gateway's health checks (lt_upstream), refreshed every 2 s
+  const ups = await until(async () => {
+    const rows = await page.$$eval('table[aria-label="upstreams"] tbody tr', (rs) => rs.map((r) => [...r.cells].map((c) => c.textContent)));
+    const stub = rows.find((r) => r[0] === 'stub'), backend = rows.find((r) => r[0] === 'backend');
+    return stub && backend && stub[2] === 'up' && backend[2] === 'down' ? { stub, backend } : null;
+  }, 15000);
+  const upApi = (await api(E.TA, '/api/v1/admin/upstreams')).body.upstreams;
+  ok(!!ups && /ms/.test(ups.stub[3]) && ups.backend[8] !== '–' &&
+    upApi.find((u) => u.service === 'stub')?.state === 'up' && upApi.find((u) => u.service === 'backend')?.state === 'down',
+  'routes: upstream health from the gateway\'s checks: stub up with its check latency, backend down with its error (as the API says)', { ups, upApi });
   await axe('routes');
   await shot('routes');
   await rb.click();

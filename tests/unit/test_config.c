@@ -208,6 +208,18 @@ static void durations_and_rates(void)
 	CHECK_EQ(lt_duration_parse("3 s", &ns), -EINVAL);
 	CHECK_EQ(lt_duration_parse("99999999999999999999s", &ns), -EINVAL);
 	CHECK_EQ(lt_duration_parse("999999999999d", &ns), -ERANGE);
+	CHECK_EQ(lt_bytes_parse("256MiB", &ns), 0);
+	CHECK_EQ(ns, 256ULL << 20);
+	CHECK_EQ(lt_bytes_parse("100MB", &ns), 0);
+	CHECK_EQ(ns, 100000000ULL);
+	CHECK_EQ(lt_bytes_parse("4096", &ns), 0);
+	CHECK_EQ(ns, 4096);
+	CHECK_EQ(lt_bytes_parse("1B", &ns), 0);
+	CHECK_EQ(ns, 1);
+	CHECK_EQ(lt_bytes_parse("1 MiB", &ns), -EINVAL);
+	CHECK_EQ(lt_bytes_parse("1mib", &ns), -EINVAL);
+	CHECK_EQ(lt_bytes_parse("-1MiB", &ns), -EINVAL);
+	CHECK_EQ(lt_bytes_parse("20000000TiB", &ns), -ERANGE);
 	CHECK_EQ(lt_rate_parse("10/s", &tok, &per), 0);
 	CHECK_EQ(tok, 10);
 	CHECK_EQ(per, LT_NS_PER_SEC);
