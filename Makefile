@@ -232,10 +232,13 @@ $(BUILD)/rel/agent/config_default.o $(BUILD)/san/agent/config_default.o: agent/d
 UI_ASSETS := ui/index.html ui/app.js ui/app.css ui/node_modules/uplot/dist/uPlot.iife.min.js \
 	ui/node_modules/uplot/dist/uPlot.min.css
 $(BUILD)/rel/agent/ui_assets.o $(BUILD)/san/agent/ui_assets.o $(BUILD)/fuzz/agent/ui_assets.o: $(UI_ASSETS)
-ui/node_modules/uplot/dist/%:
-	@echo "$@ is missing: scripts/deps.sh installs it (npm ci in ui/)" >&2
+# One rule for both files (&:, a grouped target): as a pattern rule, make -j ran
+# scripts/deps.sh once per missing file, at once, and the two npm ci in one directory
+# failed (ENOTEMPTY) on a clone built with `make -j2 all` before `make deps`.
+ui/node_modules/uplot/dist/uPlot.iife.min.js ui/node_modules/uplot/dist/uPlot.min.css &:
+	@echo "ui/node_modules/uplot is missing: scripts/deps.sh installs it (npm ci in ui/)" >&2
 	@bash scripts/deps.sh
-	@test -e $@
+	@test -e ui/node_modules/uplot/dist/uPlot.iife.min.js -a -e ui/node_modules/uplot/dist/uPlot.min.css
 
 $(REL_AGENT): $(BUILD)/rel/agent/main.o $(BUILD)/rel/libagent.a $(BUILD)/rel/liblt.a
 	$(CC) $(CFLAGS_REL) $^ -o $@ $(LDLIBS)
