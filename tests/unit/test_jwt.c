@@ -5,7 +5,9 @@
  * alg none, algorithm confusion, tampering, bad base64url, oversize, time.
  */
 #include <errno.h>
+#include <pthread.h>
 #include <unistd.h>
+#include <openssl/hmac.h>
 #include <openssl/bn.h>
 #include <openssl/core_names.h>
 #include <openssl/ec.h>
@@ -308,6 +310,82 @@ static void rs256_es256_pem_and_jwks(void)
 	EVP_PKEY_free(other);
 }
 
+/* tok's signature is HMAC-SHA256(key, header.payload), by OpenSSL's one-shot (a reference). */
+static int sig_is_hmac_of(const char *t, const char *key)
+{
+	const char *dot = strrchr(t, '.');
+	unsigned char mac[32];
+	unsigned int ml = 0;
+	char want[64];
+
+	if (!dot ||
+	    !HMAC(EVP_sha256(), key, (int)strlen(key), (const unsigned char *)t, (size_t)(dot - t),
+		  mac, &ml) ||
+	    lt_b64url_encode(mac, ml, want, sizeof(want)) < 0)
+		return 0;
+	return !strcmp(dot + 1, want);
+}
+
+/*
+ * The per-thread keyed HMAC context (lib/jwt.c) follows the key: keys that
+ * alternate, differ only in their last byte, or run past what it keeps, each
+ * give exactly OpenSSL's HMAC, in several threads at once.
+ */
+static void *hmac_keys_thread(void *arg)
+{
+	static const char *const keys[] = {
+		SECRET,
+		SECRET "x",
+		SECRET "y",
+		"k-0123456789012345678901234567890123456789012345678901234567890123456789"
+		"0123456789012345678901234567890123456789012345678901234567890123456789-a",
+		"k-0123456789012345678901234567890123456789012345678901234567890123456789"
+		"0123456789012345678901234567890123456789012345678901234567890123456789-b",
+	};
+	char t[1024];
+	long bad = 0;
+	int i;
+
+	for (i = 0; i < 2000; i++) {
+		const char *k = keys[(i * 7 + (int)(long)arg) % 5];
+
+		if (lt_jwt_sign_hs256(k, "{\"sub\":\"u\",\"exp\":1800000600}", t, sizeof(t)) ||
+		    !sig_is_hmac_of(t, k))
+			bad++;
+	}
+	return (void *)bad;
+}
+
+static void hmac_context_follows_the_key(void)
+{
+	struct lt_jwt_verifier a, b;
+	pthread_t th[4];
+	void *r;
+	int i;
+
+	lt_jwt_init(&a);
+	lt_jwt_init(&b);
+	/* two keys of one length, one byte apart */
+	CHECK_EQ(lt_jwt_set_secret(&a, SECRET "y", err, sizeof(err)), 0);
+	CHECK_EQ(lt_jwt_set_secret(&b, SECRET "x", err, sizeof(err)), 0);
+	for (i = 0; i < 50; i++) {
+		CHECK_EQ(lt_jwt_sign_hs256(i & 1 ? SECRET "x" : SECRET "y",
+					   "{\"sub\":\"u\",\"exp\":1800000600}", tok, sizeof(tok)),
+			 0);
+		CHECK_EQ(verify(i & 1 ? &b : &a, tok), 0);
+		CHECK(verify(i & 1 ? &a : &b, tok) != 0);
+	}
+	CHECK(hmac_keys_thread((void *)0) == NULL);
+	for (i = 0; i < 4; i++)
+		CHECK_EQ(pthread_create(&th[i], NULL, hmac_keys_thread, (void *)(long)i), 0);
+	for (i = 0; i < 4; i++) {
+		CHECK_EQ(pthread_join(th[i], &r), 0);
+		CHECK(r == NULL);
+	}
+	lt_jwt_free(&a);
+	lt_jwt_free(&b);
+}
+
 static void base64url_strict(void)
 {
 	unsigned char out[16];
@@ -325,6 +403,7 @@ static void base64url_strict(void)
 int main(void)
 {
 	RUN(base64url_strict);
+	RUN(hmac_context_follows_the_key);
 	RUN(hs256_round_trip);
 	RUN(times_with_leeway);
 	RUN(issuer_and_audience);
