@@ -21,6 +21,7 @@
  */
 #include <errno.h>
 #include <pthread.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -98,12 +99,14 @@ struct lt_global {
 	int nparts;
 	__u64 meta_ns, next_tick_ns, last_log_ns;
 	__u64 tick_ms; /* event time of the current tick */
+	__u64 prev_tick_ms; /* of the tick before (our start before the first) */
 	pthread_mutex_t mu; /* everything below */
 	struct lt_gl_origin orig[LT_GL_HOSTS];
 	int norig;
 	struct lt_gl_bucket *b; /* [LT_GL_BUCKETS] */
 	int nb;
 	int stale, nlive;
+	int scanned; /* the index has been scanned once: buckets found since are new */
 	__u64 stale_since_ms, stale_total; /* stale_total: times it became stale */
 	__u64 last_acked_ms; /* event time of our newest record the broker acknowledged */
 	__u64 last_sent_ms; /* event time of our newest record handed to librdkafka */
@@ -169,7 +172,12 @@ static int lt_gl_origin(struct lt_global *g, const char *host)
 	return g->norig++;
 }
 
-/* A new tracked bucket (under g->mu): our window starts now, at the slot's count now. */
+/*
+ * A new tracked bucket (under g->mu): our window starts now. A bucket made
+ * since we started counts from 0 (lt_quota_bucket zeroes lt_usage); one that
+ * was there when we started counts from its count now (what it spent before
+ * was published by the agent before us, or never).
+ */
 static struct lt_gl_bucket *lt_gl_track(struct lt_global *g, const char *key, __u32 handle,
 					int rule)
 {
@@ -185,7 +193,7 @@ static struct lt_gl_bucket *lt_gl_track(struct lt_global *g, const char *key, __
 	b->rule = rule;
 	b->seen = 1;
 	lt_quota_usage(g->q, handle, &u);
-	b->base = u.tokens;
+	b->base = g->scanned ? 0 : u.tokens;
 	b->window = g->tick_ms ? g->tick_ms : lt_gl_real_ms();
 	return b;
 }
@@ -202,11 +210,8 @@ static __u64 lt_gl_debit(struct lt_global *g, struct lt_gl_bucket *b, __u64 toke
 	added = lt_quota_debit(g->q, b->handle, tokens, caps, lt_now_ns(), resv, &v);
 	if (v == LT_FREED && !lt_quota_bucket(g->q, b->key, NULL, &h, err, sizeof(err))) {
 		/* a new slot: its own count starts a new window of ours */
-		struct lt_usage u;
-
 		b->handle = h;
-		lt_quota_usage(g->q, h, &u);
-		b->base = u.tokens;
+		b->base = 0; /* a new bucket: lt_usage starts at 0 */
 		b->cum = 0;
 		b->share_cum = 0;
 		b->nholds = 0;
@@ -236,12 +241,11 @@ static int lt_gl_ju(json_t *o, const char *name, __u64 *out)
  * age of the stream's newest applied record when this one is applied: the
  * longest time any spend of that host on that bucket stayed unseen here (its
  * spend up to that record's event time was debited). A stream's first record
- * counts its own age plus the publisher's interval (the record before it is
- * unknown here).
+ * counts from the publisher's tick before it (prev_time).
  */
 static enum lt_gl_result lt_gl_take(struct lt_global *g, const rd_kafka_message_t *m)
 {
-	__u64 window, tokens, ev, interval, now_ms = lt_gl_real_ms(), d, tau;
+	__u64 window, tokens, ev, prev, now_ms = lt_gl_real_ms(), d, tau;
 	const char *host, *key;
 	struct lt_gl_bucket *b;
 	struct lt_gl_remote *r;
@@ -281,7 +285,8 @@ static enum lt_gl_result lt_gl_take(struct lt_global *g, const rd_kafka_message_
 	}
 	key = json_string_value(json_object_get(rec, "bucket"));
 	if (!key || !key[0] || strlen(key) >= sizeof(bkey) || lt_gl_ju(rec, "window", &window) ||
-	    !window || lt_gl_ju(rec, "tokens", &tokens) || lt_gl_ju(rec, "interval_ms", &interval))
+	    !window || lt_gl_ju(rec, "tokens", &tokens) || lt_gl_ju(rec, "prev_time", &prev) ||
+	    prev > ev)
 		goto invalid;
 	snprintf(bkey, sizeof(bkey), "%s", key);
 	json_decref(rec);
@@ -303,8 +308,13 @@ static enum lt_gl_result lt_gl_take(struct lt_global *g, const rd_kafka_message_
 			return LT_GR_UNKNOWN;
 	}
 	r = &b->rem[oi];
-	tau = r->last_event_ms ? (now_ms > r->last_event_ms ? now_ms - r->last_event_ms : 0) :
-				 d + interval;
+	/*
+	 * Everything it spent up to the newest record we applied of this stream
+	 * has been debited; a first record covers spend since the publisher's
+	 * tick before it (when the bucket had none it had not published).
+	 */
+	tau = r->last_event_ms ? r->last_event_ms : prev;
+	tau = now_ms > tau ? now_ms - tau : 0;
 	if (ev > r->last_event_ms)
 		r->last_event_ms = ev;
 	if (tau > o->tau_ms_max)
@@ -334,8 +344,7 @@ invalid:
 static void lt_gl_dr(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque)
 {
 	struct lt_global *g = opaque;
-	rd_kafka_timestamp_type_t tt;
-	__s64 ts;
+	__u64 ev = (__u64)(uintptr_t)m->_private; /* the record's event time (lt_gl_send) */
 
 	(void)rk;
 	pthread_mutex_lock(&g->mu);
@@ -343,9 +352,8 @@ static void lt_gl_dr(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque)
 		g->failed++;
 	} else {
 		g->acked++;
-		ts = rd_kafka_message_timestamp(m, &tt);
-		if (ts > 0 && (__u64)ts > g->last_acked_ms)
-			g->last_acked_ms = (__u64)ts;
+		if (ev > g->last_acked_ms)
+			g->last_acked_ms = ev;
 	}
 	pthread_mutex_unlock(&g->mu);
 }
@@ -361,6 +369,7 @@ static void lt_gl_send(struct lt_global *g, const char *key, json_t *v)
 			      RD_KAFKA_V_KEY(key, strlen(key)), RD_KAFKA_V_VALUE(s, strlen(s)),
 			      RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
 			      RD_KAFKA_V_TIMESTAMP((int64_t)g->tick_ms),
+			      RD_KAFKA_V_OPAQUE((void *)(uintptr_t)g->tick_ms),
 			      RD_KAFKA_V_HEADER("ce_type", LT_GLOBAL_TYPE, -1),
 			      RD_KAFKA_V_HEADER("ce_source", g->host, -1), RD_KAFKA_V_END);
 	free(s);
@@ -455,7 +464,10 @@ static void lt_gl_on_stale(struct lt_global *g, struct lt_gl_bucket *b)
 		 */
 		struct lt_slot_seen h;
 
-		if (lt_gl_debit(g, b, ~0ULL >> 2, 2, &h) && b->nholds < LT_GL_HOLDS)
+		__u64 added = lt_gl_debit(g, b, ~0ULL >> 2, 2, &h);
+
+		b->stale_debited += added;
+		if (added && b->nholds < LT_GL_HOLDS)
 			b->holds[b->nholds++] = h;
 	}
 }
@@ -471,6 +483,7 @@ static void lt_gl_tick(struct lt_global *g)
 	int i, r;
 
 	/* the event time first: every count read below is spend up to at least it */
+	g->prev_tick_ms = g->tick_ms ? g->tick_ms : g->start_ms;
 	g->tick_ms = lt_gl_real_ms();
 	for (r = 0; r < g->c.nrules; r++)
 		lt_quota_each(g->q, g->c.rules[r].prefix, lt_gl_scan_cb, &sc);
@@ -487,16 +500,16 @@ static void lt_gl_tick(struct lt_global *g)
 			if (!b)
 				continue;
 		} else if (b->handle != handles[i]) {
-			/* the bucket was reclaimed and made again: a new window */
-			lt_quota_usage(g->q, handles[i], &u);
+			/* the bucket was reclaimed and made again: a new window, from 0 */
 			b->handle = handles[i];
-			b->base = u.tokens;
+			b->base = 0;
 			b->cum = b->share_cum = 0;
 			b->nholds = 0;
 			b->window = g->tick_ms;
 		}
 		b->seen = 1;
 	}
+	g->scanned = 1;
 	/* forget what the index no longer has (reclaimed: it was empty) */
 	for (i = 0; i < g->nb;) {
 		if (g->b[i].seen) {
@@ -513,9 +526,10 @@ static void lt_gl_tick(struct lt_global *g)
 		if (u.tokens >= b->base && u.tokens - b->base > b->cum)
 			b->cum = u.tokens - b->base;
 		lt_gl_on_stale(g, b);
-		v = json_pack("{s:s, s:s, s:I, s:I, s:I, s:I}", "host", g->host, "bucket", b->key,
-			      "window", (json_int_t)b->window, "tokens", (json_int_t)b->cum, "time",
-			      (json_int_t)g->tick_ms, "interval_ms",
+		v = json_pack("{s:s, s:s, s:I, s:I, s:I, s:I, s:I}", "host", g->host, "bucket",
+			      b->key, "window", (json_int_t)b->window, "tokens", (json_int_t)b->cum,
+			      "time", (json_int_t)g->tick_ms, "prev_time",
+			      (json_int_t)g->prev_tick_ms, "interval_ms",
 			      (json_int_t)(g->c.interval_ns / 1000000ULL));
 		if (v)
 			lt_gl_send(g, b->key, v);
@@ -851,10 +865,11 @@ json_t *lt_global_status(struct lt_global *g)
 				continue;
 			remote += b->rem[j].debited;
 			json_object_set_new(rem, g->orig[j].host,
-					    json_pack("{s:I, s:I, s:I}", "window",
+					    json_pack("{s:I, s:I, s:I, s:I}", "window",
 						      (json_int_t)b->rem[j].window, "tokens",
 						      (json_int_t)b->rem[j].tokens, "debited",
-						      (json_int_t)b->rem[j].debited));
+						      (json_int_t)b->rem[j].debited, "lastEventMs",
+						      (json_int_t)b->rem[j].last_event_ms));
 		}
 		json_array_append_new(a, json_pack("{s:s, s:I, s:I, s:I, s:I, s:o}", "key", b->key,
 						   "window", (json_int_t)b->window, "tokens",
