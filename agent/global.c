@@ -32,6 +32,7 @@
 #include "global.h"
 #include "log.h"
 #include "metrics.h"
+#include "outbox.h"
 #include "quota.h"
 #include "units.h"
 
@@ -114,6 +115,7 @@ struct lt_global {
 	__u64 measure_ms; /* start of the current measurement */
 	__u64 results[LT_GR__MAX];
 	__u64 published, dropped, acked, failed;
+	__u64 seq; /* of our records (ce_id), on the thread */
 	__u64 hosts_ignored;
 };
 
@@ -358,26 +360,41 @@ static void lt_gl_dr(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque)
 	pthread_mutex_unlock(&g->mu);
 }
 
+/* One record, CloudEvents 1.0 in Kafka binary mode (docs/events/global.v1.md). */
 static void lt_gl_send(struct lt_global *g, const char *key, json_t *v)
 {
-	char *s = json_dumps(v, JSON_COMPACT);
+	char *s = json_dumps(v, JSON_COMPACT), id[192], when[40];
+	rd_kafka_headers_t *h;
 	rd_kafka_resp_err_t e;
 
 	if (!s)
 		return;
+	/* ce_id: host, this run (start ms, 32 bits hex), sequence */
+	snprintf(id, sizeof(id), "%s-%08x-%llu", g->host, (unsigned)(g->start_ms & 0xffffffffU),
+		 (unsigned long long)++g->seq);
+	lt_outbox_time(g->tick_ms * 1000000ULL, when, sizeof(when));
+	h = rd_kafka_headers_new(8);
+	rd_kafka_header_add(h, "ce_specversion", -1, "1.0", -1);
+	rd_kafka_header_add(h, "ce_id", -1, id, -1);
+	rd_kafka_header_add(h, "ce_source", -1, g->host, -1);
+	rd_kafka_header_add(h, "ce_type", -1, LT_GLOBAL_TYPE, -1);
+	rd_kafka_header_add(h, "ce_time", -1, when, -1);
+	rd_kafka_header_add(h, "ce_subject", -1, key, -1);
+	rd_kafka_header_add(h, "content-type", -1, "application/json", -1);
 	e = rd_kafka_producev(g->prk, RD_KAFKA_V_TOPIC(g->c.topic),
 			      RD_KAFKA_V_KEY(key, strlen(key)), RD_KAFKA_V_VALUE(s, strlen(s)),
 			      RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
 			      RD_KAFKA_V_TIMESTAMP((int64_t)g->tick_ms),
 			      RD_KAFKA_V_OPAQUE((void *)(uintptr_t)g->tick_ms),
-			      RD_KAFKA_V_HEADER("ce_type", LT_GLOBAL_TYPE, -1),
-			      RD_KAFKA_V_HEADER("ce_source", g->host, -1), RD_KAFKA_V_END);
+			      RD_KAFKA_V_HEADERS(h), RD_KAFKA_V_END);
 	free(s);
 	/* a value lost is harmless: the next one carries the whole cumulative count */
-	if (e)
+	if (e) {
+		rd_kafka_headers_destroy(h); /* on success the message owns them */
 		g->dropped++;
-	else
+	} else {
 		g->published++;
+	}
 }
 
 struct lt_gl_scan {

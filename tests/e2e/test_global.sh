@@ -54,19 +54,23 @@ for h in $GHOSTS; do
 		"$(jqb "[.buckets[] | select(.key == \"o/openai/$ORG\") | .remoteDebited > 0] | first")" true
 done
 
-# ---- the records, read by kcat as an independent consumer
-inns "$FIRST" timeout 30 kcat -C -b "$BOOT" -t "$GTOPIC" -e -q -f '%k\t%s\n' >"$WORK/records.txt" \
-	2>"$WORK/kcat.err"
-grep -F "o/openai/$ORG	" "$WORK/records.txt" | cut -f2 >"$WORK/bucket-records.json"
-eq "bucket records carry host, bucket, window, tokens, time, prev_time, interval_ms" \
-	"$(jq -s -r 'map(keys == ["bucket","host","interval_ms","prev_time","time","tokens","window"]
-		and (.time >= .prev_time) and (.bucket | startswith("o/openai/"))) | all' \
-		"$WORK/bucket-records.json")" true
+# ---- the records, read by kcat as an independent consumer: docs/events/global.v1.schema.json
+inns "$FIRST" timeout 30 kcat -C -b "$BOOT" -t "$GTOPIC" -e -q -f '%k\t%h\t%s\n' 2>"$WORK/kcat.err" |
+	jq -R -c 'split("\t") | {key: .[0],
+		headers: (.[1] | split(",") | map(split("=")) |
+			map({key: .[0], value: (.[1:] | join("="))}) | from_entries),
+		value: (.[2:] | join("\t") | fromjson)}' >"$WORK/records.jsonl"
+check "every record on the global topic matches the schema" \
+	node "$ROOT/tests/openapi/events.mjs" "$ROOT/docs/events/global.v1.schema.json" "$WORK/records.jsonl"
+jq -c "select(.key == \"o/openai/$ORG\") | .value" "$WORK/records.jsonl" >"$WORK/bucket-records.json"
+eq "the bucket's records: both hosts, keyed by the bucket" \
+	"$(jq -s -r '[.[].host] | unique | join(" ")' "$WORK/bucket-records.json")" "host-a host-b"
 eq "a host's published count never goes down within a window" \
 	"$(jq -s -r 'group_by(.host + " " + (.window | tostring)) |
 		map(sort_by(.time) | [.[].tokens] | . == sort) | all' "$WORK/bucket-records.json")" true
 eq "heartbeats: one key per host" \
-	"$(grep -c '^host/host-[ab]	' "$WORK/records.txt" | awk '{print ($1 > 0)}')" 1
+	"$(jq -r 'select(.value.heartbeat) | .key' "$WORK/records.jsonl" | sort -u | tr '\n' ' ')" \
+	"host/host-a host/host-b "
 
 # ---- Kafka down: on_stale
 for p in qwen gemini anthropic; do
