@@ -316,7 +316,8 @@ static enum lt_gl_result lt_gl_take(struct lt_global *g, const rd_kafka_message_
 	 * tick before it (when the bucket had none it had not published).
 	 */
 	tau = r->last_event_ms ? r->last_event_ms : prev;
-	tau = now_ms > tau ? now_ms - tau : 0;
+	/* + 1: both times are whole ms (floored), the true span can be up to 1 ms longer */
+	tau = now_ms + 1 > tau ? now_ms + 1 - tau : 0;
 	if (ev > r->last_event_ms)
 		r->last_event_ms = ev;
 	if (tau > o->tau_ms_max)

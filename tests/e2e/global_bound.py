@@ -14,12 +14,16 @@ where tau_ij is the longest time host j's spend stayed unseen at host i (measure
 records' event times) and W_j(tau) the most host j admitted in any window of length tau (the
 measured lambda_j * tau). Everything here is taken conservatively from the client's side: an
 admission happened somewhere between its send and its answer, so
-  * the window is t = (send of the last admission) - (answer of the first): never longer than
-    the true one, so C + R*t is never larger than the true allowance;
+  * a window from admission k to admission m is taken as t = send_m - answer_k (never longer
+    than the true one, so C + R*t is never larger than the true allowance), holding k, m and
+    every admission whose [send, answer] lies inside [answer_k, send_m] (never more than truly
+    in it); the overshoot is the largest over all such windows ("overshoot"), and over the
+    whole run ("overshoot_run");
   * W_j counts every admission whose [send, answer] meets the window: never fewer than truly in it.
 Prints one JSON object; exit status 0 when measured <= bound, 1 otherwise.
 """
 import argparse
+import bisect
 import json
 import sys
 
@@ -49,6 +53,20 @@ def most_in_window(adm, tau_ns):
             best = max(best, cur)
         else:
             cur -= 1
+    return best
+
+
+def worst_window(every, cap, rate, cost):
+    """The largest admitted - (C + R*t) over windows between two admissions (see above)."""
+    by_send = sorted(every)
+    best = cost - cap  # one admission alone
+    for k in by_send:
+        inside = sorted(r for s, r, _ in by_send if s >= k[1])
+        for m in by_send:
+            if m[0] < k[1]:
+                continue
+            n = bisect.bisect_right(inside, m[0]) + 2
+            best = max(best, n * cost - (cap + rate * (m[0] - k[1]) / 1e9))
     return best
 
 
@@ -95,7 +113,8 @@ def main():
             s += min(w, a.capacity + a.rate * tij)
         terms[i] = s
     term = max(terms.values())
-    measured = admitted - allowance
+    run = admitted - allowance
+    measured = max(run, worst_window(every, a.capacity, a.rate, a.cost))
     out = {
         "hosts": len(hosts),
         "window_s": round(t, 3),
@@ -103,6 +122,7 @@ def main():
         "per_host": {h: len(adm[h]) * a.cost for h in hosts},
         "allowance": round(allowance, 1),
         "overshoot": round(measured, 1),
+        "overshoot_run": round(run, 1),
         "bound": round(term, 1),
         "tau_ms": {f"{i}<-{j}": round(v * 1e3) for (i, j), v in sorted(tau.items())},
         "within": measured <= term,

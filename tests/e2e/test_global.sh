@@ -48,6 +48,18 @@ echo "# $(cat "$WORK/bound.json")"
 eq "replicate, N = 2: measured overshoot <= (N-1) min(lambda tau, C + R tau), tau measured" \
 	"$(jq -r .within "$WORK/bound.json")" true
 eq "both hosts admitted" "$(jq -r '[.per_host[] | select(. > 0)] | length' "$WORK/bound.json")" 2
+# a burst: C = 200, R = 50/s, each host 200 requests/s: each host's whole bucket can go before
+# it sees the other's spend, the worst case the formula allows
+ORG3=00000000-0000-0000-0000-0000000000a3
+for h in $GHOSTS; do quota "$h" "$ORG3" openai 200 50/s; done
+if overshoot_run "$ORG3" openai 200 50 10 200 2; then
+	ok "burst: both hosts drove the budget; each measured tau of the other"
+else
+	notok "burst: both hosts drove the budget; each measured tau of the other"
+fi
+echo "# $(cat "$WORK/bound.json")"
+eq "replicate, N = 2, a burst: measured overshoot <= the formula, tau measured" \
+	"$(jq -r .within "$WORK/bound.json")" true
 for h in $GHOSTS; do
 	gstatus "$h"
 	eq "host $h debited the other's spend" \
