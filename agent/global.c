@@ -247,7 +247,7 @@ static int lt_gl_ju(json_t *o, const char *name, __u64 *out)
  */
 static enum lt_gl_result lt_gl_take(struct lt_global *g, const rd_kafka_message_t *m)
 {
-	__u64 window, tokens, ev, prev, now_ms = lt_gl_real_ms(), d, tau;
+	__u64 window, tokens, ev, prev, now_ms = lt_gl_real_ms(), d, tau, ref;
 	const char *host, *key;
 	struct lt_gl_bucket *b;
 	struct lt_gl_remote *r;
@@ -315,17 +315,11 @@ static enum lt_gl_result lt_gl_take(struct lt_global *g, const rd_kafka_message_
 	 * has been debited; a first record covers spend since the publisher's
 	 * tick before it (when the bucket had none it had not published).
 	 */
-	tau = r->last_event_ms ? r->last_event_ms : prev;
-	/* + 1: both times are whole ms (floored), the true span can be up to 1 ms longer */
-	tau = now_ms + 1 > tau ? now_ms + 1 - tau : 0;
-	if (ev > r->last_event_ms)
-		r->last_event_ms = ev;
-	if (tau > o->tau_ms_max)
-		o->tau_ms_max = tau;
+	ref = r->last_event_ms ? r->last_event_ms : prev;
 	res = LT_GR_DUPLICATE;
-	if (window < r->window || (window == r->window && tokens <= r->tokens))
-		return res;
-	if (!r->window && window < g->start_ms) {
+	if (window < r->window || (window == r->window && tokens <= r->tokens)) {
+		/* nothing new */
+	} else if (!r->window && window < g->start_ms) {
 		/* a window that ran before we started: what it spent then is not ours to know */
 		res = LT_GR_BASELINE;
 	} else {
@@ -334,8 +328,20 @@ static enum lt_gl_result lt_gl_take(struct lt_global *g, const rd_kafka_message_
 		r->debited += lt_gl_debit(g, b, inc, LT_DEBIT_CAPS_GLOBAL, NULL);
 		res = LT_GR_APPLIED;
 	}
-	r->window = window;
-	r->tokens = tokens;
+	if (res != LT_GR_DUPLICATE) {
+		r->window = window;
+		r->tokens = tokens;
+	}
+	if (ev > r->last_event_ms)
+		r->last_event_ms = ev;
+	/*
+	 * The clock after the debit: until its CAS the spend was unseen here. + 1:
+	 * both times are whole ms (floored), the true span can be 1 ms longer.
+	 */
+	now_ms = lt_gl_real_ms() + 1;
+	tau = now_ms > ref ? now_ms - ref : 0;
+	if (tau > o->tau_ms_max)
+		o->tau_ms_max = tau;
 	return res;
 invalid:
 	json_decref(rec);
