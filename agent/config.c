@@ -352,8 +352,10 @@ static int lt_cfg_global(struct lt_cfg_ctx *x, json_t *v, struct lt_global_confi
 						return lt_cfg_fail(x, p, "unknown field");
 					}
 				}
-				if (!r->prefix[0])
+				if (!r->prefix[0]) {
+					snprintf(p, sizeof(p), "/global/buckets/%zu", i);
 					return lt_cfg_fail(x, p, "prefix is required");
+				}
 				g->nrules = (int)i + 1;
 			}
 		} else {
