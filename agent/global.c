@@ -77,7 +77,14 @@ struct lt_gl_bucket {
 	char key[LT_BUCKET_KEY_LEN];
 	__u32 handle; /* lt_quota_bucket's */
 	int rule;
-	int seen; /* in the index at the last scan */
+	int seen; /* in the index at this scan */
+	/*
+	 * In the index (handle valid, published). A bucket reclaimed here (empty
+	 * for idle_timeout) keeps its entry untracked: the other hosts' counts in
+	 * rem[] stay known, so when their spend makes it again only the increase
+	 * is debited, never their whole window a second time.
+	 */
+	int tracked;
 	__u64 window; /* our epoch: unix ms when we started counting */
 	__u64 base; /* lt_usage.tokens at the epoch's start */
 	__u64 cum; /* our cumulative spend in window, published (monotone) */
@@ -183,17 +190,26 @@ static int lt_gl_origin(struct lt_global *g, const char *host)
 static struct lt_gl_bucket *lt_gl_track(struct lt_global *g, const char *key, __u32 handle,
 					int rule)
 {
-	struct lt_gl_bucket *b;
+	struct lt_gl_bucket *b = NULL;
 	struct lt_usage u;
+	int i;
 
-	if (g->nb == LT_GL_BUCKETS)
-		return NULL;
-	b = &g->b[g->nb++];
+	if (g->nb < LT_GL_BUCKETS) {
+		b = &g->b[g->nb++];
+	} else {
+		/* full: an untracked entry goes (what it knew of the others with it) */
+		for (i = 0; i < g->nb && !b; i++)
+			if (!g->b[i].tracked)
+				b = &g->b[i];
+		if (!b)
+			return NULL;
+	}
 	memset(b, 0, sizeof(*b));
 	snprintf(b->key, sizeof(b->key), "%s", key);
 	b->handle = handle;
 	b->rule = rule;
 	b->seen = 1;
+	b->tracked = 1;
 	lt_quota_usage(g->q, handle, &u);
 	b->base = g->scanned ? 0 : u.tokens;
 	b->window = g->tick_ms ? g->tick_ms : lt_gl_real_ms();
@@ -209,10 +225,14 @@ static __u64 lt_gl_debit(struct lt_global *g, struct lt_gl_bucket *b, __u64 toke
 	__u32 h;
 	int v;
 
-	added = lt_quota_debit(g->q, b->handle, tokens, caps, lt_now_ns(), resv, &v);
+	v = LT_FREED;
+	added = 0;
+	if (b->tracked)
+		added = lt_quota_debit(g->q, b->handle, tokens, caps, lt_now_ns(), resv, &v);
 	if (v == LT_FREED && !lt_quota_bucket(g->q, b->key, NULL, &h, err, sizeof(err))) {
 		/* a new slot: its own count starts a new window of ours */
 		b->handle = h;
+		b->tracked = 1;
 		b->base = 0; /* a new bucket: lt_usage starts at 0 */
 		b->cum = 0;
 		b->share_cum = 0;
@@ -523,9 +543,10 @@ static void lt_gl_tick(struct lt_global *g)
 			b = lt_gl_track(g, keys[i], handles[i], r);
 			if (!b)
 				continue;
-		} else if (b->handle != handles[i]) {
+		} else if (!b->tracked || b->handle != handles[i]) {
 			/* the bucket was reclaimed and made again: a new window, from 0 */
 			b->handle = handles[i];
+			b->tracked = 1;
 			b->base = 0;
 			b->cum = b->share_cum = 0;
 			b->nholds = 0;
@@ -534,17 +555,15 @@ static void lt_gl_tick(struct lt_global *g)
 		b->seen = 1;
 	}
 	g->scanned = 1;
-	/* forget what the index no longer has (reclaimed: it was empty) */
-	for (i = 0; i < g->nb;) {
-		if (g->b[i].seen) {
-			i++;
-			continue;
-		}
-		g->b[i] = g->b[--g->nb];
-	}
+	/* what the index no longer has (reclaimed: it was empty) is no longer published */
+	for (i = 0; i < g->nb; i++)
+		if (!g->b[i].seen)
+			g->b[i].tracked = 0;
 	lt_gl_staleness(g, g->tick_ms);
 	for (i = 0; i < g->nb; i++) {
 		b = &g->b[i];
+		if (!b->tracked)
+			continue;
 		lt_quota_usage(g->q, b->handle, &u);
 		/* a refund lowers lt_usage: the published count keeps its maximum */
 		if (u.tokens >= b->base && u.tokens - b->base > b->cum)
@@ -895,11 +914,12 @@ json_t *lt_global_status(struct lt_global *g)
 						      (json_int_t)b->rem[j].debited, "lastEventMs",
 						      (json_int_t)b->rem[j].last_event_ms));
 		}
-		json_array_append_new(a, json_pack("{s:s, s:I, s:I, s:I, s:I, s:o}", "key", b->key,
-						   "window", (json_int_t)b->window, "tokens",
-						   (json_int_t)b->cum, "remoteDebited",
-						   (json_int_t)remote, "staleDebited",
-						   (json_int_t)b->stale_debited, "remote", rem));
+		json_array_append_new(a,
+				      json_pack("{s:s, s:b, s:I, s:I, s:I, s:I, s:o}", "key",
+						b->key, "tracked", b->tracked, "window",
+						(json_int_t)b->window, "tokens", (json_int_t)b->cum,
+						"remoteDebited", (json_int_t)remote, "staleDebited",
+						(json_int_t)b->stale_debited, "remote", rem));
 	}
 	json_object_set_new(o, "buckets", a);
 	pthread_mutex_unlock(&g->mu);
