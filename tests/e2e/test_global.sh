@@ -129,6 +129,23 @@ check "B: the sync is fresh again" until_is b .stale false 600
 consume a "$ORG2" gemini 10
 eq "closed: fresh again, the hold is lifted (10 more tokens fit)" "$STATUS" 200
 
+# ---- kill -9 and restart: B counts in a new window, and A debits it from 0 (never lower)
+gstatus a
+w1=$(jqb "[.buckets[] | select(.key == \"o/openai/$ORG\") | .remote[\"host-b\"].window] | first")
+d1=$(jqb "[.buckets[] | select(.key == \"o/openai/$ORG\") | .remote[\"host-b\"].debited] | first")
+kill -9 "${PID[b]}"
+wait "${PID[b]}" 2>/dev/null
+PID[b]=
+start b || { echo "Bail out! agent b did not restart"; exit 1; }
+check "B after kill -9: hears A again" until_is b .liveHosts 2
+check "B after kill -9: tracks the org bucket again" until_is b \
+	"[.buckets[] | select(.key == \"o/openai/$ORG\") | .tracked] | first" true
+consume b "$ORG" openai 10
+eq "B after kill -9: a consume of the org budget" "$STATUS" 200
+check "A: B's new window is debited from 0: exactly its 10 tokens" until_is a \
+	"[.buckets[] | select(.key == \"o/openai/$ORG\") | .remote[\"host-b\"] |
+		(.window > $w1) and (.debited == $d1 + 10)] | first" true
+
 for h in $GHOSTS; do
 	if grep -E 'ERROR|AddressSanitizer|runtime error' "${LOG[$h]}" >&2; then
 		notok "agent $h logged no error"
