@@ -38,6 +38,7 @@
 
 #define LT_GL_HOSTS 16 /* other hosts tracked; more are counted and ignored */
 #define LT_GL_BUCKETS 4096 /* global buckets tracked on this host */
+#define LT_GL_HASH (2 * LT_GL_BUCKETS) /* open addressing, at most half full */
 #define LT_GL_HOLDS 32 /* closed: holds kept for lifting; older ones simply leak */
 #define LT_GL_META_NS (10 * LT_NS_PER_SEC) /* partitions looked up again this often */
 #define LT_GL_HOST_CHARS "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._-:/"
@@ -113,6 +114,7 @@ struct lt_global {
 	int norig;
 	struct lt_gl_bucket *b; /* [LT_GL_BUCKETS] */
 	int nb;
+	int *hidx; /* [LT_GL_HASH]: key -> index in b + 1, 0 = empty; entries are never removed */
 	int stale, nlive;
 	int scanned; /* the index has been scanned once: buckets found since are new */
 	__u64 stale_since_ms, stale_total; /* stale_total: times it became stale */
@@ -154,15 +156,40 @@ static int lt_gl_rule(const struct lt_global *g, const char *key)
 	return -1;
 }
 
+static __u32 lt_gl_hash(const char *s)
+{
+	__u64 h = 1469598103934665603ULL; /* FNV-1a */
+
+	while (*s)
+		h = (h ^ (unsigned char)*s++) * 1099511628211ULL;
+	return (__u32)(h ^ (h >> 32)) & (LT_GL_HASH - 1);
+}
+
+/* The slot of key in hidx: its entry, or the empty one where it would go. */
+static __u32 lt_gl_probe(const struct lt_global *g, const char *key)
+{
+	__u32 i = lt_gl_hash(key);
+
+	while (g->hidx[i] && strcmp(g->b[g->hidx[i] - 1].key, key))
+		i = (i + 1) & (LT_GL_HASH - 1);
+	return i;
+}
+
 static struct lt_gl_bucket *lt_gl_find(struct lt_global *g, const char *key)
+{
+	__u32 i = lt_gl_probe(g, key);
+
+	return g->hidx[i] ? &g->b[g->hidx[i] - 1] : NULL;
+}
+
+/* hidx again from b[] (an entry was given another key: rare, the table was full). */
+static void lt_gl_rehash(struct lt_global *g)
 {
 	int i;
 
-	/* linear: LT_GL_BUCKETS is small, and this runs on our thread only */
+	memset(g->hidx, 0, LT_GL_HASH * sizeof(*g->hidx));
 	for (i = 0; i < g->nb; i++)
-		if (!strcmp(g->b[i].key, key))
-			return &g->b[i];
-	return NULL;
+		g->hidx[lt_gl_probe(g, g->b[i].key)] = i + 1;
 }
 
 static int lt_gl_origin(struct lt_global *g, const char *host)
@@ -192,11 +219,12 @@ static struct lt_gl_bucket *lt_gl_track(struct lt_global *g, const char *key, __
 {
 	struct lt_gl_bucket *b = NULL;
 	struct lt_usage u;
-	int i;
+	int i, reused = 0;
 
 	if (g->nb < LT_GL_BUCKETS) {
 		b = &g->b[g->nb++];
 	} else {
+		reused = 1;
 		/* full: an untracked entry goes (what it knew of the others with it) */
 		for (i = 0; i < g->nb && !b; i++)
 			if (!g->b[i].tracked)
@@ -210,6 +238,10 @@ static struct lt_gl_bucket *lt_gl_track(struct lt_global *g, const char *key, __
 	b->rule = rule;
 	b->seen = 1;
 	b->tracked = 1;
+	if (reused)
+		lt_gl_rehash(g);
+	else
+		g->hidx[lt_gl_probe(g, key)] = g->nb;
 	lt_quota_usage(g->q, handle, &u);
 	b->base = g->scanned ? 0 : u.tokens;
 	b->window = g->tick_ms ? g->tick_ms : lt_gl_real_ms();
@@ -768,7 +800,10 @@ int lt_global_start(struct lt_global **out, struct lt_quota *q, const struct lt_
 	if (!g)
 		return -ENOMEM;
 	g->b = calloc(LT_GL_BUCKETS, sizeof(*g->b));
-	if (!g->b) {
+	g->hidx = calloc(LT_GL_HASH, sizeof(*g->hidx));
+	if (!g->b || !g->hidx) {
+		free(g->b);
+		free(g->hidx);
 		free(g);
 		return -ENOMEM;
 	}
@@ -820,6 +855,7 @@ void lt_global_stop(struct lt_global *g)
 	}
 	pthread_mutex_destroy(&g->mu);
 	free(g->b);
+	free(g->hidx);
 	free(g);
 }
 
