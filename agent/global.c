@@ -536,15 +536,26 @@ static void lt_gl_on_stale(struct lt_global *g, struct lt_gl_bucket *b)
 		/*
 		 * Held at twice the capacity, topped up every S: nothing is admitted
 		 * while stale (leaking back below the capacity takes C/R > S). The holds
-		 * are given back when the sync is fresh; past LT_GL_HOLDS they leak.
+		 * are given back when the sync is fresh. A top-up that lands right on
+		 * the last hold (nothing stacked between: the usual case) extends it,
+		 * so a long outage keeps one hold; the reservation keeps the meta of
+		 * its first part, which only over-counts the refunds since (a refund
+		 * gives back less, never more). Past LT_GL_HOLDS separate holds, the
+		 * newest leak instead.
 		 */
-		struct lt_slot_seen h;
-
+		struct lt_slot_seen h, *last = b->nholds ? &b->holds[b->nholds - 1] : NULL;
 		__u64 added = lt_gl_debit(g, b, ~0ULL >> 2, 2, &h);
 
 		b->stale_debited += added;
-		if (added && b->nholds < LT_GL_HOLDS)
+		if (!added || !h.cost_units)
+			return;
+		if (last && last->tat == h.tat - h.cost_units &&
+		    !((last->meta ^ h.meta) & LT_META_ID_MASK) && last->slot == h.slot) {
+			last->tat = h.tat;
+			last->cost_units += h.cost_units;
+		} else if (b->nholds < LT_GL_HOLDS) {
 			b->holds[b->nholds++] = h;
+		}
 	}
 }
 

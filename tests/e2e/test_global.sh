@@ -85,9 +85,12 @@ eq "heartbeats: one key per host" \
 	"host/host-a host/host-b "
 
 # ---- Kafka down: on_stale
-for p in qwen gemini anthropic; do
+for p in qwen anthropic; do
 	for h in $GHOSTS; do quota "$h" "$ORG2" "$p" 100 1/m; done
 done
+# closed at 20/s: the hold is topped up every S for the whole outage (one merged hold), and all
+# of it that has not leaked must come back when the sync is fresh (else 10 s of refusals)
+for h in $GHOSTS; do quota "$h" "$ORG2" gemini 100 20/s; done
 consume a "$ORG2" gemini 10
 eq "closed: before the outage the bucket admits" "$STATUS" 200
 check "mock cluster: every broker down" mock down all
