@@ -60,7 +60,8 @@ BENCH := $(BUILD)/bench
 # the open-loop load generator of the gateway bench rows (scripts/bench_gw.sh)
 LOADGEN := $(BUILD)/lt_loadgen
 # the Kafka bench's mock cluster and record writer, release builds (the e2e ones run under ASan)
-KAFKA_BENCH_TOOLS := $(BUILD)/rel/tests/lt_kafka_mock $(BUILD)/rel/tests/lt_reqlog_tool
+KAFKA_BENCH_TOOLS := $(BUILD)/rel/tests/lt_kafka_mock $(BUILD)/rel/tests/lt_reqlog_tool \
+	$(BUILD)/rel/tests/lt_gload
 RAWSEND := $(BUILD)/lt_rawsend
 # Defined before `all:`: a rule's prerequisites are expanded when it is read.
 FUZZERS := $(patsubst tests/fuzz/%.c,$(BUILD)/fuzz/bin/%,$(wildcard tests/fuzz/fuzz_*.c))

@@ -23,6 +23,7 @@
 #include "requests.h"
 #include "rollup.h"
 #include "signin.h"
+#include "global.h"
 #include "sync.h"
 #include "tenant.h"
 #include "ui.h"
@@ -833,6 +834,7 @@ static enum MHD_Result lt_metrics(struct lt_req *r)
 	}
 	lt_requests_metrics(lt_api_of(r)->requests, &b);
 	lt_sync_metrics(lt_api_of(r)->sync, &b);
+	lt_global_metrics(lt_api_of(r)->global, &b);
 	if (lt_api_of(r)->brk) {
 		struct lt_brk_info bi;
 
@@ -951,6 +953,19 @@ static enum MHD_Result lt_sync_get(struct lt_req *r)
 	return lt_reply_json(r, 200, lt_sync_status(lt_api_of(r)->sync));
 }
 
+/* GET /api/v1/global/status: global buckets, the other hosts, tau and staleness. */
+static enum MHD_Result lt_global_get(struct lt_req *r)
+{
+	return lt_reply_json(r, 200, lt_global_status(lt_api_of(r)->global));
+}
+
+/* POST /api/v1/global/measure: tau and delay maxima start again from now. */
+static enum MHD_Result lt_global_post(struct lt_req *r)
+{
+	lt_global_measure(lt_api_of(r)->global);
+	return lt_reply_json(r, 200, lt_global_status(lt_api_of(r)->global));
+}
+
 static enum MHD_Result lt_an_usage(struct lt_req *r)
 {
 	return lt_analytics_usage(r, 0);
@@ -1004,6 +1019,14 @@ static const struct lt_route lt_routes[] = {
 	  .path = "/api/v1/sync/status",
 	  .access = lt_access_admin,
 	  .handler = lt_sync_get },
+	{ .method = "GET",
+	  .path = "/api/v1/global/status",
+	  .access = lt_access_admin,
+	  .handler = lt_global_get },
+	{ .method = "POST",
+	  .path = "/api/v1/global/measure",
+	  .access = lt_access_admin,
+	  .handler = lt_global_post },
 	{ .path = "/api/v1/admin/",
 	  .flags = LT_ROUTE_PREFIX,
 	  .access = lt_access_admin,

@@ -44,6 +44,7 @@ struct lt_api {
 	struct lt_api_metrics *metrics;
 	struct lt_requests *requests; /* usage records (requests.c); NULL = none */
 	struct lt_sync *sync; /* config sync across hosts (sync.h); NULL = off */
+	struct lt_global *global; /* global limits across hosts (global.h); NULL = off */
 	pthread_mutex_t admin_lock; /* serialises admin writes (store + maps) */
 	const char *state_dir; /* overrides.json for source policy edits */
 	/*

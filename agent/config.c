@@ -262,6 +262,113 @@ static int lt_cfg_analytics(struct lt_cfg_ctx *x, json_t *v, struct lt_analytics
 	return 0;
 }
 
+/* d: a duration string from lo_ns to hi_ns */
+static int lt_cfg_dur(struct lt_cfg_ctx *x, json_t *v, const char *p, __u64 lo_ns, __u64 hi_ns,
+		      const char *range, __u64 *out)
+{
+	if (!json_is_string(v) || lt_duration_parse(json_string_value(v), out) || *out < lo_ns ||
+	    *out > hi_ns)
+		return lt_cfg_fail(x, p, "expected a duration from %s", range);
+	return 0;
+}
+
+/*
+ * "global": {"topic", "interval", "tau_max", "host_ttl",
+ *            "buckets": [{"prefix", "mode", "on_stale"}]}
+ */
+static int lt_cfg_global(struct lt_cfg_ctx *x, json_t *v, struct lt_global_config *g)
+{
+	static const char *const stale[] = { "share", "last", "closed" };
+	const char *key, *k2, *s;
+	json_t *val, *it, *f;
+	char p[160];
+	size_t i;
+	int ret, j;
+
+	if (!json_is_object(v))
+		return lt_cfg_fail(x, "/global", "expected an object");
+	json_object_foreach(v, key, val) {
+		snprintf(p, sizeof(p), "/global/%s", key);
+		s = json_is_string(val) ? json_string_value(val) : NULL;
+		ret = 0;
+		if (!strcmp(key, "topic")) {
+			if (!s || (s[0] && !lt_cfg_topic_ok(s)))
+				return lt_cfg_fail(x, p,
+						   "expected a topic name of [A-Za-z0-9._-], "
+						   "1..127 bytes, or \"\" (no global buckets)");
+			snprintf(g->topic, sizeof(g->topic), "%s", s);
+		} else if (!strcmp(key, "interval")) {
+			ret = lt_cfg_dur(x, val, p, 10 * 1000000ULL, 60 * LT_NS_PER_SEC,
+					 "\"10ms\" to \"60s\"", &g->interval_ns);
+		} else if (!strcmp(key, "tau_max")) {
+			ret = lt_cfg_dur(x, val, p, 20 * 1000000ULL, 3600 * LT_NS_PER_SEC,
+					 "\"20ms\" to \"1h\"", &g->tau_max_ns);
+		} else if (!strcmp(key, "host_ttl")) {
+			ret = lt_cfg_dur(x, val, p, LT_NS_PER_SEC, 86400 * LT_NS_PER_SEC,
+					 "\"1s\" to \"1d\"", &g->host_ttl_ns);
+		} else if (!strcmp(key, "buckets")) {
+			if (!json_is_array(val) || json_array_size(val) > LT_GLOBAL_RULES)
+				return lt_cfg_fail(x, p, "expected an array of at most %d rules",
+						   LT_GLOBAL_RULES);
+			json_array_foreach(val, i, it) {
+				struct lt_global_rule *r = &g->rules[i];
+
+				snprintf(p, sizeof(p), "/global/buckets/%zu", i);
+				if (!json_is_object(it))
+					return lt_cfg_fail(x, p, "expected an object");
+				r->mode = LT_GM_REPLICATE;
+				r->on_stale = LT_STALE_SHARE;
+				json_object_foreach(it, k2, f) {
+					snprintf(p, sizeof(p), "/global/buckets/%zu/%s", i, k2);
+					s = json_is_string(f) ? json_string_value(f) : NULL;
+					if (!strcmp(k2, "prefix")) {
+						if (!s || !s[0] || strlen(s) >= sizeof(r->prefix) ||
+						    !strchr("uokrp", s[0]) || s[1] != '/')
+							return lt_cfg_fail(
+								x, p,
+								"expected a bucket key prefix "
+								"(\"o/openai/\", \"p/\" ...)");
+						snprintf(r->prefix, sizeof(r->prefix), "%s", s);
+					} else if (!strcmp(k2, "mode")) {
+						if (s && !strcmp(s, "lease"))
+							return lt_cfg_fail(
+								x, p,
+								"\"lease\" is not built yet; use "
+								"\"replicate\"");
+						if (!s || strcmp(s, "replicate"))
+							return lt_cfg_fail(
+								x, p, "expected \"replicate\"");
+					} else if (!strcmp(k2, "on_stale")) {
+						for (j = 0; j < 3 && (!s || strcmp(s, stale[j]));
+						     j++)
+							;
+						if (j == 3)
+							return lt_cfg_fail(
+								x, p,
+								"expected \"share\", "
+								"\"last\" or \"closed\"");
+						r->on_stale = j;
+					} else {
+						return lt_cfg_fail(x, p, "unknown field");
+					}
+				}
+				if (!r->prefix[0]) {
+					snprintf(p, sizeof(p), "/global/buckets/%zu", i);
+					return lt_cfg_fail(x, p, "prefix is required");
+				}
+				g->nrules = (int)i + 1;
+			}
+		} else {
+			return lt_cfg_fail(x, p, "unknown field");
+		}
+		if (ret)
+			return ret;
+	}
+	if (g->tau_max_ns < 2 * g->interval_ns)
+		return lt_cfg_fail(x, "/global/tau_max", "must be at least twice /global/interval");
+	return 0;
+}
+
 static int lt_cfg_root(struct lt_cfg_ctx *x, json_t *root, struct lt_agent_config *c)
 {
 	static const struct lt_src_policy builtin = { .agg_v4 = 32, .agg_v6 = 64 };
@@ -284,6 +391,9 @@ static int lt_cfg_root(struct lt_cfg_ctx *x, json_t *root, struct lt_agent_confi
 	snprintf(c->kafka.config_topic, sizeof(c->kafka.config_topic), "leaky.config.v1");
 	c->kafka.outbox_max = 1000000;
 	c->kafka.message_timeout_ns = 30 * LT_NS_PER_SEC;
+	c->global.interval_ns = 100 * 1000000ULL;
+	c->global.tau_max_ns = LT_NS_PER_SEC;
+	c->global.host_ttl_ns = 30 * LT_NS_PER_SEC;
 	c->analytics.minutes_ns = 2 * 86400 * LT_NS_PER_SEC;
 	c->analytics.hours_ns = 90 * 86400 * LT_NS_PER_SEC;
 	c->analytics.days_ns = 400 * 86400 * LT_NS_PER_SEC;
@@ -312,6 +422,10 @@ static int lt_cfg_root(struct lt_cfg_ctx *x, json_t *root, struct lt_agent_confi
 			continue;
 		if (!strcmp(key, "kafka")) {
 			ret = lt_cfg_kafka(x, val, &c->kafka);
+			if (ret)
+				return ret;
+		} else if (!strcmp(key, "global")) {
+			ret = lt_cfg_global(x, val, &c->global);
 			if (ret)
 				return ret;
 		} else if (!strcmp(key, "analytics")) {
@@ -414,6 +528,12 @@ static int lt_cfg_root(struct lt_cfg_ctx *x, json_t *root, struct lt_agent_confi
 			return lt_cfg_fail(x, p, "prefix is also /policies/%u: keep one", j);
 		}
 	}
+	if (c->global.topic[0] && c->global.nrules && !c->kafka.enabled)
+		return lt_cfg_fail(x, "/global/topic", "global buckets need /kafka/enabled");
+	if (c->global.topic[0] && (!strcmp(c->global.topic, c->kafka.topic) ||
+				   !strcmp(c->global.topic, c->kafka.config_topic)))
+		return lt_cfg_fail(x, "/global/topic",
+				   "must differ from /kafka/topic and /kafka/config_topic");
 	c->xdp.flags |= LT_CFG_LOADED;
 	return 0;
 }

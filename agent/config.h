@@ -76,6 +76,31 @@ struct lt_kafka_config {
 	__u64 message_timeout_ns; /* a send not acknowledged in this is sent again */
 };
 
+/*
+ * Global limits across hosts (agent/global.h; the "global" section, read at
+ * start). A rule makes every bucket whose key starts with prefix global.
+ */
+#define LT_GLOBAL_RULES 16
+enum lt_global_mode { LT_GM_REPLICATE = 0 };
+enum lt_on_stale {
+	LT_STALE_SHARE = 0, /* L / N_live: this host spends as if each live host spent as much */
+	LT_STALE_LAST = 1, /* keep the last state: admit against the local bucket alone */
+	LT_STALE_CLOSED = 2, /* refuse everything on the bucket until the sync is fresh */
+};
+struct lt_global_rule {
+	char prefix[128]; /* bucket keys ("o/openai/" ...) */
+	int mode; /* enum lt_global_mode */
+	int on_stale; /* enum lt_on_stale */
+};
+struct lt_global_config {
+	char topic[128]; /* "" = no global buckets */
+	__u64 interval_ns; /* S: each host publishes every S */
+	__u64 tau_max_ns; /* the sync is stale when a live host's newest record is older */
+	__u64 host_ttl_ns; /* a host is live (counts in N_live) this long after its last record */
+	struct lt_global_rule rules[LT_GLOBAL_RULES];
+	int nrules;
+};
+
 /* Usage rollups (agent/rollup.h; the "analytics" section): how long each resolution stays. */
 struct lt_analytics_config {
 	__u64 minutes_ns; /* per-minute rows older than this are compacted into hours */
@@ -87,6 +112,7 @@ struct lt_agent_config {
 	struct lt_cp_config cp;
 	struct lt_kafka_config kafka;
 	struct lt_analytics_config analytics;
+	struct lt_global_config global;
 	__u16 ports[LT_MAX_PORTS];
 	__u32 nports;
 	struct lt_config xdp; /* default policy, flags, sampling */

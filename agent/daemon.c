@@ -35,6 +35,7 @@
 #include "lease.h"
 #include "quota.h"
 #include "requests.h"
+#include "global.h"
 #include "store.h"
 #include "sync.h"
 #include <sys/mman.h>
@@ -236,6 +237,8 @@ static void lt_cp_stop(struct lt_cp *cp)
 	cp->api.requests = NULL;
 	lt_sync_stop(cp->api.sync); /* after the API, before what it applies changes to */
 	cp->api.sync = NULL;
+	lt_global_stop(cp->api.global); /* before the quota engine it debits */
+	cp->api.global = NULL;
 	if (cp->api.cp.cur)
 		lt_snap_destroy(&cp->api.cp);
 	lt_jwt_free(&cp->api.jwt);
@@ -394,6 +397,8 @@ static int lt_cp_start(struct lt_cp *cp, const struct lt_opts *o, const struct l
 	ret = lt_api_start(&cp->api, err, errlen);
 	if (!ret) /* the admin lock exists from here: other hosts' changes can be applied */
 		ret = lt_sync_listen(cp->api.sync, err, errlen);
+	if (!ret)
+		ret = lt_global_start(&cp->api.global, cp->q, &c->kafka, &c->global, err, errlen);
 	return ret;
 }
 

@@ -1293,3 +1293,31 @@ __u32 lt_quota_buckets(struct lt_quota *q)
 	pthread_rwlock_unlock(&q->lock);
 	return n;
 }
+
+void lt_quota_each(struct lt_quota *q, const char *prefix,
+		   void (*cb)(void *ctx, const char *key, __u32 handle), void *ctx)
+{
+	size_t n = strlen(prefix);
+	__u32 i;
+
+	pthread_rwlock_rdlock(&q->lock);
+	for (i = 0; i < q->idx_cap; i++) {
+		const struct lt_idx_ent *e = &q->idx[i];
+
+		if (e->key && !strncmp(e->key, prefix, n))
+			cb(ctx, e->key, lt_handle(e->slot, e->gen));
+	}
+	pthread_rwlock_unlock(&q->lock);
+}
+
+__u64 lt_quota_debit(struct lt_quota *q, __u32 handle, __u64 tokens, __u32 max_caps, __u64 now_ns,
+		     struct lt_slot_seen *resv, int *verdict)
+{
+	return lt_decide_debit(lt_qdm(q), lt_handle_slot(handle), lt_handle_gen(handle),
+			       LT_HANDLE_GEN_MASK, tokens, max_caps, now_ns, resv, verdict);
+}
+
+__u64 lt_quota_undebit(struct lt_quota *q, struct lt_slot_seen *resv, __u64 now_ns)
+{
+	return lt_decide_undebit(lt_qdm(q), resv, now_ns);
+}

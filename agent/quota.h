@@ -109,6 +109,24 @@ void lt_quota_usage(struct lt_quota *q, __u32 slot, struct lt_usage *out);
 /* Rebases a "k/" bucket to new key limits. */
 int lt_quota_key_limit(struct lt_quota *q, const char *key, const struct lt_limit *l);
 
+/*
+ * Calls cb(ctx, key, handle) for every bucket whose key starts with prefix,
+ * under the read lock (cb must not call back into the quota engine's write
+ * side): for the global-limits thread (global.h), not for the request path.
+ */
+void lt_quota_each(struct lt_quota *q, const char *prefix,
+		   void (*cb)(void *ctx, const char *key, __u32 handle), void *ctx);
+/*
+ * Puts tokens of spend that no local admission decided (another host's, a
+ * hold) on the bucket of handle: lt_decide_debit, saturating at max_caps
+ * capacities. Returns the tokens added; *resv (may be NULL) what was added,
+ * for lt_quota_undebit; *verdict 0, LT_FREED or LT_CONTENDED.
+ */
+__u64 lt_quota_debit(struct lt_quota *q, __u32 handle, __u64 tokens, __u32 max_caps, __u64 now_ns,
+		     struct lt_slot_seen *resv, int *verdict);
+/* Gives back what a debit still adds to the level (a hold lifted). */
+__u64 lt_quota_undebit(struct lt_quota *q, struct lt_slot_seen *resv, __u64 now_ns);
+
 /* Buckets in use, of LT_MAX_SLOTS. */
 __u32 lt_quota_buckets(struct lt_quota *q);
 

@@ -364,23 +364,30 @@ static inline int lt_slot_refund(struct lt_slot *slots, struct lt_slot_seen *res
 }
 
 /*
- * lt_slot_charge: adds tokens to the slot's level whatever its capacity, in
- * one CAS: a debt for usage that a reservation did not cover, found after
- * the fact (the gateway's reconcile when a provider used more than was
- * reserved). Later admissions then wait until the bucket has leaked it, so
- * the bucket accounts for every token really used, and over any window the
- * total is at most C + R*t plus the uncovered usage still in flight. It is
- * an admission stacked on top like any other (the refund rule above holds:
- * it changes no refunded count). The level is capped at twice the capacity
- * (and the word below LT_TAT_LIMIT): out->cost_units says what was added.
- * out is a reservation of what was added (lt_slot_refund can give it back).
- * Returns 0, LT_FREED or LT_CONTENDED (nothing added).
+ * lt_slot_debit: adds tokens to the slot's level whatever its capacity, in
+ * one CAS, saturating at max_caps capacities of level (and the word below
+ * LT_TAT_LIMIT): out->cost_units says what was added. The one function that
+ * puts spend that no admission of this process decided onto a bucket:
+ *   - a debt for usage that a reservation did not cover, found after the
+ *     fact (the gateway's reconcile when a provider used more than was
+ *     reserved): lt_slot_charge, max_caps 2;
+ *   - the spend of other hosts on a global bucket (agent/global.c), and the
+ *     holds of its on_stale policies: max_caps LT_DEBIT_CAPS_GLOBAL.
+ * Later admissions then wait until the bucket has leaked it, so the bucket
+ * accounts for every token really used, and over any window the total is at
+ * most C + R*t plus the debits not (yet) added. It is an admission stacked on
+ * top like any other (the refund rule above holds: it changes no refunded
+ * count). out is a reservation of what was added (lt_slot_refund can give
+ * it back). Returns 0, LT_FREED or LT_CONTENDED (nothing added).
  */
-static inline int lt_slot_charge(struct lt_slot *slots, const struct lt_rate *rates, __u32 slot,
-				 __u64 now_ns, __u64 tokens, struct lt_slot_seen *out)
+#define LT_DEBIT_CAPS_GLOBAL 64 /* a global bucket's level: at most 64 capacities */
+
+static inline int lt_slot_debit(struct lt_slot *slots, const struct lt_rate *rates, __u32 slot,
+				__u64 now_ns, __u64 tokens, __u32 max_caps,
+				struct lt_slot_seen *out)
 {
 	struct lt_slot *s = &slots[slot & (LT_MAX_SLOTS - 1)];
-	__u64 tat, meta, m2, sc, sceil, base, level, room, x;
+	__u64 tat, meta, m2, sc, sceil, base, level, room, x, top;
 	struct lt_rate r;
 	int i;
 
@@ -398,7 +405,11 @@ static inline int lt_slot_charge(struct lt_slot *slots, const struct lt_rate *ra
 			sc = lt_slot_s(&r, now_ns, &sceil);
 			base = tat <= sc ? sceil : tat;
 			level = base - sc;
-			room = level < 2 * r.cap_units ? 2 * r.cap_units - level : 0;
+			/* cap_units < 2^62: max_caps * cap saturates instead of wrapping */
+			top = r.cap_units > (LT_TAT_LIMIT - 1) / (max_caps ? max_caps : 1) ?
+				      LT_TAT_LIMIT - 1 :
+				      (__u64)max_caps * r.cap_units;
+			room = level < top ? top - level : 0;
 			if (room > LT_TAT_LIMIT - 1 - base)
 				room = LT_TAT_LIMIT - 1 - base;
 			x = tokens > (room >> r.unit_shift) ? room : tokens << r.unit_shift;
@@ -426,6 +437,13 @@ static inline int lt_slot_charge(struct lt_slot *slots, const struct lt_rate *ra
 		tat = __atomic_load_n(&s->tat, __ATOMIC_ACQUIRE);
 	}
 	return LT_CONTENDED;
+}
+
+/* A debt of uncovered usage (the gateway's reconcile): lt_slot_debit up to twice the capacity. */
+static inline int lt_slot_charge(struct lt_slot *slots, const struct lt_rate *rates, __u32 slot,
+				 __u64 now_ns, __u64 tokens, struct lt_slot_seen *out)
+{
+	return lt_slot_debit(slots, rates, slot, now_ns, tokens, 2, out);
 }
 
 /* Level in units of the old rate, carried over into rate n, rounded up. */
@@ -619,11 +637,11 @@ static inline int lt_slot_consume_owned(struct lt_slot *slots, const struct lt_r
 	return LT_FREED;
 }
 
-/* lt_slot_charge on a slot held as (slot, gen), as lt_slot_consume_owned. */
-static inline int lt_slot_charge_owned(struct lt_slot *slots, const struct lt_rate *rates,
-				       const struct lt_usage *usage, __u32 slot, __u32 gen,
-				       __u32 gen_mask, __u64 now_ns, __u64 tokens,
-				       struct lt_slot_seen *out)
+/* lt_slot_debit on a slot held as (slot, gen), as lt_slot_consume_owned. */
+static inline int lt_slot_debit_owned(struct lt_slot *slots, const struct lt_rate *rates,
+				      const struct lt_usage *usage, __u32 slot, __u32 gen,
+				      __u32 gen_mask, __u64 now_ns, __u64 tokens, __u32 max_caps,
+				      struct lt_slot_seen *out)
 {
 	__u64 given;
 	int v, i;
@@ -632,7 +650,7 @@ static inline int lt_slot_charge_owned(struct lt_slot *slots, const struct lt_ra
 	out->cost_units = 0;
 	if (!lt_slot_owned(usage, slot, gen, gen_mask))
 		return LT_FREED;
-	v = lt_slot_charge(slots, rates, slot, now_ns, tokens, out);
+	v = lt_slot_debit(slots, rates, slot, now_ns, tokens, max_caps, out);
 	__atomic_thread_fence(__ATOMIC_SEQ_CST);
 	if (lt_slot_owned(usage, slot, gen, gen_mask))
 		return v;
@@ -640,6 +658,16 @@ static inline int lt_slot_charge_owned(struct lt_slot *slots, const struct lt_ra
 		lt_slot_refund(slots, out, out->cost_units, now_ns, &given);
 	out->cost_units = 0;
 	return LT_FREED;
+}
+
+/* lt_slot_charge on a slot held as (slot, gen), as lt_slot_consume_owned. */
+static inline int lt_slot_charge_owned(struct lt_slot *slots, const struct lt_rate *rates,
+				       const struct lt_usage *usage, __u32 slot, __u32 gen,
+				       __u32 gen_mask, __u64 now_ns, __u64 tokens,
+				       struct lt_slot_seen *out)
+{
+	return lt_slot_debit_owned(slots, rates, usage, slot, gen, gen_mask, now_ns, tokens, 2,
+				   out);
 }
 
 static inline int lt_slot_peek_owned(struct lt_slot *slots, const struct lt_rate *rates,

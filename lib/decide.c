@@ -141,6 +141,40 @@ __u64 lt_decide_charge(const struct lt_decide_maps *m, __u32 slot, __u32 gen, __
 	return added;
 }
 
+__u64 lt_decide_debit(const struct lt_decide_maps *m, __u32 slot, __u32 gen, __u32 gen_mask,
+		      __u64 tokens, __u32 max_caps, __u64 now_ns, struct lt_slot_seen *resv,
+		      int *verdict)
+{
+	struct lt_slot_seen own, *seen = resv ? resv : &own;
+	int v = LT_CONTENDED, i;
+
+	for (i = 0; i < LT_DECIDE_TRIES; i++) {
+		v = lt_slot_debit_owned(m->slots, m->rates, m->usage, slot, gen, gen_mask, now_ns,
+					tokens, max_caps, seen);
+		if (v != LT_CONTENDED)
+			break;
+	}
+	if (verdict)
+		*verdict = v;
+	if (v)
+		seen->cost_units = 0;
+	return v ? 0 : seen->cost_units >> seen->rate.unit_shift;
+}
+
+__u64 lt_decide_undebit(const struct lt_decide_maps *m, struct lt_slot_seen *resv, __u64 now_ns)
+{
+	__u64 given = 0;
+	int i;
+
+	if (!resv->cost_units)
+		return 0;
+	for (i = 0; i < LT_DECIDE_TRIES; i++)
+		if (lt_slot_refund(m->slots, resv, resv->cost_units, now_ns, &given) !=
+		    LT_CONTENDED)
+			break;
+	return given >> resv->rate.unit_shift;
+}
+
 int lt_decide_peek(const struct lt_decide_maps *m, __u32 slot, __u32 gen, __u32 gen_mask,
 		   __u64 now_ns, struct lt_view *v)
 {

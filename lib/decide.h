@@ -110,6 +110,21 @@ void lt_decide_undo(const struct lt_decide_maps *m, struct lt_slot_seen *resv, _
 __u64 lt_decide_charge(const struct lt_decide_maps *m, __u32 slot, __u32 gen, __u32 gen_mask,
 		       __u64 tokens, __u64 now_ns, struct lt_slot_seen *resv, int *verdict);
 
+/*
+ * Puts tokens on the bucket that no local decision admitted (another host's
+ * spend on a global bucket, an on_stale hold: agent/global.c), with
+ * lt_slot_debit saturating at max_caps capacities. Unlike lt_decide_charge it
+ * leaves lt_usage alone: lt_usage.tokens stays this host's own spend, which
+ * is what the host publishes. Returns the tokens added; *verdict (may be
+ * NULL): 0, LT_FREED or LT_CONTENDED.
+ */
+__u64 lt_decide_debit(const struct lt_decide_maps *m, __u32 slot, __u32 gen, __u32 gen_mask,
+		      __u64 tokens, __u32 max_caps, __u64 now_ns, struct lt_slot_seen *resv,
+		      int *verdict);
+
+/* Gives back what a debit (lt_decide_debit's *resv) still adds to the level; lt_usage untouched. */
+__u64 lt_decide_undebit(const struct lt_decide_maps *m, struct lt_slot_seen *resv, __u64 now_ns);
+
 /* The view without consuming: 0, or LT_FREED / LT_CONTENDED (view empty). */
 int lt_decide_peek(const struct lt_decide_maps *m, __u32 slot, __u32 gen, __u32 gen_mask,
 		   __u64 now_ns, struct lt_view *v);

@@ -20,6 +20,7 @@ GATED = {
     "lt_outbox_max_events": "kafka.enabled",
     "lt_outbox_oldest_age_seconds": "kafka.enabled",
     "lt_outbox_dropped_total": "kafka.enabled",
+    "lt_global_stale": "global",
 }
 # PromQL words that look like identifiers but name no metric
 WORDS = {

@@ -322,6 +322,16 @@ await op('a USER token', 'get', `${AN}/top`, `${AN}/top`, T_USER, undefined, 403
 	await op('a USER token', 'get', '/api/v1/sync/status', '/api/v1/sync/status', T_USER, undefined, 403);
 }
 
+// ---- global limits (off here: kafka is not configured)
+{
+	const G = '/api/v1/global';
+	const r = await op('off', 'get', `${G}/status`, `${G}/status`, T_ADMIN, undefined, 200);
+	same('global status: off without kafka', r.json, { enabled: false });
+	await op('a USER token', 'get', `${G}/status`, `${G}/status`, T_USER, undefined, 403);
+	await op('off', 'post', `${G}/measure`, `${G}/measure`, T_ADMIN, {}, 200);
+	await op('a USER token', 'post', `${G}/measure`, `${G}/measure`, T_USER, {}, 403);
+}
+
 // ---- health and metrics
 await op('up', 'get', '/healthz', '/healthz', '', undefined, 200);
 await op('ready', 'get', '/readyz', '/readyz', '', undefined, 200);

@@ -104,6 +104,22 @@ static const struct {
 	{ "{\"event_sample_every\": -1}", "/event_sample_every" },
 	{ "{\"protected_port\": [80]}", "/protected_port: unknown field" },
 	{ "{\"dry_run\": true, \"dry_run\": false}", "duplicate" },
+	{ "{\"global\": {\"topic\": \"g\", \"buckets\": [{\"prefix\": \"o/\"}]}}",
+	  "/global/topic: global buckets need /kafka/enabled" },
+	{ "{\"global\": {\"buckets\": [{\"prefix\": \"o/\", \"mode\": \"lease\"}]}}",
+	  "/global/buckets/0/mode: \"lease\" is not built yet" },
+	{ "{\"global\": {\"buckets\": [{\"prefix\": \"x/\"}]}}", "/global/buckets/0/prefix" },
+	{ "{\"global\": {\"buckets\": [{\"on_stale\": \"share\"}]}}",
+	  "/global/buckets/0: prefix is required" },
+	{ "{\"global\": {\"buckets\": [{\"prefix\": \"o/\", \"on_stale\": \"open\"}]}}",
+	  "/global/buckets/0/on_stale" },
+	{ "{\"global\": {\"interval\": \"1ms\"}}", "/global/interval" },
+	{ "{\"global\": {\"interval\": \"1s\", \"tau_max\": \"1s\"}}",
+	  "/global/tau_max: must be at least twice /global/interval" },
+	{ "{\"global\": {\"q\": 5}}", "/global/q: unknown field" },
+	{ "{\"kafka\": {\"enabled\": true, \"brokers\": \"k:9092\"}, "
+	  "\"global\": {\"topic\": \"leaky.usage.v1\"}}",
+	  "/global/topic: must differ" },
 };
 
 static void bad_configs_name_the_field(void)

@@ -639,6 +639,52 @@ static void concurrent_refunds_never_exceed_capacity(void)
 	CHECK(a.net + b.net <= lt_level_units(slots[12].tat, 500 * SEC, &rates[1]) + 1);
 }
 
+/*
+ * lt_slot_debit (another host's spend on a global bucket, an on_stale hold,
+ * the gateway's uncovered usage as lt_slot_charge): stacked on top of the
+ * level whatever the capacity, saturating at max_caps capacities; later
+ * admissions wait until it has leaked; what is still in the bucket of it can
+ * be given back like a reservation.
+ */
+static void debit_saturates_and_blocks_until_leaked(void)
+{
+	struct lt_slot_seen d;
+
+	CHECK_EQ(lt_rate_init(&rates[1], 10, 1, SEC), 0);
+	/* charge = debit at 2 capacities: 25 tokens asked, 20 added */
+	fresh(9, 1);
+	CHECK_EQ(lt_slot_charge(slots, rates, 9, 100 * SEC, 25, &d), 0);
+	CHECK_EQ(d.cost_units >> d.rate.unit_shift, 20);
+	CHECK_EQ(consume(9, 110 * SEC, 1, NULL), LT_DENY); /* level 10: nothing fits */
+	CHECK_EQ(consume(9, 111 * SEC, 1, NULL), LT_ADMIT);
+	/* a global debit: up to LT_DEBIT_CAPS_GLOBAL capacities, all 25 */
+	fresh(9, 1);
+	CHECK_EQ(lt_slot_debit(slots, rates, 9, 100 * SEC, 25, LT_DEBIT_CAPS_GLOBAL, &d), 0);
+	CHECK_EQ(d.cost_units >> d.rate.unit_shift, 25);
+	CHECK_EQ(consume(9, 115 * SEC, 1, NULL), LT_DENY); /* level 10 */
+	CHECK_EQ(consume(9, 116 * SEC, 1, NULL), LT_ADMIT);
+	/* saturating: never past max_caps capacities, whatever is asked */
+	fresh(9, 1);
+	CHECK_EQ(lt_slot_debit(slots, rates, 9, 100 * SEC, ~0ULL >> 2, 3, &d), 0);
+	CHECK_EQ(d.cost_units >> d.rate.unit_shift, 30);
+	CHECK_EQ(lt_slot_debit(slots, rates, 9, 100 * SEC, 5, 3, &d), 0);
+	CHECK_EQ(d.cost_units, 0);
+	/* a hold lifted: what has not leaked comes back, and admissions fit again */
+	fresh(9, 1);
+	CHECK_EQ(consume(9, 100 * SEC, 4, NULL), LT_ADMIT);
+	CHECK_EQ(lt_slot_debit(slots, rates, 9, 100 * SEC, 100, 2, &d), 0);
+	CHECK_EQ(d.cost_units >> d.rate.unit_shift, 16);
+	CHECK_EQ(consume(9, 102 * SEC, 1, NULL), LT_DENY);
+	CHECK_EQ(refund_tokens(&d, 100, 102 * SEC), 16); /* the 4 below leaked first */
+	CHECK_EQ(consume(9, 102 * SEC, 8, NULL), LT_ADMIT);
+	CHECK_EQ(consume(9, 102 * SEC, 1, NULL), LT_DENY); /* 2 left + 8 = 10 */
+	/* unlimited: nothing to add, no error */
+	lt_rate_init(&rates[2], 0, 0, 0);
+	fresh(10, 2);
+	CHECK_EQ(lt_slot_debit(slots, rates, 10, 100 * SEC, 5, 2, &d), 0);
+	CHECK_EQ(d.cost_units, 0);
+}
+
 int main(void)
 {
 	slots = shared(LT_MAX_SLOTS * sizeof(*slots));
@@ -657,5 +703,6 @@ int main(void)
 	RUN(refund_in_parts_never_exceeds_cost);
 	RUN(refunds_never_exceed_c_plus_rt_random);
 	RUN(concurrent_refunds_never_exceed_capacity);
+	RUN(debit_saturates_and_blocks_until_leaked);
 	return lt_t_done();
 }
