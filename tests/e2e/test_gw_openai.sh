@@ -45,8 +45,15 @@ tap_lines() {
 		esac
 	done
 }
-tap_lines < <(inns env LT_GW="$GWBASE/v1" LT_KEY="$K" LT_KEY_SHORT="$KS" LT_KEY_LONG="$KL" \
-	LT_MODEL=gpt-4o-mini timeout 90 node "$ROOT/tests/openai/client.mjs" 2>"$WORK/node.err")
+inns env LT_GW="$GWBASE/v1" LT_KEY="$K" LT_KEY_SHORT="$KS" LT_KEY_LONG="$KL" \
+	LT_MODEL=gpt-4o-mini timeout 90 node "$ROOT/tests/openai/client.mjs" >"$WORK/node.out" 2>"$WORK/node.err"
+rc=$?
+tap_lines <"$WORK/node.out"
 [ -s "$WORK/node.err" ] && sed 's/^/# node: /' "$WORK/node.err" | tail -20
+# a client that could not load (a missing package) or died printed a few lines or none: that
+# is a failure, never a short run of passes
+n=$(grep -c '^ok - \|^not ok - ' "$WORK/node.out")
+check "the openai client ran to its end ($n checks, exit $rc)" \
+	grep -q '^# client done$' "$WORK/node.out"
 check "the gateway is still alive" kill -0 "$GW_PID"
 tap_done

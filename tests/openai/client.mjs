@@ -117,4 +117,7 @@ for (const t of [chat, stream, retried, noRetry]) {
 		ok(false, `${t.name} threw`, String(e?.stack || e));
 	}
 }
+// the suite counts on this line: a client that never got here (a missing package, a crash)
+// is a failure there, not a short run of passes
+console.log('# client done');
 process.exit(failed ? 1 : 0);
