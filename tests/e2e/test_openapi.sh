@@ -67,7 +67,12 @@ T_ADMIN=$(mint --sub admin-1 --roles ADMIN)
 export T_USER T_ADMIN
 # one usage record in the ring, as the gateway writes them, for GET /api/v1/admin/requests
 "$ROOT/build/san/tests/lt_reqlog_tool" put "$PIN" 1 provider=openai in=1 out=1 id=oas >/dev/null
-tap_lines < <(cd "$ROOT/tests/openapi" && timeout 120 nsenter --net=/run/netns/$NS \
-	node contract.mjs "$ROOT/docs/openapi.yaml")
+(cd "$ROOT/tests/openapi" && timeout 120 nsenter --net=/run/netns/$NS \
+	node contract.mjs "$ROOT/docs/openapi.yaml") >"$STATE/contract.out" 2>"$STATE/contract.err"
+rc=$?
+tap_lines <"$STATE/contract.out"
+[ $rc -eq 0 ] || sed 's/^/# node: /' "$STATE/contract.err" | tail -20
+check "openapi: the contract script ran to its end (exit $rc)" \
+	grep -q '^# contract done$' "$STATE/contract.out"
 check "openapi: the agent is still alive" kill -0 "$AGENT_PID"
 tap_done

@@ -382,4 +382,6 @@ for (const [tmpl, item] of Object.entries(spec.paths))
 		if (missing.length) notok(`${m.toUpperCase()} ${tmpl}: documented statuses exercised`, `never answered: ${missing.join(', ')}`);
 		else ok(`${m.toUpperCase()} ${tmpl}: every documented status (${Object.keys(item[m].responses).join(', ')}) answered`);
 	}
+// the suite counts on this line: a script that never got here passed nothing
+console.log('# contract done');
 process.exit(failed ? 1 : 0);
