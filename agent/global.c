@@ -41,6 +41,14 @@
 #define LT_GL_HASH (2 * LT_GL_BUCKETS) /* open addressing, at most half full */
 #define LT_GL_HOLDS 32 /* closed: holds kept for lifting; older ones simply leak */
 #define LT_GL_META_NS (10 * LT_NS_PER_SEC) /* partitions looked up again this often */
+/*
+ * A record whose time or window is further ahead of our clock than this is
+ * refused (invalid): windows only grow, so one stamped years ahead (a
+ * publisher's clock wrong at its start, or a forged record) would hide every
+ * later window of that host until our clock caught up, and its liveness would
+ * never age (the config sync refuses versions an hour ahead alike).
+ */
+#define LT_GL_FUTURE_MS (3600ULL * 1000)
 #define LT_GL_HOST_CHARS "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._-:/"
 
 enum lt_gl_result {
@@ -316,7 +324,8 @@ static enum lt_gl_result lt_gl_take(struct lt_global *g, const rd_kafka_message_
 		goto invalid;
 	host = json_string_value(json_object_get(rec, "host"));
 	if (!host || !host[0] || strlen(host) >= sizeof(g->orig[0].host) ||
-	    strspn(host, LT_GL_HOST_CHARS) != strlen(host) || lt_gl_ju(rec, "time", &ev))
+	    strspn(host, LT_GL_HOST_CHARS) != strlen(host) || lt_gl_ju(rec, "time", &ev) ||
+	    ev > now_ms + LT_GL_FUTURE_MS)
 		goto invalid;
 	if (!strcmp(host, g->host)) {
 		json_decref(rec);
@@ -339,8 +348,8 @@ static enum lt_gl_result lt_gl_take(struct lt_global *g, const rd_kafka_message_
 	}
 	key = json_string_value(json_object_get(rec, "bucket"));
 	if (!key || !key[0] || strlen(key) >= sizeof(bkey) || lt_gl_ju(rec, "window", &window) ||
-	    !window || lt_gl_ju(rec, "tokens", &tokens) || lt_gl_ju(rec, "prev_time", &prev) ||
-	    prev > ev)
+	    !window || window > now_ms + LT_GL_FUTURE_MS || lt_gl_ju(rec, "tokens", &tokens) ||
+	    lt_gl_ju(rec, "prev_time", &prev) || prev > ev)
 		goto invalid;
 	snprintf(bkey, sizeof(bkey), "%s", key);
 	json_decref(rec);

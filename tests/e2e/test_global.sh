@@ -149,6 +149,23 @@ check "A: B's new window is debited from 0: exactly its 10 tokens" until_is a \
 	"[.buckets[] | select(.key == \"o/openai/$ORG\") | .remote[\"host-b\"] |
 		(.window > $w1) and (.debited == $d1 + 10)] | first" true
 
+# ---- a record stamped far ahead (a host whose clock was wrong at its start, or a forged one):
+# refused, so it neither hides B's later windows (over-admission) nor keeps B alive for ever
+gstatus a
+inv0=$(jqb '.records.invalid')
+d2=$(jqb "[.buckets[] | select(.key == \"o/openai/$ORG\") | .remote[\"host-b\"].debited] | first")
+nowms=$(date +%s%3N)
+far=$((nowms + 10 * 365 * 86400000))
+printf '{"host":"host-b","bucket":"o/openai/%s","window":%s,"tokens":1,"time":%s,"prev_time":%s}\n' \
+	"$ORG" "$far" "$nowms" "$nowms" |
+	inns "$FIRST" timeout 30 kcat -P -b "$BOOT" -t "$GTOPIC" -k "o/openai/$ORG" 2>"$WORK/kcat-p.err"
+check "A: a window 10 years ahead is refused (records.invalid + 1)" until_is a .records.invalid $((inv0 + 1))
+consume b "$ORG" openai 10
+eq "B: a consume of the org budget after it" "$STATUS" 200
+check "A: B's spend is still debited (10 tokens more)" until_is a \
+	"[.buckets[] | select(.key == \"o/openai/$ORG\") | .remote[\"host-b\"] |
+		(.window < $far) and (.debited == $d2 + 10)] | first" true
+
 for h in $GHOSTS; do
 	if grep -E 'ERROR|AddressSanitizer|runtime error' "${LOG[$h]}" >&2; then
 		notok "agent $h logged no error"
