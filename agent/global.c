@@ -492,13 +492,15 @@ static void lt_gl_staleness(struct lt_global *g, __u64 now_ms)
 
 	for (i = 0; i < g->norig; i++) {
 		const struct lt_gl_origin *o = &g->orig[i];
+		/* a host whose clock is ahead of ours sends times past now: age 0, not 2^64 - x */
+		__u64 age = now_ms > o->last_event_ms ? now_ms - o->last_event_ms : 0;
 
 		/* live: heard from within host_ttl (by event time, so a dead sync keeps
 		 * the hosts it knew live for that long) */
-		if (!o->last_event_ms || now_ms - o->last_event_ms > ttl)
+		if (!o->last_event_ms || age > ttl)
 			continue;
 		live++;
-		if (now_ms - o->last_event_ms > tau_max)
+		if (age > tau_max)
 			stale = 1;
 	}
 	/* our own spend has not reached the broker within tau_max */

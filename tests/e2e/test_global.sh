@@ -166,6 +166,13 @@ check "A: B's spend is still debited (10 tokens more)" until_is a \
 	"[.buckets[] | select(.key == \"o/openai/$ORG\") | .remote[\"host-b\"] |
 		(.window < $far) and (.debited == $d2 + 10)] | first" true
 
+# ---- a host whose clock is 50 min ahead of ours (within the hour allowed) is live: its times
+# are past our now, and an unsigned now - time made its age 2^64 - x (left out of N_live, and
+# so of share's L / N_live, until our clock caught up)
+printf '{"host":"host-c","heartbeat":true,"time":%s}\n' "$(($(date +%s%3N) + 3000000))" |
+	inns "$FIRST" timeout 30 kcat -P -b "$BOOT" -t "$GTOPIC" -k host/host-c 2>"$WORK/kcat-p.err"
+check "A: a host 50 min ahead counts as live (N_live = 3)" until_is a .liveHosts 3
+
 for h in $GHOSTS; do
 	if grep -E 'ERROR|AddressSanitizer|runtime error' "${LOG[$h]}" >&2; then
 		notok "agent $h logged no error"
