@@ -200,20 +200,39 @@ static void lt_gl_rehash(struct lt_global *g)
 		g->hidx[lt_gl_probe(g, g->b[i].key)] = i + 1;
 }
 
-static int lt_gl_origin(struct lt_global *g, const char *host)
+/*
+ * The origin entry of host, made if new. A full table reuses the entry of the
+ * host heard from longest ago once it is past host_ttl (not live), with what
+ * every bucket knew of it: hosts whose names change (a pod's on each restart)
+ * would otherwise fill it for good, and every host after the 16th would be
+ * ignored, its spend never debited. A dead host that comes back is then new:
+ * its window is debited whole again (more refused, never more admitted).
+ */
+static int lt_gl_origin(struct lt_global *g, const char *host, __u64 now_ms)
 {
-	int i;
+	__u64 ttl = g->c.host_ttl_ns / 1000000ULL;
+	int i, oi = -1;
 
 	for (i = 0; i < g->norig; i++)
 		if (!strcmp(g->orig[i].host, host))
 			return i;
-	if (g->norig == LT_GL_HOSTS) {
-		g->hosts_ignored++;
-		return -1;
+	if (g->norig < LT_GL_HOSTS) {
+		oi = g->norig++;
+	} else {
+		for (i = 0; i < g->norig; i++)
+			if (g->orig[i].last_event_ms + ttl < now_ms &&
+			    (oi < 0 || g->orig[i].last_event_ms < g->orig[oi].last_event_ms))
+				oi = i;
+		if (oi < 0) {
+			g->hosts_ignored++;
+			return -1;
+		}
+		for (i = 0; i < g->nb; i++)
+			memset(&g->b[i].rem[oi], 0, sizeof(g->b[i].rem[oi]));
 	}
-	memset(&g->orig[g->norig], 0, sizeof(g->orig[0]));
-	snprintf(g->orig[g->norig].host, sizeof(g->orig[0].host), "%s", host);
-	return g->norig++;
+	memset(&g->orig[oi], 0, sizeof(g->orig[0]));
+	snprintf(g->orig[oi].host, sizeof(g->orig[0].host), "%s", host);
+	return oi;
 }
 
 /*
@@ -331,7 +350,7 @@ static enum lt_gl_result lt_gl_take(struct lt_global *g, const rd_kafka_message_
 		json_decref(rec);
 		return LT_GR_DUPLICATE; /* our own */
 	}
-	oi = lt_gl_origin(g, host);
+	oi = lt_gl_origin(g, host, now_ms);
 	if (oi < 0) {
 		json_decref(rec);
 		return LT_GR_UNKNOWN;

@@ -173,6 +173,20 @@ printf '{"host":"host-c","heartbeat":true,"time":%s}\n' "$(($(date +%s%3N) + 300
 	inns "$FIRST" timeout 30 kcat -P -b "$BOOT" -t "$GTOPIC" -k host/host-c 2>"$WORK/kcat-p.err"
 check "A: a host 50 min ahead counts as live (N_live = 3)" until_is a .liveHosts 3
 
+# ---- hosts whose names change (a pod's on each restart): 14 more that died long ago fill the
+# table of 16 other hosts (b, c and these); a 17th, live, takes the entry of one past host_ttl
+# (it was ignored for good: its spend never debited)
+old=$(($(date +%s%3N) - 600000))
+for i in $(seq 1 14); do
+	printf '{"host":"gone-%s","heartbeat":true,"time":%s}\n' "$i" "$((old + i))"
+done >"$WORK/gone.jsonl"
+printf '{"host":"host-z","heartbeat":true,"time":%s}\n' "$(date +%s%3N)" >>"$WORK/gone.jsonl"
+# one Kafka key: one partition, read in this order
+inns "$FIRST" timeout 30 kcat -P -b "$BOOT" -t "$GTOPIC" -k host/gone -l "$WORK/gone.jsonl" 2>"$WORK/kcat-p.err"
+check "A: the 17th host, live, is heard (N_live = 4: a, b, c, z)" until_is a .liveHosts 4
+eq "A: it took the entry of the host heard from longest ago" \
+	"$(jqb '[.origins[].host] | (index("host-z") != null) and (index("gone-1") == null) and (length == 16)')" true
+
 for h in $GHOSTS; do
 	if grep -E 'ERROR|AddressSanitizer|runtime error' "${LOG[$h]}" >&2; then
 		notok "agent $h logged no error"
