@@ -343,9 +343,10 @@ static enum lt_gl_result lt_gl_take(struct lt_global *g, const rd_kafka_message_
 		goto invalid;
 	host = json_string_value(json_object_get(rec, "host"));
 	if (!host || !host[0] || strlen(host) >= sizeof(g->orig[0].host) ||
-	    strspn(host, LT_GL_HOST_CHARS) != strlen(host) || lt_gl_ju(rec, "time", &ev) ||
-	    ev > now_ms + LT_GL_FUTURE_MS)
+	    strspn(host, LT_GL_HOST_CHARS) != strlen(host) || lt_gl_ju(rec, "time", &ev))
 		goto invalid;
+	if (ev > now_ms + LT_GL_FUTURE_MS)
+		goto ahead;
 	if (!strcmp(host, g->host)) {
 		json_decref(rec);
 		return LT_GR_DUPLICATE; /* our own */
@@ -367,9 +368,13 @@ static enum lt_gl_result lt_gl_take(struct lt_global *g, const rd_kafka_message_
 	}
 	key = json_string_value(json_object_get(rec, "bucket"));
 	if (!key || !key[0] || strlen(key) >= sizeof(bkey) || lt_gl_ju(rec, "window", &window) ||
-	    !window || window > now_ms + LT_GL_FUTURE_MS || lt_gl_ju(rec, "tokens", &tokens) ||
-	    lt_gl_ju(rec, "prev_time", &prev) || prev > ev)
+	    !window || lt_gl_ju(rec, "tokens", &tokens) || lt_gl_ju(rec, "prev_time", &prev) ||
+	    prev > ev)
 		goto invalid;
+	if (window > now_ms + LT_GL_FUTURE_MS) {
+		ev = window;
+		goto ahead;
+	}
 	snprintf(bkey, sizeof(bkey), "%s", key);
 	json_decref(rec);
 	o->records++;
@@ -423,6 +428,12 @@ static enum lt_gl_result lt_gl_take(struct lt_global *g, const rd_kafka_message_
 	if (tau > o->tau_ms_max)
 		o->tau_ms_max = tau;
 	return res;
+ahead:
+	/* said once in a while: a host whose clock is that far ahead is not heard at all */
+	if (lt_gl_may_log(g))
+		log_warn("global: a record of host %s is %llu s ahead of this host's clock "
+			 "(at most %llu s): refused",
+			 host, (unsigned long long)((ev - now_ms) / 1000), LT_GL_FUTURE_MS / 1000);
 invalid:
 	json_decref(rec);
 	return LT_GR_INVALID;

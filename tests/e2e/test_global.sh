@@ -160,6 +160,7 @@ printf '{"host":"host-b","bucket":"o/openai/%s","window":%s,"tokens":1,"time":%s
 	"$ORG" "$far" "$nowms" "$nowms" |
 	inns "$FIRST" timeout 30 kcat -P -b "$BOOT" -t "$GTOPIC" -k "o/openai/$ORG" 2>"$WORK/kcat-p.err"
 check "A: a window 10 years ahead is refused (records.invalid + 1)" until_is a .records.invalid $((inv0 + 1))
+check "A: says so, naming the host" grep -q 'global: a record of host host-b is [0-9]* s ahead' "${LOG[a]}"
 consume b "$ORG" openai 10
 eq "B: a consume of the org budget after it" "$STATUS" 200
 check "A: B's spend is still debited (10 tokens more)" until_is a \
