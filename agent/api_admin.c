@@ -395,7 +395,16 @@ static int lt_key_grant_ok(struct lt_req *r, const struct lt_key_rec *k, int was
 				  p->key_id);
 		return -1;
 	}
-	if (!expiry_set || lt_keys_get(lt_api_of(r)->keys, p->key_id, &own) || !own.expires_at)
+	if (!expiry_set)
+		return 0;
+	/* the caller's own record, read a moment ago to sign it in: gone now, refuse */
+	if (lt_keys_get(lt_api_of(r)->keys, p->key_id, &own)) {
+		*res = lt_problem(r, 403, "forbidden", "Forbidden", "/expiresAt",
+				  "API key %s cannot be read now: its expiry cannot be checked",
+				  p->key_id);
+		return -1;
+	}
+	if (!own.expires_at)
 		return 0;
 	if (!k->expires_at || k->expires_at > own.expires_at) {
 		*res = lt_problem(r, 403, "forbidden", "Forbidden", "/expiresAt",

@@ -89,7 +89,7 @@ static const char *hdr(struct gw_exchange *x, const char *lower, char *buf, size
 static int api_head(struct gw_exchange *x)
 {
 	const struct gw_route *r = gw_route(x);
-	char auth[4096], key[512], org[128];
+	char auth[LT_GW_AUTHORIZATION_MAX], key[LT_GW_API_KEY_MAX], org[LT_GW_ORG_ID_MAX];
 	struct lt_gw_identity *id;
 	struct lt_admitter *adm;
 	struct gw_api_verdict v;

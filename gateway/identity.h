@@ -34,6 +34,15 @@
 #define LT_GW_KEY_CACHE 512 /* entries per thread, a power of two */
 #define LT_GW_KEY_TTL_S 2 /* s: a cached record is fetched again after this */
 
+/*
+ * The credential fields a route reads, in bytes with the NUL: a longer one is
+ * refused with 400 before any route runs (gateway/proxy.c), never taken as
+ * absent while the upstream still gets it.
+ */
+#define LT_GW_AUTHORIZATION_MAX 4096
+#define LT_GW_API_KEY_MAX 512
+#define LT_GW_ORG_ID_MAX 128
+
 /* The caller, canonical (tenant.h). */
 struct lt_gw_tenant {
 	char user[LT_JWT_ID_LEN]; /* user id: JWT sub or the key's owner */

@@ -686,7 +686,7 @@ static void llm_x_free(struct llm_x *lx)
 
 static int on_head(struct gw_exchange *x)
 {
-	char auth[4096], key[512], org[128];
+	char auth[LT_GW_AUTHORIZATION_MAX], key[LT_GW_API_KEY_MAX], org[LT_GW_ORG_ID_MAX];
 	struct lt_gw_deny d;
 	struct llm_x *lx = calloc(1, sizeof(*lx));
 

@@ -37,6 +37,7 @@
 #include <bpf/bpf.h>
 #include "lt_abi.h"
 #include "escalate.h"
+#include "identity.h"
 #include "log.h"
 #include "problem.h"
 #include "proxy.h"
@@ -1954,7 +1955,12 @@ nomem:
 	x_finish(x, GW_OUT_ANSWERED);
 }
 
-static const char *const gw_single_fields[] = { "authorization", "x-api-key", "x-org-id" };
+static const struct {
+	const char *name;
+	size_t max; /* bytes with the NUL: what the routes read (identity.h) */
+} gw_single_fields[] = { { "authorization", LT_GW_AUTHORIZATION_MAX },
+			 { "x-api-key", LT_GW_API_KEY_MAX },
+			 { "x-org-id", LT_GW_ORG_ID_MAX } };
 
 /* A complete head at c->in: build the exchange, route it, run on_request_head. */
 static void client_start(struct client *c, int head_len, const struct lt_http1_msg *parsed)
@@ -2020,15 +2026,25 @@ static void client_start(struct client *c, int head_len, const struct lt_http1_m
 	 * while the upstream may read the last (RFC 9110 lists neither as a list).
 	 */
 	for (unsigned i = 0; i < sizeof(gw_single_fields) / sizeof(gw_single_fields[0]); i++) {
-		if (lt_http1_count(m, gw_single_fields[i]) > 1) {
-			char d[96];
+		const struct lt_http1_header *h = lt_http1_find(m, gw_single_fields[i].name);
+		const char *type = "duplicate-field";
+		char d[96];
 
+		if (!h)
+			continue;
+		if (lt_http1_count(m, gw_single_fields[i].name) > 1) {
 			snprintf(d, sizeof(d), "the %s field appears more than once",
-				 gw_single_fields[i]);
-			gw_answer_problem(x, 400, "duplicate-field", "Bad Request", d);
-			x_finish(x, GW_OUT_ANSWERED);
-			return;
+				 gw_single_fields[i].name);
+		} else if (h->value_len >= gw_single_fields[i].max) {
+			type = "field-too-long";
+			snprintf(d, sizeof(d), "the %s field is longer than %zu bytes",
+				 gw_single_fields[i].name, gw_single_fields[i].max - 1);
+		} else {
+			continue;
 		}
+		gw_answer_problem(x, 400, type, "Bad Request", d);
+		x_finish(x, GW_OUT_ANSWERED);
+		return;
 	}
 	x->ops = x->route->ops;
 	x->t = x->route->timeouts;

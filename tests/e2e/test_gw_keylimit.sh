@@ -96,6 +96,11 @@ gwreq POST /v1/chat/completions "key:$K4" '{"model":"gpt-4o-mini","max_tokens":5
 	-H "X-Org-Id: $U1" -H "X-Org-Id: $U1"
 check "two X-Org-Id fields on an LLM route: 400 (got $STATUS)" test "$STATUS" = 400
 check "... answered by the gateway, not forwarded" not grep -q path= "$RB"
+gwreq GET /open/long "" "" -H "X-Org-Id: $(head -c 200 /dev/zero | tr '\0' a)"
+check "an X-Org-Id longer than the gateway reads, even on a route without auth: 400 (got $STATUS)" \
+	jq -e '.status == 400 and (.detail | test("longer than 127"))' "$RB"
+gwreq GET /keyed/long "key:$K4$(head -c 600 /dev/zero | tr '\0' a)" ""
+check "an X-API-Key longer than the gateway reads: 400, not 'no key' (got $STATUS)" test "$STATUS" = 400
 gwreq GET /open/x "" ""
 check "a route without auth: 200 without credentials (got $STATUS)" test "$STATUS" = 200
 check "a route without auth: no RateLimit fields" test -z "$(hdrv RateLimit)"
