@@ -84,5 +84,5 @@ const mx = samples.reduce((s, x) => s + x.min, 0) / n, my = samples.reduce((s, x
 const slope = samples.reduce((s, x) => s + (x.min - mx) * (x.used - my), 0) / Math.max(1e-9, samples.reduce((s, x) => s + (x.min - mx) ** 2, 0));
 const MB = (x) => (x / 1048576).toFixed(2);
 console.log(`  JS heap after GC, Overview live at 1 Hz for ${MIN} min: ${MB(samples[0].used)} MB at ${samples[0].min.toFixed(1)} min -> ${MB(samples[n - 1].used)} MB at ${samples[n - 1].min.toFixed(1)} min; DOM nodes ${samples[0].dom} -> ${samples[n - 1].dom}`);
-console.log(`  heap growth, linear fit of ${n} samples, extrapolated to an hour (a ${MIN}-min run, not an hour)  ${(slope * 60 / 1048576).toFixed(2)} MB/h`);
+console.log(`  heap growth, linear fit of ${n} samples, per hour${MIN >= 60 ? '' : ` (extrapolated: a ${MIN}-min run, not an hour)`}  ${(slope * 60 / 1048576).toFixed(2)} MB/h`);
 await browser.close();
