@@ -7,10 +7,13 @@
 #include <time.h>
 #include "units.h"
 
-static const struct {
+/* A suffix and what one of it is worth (ns, bytes). */
+struct lt_unit {
 	const char *suffix;
-	__u64 ns;
-} lt_time_units[] = {
+	__u64 mul;
+};
+
+static const struct lt_unit lt_time_units[] = {
 	{ "ns", 1ULL },
 	{ "us", 1000ULL },
 	{ "ms", 1000000ULL },
@@ -21,39 +24,7 @@ static const struct {
 	{ "w", 7 * 86400 * LT_NS_PER_SEC },
 };
 
-int lt_duration_parse(const char *s, __u64 *ns)
-{
-	unsigned long long n;
-	unsigned int i;
-	char *end;
-
-	if (!s || !isdigit((unsigned char)*s))
-		return -EINVAL;
-	errno = 0;
-	n = strtoull(s, &end, 10);
-	if (errno)
-		return -EINVAL;
-	if (!*end) {
-		if (n > ~0ULL / LT_NS_PER_SEC)
-			return -ERANGE;
-		*ns = n * LT_NS_PER_SEC;
-		return 0;
-	}
-	for (i = 0; i < sizeof(lt_time_units) / sizeof(lt_time_units[0]); i++) {
-		if (strcmp(end, lt_time_units[i].suffix))
-			continue;
-		if (n > ~0ULL / lt_time_units[i].ns)
-			return -ERANGE;
-		*ns = n * lt_time_units[i].ns;
-		return 0;
-	}
-	return -EINVAL;
-}
-
-static const struct {
-	const char *suffix;
-	__u64 bytes;
-} lt_byte_units[] = {
+static const struct lt_unit lt_byte_units[] = {
 	{ "B", 1ULL },		 { "KiB", 1ULL << 10 },
 	{ "MiB", 1ULL << 20 },	 { "GiB", 1ULL << 30 },
 	{ "TiB", 1ULL << 40 },	 { "kB", 1000ULL },
@@ -61,10 +32,16 @@ static const struct {
 	{ "GB", 1000000000ULL }, { "TB", 1000000000000ULL },
 };
 
-int lt_bytes_parse(const char *s, __u64 *bytes)
+/*
+ * "<digits><suffix>" times the suffix's worth, a bare number times bare.
+ * -EINVAL for anything else (a sign, a space, an unknown suffix, more digits
+ * than 64 bits hold), -ERANGE when the product does not fit.
+ */
+static int lt_unit_parse(const char *s, const struct lt_unit *u, size_t nu, __u64 bare, __u64 *out)
 {
 	unsigned long long n;
-	unsigned int i;
+	__u64 mul = bare;
+	size_t i;
 	char *end;
 
 	if (!s || !isdigit((unsigned char)*s))
@@ -72,20 +49,30 @@ int lt_bytes_parse(const char *s, __u64 *bytes)
 	errno = 0;
 	n = strtoull(s, &end, 10);
 	if (errno)
+		return -EINVAL;
+	if (*end) {
+		for (i = 0; i < nu && strcmp(end, u[i].suffix); i++)
+			;
+		if (i == nu)
+			return -EINVAL;
+		mul = u[i].mul;
+	}
+	if (n > ~0ULL / mul)
 		return -ERANGE;
-	if (!*end) {
-		*bytes = n;
-		return 0;
-	}
-	for (i = 0; i < sizeof(lt_byte_units) / sizeof(lt_byte_units[0]); i++) {
-		if (strcmp(end, lt_byte_units[i].suffix))
-			continue;
-		if (n > ~0ULL / lt_byte_units[i].bytes)
-			return -ERANGE;
-		*bytes = n * lt_byte_units[i].bytes;
-		return 0;
-	}
-	return -EINVAL;
+	*out = n * mul;
+	return 0;
+}
+
+int lt_duration_parse(const char *s, __u64 *ns)
+{
+	return lt_unit_parse(s, lt_time_units, sizeof(lt_time_units) / sizeof(lt_time_units[0]),
+			     LT_NS_PER_SEC, ns);
+}
+
+int lt_bytes_parse(const char *s, __u64 *bytes)
+{
+	return lt_unit_parse(s, lt_byte_units, sizeof(lt_byte_units) / sizeof(lt_byte_units[0]), 1,
+			     bytes);
 }
 
 int lt_rate_parse(const char *s, __u64 *tokens, __u64 *period_ns)

@@ -8,114 +8,24 @@
 # kcat as an independent consumer sees records that match docs/events/config.v1.schema.json.
 # Prints TAP.
 set -u
-ROOT=$(cd "$(dirname "$0")/../.." && pwd)
-. "$ROOT/tests/tap.sh"
-AGENT=${AGENT:-$ROOT/build/san/leaky-agent}
-MOCK=$ROOT/build/san/tests/lt_kafka_mock
-ID=$$
-WORK=$(mktemp -d /tmp/lt-csync-work-XXXXXX)
-PORT=19090
-UTOPIC=lt.usage.$ID
-CTOPIC=lt.config.$ID
+HOSTS="a b" HNAME=csync HTOPIC=config
+. "$(dirname "$0")/hosts_env.sh"
+CTOPIC=$XTOPIC
 U1=00000000-0000-0000-0000-000000000001
 ORG=00000000-0000-0000-0000-0000000000aa
-declare -A NS PIN STATE PID LOG HOST
-for h in a b; do
-	NS[$h]=ltcs$h-$ID
-	PIN[$h]=/sys/fs/bpf/lt-csync$h-$ID
-	STATE[$h]=$(mktemp -d /tmp/lt-csync$h-XXXXXX)
-	LOG[$h]=$WORK/agent-$h.log
-	HOST[$h]=host-$h
-	PID[$h]=
-done
-MOCK_PID= FWD_PID= BOOT=
-
-cleanup() {
-	for h in a b; do [ -n "${PID[$h]}" ] && kill -9 "${PID[$h]}" 2>/dev/null; done
-	[ -n "$FWD_PID" ] && kill "$FWD_PID" 2>/dev/null
-	[ -n "$MOCK_PID" ] && kill "$MOCK_PID" 2>/dev/null
-	wait 2>/dev/null
-	for h in a b; do
-		"$AGENT" --pin-dir "${PIN[$h]}" --state-dir "${STATE[$h]}" detach >/dev/null 2>&1
-		ip netns del "${NS[$h]}" 2>/dev/null
-		rm -rf "${PIN[$h]}" "${STATE[$h]}"
-	done
-	rm -rf "$WORK"
-}
-trap cleanup EXIT
-
-if [ "$(id -u)" -ne 0 ]; then
-	echo "1..0 # SKIP this e2e suite attaches BPF: needs root"
-	exit 77
-fi
-command -v kcat >/dev/null || { echo "Bail out! kcat is missing (scripts/deps.sh installs it)"; exit 1; }
-command -v socat >/dev/null || { echo "Bail out! socat is missing (scripts/deps.sh installs it)"; exit 1; }
-mountpoint -q /sys/fs/bpf || mount -t bpf bpf /sys/fs/bpf
-for h in a b; do
-	ip netns add "${NS[$h]}" && ip -n "${NS[$h]}" link set lo up || { echo "Bail out! netns"; exit 1; }
-done
-inns() { local h=$1; shift; nsenter --net=/run/netns/${NS[$h]} "$@"; }
-now_ms() { date +%s%3N; }
-
-# ---- the cluster (in A's namespace), and B's way to it
-mkfifo "$WORK/mock.in"
-nsenter --net=/run/netns/${NS[a]} "$MOCK" --topic "$UTOPIC:1" --topic "$CTOPIC:3" <"$WORK/mock.in" >"$WORK/mock.out" \
-	2>"$WORK/mock.err" &
-MOCK_PID=$!
-exec {MOCK_FD}>"$WORK/mock.in"
-for _ in $(seq 50); do
-	BOOT=$(sed -n 's/^bootstrap=//p' "$WORK/mock.out")
-	[ -n "$BOOT" ] && break
-	sleep 0.1
-done
-[ -n "$BOOT" ] || { echo "Bail out! the mock cluster did not start"; exit 1; }
-MPORT=${BOOT##*:}
-nsenter --net=/run/netns/${NS[b]} socat TCP-LISTEN:"$MPORT",bind=127.0.0.1,fork,reuseaddr \
-	SYSTEM:"nsenter --net=/run/netns/${NS[a]} socat - TCP\:127.0.0.1\:$MPORT" 2>"$WORK/fwd.err" &
-FWD_PID=$!
 
 for h in a b; do
 	"$AGENT" print-config | jq --arg b "$BOOT" --arg t "$UTOPIC" --arg c "$CTOPIC" \
-		--arg s "${HOST[$h]}" '.kafka = {enabled: true, brokers: $b, topic: $t,
+		--arg s "host-$h" '.kafka = {enabled: true, brokers: $b, topic: $t,
 			config_topic: $c, source: $s, message_timeout: "2s"}' >"$WORK/$h.json"
 done
 
-start() { # HOST: the agent, up to its health check
-	local h=$1
-	nsenter --net=/run/netns/${NS[$h]} "$AGENT" --pin-dir "${PIN[$h]}" --state-dir "${STATE[$h]}" attach --iface lo \
-		--api 127.0.0.1:$PORT --config "$WORK/$h.json" >>"${LOG[$h]}" 2>&1 &
-	PID[$h]=$!
-	for _ in $(seq 100); do
-		inns "$h" curl -s -o /dev/null "http://127.0.0.1:$PORT/healthz" && return 0
-		kill -0 "${PID[$h]}" 2>/dev/null || break
-		sleep 0.1
-	done
-	sed 's/^/# /' "${LOG[$h]}" >&2
-	return 1
-}
-stop() { # HOST [SIGNAL]
-	kill -"${2:-TERM}" "${PID[$1]}" 2>/dev/null
-	wait "${PID[$1]}" 2>/dev/null
-	PID[$1]=
-}
-# req HOST METHOD PATH [BODY]: as that host's admin; STATUS, body in $RB
-RB=$WORK/body
-req() {
-	local h=$1 m=$2 p=$3 body=${4-}
-	local args=(-s -X "$m" -o "$RB" -w '%{http_code}' -H "Authorization: Bearer ${TOK[$h]}")
-	[ -n "$body" ] && args+=(-H 'Content-Type: application/json' --data-binary "$body")
-	STATUS=$(inns "$h" curl "${args[@]}" "http://127.0.0.1:$PORT$p")
-}
 # as HOST AUTH_HEADER METHOD PATH [BODY]: any credentials
 as() {
 	local h=$1 hdr=$2 m=$3 p=$4 body=${5-}
 	local args=(-s -X "$m" -o "$RB" -w '%{http_code}' -H "$hdr")
 	[ -n "$body" ] && args+=(-H 'Content-Type: application/json' --data-binary "$body")
 	STATUS=$(inns "$h" curl "${args[@]}" "http://127.0.0.1:$PORT$p")
-}
-jqb() { jq -r "$1" "$RB"; }
-eq() { # NAME GOT WANT
-	if [ "$2" = "$3" ]; then ok "$1"; else notok "$1 (got '$2', want '$3')"; fi
 }
 # until HOST METHOD PATH JQ WANT [TRIES]: polls (0.02 s a try; default 20 s) until jq says WANT
 until_is() {
@@ -146,10 +56,6 @@ settled() {
 
 start a || { echo "Bail out! agent A did not start"; exit 1; }
 start b || { echo "Bail out! agent B did not start"; exit 1; }
-declare -A TOK
-for h in a b; do
-	TOK[$h]=$("$AGENT" --state-dir "${STATE[$h]}" mint-token --sub admin-1 --roles ADMIN --ttl 1h)
-done
 TB_USER=$("$AGENT" --state-dir "${STATE[b]}" mint-token --sub $U1 --roles USER --orgs $ORG --ttl 1h)
 status a
 eq "sync on: host, topic" "$(jqb '[.enabled, .host, .topic] | @tsv')" "true	host-a	$CTOPIC"
@@ -237,16 +143,6 @@ check "B caught up: the policy deleted" until_is b GET /api/v1/admin/policies \
 check "A and B hold the same objects at the same versions" settled
 
 # ---- Kafka down: the change on A is made at once and waits in its outbox; B gets it after
-mock() { # CMD: one command to the cluster, and wait for its "ok"
-	local n
-	n=$(grep -c '^ok' "$WORK/mock.out")
-	echo "$*" >&"$MOCK_FD"
-	for _ in $(seq 50); do
-		[ "$(grep -c '^ok' "$WORK/mock.out")" -gt "$n" ] && return 0
-		sleep 0.1
-	done
-	return 1
-}
 check "Kafka down (every broker)" mock down all
 req a PUT /api/v1/admin/tiers/USER/anthropic '{"capacity":44,"rate":"1/s"}'
 eq "Kafka down: the change on A is made (200)" "$STATUS" 200
