@@ -52,15 +52,6 @@ const struct lt_http1_header *lt_http1_find(const struct lt_http1_msg *m, const 
 	return NULL;
 }
 
-unsigned lt_http1_count(const struct lt_http1_msg *m, const char *lower_name)
-{
-	unsigned n = 0;
-
-	for (unsigned i = 0; i < m->nheaders; i++)
-		n += lt_http1_name_is(&m->headers[i], lower_name);
-	return n;
-}
-
 /*
  * Finds the end of the line starting at pos: 1 with *eol at its CR, 0 when
  * the line is not complete, or a bare LF/CR error.

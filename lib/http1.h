@@ -148,8 +148,6 @@ int lt_http1_is_hop(const struct lt_http1_msg *m, const char *name, size_t name_
 int lt_http1_name_is(const struct lt_http1_header *h, const char *lower);
 /* The first field with that (lowercase) name, or NULL. */
 const struct lt_http1_header *lt_http1_find(const struct lt_http1_msg *m, const char *lower);
-/* How many fields have that (lower-case) name. */
-unsigned lt_http1_count(const struct lt_http1_msg *m, const char *lower);
 
 /*
  * The chunked-body scanner: finds the end of a chunked body, and the data
