@@ -968,6 +968,14 @@ static int on_body(struct gw_exchange *x, const char *body, size_t len)
 	r = admit_on(x, lx, p);
 	if (r != GW_CONTINUE)
 		return r;
+	/*
+	 * The usage and the stream's cut are read from the answer's bytes: a
+	 * compressed answer (clients such as Node's fetch ask for gzip and br)
+	 * would hide both, so the provider is asked for none.
+	 */
+	r = gw_set_request_header(x, "Accept-Encoding", "identity");
+	if (r)
+		return r;
 	r = lt_llm_rewrite(&lx->req, &lx->resv, body, len, &lx->body, &nlen);
 	if (r)
 		return r;

@@ -62,6 +62,18 @@ check "a success carries RateLimit fields" test -n "$(hdrv RateLimit)" -a -n "$(
 u=$(used openai "$U1")
 check "the user's bucket is charged the reported usage exactly ($u = $pt + $ct)" exact "$u" $((pt + ct))
 
+# --- a client that accepts gzip (Node's fetch does): the provider still answers plain, so the
+# usage is read (the stub compresses for a client that asks, as OpenAI's servers do)
+stub_reset
+before=$(used openai "$U1")
+gwreq POST /v1/chat/completions "jwt:$T1" "$CHAT" -H 'Accept-Encoding: gzip, br'
+pt=$(jq .usage.prompt_tokens "$RB") ct=$(jq .usage.completion_tokens "$RB")
+check "Accept-Encoding: gzip: a plain JSON answer the client can read (200, $pt + $ct)" \
+	test "$STATUS" = 200 -a -n "$pt" -a "$pt" != null
+u=$(used openai "$U1")
+check "Accept-Encoding: gzip: charged exactly the reported usage ($((u - before)) = $pt + $ct)" \
+	exact "$((u - before))" $((pt + ct))
+
 # --- SSE with usage for each OpenAI-shaped provider --------------------------------
 for model in gpt-4o-mini gemini-2.0-flash qwen-plus claude-3-5-haiku; do
 	case $model in
