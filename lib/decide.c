@@ -102,7 +102,14 @@ __u64 lt_decide_refund(const struct lt_decide_maps *m, struct lt_slot_seen *resv
 	for (i = 0; i < LT_DECIDE_TRIES; i++)
 		if (lt_slot_refund(m->slots, resv, units, now_ns, &given) != LT_CONTENDED)
 			break;
-	back = given >> shift;
+	/*
+	 * Whole tokens given back, rounded up: the usage counter then keeps the
+	 * whole tokens the bucket still holds of this admission (floor), never
+	 * more, so it stays within C + R*t as the bucket does. Rounded down, a
+	 * refund short of a sliver (the refund counter's 2^q granules) left a
+	 * whole token counted that the bucket no longer held.
+	 */
+	back = (given + (1ULL << shift) - 1) >> shift;
 	if (back)
 		__atomic_fetch_sub(&u->tokens, back, __ATOMIC_RELAXED);
 	return back;
