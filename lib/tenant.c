@@ -118,12 +118,16 @@ int lt_bucket_key(char *out, size_t outlen, enum lt_bkey_kind kind, const char *
 	case LT_BKEY_KEYREQ:
 		if (!lt_part_ok(tier) || !lt_part_ok(id))
 			return -EINVAL;
-		n = snprintf(out, outlen, "r/%s/%s", tier, id);
+		lt_sb_str(&b, "r/");
+		lt_sb_str(&b, tier);
+		lt_sb_str(&b, "/");
+		lt_sb_str(&b, id);
 		break;
 	case LT_BKEY_POOL:
 		if (!lt_part_ok(provider))
 			return -EINVAL;
-		n = snprintf(out, outlen, "p/%s", provider);
+		lt_sb_str(&b, "p/");
+		lt_sb_str(&b, provider);
 		break;
 	default:
 		return -EINVAL;

@@ -35,6 +35,9 @@ REPS=${GW_BENCH_REPS:-3}
 RATE=${GW_BENCH_RATE:-10000}
 SSE_N=${GW_BENCH_SSE_TOKENS:-100000}
 CONNS=${GW_BENCH_CONNS:-1000}
+# GW_BENCH_ROWS: the rows to run (digits of 1-5), all by default; "12" is the req/s and 429 rows
+ROWS=${GW_BENCH_ROWS:-12345}
+row() { [[ $ROWS == *$1* ]]; }
 if [ "$(id -u)" -ne 0 ]; then
 	echo "bench_gw: needs root (network namespaces, the agent's BPF pins)" >&2
 	exit 1
@@ -189,6 +192,18 @@ wrk_run() {
 	echo "$rps $p50 $p99 $cpu ${bad:-0} $req"
 }
 
+# GW_BENCH_HOLD=FILE: no rows; the set-up stays up for measuring by hand (perf, strace, nstat)
+# while FILE exists; FILE holds the namespace, ports, keys and pids as shell assignments
+if [ -n "${GW_BENCH_HOLD:-}" ]; then
+	cat >"$GW_BENCH_HOLD" <<EOF
+NSB=$NSB UPORT=$UPORT NPORT=$NPORT GPORT=$GPORT SPORT=$SPORT
+KEY=$KEY KEY_SPENT=$KEY_SPENT
+GW_PIDS="$(gw_pids)" NGINX_PIDS="$(nginx_pids)" UP_PIDS="$(up_pids)"
+EOF
+	while [ -f "$GW_BENCH_HOLD" ]; do sleep 1; done
+	exit 0
+fi
+
 # GW_BENCH_PROFILE=DIR: no rows; perf record of the gateway's processes under the proxied and the
 # reject load instead, reports in DIR (perf.ok.txt, perf.429.txt)
 if [ -n "${GW_BENCH_PROFILE:-}" ]; then
@@ -209,9 +224,10 @@ if [ -n "${GW_BENCH_PROFILE:-}" ]; then
 fi
 
 echo "gateway rows (issue #9): $(nproc) cores, upstream nginx return 200 (${#BODY} B), load: $(uptime | sed 's/.*load average/load average/')"
+ORDER=(gateway nginx upstream)
+if row 1; then
 echo "[1] proxied with admission on: wrk -t2 -c64 -d${SECS}s --latency (2 s warm-up), X-API-Key on every request, $REPS paired rounds in rotating order"
 printf '  %-5s %-15s %10s %8s %8s %11s\n' round contestant req/s p50_ms p99_ms cpu_us/req
-ORDER=(gateway nginx upstream)
 : >"$DIR/r1"
 for r in $(seq "$REPS"); do
 	declare -A R=()
@@ -235,6 +251,8 @@ for spec in "1 2 req/s 'target >= 1.2'" "4 5 cpu/req 'target <= 0.8'" "6 7 p99 '
 done
 printf '  gateway/upstream-alone req/s %sx, nginx/upstream-alone %sx\n' "$(col 1 3 | median)" "$(col 2 3 | median)"
 
+fi
+if row 2; then
 echo "[2] reject path, every request over the limit (a spent key): wrk as above, 1 round"
 printf '  %-15s %10s %8s %8s %12s %10s\n' contestant 429/s p50_ms p99_ms cpu_us/429 non-429
 inb curl -s -o /dev/null -H "X-API-Key: $KEY_SPENT" "http://127.0.0.1:$GPORT/v1/x"
@@ -252,6 +270,8 @@ read -r nrps _ _ ncpu _ <<<"$N"
 awk -v g="$grps" -v n="$nrps" -v gc="$gcpu" -v nc="$ncpu" -v st="$st" 'BEGIN {
 	printf "  gateway/nginx 429/s %.2fx, CPU per 429 %.2fx (target <= 0.5); the gateway answered %s\n", g / n, gc / nc, st }'
 
+fi
+if row 3; then
 echo "[3] added latency at a fixed $RATE req/s: lt_loadgen -r $RATE -d $SECS -w 1 -c 64 (open loop), $REPS rounds"
 printf '  %-5s %-15s %9s %9s %9s %9s %7s\n' round contestant p50_us p99_us p999_us max_us errors
 : >"$DIR/r3"
@@ -274,6 +294,8 @@ printf '  added over the upstream alone (median of rounds): gateway p50 +%s us, 
 printf '  gateway/nginx added p99 %sx\n' "$(awk '{ printf "%.3f\n", ($2 - $6) / ($4 - $6) }' "$DIR/r3" | median)"
 awk '$5 > 1000 { n++ } END { if (n) printf "  (%d of %d rounds: the upstream alone had p50 > 1 ms: the machine did not keep up with the schedule, so these rounds measure queueing, not the proxies)\n", n, NR }' "$DIR/r3"
 
+fi
+if row 4; then
 echo "[4] SSE through one connection: leaky-stub streams $SSE_N tokens (one event each, no delay); POST /v1/chat/completions stream"
 sse() { # PORT: events per second
 	local t
@@ -296,6 +318,8 @@ done
 awk -v g="$E_gateway" -v n="$E_nginx" -v s="$E_stub" 'BEGIN {
 	printf "  gateway/nginx %.2fx, gateway/stub-alone %.2fx (the gateway parses every event and counts its tokens)\n", g / n, g / s }'
 
+fi
+if row 5; then
 echo "[5] memory with $CONNS open client connections (lt_loadgen -c $CONNS -r 1000: every connection carries requests), summed over the proxy's processes"
 echo "  own: PSS of every mapping but the pinned BPF maps (the agent's, allocated by the kernel whether a"
 echo "  gateway maps them or not; mmap maps them whole, so they are in RSS: shown apart as maps)"
@@ -324,4 +348,5 @@ for c in gateway nginx; do
 	eval "M_$c=$own"
 done
 awk -v g="$M_gateway" -v n="$M_nginx" 'BEGIN { printf "  gateway own PSS %.1f MB (target < 30), gateway/nginx %.2fx\n", g / 1024, g / n }'
+fi
 echo "  (load after: $(uptime | sed 's/.*load average/load average/'))"
