@@ -13,7 +13,8 @@
 #   upstream alone the ceiling / the latency floor.
 # Rows, each with its ratio against the reference measured in the same run:
 #   1 proxied: req/s, p50, p99 (wrk -t2 -c64 --latency) and the proxy's CPU µs per request
-#     (utime+stime of all its processes from /proc/<pid>/stat), GW_BENCH_REPS paired rounds
+#     (utime+stime of all its processes from /proc/<pid>/stat) and context switches per request
+#     (/proc/<pid>/status: on this VM each costs microseconds), GW_BENCH_REPS paired rounds
 #     in rotating order, the ratios are the median of the per-round ratios;
 #   2 the reject path, every request over the limit: 429/s and CPU µs per 429 (nginx logs
 #     nothing per reject either: error_log crit);
@@ -170,26 +171,32 @@ port_of() { case $1 in gateway) echo $GPORT ;; nginx) echo $NPORT ;; *) echo $UP
 median() { sort -g | awk '{a[NR] = $1} END { print (NR % 2) ? a[(NR + 1) / 2] : (a[NR / 2] + a[NR / 2 + 1]) / 2 }'; }
 minmax() { sort -g | awk 'NR == 1 {lo = $1} {hi = $1} END { printf "%s-%s", lo, hi }'; }
 
-# wrk_run NAME PATH KEY: "rps p50ms p99ms cpu_us_per_req non2xx requests"
+# context switches (voluntary and not) of a set of pids: the proxy's costliest kernel work here
+csw() { local s=0 p; for p in "$@"; do s=$((s + $(awk '/ctxt_switches/ { n += $2 } END { print n + 0 }' "/proc/$p/status" 2>/dev/null || echo 0))); done; echo $s; }
+
+# wrk_run NAME PATH KEY: "rps p50ms p99ms cpu_us_per_req non2xx requests cswitches_per_req"
 wrk_run() {
-	local name=$1 path=$2 key=$3 port out t0 t1 rps p50 p99 req cpu bad
+	local name=$1 path=$2 key=$3 port out t0 t1 c0 c1 rps p50 p99 req cpu bad cs
 	port=$(port_of "$name")
 	# shellcheck disable=SC2046
 	set -- $(pids_of "$name")
 	inb wrk -t2 -c64 -d2s -H "X-API-Key: $key" "http://127.0.0.1:$port$path" >/dev/null 2>&1 || true
 	t0=$(ticks "$@")
+	c0=$(csw "$@")
 	out=$(inb wrk -t2 -c64 -d"${SECS}s" --latency -H "X-API-Key: $key" "http://127.0.0.1:$port$path")
 	t1=$(ticks "$@")
+	c1=$(csw "$@")
 	rps=$(awk '/^Requests\/sec:/ {print $2}' <<<"$out")
 	req=$(awk '/requests in/ {print $1}' <<<"$out")
 	p50=$(to_ms "$(awk '$1 == "50%" {print $2}' <<<"$out")")
 	p99=$(to_ms "$(awk '$1 == "99%" {print $2}' <<<"$out")")
 	bad=$(awk '/Non-2xx/ {print $NF}' <<<"$out")
-	cpu=-
+	cpu=- cs=-
 	if [ $# -gt 0 ] && [ "$req" -gt 0 ]; then
 		cpu=$(awk -v d=$((t1 - t0)) -v hz="$HZ" -v n="$req" 'BEGIN { printf "%.1f", d * 1e6 / hz / n }')
+		cs=$(awk -v d=$((c1 - c0)) -v n="$req" 'BEGIN { printf "%.2f", d / n }')
 	fi
-	echo "$rps $p50 $p99 $cpu ${bad:-0} $req"
+	echo "$rps $p50 $p99 $cpu ${bad:-0} $req $cs"
 }
 
 # GW_BENCH_HOLD=FILE: no rows; the set-up stays up for measuring by hand (perf, strace, nstat)
@@ -227,16 +234,16 @@ echo "gateway rows (issue #9): $(nproc) cores, upstream nginx return 200 (${#BOD
 ORDER=(gateway nginx upstream)
 if row 1; then
 echo "[1] proxied with admission on: wrk -t2 -c64 -d${SECS}s --latency (2 s warm-up), X-API-Key on every request, $REPS paired rounds in rotating order"
-printf '  %-5s %-15s %10s %8s %8s %11s\n' round contestant req/s p50_ms p99_ms cpu_us/req
+printf '  %-5s %-15s %10s %8s %8s %11s %12s\n' round contestant req/s p50_ms p99_ms cpu_us/req cswitch/req
 : >"$DIR/r1"
 for r in $(seq "$REPS"); do
 	declare -A R=()
 	for k in 0 1 2; do
 		c=${ORDER[$(((k + r - 1) % 3))]}
 		R[$c]=$(wrk_run "$c" /v1/x "$KEY")
-		read -r rps p50 p99 cpu bad _ <<<"${R[$c]}"
+		read -r rps p50 p99 cpu bad _ cs <<<"${R[$c]}"
 		[ "$bad" != 0 ] && echo "  ($c answered $bad non-2xx)"
-		printf '  %-5s %-15s %10s %8s %8s %11s\n' "$r" "$c" "$rps" "$p50" "$p99" "$cpu"
+		printf '  %-5s %-15s %10s %8s %8s %11s %12s\n' "$r" "$c" "$rps" "$p50" "$p99" "$cpu" "$cs"
 	done
 	read -r grps gp50 gp99 gcpu _ <<<"${R[gateway]}"
 	read -r nrps np50 np99 ncpu _ <<<"${R[nginx]}"
@@ -261,7 +268,7 @@ G=$(wrk_run gateway /v1/x "$KEY_SPENT")
 N=$(wrk_run nginx /rej/x "$KEY_SPENT")
 st=$(inb curl -s -o /dev/null -w '%{http_code}' -H "X-API-Key: $KEY_SPENT" "http://127.0.0.1:$GPORT/v1/x")
 for l in "gateway $G" "nginx $N"; do
-	read -r c rps p50 p99 cpu bad req <<<"$l"
+	read -r c rps p50 p99 cpu bad req _ <<<"$l"
 	# wrk counts non-2xx: every one of them is a 429 here (checked once by curl: $st)
 	printf '  %-15s %10s %8s %8s %12s %10s\n' "$c" "$rps" "$p50" "$p99" "$cpu" $((req - bad))
 done
