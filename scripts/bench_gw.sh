@@ -140,8 +140,10 @@ inb nginx -c "$DIR/up.conf"
 inb nginx -c "$DIR/px.conf"
 nsenter --net=/run/netns/$NSB "$STUB" --listen 127.0.0.1:$SPORT --quiet >"$DIR/stub.log" 2>&1 &
 PIDS+=($!)
+# GW_BENCH_SCHED=normal|batch: the gateway's "scheduling" (its default when unset)
+SCHED_JSON=${GW_BENCH_SCHED:+\"scheduling\": \"$GW_BENCH_SCHED\",}
 cat >"$DIR/gw.json" <<EOF
-{"listen": "127.0.0.1:$GPORT",
+{"listen": "127.0.0.1:$GPORT", $SCHED_JSON
  "limits": {"max_connections": 20000}, "timeouts": {"drain_ms": 1000},
  "services": {"up": {"urls": ["http://127.0.0.1:$UPORT"]}},
  "routes": [{"prefix": "/", "service": "up", "key_limit": true}],
