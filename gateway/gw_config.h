@@ -147,7 +147,7 @@ struct gw_config {
 	 * Workers run SCHED_BATCH ("scheduling": "batch", the default): a worker
 	 * woken by a packet does not preempt the client or upstream that sent it,
 	 * so it wakes once for a batch of events instead of once per packet
-	 * (proxy.c worker_sched has the figures). "normal": SCHED_OTHER.
+	 * (proxy.c worker_sched has the figures and the cost). "normal": SCHED_OTHER.
 	 */
 	int sched_batch;
 	/* client side */

@@ -2429,10 +2429,12 @@ static void health_attach(struct gw_config *cfg, int create);
  * address-space switch on this VM, for every hop. SCHED_BATCH tasks never
  * preempt on wakeup, so the sender finishes its own batch first and the worker
  * then finds several requests ready per epoll_wait. Measured with
- * scripts/bench_gw.sh (GW_BENCH_HOLD, /proc/<pid>/status): the workers'
- * context switches fell from 0.4-1.1 to 0.25-0.3 per request and the
- * upstream's from 0.2-0.6 to 0.07, CPU per request by about a tenth. A
- * policy other than these two (an operator's chrt) is left alone.
+ * scripts/bench_gw.sh (GW_BENCH_SCHED=normal against the default, paired
+ * with nginx): the workers' context switches fell from 0.5-0.8 to 0.1-0.35
+ * per request, CPU per request from 0.91-0.97x nginx's to 0.74-0.80x. The
+ * cost: a woken worker waits for a CPU-bound neighbour's slice, so on a
+ * host shared with CPU hogs "normal" has the shorter tail. A policy other
+ * than these two (an operator's chrt) is left alone.
  */
 static void worker_sched(const struct gw_config *cfg)
 {
