@@ -599,16 +599,18 @@ int main(int argc, char **argv)
 {
 	struct lt_load_opts lo = { 0 };
 	struct lt_admit *skel;
-	int redis_port = 0, c, rc = 0, xdp_only = 0;
+	int redis_port = 0, c, rc = 0, xdp_only = 0, verbose = 0;
 	char err[256];
 
-	while ((c = getopt(argc, argv, "r:xh")) != -1) {
+	while ((c = getopt(argc, argv, "r:xvh")) != -1) {
 		if (c == 'r') {
 			redis_port = atoi(optarg);
 		} else if (c == 'x') {
 			xdp_only = 1;
+		} else if (c == 'v') {
+			verbose = 1;
 		} else {
-			printf("Usage: bench [-r REDIS_PORT] [-x]\n  -x: XDP figures only\n  Prints XDP, user-space and Redis "
+			printf("Usage: bench [-r REDIS_PORT] [-x] [-v]\n  -x: XDP figures only\n  -v: libbpf and verifier output\n  Prints XDP, user-space and Redis "
 			       "Lua figures with ratios (run via `make bench`).\n");
 			return c == 'h' ? 0 : 2;
 		}
@@ -617,7 +619,7 @@ int main(int argc, char **argv)
 		fprintf(stderr, "bench: needs root (BPF_PROG_RUN, map mmap)\n");
 		return 1;
 	}
-	lt_log_level = LT_LOG_WARN;
+	lt_log_level = verbose ? LT_LOG_DEBUG : LT_LOG_WARN;
 	lt_log_libbpf();
 	skel = lt_skel_load(&lo, err, sizeof(err));
 	if (!skel) {

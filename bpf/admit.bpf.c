@@ -361,9 +361,10 @@ static const __u64 lt_pfx_mask[LT_PEN_LENS][2] = { LT_PM64(0), LT_PM64(64), LT_P
 
 /*
  * The until_ns of the lt_penalty entry for the source (w0, w1) masked to
- * len, or 0 when there is none.
+ * len, or 0 when there is none. Only the home slot while far is 0
+ * (lt_config_val.pen_far: every slot is at its home).
  */
-static __always_inline __u64 lt_pen_window(__u64 w0, __u64 w1, __u32 len, __u64 seed)
+static __always_inline __u64 lt_pen_window(__u64 w0, __u64 w1, __u32 len, __u64 seed, __u32 far)
 {
 	__u64 m0, m1, tag;
 	const struct lt_pen_slot *s;
@@ -374,6 +375,8 @@ static __always_inline __u64 lt_pen_window(__u64 w0, __u64 w1, __u32 len, __u64 
 	tag = lt_pen_hash(m0, m1, len, seed);
 #pragma unroll
 	for (i = 0; i < LT_PEN_PROBES; i++) {
+		if (i == 1 && !far)
+			return 0;
 		idx = ((__u32)tag + i) & (LT_PEN_SLOTS - 1);
 		s = bpf_map_lookup_elem(&lt_penalty, &idx);
 		if (!s)
@@ -397,14 +400,14 @@ static __always_inline __u64 lt_pen_window(__u64 w0, __u64 w1, __u32 len, __u64 
  * set of bits the list below cannot hold (a raw edit of lt_config).
  */
 static __always_inline __u64 lt_pen_walk_bits(__u64 l0, __u64 l1, __u64 f128, __u64 w0, __u64 w1,
-					      __u64 now, __u64 seed)
+					      __u64 now, __u64 seed, __u32 far)
 {
 	__u64 bits, b, until, found = 0;
 	__u32 n, w;
 
 	/* length 128, the exact one (v4 /32, v6 /128), is a flag (lt_abi.h) */
 	if (f128) {
-		until = lt_pen_window(w0, w1, 128, seed);
+		until = lt_pen_window(w0, w1, 128, seed, far);
 		if (now < until)
 			return until;
 		found |= until;
@@ -415,7 +418,7 @@ static __always_inline __u64 lt_pen_walk_bits(__u64 l0, __u64 l1, __u64 f128, __
 		for (n = 0; n < LT_PEN_LENS_MAX && bits; n++) {
 			b = bits & -bits;
 			bits ^= b;
-			until = lt_pen_window(w0, w1, w * 64 + (lt_bit_index(b) & 63), seed);
+			until = lt_pen_window(w0, w1, w * 64 + (lt_bit_index(b) & 63), seed, far);
 			if (now < until)
 				return until;
 			found |= until;
@@ -476,7 +479,7 @@ static __always_inline __u64 lt_pen_check(const struct lt_config_val *cfg, struc
 	__u64 l1 = *(volatile const __u64 *)&cfg->pen_lens[1];
 	__u64 f128 = *(volatile const __u32 *)&cfg->flags & LT_CFG_PEN_128;
 	__u64 list, seed, until, found = 0;
-	__u32 n, len;
+	__u32 n, len, far;
 
 	if (l0 != sc->pen_lens_key[0] || l1 != sc->pen_lens_key[1] || f128 != sc->pen_lens_key128) {
 		sc->pen_list = lt_pen_list_of(l0, l1, f128);
@@ -488,15 +491,16 @@ static __always_inline __u64 lt_pen_check(const struct lt_config_val *cfg, struc
 	if (!list)
 		return 0;
 	seed = *(volatile const __u64 *)&cfg->pen_seed;
+	far = *(volatile const __u32 *)&cfg->pen_far;
 	if (list == LT_PEN_LIST_BITS)
-		return lt_pen_walk_bits(l0, l1, f128, w0, w1, now, seed);
+		return lt_pen_walk_bits(l0, l1, f128, w0, w1, now, seed, far);
 #pragma unroll
 	for (n = 0; n < LT_PEN_LENS_MAX; n++) {
 		len = list & 0xff;
 		if (!len || len > LT_PEN_LENS)
 			break;
 		list >>= 8;
-		until = lt_pen_window(w0, w1, len - 1, seed);
+		until = lt_pen_window(w0, w1, len - 1, seed, far);
 		if (now < until)
 			return until;
 		found |= until;
