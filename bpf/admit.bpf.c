@@ -581,24 +581,15 @@ static __always_inline __u64 lt_count(__u32 stat, __u64 len)
 	return seq;
 }
 
-static __always_inline int lt_is_v4(const __u8 a[16])
-{
-	__u64 w0;
-	__u32 w1;
-
-	__builtin_memcpy(&w0, a, 8);
-	__builtin_memcpy(&w1, a + 8, 4);
-	return !w0 && w1 == bpf_htonl(0x0000ffff);
-}
-
 /*
  * Finds the slot tagged tag among LT_SRC_PROBES from tag & mask, or claims
- * the first free one of them (CAS 0 -> tag). NULL when all belong to others.
+ * the first free one of them (CAS 0 -> tag) for the key (m0, m1: its
+ * address words, plen, pid). NULL when all belong to others.
  * An index, not a pointer, is remembered for the claim: clang would fold a
  * pointer test into pointer arithmetic that the verifier rejects.
  */
-static __always_inline struct lt_src_slot *lt_slot_find(void *map, __u32 mask, __u64 tag,
-							const struct lt_src_key *key)
+static __always_inline struct lt_src_slot *lt_slot_find(void *map, __u32 mask, __u64 tag, __u64 m0,
+							__u64 m1, __u32 plen, __u32 pid)
 {
 	__u32 idx, i, free_idx = ~0U;
 	struct lt_src_slot *s;
@@ -619,7 +610,11 @@ static __always_inline struct lt_src_slot *lt_slot_find(void *map, __u32 mask, _
 	if (s) {
 		seen = __sync_val_compare_and_swap(&s->tag, 0, tag);
 		if (!seen) {
-			s->key = *key;
+			/* for operators (bpftool) and the sweep: the tag decides */
+			__builtin_memcpy(s->key.addr, &m0, 8);
+			__builtin_memcpy(s->key.addr + 8, &m1, 8);
+			s->key.prefixlen = plen;
+			s->key.policy_id = pid;
 			return s;
 		}
 		if (seen == tag)
@@ -631,29 +626,35 @@ static __always_inline struct lt_src_slot *lt_slot_find(void *map, __u32 mask, _
 /*
  * The source's slot in lt_src, claimed if new. When its window is full, the
  * policy's own pair in lt_overflow (counted); NULL when that table has no
- * room for the policy either (counted; the caller fails closed).
+ * room for the policy either (counted; the caller fails closed). The key
+ * stays in registers (lt_src_hash_w): it is written out only on a claim.
  */
-static __always_inline struct lt_src_slot *lt_src_get(const struct lt_src_policy *pol,
-						      const struct lt_pkt *p)
+static __always_inline struct lt_src_slot *lt_src_get(const struct lt_src_policy *pol, __u64 w0,
+						      __u64 w1)
 {
-	struct lt_src_key key = {};
 	struct lt_src_slot *s;
+	__u64 m0, m1;
 	__u32 agg;
 
-	agg = lt_is_v4(p->saddr) ? 96 + (pol->agg_v4 > 32 ? 32 : pol->agg_v4) :
-				   (pol->agg_v6 > 128 ? 128 : pol->agg_v6);
-	__builtin_memcpy(key.addr, p->saddr, 16);
-	lt_addr_mask(key.addr, agg);
-	key.prefixlen = agg;
-	key.policy_id = pol->id;
-	s = lt_slot_find(&lt_src, lt_src_mask, lt_src_hash(&key), &key);
+	/* v4 is ::ffff:a.b.c.d (lt_v4_mapped_w1) */
+	if (!w0 && (__u32)w1 == (__u32)lt_v4_mapped_w1(0))
+		agg = 96 + (pol->agg_v4 > 32 ? 32 : pol->agg_v4);
+	else
+		agg = pol->agg_v6 > 128 ? 128 : pol->agg_v6;
+	/* the verifier loses the clamps above when clang merges them: again, opaquely */
+	asm volatile("" : "+r"(agg));
+	if (agg > 128)
+		agg = 128;
+	m0 = w0 & lt_pfx_mask[agg][0];
+	m1 = w1 & lt_pfx_mask[agg][1];
+	s = lt_slot_find(&lt_src, lt_src_mask, lt_src_hash_w(m0, m1, agg, pol->id), m0, m1, agg,
+			 pol->id);
 	if (s)
 		return s;
 	lt_count(LT_STAT_AUX_TABLE_FULL, 0);
 	/* the overflow pair of the policy: key with no address */
-	__builtin_memset(&key, 0, sizeof(key));
-	key.policy_id = pol->id;
-	s = lt_slot_find(&lt_overflow, LT_OVERFLOW_SLOTS - 1, lt_src_hash(&key), &key);
+	s = lt_slot_find(&lt_overflow, LT_OVERFLOW_SLOTS - 1, lt_src_hash_w(0, 0, 0, pol->id), 0, 0,
+			 0, pol->id);
 	if (!s)
 		lt_count(LT_STAT_AUX_OVERFLOW_FULL, 0);
 	return s;
@@ -833,7 +834,7 @@ static __always_inline int lt_admit(void *data, void *data_end, __u32 wire_len, 
 		goto out;
 	}
 	p.policy_id = pol->id;
-	st = lt_src_get(pol, &p);
+	st = lt_src_get(pol, p.sw[0], p.sw[1]);
 	if (!st) {
 		/* no bucket for this source: fail closed (lt_src_get counted why) */
 		stat = LT_STAT_DROP_PKT_RATE;

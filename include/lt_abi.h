@@ -273,15 +273,22 @@ static __always_inline __u64 lt_pen_hash(__u64 w0, __u64 w1, __u32 prefixlen, __
  * orphans the slots of a pinned lt_src: their sources start over with a
  * fresh bucket once, and the sweep frees the old slots.
  */
+static __always_inline __u64 lt_src_hash_w(__u64 w0, __u64 w1, __u32 prefixlen, __u32 policy_id)
+{
+	__u64 h = lt_mix64((w0 ^ 0x9e3779b97f4a7c15ULL) * 0xc4ceb9fe1a85ec53ULL ^ w1 ^
+			   ((__u64)prefixlen << 32 | policy_id));
+
+	return h ? h : 1;
+}
+
+/* The same of a key in memory (w0, w1: its 16 address bytes). */
 static __always_inline __u64 lt_src_hash(const struct lt_src_key *k)
 {
-	__u64 w0, w1, h;
+	__u64 w0, w1;
 
 	__builtin_memcpy(&w0, k->addr, 8);
 	__builtin_memcpy(&w1, k->addr + 8, 8);
-	h = lt_mix64((w0 ^ 0x9e3779b97f4a7c15ULL) * 0xc4ceb9fe1a85ec53ULL ^ w1 ^
-		     ((__u64)k->prefixlen << 32 | k->policy_id));
-	return h ? h : 1;
+	return lt_src_hash_w(w0, w1, k->prefixlen, k->policy_id);
 }
 
 /* lt_config flags. */
