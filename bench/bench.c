@@ -63,50 +63,161 @@ static double now_s(void)
 
 /* ---- 1. XDP ---------------------------------------------------------------- */
 
-static double prog_once(int fd, const struct pkt_spec *s, int want)
+/*
+ * BPF_PROG_RUN reports duration as the loop's ns divided by repeat and
+ * truncated to an integer (bpf_test_timer_continue: do_div), so a 5.9 ns
+ * program reads 5: up to 20% off in every ratio against an empty program of
+ * ~5 ns. So each run is also timed from user space, with the thread's CPU
+ * clock around the one syscall, divided by repeat. That clock stops while
+ * the thread is off the CPU, as the kernel's timer does (it leaves the timer
+ * around cond_resched); both include interrupts (no IRQ_TIME_ACCOUNTING
+ * here). What it adds over the kernel's loop is the syscall's fixed cost
+ * (copying the frame in and out, ~1-3 us), measured once with repeat 1 and
+ * subtracted; at XREPEAT that is ~0.001 ns per packet anyway. The kernel's
+ * figure is kept next to it as the cross-check: kernel <= user < kernel + 1.
+ */
+#define XREPEAT 1000000
+#define XRUNS 15
+
+struct xrun {
+	double user; /* ns/packet: thread CPU time / repeat, fixed cost removed */
+	double kern; /* ns/packet: the kernel's integer duration */
+	double wall; /* ns/packet: CLOCK_MONOTONIC / repeat (includes preemption) */
+};
+
+static double g_fixed_ns; /* the syscall's fixed cost, ns per call */
+static int g_xruns, g_xretried, g_xunchecked; /* runs, runs redone, figures kept unchecked */
+
+static double ts_ns(clockid_t clk)
+{
+	struct timespec ts;
+
+	clock_gettime(clk, &ts);
+	return (double)ts.tv_sec * 1e9 + (double)ts.tv_nsec;
+}
+
+static struct xrun prog_run(int fd, const struct pkt_spec *s, int want, __u32 repeat)
 {
 	static unsigned char raw[260] __attribute__((aligned(8)));
 	unsigned char *buf = raw + 2;
 	int len = pkt_build(s, buf, sizeof(raw) - 2);
 	LIBBPF_OPTS(bpf_test_run_opts, o, .data_in = buf, .data_size_in = (__u32)len,
-		    .repeat = 1000000);
+		    .repeat = repeat);
+	struct xrun x;
+	double c0, w0, c1, w1;
+	int rc;
 
-	if (bpf_prog_test_run_opts(fd, &o) || (int)o.retval != want) {
+	w0 = ts_ns(CLOCK_MONOTONIC);
+	c0 = ts_ns(CLOCK_THREAD_CPUTIME_ID);
+	rc = bpf_prog_test_run_opts(fd, &o);
+	c1 = ts_ns(CLOCK_THREAD_CPUTIME_ID);
+	w1 = ts_ns(CLOCK_MONOTONIC);
+	if (rc || (int)o.retval != want) {
 		fprintf(stderr, "bench: test_run failed (retval %u)\n", o.retval);
 		exit(1);
 	}
-	return o.duration;
+	x.user = (c1 - c0 - g_fixed_ns) / repeat;
+	x.wall = (w1 - w0 - g_fixed_ns) / repeat;
+	x.kern = o.duration;
+	return x;
 }
+
+/*
+ * A run counts only when the two clocks agree (kernel <= user < kernel + 1,
+ * the kernel's truncation): on a shared 2-core VM a run can also hold the
+ * cost of context switches (user ahead) or of time the hypervisor took from
+ * the vCPU (steal: the kernel's clock counts it, the thread's CPU clock does
+ * not, so user behind). Such a run is measured again, up to XRETRIES times,
+ * and counted.
+ */
+#define XRETRIES 10
+static struct xrun prog_once(int fd, const struct pkt_spec *s, int want)
+{
+	struct xrun x;
+	int i;
+
+	for (i = 0; i < XRETRIES; i++) {
+		x = prog_run(fd, s, want, XREPEAT);
+		g_xruns++;
+		/* 0.01: the fixed cost's own jitter, spread over XREPEAT packets */
+		if (x.user > x.kern - 0.01 && x.user < x.kern + 1.01)
+			return x;
+		g_xretried++;
+	}
+	g_xunchecked++;
+	return x;
+}
+
+/* The syscall's fixed cost: the median of repeat-1 calls of the empty program. */
+static void prog_fixed(int fd, const struct pkt_spec *s)
+{
+	double v[XRUNS * 4];
+	int i;
+
+	g_fixed_ns = 0;
+	for (i = 0; i < XRUNS * 4; i++)
+		v[i] = prog_run(fd, s, XDP_PASS, 1).user;
+	g_fixed_ns = median(v, XRUNS * 4);
+}
+
+/* A figure three ways, each the median over the runs. */
+struct xfig {
+	double user, kern, wall; /* ns/packet */
+	double r_user, r_kern; /* paired ratios to the empty program */
+};
 
 /*
  * Median ns of prog and median of the paired ratio prog/empty: each run of
  * prog is next to a run of the empty program, so drift in this noisy VM
  * cancels out of the ratio.
  */
-#define XRUNS 9
-static double prog_ratio(int fd, int empty_fd, const struct pkt_spec *s, int want, double *ns)
+static struct xfig prog_ratio(int fd, int empty_fd, const struct pkt_spec *s, int want)
 {
-	double v[XRUNS], r[XRUNS];
+	double u[XRUNS], k[XRUNS], w[XRUNS], ru[XRUNS], rk[XRUNS];
+	struct xfig f;
 	int i;
 
 	for (i = 0; i < XRUNS; i++) {
-		double e = prog_once(empty_fd, s, XDP_PASS);
+		struct xrun e = prog_once(empty_fd, s, XDP_PASS);
+		struct xrun x = prog_once(fd, s, want);
 
-		v[i] = prog_once(fd, s, want);
-		r[i] = v[i] / e;
+		u[i] = x.user;
+		k[i] = x.kern;
+		w[i] = x.wall;
+		ru[i] = x.user / e.user;
+		rk[i] = e.kern ? x.kern / e.kern : 0;
 	}
-	*ns = median(v, XRUNS);
-	return median(r, XRUNS);
+	f.user = median(u, XRUNS);
+	f.kern = median(k, XRUNS);
+	f.wall = median(w, XRUNS);
+	f.r_user = median(ru, XRUNS);
+	f.r_kern = median(rk, XRUNS);
+	return f;
 }
 
-static double prog_ns(int fd, const struct pkt_spec *s, int want)
+static struct xfig prog_alone(int fd, const struct pkt_spec *s, int want)
 {
-	double v[XRUNS];
+	double u[XRUNS], k[XRUNS], w[XRUNS];
+	struct xfig f = { .r_user = 1, .r_kern = 1 };
 	int i;
 
-	for (i = 0; i < XRUNS; i++)
-		v[i] = prog_once(fd, s, want);
-	return median(v, XRUNS);
+	for (i = 0; i < XRUNS; i++) {
+		struct xrun x = prog_once(fd, s, want);
+
+		u[i] = x.user;
+		k[i] = x.kern;
+		w[i] = x.wall;
+	}
+	f.user = median(u, XRUNS);
+	f.kern = median(k, XRUNS);
+	f.wall = median(w, XRUNS);
+	return f;
+}
+
+static void xfig_print(const char *what, const struct xfig *f, const char *target)
+{
+	printf("  %-32s %6.2f ns %5.2fx   | %3.0f ns %5.2fx   %s\n", what, f->user, f->r_user,
+	       f->kern, f->r_kern, target);
 }
 
 /* Limits far above what the loop sends, a banned /16, the real clock. */
@@ -142,7 +253,7 @@ static int bench_xdp(struct lt_admit *skel)
 	struct pkt_spec syn = { .src = "10.0.0.2", .payload = 0 };
 	struct pkt_spec banned = { .src = "10.9.0.1", .ack = 1, .payload = 64 };
 	struct lt_load_opts lo = { .no_pen_cache = 1 };
-	double e, pass, drop, synp, rp, rs, rd, upass, udrop, rup, rud;
+	struct xfig e, pass, drop, synp, upass, udrop;
 	struct lt_admit *nocache;
 	char err[256];
 	int ef, af, nf;
@@ -159,24 +270,30 @@ static int bench_xdp(struct lt_admit *skel)
 	ef = bpf_program__fd(empty->progs.lt_xdp_empty);
 	af = bpf_program__fd(skel->progs.lt_xdp);
 	nf = bpf_program__fd(nocache->progs.lt_xdp);
-	e = prog_ns(ef, &metered, XDP_PASS);
-	rp = prog_ratio(af, ef, &metered, XDP_PASS, &pass);
-	rs = prog_ratio(af, ef, &syn, XDP_PASS, &synp);
-	rd = prog_ratio(af, ef, &banned, XDP_DROP, &drop);
-	rup = prog_ratio(nf, ef, &metered, XDP_PASS, &upass);
-	rud = prog_ratio(nf, ef, &banned, XDP_DROP, &udrop);
-	printf("XDP (BPF_PROG_RUN, repeat 1e6; kernel-reported ns/packet, median of %d;\n"
-	       "     ratio = median of %d paired runs against the empty program)\n",
-	       XRUNS, XRUNS);
-	printf("  empty XDP_PASS program          %7.1f ns   (reference)\n", e);
-	printf("  pass path, metered source       %7.1f ns   %.2fx empty   [target <= 3x]\n", pass,
-	       rp);
-	printf("  pass path, metered SYN (2 CAS)  %7.1f ns   %.2fx empty\n", synp, rs);
-	printf("  drop path, penalised source     %7.1f ns   %.2fx empty   [target <= 2x]\n", drop,
-	       rd);
+	prog_fixed(ef, &metered);
+	e = prog_alone(ef, &metered, XDP_PASS);
+	pass = prog_ratio(af, ef, &metered, XDP_PASS);
+	synp = prog_ratio(af, ef, &syn, XDP_PASS);
+	drop = prog_ratio(af, ef, &banned, XDP_DROP);
+	upass = prog_ratio(nf, ef, &metered, XDP_PASS);
+	udrop = prog_ratio(nf, ef, &banned, XDP_DROP);
+	printf("XDP (BPF_PROG_RUN, repeat %d; ns/packet, median of %d runs; ratio = median of\n"
+	       "     %d paired runs against the empty program)\n"
+	       "  left: the thread's CPU time around the syscall / repeat (sub-ns);\n"
+	       "  right: the kernel's own figure, truncated to whole ns by the kernel\n",
+	       XREPEAT, XRUNS, XRUNS);
+	xfig_print("empty XDP_PASS program", &e, "(reference)");
+	xfig_print("pass path, metered source", &pass, "[target <= 3x]");
+	xfig_print("pass path, metered SYN (2 CAS)", &synp, "");
+	xfig_print("drop path, penalised source", &drop, "[target <= 2x]");
 	printf("  without the per-CPU penalty memo (every packet a new source):\n");
-	printf("  pass path, metered, memo miss   %7.1f ns   %.2fx empty\n", upass, rup);
-	printf("  drop path, penalised, memo miss %7.1f ns   %.2fx empty\n", udrop, rud);
+	xfig_print("pass path, metered, memo miss", &upass, "[target <= 3x]");
+	xfig_print("drop path, penalised, memo miss", &udrop, "[target <= 2x]");
+	printf("  cross-check: a run counts when kernel <= CPU time < kernel + 1; %d of %d runs\n"
+	       "  were redone (preempted or stolen), %d figures kept unchecked; syscall fixed cost\n"
+	       "  %.2f us (removed); wall clock (CLOCK_MONOTONIC, with preemption) %.2f / %.2f /\n"
+	       "  %.2f ns for empty / pass / drop\n",
+	       g_xretried, g_xruns, g_xunchecked, g_fixed_ns / 1e3, e.wall, pass.wall, drop.wall);
 	lt_admit__destroy(nocache);
 	lt_empty__destroy(empty);
 	return 0;
@@ -482,16 +599,18 @@ int main(int argc, char **argv)
 {
 	struct lt_load_opts lo = { 0 };
 	struct lt_admit *skel;
-	int redis_port = 0, c, rc = 0, xdp_only = 0;
+	int redis_port = 0, c, rc = 0, xdp_only = 0, verbose = 0;
 	char err[256];
 
-	while ((c = getopt(argc, argv, "r:xh")) != -1) {
+	while ((c = getopt(argc, argv, "r:xvh")) != -1) {
 		if (c == 'r') {
 			redis_port = atoi(optarg);
 		} else if (c == 'x') {
 			xdp_only = 1;
+		} else if (c == 'v') {
+			verbose = 1;
 		} else {
-			printf("Usage: bench [-r REDIS_PORT] [-x]\n  -x: XDP figures only\n  Prints XDP, user-space and Redis "
+			printf("Usage: bench [-r REDIS_PORT] [-x] [-v]\n  -x: XDP figures only\n  -v: libbpf and verifier output\n  Prints XDP, user-space and Redis "
 			       "Lua figures with ratios (run via `make bench`).\n");
 			return c == 'h' ? 0 : 2;
 		}
@@ -500,7 +619,7 @@ int main(int argc, char **argv)
 		fprintf(stderr, "bench: needs root (BPF_PROG_RUN, map mmap)\n");
 		return 1;
 	}
-	lt_log_level = LT_LOG_WARN;
+	lt_log_level = verbose ? LT_LOG_DEBUG : LT_LOG_WARN;
 	lt_log_libbpf();
 	skel = lt_skel_load(&lo, err, sizeof(err));
 	if (!skel) {

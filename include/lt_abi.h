@@ -124,7 +124,12 @@ _Static_assert(sizeof(struct lt_penalty) == 16, "lt_penalty is ABI");
  * LT_CFG_PEN_128, each bit set and cleared atomically on its own). For each
  * length in the set, the source is masked to it, hashed and its window
  * compared: tag, then addr and prefixlen. A length nobody banned costs
- * nothing. A source is dropped while ANY entry covering it is active (an
+ * nothing. A slot is filled at the first free slot of its window, so most
+ * sit at their home (the window's first slot); while lt_config_val.pen_far
+ * says that every one does (0), BPF compares the home slot only: a source
+ * nobody banned costs one slot per length instead of LT_PEN_PROBES (the
+ * most of the path of a new source, make bench). A slot zeroed by hand
+ * leaves pen_far as it was: never a miss, at worst the full window. A source is dropped while ANY entry covering it is active (an
  * expired /32 does not hide an active /24 around it). At most
  * LT_PEN_LENS_MAX bits are ever set (a ban of a further length is refused,
  * -E2BIG), which bounds both the per-packet walk and its verification.
@@ -268,15 +273,22 @@ static __always_inline __u64 lt_pen_hash(__u64 w0, __u64 w1, __u32 prefixlen, __
  * orphans the slots of a pinned lt_src: their sources start over with a
  * fresh bucket once, and the sweep frees the old slots.
  */
+static __always_inline __u64 lt_src_hash_w(__u64 w0, __u64 w1, __u32 prefixlen, __u32 policy_id)
+{
+	__u64 h = lt_mix64((w0 ^ 0x9e3779b97f4a7c15ULL) * 0xc4ceb9fe1a85ec53ULL ^ w1 ^
+			   ((__u64)prefixlen << 32 | policy_id));
+
+	return h ? h : 1;
+}
+
+/* The same of a key in memory (w0, w1: its 16 address bytes). */
 static __always_inline __u64 lt_src_hash(const struct lt_src_key *k)
 {
-	__u64 w0, w1, h;
+	__u64 w0, w1;
 
 	__builtin_memcpy(&w0, k->addr, 8);
 	__builtin_memcpy(&w1, k->addr + 8, 8);
-	h = lt_mix64((w0 ^ 0x9e3779b97f4a7c15ULL) * 0xc4ceb9fe1a85ec53ULL ^ w1 ^
-		     ((__u64)k->prefixlen << 32 | k->policy_id));
-	return h ? h : 1;
+	return lt_src_hash_w(w0, w1, k->prefixlen, k->policy_id);
 }
 
 /* lt_config flags. */
@@ -374,7 +386,15 @@ struct lt_config_val {
 	__u32 flags; /* LT_CFG_*, atomic or/and per bit */
 	__u32 sample_mask; /* event when (per-CPU count & mask) == 0; ~0 = none */
 	__u32 wlock; /* pid of the latch or penalty-box writer, 0 = free */
-	__u32 _pad0;
+	/*
+	 * pen_far: how many live lt_penalty slots are not at their home (the
+	 * first slot of their window). While it is 0, BPF reads only the home
+	 * slot per prefix length (see lt_penalty). Written by lib/penalty.c
+	 * under wlock: incremented before such a slot's tag is stored,
+	 * recounted from the slots after frees (unban, expiry, reindex). Taken
+	 * from the padding (0 in older pins: a recount at start sets it).
+	 */
+	__u32 pen_far;
 	/*
 	 * keys_gen: bumped (atomic add, after the write) by the agent on every
 	 * change of lt_apikey. Readers that cache API-key records (the gateway's

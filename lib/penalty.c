@@ -193,8 +193,15 @@ static void lt_pen_fill(struct lt_pen_slot *s, __u64 tag, const struct lt_lpm_ke
 	__atomic_store_n(&s->tag, tag, __ATOMIC_RELEASE);
 }
 
+/* Slot i holds tag away from its home, the first slot of its window. */
+static int lt_pen_is_far(__u32 i, __u64 tag)
+{
+	return i != ((__u32)tag & (LT_PEN_SLOTS - 1));
+}
+
 /*
- * pen_lens := the lengths of the live slots, and the seed set: under wlock.
+ * pen_lens := the lengths of the live slots, pen_far := how many of them
+ * are away from home, and the seed set: under wlock, after the frees.
  * Bits are set before any is cleared, so a length in use is never absent.
  */
 static void lt_pen_relens(struct lt_pen_ctx *c)
@@ -202,12 +209,16 @@ static void lt_pen_relens(struct lt_pen_ctx *c)
 	__u64 want[3] = { 0, 0, 0 }, cur[3];
 	struct lt_lpm_key k;
 	struct lt_penalty p;
-	__u32 i;
+	__u32 i, far = 0;
 	int w;
 
-	for (i = 0; i < LT_PEN_SLOTS; i++)
-		if (lt_pen_read(c, &c->slots[i], &k, &p))
-			want[k.prefixlen / 64] |= 1ULL << (k.prefixlen % 64);
+	for (i = 0; i < LT_PEN_SLOTS; i++) {
+		if (!lt_pen_read(c, &c->slots[i], &k, &p))
+			continue;
+		want[k.prefixlen / 64] |= 1ULL << (k.prefixlen % 64);
+		far += lt_pen_is_far(i, __atomic_load_n(&c->slots[i].tag, __ATOMIC_RELAXED));
+	}
+	__atomic_store_n(&c->cfg->pen_far, far, __ATOMIC_RELEASE);
 	lt_pen_lens(c->cfg, cur);
 	for (w = 0; w < 3; w++)
 		if (want[w] & ~cur[w])
@@ -215,19 +226,6 @@ static void lt_pen_relens(struct lt_pen_ctx *c)
 	for (w = 0; w < 3; w++)
 		if (cur[w] & ~want[w])
 			lt_pen_lens_and(c->cfg, w, want[w]);
-}
-
-/* After a length's last slot was freed: its bit goes (under wlock). */
-static void lt_pen_bit_drop(struct lt_pen_ctx *c, __u32 len)
-{
-	struct lt_lpm_key k;
-	struct lt_penalty p;
-	__u32 i;
-
-	for (i = 0; i < LT_PEN_SLOTS; i++)
-		if (lt_pen_read(c, &c->slots[i], &k, &p) && k.prefixlen == len)
-			return;
-	lt_pen_lens_and(c->cfg, (int)(len / 64), ~(1ULL << (len % 64)));
 }
 
 /* A random seed with the first ban: the slots of later bans depend on it. */
@@ -275,6 +273,9 @@ static int lt_pen_write(struct lt_pen_ctx *c, const struct lt_lpm_key *k,
 	}
 	if (i == LT_PEN_PROBES)
 		return -ENOSPC;
+	/* before the tag: BPF reads past the home slot from then on */
+	if (i)
+		__atomic_fetch_add(&c->cfg->pen_far, 1, __ATOMIC_SEQ_CST);
 	lt_pen_fill(s, tag, k, p);
 	/* after the slot: a set bit always finds a whole slot */
 	lt_pen_bit_set(c->cfg, k->prefixlen);
@@ -373,7 +374,7 @@ int lt_penalty_unban(int pen_fd, int cfg_fd, const struct lt_lpm_key *k)
 	s = lt_pen_find(&c, &ck);
 	if (s) {
 		lt_pen_free(s);
-		lt_pen_bit_drop(&c, ck.prefixlen);
+		lt_pen_relens(&c);
 		lt_pen_changed(&c);
 	} else {
 		ret = -ENOENT;

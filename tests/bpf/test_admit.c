@@ -526,6 +526,8 @@ static void events_are_sampled(void)
 	CHECK_EQ(ev_last.dport, 8080);
 	CHECK_EQ(ev_last.syn, 1);
 	CHECK_EQ(ev_last.ts_ns, T0 + 5);
+	/* BPF_PROG_RUN's XDP frames arrive on the netns's loopback: ifindex 1 */
+	CHECK_EQ(ev_last.ifindex, 1);
 	lt_addr_format(ev_last.saddr, a, sizeof(a));
 	CHECK(!strcmp(a, "10.0.0.9"));
 	/* sampling off: nothing */

@@ -7,7 +7,8 @@
  * zeroed by hand (bpftool, agent down) unbans; expiry frees slots and their
  * length; an expired ban does not hide an active one around it; a length
  * set lost with lt_config is rebuilt; neighbouring prefixes do not crowd
- * one window. Needs root (CAP_BPF).
+ * one window; a ban away from its home slot (pen_far) stays found when its
+ * home is freed or zeroed by hand. Needs root (CAP_BPF).
  */
 #include <errno.h>
 #include <unistd.h>
@@ -411,6 +412,130 @@ static void neighbours_spread_over_slots(void)
 	CHECK_EQ(run("2001:db8:17:200::1", 0), 1);
 }
 
+/*
+ * n IPv4 /32 prefixes 11.x.y.z whose windows start at one slot under the
+ * current seed (set by a ban first), as strings; returns how many were found.
+ */
+static int same_home(int n, char out[][32])
+{
+	size_t l;
+	struct lt_config_val *v = lt_cfg_map(M.fd[LT_M_CONFIG], &l);
+	__u32 a, idx, idx0 = 0;
+	int got = 0;
+
+	if (!v)
+		return 0;
+	for (a = 0; a < (1U << 24) && got < n; a++) {
+		/* ::ffff:11.a.b.c as lt_parse_ipv4 reads it (lt_v4_mapped_w1) */
+		__u64 w1 = ((__u64)__builtin_bswap32(0x0b000000U | a) << 32) | 0xffff0000ULL;
+
+		idx = (__u32)lt_pen_hash(0, w1, 128, v->pen_seed) & (LT_PEN_SLOTS - 1);
+		if (!got)
+			idx0 = idx;
+		if (idx == idx0)
+			snprintf(out[got++], 32, "11.%u.%u.%u", a >> 16 & 255, a >> 8 & 255,
+				 a & 255);
+	}
+	munmap(v, l);
+	return got;
+}
+
+static __u32 pen_far(void)
+{
+	struct lt_config_val *v;
+	size_t l;
+	__u32 far;
+
+	v = lt_cfg_map(M.fd[LT_M_CONFIG], &l);
+	if (!v)
+		return ~0U;
+	far = __atomic_load_n(&v->pen_far, __ATOMIC_ACQUIRE);
+	munmap(v, l);
+	return far;
+}
+
+/*
+ * BPF reads only the home slot of a window while pen_far is 0. A ban that
+ * found its home taken sits further on, counts in pen_far, and stays found
+ * when the ban at its home goes: by unban, or by the break glass (zeroing
+ * the home slot by hand, which does not touch pen_far).
+ */
+static void ban_away_from_home_is_found(void)
+{
+	char a[3][32], p[40];
+	struct lt_pen_slot s, zero = {};
+	struct lt_lpm_key k;
+	__u32 i, found = 0;
+
+	reset();
+	CHECK_EQ(ban("10.20.0.1/32", ~0ULL), 0); /* sets the seed */
+	CHECK_EQ(same_home(3, a), 3);
+	CHECK_EQ(pen_far(), 0);
+	snprintf(p, sizeof(p), "%s/32", a[0]);
+	CHECK_EQ(ban(p, ~0ULL), 0);
+	CHECK_EQ(pen_far(), 0);
+	snprintf(p, sizeof(p), "%s/32", a[1]);
+	CHECK_EQ(ban(p, ~0ULL), 0);
+	CHECK_EQ(pen_far(), 1);
+	CHECK_EQ(run(a[0], 0), 0);
+	CHECK_EQ(run(a[1], 0), 0);
+	CHECK_EQ(run(a[2], 1), 1);
+	snprintf(p, sizeof(p), "%s/32", a[0]);
+	CHECK_EQ(unban(p), 0);
+	CHECK_EQ(pen_far(), 1); /* a[1] is still away from its home */
+	CHECK_EQ(run(a[0], 0), 1);
+	CHECK_EQ(run(a[1], 0), 0);
+	CHECK_EQ(run(a[1], 1), 0);
+	/* the break glass on a home slot: a[1] stays banned */
+	snprintf(p, sizeof(p), "%s/32", a[2]);
+	CHECK_EQ(ban(p, ~0ULL), 0); /* takes the free home */
+	CHECK_EQ(run(a[2], 0), 0);
+	k = pfx(p);
+	for (i = 0; i < LT_PEN_SLOTS; i++) {
+		if (bpf_map_lookup_elem(M.fd[LT_M_PENALTY], &i, &s) || !s.tag ||
+		    memcmp(s.addr, k.addr, 16) || s.prefixlen != k.prefixlen)
+			continue;
+		CHECK_EQ(bpf_map_update_elem(M.fd[LT_M_PENALTY], &i, &zero, BPF_ANY), 0);
+		found++;
+	}
+	CHECK_EQ(found, 1);
+	CHECK_EQ(run(a[2], 0), 1);
+	CHECK_EQ(run(a[1], 0), 0);
+	CHECK_EQ(run(a[1], 1), 0);
+	snprintf(p, sizeof(p), "%s/32", a[1]);
+	CHECK_EQ(unban(p), 0);
+	CHECK_EQ(pen_far(), 0);
+	CHECK_EQ(run(a[1], 0), 1);
+}
+
+/* A pen_far lost with lt_config (a recreated pin) is recounted by the sweep. */
+static void lost_far_count_is_rebuilt(void)
+{
+	struct lt_config_val *v;
+	char a[2][32], p[40];
+	size_t l;
+
+	reset();
+	CHECK_EQ(ban("10.21.0.1/32", ~0ULL), 0);
+	CHECK_EQ(same_home(2, a), 2);
+	snprintf(p, sizeof(p), "%s/32", a[0]);
+	CHECK_EQ(ban(p, ~0ULL), 0);
+	snprintf(p, sizeof(p), "%s/32", a[1]);
+	CHECK_EQ(ban(p, ~0ULL), 0);
+	CHECK_EQ(pen_far(), 1);
+	v = lt_cfg_map(M.fd[LT_M_CONFIG], &l);
+	CHECK(v != NULL);
+	if (!v)
+		return;
+	__atomic_store_n(&v->pen_far, 0, __ATOMIC_RELEASE);
+	CHECK_EQ(run(a[1], 0), 1); /* the contract: pen_far 0 says home slots only */
+	CHECK_EQ(lt_penalty_expire(M.fd[LT_M_PENALTY], M.fd[LT_M_CONFIG], now_ns, NULL), 0);
+	CHECK_EQ(pen_far(), 1);
+	CHECK_EQ(run(a[1], 0), 0);
+	CHECK_EQ(run(a[0], 1), 0);
+	munmap(v, l);
+}
+
 /* What BPF decides, user space (the gateway) decides the same way. */
 static void user_space_match_agrees(void)
 {
@@ -465,6 +590,8 @@ int main(void)
 	RUN(limits_refuse_cleanly);
 	RUN(neighbours_spread_over_slots);
 	RUN(user_space_match_agrees);
+	RUN(ban_away_from_home_is_found);
+	RUN(lost_far_count_is_rebuilt);
 	lt_admit__destroy(skel);
 	return lt_t_done();
 }
