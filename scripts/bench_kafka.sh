@@ -41,7 +41,7 @@ cleanup() {
 	"$AGENT" --pin-dir "$PIN2" --state-dir "$DIR/state2" detach >/dev/null 2>&1 || true
 	ip netns del "$NS" 2>/dev/null || true
 	ip netns del "$NS2" 2>/dev/null || true
-	cp "$DIR/agent.log" /tmp/ob-agent.log 2>/dev/null; rm -rf "$DIR" "$PIN" "$PIN2"
+	rm -rf "$DIR" "$PIN" "$PIN2"
 }
 trap cleanup EXIT
 for t in "$AGENT" "$MOCK" "$TOOL"; do
