@@ -673,7 +673,7 @@ static int lt_rq_write(struct lt_requests *q, const struct lt_rq_item *b, unsign
 	char sql[128];
 	int rc = sqlite3_exec(q->db, "BEGIN", NULL, NULL, NULL);
 	unsigned i, rows = 0, events = 0;
-	__s64 last, ring_pos = -1;
+	__s64 last = 0, ring_pos = -1;
 	__u64 by_bytes = 0, file, used;
 	long trimmed = 0;
 
@@ -686,6 +686,8 @@ static int lt_rq_write(struct lt_requests *q, const struct lt_rq_item *b, unsign
 		    (b[i].origin == LT_EV_DECISION && lt_rq_consume_row(q))) {
 			rc = lt_rq_bind(q->ins, &b[i].r);
 			rc = rc == SQLITE_DONE ? SQLITE_OK : rc;
+			/* now: the outbox's inserts in this loop change the last rowid too */
+			last = sqlite3_last_insert_rowid(q->db);
 			rows++;
 		}
 		if (rc == SQLITE_OK && q->ob)
@@ -695,7 +697,6 @@ static int lt_rq_write(struct lt_requests *q, const struct lt_rq_item *b, unsign
 	if (rc == SQLITE_OK && q->ob && lt_outbox_add_done(q->ob, q->db, &events))
 		rc = SQLITE_IOERR;
 	if (rc == SQLITE_OK && rows) {
-		last = sqlite3_last_insert_rowid(q->db);
 		/* the row cap: ids only grow, so the oldest are those below last - keep */
 		snprintf(sql, sizeof(sql), "DELETE FROM requests WHERE id <= %lld",
 			 (long long)(last - q->keep));
