@@ -381,8 +381,13 @@ int lt_outbox_add(struct lt_outbox *ob, sqlite3 *db, const struct lt_outbox_row 
 	/* what a pack cannot hold goes alone */
 	if (klen >= LT_OB_SUBJ_KEY || slen >= LT_OB_SUBJ_KEY || need > LT_OB_PACK_BYTES ||
 	    row->len > UINT32_MAX || strlen(topic) >= sizeof(pk->topic) ||
-	    strlen(row->type) >= sizeof(pk->type))
-		return lt_outbox_put(ob, db, row) ? -EIO : (pk->written++, 0);
+	    strlen(row->type) >= sizeof(pk->type)) {
+		/* after the pack before it: sequences keep the order events were added in */
+		if (lt_ob_pack_write(ob, db) || lt_outbox_put(ob, db, row))
+			return -EIO;
+		pk->written++;
+		return 0;
+	}
 	if (pk->n &&
 	    (pk->n == LT_OB_PACK_EVENTS || pk->len + need > LT_OB_PACK_BYTES ||
 	     strcmp(pk->topic, topic) || strcmp(pk->type, row->type)) &&
