@@ -7,7 +7,11 @@
 #   2. outbox -> Kafka: the broker comes back and the N-event backlog drains (idempotent
 #      producer, acks=all, every row deleted on its acknowledgement): events/s;
 #   3. admission unaffected: wrk against POST /api/v1/tokens/consume with kafka off, then on
-#      (every decision an event, produced while wrk runs): the req/s ratio on/off.
+#      (every decision an event, produced while wrk runs), in KAFKA_BENCH_REPS paired rounds (a
+#      fresh agent each run, same load): the req/s ratio on/off of each pair, their median and
+#      range; the agent's CPU per request answered, off and on; the events lapped in the ring;
+#      the CPU per event of each agent thread (/proc/<pid>/task/*/stat), from the start of the
+#      load to the last acknowledgement.
 #   4. config propagation between two agents (two hosts: a second netns reaches the cluster
 #      through socat): one tier change at a time on A; B's lag for each (B's read time minus the
 #      record's event time, the Kafka timestamp, as B reports it in /api/v1/sync/status): p50, p99.
