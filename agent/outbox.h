@@ -20,17 +20,18 @@
  * retries' duplicates). Nothing on the write side ever waits for Kafka:
  * unconfigured, down or slow, the rows wait in the table.
  *
- * The table is bounded (kafka.outbox_max_events): a commit that would pass
- * the bound deletes the oldest rows in the same transaction and counts them
- * (lt_outbox_dropped_total{reason="full"}). Newest-kept, like the request
+ * The table is bounded (kafka.outbox_max_events, in events): a commit that
+ * would pass the bound deletes the oldest rows in the same transaction and
+ * counts their events (lt_outbox_dropped_total{reason="full"}); rows are
+ * whole, so a pack can take up to 1023 events more than the excess. Newest-kept, like the request
  * log and the lt_reqlog ring: the data that is still useful when the broker
  * comes back, and the write side is never refused, so admission never is.
  *
  * Envelope: CloudEvents 1.0, Kafka protocol binding, binary mode. The row's
  * data is the message value (content-type: application/json); the
- * attributes are headers: ce_specversion "1.0", ce_id "<source>-<store>-<id>"
+ * attributes are headers: ce_specversion "1.0", ce_id "<source>-<store>-<seq>"
  * (store: 8 hex digits drawn once per database, so a wiped state dir never
- * reuses an id), ce_source, ce_type, ce_time (RFC 3339 UTC), ce_subject when
+ * reuses an id; seq: the event's sequence in the outbox, never reused), ce_source, ce_type, ce_time (RFC 3339 UTC), ce_subject when
  * set. The Kafka key is the row's key (the tenant for usage events).
  */
 #ifndef LT_AGENT_OUTBOX_H
@@ -83,8 +84,35 @@ void lt_outbox_stop(struct lt_outbox *ob);
 int lt_outbox_put(struct lt_outbox *ob, sqlite3 *db, const struct lt_outbox_row *row);
 long lt_outbox_trim(struct lt_outbox *ob, sqlite3 *db, unsigned put);
 void lt_outbox_committed(struct lt_outbox *ob, unsigned put, long trimmed);
+/*
+ * The same, packed: lt_outbox_add appends an event to a pack in memory and
+ * writes a pack as one row (up to 1024 events, 1 MiB) when it is full, inside
+ * the caller's open transaction; lt_outbox_add_done writes the rest, before
+ * lt_outbox_trim and COMMIT, and says how many events this transaction
+ * wrote (for lt_outbox_trim and lt_outbox_committed). After a ROLLBACK:
+ * lt_outbox_add_discard. A pack's events keep their own key, subject, time
+ * and data; the row's id is its last event's sequence (outbox.c). 0 or -errno.
+ */
+int lt_outbox_add(struct lt_outbox *ob, sqlite3 *db, const struct lt_outbox_row *row);
+int lt_outbox_add_done(struct lt_outbox *ob, sqlite3 *db, unsigned *events);
+void lt_outbox_add_discard(struct lt_outbox *ob);
 /* Finalizes the write side's statements: before the caller closes db. */
 void lt_outbox_release(struct lt_outbox *ob);
+/*
+ * Asks the send thread to checkpoint the database's -wal (PASSIVE, on its
+ * own connection), so the write side's commits never wait for one: a
+ * checkpoint copies pages and fsyncs the file, tens of ms under load, during
+ * which events would wait in memory. Any thread; NULL is fine.
+ */
+void lt_outbox_checkpoint(struct lt_outbox *ob);
+/*
+ * A busy handler for the two writers of the outbox's database: it tries
+ * again every 100 us, up to ms in all. SQLite's own (busy_timeout) sleeps
+ * 1, 2, 5 ... then 100 ms between tries, so a lock held for a moment (the
+ * other side's short transaction, its thread preempted on a busy CPU) cost
+ * the writer tens of ms while events piled up in memory.
+ */
+int lt_outbox_busy_wait(sqlite3 *db, unsigned ms);
 /* Events not written at all (the intake was full), counted with reason. */
 void lt_outbox_dropped(struct lt_outbox *ob, const char *reason, unsigned n);
 

@@ -7,14 +7,19 @@
 #   2. outbox -> Kafka: the broker comes back and the N-event backlog drains (idempotent
 #      producer, acks=all, every row deleted on its acknowledgement): events/s;
 #   3. admission unaffected: wrk against POST /api/v1/tokens/consume with kafka off, then on
-#      (every decision an event, produced while wrk runs): the req/s ratio on/off.
+#      (every decision an event, produced while wrk runs), in KAFKA_BENCH_REPS paired rounds (a
+#      fresh agent each run, same load): the req/s ratio on/off of each pair, their median and
+#      range; the agent's CPU per request answered, off and on; the events lapped in the ring;
+#      the CPU per event of each agent thread (/proc/<pid>/task/*/stat), from the start of the
+#      load to the last acknowledgement.
 #   4. config propagation between two agents (two hosts: a second netns reaches the cluster
 #      through socat): one tier change at a time on A; B's lag for each (B's read time minus the
 #      record's event time, the Kafka timestamp, as B reports it in /api/v1/sync/status): p50, p99.
 # Figures drift ±20% between runs on a shared VM: compare the ratios.
 #   KAFKA_BENCH_EVENTS  N (default 200000)   BENCH_SECONDS  seconds per wrk run (default 5)
 #   KAFKA_BENCH_CHANGES config changes timed in 4 (default 100)
-#   KAFKA_BENCH_ONLY=config  only 4
+#   KAFKA_BENCH_REPS paired rounds in 3 (default 3)   KAFKA_BENCH_PERF=FILE  perf record of round 1
+#   KAFKA_BENCH_ONLY=config  only 4;  KAFKA_BENCH_ONLY=events  only 1 to 3
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 AGENT=${BENCH_AGENT:-$ROOT/build/leaky-agent}
@@ -193,38 +198,84 @@ wrk_consume() {
 	inns wrk -t2 -c64 -d"${DUR}s" --latency -s "$DIR/consume.lua" \
 		http://127.0.0.1:9090/api/v1/tokens/consume
 }
-start "$DIR/off.json"
-OFF=$(wrk_consume)
-stop
-start "$DIR/on.json"
-a0=$(metric lt_outbox_appended_total)
-ON=$(wrk_consume)
-# every decision is an event: wait (30 s at most) until the events appended reach the requests
-# wrk counted (the writer commits in batches, so a pause in the count is not the end), or the
-# ring is empty and the count has stopped for a second; what is missing then was lost, and
-# the loss counters below say where
-req=$(awk '/requests in/ { print $1 }' <<<"$ON")
-still=0
-for _ in $(seq 300); do
+HZ=$(getconf CLK_TCK)
+# "comm ticks" of every thread of the agent (utime+stime, /proc/<pid>/task/*/stat); the
+# numbers in a thread's name are dropped (rdk:broker1 and rdk:broker2 are one line)
+threads() {
+	local t
+	for t in /proc/"$PID"/task/*; do
+		# comm may hold a space; the fields after its ")" are fixed
+		sed -e 's/^[0-9]* (\(.*\)) [A-Za-z] /\1\t/' "$t/stat" 2>/dev/null |
+			awk -F'\t' '{ split($2, f, " "); n = $1; gsub(/[0-9]+/, "", n); gsub(/ /, "_", n); print n, f[11] + f[12] }'
+	done | awk '{ a[$1] += $2 } END { for (k in a) print k, a[k] }' | sort
+}
+ticks_of() { awk '{ s += $2 } END { print s + 0 }' "$1"; }
+# the appended count reaches the requests wrk counted (the writer commits in batches, so a
+# pause in the count is not the end), or the ring is empty and the count has stopped for a
+# second (30 s at most); what is missing then was lost, and the loss counters say where
+settle() { # BASE REQUESTS
+	local still=0 e0
+	for _ in $(seq 300); do
+		e0=$(metric lt_outbox_appended_total)
+		[ $((e0 - $1)) -ge "$2" ] && break
+		sleep 0.1
+		if [ "$(metric lt_outbox_appended_total)" = "$e0" ] && [ "$(metric lt_reqlog_backlog)" = 0 ]; then
+			still=$((still + 1))
+			[ "$still" -ge 10 ] && break
+		else
+			still=0
+		fi
+	done
+}
+# KAFKA_BENCH_REPS paired rounds (off then on, same load, same fresh process): the ratio of
+# each pair, so a neighbour's burst on the shared machine hits one pair, not the figure
+REPS=${KAFKA_BENCH_REPS:-3}
+: >"$DIR/pairs"
+for ((rep = 1; rep <= REPS; rep++)); do
+	start "$DIR/off.json"
+	l0=$(metric 'lt_reqlog_dropped_total{reason="lapped"}')
+	c0=$(ticks_of <(threads))
+	OFF=$(wrk_consume)
+	c1=$(ticks_of <(threads))
+	stop
+	start "$DIR/on.json"
+	a0=$(metric lt_outbox_appended_total)
+	l0=$(metric 'lt_reqlog_dropped_total{reason="lapped"}')
+	threads >"$DIR/th0"
+	# KAFKA_BENCH_PERF=FILE: a perf profile of the agent during the first round's kafka-on load
+	[ -n "${KAFKA_BENCH_PERF:-}" ] && [ "$rep" = 1 ] &&
+		{ perf record -q -F 499 --call-graph "${KAFKA_BENCH_PERF_CG:-fp}" -p "$PID" -o "$KAFKA_BENCH_PERF" -- sleep "$DUR" >/dev/null 2>&1 & }
+	ON=$(wrk_consume)
+	threads >"$DIR/th1" # the load's CPU only: what the drain after it costs is not per request
+	req=$(awk '/requests in/ { print $1 }' <<<"$ON")
+	settle "$a0" "$req"
+	threads >"$DIR/th2"
 	e0=$(metric lt_outbox_appended_total)
-	[ $((e0 - a0)) -ge "$req" ] && break
-	sleep 0.1
-	if [ "$(metric lt_outbox_appended_total)" = "$e0" ] && [ "$(metric lt_reqlog_backlog)" = 0 ]; then
-		still=$((still + 1))
-		[ "$still" -ge 10 ] && break
-	else
-		still=0
-	fi
+	until_ge lt_kafka_acked_total "$e0"
+	threads >"$DIR/th3"
+	e0=$((e0 - a0))
+	lapped=$(($(metric 'lt_reqlog_dropped_total{reason="lapped"}') - l0))
+	qfull=$(metric 'lt_outbox_dropped_total{reason="queue_full"}')
+	ofull=$(metric 'lt_outbox_dropped_total{reason="full"}')
+	stop
+	roff=$(grep Requests/sec <<<"$OFF" | awk '{print $2}')
+	ron=$(grep Requests/sec <<<"$ON" | awk '{print $2}')
+	reqoff=$(awk '/requests in/ { print $1 }' <<<"$OFF")
+	# µs of agent CPU per request answered, off and on (the whole process: API, ring, writer,
+	# producer), during the load
+	cpuoff=$(echo "($c1 - $c0) * 1000000 / $HZ / $reqoff" | bc -l)
+	cpuon=$(echo "($(ticks_of "$DIR/th1") - $(ticks_of "$DIR/th0")) * 1000000 / $HZ / $req" | bc -l)
+	echo "$roff $ron $(echo "$ron / $roff" | bc -l) $req $e0 $lapped $cpuoff $cpuon" >>"$DIR/pairs"
+	printf '  pair %d: consume off %9.0f req/s  on %9.0f req/s  %.2fx   %d answered, %d events, %d lapped   agent CPU %.2f / %.2f us per request (off / on)\n' \
+		"$rep" "$roff" "$ron" "$(echo "$ron / $roff" | bc -l)" "$reqoff" "$e0" "$lapped" "$cpuoff" "$cpuon" >>"$DIR/pairs.txt"
+	# per thread: µs per event, from the start of the load to the last acknowledgement
+	join -a2 -e 0 -o 0,1.2,2.2 "$DIR/th0" "$DIR/th3" |
+		awk -v hz="$HZ" -v n="$e0" '{ d = $3 - $2; if (d > 0) printf "%s %.3f\n", $1, d * 1e6 / hz / n }' \
+		>"$DIR/thr.$rep"
 done
-until_ge lt_kafka_acked_total "$e0"
-e0=$((e0 - a0))
-lapped=$(metric 'lt_reqlog_dropped_total{reason="lapped"}')
-qfull=$(metric 'lt_outbox_dropped_total{reason="queue_full"}')
-ofull=$(metric 'lt_outbox_dropped_total{reason="full"}')
-stop
-roff=$(grep Requests/sec <<<"$OFF" | awk '{print $2}')
-ron=$(grep Requests/sec <<<"$ON" | awk '{print $2}')
 p99() { awk '$1 == "99%" { print $2 }'; }
+med() { sort -g | awk '{ a[NR] = $1 } END { print a[int((NR + 1) / 2)] }'; }
+col() { awk -v c="$1" '{ print $c }' "$DIR/pairs"; }
 
 printf '\nUsage events to Kafka (release agent, librdkafka mock cluster over TCP in a netns, 4 partitions)\n'
 printf '  ring -> outbox, %d records committed with their events (synchronous=FULL)  %9.0f events/s\n' \
@@ -232,9 +283,14 @@ printf '  ring -> outbox, %d records committed with their events (synchronous=FU
 printf '  outbox -> Kafka, a backlog of %d drained (idempotent, acks=all, deleted on ack)  %9.0f events/s   [target >= 100000]\n' \
 	"$N" "$drain"
 printf '  (outbox empty %.2f s after the last acknowledgement)\n' "$(echo "$t3 - $t2" | bc -l)"
-printf '  consume, kafka off                      %9.0f req/s  p99 %s\n' "$roff" "$(p99 <<<"$OFF")"
-printf '  consume, kafka on (each an event)       %9.0f req/s  p99 %s   %.2fx off  (%d requests answered, %d events, all acknowledged)\n' \
-	"$ron" "$(p99 <<<"$ON")" "$(echo "$ron / $roff" | bc -l)" "$req" "$e0"
-printf '  events lost: %s lapped in the ring, %s at a full queue, %s at a full outbox (lt_reqlog_dropped_total, lt_outbox_dropped_total)\n' \
-	"${lapped:-0}" "${qfull:-0}" "${ofull:-0}"
-config_bench
+printf '  consume, kafka off vs on (each decision an event), %d paired rounds of %d s, wrk -t2 -c64:\n' "$REPS" "$DUR"
+cat "$DIR/pairs.txt"
+printf '  consume on/off ratio: median %.2fx  range %.2f..%.2fx   [target: unaffected]\n' \
+	"$(col 3 | med)" "$(col 3 | sort -g | head -1)" "$(col 3 | sort -g | tail -1)"
+printf '  events lost: %s lapped in the ring (all rounds), %s at a full queue, %s at a full outbox (last round)\n' \
+	"$(col 6 | awk '{ s += $1 } END { print s }')" "${qfull:-0}" "${ofull:-0}"
+printf '  agent CPU per event, by thread (us, median of the rounds; from the load to the last ack):\n'
+cat "$DIR"/thr.* | awk '{ print $1 }' | sort -u | while read -r t; do
+	printf '    %-16s %s\n' "$t" "$(cat "$DIR"/thr.* | awk -v t="$t" '$1 == t { print $2 }' | med)"
+done
+[ "${KAFKA_BENCH_ONLY:-}" = events ] || config_bench

@@ -58,8 +58,19 @@ check "all 220 events committed" wait_for lt_outbox_appended_total 220
 check "the outbox holds its bound (150)" wait_for lt_outbox_backlog 150
 eq "at the bound, the 70 oldest are dropped and counted" \
 	"$(v 'lt_outbox_dropped_total{reason="full"}') $(v lt_outbox_appended_total)" "70 220"
+# rows are packs of events (binary, agent/outbox.c): the bytes of its request id in one of them
 eq "the newest are kept (the last gateway record is in the outbox)" \
-	"$(sqlite3 "$STATE/requests.db" "SELECT count(*) FROM outbox WHERE CAST(data AS TEXT) LIKE '%\"g-119\"%'")" 1
+	"$(sqlite3 "$STATE/requests.db" "SELECT count(*) FROM outbox WHERE instr(data, CAST('\"g-119\"' AS BLOB)) > 0")" 1
+# 40 more: 260 in all, so the 110 oldest go, the 100 decisions and g-0..g-9; g-10 and after were
+# committed in packs of many events a row, and the bound cuts inside one instead of dropping it
+put 40 provider=openai latency_us=1000 user=u id=h
+check "40 more committed" wait_for lt_outbox_appended_total 260
+eq "the bound is exact in events, inside a pack too: 110 dropped, 150 kept" \
+	"$(v 'lt_outbox_dropped_total{reason="full"}') $(v lt_outbox_backlog) $(sqlite3 "$STATE/requests.db" "SELECT sum(max(n, 1)) FROM outbox")" \
+	"110 150 150"
+eq "the oldest kept is g-10 (g-9 went)" \
+	"$(sqlite3 "$STATE/requests.db" "SELECT count(*) FROM outbox WHERE instr(data, CAST('\"g-9\"' AS BLOB)) > 0") $(sqlite3 "$STATE/requests.db" "SELECT count(*) FROM outbox WHERE instr(data, CAST('\"g-10\"' AS BLOB)) > 0")" \
+	"0 1"
 req GET "/readyz" ""
 expect "Kafka unreachable: the agent is ready" 200
 stop_agent
