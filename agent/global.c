@@ -67,6 +67,9 @@ static const char *const lt_gr_name[LT_GR__MAX] = { "applied", "duplicate", "bas
 
 static const char *const lt_stale_name[] = { "share", "last", "closed" };
 
+/* What a warning is about: each kind is said at most once in 5 s, on its own. */
+enum lt_gl_log { LT_GL_LOG_DEBIT, LT_GL_LOG_AHEAD, LT_GL_LOG_KAFKA, LT_GL_LOG__MAX };
+
 struct lt_gl_origin {
 	char host[128];
 	__u64 records; /* bucket records read since start */
@@ -116,7 +119,8 @@ struct lt_global {
 	pthread_t thr;
 	int thr_on, stop; /* stop: __atomic */
 	int nparts;
-	__u64 meta_ns, next_tick_ns, last_log_ns;
+	__u64 meta_ns, next_tick_ns;
+	__u64 last_log_ns[LT_GL_LOG__MAX]; /* per kind: one kind never hides another */
 	__u64 tick_ms; /* event time of the current tick */
 	__u64 prev_tick_ms; /* of the tick before (our start before the first) */
 	pthread_mutex_t mu; /* everything below */
@@ -147,13 +151,13 @@ static __u64 lt_gl_real_ms(void)
 	return (__u64)ts.tv_sec * 1000ULL + (__u64)ts.tv_nsec / 1000000ULL;
 }
 
-static int lt_gl_may_log(struct lt_global *g)
+static int lt_gl_may_log(struct lt_global *g, enum lt_gl_log kind)
 {
 	__u64 now = lt_now_ns();
 
-	if (now - g->last_log_ns < 5 * LT_NS_PER_SEC)
+	if (now - g->last_log_ns[kind] < 5 * LT_NS_PER_SEC)
 		return 0;
-	g->last_log_ns = now;
+	g->last_log_ns[kind] = now;
 	return 1;
 }
 
@@ -302,7 +306,7 @@ static __u64 lt_gl_debit(struct lt_global *g, struct lt_gl_bucket *b, __u64 toke
 		b->window = lt_gl_real_ms();
 		added = lt_quota_debit(g->q, b->handle, tokens, caps, lt_now_ns(), resv, &v);
 	}
-	if (v && lt_gl_may_log(g))
+	if (v && lt_gl_may_log(g, LT_GL_LOG_DEBIT))
 		log_warn("global: cannot debit %llu tokens on %s (%s)", (unsigned long long)tokens,
 			 b->key, v == LT_CONTENDED ? "contended" : "reclaimed");
 	return added;
@@ -475,7 +479,7 @@ static enum lt_gl_result lt_gl_take(struct lt_global *g, const rd_kafka_message_
 	return res;
 ahead:
 	/* said once in a while: a host whose clock is that far ahead is not heard at all */
-	if (lt_gl_may_log(g))
+	if (lt_gl_may_log(g, LT_GL_LOG_AHEAD))
 		log_warn("global: a record of host %s is %llu s ahead of this host's clock "
 			 "(at most %llu s): refused",
 			 host, (unsigned long long)((ev - now_ms) / 1000), LT_GL_FUTURE_MS / 1000);
@@ -802,7 +806,8 @@ static void *lt_gl_run(void *arg)
 			res = lt_gl_take(g, m);
 			g->results[res]++;
 			pthread_mutex_unlock(&g->mu);
-		} else if (m->err != RD_KAFKA_RESP_ERR__PARTITION_EOF && lt_gl_may_log(g)) {
+		} else if (m->err != RD_KAFKA_RESP_ERR__PARTITION_EOF &&
+			   lt_gl_may_log(g, LT_GL_LOG_KAFKA)) {
 			log_warn("global: kafka: %s", rd_kafka_message_errstr(m));
 		}
 		rd_kafka_message_destroy(m);
@@ -815,7 +820,7 @@ static void lt_gl_kerr(rd_kafka_t *rk, int err, const char *reason, void *opaque
 	struct lt_global *g = opaque;
 
 	(void)rk;
-	if (lt_gl_may_log(g))
+	if (lt_gl_may_log(g, LT_GL_LOG_KAFKA))
 		log_warn("global: kafka: %s (%s); global buckets go by on_stale once the sync "
 			 "is older than tau_max",
 			 rd_kafka_err2str((rd_kafka_resp_err_t)err), reason);
