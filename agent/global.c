@@ -113,6 +113,7 @@ struct lt_gl_bucket {
 	__u64 l_want; /* the cumulative lease we ask for in l_win */
 	__u64 l_rate; /* our recent spend, tokens/s (EWMA over ticks) */
 	__u64 l_rate_cum, l_rate_ms; /* cum and tick time of the last rate sample */
+	__u64 l_rate_rej; /* lt_usage.rejected at the last rate sample */
 	__u64 l_track_ms; /* when we began asking (a grant is overdue tau_max after it) */
 	__u64 l_held; /* tokens held in l_win to keep our headroom within the lease */
 	int l_stale; /* on_stale applies to this bucket (sync stale, or no grant for tau_max) */
@@ -1161,7 +1162,8 @@ static void lt_al_allocate(struct lt_global *g, __u64 now_ms)
  * Works out the window's spend and lease, keeps the bucket's headroom within
  * the lease by a hold, and adds the demand fields to the bucket's record v.
  */
-static void lt_ls_enforce(struct lt_global *g, struct lt_gl_bucket *b, json_t *v)
+static void lt_ls_enforce(struct lt_global *g, struct lt_gl_bucket *b, const struct lt_usage *u,
+			  json_t *v)
 {
 	__u64 now = g->tick_ms, w = lt_ls_wms(g, b->rule), cur = now - now % w;
 	__u64 s_ms = g->c.interval_ns / 1000000ULL, tau = g->c.tau_max_ns / 1000000ULL;
@@ -1209,12 +1211,23 @@ static void lt_ls_enforce(struct lt_global *g, struct lt_gl_bucket *b, json_t *v
 		else if (view.remaining > room)
 			b->l_held += lt_gl_hold(g, b, view.remaining - room);
 	}
-	/* the recent rate, over at least S/2 (a boundary tick can be close to a grid one) */
-	if (!b->l_rate_ms || now < b->l_rate_ms) {
+	/*
+	 * The recent demand, tokens/s, over at least S/2 (a boundary tick can be
+	 * close to a grid one): what was admitted, and what was refused at the
+	 * bucket's mean cost (a host held by its lease admits little; its
+	 * refusals say what it would spend).
+	 */
+	if (!b->l_rate_ms || now < b->l_rate_ms || u->rejected < b->l_rate_rej) {
 		b->l_rate_ms = now;
 		b->l_rate_cum = b->cum;
+		b->l_rate_rej = u->rejected;
 	} else if (now - b->l_rate_ms >= s_ms / 2) {
-		inst = (b->cum - b->l_rate_cum) * 1000 / (now - b->l_rate_ms);
+		__u64 mean = u->admitted ? u->tokens / u->admitted : 1;
+
+		inst = (b->cum - b->l_rate_cum +
+			(u->rejected - b->l_rate_rej) * (mean ? mean : 1)) *
+		       1000 / (now - b->l_rate_ms);
+		b->l_rate_rej = u->rejected;
 		b->l_rate = (b->l_rate * 3 + inst) / 4;
 		if (inst > b->l_rate)
 			b->l_rate = inst; /* a rise is taken at once, a fall slowly */
@@ -1295,7 +1308,7 @@ static void lt_gl_tick(struct lt_global *g)
 			      (json_int_t)g->prev_tick_ms, "interval_ms",
 			      (json_int_t)(g->c.interval_ns / 1000000ULL));
 		if (g->c.rules[b->rule].mode == LT_GM_LEASE)
-			lt_ls_enforce(g, b, v);
+			lt_ls_enforce(g, b, &u, v);
 		if (v)
 			lt_gl_send(g, b->key, v);
 		json_decref(v);

@@ -6,7 +6,10 @@
 # namespace (tests/e2e/hosts_env.sh, shared with test_config_sync.sh). Nothing listens on the
 # host's loopback. Set AGENT, MOCK, GLOAD before sourcing to use other builds (the bench uses
 # release ones).
-HOSTS=$GHOSTS HNAME=$GNAME HTOPIC=global
+# The grants topic of mode lease (global.grants_topic's default: the topic + ".grants") has as
+# many partitions as the global topic: an allocator sends a bucket's grants to the partition of
+# its demand.
+HOSTS=$GHOSTS HNAME=$GNAME HTOPIC=global HMORE="lt.global.$GNAME.$$.grants:3"
 . "$(dirname "${BASH_SOURCE[0]}")/hosts_env.sh"
 GLOAD=${GLOAD:-$ROOT/build/san/tests/lt_gload}
 GTOPIC=$XTOPIC
