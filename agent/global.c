@@ -1204,8 +1204,16 @@ static void lt_ls_enforce(struct lt_global *g, struct lt_gl_bucket *b, const str
 	/* a hold table about to fill is made one hold again (a lift and a hold, microseconds apart) */
 	if (b->nholds >= LT_GL_HOLDS - 1)
 		lt_gl_lift(g, b);
+	room = eff > b->l_spent ? eff - b->l_spent : 0;
+	/*
+	 * More lease than headroom while holds are on (a grant came after the
+	 * lease ran out): they go, and the hold below is made for the new room
+	 * (a lift and a hold, microseconds apart).
+	 */
+	if (room && b->nholds && !lt_quota_peek(g->q, b->handle, lt_now_ns(), &view) &&
+	    !view.unlimited && view.remaining < room)
+		lt_gl_lift(g, b);
 	if (!lt_quota_peek(g->q, b->handle, lt_now_ns(), &view) && !view.unlimited) {
-		room = eff > b->l_spent ? eff - b->l_spent : 0;
 		if (!room)
 			b->l_held += lt_gl_hold(g, b, ~0ULL >> 2);
 		else if (view.remaining > room)
@@ -1407,7 +1415,18 @@ static void lt_al_rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t err,
 		rd_kafka_assign(rk, parts);
 		log_info("global: allocator of %d partition(s) of %s", parts->cnt, g->c.topic);
 	} else {
-		rd_kafka_flush(g->prk, 2000);
+		/*
+		 * Revoked in a rebalance: our grants leave before the group moves on
+		 * (it waits for every member's revoke), so the next owner's watermark
+		 * holds them. Lost (our session expired: the partition may have a new
+		 * owner already): what is still queued is dropped instead, so that it
+		 * cannot land after the new owner took its watermark (a zombie's
+		 * grants: README "Global limits across hosts").
+		 */
+		if (rd_kafka_assignment_lost(rk))
+			rd_kafka_purge(g->prk, RD_KAFKA_PURGE_F_QUEUE);
+		else
+			rd_kafka_flush(g->prk, 2000);
 		pthread_mutex_lock(&g->mu);
 		for (i = 0; i < parts->cnt; i++) {
 			p = parts->elems[i].partition;
