@@ -373,6 +373,16 @@ static int lt_cfg_global(struct lt_cfg_ctx *x, json_t *v, struct lt_global_confi
 					snprintf(p, sizeof(p), "/global/buckets/%zu", i);
 					return lt_cfg_fail(x, p, "prefix is required");
 				}
+				/* L = R * W comes from the limit every host resolves for the key */
+				if (r->mode == LT_GM_LEASE && r->prefix[0] == 'k') {
+					snprintf(p, sizeof(p), "/global/buckets/%zu/mode", i);
+					return lt_cfg_fail(
+						x, p,
+						"\"lease\" needs a limit that every host "
+						"resolves from the key (org, user, provider); "
+						"an API key's own limit is not: use "
+						"\"replicate\"");
+				}
 				g->nrules = (int)i + 1;
 			}
 		} else {

@@ -54,12 +54,13 @@ consume() {
 		"{\"userId\":\"00000000-0000-0000-0000-000000000001\",\"orgId\":\"$2\",\"provider\":\"$3\",\"tokens\":$4}" \
 		"http://127.0.0.1:$PORT/api/v1/tokens/consume")
 }
-# load HOST ORG PROVIDER TOKENS RATE SECONDS OUT: lt_gload from that host's namespace
+# load HOST ORG PROVIDER TOKENS RATE SECONDS OUT: lt_gload from that host's namespace (GCONNS
+# connections, default 4)
 load() {
 	local tok
 	tok=$("$AGENT" --state-dir "${STATE[$1]}" mint-token --sub 00000000-0000-0000-0000-000000000001 \
 		--roles USER --orgs "$2" --ttl 1h)
-	inns "$1" "$GLOAD" -a 127.0.0.1:$PORT -H "Authorization: Bearer $tok" -c 4 -r "$5" -d "$6" \
+	inns "$1" "$GLOAD" -a 127.0.0.1:$PORT -H "Authorization: Bearer $tok" -c "${GCONNS:-4}" -r "$5" -d "$6" \
 		-b "{\"userId\":\"00000000-0000-0000-0000-000000000001\",\"orgId\":\"$2\",\"provider\":\"$3\",\"tokens\":$4}" \
 		>"$7"
 }

@@ -14,7 +14,8 @@ to unix time, the hosts together admit at most
 with L = R * W the tokens a window, S the tick, delta the latest a boundary tick of any host ran
 after its boundary (measured by the agents). Counted conservatively from the client's side: an
 admission counts in every window its [send, answer] meets (an admission in flight across a
-boundary counts in both), so the measured figure is never below the true one. Only whole
+boundary counts in both), so the measured figure is never below the true one (and above it by at
+most one admission per connection of each host at each edge). Only whole
 windows inside the run are taken. Prints one JSON object; exit status 0 when every window is
 within the bound, 1 otherwise.
 """
