@@ -1,14 +1,18 @@
 // SPDX-License-Identifier: MIT
 /*
- * global.c - global limits across hosts, mode replicate (global.h; records:
- * docs/events/global.v1.md).
+ * global.c - global limits across hosts, modes replicate and lease (global.h;
+ * records: docs/events/global.v1.md, docs/events/grant.v1.md; the lease
+ * invariant and bound: "mode lease" below).
  *
- * One thread owns the producer, the consumer and the tables below; it takes
- * g->mu around each change so that the API's status read sees one state. The
- * quota engine is called outside g->mu except for the debits (lt_quota_debit
- * takes no lock of the quota engine: it is a CAS on the mmapped slot).
+ * One thread owns the producer, the consumers (the global topic's reader, and
+ * for lease rules the allocators' group member and the grants reader) and the
+ * tables below; it takes g->mu around each change so that the API's status
+ * read sees one state. The group's rebalance callback runs on that thread too
+ * (inside its poll of the group consumer), outside g->mu. The quota engine is
+ * called outside g->mu except for the debits and peeks (lt_quota_debit takes
+ * no lock of the quota engine: it is a CAS on the mmapped slot).
  *
- * Why the overshoot is bounded (README "Global limits across hosts"): host i
+ * Why the overshoot of replicate is bounded (README "Global limits across hosts"): host i
  * admits against a bucket that holds its own admissions and the debits of the
  * others' spend; host j's spend up to the event time e of the newest record
  * applied here has been debited. Over any window [t1, t2] ending in an
@@ -203,7 +207,7 @@ struct lt_global {
 	__u64 epoch_ms; /* allocator: when our current assignment began */
 	__u64 next_bound_ns; /* the next window boundary of a lease rule (a tick there) */
 	__u64 bound_ms; /* that boundary, unix ms */
-	__u64 late_ms_max; /* the latest a boundary tick ran after its boundary (delta) */
+	__u64 late_ms_max; /* the latest a tick ran after its time, boundary or grid (delta) */
 	__u64 grants_sent, demand_res[LT_GR__MAX], grant_res[LT_GR__MAX];
 	__u64 rebalances;
 };
@@ -1612,6 +1616,9 @@ static void *lt_gl_run(void *arg)
 		} else if (now >= g->next_tick_ns) {
 			if (g->nlease)
 				lt_al_ready(g);
+			/* delta counts the grid's lateness too: a late tick is a longer leak */
+			if ((now - g->next_tick_ns) / 1000000ULL > g->late_ms_max)
+				g->late_ms_max = (now - g->next_tick_ns) / 1000000ULL;
 			lt_gl_tick(g);
 			/* on the grid of S: a late tick does not push the next ones */
 			g->next_tick_ns += g->c.interval_ns;
