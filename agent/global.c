@@ -732,12 +732,14 @@ static void lt_gl_lift(struct lt_global *g, struct lt_gl_bucket *b)
  *
  * Each host keeps its own spend in the window within its lease (lt_ls_enforce,
  * every S and at each window boundary): a hold on its local bucket leaves at
- * most (lease - spent) tokens of headroom, and a full hold (twice the
- * capacity) once the lease is spent. Between two ticks the bucket leaks R*S
- * back, so a host spends at most lease + R*(S + delta) in a window (delta: how
- * late a tick runs), and all hosts together at most
+ * most (lease - spent - R*S) tokens of headroom, and a full hold (twice the
+ * capacity) once less than R*S of the lease is left. Until the next tick, at
+ * most S + delta later (delta: how late a tick runs), the bucket leaks
+ * R*(S + delta) back, so a host spends at most lease + R*delta in a window
+ * (and the full hold stays above the capacity while C >= R*(S + delta)), and
+ * all hosts together at most
  *
- *	L + N * R * (S + delta)
+ *	L + N * R * delta
  *
  * (README "Global limits across hosts" has the whole bound, with on_stale,
  * clock skew and a zombie allocator).
@@ -1171,7 +1173,7 @@ static void lt_ls_enforce(struct lt_global *g, struct lt_gl_bucket *b, const str
 {
 	__u64 now = g->tick_ms, w = lt_ls_wms(g, b->rule), cur = now - now % w;
 	__u64 s_ms = g->c.interval_ns / 1000000ULL, tau = g->c.tau_max_ns / 1000000ULL;
-	__u64 ref, eff, floor, inst, l, room;
+	__u64 ref, eff, floor, inst, l, room, lead;
 	struct lt_al_bucket *a;
 	struct lt_view view;
 	int nlive = g->nlive ? g->nlive : 1;
@@ -1208,7 +1210,15 @@ static void lt_ls_enforce(struct lt_global *g, struct lt_gl_bucket *b, const str
 	/* a hold table about to fill is made one hold again (a lift and a hold, microseconds apart) */
 	if (b->nholds >= LT_GL_HOLDS - 1)
 		lt_gl_lift(g, b);
-	room = eff > b->l_spent ? eff - b->l_spent : 0;
+	/*
+	 * The headroom left is the lease's rest minus what the bucket leaks back
+	 * before the next tick (R * S): so a host spends at most its lease, plus
+	 * R * delta when a tick runs delta late. A rest below R * S is held
+	 * whole (that much of a lease goes unused: a hard cap errs on the side
+	 * of refusing).
+	 */
+	lead = (__u64)((unsigned __int128)l * s_ms / w);
+	room = eff > b->l_spent + lead ? eff - b->l_spent - lead : 0;
 	/*
 	 * More lease than headroom while holds are on (a grant came after the
 	 * lease ran out): they go, and the hold below is made for the new room

@@ -29,9 +29,10 @@ if [ -z "${GHOSTS:-}" ]; then
 	GHOSTS="a b c" GNAME=gb3 bash "$0"
 	echo
 	echo "global limits (mode lease, S = 100 ms, W = 2 s, L = R*W): the most all hosts admitted in one"
-	echo "window, against L + N*R*(S + delta) (delta: the latest boundary tick, measured by the agents)"
-	printf '%-3s %-13s %-14s %7s %8s %13s %9s %14s %9s\n' N "C, R" "demand/host" L windows \
-		"admitted max" overshoot "bound (L+...)" "delta ms"
+	echo "window (conservative: a boundary straddler counts in both), against L + N*R*delta (delta: the"
+	echo "latest tick, measured by the agents) and the measurement's resolution 2*N*10 tokens"
+	printf '%-3s %-13s %-14s %7s %8s %13s %9s %14s %9s %11s\n' N "C, R" "demand/host" L windows \
+		"admitted max" overshoot "bound (L+...)" "delta ms" resolution
 	GMODE=lease GHOSTS="a b" GNAME=gl2 bash "$0"
 	GMODE=lease GHOSTS="a b c" GNAME=gl3 bash "$0"
 	exit 0
@@ -74,10 +75,10 @@ if [ "${GMODE:-}" = lease ]; then
 	python3 "$ROOT/tests/e2e/lease_bound.py" --limit 1000 --window-ms 2000 --rate 500 \
 		--interval-ms 100 --cost 10 "${args[@]}" >"$WORK/bound.json"
 	jq -r --argjson n "$N" '[($n | tostring), "1000, 500/s", "1000 tok/s", .limit, .windows,
-		.admitted_max, .overshoot, "\(.bound) (+\(.overshoot_bound))", .delta_ms] | @tsv' \
+		.admitted_max, .overshoot, "\(.bound) (+\(.overshoot_bound))", .delta_ms, .resolution] | @tsv' \
 		"$WORK/bound.json" |
-		awk -F'\t' '{ printf "%-3s %-13s %-14s %7s %8s %13s %9s %14s %9s\n", $1, $2, $3, $4, $5, $6, $7, $8, $9 }'
-	[ "$(jq -r .within "$WORK/bound.json")" = true ] || echo "    ^ above the bound: $(cat "$WORK/bound.json")"
+		awk -F'\t' '{ printf "%-3s %-13s %-14s %7s %8s %13s %9s %14s %9s %11s\n", $1, $2, $3, $4, $5, $6, $7, $8, $9, $10 }'
+	[ "$(jq -r .within "$WORK/bound.json")" = true ] || echo "    ^ above the bound + resolution: $(cat "$WORK/bound.json")"
 	exit 0
 fi
 gconfig '{interval: "100ms", tau_max: "1s", buckets: [{prefix: "o/openai/"}]}'
