@@ -1088,8 +1088,10 @@ static void lt_al_publish(struct lt_global *g, struct lt_al_bucket *a, __u64 win
  * fresh demand (newer than tau_max) asks for a cumulative lease (its spend in
  * the window plus its recent rate over 4 S, at least L / (8 N) — the
  * publisher computes it); the allocator grants what it asks from the
- * unallocated rest L - sum, and when the asks exceed the rest, splits the
- * rest in proportion to them. Nothing is taken back. In the last 3 S of a
+ * unallocated rest L - sum (sum: each host's lease, or its reported spend in
+ * the window if more: what it spent under on_stale while no allocator
+ * granted), and when the asks exceed the rest, splits the rest in proportion
+ * to them. A lease raised to cover a host's spend keeps the sum within L. Nothing is taken back. In the last 3 S of a
  * window the next window is granted ahead (by rate), so a boundary costs no
  * round trip. A grant record per bucket and window goes out every S while
  * demand is fresh: a host that hears none for tau_max is stale.
@@ -1097,7 +1099,7 @@ static void lt_al_publish(struct lt_global *g, struct lt_al_bucket *a, __u64 win
 static void lt_al_allocate(struct lt_global *g, __u64 now_ms)
 {
 	__u64 s_ms = g->c.interval_ns / 1000000ULL, tau = g->c.tau_max_ns / 1000000ULL;
-	__u64 add[LT_GL_HOSTS], win, cur, l, sum, rest, tot, want, got, floor;
+	__u64 add[LT_GL_HOSTS], held[LT_GL_HOSTS], win, cur, l, sum, rest, tot, want, floor;
 	struct lt_al_bucket *a;
 	struct lt_al_hb *hb;
 	int i, j, k, fresh, rule, changed;
@@ -1124,7 +1126,19 @@ static void lt_al_allocate(struct lt_global *g, __u64 now_ms)
 			win = cur + (__u64)k * a->w_ms;
 			if (k && now_ms + 3 * s_ms < win)
 				break;
-			sum = lt_al_sum(g, a, win);
+			/*
+			 * What each host holds of the window: its lease, or what it says it
+			 * spent if more (spend under on_stale, while no allocator granted:
+			 * the rest is granted from what is left after it, never again).
+			 */
+			sum = 0;
+			for (j = 0; j < g->nah; j++) {
+				hb = &a->h[j];
+				held[j] = lt_al_get(hb, win, a->w_ms);
+				if (hb->d_window == win && hb->d_spent > held[j])
+					held[j] = hb->d_spent;
+				sum += held[j];
+			}
 			rest = l > sum ? l - sum : 0;
 			tot = 0;
 			for (j = 0; j < g->nah; j++) {
@@ -1141,8 +1155,7 @@ static void lt_al_allocate(struct lt_global *g, __u64 now_ms)
 				}
 				if (want > l)
 					want = l;
-				got = lt_al_get(hb, win, a->w_ms);
-				add[j] = want > got ? want - got : 0;
+				add[j] = want > held[j] ? want - held[j] : 0;
 				tot += add[j];
 			}
 			changed = 0;
@@ -1153,8 +1166,7 @@ static void lt_al_allocate(struct lt_global *g, __u64 now_ms)
 					add[j] = (__u64)((unsigned __int128)add[j] * rest / tot);
 				if (add[j])
 					changed |= lt_al_merge(&a->h[j], win, a->w_ms,
-							       lt_al_get(&a->h[j], win, a->w_ms) +
-								       add[j]);
+							       held[j] + add[j]);
 			}
 			if (changed || !k || lt_al_sum(g, a, win))
 				lt_al_publish(g, a, win, l, now_ms);
@@ -1882,6 +1894,7 @@ void lt_global_measure(struct lt_global *g)
 		return;
 	pthread_mutex_lock(&g->mu);
 	g->measure_ms = lt_gl_real_ms();
+	g->late_ms_max = 0; /* delta, for the lease bound */
 	for (i = 0; i < g->norig; i++) {
 		g->orig[i].tau_ms_max = 0;
 		g->orig[i].delay_ms_max = 0;

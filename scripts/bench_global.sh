@@ -53,6 +53,7 @@ if [ "${GMODE:-}" = lease ]; then
 		buckets: [{prefix: "o/openai/", mode: "lease", window: "2s"}]}'
 	for h in $GHOSTS; do start "$h" 2>/dev/null || { echo "N=$N: agent $h did not start"; exit 1; }; done
 	for h in $GHOSTS; do until_is "$h" .liveHosts "$N" 2>/dev/null || { echo "N=$N: hosts do not hear each other"; exit 1; }; done
+	until_allocators 2>/dev/null || { echo "N=$N: the allocators' group did not settle"; exit 1; }
 	ORG=$(printf '00000000-0000-0000-0000-0000000c%02d01' "$N")
 	for h in $GHOSTS; do quota "$h" "$ORG" openai 1000 500/s; done
 	for h in $GHOSTS; do
@@ -60,6 +61,7 @@ if [ "${GMODE:-}" = lease ]; then
 		until_is "$h" "[.buckets[] | select(.key == \"o/openai/$ORG\") | .lease.granted > 0] | first" \
 			true 2>/dev/null || { echo "N=$N: host $h was granted no lease"; exit 1; }
 	done
+	for h in $GHOSTS; do req "$h" POST /api/v1/global/measure; done
 	pids=()
 	for h in $GHOSTS; do
 		load "$h" "$ORG" openai 10 100 "$((DUR + 2))" "$WORK/load-$h.txt" &

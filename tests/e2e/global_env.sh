@@ -39,6 +39,27 @@ until_is() {
 	jq -c 'del(.buckets)' "$RB" | sed 's/^/# /' >&2
 	return 1
 }
+# until_allocators: mode lease: every partition of the global topic (3) is ready at one agent,
+# and every host (at most 3) has one: the allocators' group has settled with every member in it
+# (the mock cluster joins a member a few seconds after the first) and each owner has read its
+# grants; bounded (40 s)
+until_allocators() {
+	local i h got idle
+	for ((i = 0; i < 800; i++)); do
+		idle=0
+		got=$(for h in $GHOSTS; do
+			gstatus "$h" && jq -c '.lease.ready[]' "$RB"
+		done | sort | tr '\n' ,)
+		for h in $GHOSTS; do
+			gstatus "$h"
+			[ "$(jqb '.lease.ready | length')" -gt 0 ] || idle=1
+		done
+		[ "$got" = '0,1,2,' ] && [ "$idle" = 0 ] && return 0
+		sleep 0.05
+	done
+	echo "# ready partitions: $got (a host with none: $idle)" >&2
+	return 1
+}
 # quota HOST ORG PROVIDER CAPACITY RATE: an org quota, set on that host
 quota() {
 	req "$1" PUT "/api/v1/admin/orgs/$2/quotas/$3" "{\"capacity\":$4,\"rate\":\"$5\"}"
