@@ -193,13 +193,20 @@ static void lt_jb_int(struct lt_jbuf *b, long long v)
 	lt_jb_raw(b, q, (size_t)(d + sizeof(d) - q));
 }
 
-static char *lt_consume_ok_body(const struct lt_view *v, const char *user, const char *org,
-				const char *provider, const char *tier, const char *key_id,
-				long long charged, long long key_remaining)
+/* lt_ms_json's value: whole ms rounded up, null for ~0 (beyond 2^64 ns) */
+static void lt_jb_ms(struct lt_jbuf *b, __u64 ns)
 {
-	char rate[48] = "unlimited", *out;
+	if (ns == ~0ULL)
+		lt_jb_lit(b, "null");
+	else
+		lt_jb_int(b, (long long)(ns / 1000000 + (ns % 1000000 != 0)));
+}
+
+/* The members of lt_view_json, in its order: -1 where only jansson would write them alike. */
+static int lt_jb_view(struct lt_jbuf *b, const struct lt_view *v)
+{
+	char rate[48] = "unlimited";
 	double per_s = 0.0;
-	struct lt_jbuf b;
 	int bad = 0;
 
 	if (!v->unlimited) {
@@ -208,25 +215,33 @@ static char *lt_consume_ok_body(const struct lt_view *v, const char *user, const
 	}
 	/* jansson prints a whole double below 1e15 as its integer and ".0" */
 	if (!(per_s >= 0.0 && per_s < 1e15) || per_s != (double)(long long)per_s)
-		return NULL;
-	out = malloc(1024);
+		return -1;
+	lt_jb_lit(b, "\"capacity\":");
+	lt_jb_int(b, (long long)v->capacity);
+	lt_jb_lit(b, ",\"remaining\":");
+	lt_jb_int(b, (long long)(v->unlimited ? 0 : v->remaining));
+	lt_jb_lit(b, ",\"leakRate\":");
+	bad |= lt_jb_str(b, rate);
+	lt_jb_lit(b, ",\"leakRatePerSecond\":");
+	lt_jb_int(b, (long long)per_s);
+	lt_jb_lit(b, ".0,\"fullInMs\":");
+	lt_jb_ms(b, v->full_in_ns);
+	return bad;
+}
+
+static char *lt_consume_ok_body(const struct lt_view *v, const char *user, const char *org,
+				const char *provider, const char *tier, const char *key_id,
+				long long charged, long long key_remaining)
+{
+	char *out = malloc(1024);
+	struct lt_jbuf b;
+	int bad = 0;
+
 	if (!out)
 		return NULL;
 	b = (struct lt_jbuf){ out, out + 1024, 0 };
-	lt_jb_lit(&b, "{\"capacity\":");
-	lt_jb_int(&b, (long long)v->capacity);
-	lt_jb_lit(&b, ",\"remaining\":");
-	lt_jb_int(&b, (long long)(v->unlimited ? 0 : v->remaining));
-	lt_jb_lit(&b, ",\"leakRate\":");
-	bad |= lt_jb_str(&b, rate);
-	lt_jb_lit(&b, ",\"leakRatePerSecond\":");
-	lt_jb_int(&b, (long long)per_s);
-	lt_jb_lit(&b, ".0,\"fullInMs\":");
-	if (v->full_in_ns == ~0ULL)
-		lt_jb_lit(&b, "null");
-	else
-		lt_jb_int(&b,
-			  (long long)(v->full_in_ns / 1000000 + (v->full_in_ns % 1000000 != 0)));
+	lt_jb_lit(&b, "{");
+	bad |= lt_jb_view(&b, v);
 	lt_jb_lit(&b, ",\"userId\":");
 	bad |= lt_jb_str(&b, user);
 	lt_jb_lit(&b, ",\"orgId\":");
@@ -248,6 +263,32 @@ static char *lt_consume_ok_body(const struct lt_view *v, const char *user, const
 		lt_jb_lit(&b, "}");
 	}
 	lt_jb_lit(&b, "}");
+	if (bad || b.full) {
+		free(out);
+		return NULL;
+	}
+	*b.p = '\0';
+	return out;
+}
+
+/* The consume 429 body (lt_problem_json + retryAfterMs + quota) the same way: most answers
+ * to a client that ignores its limit are these. */
+static char *lt_consume_deny_body(const struct lt_view *v)
+{
+	char *out = malloc(1024);
+	struct lt_jbuf b;
+	int bad;
+
+	if (!out)
+		return NULL;
+	b = (struct lt_jbuf){ out, out + 1024, 0 };
+	lt_jb_lit(&b, "{\"type\":\"" LT_PROBLEM_BASE "quota-exceeded\",\"title\":\"Too Many "
+		      "Requests\",\"status\":429,\"detail\":\"the bucket cannot take these tokens "
+		      "now\",\"field\":\"/tokens\",\"retryAfterMs\":");
+	lt_jb_ms(&b, v->retry_after_ns);
+	lt_jb_lit(&b, ",\"quota\":{");
+	bad = lt_jb_view(&b, v);
+	lt_jb_lit(&b, "}}");
 	if (bad || b.full) {
 		free(out);
 		return NULL;
@@ -605,6 +646,12 @@ static enum MHD_Result lt_consume(struct lt_req *r)
 				  (unsigned long long)c.tokens, (unsigned long long)v.capacity);
 	}
 	if (verdict == LT_DENY) {
+		char *fast = lt_consume_deny_body(&v);
+
+		if (fast) {
+			json_decref(root);
+			return lt_send(r, 429, "application/problem+json", fast, h.kv);
+		}
 		out = lt_problem_json(429, "quota-exceeded", "Too Many Requests", "/tokens",
 				      "the bucket cannot take these tokens now");
 		json_object_set_new(out, "retryAfterMs", lt_ms_json(v.retry_after_ns));

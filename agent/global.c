@@ -38,6 +38,7 @@
 #include "metrics.h"
 #include "outbox.h"
 #include "quota.h"
+#include "tenant.h"
 #include "units.h"
 
 #define LT_GL_HOSTS 16 /* other hosts tracked; more are counted and ignored */
@@ -61,12 +62,13 @@ enum lt_gl_result {
 	LT_GR_BASELINE, /* first value of a window older than this agent: taken as known */
 	LT_GR_UNKNOWN, /* no global rule here, or no limit governs the key here */
 	LT_GR_INVALID, /* not a global.v1 record */
+	LT_GR_CLIPPED, /* applied, but only what that host's bucket can have let through */
 	LT_GR_LEASE, /* a lease bucket's record: demand for its allocator, nothing to debit */
 	LT_GR__MAX
 };
 
-static const char *const lt_gr_name[LT_GR__MAX] = { "applied", "duplicate", "baseline",
-						    "unknown", "invalid",   "lease" };
+static const char *const lt_gr_name[LT_GR__MAX] = { "applied", "duplicate", "baseline", "unknown",
+						    "invalid", "clipped",   "lease" };
 
 static const char *const lt_stale_name[] = { "share", "last", "closed" };
 
@@ -189,6 +191,7 @@ struct lt_global {
 	__u64 first_sent_ms; /* of our first: nothing is overdue before tau_max from it */
 	__u64 measure_ms; /* start of the current measurement */
 	__u64 results[LT_GR__MAX];
+	__u64 clipped_tokens; /* claimed by records beyond what lt_gl_most allows, not debited */
 	__u64 published, dropped, acked, failed;
 	__u64 seq; /* of our records (ce_id), on the thread */
 	__u64 hosts_ignored;
@@ -383,6 +386,30 @@ static __u64 lt_gl_debit(struct lt_global *g, struct lt_gl_bucket *b, __u64 toke
 
 /* ---- apply: one record of another host ---------------------------------------------------- */
 
+/*
+ * The most another host can have spent on b in span_ms of its clock: its copy
+ * of the bucket (the same limit) admits at most C + R*t, and the gateway's
+ * reconcile may charge one more capacity past that (lt_slot_charge's 2
+ * capacities); + 1 ms for whole-ms times. A record that claims more is a
+ * wrong or hostile producer on the topic: believing it would hold the
+ * bucket closed for up to LT_DEBIT_CAPS_GLOBAL capacities. Unlimited or
+ * unknown limits: no bound.
+ */
+static __u64 lt_gl_most(struct lt_global *g, const struct lt_gl_bucket *b, __u64 span_ms)
+{
+	struct lt_view v;
+	unsigned __int128 leak;
+
+	if (!b->tracked || lt_quota_peek(g->q, b->handle, lt_now_ns(), &v) || v.unlimited ||
+	    !v.leak_period_ns)
+		return ~0ULL;
+	leak = (unsigned __int128)v.leak_tokens * ((unsigned __int128)span_ms + 1) * 1000000 /
+		       v.leak_period_ns +
+	       1;
+	leak += 2 * (unsigned __int128)v.capacity;
+	return leak > ~0ULL ? ~0ULL : (__u64)leak;
+}
+
 static int lt_gl_ju(json_t *o, const char *name, __u64 *out)
 {
 	json_t *v = json_object_get(o, name);
@@ -451,6 +478,9 @@ static enum lt_gl_result lt_gl_take(struct lt_global *g, const rd_kafka_message_
 		ev = window;
 		goto ahead;
 	}
+	/* one spelling per bucket: a variant would make a second bucket and fill the table */
+	if (!lt_bucket_key_canonical(key))
+		goto invalid;
 	snprintf(bkey, sizeof(bkey), "%s", key);
 	json_decref(rec);
 	o->records++;
@@ -487,10 +517,25 @@ static enum lt_gl_result lt_gl_take(struct lt_global *g, const rd_kafka_message_
 		/* a window that ran before we started: what it spent then is not ours to know */
 		res = LT_GR_BASELINE;
 	} else {
+		__u64 from = window == r->window ? ref : window;
 		__u64 inc = window == r->window ? tokens - r->tokens : tokens;
+		__u64 most = lt_gl_most(g, b, ev > from ? ev - from : 0);
 
+		if (inc > most) {
+			/*
+			 * More than that host's own bucket can have let through since
+			 * its last record (or its window's start): not believed. What is
+			 * taken is what the stream is known to have reached, so its real
+			 * records count again once they pass it.
+			 */
+			g->clipped_tokens += inc - most;
+			tokens = (window == r->window ? r->tokens : 0) + most;
+			inc = most;
+			res = LT_GR_CLIPPED;
+		} else {
+			res = LT_GR_APPLIED;
+		}
 		r->debited += lt_gl_debit(g, b, inc, LT_DEBIT_CAPS_GLOBAL, NULL);
-		res = LT_GR_APPLIED;
 	}
 	if (res != LT_GR_DUPLICATE) {
 		r->window = window;
@@ -912,8 +957,9 @@ static int lt_al_rule(struct lt_global *g, json_t *rec, const char **host, const
 	*host = json_string_value(json_object_get(rec, "host"));
 	*key = json_string_value(json_object_get(rec, "bucket"));
 	if (!*host || !*key || !(*host)[0] || strlen(*host) >= sizeof(g->ah[0]) ||
-	    strspn(*host, LT_GL_HOST_CHARS) != strlen(*host) || strlen(*key) >= LT_BUCKET_KEY_LEN)
-		return -1;
+	    strspn(*host, LT_GL_HOST_CHARS) != strlen(*host) || strlen(*key) >= LT_BUCKET_KEY_LEN ||
+	    !lt_bucket_key_canonical(*key))
+		return -1; /* a variant spelling would take a lease entry of its own */
 	rule = lt_gl_rule(g, *key);
 	if (rule < 0 || g->c.rules[rule].mode != LT_GM_LEASE)
 		return -1;
@@ -2001,6 +2047,7 @@ json_t *lt_global_status(struct lt_global *g)
 	for (i = 0; i < LT_GR__MAX; i++)
 		json_object_set_new(x, lt_gr_name[i], json_integer((json_int_t)g->results[i]));
 	json_object_set_new(o, "records", x);
+	json_object_set_new(o, "clippedTokens", json_integer((json_int_t)g->clipped_tokens));
 	a = json_array();
 	for (i = 0; i < g->norig; i++) {
 		const struct lt_gl_origin *p = &g->orig[i];
@@ -2080,6 +2127,12 @@ void lt_global_metrics(struct lt_global *g, struct lt_mbuf *b)
 	for (i = 0; i < LT_GR__MAX; i++)
 		lt_mbuf_printf(b, "lt_global_records_total{result=\"%s\"} %llu\n", lt_gr_name[i],
 			       (unsigned long long)g->results[i]);
+	lt_mbuf_printf(b,
+		       "# HELP lt_global_clipped_tokens_total Tokens that records of other hosts "
+		       "claimed beyond what their bucket can have let through, not debited.\n"
+		       "# TYPE lt_global_clipped_tokens_total counter\n"
+		       "lt_global_clipped_tokens_total %llu\n",
+		       (unsigned long long)g->clipped_tokens);
 	lt_mbuf_printf(b, "# HELP lt_global_tau_seconds The longest time another host's spend "
 			  "stayed unseen here in the current measurement (tau).\n"
 			  "# TYPE lt_global_tau_seconds gauge\n");

@@ -507,10 +507,10 @@ static void config_free(struct gw_config *c)
 
 static int parse_root(struct ctx *c, json_t *root, struct gw_config *cfg)
 {
-	static const char *const keys[] = { "listen",	"workers",   "limits",	  "timeouts",
-					    "services", "routes",    "providers", "models",
-					    "llm",	"admission", "tls",	  "metrics",
-					    NULL };
+	static const char *const keys[] = { "listen",	  "workers",   "limits",    "timeouts",
+					    "services",	  "routes",    "providers", "models",
+					    "llm",	  "admission", "tls",	    "metrics",
+					    "scheduling", NULL };
 	static const char *const lkeys[] = { "max_connections", "max_head_bytes", "max_body_bytes",
 					     NULL };
 	static const char *const tkeys[] = { "client_header_ms", "client_body_ms",
@@ -530,6 +530,12 @@ static int parse_root(struct ctx *c, json_t *root, struct gw_config *cfg)
 	    (err = get_str(c, "/", root, "listen", cfg->listen, sizeof(cfg->listen), 0)) ||
 	    (err = get_u32(c, "/", root, "workers", 0, 256, &cfg->workers)))
 		return err;
+	if ((v = json_object_get(root, "scheduling"))) {
+		const char *sv = json_string_value(v);
+		if (!sv || (strcmp(sv, "batch") && strcmp(sv, "normal")))
+			return fail(c, "/scheduling", "must be \"batch\" or \"normal\"");
+		cfg->sched_batch = !strcmp(sv, "batch");
+	}
 	if ((o = json_object_get(root, "limits")) &&
 	    ((err = check_keys(c, "/limits", o, lkeys)) ||
 	     (err = get_u32(c, "/limits", o, "max_connections", 1, 1000000,
@@ -771,6 +777,7 @@ int gw_config_parse(const char *json, size_t len, const char *source, struct gw_
 	cfg->drain_timeout_ms = 30000;
 	cfg->upstream_idle_ms = 30000;
 	cfg->max_connections = 10000;
+	cfg->sched_batch = 1;
 	cfg->max_head_bytes = LT_HTTP1_DEFAULT_MAX_HEAD;
 	cfg->timeouts = (struct gw_timeouts){ 3000, 60000, 300000 };
 	r = parse_root(&c, root, cfg);

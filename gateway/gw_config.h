@@ -143,6 +143,13 @@ struct gw_config {
 	char listen[GW_HOST_MAX];
 	char metrics_listen[GW_HOST_MAX]; /* "metrics": {"listen"}; "" = no metrics listener */
 	unsigned workers; /* 0 = one per CPU */
+	/*
+	 * Workers run SCHED_BATCH ("scheduling": "batch", the default): a worker
+	 * woken by a packet does not preempt the client or upstream that sent it,
+	 * so it wakes once for a batch of events instead of once per packet
+	 * (proxy.c worker_sched has the figures and the cost). "normal": SCHED_OTHER.
+	 */
+	int sched_batch;
 	/* client side */
 	uint32_t client_header_timeout_ms; /* from the first byte to the end of the head */
 	uint32_t client_body_timeout_ms; /* between two reads of a request body */

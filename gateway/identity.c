@@ -9,6 +9,7 @@
 #include <bpf/libbpf.h>
 #include "identity.h"
 #include "maps.h"
+#include "units.h"
 #include "tenant.h"
 
 /* A cached lt_apikey record, or the fact that there is none. */
@@ -156,9 +157,9 @@ int lt_gw_identify(struct lt_gw_identity *id, const char *authorization, const c
 		}
 		return lt_gw_refuse(d, 401, f.type, f.title, f.field, f.detail);
 	}
-	snprintf(t->user, sizeof(t->user), "%s", p.sub);
-	snprintf(t->tier, sizeof(t->tier), "%s", p.tier);
-	snprintf(t->key_id, sizeof(t->key_id), "%s", p.key_id);
+	lt_scopy(t->user, sizeof(t->user), p.sub);
+	lt_scopy(t->tier, sizeof(t->tier), p.tier);
+	lt_scopy(t->key_id, sizeof(t->key_id), p.key_id);
 	t->key_limit = p.key_limit;
 	t->admin = p.admin;
 	if (org_hint && lt_claim_id_canon(org_hint, hint, sizeof(hint))) {
@@ -175,9 +176,9 @@ int lt_gw_identify(struct lt_gw_identity *id, const char *authorization, const c
 					    p.key_id[0] ? "X-Org-Id is not the API key's org" :
 							  "the token does not list this org");
 		}
-		snprintf(t->org, sizeof(t->org), "%s", hint);
+		lt_scopy(t->org, sizeof(t->org), hint);
 	} else if (p.norgs == 1) {
-		snprintf(t->org, sizeof(t->org), "%s", p.orgs[0]);
+		lt_scopy(t->org, sizeof(t->org), p.orgs[0]);
 	} else if (p.norgs > 1) {
 		memset(t, 0, sizeof(*t));
 		return lt_gw_refuse(d, 400, "org-ambiguous", "Org ambiguous", "X-Org-Id",

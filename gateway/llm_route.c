@@ -86,6 +86,7 @@ struct llm_x {
 	int brk_probe;
 	/* the answer */
 	int sse; /* the response is an event stream */
+	int json_array; /* Gemini's stream without alt=sse: a JSON array of events */
 	int stream_ready;
 	struct lt_llm_sse s;
 	struct lt_llm_buf out;
@@ -935,10 +936,8 @@ static int on_body(struct gw_exchange *x, const char *body, size_t len)
 	if (r)
 		return answer_error(x, lx, 400, "invalid_request_error", "invalid_request",
 				    lx->req.err_field, lx->req.err);
-	if (po.shape == LT_LLM_GEMINI && pstream && !psse)
-		return answer_error(x, lx, 400, "invalid_request_error", "unsupported", NULL,
-				    "streamGenerateContent needs ?alt=sse here (the gateway reads "
-				    "usage from server-sent events)");
+	/* streamGenerateContent without alt=sse: one JSON array, read element by element */
+	lx->json_array = po.shape == LT_LLM_GEMINI && pstream && !psse;
 	tier = tier_of(lx->t.tier);
 	lt_llm_reserve(&lx->req, tier ? tier->default_output_tokens : 1024, &lx->resv);
 
@@ -968,6 +967,14 @@ static int on_body(struct gw_exchange *x, const char *body, size_t len)
 	}
 	r = admit_on(x, lx, p);
 	if (r != GW_CONTINUE)
+		return r;
+	/*
+	 * The usage and the stream's cut are read from the answer's bytes: a
+	 * compressed answer (clients such as Node's fetch ask for gzip and br)
+	 * would hide both, so the provider is asked for none.
+	 */
+	r = gw_set_request_header(x, "Accept-Encoding", "identity");
+	if (r)
 		return r;
 	r = lt_llm_rewrite(&lx->req, &lx->resv, body, len, &lx->body, &nlen);
 	if (r)
@@ -1036,8 +1043,12 @@ static int on_resp_head(struct gw_exchange *x)
 	}
 	ct = field(m, "content-type", ctb, sizeof(ctb));
 	lx->sse = ct && !strncasecmp(ct, "text/event-stream", 17);
+	if (!lx->sse && lx->json_array && m->status >= 200 && m->status < 300 && ct &&
+	    !strncasecmp(ct, "application/json", 16))
+		lx->sse = 2; /* a stream all the same: its events are the array's elements */
 	if (lx->sse) {
 		memset(&so, 0, sizeof(so));
+		so.json_array = lx->sse == 2;
 		so.shape = lx->req.shape;
 		so.drop_usage_chunk = lx->req.usage_injected;
 		so.cut = LT_LLM_CUT_TOKENS;

@@ -782,10 +782,14 @@ int lt_llm_cut_event(const struct lt_llm_sse *s, struct lt_llm_buf *out)
 			 msg);
 		break;
 	case LT_LLM_GEMINI:
+		/* in an array: the last element, after a comma if one went before */
 		snprintf(ev, sizeof(ev),
-			 "data: {\"error\":{\"code\":429,\"message\":\"%s\",\"status\":"
-			 "\"RESOURCE_EXHAUSTED\"}}\n\n",
-			 msg);
+			 "%s{\"error\":{\"code\":429,\"message\":\"%s\",\"status\":"
+			 "\"RESOURCE_EXHAUSTED\"}}%s",
+			 !s->o.json_array	   ? "data: " :
+			 s->afwd && !s->acomma_out ? ",\r\n" :
+						     "",
+			 msg, s->o.json_array ? "]" : "\n\n");
 		break;
 	default:
 		snprintf(ev, sizeof(ev),
@@ -1072,6 +1076,136 @@ static int end_field(struct lt_llm_sse *s, int f, struct lt_llm_buf *out)
 	return 0;
 }
 
+/* --- a JSON array of events (Gemini without alt=sse) ----------------------- */
+
+enum { A_BEFORE, A_SEP, A_ELEM, A_AFTER, A_RAW };
+
+/*
+ * An element closed: it is an event whose data is its JSON text (dispatch
+ * wants the data to end in the LF that ends an SSE data line).
+ */
+static int array_event(struct lt_llm_sse *s, struct lt_llm_buf *out)
+{
+	int rc;
+
+	if (!s->big && buf_add(&s->data, "\n", 1))
+		return -ENOMEM;
+	rc = dispatch(s, out);
+	if (!rc && s->fwd_last) {
+		s->afwd = true;
+		s->acomma_out = false;
+	}
+	s->ast = A_SEP;
+	return rc;
+}
+
+/* One byte of an element that is held, or streamed once it is big. */
+static int array_byte(struct lt_llm_sse *s, char c, struct lt_llm_buf *out)
+{
+	if (s->big) {
+		tail_add(s, &c, 1);
+		return !s->cut && buf_add(out, &c, 1) ? -ENOMEM : 0;
+	}
+	if (buf_add(&s->raw, &c, 1) || buf_add(&s->data, &c, 1))
+		return -ENOMEM;
+	if (s->data.len > LT_LLM_SSE_EVENT_MAX)
+		return go_big(s, out);
+	return 0;
+}
+
+/*
+ * The top-level array is split into its elements by a byte scanner that
+ * knows only strings, escapes and brackets: an element ends where its
+ * brackets balance. Separators are held with the element they precede, so
+ * a cut element takes its comma with it. A body that is not an array of
+ * objects (an error object, a proxy's page) is forwarded as is and counts
+ * nothing: its usage is then unknown and the request is charged its whole
+ * reservation (lt_llm_reconcile).
+ */
+static int array_feed(struct lt_llm_sse *s, const char *p, size_t len, struct lt_llm_buf *out)
+{
+	size_t i;
+	int rc;
+	char c;
+
+	for (i = 0; i < len; i++) {
+		c = p[i];
+		if (s->cut)
+			break;
+		switch (s->ast) {
+		case A_BEFORE:
+			if (c == '[')
+				s->ast = A_SEP;
+			else if (c != ' ' && c != '\t' && c != '\r' && c != '\n')
+				s->ast = A_RAW;
+			if ((rc = buf_add(out, &c, 1)))
+				return rc;
+			break;
+		case A_SEP:
+			if (c == ' ' || c == '\t' || c == '\r' || c == '\n') {
+				if (buf_add(&s->raw, &c, 1))
+					return -ENOMEM;
+				/* a run of blanks is not held: it goes on, with the comma before it */
+				if (s->raw.len >= 64) {
+					if (buf_add(out, s->raw.p, s->raw.len))
+						return -ENOMEM;
+					s->raw.len = 0;
+					s->acomma_out = s->acomma;
+				}
+			} else if (c == ',' && s->aseen && !s->acomma) {
+				s->acomma = true;
+				if (buf_add(&s->raw, &c, 1))
+					return -ENOMEM;
+			} else if (c == '{' && s->aseen == s->acomma) {
+				s->ast = A_ELEM;
+				s->adepth = 1;
+				s->astr = s->aesc = false;
+				s->aseen = true;
+				s->acomma = false;
+				if (buf_add(&s->raw, &c, 1) || buf_add(&s->data, &c, 1))
+					return -ENOMEM;
+			} else if (c == ']' && !s->acomma) {
+				/* the end: what was held (blanks) goes with it */
+				if (buf_add(out, s->raw.p, s->raw.len) || buf_add(out, &c, 1))
+					return -ENOMEM;
+				s->raw.len = 0;
+				s->ast = A_AFTER;
+			} else {
+				/* not an array of objects: the rest goes through unread */
+				if (buf_add(out, s->raw.p, s->raw.len) || buf_add(out, &c, 1))
+					return -ENOMEM;
+				s->raw.len = 0;
+				s->ast = A_RAW;
+			}
+			break;
+		case A_ELEM:
+			if ((rc = array_byte(s, c, out)))
+				return rc;
+			if (s->astr) {
+				if (s->aesc)
+					s->aesc = false;
+				else if (c == '\\')
+					s->aesc = true;
+				else if (c == '"')
+					s->astr = false;
+			} else if (c == '"') {
+				s->astr = true;
+			} else if (c == '{' || c == '[') {
+				s->adepth++;
+			} else if ((c == '}' || c == ']') && --s->adepth == 0) {
+				if ((rc = array_event(s, out)))
+					return rc;
+			}
+			break;
+		default: /* A_AFTER, A_RAW */
+			if ((rc = buf_add(out, p + i, len - i)))
+				return rc;
+			i = len;
+		}
+	}
+	return s->cut ? LT_LLM_SSE_CUT : 0;
+}
+
 int lt_llm_sse_feed(struct lt_llm_sse *s, const void *piece, size_t len, struct lt_llm_buf *out)
 {
 	const char *p = piece;
@@ -1079,6 +1213,8 @@ int lt_llm_sse_feed(struct lt_llm_sse *s, const void *piece, size_t len, struct 
 	int rc;
 	char c;
 
+	if (s->o.json_array)
+		return array_feed(s, p, len, out);
 	for (i = 0; i < len; i++) {
 		c = p[i];
 		if (s->cr && c == '\n') {

@@ -101,6 +101,12 @@ struct lt_llm_sse_opts {
 	enum lt_llm_cut cut;
 	struct lt_llm_resv resv; /* the request's reservation (for the cut) */
 	bool use_jansson; /* tests: read every event with jansson, the reference */
+	/*
+	 * Gemini streamGenerateContent without alt=sse: the stream is one JSON
+	 * array written element by element. Each element is an event: held
+	 * until it closes, counted, then forwarded or replaced by the cut.
+	 */
+	bool json_array;
 };
 
 struct lt_llm_buf {
@@ -131,6 +137,12 @@ struct lt_llm_sse {
 	char event[40];
 	unsigned elen;
 	int64_t seq; /* Responses: the last sequence_number */
+	int ast; /* json_array: where in the array (A_* in llm_usage.c) */
+	unsigned adepth; /* json_array: brackets open in the current element */
+	bool astr, aesc; /* json_array: in a string; after its backslash */
+	bool afwd; /* json_array: an element was forwarded (the cut needs a comma) */
+	bool aseen, acomma; /* json_array: an element began; a comma follows it */
+	bool acomma_out; /* json_array: that comma went out already (with a run of blanks) */
 	struct lt_llm_buf raw; /* the current event's bytes, held back */
 	struct lt_llm_buf data; /* its data lines, joined by \n */
 	char tail[LT_LLM_SSE_TAIL]; /* a big event's last data bytes (ring) */

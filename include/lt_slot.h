@@ -155,6 +155,12 @@ struct lt_slot_seen {
 	__u64 tat; /* after LT_ADMIT: the word our CAS wrote; else the word decided on */
 	__u64 meta; /* the meta decided on (rid, gen, refunded) */
 	__u64 cost_units; /* LT_ADMIT: units still refundable (0 if nothing to give back) */
+	/*
+	 * LT_ADMIT: units of level under the reservation when it was made, plus
+	 * what it gave back since: the most that refunds can have moved its top
+	 * down (see lt_slot_refund).
+	 */
+	__u64 under_units;
 	__u32 slot; /* index into lt_slots */
 	__u32 _pad;
 };
@@ -203,6 +209,8 @@ static __always_inline int lt_slot_consume(struct lt_slot *slots, const struct l
 					out->tat = nt;
 					out->meta = meta;
 					out->cost_units = cost;
+					/* its bottom, nt - cost, is never below s */
+					out->under_units = nt - cost - sc;
 					out->slot = slot & (LT_MAX_SLOTS - 1);
 					return LT_ADMIT;
 				}
@@ -301,9 +309,17 @@ static __always_inline __u32 lt_refund_shift(const struct lt_rate *r)
  *
  * The rule, FIFO leak (a bucket drains its oldest units first): the
  * reservation occupied [res->tat - cost, res->tat) of the unit line when it
- * was admitted. Admissions after it stack above it; a refund by anybody
- * can only move it DOWN, by at most the units refunded since (D = the
- * growth of meta's refunded times 2^q, which over-estimates them). So its top is at least e = res->tat - D, and what it still
+ * was admitted. Admissions after it stack above it; a refund of one of them
+ * leaves it where it is, a refund of an earlier one (below it) or its own
+ * moves it DOWN. So it has moved down by at most D = min(the units refunded
+ * since by anybody, the growth of meta's refunded times 2^q, which
+ * over-estimates them; res->under_units, the level under it when it was
+ * admitted plus its own refunds since). The second bound holds because a
+ * refund below it takes nothing below s_ceil (see x below): its bottom,
+ * >= s at its admission, stays >= s_ceil of every later refund, so the
+ * refunds below it total at most the level that was under it. Without it a
+ * refund that settles after refunds of reservations ABOVE it gave back that
+ * much less. So its top is at least e = res->tat - D, and what it still
  * adds to the level is at least min(cost, e - s_ceil(now)). Giving back
  * exactly that keeps the invariant that proves C + R*t:
  *   for every t1 <= now:  tat >= R*t1 + (net units admitted at times >= t1)
@@ -312,8 +328,9 @@ static __always_inline __u32 lt_refund_shift(const struct lt_rate *r)
  * admissions' net, and the refund takes nothing below s_ceil(now) >= R*t1.
  * After the bucket drained past the reservation, or after a rate change or
  * a free of the slot (rid or gen differ), it gives back nothing. What the
- * over-estimate of D costs: a refund that comes after refunds of
- * reservations ABOVE it gives back that much less (never more).
+ * over-estimate of D still costs: a refund that comes after refunds of
+ * reservations above it gives back less only when the level under it was
+ * larger than what was refunded since (never more).
  * tests/unit/test_slot.c checks C + R*t over random interleavings with an
  * exact rational oracle.
  */
@@ -343,6 +360,8 @@ static inline int lt_slot_refund(struct lt_slot *slots, struct lt_slot_seen *res
 		if (dref >= LT_REF_STALE || tat >= LT_TAT_LIMIT)
 			return 0;
 		below = dref << q;
+		if (below > res->under_units)
+			below = res->under_units;
 		if (below >= res->tat)
 			return 0;
 		e = res->tat - below;
@@ -356,6 +375,7 @@ static inline int lt_slot_refund(struct lt_slot *slots, struct lt_slot_seen *res
 		if (lt_slot_cas(s, &tat, &meta, tat - x,
 				meta + (((x + (1ULL << q) - 1) >> q) << LT_META_REF_SHIFT))) {
 			res->cost_units -= x;
+			res->under_units += x;
 			*given = x;
 			return 0;
 		}
@@ -420,6 +440,7 @@ static inline int lt_slot_debit(struct lt_slot *slots, const struct lt_rate *rat
 				out->tat = base + x;
 				out->meta = meta;
 				out->cost_units = x;
+				out->under_units = level;
 				return 0;
 			}
 			continue;

@@ -93,16 +93,24 @@ __u64 lt_decide_refund(const struct lt_decide_maps *m, struct lt_slot_seen *resv
 {
 	struct lt_usage *u = &m->usage[resv->slot & (LT_MAX_SLOTS - 1)];
 	__u32 shift = resv->rate.unit_shift;
-	__u64 units, given = 0, back;
+	__u64 units, given = 0, back, held = resv->cost_units;
 	int i;
 
-	if (!resv->cost_units)
+	if (!held)
 		return 0;
 	units = tokens > (resv->cost_units >> shift) ? resv->cost_units : tokens << shift;
 	for (i = 0; i < LT_DECIDE_TRIES; i++)
 		if (lt_slot_refund(m->slots, resv, units, now_ns, &given) != LT_CONTENDED)
 			break;
-	back = given >> shift;
+	/*
+	 * The whole tokens of the reservation's units before minus after: the
+	 * usage counter then keeps the whole tokens it still holds (floor),
+	 * never more, so it stays within C + R*t as the bucket does, and the
+	 * parts of a reservation settled in several refunds add up to at most
+	 * its cost. given >> shift alone left a whole token counted for a refund
+	 * short of a sliver (the refund counter's 2^q granules).
+	 */
+	back = (held >> shift) - ((held - given) >> shift);
 	if (back)
 		__atomic_fetch_sub(&u->tokens, back, __ATOMIC_RELAXED);
 	return back;

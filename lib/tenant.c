@@ -118,12 +118,16 @@ int lt_bucket_key(char *out, size_t outlen, enum lt_bkey_kind kind, const char *
 	case LT_BKEY_KEYREQ:
 		if (!lt_part_ok(tier) || !lt_part_ok(id))
 			return -EINVAL;
-		n = snprintf(out, outlen, "r/%s/%s", tier, id);
+		lt_sb_str(&b, "r/");
+		lt_sb_str(&b, tier);
+		lt_sb_str(&b, "/");
+		lt_sb_str(&b, id);
 		break;
 	case LT_BKEY_POOL:
 		if (!lt_part_ok(provider))
 			return -EINVAL;
-		n = snprintf(out, outlen, "p/%s", provider);
+		lt_sb_str(&b, "p/");
+		lt_sb_str(&b, provider);
 		break;
 	default:
 		return -EINVAL;
@@ -135,4 +139,59 @@ int lt_bucket_key(char *out, size_t outlen, enum lt_bkey_kind kind, const char *
 		return -ENAMETOOLONG;
 	}
 	return 0;
+}
+
+int lt_bucket_key_canonical(const char *key)
+{
+	char copy[LT_BUCKET_KEY_LEN], again[LT_BUCKET_KEY_LEN], *part[4] = { 0 }, *p;
+	unsigned n = 0, want;
+
+	if (!key || strlen(key) >= sizeof(copy) || key[0] == '\0' || key[1] != '/')
+		return 0;
+	memcpy(copy, key, strlen(key) + 1);
+	for (p = copy + 2; n < 4; n++) {
+		part[n] = p;
+		p = strchr(p, '/');
+		if (!p) {
+			n++;
+			break;
+		}
+		*p++ = '\0';
+	}
+	if (p) /* more parts than any kind has */
+		return 0;
+	switch (key[0]) {
+	case LT_BKEY_USER:
+		want = 3;
+		break;
+	case LT_BKEY_ORG:
+	case LT_BKEY_KEYREQ:
+		want = 2;
+		break;
+	case LT_BKEY_APIKEY:
+	case LT_BKEY_POOL:
+		want = 1;
+		break;
+	default:
+		return 0;
+	}
+	if (n != want)
+		return 0;
+	switch (key[0]) {
+	case LT_BKEY_USER:
+		n = lt_bucket_key(again, sizeof(again), LT_BKEY_USER, part[0], part[1], part[2]);
+		break;
+	case LT_BKEY_ORG:
+		n = lt_bucket_key(again, sizeof(again), LT_BKEY_ORG, NULL, part[0], part[1]);
+		break;
+	case LT_BKEY_KEYREQ:
+		n = lt_bucket_key(again, sizeof(again), LT_BKEY_KEYREQ, part[0], NULL, part[1]);
+		break;
+	case LT_BKEY_APIKEY:
+		n = lt_bucket_key(again, sizeof(again), LT_BKEY_APIKEY, NULL, NULL, part[0]);
+		break;
+	default:
+		n = lt_bucket_key(again, sizeof(again), LT_BKEY_POOL, NULL, part[0], NULL);
+	}
+	return n == 0 && !strcmp(again, key);
 }

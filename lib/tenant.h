@@ -65,4 +65,11 @@ enum lt_bkey_kind {
 int lt_bucket_key(char *out, size_t outlen, enum lt_bkey_kind kind, const char *tier,
 		  const char *provider, const char *id);
 
+/*
+ * 1 if key is exactly what lt_bucket_key builds from its own parts (a known
+ * kind, the right number of parts, canonical ids), else 0: a key that came
+ * from outside (another host's record) names a bucket only in one spelling.
+ */
+int lt_bucket_key_canonical(const char *key);
+
 #endif

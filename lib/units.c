@@ -136,6 +136,15 @@ void lt_sb_str(struct lt_sb *b, const char *s)
 	lt_sb_raw(b, s, strlen(s));
 }
 
+size_t lt_scopy(char *dst, size_t cap, const char *src)
+{
+	struct lt_sb b;
+
+	lt_sb_init(&b, dst, cap);
+	lt_sb_str(&b, src);
+	return b.len;
+}
+
 void lt_sb_mem(struct lt_sb *b, const char *s, size_t n)
 {
 	lt_sb_raw(b, s, n);

@@ -43,6 +43,8 @@ void lt_sb_init(struct lt_sb *b, char *buf, size_t cap);
 void lt_sb_str(struct lt_sb *b, const char *s);
 void lt_sb_mem(struct lt_sb *b, const char *s, size_t n); /* n bytes as they are */
 void lt_sb_u64(struct lt_sb *b, unsigned long long v); /* decimal */
+/* snprintf(dst, cap, "%s", src) on a request's path: cut to fit; returns strlen(src) */
+size_t lt_scopy(char *dst, size_t cap, const char *src);
 
 /* "2027-01-31T00:00:00Z" (RFC 3339, UTC) for seconds since the epoch. */
 void lt_rfc3339(long long unix_s, char *buf, size_t len);

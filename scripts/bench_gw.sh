@@ -13,7 +13,8 @@
 #   upstream alone the ceiling / the latency floor.
 # Rows, each with its ratio against the reference measured in the same run:
 #   1 proxied: req/s, p50, p99 (wrk -t2 -c64 --latency) and the proxy's CPU µs per request
-#     (utime+stime of all its processes from /proc/<pid>/stat), GW_BENCH_REPS paired rounds
+#     (utime+stime of all its processes from /proc/<pid>/stat) and context switches per request
+#     (/proc/<pid>/status: on this VM each costs microseconds), GW_BENCH_REPS paired rounds
 #     in rotating order, the ratios are the median of the per-round ratios;
 #   2 the reject path, every request over the limit: 429/s and CPU µs per 429 (nginx logs
 #     nothing per reject either: error_log crit);
@@ -35,6 +36,9 @@ REPS=${GW_BENCH_REPS:-3}
 RATE=${GW_BENCH_RATE:-10000}
 SSE_N=${GW_BENCH_SSE_TOKENS:-100000}
 CONNS=${GW_BENCH_CONNS:-1000}
+# GW_BENCH_ROWS: the rows to run (digits of 1-5), all by default; "12" is the req/s and 429 rows
+ROWS=${GW_BENCH_ROWS:-12345}
+row() { [[ $ROWS == *$1* ]]; }
 if [ "$(id -u)" -ne 0 ]; then
 	echo "bench_gw: needs root (network namespaces, the agent's BPF pins)" >&2
 	exit 1
@@ -136,8 +140,10 @@ inb nginx -c "$DIR/up.conf"
 inb nginx -c "$DIR/px.conf"
 nsenter --net=/run/netns/$NSB "$STUB" --listen 127.0.0.1:$SPORT --quiet >"$DIR/stub.log" 2>&1 &
 PIDS+=($!)
+# GW_BENCH_SCHED=normal|batch: the gateway's "scheduling" (its default when unset)
+SCHED_JSON=${GW_BENCH_SCHED:+\"scheduling\": \"$GW_BENCH_SCHED\",}
 cat >"$DIR/gw.json" <<EOF
-{"listen": "127.0.0.1:$GPORT",
+{"listen": "127.0.0.1:$GPORT", $SCHED_JSON
  "limits": {"max_connections": 20000}, "timeouts": {"drain_ms": 1000},
  "services": {"up": {"urls": ["http://127.0.0.1:$UPORT"]}},
  "routes": [{"prefix": "/", "service": "up", "key_limit": true}],
@@ -167,27 +173,45 @@ port_of() { case $1 in gateway) echo $GPORT ;; nginx) echo $NPORT ;; *) echo $UP
 median() { sort -g | awk '{a[NR] = $1} END { print (NR % 2) ? a[(NR + 1) / 2] : (a[NR / 2] + a[NR / 2 + 1]) / 2 }'; }
 minmax() { sort -g | awk 'NR == 1 {lo = $1} {hi = $1} END { printf "%s-%s", lo, hi }'; }
 
-# wrk_run NAME PATH KEY: "rps p50ms p99ms cpu_us_per_req non2xx requests"
+# context switches (voluntary and not) of a set of pids: the proxy's costliest kernel work here
+csw() { local s=0 p; for p in "$@"; do s=$((s + $(awk '/ctxt_switches/ { n += $2 } END { print n + 0 }' "/proc/$p/status" 2>/dev/null || echo 0))); done; echo $s; }
+
+# wrk_run NAME PATH KEY: "rps p50ms p99ms cpu_us_per_req non2xx requests cswitches_per_req"
 wrk_run() {
-	local name=$1 path=$2 key=$3 port out t0 t1 rps p50 p99 req cpu bad
+	local name=$1 path=$2 key=$3 port out t0 t1 c0 c1 rps p50 p99 req cpu bad cs
 	port=$(port_of "$name")
 	# shellcheck disable=SC2046
 	set -- $(pids_of "$name")
 	inb wrk -t2 -c64 -d2s -H "X-API-Key: $key" "http://127.0.0.1:$port$path" >/dev/null 2>&1 || true
 	t0=$(ticks "$@")
+	c0=$(csw "$@")
 	out=$(inb wrk -t2 -c64 -d"${SECS}s" --latency -H "X-API-Key: $key" "http://127.0.0.1:$port$path")
 	t1=$(ticks "$@")
+	c1=$(csw "$@")
 	rps=$(awk '/^Requests\/sec:/ {print $2}' <<<"$out")
 	req=$(awk '/requests in/ {print $1}' <<<"$out")
 	p50=$(to_ms "$(awk '$1 == "50%" {print $2}' <<<"$out")")
 	p99=$(to_ms "$(awk '$1 == "99%" {print $2}' <<<"$out")")
 	bad=$(awk '/Non-2xx/ {print $NF}' <<<"$out")
-	cpu=-
+	cpu=- cs=-
 	if [ $# -gt 0 ] && [ "$req" -gt 0 ]; then
 		cpu=$(awk -v d=$((t1 - t0)) -v hz="$HZ" -v n="$req" 'BEGIN { printf "%.1f", d * 1e6 / hz / n }')
+		cs=$(awk -v d=$((c1 - c0)) -v n="$req" 'BEGIN { printf "%.2f", d / n }')
 	fi
-	echo "$rps $p50 $p99 $cpu ${bad:-0} $req"
+	echo "$rps $p50 $p99 $cpu ${bad:-0} $req $cs"
 }
+
+# GW_BENCH_HOLD=FILE: no rows; the set-up stays up for measuring by hand (perf, strace, nstat)
+# while FILE exists; FILE holds the namespace, ports, keys and pids as shell assignments
+if [ -n "${GW_BENCH_HOLD:-}" ]; then
+	cat >"$GW_BENCH_HOLD" <<EOF
+NSB=$NSB UPORT=$UPORT NPORT=$NPORT GPORT=$GPORT SPORT=$SPORT
+KEY=$KEY KEY_SPENT=$KEY_SPENT
+GW_PIDS="$(gw_pids)" NGINX_PIDS="$(nginx_pids)" UP_PIDS="$(up_pids)"
+EOF
+	while [ -f "$GW_BENCH_HOLD" ]; do sleep 1; done
+	exit 0
+fi
 
 # GW_BENCH_PROFILE=DIR: no rows; perf record of the gateway's processes under the proxied and the
 # reject load instead, reports in DIR (perf.ok.txt, perf.429.txt)
@@ -209,18 +233,19 @@ if [ -n "${GW_BENCH_PROFILE:-}" ]; then
 fi
 
 echo "gateway rows (issue #9): $(nproc) cores, upstream nginx return 200 (${#BODY} B), load: $(uptime | sed 's/.*load average/load average/')"
-echo "[1] proxied with admission on: wrk -t2 -c64 -d${SECS}s --latency (2 s warm-up), X-API-Key on every request, $REPS paired rounds in rotating order"
-printf '  %-5s %-15s %10s %8s %8s %11s\n' round contestant req/s p50_ms p99_ms cpu_us/req
 ORDER=(gateway nginx upstream)
+if row 1; then
+echo "[1] proxied with admission on: wrk -t2 -c64 -d${SECS}s --latency (2 s warm-up), X-API-Key on every request, $REPS paired rounds in rotating order"
+printf '  %-5s %-15s %10s %8s %8s %11s %12s\n' round contestant req/s p50_ms p99_ms cpu_us/req cswitch/req
 : >"$DIR/r1"
 for r in $(seq "$REPS"); do
 	declare -A R=()
 	for k in 0 1 2; do
 		c=${ORDER[$(((k + r - 1) % 3))]}
 		R[$c]=$(wrk_run "$c" /v1/x "$KEY")
-		read -r rps p50 p99 cpu bad _ <<<"${R[$c]}"
+		read -r rps p50 p99 cpu bad _ cs <<<"${R[$c]}"
 		[ "$bad" != 0 ] && echo "  ($c answered $bad non-2xx)"
-		printf '  %-5s %-15s %10s %8s %8s %11s\n' "$r" "$c" "$rps" "$p50" "$p99" "$cpu"
+		printf '  %-5s %-15s %10s %8s %8s %11s %12s\n' "$r" "$c" "$rps" "$p50" "$p99" "$cpu" "$cs"
 	done
 	read -r grps gp50 gp99 gcpu _ <<<"${R[gateway]}"
 	read -r nrps np50 np99 ncpu _ <<<"${R[nginx]}"
@@ -235,6 +260,8 @@ for spec in "1 2 req/s 'target >= 1.2'" "4 5 cpu/req 'target <= 0.8'" "6 7 p99 '
 done
 printf '  gateway/upstream-alone req/s %sx, nginx/upstream-alone %sx\n' "$(col 1 3 | median)" "$(col 2 3 | median)"
 
+fi
+if row 2; then
 echo "[2] reject path, every request over the limit (a spent key): wrk as above, 1 round"
 printf '  %-15s %10s %8s %8s %12s %10s\n' contestant 429/s p50_ms p99_ms cpu_us/429 non-429
 inb curl -s -o /dev/null -H "X-API-Key: $KEY_SPENT" "http://127.0.0.1:$GPORT/v1/x"
@@ -243,7 +270,7 @@ G=$(wrk_run gateway /v1/x "$KEY_SPENT")
 N=$(wrk_run nginx /rej/x "$KEY_SPENT")
 st=$(inb curl -s -o /dev/null -w '%{http_code}' -H "X-API-Key: $KEY_SPENT" "http://127.0.0.1:$GPORT/v1/x")
 for l in "gateway $G" "nginx $N"; do
-	read -r c rps p50 p99 cpu bad req <<<"$l"
+	read -r c rps p50 p99 cpu bad req _ <<<"$l"
 	# wrk counts non-2xx: every one of them is a 429 here (checked once by curl: $st)
 	printf '  %-15s %10s %8s %8s %12s %10s\n' "$c" "$rps" "$p50" "$p99" "$cpu" $((req - bad))
 done
@@ -252,6 +279,8 @@ read -r nrps _ _ ncpu _ <<<"$N"
 awk -v g="$grps" -v n="$nrps" -v gc="$gcpu" -v nc="$ncpu" -v st="$st" 'BEGIN {
 	printf "  gateway/nginx 429/s %.2fx, CPU per 429 %.2fx (target <= 0.5); the gateway answered %s\n", g / n, gc / nc, st }'
 
+fi
+if row 3; then
 echo "[3] added latency at a fixed $RATE req/s: lt_loadgen -r $RATE -d $SECS -w 1 -c 64 (open loop), $REPS rounds"
 printf '  %-5s %-15s %9s %9s %9s %9s %7s\n' round contestant p50_us p99_us p999_us max_us errors
 : >"$DIR/r3"
@@ -274,6 +303,8 @@ printf '  added over the upstream alone (median of rounds): gateway p50 +%s us, 
 printf '  gateway/nginx added p99 %sx\n' "$(awk '{ printf "%.3f\n", ($2 - $6) / ($4 - $6) }' "$DIR/r3" | median)"
 awk '$5 > 1000 { n++ } END { if (n) printf "  (%d of %d rounds: the upstream alone had p50 > 1 ms: the machine did not keep up with the schedule, so these rounds measure queueing, not the proxies)\n", n, NR }' "$DIR/r3"
 
+fi
+if row 4; then
 echo "[4] SSE through one connection: leaky-stub streams $SSE_N tokens (one event each, no delay); POST /v1/chat/completions stream"
 sse() { # PORT: events per second
 	local t
@@ -296,6 +327,8 @@ done
 awk -v g="$E_gateway" -v n="$E_nginx" -v s="$E_stub" 'BEGIN {
 	printf "  gateway/nginx %.2fx, gateway/stub-alone %.2fx (the gateway parses every event and counts its tokens)\n", g / n, g / s }'
 
+fi
+if row 5; then
 echo "[5] memory with $CONNS open client connections (lt_loadgen -c $CONNS -r 1000: every connection carries requests), summed over the proxy's processes"
 echo "  own: PSS of every mapping but the pinned BPF maps (the agent's, allocated by the kernel whether a"
 echo "  gateway maps them or not; mmap maps them whole, so they are in RSS: shown apart as maps)"
@@ -324,4 +357,5 @@ for c in gateway nginx; do
 	eval "M_$c=$own"
 done
 awk -v g="$M_gateway" -v n="$M_nginx" 'BEGIN { printf "  gateway own PSS %.1f MB (target < 30), gateway/nginx %.2fx\n", g / 1024, g / n }'
+fi
 echo "  (load after: $(uptime | sed 's/.*load average/load average/'))"

@@ -29,6 +29,7 @@
 #include <sys/socket.h>
 #include <sys/timerfd.h>
 #include <unistd.h>
+#include <zlib.h>
 
 #include "stub.h"
 
@@ -62,6 +63,7 @@ struct worker {
 	struct conn *live; /* every open connection, for the shutdown */
 	struct conn *dead; /* closed in this batch, freed after it */
 	struct stub_buf scratch;
+	struct stub_buf gz; /* a JSON answer, gzip-compressed for a client that accepts it */
 };
 
 struct conn {
@@ -485,6 +487,41 @@ static void answer(struct conn *c, const struct head *h, unsigned status, const 
 	stub_buf_add(&c->out, body, blen);
 }
 
+/*
+ * body gzip-compressed into out, as the providers' own servers answer a client that sends
+ * Accept-Encoding: gzip (OpenAI's do): 0, or -1 when zlib fails (then sent as is).
+ */
+static int gzip_into(const char *body, size_t blen, struct stub_buf *out)
+{
+	z_stream z = { 0 };
+	uLong cap;
+	int r;
+
+	if (deflateInit2(&z, Z_DEFAULT_COMPRESSION, Z_DEFLATED, 15 + 16, 8, Z_DEFAULT_STRATEGY) !=
+	    Z_OK)
+		return -1;
+	cap = deflateBound(&z, (uLong)blen) + 32;
+	out->len = 0;
+	if (out->cap < cap) {
+		char *p = realloc(out->p, cap);
+
+		if (!p) {
+			deflateEnd(&z);
+			return -1;
+		}
+		out->p = p;
+		out->cap = cap;
+	}
+	z.next_in = (Bytef *)body;
+	z.avail_in = (uInt)blen;
+	z.next_out = (Bytef *)out->p;
+	z.avail_out = (uInt)cap;
+	r = deflate(&z, Z_FINISH);
+	out->len = z.total_out;
+	deflateEnd(&z);
+	return r == Z_STREAM_END ? 0 : -1;
+}
+
 /* A provider-shaped error answer; 429s carry the headers clients retry on. */
 static void answer_error(struct conn *c, const struct head *h, enum stub_family f, unsigned status,
 			 unsigned retry_s, const char *msg)
@@ -721,9 +758,16 @@ static void dispatch_llm(struct conn *c, const struct head *h, enum stub_shape s
 	if (!r->stream) {
 		struct stub_buf *b = &c->w->scratch;
 
+		const struct hdr *ae = find_hdr(h, "accept-encoding");
+
 		b->len = 0;
 		stub_gen_json(&c->gen, b);
-		answer(c, h, 200, "application/json", NULL, b->p, b->len);
+		if (ae && list_has(ae->val, ae->vlen, "gzip") &&
+		    !gzip_into(b->p, b->len, &c->w->gz))
+			answer(c, h, 200, "application/json", "Content-Encoding: gzip\r\n",
+			       c->w->gz.p, c->w->gz.len);
+		else
+			answer(c, h, 200, "application/json", NULL, b->p, b->len);
 		c->pend_p = c->gen.rep_prompt;
 		c->pend_c = c->gen.rep_completion;
 		c->pend_g = c->gen.gen_tokens;
@@ -1278,6 +1322,7 @@ cleanup:
 		pthread_join(ws[i].th, NULL);
 		close(ws[i].ep);
 		stub_buf_free(&ws[i].scratch);
+		stub_buf_free(&ws[i].gz);
 	}
 	free(ws);
 	if (wake_fd >= 0)

@@ -172,6 +172,40 @@ check "A: B's spend is still debited (10 tokens more)" until_is a \
 	"[.buckets[] | select(.key == \"o/openai/$ORG\") | .remote[\"host-b\"] |
 		(.window < $far) and (.debited == $d2 + 10)] | first" true
 
+# ---- a record that claims more than B's own bucket can have let through (a wrong or forged
+# producer): only C + R*t past B's last record, at most 2C + R(t + 1 ms) + 1, is debited; the
+# rest is counted as clipped, and B's real spend counts again once it passes what was taken
+gstatus a
+cl0=$(jqb .clippedTokens) rc0=$(jqb .records.clipped)
+read -r w3 t3 d3 < <(jqb "[.buckets[] | select(.key == \"o/openai/$ORG\") | .remote[\"host-b\"] |
+	\"\\(.window) \\(.tokens) \\(.debited)\"] | first" | tr -d '"')
+nowms=$(date +%s%3N)
+printf '{"host":"host-b","bucket":"o/openai/%s","window":%s,"tokens":%s,"time":%s,"prev_time":%s}\n' \
+	"$ORG" "$w3" "$((t3 + 1000000000000))" "$nowms" "$nowms" |
+	inns "$FIRST" timeout 30 kcat -P -b "$BOOT" -t "$GTOPIC" -k "o/openai/$ORG" 2>"$WORK/kcat-p.err"
+check "A: a record claiming 10^12 tokens more is clipped (records.clipped + 1)" \
+	until_is a .records.clipped $((rc0 + 1))
+gstatus a
+d4=$(jqb "[.buckets[] | select(.key == \"o/openai/$ORG\") | .remote[\"host-b\"].debited] | first")
+# C = 1000, R = 200/s: since B's last record (at most the ~${SECONDS}s of this run) that is
+# at most 2000 + 200 * SECONDS + 1
+check "A: it debited only what B's bucket allows ($((d4 - d3)) <= 2001 + 200 * $SECONDS)" \
+	test $((d4 - d3)) -le $((2001 + 200 * SECONDS)) -a $((d4 - d3)) -gt 0
+check "A: the rest is counted as clipped tokens" \
+	test "$(jqb .clippedTokens)" -ge $((cl0 + 1000000000000 - 2001 - 200 * SECONDS))
+req a GET /metrics
+check "A: /metrics has lt_global_clipped_tokens_total" grep -q "^lt_global_clipped_tokens_total [1-9]" "$RB"
+gstatus a
+# ---- a bucket key in another spelling (an upper-case org id) names no bucket: refused
+inv0=$(jqb '.records.invalid')
+UP=$(tr a-f A-F <<<"$ORG2")
+printf '{"host":"host-b","bucket":"o/openai/%s","window":%s,"tokens":5,"time":%s,"prev_time":%s}\n' \
+	"$UP" "$w3" "$nowms" "$nowms" |
+	inns "$FIRST" timeout 30 kcat -P -b "$BOOT" -t "$GTOPIC" -k "o/openai/$UP" 2>"$WORK/kcat-p.err"
+check "A: a non-canonical bucket key is refused (records.invalid + 1)" until_is a .records.invalid $((inv0 + 1))
+eq "A: no bucket was made for it" \
+	"$(jqb "[.buckets[] | select(.key == \"o/openai/$UP\")] | length")" 0
+
 # ---- a host whose clock is 50 min ahead of ours (within the hour allowed) is live: its times
 # are past our now, and an unsigned now - time made its age 2^64 - x (left out of N_live, and
 # so of share's L / N_live, until our clock caught up)

@@ -62,6 +62,18 @@ check "a success carries RateLimit fields" test -n "$(hdrv RateLimit)" -a -n "$(
 u=$(used openai "$U1")
 check "the user's bucket is charged the reported usage exactly ($u = $pt + $ct)" exact "$u" $((pt + ct))
 
+# --- a client that accepts gzip (Node's fetch does): the provider still answers plain, so the
+# usage is read (the stub compresses for a client that asks, as OpenAI's servers do)
+stub_reset
+before=$(used openai "$U1")
+gwreq POST /v1/chat/completions "jwt:$T1" "$CHAT" -H 'Accept-Encoding: gzip, br'
+pt=$(jq .usage.prompt_tokens "$RB") ct=$(jq .usage.completion_tokens "$RB")
+check "Accept-Encoding: gzip: a plain JSON answer the client can read (200, $pt + $ct)" \
+	test "$STATUS" = 200 -a -n "$pt" -a "$pt" != null
+u=$(used openai "$U1")
+check "Accept-Encoding: gzip: charged exactly the reported usage ($((u - before)) = $pt + $ct)" \
+	exact "$((u - before))" $((pt + ct))
+
 # --- SSE with usage for each OpenAI-shaped provider --------------------------------
 for model in gpt-4o-mini gemini-2.0-flash qwen-plus claude-3-5-haiku; do
 	case $model in
@@ -128,6 +140,33 @@ check "the wait (1 token a day) is beyond 60 s: x-should-retry: false" test "$(h
 wait "$SLOW"
 gwreq POST /v1/chat/completions "jwt:$T1" '{"model":"gpt-4o-mini","max_tokens":60000,"messages":[{"role":"user","content":"x"}]}'
 check "once the first stream is settled, the same request fits: 200 ($STATUS)" test "$STATUS" = 200
+
+# --- Gemini native: generateContent, its stream with alt=sse, and without (one JSON array) --
+G='{"contents":[{"parts":[{"text":"count to ten"}]}],"generationConfig":{"maxOutputTokens":6}}'
+for q in ':generateContent' ':streamGenerateContent?alt=sse' ':streamGenerateContent'; do
+	before=$(used gemini "$U2")
+	stub_reset
+	gwreq POST "/gemini/v1beta/models/gemini-2.0-flash$q" "jwt:$T2" "$G"
+	cp "$RB" "$WORK/gemini.out" # used() below reads into $RB
+	rep=$(stub_total)
+	after=$(used gemini "$U2")
+	check "gemini native $q: 200, charged exactly the usage the stub reported ($((after - before)) = $rep)" \
+		eval 'test "$STATUS" = 200 && exact "$((after - before))" "$rep"'
+done
+check "without alt=sse the answer is one JSON array of chunks, usage in the last" \
+	eval 'jq -e "type == \"array\" and length > 2 and .[-1].usageMetadata.candidatesTokenCount > 0" "$WORK/gemini.out" >/dev/null'
+before=$(used gemini "$U2")
+gwreq POST /gemini/v1beta/models/gemini-2.0-flash:streamGenerateContent "jwt:$T2" \
+	'{"contents":[{"parts":[{"text":"go"}]}],"generationConfig":{"maxOutputTokens":5}}' \
+	-H 'x-stub-ignore-max-tokens: 1' -H 'x-stub-tokens: 200'
+cp "$RB" "$WORK/gemini.out"
+pin=$(jq '[.[] | .usageMetadata.promptTokenCount? // empty] | last' "$RB")
+texts=$(jq '[.[] | select(.candidates[0].content.parts[0].text? // "" | length > 0)] | length' "$RB")
+check "a JSON-array stream that ignores its limit is cut: still one array, $texts text chunks <= 5, then an error" \
+	eval 'test "$texts" -le 5 && jq -e ".[-1].error.code == 429" "$RB" >/dev/null'
+after=$(used gemini "$U2")
+check "the cut stream is charged its prompt and at most one chunk past the allowance ($((after - before)) <= $pin + 6)" \
+	test "$((after - before))" -le "$((pin + 6))" -a "$((after - before))" -ge "$((pin + 5))"
 
 # --- bad input ---------------------------------------------------------------------
 M='"messages":[{"role":"user","content":"x"}]'

@@ -45,10 +45,11 @@ ip netns add "$NS" && ip -n "$NS" link set lo up || { echo "Bail out! netns"; ex
 export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=0}
 
 write_config() { # $1: extra route (JSON object) or empty; renamed into place (a reload
-	# must never read a half-written file)
+	# must never read a half-written file); SCHED: the workers' "scheduling", if set
+	local sched=${SCHED:+\"scheduling\": \"$SCHED\",}
 	cat >"$DIR/gw.json.tmp" <<EOF
 {
-  "workers": 2,
+  "workers": 2, $sched
   "limits": {"max_connections": 40},
   "timeouts": {"client_header_ms": 1000, "client_idle_ms": 5000, "drain_ms": 10000,
                "read_ms": 5000, "connect_ms": 1000},
@@ -91,6 +92,15 @@ for _ in $(seq 50); do
 done
 c() { inns timeout 10 curl -s "$@"; }
 accepts() { grep -c accept "$DIR/u1.log"; }
+# the scheduling policies of the workers (/proc/PID/stat field 41: 0 SCHED_OTHER, 3 SCHED_BATCH)
+policies() { local p; for p in $(pgrep -P "$GW_PID" | sort); do awk '{printf "%s ", $41}' "/proc/$p/stat"; done; }
+
+# --- the workers run SCHED_BATCH (config "scheduling", default "batch") ---
+pol=$(policies)
+check "the workers run SCHED_BATCH by default (policies: $pol)" [ "$pol" = "3 3 " ]
+echo '{"scheduling": "fast", "services": {"up": {"urls": ["http://127.0.0.1:19101"]}}}' >"$DIR/bad.json"
+out=$("$GW" --check --config "$DIR/bad.json" 2>&1)
+expect_err "a bad \"scheduling\" is refused with its JSON pointer" $? "$out" '/scheduling: must be "batch" or "normal"'
 
 # --- keep-alive on both sides ---
 a0=$(accepts)
@@ -266,6 +276,11 @@ for _ in $(seq 50); do grep -q 'reload refused' "$DIR/gw.log" && break; sleep 0.
 check "a bad config on reload is refused with a log line" grep -q 'reload refused.*unknown service' "$DIR/gw.log"
 out=$(c "$B/added/x")
 check "and the running config stays ($out)" [ "$out" = "path=/x port=19101" ]
+SCHED=normal write_config '{"prefix": "/added", "service": "up", "strip_prefix": true}'
+kill -HUP "$GW_PID"
+for _ in $(seq 50); do [ "$(policies)" = "0 0 " ] && break; sleep 0.1; done
+pol=$(policies)
+check "\"scheduling\": \"normal\" on reload puts the workers back on SCHED_OTHER ($pol)" [ "$pol" = "0 0 " ]
 
 # --- kill -9 of a worker: replaced ---
 before=$(pgrep -P "$GW_PID" | sort | tr '\n' ' ')

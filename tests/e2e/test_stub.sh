@@ -124,6 +124,11 @@ eq "gemini SSE: CRLF-separated events, cumulative usageMetadata, finishReason la
 	"6|[3,\"$(toks 3)\",[1,2,3],\"MAX_TOKENS\",3]"
 post /v1beta/models/gemini-x:streamGenerateContent '{"contents":[{"parts":[{"text":"hello world!"}]}],"generationConfig":{"maxOutputTokens":2}}'
 eq "gemini stream without alt=sse: one JSON array" "$(jqb '[length, .[-1].usageMetadata.candidatesTokenCount]|@csv')" "2,2"
+# a client that accepts gzip gets its JSON answer compressed, as from OpenAI's servers
+post /v1/chat/completions '{"model":"m","max_tokens":3,"messages":[{"role":"user","content":"hi"}]}' \
+	-H 'Accept-Encoding: deflate, gzip'
+eq "Accept-Encoding: gzip: a gzip JSON answer (Content-Encoding)" \
+	"$(grep -ci '^content-encoding: gzip' "$HB"),$(gzip -dc <"$RB" | jq -r .usage.completion_tokens)" "1,3"
 for p in /v1beta/openai/chat/completions /compatible-mode/v1/chat/completions; do
 	post $p '{"model":"m","messages":'"$MSG"',"max_tokens":2,"stream":true,"stream_options":{"include_usage":true}}'
 	eq "$p SSE: usage chunk 3 + 2, [DONE]" \

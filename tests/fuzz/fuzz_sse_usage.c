@@ -4,7 +4,7 @@
  * gateway's incremental usage parser (gateway/llm_usage.c), and the same
  * bytes as a JSON answer. data[0] picks the shape and whether the usage chunk
  * is dropped and the stream cut; data[1] seeds where the stream is split into
- * pieces. Beyond "no crash, no leak" it checks the parser's promises: split
+ * pieces, and its top bit makes a Gemini stream one JSON array (no alt=sse). Beyond "no crash, no leak" it checks the parser's promises: split
  * anywhere, the results are those of one piece; with nothing to drop or cut,
  * the client gets the upstream bytes unchanged; a cut ends with its event;
  * the allocation-free scanner reads what jansson reads (streams without
@@ -54,6 +54,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	o.shape = shapes[data[0] % 5];
 	o.drop_usage_chunk = data[0] & 0x08;
 	o.cut = (enum lt_llm_cut)((data[0] >> 4) % 3);
+	/* Gemini without alt=sse: the stream is one JSON array (data[1]'s top bit) */
+	o.json_array = o.shape == LT_LLM_GEMINI && (data[1] & 0x80);
 	o.resv.prompt_tokens = 100;
 	o.resv.output_tokens = (data[0] >> 6) * 7;
 	o.resv.total_tokens = o.resv.prompt_tokens + o.resv.output_tokens;

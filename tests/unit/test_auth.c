@@ -4,7 +4,7 @@
  * HS256 tokens and API keys become a principal; roles become a tier in
  * config order; an empty role is nothing; the per-thread memo of verified
  * tokens re-checks expiry on every use; API keys are refused when revoked,
- * expired or wrong; the HS256 secret comes from the config, then
+ * expired or wrong, memoised digest or not; the HS256 secret comes from the config, then
  * LT_JWT_SECRET, then <state-dir>/jwt-secret (made private).
  */
 #include <errno.h>
@@ -164,6 +164,50 @@ static void api_key_principal_and_refusals(void)
 	CHECK_EQ(key_gets, 0);
 }
 
+/*
+ * The per-thread memo of API-key digests keeps every check: a memoised secret
+ * is refused once its record's hash changes (a new secret), is revoked or
+ * expires; a secret one byte off or one byte longer is not taken for it.
+ */
+static void api_key_memo_keeps_every_check(void)
+{
+	const char *old_s = "lk_8899aabbccddeeff.b2xkLXNlY3JldC1vbGQtc2VjcmV0";
+	const char *new_s = "lk_8899aabbccddeeff.bmV3LXNlY3JldC1uZXctc2VjcmV0";
+	char longer[128], off[128];
+	struct lt_principal p;
+	struct lt_auth_fail f;
+
+	memset(&key, 0, sizeof(key));
+	snprintf(key.id, sizeof(key.id), "lk_8899aabbccddeeff");
+	snprintf(key.owner, sizeof(key.owner), U);
+	snprintf(key.tier, sizeof(key.tier), "USER");
+	SHA256((const unsigned char *)old_s, strlen(old_s), key.hash);
+	for (int i = 0; i < 3; i++) /* memoised on the first */
+		CHECK(!lt_auth_request(&auth, &roles, NULL, old_s, NOW, &p, &f));
+	snprintf(longer, sizeof(longer), "%sA", old_s);
+	CHECK_EQ(lt_auth_request(&auth, &roles, NULL, longer, NOW, &p, &f),
+		 (unsigned long long)-EACCES);
+	snprintf(off, sizeof(off), "%s", old_s);
+	off[20] ^= 1;
+	CHECK_EQ(lt_auth_request(&auth, &roles, NULL, off, NOW, &p, &f),
+		 (unsigned long long)-EACCES);
+	/* the record now holds another secret's hash: the memoised one is refused */
+	SHA256((const unsigned char *)new_s, strlen(new_s), key.hash);
+	CHECK_EQ(lt_auth_request(&auth, &roles, NULL, old_s, NOW, &p, &f),
+		 (unsigned long long)-EACCES);
+	CHECK(!lt_auth_request(&auth, &roles, NULL, new_s, NOW, &p, &f));
+	CHECK(!lt_auth_request(&auth, &roles, NULL, new_s, NOW, &p, &f));
+	key.expires_at = NOW;
+	CHECK_EQ(lt_auth_request(&auth, &roles, NULL, new_s, NOW, &p, &f),
+		 (unsigned long long)-EACCES);
+	key.expires_at = 0;
+	key.revoked = 1;
+	CHECK_EQ(lt_auth_request(&auth, &roles, NULL, new_s, NOW, &p, &f),
+		 (unsigned long long)-EACCES);
+	key.revoked = 0;
+	CHECK(!lt_auth_request(&auth, &roles, NULL, new_s, NOW, &p, &f));
+}
+
 static void secret_config_then_env_then_file(void)
 {
 	char dir[] = "/tmp/lt-auth-XXXXXX", out[256], again[256], path[300];
@@ -204,6 +248,7 @@ int main(void)
 	RUN(refusals_name_the_header);
 	RUN(memo_rechecks_expiry);
 	RUN(api_key_principal_and_refusals);
+	RUN(api_key_memo_keeps_every_check);
 	RUN(secret_config_then_env_then_file);
 	lt_jwt_free(&jwt);
 	return lt_t_done();

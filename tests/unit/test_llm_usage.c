@@ -717,6 +717,198 @@ static void reconcile_rule(void)
 	}
 }
 
+/* --- Gemini's stream without alt=sse: one JSON array --------------------------------- */
+
+#define GEM_EL1                                                                               \
+	"{\"candidates\":[{\"content\":{\"parts\":[{\"text\":\"Hel\"}],\"role\":\"model\"},"  \
+	"\"index\":0}],\"usageMetadata\":{\"promptTokenCount\":7,\"candidatesTokenCount\":1," \
+	"\"totalTokenCount\":8},\"modelVersion\":\"gemini-2.5-flash\"}"
+#define GEM_EL2                                                                              \
+	"{\"candidates\":[{\"content\":{\"parts\":[{\"text\":\"lo!\"}],\"role\":\"model\"}," \
+	"\"finishReason\":\"STOP\",\"index\":0}],\"usageMetadata\":{\"promptTokenCount\":7," \
+	"\"candidatesTokenCount\":2,\"thoughtsTokenCount\":5,\"totalTokenCount\":14},"       \
+	"\"modelVersion\":\"gemini-2.5-flash\"}"
+
+static const char GEMINI_ARRAY[] = "[" GEM_EL1 ",\r\n" GEM_EL2 "]";
+
+/* The same numbers as the SSE form, whole and split at every offset, and the bytes unchanged. */
+static void gemini_array_split_at_every_offset(void)
+{
+	const struct want w = { LT_LLM_GEMINI, GEMINI_ARRAY, 7, 7, 6, 2, false };
+	struct lt_llm_sse_opts o = { .shape = LT_LLM_GEMINI, .json_array = true };
+	size_t len = strlen(GEMINI_ARRAY), cut[2];
+	unsigned bad = 0;
+	struct run r;
+
+	run_pieces(&r, &o, GEMINI_ARRAY, len, NULL, 0);
+	check_run(&r, &w, GEMINI_ARRAY, len, "array whole");
+	CHECK_EQ(r.s.events, 2);
+	run_done(&r);
+	for (cut[0] = 1; cut[0] < len; cut[0]++) {
+		for (cut[1] = cut[0]; cut[1] < len; cut[1] += 7) {
+			run_pieces(&r, &o, GEMINI_ARRAY, len, cut, 2);
+			bad += !check_run(&r, &w, GEMINI_ARRAY, len, "array split");
+			run_done(&r);
+			if (bad)
+				break;
+		}
+	}
+	CHECK_EQ(bad, 0);
+}
+
+/* n elements, one token each (cumulative candidatesTokenCount 1..n), the last with finishReason. */
+static char *gemini_array(unsigned n, const char *text)
+{
+	size_t cap = 64 + (size_t)n * (strlen(text) + 256);
+	char *t = malloc(cap), *q = t;
+	unsigned i;
+
+	q += sprintf(q, "[");
+	for (i = 1; i <= n; i++)
+		q += sprintf(
+			q,
+			"%s{\"candidates\":[{\"content\":{\"parts\":[{\"text\":\"%s\"}]}%s}],"
+			"\"usageMetadata\":{\"promptTokenCount\":3,\"candidatesTokenCount\":%u}}",
+			i > 1 ? ",\r\n" : "", text, i == n ? ",\"finishReason\":\"STOP\"" : "", i);
+	sprintf(q, "]");
+	return t;
+}
+
+/* Past the reservation the array ends with an error element, and stays one JSON array. */
+static void gemini_array_cut_is_valid_json(void)
+{
+	struct lt_llm_sse_opts o = { .shape = LT_LLM_GEMINI,
+				     .json_array = true,
+				     .cut = LT_LLM_CUT_TOKENS };
+	char *t = gemini_array(10, "hi");
+	json_t *j;
+	struct run r;
+	unsigned want;
+
+	for (want = 0; want <= 10; want++) {
+		o.resv.output_tokens = want;
+		o.resv.total_tokens = want + 3;
+		run_pieces(&r, &o, t, strlen(t), NULL, 0);
+		j = json_loadb(r.out.p, r.out.len, 0, NULL);
+		CHECK(json_is_array(j));
+		if (want == 10) {
+			/* exactly at the limit: never cut, the bytes unchanged */
+			CHECK_EQ(r.rc, 0);
+			CHECK(r.out.len == strlen(t) && !memcmp(r.out.p, t, r.out.len));
+		} else {
+			CHECK_EQ(r.rc, LT_LLM_SSE_CUT);
+			CHECK_EQ(json_array_size(j), want + 1);
+			CHECK(json_is_integer(json_object_get(
+				json_object_get(json_array_get(j, want), "error"), "code")));
+			/* the cut element was generated all the same: it is counted (charged) */
+			CHECK_EQ(r.s.out_deltas, want + 1);
+		}
+		json_decref(j);
+		run_done(&r);
+	}
+	free(t);
+}
+
+/* Brackets and quotes inside strings do not end an element; escapes do not end a string. */
+static void gemini_array_strings_hold_brackets(void)
+{
+	struct lt_llm_sse_opts o = { .shape = LT_LLM_GEMINI, .json_array = true };
+	char *t = gemini_array(3, "]}\\\"[{\\\\");
+	size_t len = strlen(t), cut;
+	struct run r;
+
+	for (cut = 1; cut < len; cut++) {
+		run_pieces(&r, &o, t, len, &cut, 1);
+		if (r.rc || r.s.events != 3 || !r.s.usage.final || r.s.usage.output_tokens != 3 ||
+		    r.out.len != len || memcmp(r.out.p, t, len)) {
+			CHECK(!"split inside a string with brackets");
+			run_done(&r);
+			break;
+		}
+		run_done(&r);
+	}
+	free(t);
+}
+
+/* An error object, an array of non-objects, a missing comma: forwarded as is, no usage. */
+static void gemini_array_other_bodies_pass_unread(void)
+{
+	static const char *const bodies[] = {
+		"{\"error\":{\"code\":400,\"message\":\"bad\",\"status\":\"INVALID_ARGUMENT\"}}",
+		"[1,2,3]",
+		"[" GEM_EL1 GEM_EL2 "]",
+		"[," GEM_EL1 "]",
+		"[" GEM_EL1 ",," GEM_EL2 "]",
+		"  \r\n[]",
+		"",
+	};
+	struct lt_llm_sse_opts o = { .shape = LT_LLM_GEMINI,
+				     .json_array = true,
+				     .cut = LT_LLM_CUT_TOKENS,
+				     .resv = { .output_tokens = 100, .total_tokens = 200 } };
+	struct run r;
+	unsigned i;
+
+	for (i = 0; i < sizeof(bodies) / sizeof(bodies[0]); i++) {
+		run_pieces(&r, &o, bodies[i], strlen(bodies[i]), NULL, 0);
+		CHECK_EQ(r.rc, 0);
+		CHECK(r.out.len == strlen(bodies[i]) &&
+		      (!r.out.len || !memcmp(r.out.p, bodies[i], r.out.len)));
+		CHECK(!r.s.usage.final);
+		run_done(&r);
+	}
+}
+
+/* A huge element streams through; blanks between elements are bounded, not held. */
+static void gemini_array_huge_element_and_blanks(void)
+{
+	struct lt_llm_sse_opts o = { .shape = LT_LLM_GEMINI, .json_array = true };
+	size_t big = 200 * 1024, blanks = 1 << 20, n;
+	char *text = malloc(big + 1), *t, *u, *q;
+	struct run r;
+	json_t *j;
+
+	memset(text, 'y', big);
+	text[big] = 0;
+	t = gemini_array(2, text);
+	run_pieces(&r, &o, t, strlen(t), NULL, 0);
+	CHECK_EQ(r.rc, 0);
+	CHECK(r.out.len == strlen(t) && !memcmp(r.out.p, t, r.out.len));
+	CHECK_EQ(r.s.oversize, 2);
+	CHECK(r.s.usage.final && r.s.usage.output_tokens == 2);
+	CHECK(r.s.raw.cap <= 4 * LT_LLM_SSE_EVENT_MAX);
+	run_done(&r);
+	free(t);
+	/* a megabyte of blanks after the comma: streamed, not held, the bytes unchanged */
+	t = gemini_array(2, "a");
+	u = malloc(strlen(t) + blanks + 1);
+	q = strstr(t, ",\r\n") + 1;
+	n = (size_t)(q - t);
+	memcpy(u, t, n);
+	memset(u + n, ' ', blanks);
+	strcpy(u + n + blanks, q);
+	run_pieces(&r, &o, u, strlen(u), NULL, 0);
+	CHECK_EQ(r.rc, 0);
+	CHECK(r.out.len == strlen(u) && !memcmp(r.out.p, u, r.out.len));
+	CHECK(r.s.raw.cap <= 4096);
+	CHECK(r.s.usage.final && r.s.usage.output_tokens == 2 && r.s.events == 2);
+	run_done(&r);
+	/* cut right after those blanks: the comma already went, the array stays valid */
+	o.cut = LT_LLM_CUT_TOKENS;
+	o.resv.output_tokens = 1;
+	o.resv.total_tokens = 4;
+	run_pieces(&r, &o, u, strlen(u), NULL, 0);
+	j = json_loadb(r.out.p, r.out.len, 0, NULL);
+	CHECK_EQ(r.rc, LT_LLM_SSE_CUT);
+	CHECK(json_is_array(j) && json_array_size(j) == 2 &&
+	      json_object_get(json_array_get(j, 1), "error"));
+	json_decref(j);
+	run_done(&r);
+	free(u);
+	free(t);
+	free(text);
+}
+
 int main(void)
 {
 	RUN(each_shape_whole);
@@ -736,5 +928,10 @@ int main(void)
 	RUN(stream_usage_wrong_types_or_missing);
 	RUN(running_usage_is_final_only_at_done);
 	RUN(reconcile_rule);
+	RUN(gemini_array_split_at_every_offset);
+	RUN(gemini_array_cut_is_valid_json);
+	RUN(gemini_array_strings_hold_brackets);
+	RUN(gemini_array_other_bodies_pass_unread);
+	RUN(gemini_array_huge_element_and_blanks);
 	return lt_t_done();
 }

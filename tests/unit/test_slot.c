@@ -459,6 +459,40 @@ static void refund_after_refunds_below_is_not_double_counted(void)
 	CHECK_EQ(refund_tokens(&c, 8, 104 * SEC), 8);
 }
 
+/*
+ * Settling order does not matter when the level under a reservation is
+ * smaller than what was refunded above it: A, B and C (100 each) stacked on an
+ * empty bucket, given back whole in each of the 6 orders, all come back and
+ * the bucket is empty again. Before res->under_units, a reservation settled
+ * after those above it counted their refunds as its own displacement: A got
+ * back nothing after B and C.
+ */
+static void refund_order_of_settlement_does_not_matter(void)
+{
+	static const int ord[6][3] = { { 0, 1, 2 }, { 0, 2, 1 }, { 1, 0, 2 },
+				       { 1, 2, 0 }, { 2, 0, 1 }, { 2, 1, 0 } };
+	struct lt_slot_seen r[3];
+	int p, i;
+
+	CHECK_EQ(lt_rate_init(&rates[1], 1000, 1, SEC), 0);
+	for (p = 0; p < 6; p++) {
+		fresh(12, 1);
+		for (i = 0; i < 3; i++)
+			CHECK_EQ(consume(12, 100 * SEC, 100, &r[i]), LT_ADMIT);
+		for (i = 0; i < 3; i++)
+			CHECK_EQ(refund_tokens(&r[ord[p][i]], 100, 100 * SEC), 100);
+		CHECK_EQ(lt_remaining_tokens(slots[12].tat, 100 * SEC, &rates[1]), 1000);
+	}
+	/* with 50 under A (an earlier admission never settled), A loses at most those 50 */
+	fresh(12, 1);
+	CHECK_EQ(consume(12, 100 * SEC, 50, NULL), LT_ADMIT);
+	for (i = 0; i < 3; i++)
+		CHECK_EQ(consume(12, 100 * SEC, 100, &r[i]), LT_ADMIT);
+	CHECK_EQ(refund_tokens(&r[2], 100, 100 * SEC), 100);
+	CHECK_EQ(refund_tokens(&r[1], 100, 100 * SEC), 100);
+	CHECK(refund_tokens(&r[0], 100, 100 * SEC) >= 50);
+}
+
 /* A reservation given back in parts: never more than it was. */
 static void refund_in_parts_never_exceeds_cost(void)
 {
@@ -700,6 +734,7 @@ int main(void)
 	RUN(rate_id_named_by_a_leftover_slot_is_not_reused);
 	RUN(refund_after_drain_gives_nothing_back);
 	RUN(refund_after_refunds_below_is_not_double_counted);
+	RUN(refund_order_of_settlement_does_not_matter);
 	RUN(refund_in_parts_never_exceeds_cost);
 	RUN(refunds_never_exceed_c_plus_rt_random);
 	RUN(concurrent_refunds_never_exceed_capacity);

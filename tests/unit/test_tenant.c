@@ -102,6 +102,56 @@ static void bucket_key_builder(void)
 	CHECK_EQ(lt_bucket_key(k, sizeof(k), LT_BKEY_ORG, NULL, longp, U), -ENAMETOOLONG);
 	CHECK_EQ(lt_bucket_key(k, 10, LT_BKEY_ORG, NULL, "openai", U), -ENAMETOOLONG);
 	CHECK_EQ(lt_bucket_key(k, sizeof(k), (enum lt_bkey_kind)'x', NULL, "openai", U), -EINVAL);
+	/* the request-rate and pool keys are length-checked like the others */
+	CHECK_EQ(lt_bucket_key(k, sizeof(k), LT_BKEY_KEYREQ, "USER", NULL, longp), -ENAMETOOLONG);
+	CHECK_EQ(lt_bucket_key(k, sizeof(k), LT_BKEY_POOL, NULL, longp, NULL), -ENAMETOOLONG);
+	CHECK_EQ(lt_bucket_key(k, 5, LT_BKEY_POOL, NULL, "openai", NULL), -ENAMETOOLONG);
+	CHECK_EQ(lt_bucket_key(k, sizeof(k), LT_BKEY_KEYREQ, "USER", NULL, "lk_00"), 0);
+	CHECK(!strcmp(k, "r/USER/lk_00"));
+	CHECK_EQ(lt_bucket_key(k, sizeof(k), LT_BKEY_POOL, NULL, "openai", NULL), 0);
+	CHECK(!strcmp(k, "p/openai"));
+}
+
+/* A key from outside names its bucket in one spelling only. */
+static void bucket_key_canonical(void)
+{
+	static const char *const good[] = {
+		"u/USER/openai/" U, "o/openai/" U, "k/lk_0011223344556677",
+		"r/USER/lk_00",	    "p/openai",
+	};
+	static const char *const bad[] = {
+		"u/USER/openai/ABCDEFAB-cdef-4abc-8def-abcdefabcdef", /* another case */
+		"o/openai/{" U "}",
+		"o/openai/" U "/",
+		"o/openai//" U,
+		"o/openai",
+		"u/USER/" U,
+		"u/USER/openai/" U "/x",
+		"p/",
+		"p/openai/x",
+		"k/",
+		"x/openai",
+		"o",
+		"",
+		"o/open ai/" U,
+		"k/lk_\x7f",
+	};
+	char longk[300];
+	unsigned i;
+
+	for (i = 0; i < sizeof(good) / sizeof(good[0]); i++)
+		CHECK_EQ(lt_bucket_key_canonical(good[i]), 1);
+	for (i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+		if (lt_bucket_key_canonical(bad[i])) {
+			printf("#   accepted: %s\n", bad[i]);
+			CHECK(!"a non-canonical key was accepted");
+		}
+	memset(longk, 'p', sizeof(longk) - 1);
+	longk[0] = 'p';
+	longk[1] = '/';
+	longk[sizeof(longk) - 1] = '\0';
+	CHECK_EQ(lt_bucket_key_canonical(longk), 0);
+	CHECK_EQ(lt_bucket_key_canonical(NULL), 0);
 }
 
 static struct lt_quota *open_q(struct lt_store *st)
@@ -197,6 +247,7 @@ int main(void)
 	usage = calloc(LT_MAX_SLOTS, sizeof(*usage));
 	RUN(uuid_one_spelling);
 	RUN(bucket_key_builder);
+	RUN(bucket_key_canonical);
 	RUN(reads_never_create_a_bucket);
 	RUN(stored_org_limit_is_canonicalised);
 	free(slots);
