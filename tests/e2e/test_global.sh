@@ -30,7 +30,7 @@ check "each host hears the other (N_live = 2)" until_is a .liveHosts 2
 check "... both ways" until_is b .liveHosts 2
 eq "the sync is fresh" "$(jqb .stale)" false
 
-# ---- mode lease is tests/e2e/test_lease.sh; its config is checked here: a bad window is refused
+# ---- mode lease is tests/e2e/test_global_lease.sh; its config is checked here: a bad window is refused
 # with the field, and so is a mode that does not exist
 "$AGENT" print-config | jq '.kafka = {enabled: true, brokers: "127.0.0.1:1"} |
 	.global = {topic: "g", buckets: [{prefix: "o/", mode: "lease", window: "10ms"}]}' >"$WORK/lease.json"

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# test_lease.sh - global limits across hosts (issue #10, item 4), mode lease: two agents as two
+# test_global_lease.sh - global limits across hosts (issue #10, item 4), mode lease: two agents as two
 # hosts (host-a, host-b: each its own network namespace, pin dir, state dir; one librdkafka mock
 # cluster, tests/e2e/global_env.sh). W = 2 s windows, S = 100 ms.
 #   * the allocators' group gives every partition of the global topic to one agent, which
