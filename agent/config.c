@@ -273,8 +273,8 @@ static int lt_cfg_dur(struct lt_cfg_ctx *x, json_t *v, const char *p, __u64 lo_n
 }
 
 /*
- * "global": {"topic", "interval", "tau_max", "host_ttl",
- *            "buckets": [{"prefix", "mode", "on_stale"}]}
+ * "global": {"topic", "interval", "tau_max", "host_ttl", "grants_topic", "session_timeout",
+ *            "buckets": [{"prefix", "mode", "on_stale", "window"}]}
  */
 static int lt_cfg_global(struct lt_cfg_ctx *x, json_t *v, struct lt_global_config *g)
 {
@@ -306,6 +306,16 @@ static int lt_cfg_global(struct lt_cfg_ctx *x, json_t *v, struct lt_global_confi
 		} else if (!strcmp(key, "host_ttl")) {
 			ret = lt_cfg_dur(x, val, p, LT_NS_PER_SEC, 86400 * LT_NS_PER_SEC,
 					 "\"1s\" to \"1d\"", &g->host_ttl_ns);
+		} else if (!strcmp(key, "grants_topic")) {
+			if (!s || (s[0] && !lt_cfg_topic_ok(s)))
+				return lt_cfg_fail(
+					x, p,
+					"expected a topic name of [A-Za-z0-9._-], "
+					"1..127 bytes, or \"\" (the topic + \".grants\")");
+			snprintf(g->grants_topic, sizeof(g->grants_topic), "%s", s);
+		} else if (!strcmp(key, "session_timeout")) {
+			ret = lt_cfg_dur(x, val, p, LT_NS_PER_SEC, 300 * LT_NS_PER_SEC,
+					 "\"1s\" to \"5m\"", &g->session_ns);
 		} else if (!strcmp(key, "buckets")) {
 			if (!json_is_array(val) || json_array_size(val) > LT_GLOBAL_RULES)
 				return lt_cfg_fail(x, p, "expected an array of at most %d rules",
@@ -318,6 +328,7 @@ static int lt_cfg_global(struct lt_cfg_ctx *x, json_t *v, struct lt_global_confi
 					return lt_cfg_fail(x, p, "expected an object");
 				r->mode = LT_GM_REPLICATE;
 				r->on_stale = LT_STALE_SHARE;
+				r->window_ns = 60 * LT_NS_PER_SEC;
 				json_object_foreach(it, k2, f) {
 					snprintf(p, sizeof(p), "/global/buckets/%zu/%s", i, k2);
 					s = json_is_string(f) ? json_string_value(f) : NULL;
@@ -330,14 +341,20 @@ static int lt_cfg_global(struct lt_cfg_ctx *x, json_t *v, struct lt_global_confi
 								"(\"o/openai/\", \"p/\" ...)");
 						snprintf(r->prefix, sizeof(r->prefix), "%s", s);
 					} else if (!strcmp(k2, "mode")) {
-						if (s && !strcmp(s, "lease"))
+						if (!s ||
+						    (strcmp(s, "replicate") && strcmp(s, "lease")))
 							return lt_cfg_fail(
 								x, p,
-								"\"lease\" is not built yet; use "
-								"\"replicate\"");
-						if (!s || strcmp(s, "replicate"))
-							return lt_cfg_fail(
-								x, p, "expected \"replicate\"");
+								"expected \"replicate\" or "
+								"\"lease\"");
+						r->mode = strcmp(s, "lease") ? LT_GM_REPLICATE :
+									       LT_GM_LEASE;
+					} else if (!strcmp(k2, "window")) {
+						ret = lt_cfg_dur(x, f, p, LT_NS_PER_SEC,
+								 3600 * LT_NS_PER_SEC,
+								 "\"1s\" to \"1h\"", &r->window_ns);
+						if (ret)
+							return ret;
 					} else if (!strcmp(k2, "on_stale")) {
 						for (j = 0; j < 3 && (!s || strcmp(s, stale[j]));
 						     j++)
@@ -356,6 +373,16 @@ static int lt_cfg_global(struct lt_cfg_ctx *x, json_t *v, struct lt_global_confi
 					snprintf(p, sizeof(p), "/global/buckets/%zu", i);
 					return lt_cfg_fail(x, p, "prefix is required");
 				}
+				/* L = R * W comes from the limit every host resolves for the key */
+				if (r->mode == LT_GM_LEASE && r->prefix[0] == 'k') {
+					snprintf(p, sizeof(p), "/global/buckets/%zu/mode", i);
+					return lt_cfg_fail(
+						x, p,
+						"\"lease\" needs a limit that every host "
+						"resolves from the key (org, user, provider); "
+						"an API key's own limit is not: use "
+						"\"replicate\"");
+				}
 				g->nrules = (int)i + 1;
 			}
 		} else {
@@ -366,6 +393,15 @@ static int lt_cfg_global(struct lt_cfg_ctx *x, json_t *v, struct lt_global_confi
 	}
 	if (g->tau_max_ns < 2 * g->interval_ns)
 		return lt_cfg_fail(x, "/global/tau_max", "must be at least twice /global/interval");
+	if (!g->grants_topic[0] && g->topic[0]) {
+		if (strlen(g->topic) + 7 >= sizeof(g->grants_topic))
+			return lt_cfg_fail(
+				x, "/global/topic",
+				"at most 120 bytes when /global/grants_topic is not set");
+		snprintf(g->grants_topic, sizeof(g->grants_topic), "%s.grants", g->topic);
+	}
+	if (g->topic[0] && !strcmp(g->grants_topic, g->topic))
+		return lt_cfg_fail(x, "/global/grants_topic", "must differ from /global/topic");
 	return 0;
 }
 
@@ -394,6 +430,7 @@ static int lt_cfg_root(struct lt_cfg_ctx *x, json_t *root, struct lt_agent_confi
 	c->global.interval_ns = 100 * 1000000ULL;
 	c->global.tau_max_ns = LT_NS_PER_SEC;
 	c->global.host_ttl_ns = 30 * LT_NS_PER_SEC;
+	c->global.session_ns = 6 * LT_NS_PER_SEC;
 	c->analytics.minutes_ns = 2 * 86400 * LT_NS_PER_SEC;
 	c->analytics.hours_ns = 90 * 86400 * LT_NS_PER_SEC;
 	c->analytics.days_ns = 400 * 86400 * LT_NS_PER_SEC;

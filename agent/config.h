@@ -81,7 +81,7 @@ struct lt_kafka_config {
  * start). A rule makes every bucket whose key starts with prefix global.
  */
 #define LT_GLOBAL_RULES 16
-enum lt_global_mode { LT_GM_REPLICATE = 0 };
+enum lt_global_mode { LT_GM_REPLICATE = 0, LT_GM_LEASE = 1 };
 enum lt_on_stale {
 	LT_STALE_SHARE = 0, /* L / N_live: this host spends as if each live host spent as much */
 	LT_STALE_LAST = 1, /* keep the last state: admit against the local bucket alone */
@@ -91,12 +91,15 @@ struct lt_global_rule {
 	char prefix[128]; /* bucket keys ("o/openai/" ...) */
 	int mode; /* enum lt_global_mode */
 	int on_stale; /* enum lt_on_stale */
+	__u64 window_ns; /* lease: W, the window a lease is for (L = R * W tokens a window) */
 };
 struct lt_global_config {
 	char topic[128]; /* "" = no global buckets */
 	__u64 interval_ns; /* S: each host publishes every S */
 	__u64 tau_max_ns; /* the sync is stale when a live host's newest record is older */
 	__u64 host_ttl_ns; /* a host is live (counts in N_live) this long after its last record */
+	char grants_topic[128]; /* lease: the allocators' grants ("" = topic + ".grants") */
+	__u64 session_ns; /* lease: the allocators' group session timeout (failover time) */
 	struct lt_global_rule rules[LT_GLOBAL_RULES];
 	int nrules;
 };

@@ -1,14 +1,18 @@
 // SPDX-License-Identifier: MIT
 /*
- * global.c - global limits across hosts, mode replicate (global.h; records:
- * docs/events/global.v1.md).
+ * global.c - global limits across hosts, modes replicate and lease (global.h;
+ * records: docs/events/global.v1.md, docs/events/grant.v1.md; the lease
+ * invariant and bound: "mode lease" below).
  *
- * One thread owns the producer, the consumer and the tables below; it takes
- * g->mu around each change so that the API's status read sees one state. The
- * quota engine is called outside g->mu except for the debits (lt_quota_debit
- * takes no lock of the quota engine: it is a CAS on the mmapped slot).
+ * One thread owns the producer, the consumers (the global topic's reader, and
+ * for lease rules the allocators' group member and the grants reader) and the
+ * tables below; it takes g->mu around each change so that the API's status
+ * read sees one state. The group's rebalance callback runs on that thread too
+ * (inside its poll of the group consumer), outside g->mu. The quota engine is
+ * called outside g->mu except for the debits and peeks (lt_quota_debit takes
+ * no lock of the quota engine: it is a CAS on the mmapped slot).
  *
- * Why the overshoot is bounded (README "Global limits across hosts"): host i
+ * Why the overshoot of replicate is bounded (README "Global limits across hosts"): host i
  * admits against a bucket that holds its own admissions and the debits of the
  * others' spend; host j's spend up to the event time e of the newest record
  * applied here has been debited. Over any window [t1, t2] ending in an
@@ -59,11 +63,12 @@ enum lt_gl_result {
 	LT_GR_UNKNOWN, /* no global rule here, or no limit governs the key here */
 	LT_GR_INVALID, /* not a global.v1 record */
 	LT_GR_CLIPPED, /* applied, but only what that host's bucket can have let through */
+	LT_GR_LEASE, /* a lease bucket's record: demand for its allocator, nothing to debit */
 	LT_GR__MAX
 };
 
-static const char *const lt_gr_name[LT_GR__MAX] = { "applied", "duplicate", "baseline",
-						    "unknown", "invalid",   "clipped" };
+static const char *const lt_gr_name[LT_GR__MAX] = { "applied", "duplicate", "baseline", "unknown",
+						    "invalid", "clipped",   "lease" };
 
 static const char *const lt_stale_name[] = { "share", "last", "closed" };
 
@@ -106,7 +111,60 @@ struct lt_gl_bucket {
 	__u64 stale_debited; /* tokens debited by on_stale */
 	struct lt_slot_seen holds[LT_GL_HOLDS];
 	int nholds;
+	/* mode lease (lt_ls_enforce): this host's side of the lease */
+	__u64 l_win; /* the window of the fields below: its start, unix ms; 0 = none yet */
+	__u64 l_base; /* cum when l_win began here */
+	__u64 l_spent; /* our spend in l_win (cum - l_base) */
+	__u64 l_granted; /* our lease in l_win as granted (the greatest seen) */
+	__u64 l_eff; /* what we admit against in l_win: l_granted, or on_stale's */
+	__u64 l_last; /* l_eff at the end of the window before (on_stale last) */
+	__u64 l_limit; /* L = R * W of the bucket, tokens a window */
+	__u64 l_want; /* the cumulative lease we ask for in l_win */
+	__u64 l_rate; /* our recent spend, tokens/s (EWMA over ticks) */
+	__u64 l_rate_cum, l_rate_ms; /* cum and tick time of the last rate sample */
+	__u64 l_rate_rej; /* lt_usage.rejected at the last rate sample */
+	__u64 l_track_ms; /* when we began asking (a grant is overdue tau_max after it) */
+	__u64 l_held; /* tokens held in l_win to keep our headroom within the lease */
+	int l_stale; /* on_stale applies to this bucket (sync stale, or no grant for tau_max) */
 	struct lt_gl_remote rem[LT_GL_HOSTS];
+};
+
+/*
+ * Mode lease: what this host knows of the leases of one bucket (every host
+ * reads every grant record), and, when this host is its allocator, the
+ * demand of every host. Grants are cumulative per (host, window) and merged
+ * with max, so duplicates, replays and reordering change nothing; g[] holds
+ * two windows (the current one and the next, by (window / W) & 1).
+ */
+#define LT_AL_BUCKETS 1024
+#define LT_AL_PARTS 256 /* partitions of the global topic an allocator can own */
+
+struct lt_al_grant {
+	__u64 window; /* start, unix ms */
+	__u64 tokens; /* cumulative lease of the host in window */
+};
+
+struct lt_al_hb {
+	struct lt_al_grant g[2];
+	/* the host's newest demand record (the allocator's input) */
+	__u64 d_window, d_spent, d_want, d_rate, d_ms;
+};
+
+struct lt_al_bucket {
+	char key[LT_BUCKET_KEY_LEN];
+	__u64 w_ms; /* W of its rule */
+	int part; /* partition of its records (the demand's, which the grants use too) */
+	__u64 grant_ms; /* event time of the newest grant record read */
+	__u64 sent_ms; /* allocator: when it last published a grant record of it */
+	__u64 limit; /* L the allocator used last (status only) */
+	struct lt_al_hb h[LT_GL_HOSTS]; /* by g->ah index */
+};
+
+struct lt_al_part {
+	int owned; /* assigned to us in the allocators' group */
+	int ready; /* owned, and the grants partition read up to hwm: we may grant */
+	__s64 hwm; /* grants partition's high watermark when it was assigned (-1 unknown) */
+	__s64 gpos; /* grants partition: next offset our grants reader takes */
 };
 
 struct lt_global {
@@ -141,6 +199,24 @@ struct lt_global {
 	__u64 published, dropped, acked, failed;
 	__u64 seq; /* of our records (ce_id), on the thread */
 	__u64 hosts_ignored;
+	/* mode lease */
+	int nlease; /* rules of mode lease */
+	rd_kafka_t *ark; /* the allocators' group on the global topic (the demand) */
+	rd_kafka_t *grk; /* every grant record, all partitions, no group */
+	int ngparts; /* grants partitions assigned to grk */
+	char ah[LT_GL_HOSTS][128]; /* hosts in leases; [0] is this one */
+	__u64 ah_ms[LT_GL_HOSTS]; /* when each was last heard of in a lease record */
+	int nah;
+	struct lt_al_bucket *al; /* [LT_AL_BUCKETS] */
+	int nal;
+	int *alidx; /* [LT_GL_HASH]: key -> index in al + 1 */
+	struct lt_al_part part[LT_AL_PARTS];
+	__u64 epoch_ms; /* allocator: when our current assignment began */
+	__u64 next_bound_ns; /* the next window boundary of a lease rule (a tick there) */
+	__u64 bound_ms; /* that boundary, unix ms */
+	__u64 late_ms_max; /* the latest a tick ran after its time, boundary or grid (delta) */
+	__u64 grants_sent, demand_res[LT_GR__MAX], grant_res[LT_GR__MAX];
+	__u64 rebalances;
 };
 
 static __u64 lt_gl_real_ms(void)
@@ -419,6 +495,9 @@ static enum lt_gl_result lt_gl_take(struct lt_global *g, const rd_kafka_message_
 	rule = lt_gl_rule(g, bkey);
 	if (rule < 0)
 		return LT_GR_UNKNOWN;
+	/* a lease bucket's record is its allocator's input (lt_al_take_demand) */
+	if (g->c.rules[rule].mode == LT_GM_LEASE)
+		return LT_GR_LEASE;
 	b = lt_gl_find(g, bkey);
 	if (!b) {
 		/* its first spend reaches us before ours: make the bucket here */
@@ -507,8 +586,13 @@ static void lt_gl_dr(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque)
 	pthread_mutex_unlock(&g->mu);
 }
 
-/* One record, CloudEvents 1.0 in Kafka binary mode (docs/events/global.v1.md). */
-static void lt_gl_send(struct lt_global *g, const char *key, json_t *v)
+/*
+ * One record, CloudEvents 1.0 in Kafka binary mode (docs/events/global.v1.md,
+ * docs/events/grant.v1.md), to topic (partition part, or the partitioner's
+ * when RD_KAFKA_PARTITION_UA).
+ */
+static void lt_gl_send_to(struct lt_global *g, const char *topic, int32_t part, const char *type,
+			  const char *key, json_t *v)
 {
 	char *s = json_dumps(v, JSON_COMPACT), id[192], when[40];
 	rd_kafka_headers_t *h;
@@ -524,11 +608,11 @@ static void lt_gl_send(struct lt_global *g, const char *key, json_t *v)
 	rd_kafka_header_add(h, "ce_specversion", -1, "1.0", -1);
 	rd_kafka_header_add(h, "ce_id", -1, id, -1);
 	rd_kafka_header_add(h, "ce_source", -1, g->host, -1);
-	rd_kafka_header_add(h, "ce_type", -1, LT_GLOBAL_TYPE, -1);
+	rd_kafka_header_add(h, "ce_type", -1, type, -1);
 	rd_kafka_header_add(h, "ce_time", -1, when, -1);
 	rd_kafka_header_add(h, "ce_subject", -1, key, -1);
 	rd_kafka_header_add(h, "content-type", -1, "application/json", -1);
-	e = rd_kafka_producev(g->prk, RD_KAFKA_V_TOPIC(g->c.topic),
+	e = rd_kafka_producev(g->prk, RD_KAFKA_V_TOPIC(topic), RD_KAFKA_V_PARTITION(part),
 			      RD_KAFKA_V_KEY(key, strlen(key)), RD_KAFKA_V_VALUE(s, strlen(s)),
 			      RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
 			      RD_KAFKA_V_TIMESTAMP((int64_t)g->tick_ms),
@@ -542,6 +626,11 @@ static void lt_gl_send(struct lt_global *g, const char *key, json_t *v)
 	} else {
 		g->published++;
 	}
+}
+
+static void lt_gl_send(struct lt_global *g, const char *key, json_t *v)
+{
+	lt_gl_send_to(g, g->c.topic, RD_KAFKA_PARTITION_UA, LT_GLOBAL_TYPE, key, v);
 }
 
 struct lt_gl_scan {
@@ -603,15 +692,16 @@ static void lt_gl_staleness(struct lt_global *g, __u64 now_ms)
 	g->nlive = live;
 }
 
+static __u64 lt_gl_hold(struct lt_global *g, struct lt_gl_bucket *b, __u64 tokens);
+static void lt_gl_lift(struct lt_global *g, struct lt_gl_bucket *b);
+
 /* on_stale of b's rule while stale (under g->mu); lifting the holds once fresh. */
 static void lt_gl_on_stale(struct lt_global *g, struct lt_gl_bucket *b)
 {
-	int how = g->c.rules[b->rule].on_stale, i;
+	int how = g->c.rules[b->rule].on_stale;
 
 	if (!g->stale) {
-		for (i = 0; i < b->nholds; i++)
-			lt_quota_undebit(g->q, &b->holds[i], lt_now_ns());
-		b->nholds = 0;
+		lt_gl_lift(g, b);
 		b->share_cum = b->cum;
 		return;
 	}
@@ -626,27 +716,620 @@ static void lt_gl_on_stale(struct lt_global *g, struct lt_gl_bucket *b)
 		/*
 		 * Held at twice the capacity, topped up every S: nothing is admitted
 		 * while stale (leaking back below the capacity takes C/R > S). The holds
-		 * are given back when the sync is fresh. A top-up that lands right on
-		 * the last hold (nothing stacked between: the usual case) extends it,
-		 * so a long outage keeps one hold; the reservation keeps the meta of
-		 * its first part, which only over-counts the refunds since (a refund
-		 * gives back less, never more). Past LT_GL_HOLDS separate holds, the
-		 * newest leak instead.
+		 * are given back when the sync is fresh (lt_gl_hold, lt_gl_lift).
 		 */
-		struct lt_slot_seen h, *last = b->nholds ? &b->holds[b->nholds - 1] : NULL;
-		__u64 added = lt_gl_debit(g, b, ~0ULL >> 2, 2, &h);
-
-		b->stale_debited += added;
-		if (!added || !h.cost_units)
-			return;
-		if (last && last->tat == h.tat - h.cost_units &&
-		    !((last->meta ^ h.meta) & LT_META_ID_MASK) && last->slot == h.slot) {
-			last->tat = h.tat;
-			last->cost_units += h.cost_units;
-		} else if (b->nholds < LT_GL_HOLDS) {
-			b->holds[b->nholds++] = h;
-		}
+		b->stale_debited += lt_gl_hold(g, b, ~0ULL >> 2);
 	}
+}
+
+/*
+ * Debits tokens onto b's bucket (saturating at twice its capacity) as a hold
+ * that is given back later (lt_gl_lift): closed's, and lease's. A top-up
+ * that lands right on the last hold (nothing stacked between: the usual
+ * case) extends it, so a long outage keeps one hold; the reservation keeps
+ * the meta of its first part, which only over-counts the refunds since (a
+ * refund gives back less, never more). Past LT_GL_HOLDS separate holds, the
+ * newest leak instead. Returns the tokens added.
+ */
+static __u64 lt_gl_hold(struct lt_global *g, struct lt_gl_bucket *b, __u64 tokens)
+{
+	struct lt_slot_seen h, *last = b->nholds ? &b->holds[b->nholds - 1] : NULL;
+	__u64 added = lt_gl_debit(g, b, tokens, 2, &h);
+
+	if (!added || !h.cost_units)
+		return added;
+	if (last && last->tat == h.tat - h.cost_units &&
+	    !((last->meta ^ h.meta) & LT_META_ID_MASK) && last->slot == h.slot) {
+		last->tat = h.tat;
+		last->cost_units += h.cost_units;
+	} else if (b->nholds < LT_GL_HOLDS) {
+		b->holds[b->nholds++] = h;
+	}
+	return added;
+}
+
+static void lt_gl_lift(struct lt_global *g, struct lt_gl_bucket *b)
+{
+	int i;
+
+	for (i = 0; i < b->nholds; i++)
+		lt_quota_undebit(g->q, &b->holds[i], lt_now_ns());
+	b->nholds = 0;
+}
+
+/* ---- mode lease ----------------------------------------------------------------------------- */
+/*
+ * The allocator of a lease bucket is the member of the allocators' group
+ * (every agent, one consumer group on the global topic) that owns the
+ * partition the bucket's records land in; every host reads every grant.
+ *
+ * THE INVARIANT, kept by the allocator and checked by every reader: for each
+ * bucket and window w (W long, aligned to unix time),
+ *
+ *	sum over hosts h of lease_h(w) <= L = R * W
+ *
+ * where lease_h(w) is the greatest cumulative lease granted to h for w. A
+ * lease only grows within its window (grants merge with max) and dies with
+ * it (its TTL is the window's end), so nothing is ever taken back. An
+ * allocator grants from L minus what it knows is granted, and it knows all
+ * that any earlier allocator granted: it grants nothing on a partition
+ * before its grants reader has read that partition of the grants topic up
+ * to the high watermark taken when the partition was assigned to it, and a
+ * revoked allocator flushes its producer before it lets the partition go.
+ * A reader refuses a grant record whose leases, merged into what it knows,
+ * would sum above L (a forged record, or one of a zombie allocator).
+ *
+ * Each host keeps its own spend in the window within its lease (lt_ls_enforce,
+ * every S and at each window boundary): a hold on its local bucket leaves at
+ * most (lease - spent - R*S) tokens of headroom, and a full hold (twice the
+ * capacity) once less than R*S of the lease is left. Until the next tick, at
+ * most S + delta later (delta: how late a tick runs), the bucket leaks
+ * R*(S + delta) back, so a host spends at most lease + R*delta in a window
+ * (and the full hold stays above the capacity while C >= R*(S + delta)), and
+ * all hosts together at most
+ *
+ *	L + N * R * delta
+ *
+ * (README "Global limits across hosts" has the whole bound, with on_stale,
+ * clock skew and a zombie allocator).
+ */
+
+static __u64 lt_ls_wms(const struct lt_global *g, int rule)
+{
+	return g->c.rules[rule].window_ns / 1000000ULL;
+}
+
+/* L of the bucket key: R * W tokens (what it leaks in one window) by the limit here; 0 = none. */
+static __u64 lt_ls_limit(struct lt_global *g, const char *key, __u64 w_ms)
+{
+	unsigned __int128 l;
+	struct lt_view v;
+	__u32 slot;
+
+	if (lt_quota_peek_key(g->q, key, NULL, lt_now_ns(), &v, &slot) || v.unlimited ||
+	    !v.leak_period_ns)
+		return 0;
+	l = (unsigned __int128)v.leak_tokens * w_ms * 1000000ULL / v.leak_period_ns;
+	return l > (1ULL << 52) ? 1ULL << 52 : (__u64)l;
+}
+
+static __u64 lt_al_get(const struct lt_al_hb *hb, __u64 win, __u64 w_ms)
+{
+	const struct lt_al_grant *x = &hb->g[(win / w_ms) & 1];
+
+	return x->window == win ? x->tokens : 0;
+}
+
+/* Max-merge of a cumulative lease; 1 if it grew. */
+static int lt_al_merge(struct lt_al_hb *hb, __u64 win, __u64 w_ms, __u64 tokens)
+{
+	struct lt_al_grant *x = &hb->g[(win / w_ms) & 1];
+
+	if (x->window > win)
+		return 0; /* the slot holds a later window: this one is over */
+	if (x->window < win) {
+		x->window = win;
+		x->tokens = tokens;
+		return tokens > 0;
+	}
+	if (tokens <= x->tokens)
+		return 0;
+	x->tokens = tokens;
+	return 1;
+}
+
+static __u64 lt_al_sum(const struct lt_global *g, const struct lt_al_bucket *a, __u64 win)
+{
+	__u64 s = 0;
+	int i;
+
+	for (i = 0; i < g->nah; i++)
+		s += lt_al_get(&a->h[i], win, a->w_ms);
+	return s;
+}
+
+/* No lease of host i is in force (every window it holds has ended) and no demand of it is fresh. */
+static int lt_al_host_idle(const struct lt_global *g, int i, __u64 now_ms)
+{
+	int j, k;
+
+	for (j = 0; j < g->nal; j++)
+		for (k = 0; k < 2; k++)
+			if (g->al[j].h[i].g[k].tokens &&
+			    g->al[j].h[i].g[k].window + g->al[j].w_ms > now_ms)
+				return 0;
+	return 1;
+}
+
+/*
+ * The index of host in the lease tables, made if new. A full table (16
+ * hosts) reuses the entry of a host not heard of for host_ttl whose leases
+ * have all ended (dropping one in force would let its tokens be granted
+ * twice); otherwise -1 and the record is refused (counted).
+ */
+static int lt_al_host(struct lt_global *g, const char *host, __u64 now_ms)
+{
+	__u64 ttl = g->c.host_ttl_ns / 1000000ULL, oldest = ~0ULL;
+	int i, j, oi = -1;
+
+	for (i = 0; i < g->nah; i++) {
+		if (strcmp(g->ah[i], host))
+			continue;
+		if (now_ms > g->ah_ms[i])
+			g->ah_ms[i] = now_ms;
+		return i;
+	}
+	if (g->nah < LT_GL_HOSTS) {
+		i = g->nah++;
+	} else {
+		for (i = 1; i < g->nah; i++)
+			if (g->ah_ms[i] + ttl < now_ms && g->ah_ms[i] < oldest &&
+			    lt_al_host_idle(g, i, now_ms)) {
+				oldest = g->ah_ms[i];
+				oi = i;
+			}
+		if (oi < 0) {
+			g->hosts_ignored++;
+			return -1;
+		}
+		i = oi;
+		for (j = 0; j < g->nal; j++)
+			memset(&g->al[j].h[i], 0, sizeof(g->al[j].h[i]));
+	}
+	snprintf(g->ah[i], sizeof(g->ah[i]), "%s", host);
+	g->ah_ms[i] = now_ms;
+	return i;
+}
+
+static void lt_al_rehash(struct lt_global *g)
+{
+	__u32 h;
+	int i;
+
+	memset(g->alidx, 0, LT_GL_HASH * sizeof(*g->alidx));
+	for (i = 0; i < g->nal; i++) {
+		h = lt_gl_hash(g->al[i].key);
+		while (g->alidx[h])
+			h = (h + 1) & (LT_GL_HASH - 1);
+		g->alidx[h] = i + 1;
+	}
+}
+
+/* The lease entry of key (W w_ms), made if make; a full table reuses one with nothing in force. */
+static struct lt_al_bucket *lt_al_find(struct lt_global *g, const char *key, __u64 w_ms, int make,
+				       __u64 now_ms)
+{
+	struct lt_al_bucket *a = NULL;
+	__u32 h = lt_gl_hash(key);
+	int i, j, k, busy;
+
+	while (g->alidx[h] && strcmp(g->al[g->alidx[h] - 1].key, key))
+		h = (h + 1) & (LT_GL_HASH - 1);
+	if (g->alidx[h])
+		return &g->al[g->alidx[h] - 1];
+	if (!make)
+		return NULL;
+	if (g->nal < LT_AL_BUCKETS) {
+		a = &g->al[g->nal++];
+		g->alidx[h] = g->nal;
+	} else {
+		for (i = 0; i < g->nal && !a; i++) {
+			busy = 0;
+			for (j = 0; j < g->nah && !busy; j++)
+				for (k = 0; k < 2; k++)
+					busy |= g->al[i].h[j].g[k].window + g->al[i].w_ms > now_ms;
+			if (!busy)
+				a = &g->al[i];
+		}
+		if (!a)
+			return NULL;
+	}
+	memset(a, 0, sizeof(*a));
+	snprintf(a->key, sizeof(a->key), "%s", key);
+	a->w_ms = w_ms;
+	a->part = -1;
+	if (g->nal == LT_AL_BUCKETS)
+		lt_al_rehash(g);
+	return a;
+}
+
+/* A lease record's common checks: host, bucket of a lease rule; -1 when not one. */
+static int lt_al_rule(struct lt_global *g, json_t *rec, const char **host, const char **key)
+{
+	int rule;
+
+	*host = json_string_value(json_object_get(rec, "host"));
+	*key = json_string_value(json_object_get(rec, "bucket"));
+	if (!*host || !*key || !(*host)[0] || strlen(*host) >= sizeof(g->ah[0]) ||
+	    strspn(*host, LT_GL_HOST_CHARS) != strlen(*host) || strlen(*key) >= LT_BUCKET_KEY_LEN ||
+	    !lt_bucket_key_canonical(*key))
+		return -1; /* a variant spelling would take a lease entry of its own */
+	rule = lt_gl_rule(g, *key);
+	if (rule < 0 || g->c.rules[rule].mode != LT_GM_LEASE)
+		return -1;
+	return rule;
+}
+
+/*
+ * Under g->mu. A demand record (a lease bucket's record on the global topic,
+ * read by the allocators' group member that owns its partition). LT_GR__MAX:
+ * not a lease record (replicate buckets, heartbeats), not counted.
+ */
+static enum lt_gl_result lt_al_take_demand(struct lt_global *g, const rd_kafka_message_t *m)
+{
+	__u64 now_ms = lt_gl_real_ms(), win, spent, want, rate, ev, w_ms;
+	struct lt_al_bucket *a;
+	const char *host, *key;
+	enum lt_gl_result res = LT_GR_INVALID;
+	struct lt_al_hb *hb;
+	json_error_t je;
+	json_t *rec;
+	int rule, hi;
+
+	rec = json_loadb(m->payload, m->len, 0, &je);
+	if (!json_is_object(rec) || !json_object_get(rec, "lease_window")) {
+		json_decref(rec);
+		return LT_GR__MAX;
+	}
+	rule = lt_al_rule(g, rec, &host, &key);
+	if (rule < 0) {
+		res = LT_GR_UNKNOWN;
+		goto out;
+	}
+	w_ms = lt_ls_wms(g, rule);
+	if (lt_gl_ju(rec, "lease_window", &win) || lt_gl_ju(rec, "spent", &spent) ||
+	    lt_gl_ju(rec, "want", &want) || lt_gl_ju(rec, "rate", &rate) ||
+	    lt_gl_ju(rec, "time", &ev) || win % w_ms || win > now_ms + w_ms ||
+	    ev > now_ms + LT_GL_FUTURE_MS)
+		goto out; /* a future window, or not a demand */
+	hi = lt_al_host(g, host, now_ms);
+	a = hi < 0 ? NULL : lt_al_find(g, key, w_ms, 1, now_ms);
+	if (!a) {
+		res = LT_GR_UNKNOWN;
+		goto out;
+	}
+	a->part = m->partition;
+	hb = &a->h[hi];
+	res = LT_GR_DUPLICATE;
+	if (ev >= hb->d_ms) {
+		hb->d_window = win;
+		hb->d_spent = spent;
+		hb->d_want = want;
+		hb->d_rate = rate;
+		hb->d_ms = ev;
+		res = LT_GR_APPLIED;
+	}
+out:
+	json_decref(rec);
+	return res;
+}
+
+/*
+ * Under g->mu. A grant record (every host reads every one): its leases are
+ * merged with max. Refused (invalid): a window not of the rule's W, one past
+ * the next window, a lease above L, leases summing above L, or leases that,
+ * merged into what this host knows, would sum above L.
+ */
+static enum lt_gl_result lt_al_take_grant(struct lt_global *g, const rd_kafka_message_t *m)
+{
+	__u64 now_ms = lt_gl_real_ms(), win, w_ms, ev, l, v, sum = 0, merged[LT_GL_HOSTS];
+	int idx[LT_GL_HOSTS], n = 0, rule, i, grew = 0;
+	enum lt_gl_result res = LT_GR_INVALID;
+	struct lt_al_bucket *a;
+	const char *host, *key, *h;
+	json_t *rec, *leases, *x;
+	json_error_t je;
+
+	rec = json_loadb(m->payload, m->len, 0, &je);
+	if (!json_is_object(rec))
+		goto out;
+	rule = lt_al_rule(g, rec, &host, &key);
+	if (rule < 0) {
+		res = host && key ? LT_GR_UNKNOWN : LT_GR_INVALID;
+		goto out;
+	}
+	w_ms = lt_ls_wms(g, rule);
+	leases = json_object_get(rec, "leases");
+	if (lt_gl_ju(rec, "window", &win) || lt_gl_ju(rec, "time", &ev) || win % w_ms ||
+	    win > now_ms + w_ms + g->c.tau_max_ns / 1000000ULL || ev > now_ms + LT_GL_FUTURE_MS ||
+	    !json_is_object(leases) || json_object_size(leases) > LT_GL_HOSTS)
+		goto out;
+	l = lt_ls_limit(g, key, w_ms);
+	if (!l) {
+		res = LT_GR_UNKNOWN;
+		goto out;
+	}
+	json_object_foreach(leases, h, x) {
+		if (!json_is_integer(x) || json_integer_value(x) < 0 ||
+		    (__u64)json_integer_value(x) > l || strspn(h, LT_GL_HOST_CHARS) != strlen(h) ||
+		    !h[0] || strlen(h) >= sizeof(g->ah[0]))
+			goto out;
+		sum += (__u64)json_integer_value(x);
+		if (sum > l)
+			goto out;
+	}
+	a = lt_al_find(g, key, w_ms, 1, now_ms);
+	if (!a) {
+		res = LT_GR_UNKNOWN;
+		goto out;
+	}
+	json_object_foreach(leases, h, x) {
+		i = lt_al_host(g, h, now_ms);
+		if (i < 0) {
+			res = LT_GR_UNKNOWN;
+			goto out;
+		}
+		idx[n] = i;
+		merged[n++] = (__u64)json_integer_value(x);
+	}
+	/* what the merge would make of the window's sum */
+	sum = 0;
+	for (i = 0; i < g->nah; i++) {
+		int j;
+
+		v = lt_al_get(&a->h[i], win, w_ms);
+		for (j = 0; j < n; j++)
+			if (idx[j] == i && merged[j] > v)
+				v = merged[j];
+		sum += v;
+	}
+	if (sum > l)
+		goto out;
+	for (i = 0; i < n; i++)
+		grew |= lt_al_merge(&a->h[idx[i]], win, w_ms, merged[i]);
+	a->part = m->partition;
+	if (ev > a->grant_ms)
+		a->grant_ms = ev;
+	res = grew ? LT_GR_APPLIED : LT_GR_DUPLICATE;
+out:
+	json_decref(rec);
+	return res;
+}
+
+/* One grant record: the leases of a's window win (docs/events/grant.v1.md). */
+static void lt_al_publish(struct lt_global *g, struct lt_al_bucket *a, __u64 win, __u64 l,
+			  __u64 now_ms)
+{
+	json_t *v, *leases = json_object();
+	__u64 t;
+	int i;
+
+	if (!leases)
+		return;
+	for (i = 0; i < g->nah; i++) {
+		t = lt_al_get(&a->h[i], win, a->w_ms);
+		if (t)
+			json_object_set_new(leases, g->ah[i], json_integer((json_int_t)t));
+	}
+	v = json_pack("{s:s, s:s, s:I, s:I, s:I, s:o, s:I, s:I, s:I}", "host", g->host, "bucket",
+		      a->key, "window", (json_int_t)win, "window_ms", (json_int_t)a->w_ms, "limit",
+		      (json_int_t)l, "leases", leases, "epoch", (json_int_t)g->epoch_ms, "time",
+		      (json_int_t)now_ms, "expires", (json_int_t)(win + a->w_ms));
+	if (!v)
+		return;
+	lt_gl_send_to(g, g->c.grants_topic, a->part, LT_GRANT_TYPE, a->key, v);
+	json_decref(v);
+	g->grants_sent++;
+}
+
+/*
+ * Under g->mu, every tick: the allocator's round over the buckets of the
+ * partitions it owns and is ready on. Shares follow demand: each host with a
+ * fresh demand (newer than tau_max) asks for a cumulative lease (its spend in
+ * the window plus its recent rate over 4 S, at least L / (8 N) — the
+ * publisher computes it); the allocator grants what it asks from the
+ * unallocated rest L - sum (sum: each host's lease, or its reported spend in
+ * the window if more: what it spent under on_stale while no allocator
+ * granted), and when the asks exceed the rest, splits the rest in proportion
+ * to them. A lease raised to cover a host's spend keeps the sum within L. Nothing is taken back. In the last 3 S of a
+ * window the next window is granted ahead (by rate), so a boundary costs no
+ * round trip. A grant record per bucket and window goes out every S while
+ * demand is fresh: a host that hears none for tau_max is stale.
+ */
+static void lt_al_allocate(struct lt_global *g, __u64 now_ms)
+{
+	__u64 s_ms = g->c.interval_ns / 1000000ULL, tau = g->c.tau_max_ns / 1000000ULL;
+	__u64 add[LT_GL_HOSTS], held[LT_GL_HOSTS], win, cur, l, sum, rest, tot, want, floor;
+	struct lt_al_bucket *a;
+	struct lt_al_hb *hb;
+	int i, j, k, fresh, rule, changed;
+
+	for (i = 0; i < g->nal; i++) {
+		a = &g->al[i];
+		if (a->part < 0 || a->part >= LT_AL_PARTS || !g->part[a->part].ready)
+			continue;
+		rule = lt_gl_rule(g, a->key);
+		if (rule < 0 || g->c.rules[rule].mode != LT_GM_LEASE)
+			continue;
+		fresh = 0;
+		for (j = 0; j < g->nah; j++)
+			fresh += a->h[j].d_ms && a->h[j].d_ms + tau >= now_ms;
+		if (!fresh)
+			continue;
+		l = lt_ls_limit(g, a->key, a->w_ms);
+		if (!l)
+			continue;
+		a->limit = l;
+		floor = l / (8 * (__u64)fresh) ? l / (8 * (__u64)fresh) : 1;
+		cur = now_ms - now_ms % a->w_ms;
+		for (k = 0; k < 2; k++) {
+			win = cur + (__u64)k * a->w_ms;
+			if (k && now_ms + 3 * s_ms < win)
+				break;
+			/*
+			 * What each host holds of the window: its lease, or what it says it
+			 * spent if more (spend under on_stale, while no allocator granted:
+			 * the rest is granted from what is left after it, never again).
+			 */
+			sum = 0;
+			for (j = 0; j < g->nah; j++) {
+				hb = &a->h[j];
+				held[j] = lt_al_get(hb, win, a->w_ms);
+				if (hb->d_window == win && hb->d_spent > held[j])
+					held[j] = hb->d_spent;
+				sum += held[j];
+			}
+			rest = l > sum ? l - sum : 0;
+			tot = 0;
+			for (j = 0; j < g->nah; j++) {
+				hb = &a->h[j];
+				add[j] = 0;
+				if (!hb->d_ms || hb->d_ms + tau < now_ms)
+					continue;
+				if (!k && hb->d_window == win) {
+					want = hb->d_want;
+				} else {
+					want = hb->d_rate * 4 * s_ms / 1000;
+					if (want < floor)
+						want = floor;
+				}
+				if (want > l)
+					want = l;
+				add[j] = want > held[j] ? want - held[j] : 0;
+				tot += add[j];
+			}
+			changed = 0;
+			for (j = 0; j < g->nah; j++) {
+				if (!add[j])
+					continue;
+				if (tot > rest)
+					add[j] = (__u64)((unsigned __int128)add[j] * rest / tot);
+				if (add[j])
+					changed |= lt_al_merge(&a->h[j], win, a->w_ms,
+							       held[j] + add[j]);
+			}
+			if (changed || !k || lt_al_sum(g, a, win))
+				lt_al_publish(g, a, win, l, now_ms);
+		}
+		a->sent_ms = now_ms;
+	}
+}
+
+/*
+ * Under g->mu, in the tick, for a bucket of a lease rule: this host's side.
+ * Works out the window's spend and lease, keeps the bucket's headroom within
+ * the lease by a hold, and adds the demand fields to the bucket's record v.
+ */
+static void lt_ls_enforce(struct lt_global *g, struct lt_gl_bucket *b, const struct lt_usage *u,
+			  json_t *v)
+{
+	__u64 now = g->tick_ms, w = lt_ls_wms(g, b->rule), cur = now - now % w;
+	__u64 s_ms = g->c.interval_ns / 1000000ULL, tau = g->c.tau_max_ns / 1000000ULL;
+	__u64 ref, eff, floor, inst, l, room, lead;
+	struct lt_al_bucket *a;
+	struct lt_view view;
+	int nlive = g->nlive ? g->nlive : 1;
+
+	if (b->l_win != cur) {
+		/* a new window, a new lease: the holds of the last one go */
+		b->l_last = b->l_win ? b->l_eff : 0;
+		if (b->l_win)
+			lt_gl_lift(g, b);
+		/* a bucket made in this window: all it spent is in it */
+		b->l_base = !b->l_win && b->window >= cur ? 0 : b->cum;
+		b->l_win = cur;
+		b->l_held = 0;
+		if (!b->l_track_ms)
+			b->l_track_ms = now;
+	}
+	b->l_spent = b->cum >= b->l_base ? b->cum - b->l_base : 0;
+	l = lt_ls_limit(g, b->key, w);
+	b->l_limit = l;
+	a = lt_al_find(g, b->key, w, 1, now);
+	b->l_granted = a ? lt_al_get(&a->h[0], cur, w) : 0;
+	/* a grant record comes every S while we ask: none for tau_max is a stale lease */
+	ref = a && a->grant_ms > b->l_track_ms ? a->grant_ms : b->l_track_ms;
+	b->l_stale = g->stale || now > ref + tau;
+	eff = b->l_granted;
+	if (b->l_stale) {
+		if (g->c.rules[b->rule].on_stale == LT_STALE_SHARE && l / (__u64)nlive > eff)
+			eff = l / (__u64)nlive;
+		else if (g->c.rules[b->rule].on_stale == LT_STALE_LAST && b->l_last > eff)
+			eff = b->l_last;
+		/* closed: no more than was granted, and nothing in a window granted nothing */
+	}
+	b->l_eff = eff;
+	/* a hold table about to fill is made one hold again (a lift and a hold, microseconds apart) */
+	if (b->nholds >= LT_GL_HOLDS - 1)
+		lt_gl_lift(g, b);
+	/*
+	 * The headroom left is the lease's rest minus what the bucket leaks back
+	 * before the next tick (R * S): so a host spends at most its lease, plus
+	 * R * delta when a tick runs delta late. A rest below R * S is held
+	 * whole (that much of a lease goes unused: a hard cap errs on the side
+	 * of refusing).
+	 */
+	lead = (__u64)((unsigned __int128)l * s_ms / w);
+	room = eff > b->l_spent + lead ? eff - b->l_spent - lead : 0;
+	/*
+	 * More lease than headroom while holds are on (a grant came after the
+	 * lease ran out): they go, and the hold below is made for the new room
+	 * (a lift and a hold, microseconds apart).
+	 */
+	if (room && b->nholds && !lt_quota_peek(g->q, b->handle, lt_now_ns(), &view) &&
+	    !view.unlimited && view.remaining < room)
+		lt_gl_lift(g, b);
+	if (!lt_quota_peek(g->q, b->handle, lt_now_ns(), &view) && !view.unlimited) {
+		if (!room)
+			b->l_held += lt_gl_hold(g, b, ~0ULL >> 2);
+		else if (view.remaining > room)
+			b->l_held += lt_gl_hold(g, b, view.remaining - room);
+	}
+	/*
+	 * The recent demand, tokens/s, over at least S/2 (a boundary tick can be
+	 * close to a grid one): what was admitted, and what was refused at the
+	 * bucket's mean cost (a host held by its lease admits little; its
+	 * refusals say what it would spend).
+	 */
+	if (!b->l_rate_ms || now < b->l_rate_ms || u->rejected < b->l_rate_rej) {
+		b->l_rate_ms = now;
+		b->l_rate_cum = b->cum;
+		b->l_rate_rej = u->rejected;
+	} else if (now - b->l_rate_ms >= s_ms / 2) {
+		__u64 mean = u->admitted ? u->tokens / u->admitted : 1;
+
+		inst = (b->cum - b->l_rate_cum +
+			(u->rejected - b->l_rate_rej) * (mean ? mean : 1)) *
+		       1000 / (now - b->l_rate_ms);
+		b->l_rate_rej = u->rejected;
+		b->l_rate = (b->l_rate * 3 + inst) / 4;
+		if (inst > b->l_rate)
+			b->l_rate = inst; /* a rise is taken at once, a fall slowly */
+		b->l_rate_ms = now;
+		b->l_rate_cum = b->cum;
+	}
+	floor = l / (8 * (__u64)nlive) ? l / (8 * (__u64)nlive) : 1;
+	b->l_want = b->l_rate * 4 * s_ms / 1000;
+	if (b->l_want < floor)
+		b->l_want = floor;
+	b->l_want += b->l_spent;
+	if (!v)
+		return;
+	json_object_set_new(v, "lease_window", json_integer((json_int_t)cur));
+	json_object_set_new(v, "spent", json_integer((json_int_t)b->l_spent));
+	json_object_set_new(v, "lease", json_integer((json_int_t)b->l_granted));
+	json_object_set_new(v, "want", json_integer((json_int_t)b->l_want));
+	json_object_set_new(v, "rate", json_integer((json_int_t)b->l_rate));
 }
 
 static void lt_gl_tick(struct lt_global *g)
@@ -701,12 +1384,15 @@ static void lt_gl_tick(struct lt_global *g)
 		/* a refund lowers lt_usage: the published count keeps its maximum */
 		if (u.tokens >= b->base && u.tokens - b->base > b->cum)
 			b->cum = u.tokens - b->base;
-		lt_gl_on_stale(g, b);
+		if (g->c.rules[b->rule].mode != LT_GM_LEASE)
+			lt_gl_on_stale(g, b);
 		v = json_pack("{s:s, s:s, s:I, s:I, s:I, s:I, s:I}", "host", g->host, "bucket",
 			      b->key, "window", (json_int_t)b->window, "tokens", (json_int_t)b->cum,
 			      "time", (json_int_t)g->tick_ms, "prev_time",
 			      (json_int_t)g->prev_tick_ms, "interval_ms",
 			      (json_int_t)(g->c.interval_ns / 1000000ULL));
+		if (g->c.rules[b->rule].mode == LT_GM_LEASE)
+			lt_ls_enforce(g, b, &u, v);
 		if (v)
 			lt_gl_send(g, b->key, v);
 		json_decref(v);
@@ -724,6 +1410,8 @@ static void lt_gl_tick(struct lt_global *g)
 	g->last_sent_ms = g->tick_ms;
 	if (!g->first_sent_ms)
 		g->first_sent_ms = g->tick_ms;
+	if (g->nlease)
+		lt_al_allocate(g, g->tick_ms);
 	pthread_mutex_unlock(&g->mu);
 }
 
@@ -767,6 +1455,212 @@ static void lt_gl_assign(struct lt_global *g)
 	g->nparts = n;
 }
 
+/*
+ * The allocators' group (mode lease) assigns or revokes partitions of the
+ * global topic. Assigned: we may grant on a partition once the grants reader
+ * has read it up to the high watermark taken now (all that earlier owners
+ * granted, since a revoked owner flushes first). Revoked: what we granted
+ * leaves before the next owner takes its watermark.
+ */
+static void lt_al_rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t err,
+			    rd_kafka_topic_partition_list_t *parts, void *opaque)
+{
+	struct lt_global *g = opaque;
+	int64_t lo, hi;
+	int i, p;
+
+	if (err == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS) {
+		for (i = 0; i < parts->cnt; i++) {
+			p = parts->elems[i].partition;
+			parts->elems[i].offset = RD_KAFKA_OFFSET_END; /* fresh demand only */
+			if (p < 0 || p >= LT_AL_PARTS)
+				continue;
+			if (rd_kafka_query_watermark_offsets(g->grk, g->c.grants_topic, p, &lo, &hi,
+							     2000))
+				hi = -1; /* asked again before the first grant */
+			pthread_mutex_lock(&g->mu);
+			g->part[p].owned = 1;
+			g->part[p].ready = 0;
+			g->part[p].hwm = hi;
+			pthread_mutex_unlock(&g->mu);
+		}
+		pthread_mutex_lock(&g->mu);
+		g->epoch_ms = lt_gl_real_ms();
+		g->rebalances++;
+		pthread_mutex_unlock(&g->mu);
+		rd_kafka_assign(rk, parts);
+		log_info("global: allocator of %d partition(s) of %s", parts->cnt, g->c.topic);
+	} else {
+		/*
+		 * Revoked in a rebalance: our grants leave before the group moves on
+		 * (it waits for every member's revoke), so the next owner's watermark
+		 * holds them. Lost (our session expired: the partition may have a new
+		 * owner already): what is still queued is dropped instead, so that it
+		 * cannot land after the new owner took its watermark (a zombie's
+		 * grants: README "Global limits across hosts").
+		 */
+		if (rd_kafka_assignment_lost(rk))
+			rd_kafka_purge(g->prk, RD_KAFKA_PURGE_F_QUEUE);
+		else
+			rd_kafka_flush(g->prk, 2000);
+		pthread_mutex_lock(&g->mu);
+		for (i = 0; i < parts->cnt; i++) {
+			p = parts->elems[i].partition;
+			if (p >= 0 && p < LT_AL_PARTS)
+				g->part[p].owned = g->part[p].ready = 0;
+		}
+		g->rebalances++;
+		pthread_mutex_unlock(&g->mu);
+		rd_kafka_assign(rk, NULL);
+	}
+}
+
+/*
+ * The grants reader takes every partition of the grants topic from the
+ * records of the last two windows on (offsets_for_times): what is older has
+ * expired. New partitions are taken when the metadata shows them.
+ */
+static void lt_al_assign_grants(struct lt_global *g)
+{
+	const struct rd_kafka_metadata *md = NULL;
+	rd_kafka_topic_partition_list_t *l;
+	__u64 wmax = 0, ts;
+	rd_kafka_topic_t *t;
+	int64_t lo, hi;
+	int n = 0, i;
+
+	t = rd_kafka_topic_new(g->grk, g->c.grants_topic, NULL);
+	if (!t)
+		return;
+	if (!rd_kafka_metadata(g->grk, 0, t, &md, 1000) && md->topic_cnt == 1 && !md->topics[0].err)
+		n = md->topics[0].partition_cnt;
+	if (md)
+		rd_kafka_metadata_destroy(md);
+	rd_kafka_topic_destroy(t);
+	if (n <= g->ngparts)
+		return;
+	if (n > LT_AL_PARTS)
+		n = LT_AL_PARTS;
+	if (g->nparts > n)
+		log_warn("global: %s has %d partitions, fewer than the %d of %s: the buckets of "
+			 "the others get no grants (give it as many)",
+			 g->c.grants_topic, n, g->nparts, g->c.topic);
+	for (i = 0; i < g->c.nrules; i++)
+		if (g->c.rules[i].mode == LT_GM_LEASE && lt_ls_wms(g, i) > wmax)
+			wmax = lt_ls_wms(g, i);
+	ts = lt_gl_real_ms() - 2 * wmax - g->c.tau_max_ns / 1000000ULL;
+	l = rd_kafka_topic_partition_list_new(n);
+	for (i = 0; i < n; i++)
+		rd_kafka_topic_partition_list_add(l, g->c.grants_topic, i)->offset = (int64_t)ts;
+	if (rd_kafka_offsets_for_times(g->grk, l, 2000)) {
+		rd_kafka_topic_partition_list_destroy(l);
+		return; /* tried again at the next look */
+	}
+	for (i = 0; i < n; i++) {
+		if (l->elems[i].offset < 0) {
+			/* nothing that recent: from the end, as it is now */
+			if (rd_kafka_query_watermark_offsets(g->grk, g->c.grants_topic, i, &lo, &hi,
+							     2000)) {
+				rd_kafka_topic_partition_list_destroy(l);
+				return;
+			}
+			l->elems[i].offset = hi;
+		}
+		pthread_mutex_lock(&g->mu);
+		g->part[i].gpos = l->elems[i].offset;
+		pthread_mutex_unlock(&g->mu);
+	}
+	if (rd_kafka_assign(g->grk, l)) {
+		rd_kafka_topic_partition_list_destroy(l);
+		return;
+	}
+	rd_kafka_topic_partition_list_destroy(l);
+	log_info("global: reading the grants of %s, %d partitions", g->c.grants_topic, n);
+	g->ngparts = n;
+}
+
+/* Owned partitions become ready once the grants reader has passed their watermark. */
+static void lt_al_ready(struct lt_global *g)
+{
+	int64_t lo, hi;
+	int p, ready;
+
+	for (p = 0; p < LT_AL_PARTS && p < g->ngparts; p++) {
+		if (!g->part[p].owned || g->part[p].ready)
+			continue;
+		if (g->part[p].hwm < 0) {
+			if (rd_kafka_query_watermark_offsets(g->grk, g->c.grants_topic, p, &lo, &hi,
+							     1000))
+				continue;
+			g->part[p].hwm = hi;
+		}
+		pthread_mutex_lock(&g->mu);
+		ready = g->part[p].gpos >= g->part[p].hwm;
+		g->part[p].ready = ready;
+		pthread_mutex_unlock(&g->mu);
+		if (ready)
+			log_info("global: allocator of partition %d (its grants read up to offset "
+				 "%lld)",
+				 p, (long long)g->part[p].hwm);
+	}
+}
+
+/* Demand (the allocators' group) and grants, all that is waiting, without blocking. */
+static void lt_al_poll(struct lt_global *g)
+{
+	rd_kafka_message_t *m;
+	enum lt_gl_result res;
+	int i;
+
+	for (i = 0; i < 1000; i++) {
+		m = rd_kafka_consumer_poll(g->ark, 0);
+		if (!m)
+			break;
+		if (!m->err) {
+			pthread_mutex_lock(&g->mu);
+			res = lt_al_take_demand(g, m);
+			if (res < LT_GR__MAX)
+				g->demand_res[res]++;
+			pthread_mutex_unlock(&g->mu);
+		}
+		rd_kafka_message_destroy(m);
+	}
+	if (!g->ngparts)
+		return;
+	for (i = 0; i < 1000; i++) {
+		m = rd_kafka_consumer_poll(g->grk, 0);
+		if (!m)
+			break;
+		if (!m->err) {
+			pthread_mutex_lock(&g->mu);
+			res = lt_al_take_grant(g, m);
+			g->grant_res[res]++;
+			if (m->partition >= 0 && m->partition < LT_AL_PARTS &&
+			    m->offset + 1 > g->part[m->partition].gpos)
+				g->part[m->partition].gpos = m->offset + 1;
+			pthread_mutex_unlock(&g->mu);
+		}
+		rd_kafka_message_destroy(m);
+	}
+}
+
+/* The next window boundary of a lease rule after now (unix ms); 0 = no lease rule. */
+static __u64 lt_ls_next_bound(const struct lt_global *g, __u64 now_ms)
+{
+	__u64 b = 0, w, x;
+	int i;
+
+	for (i = 0; i < g->c.nrules; i++) {
+		if (g->c.rules[i].mode != LT_GM_LEASE)
+			continue;
+		w = lt_ls_wms(g, i);
+		x = now_ms - now_ms % w + w;
+		if (!b || x < b)
+			b = x;
+	}
+	return b;
+}
+
 static void *lt_gl_run(void *arg)
 {
 	struct lt_global *g = arg;
@@ -778,22 +1672,51 @@ static void *lt_gl_run(void *arg)
 	g->next_tick_ns = lt_now_ns();
 	while (!__atomic_load_n(&g->stop, __ATOMIC_RELAXED)) {
 		now = lt_now_ns();
-		if (!g->nparts || now - g->meta_ns >= LT_GL_META_NS) {
+		if (!g->nparts || (g->nlease && !g->ngparts) || now - g->meta_ns >= LT_GL_META_NS) {
 			g->meta_ns = now;
 			lt_gl_assign(g);
+			if (g->nlease)
+				lt_al_assign_grants(g);
 		}
-		if (now >= g->next_tick_ns) {
+		if (g->nlease && g->next_bound_ns && now >= g->next_bound_ns) {
+			/* a lease window ends: its spend is read at its boundary */
+			lt_al_ready(g);
+			lt_gl_tick(g);
+			if (g->tick_ms > g->bound_ms && g->tick_ms - g->bound_ms > g->late_ms_max)
+				g->late_ms_max = g->tick_ms - g->bound_ms;
+			g->next_bound_ns = 0;
+		} else if (now >= g->next_tick_ns) {
+			if (g->nlease)
+				lt_al_ready(g);
+			/* delta counts the grid's lateness too: a late tick is a longer leak */
+			if ((now - g->next_tick_ns) / 1000000ULL > g->late_ms_max)
+				g->late_ms_max = (now - g->next_tick_ns) / 1000000ULL;
 			lt_gl_tick(g);
 			/* on the grid of S: a late tick does not push the next ones */
 			g->next_tick_ns += g->c.interval_ns;
 			if (g->next_tick_ns <= now)
 				g->next_tick_ns = now + g->c.interval_ns;
 		}
+		if (g->nlease && !g->next_bound_ns) {
+			__u64 rn = lt_gl_real_ms();
+
+			g->bound_ms = lt_ls_next_bound(g, rn);
+			g->next_bound_ns = lt_now_ns() + (g->bound_ms - rn) * 1000000ULL;
+		}
+		if (g->nlease)
+			lt_al_poll(g);
 		rd_kafka_poll(g->prk, 0); /* delivery reports */
 		now = lt_now_ns();
 		wait_ms = g->next_tick_ns > now ? (int)((g->next_tick_ns - now) / 1000000ULL) : 0;
-		if (wait_ms > 20)
-			wait_ms = 20;
+		if (g->nlease && g->next_bound_ns) {
+			__u64 wb =
+				g->next_bound_ns > now ? (g->next_bound_ns - now) / 1000000ULL : 0;
+
+			if (wb < (__u64)wait_ms)
+				wait_ms = (int)wb;
+		}
+		if (wait_ms > (g->nlease ? 5 : 20))
+			wait_ms = g->nlease ? 5 : 20;
 		if (!g->nparts) {
 			usleep((useconds_t)wait_ms * 1000);
 			continue;
@@ -864,11 +1787,12 @@ static rd_kafka_t *lt_gl_client(struct lt_global *g, int consumer, char *err, si
 		if (rd_kafka_conf_set(c, consumer ? cfix[i][0] : pfix[i][0],
 				      consumer ? cfix[i][1] : pfix[i][1], err, errlen))
 			goto fail;
-	if (consumer) {
-		snprintf(v, sizeof(v), "leaky-global-%s", g->host);
+	if (consumer == 1 || consumer == 3) {
+		/* no offsets are committed: a group id of its own, for the metadata only */
+		snprintf(v, sizeof(v), "leaky-%s-%s", consumer == 1 ? "global" : "grants", g->host);
 		if (rd_kafka_conf_set(c, "group.id", v, err, errlen))
 			goto fail;
-	} else {
+	} else if (!consumer) {
 		/* a value older than tau_max is superseded anyway: give up on it */
 		snprintf(v, sizeof(v), "%llu", (unsigned long long)(g->c.tau_max_ns / 1000000ULL));
 		if (rd_kafka_conf_set(c, "message.timeout.ms", v, err, errlen))
@@ -878,6 +1802,22 @@ static rd_kafka_t *lt_gl_client(struct lt_global *g, int consumer, char *err, si
 	rd_kafka_conf_set_opaque(c, g);
 	rd_kafka_conf_set_error_cb(c, lt_gl_kerr);
 	rd_kafka_conf_set_log_cb(c, lt_gl_klog);
+	if (consumer == 2) {
+		/* the allocators' group: one group for every agent on the topic */
+		snprintf(v, sizeof(v), "leaky-lease.%s", g->c.topic);
+		if (rd_kafka_conf_set(c, "group.id", v, err, errlen))
+			goto fail;
+		snprintf(v, sizeof(v), "%llu", (unsigned long long)(g->c.session_ns / 1000000ULL));
+		if (rd_kafka_conf_set(c, "session.timeout.ms", v, err, errlen))
+			goto fail;
+		snprintf(v, sizeof(v), "%llu",
+			 (unsigned long long)(g->c.session_ns / 1000000ULL / 4 ?: 1));
+		if (rd_kafka_conf_set(c, "heartbeat.interval.ms", v, err, errlen))
+			goto fail;
+		if (rd_kafka_conf_set(c, "auto.offset.reset", "latest", err, errlen))
+			goto fail;
+		rd_kafka_conf_set_rebalance_cb(c, lt_al_rebalance);
+	}
 	rk = rd_kafka_new(consumer ? RD_KAFKA_CONSUMER : RD_KAFKA_PRODUCER, c, err, errlen);
 	if (rk) {
 		if (consumer)
@@ -903,9 +1843,13 @@ int lt_global_start(struct lt_global **out, struct lt_quota *q, const struct lt_
 		return -ENOMEM;
 	g->b = calloc(LT_GL_BUCKETS, sizeof(*g->b));
 	g->hidx = calloc(LT_GL_HASH, sizeof(*g->hidx));
-	if (!g->b || !g->hidx) {
+	g->al = calloc(LT_AL_BUCKETS, sizeof(*g->al));
+	g->alidx = calloc(LT_GL_HASH, sizeof(*g->alidx));
+	if (!g->b || !g->hidx || !g->al || !g->alidx) {
 		free(g->b);
 		free(g->hidx);
+		free(g->al);
+		free(g->alidx);
 		free(g);
 		return -ENOMEM;
 	}
@@ -919,9 +1863,27 @@ int lt_global_start(struct lt_global **out, struct lt_quota *q, const struct lt_
 		snprintf(g->host, sizeof(g->host), "localhost");
 	g->start_ms = lt_gl_real_ms();
 	g->measure_ms = g->start_ms;
+	for (ret = 0; ret < c->nrules; ret++)
+		g->nlease += c->rules[ret].mode == LT_GM_LEASE;
+	snprintf(g->ah[0], sizeof(g->ah[0]), "%s", g->host); /* this host is [0] of every lease */
+	g->nah = 1;
 	g->prk = lt_gl_client(g, 0, err, errlen);
 	g->crk = g->prk ? lt_gl_client(g, 1, err, errlen) : NULL;
-	if (!g->crk) {
+	if (g->crk && g->nlease) {
+		rd_kafka_topic_partition_list_t *sub = rd_kafka_topic_partition_list_new(1);
+
+		g->grk = lt_gl_client(g, 3, err, errlen);
+		g->ark = g->grk ? lt_gl_client(g, 2, err, errlen) : NULL;
+		rd_kafka_topic_partition_list_add(sub, c->topic, RD_KAFKA_PARTITION_UA);
+		if (g->ark && rd_kafka_subscribe(g->ark, sub)) {
+			snprintf(err, errlen, "global: cannot join the allocators' group on %s",
+				 c->topic);
+			rd_kafka_destroy(g->ark);
+			g->ark = NULL;
+		}
+		rd_kafka_topic_partition_list_destroy(sub);
+	}
+	if (!g->crk || (g->nlease && !g->ark)) {
 		lt_global_stop(g);
 		return -EINVAL;
 	}
@@ -932,9 +1894,10 @@ int lt_global_start(struct lt_global **out, struct lt_quota *q, const struct lt_
 		return -ret;
 	}
 	g->thr_on = 1;
-	log_info("global: %d rule(s) replicated through %s as host %s, every %llu ms, tau_max "
+	log_info("global: %d rule(s) (%d lease) through %s as host %s, every %llu ms, tau_max "
 		 "%llu ms",
-		 c->nrules, c->topic, g->host, (unsigned long long)(c->interval_ns / 1000000ULL),
+		 c->nrules, g->nlease, c->topic, g->host,
+		 (unsigned long long)(c->interval_ns / 1000000ULL),
 		 (unsigned long long)(c->tau_max_ns / 1000000ULL));
 	*out = g;
 	return 0;
@@ -947,6 +1910,15 @@ void lt_global_stop(struct lt_global *g)
 	__atomic_store_n(&g->stop, 1, __ATOMIC_RELAXED);
 	if (g->thr_on)
 		pthread_join(g->thr, NULL);
+	if (g->ark) {
+		/* leaves the group now (the revoke flushes our grants): the next owner need not wait */
+		rd_kafka_consumer_close(g->ark);
+		rd_kafka_destroy(g->ark);
+	}
+	if (g->grk) {
+		rd_kafka_consumer_close(g->grk);
+		rd_kafka_destroy(g->grk);
+	}
 	if (g->crk) {
 		rd_kafka_consumer_close(g->crk);
 		rd_kafka_destroy(g->crk);
@@ -958,6 +1930,8 @@ void lt_global_stop(struct lt_global *g)
 	pthread_mutex_destroy(&g->mu);
 	free(g->b);
 	free(g->hidx);
+	free(g->al);
+	free(g->alidx);
 	free(g);
 }
 
@@ -971,12 +1945,67 @@ void lt_global_measure(struct lt_global *g)
 		return;
 	pthread_mutex_lock(&g->mu);
 	g->measure_ms = lt_gl_real_ms();
+	g->late_ms_max = 0; /* delta, for the lease bound */
 	for (i = 0; i < g->norig; i++) {
 		g->orig[i].tau_ms_max = 0;
 		g->orig[i].delay_ms_max = 0;
 		g->orig[i].measured = 0;
 	}
 	pthread_mutex_unlock(&g->mu);
+}
+
+/*
+ * Under g->mu: the allocator's side (partitions owned and ready, epoch,
+ * grants sent, records read) and every lease known here, current window.
+ */
+static json_t *lt_al_status(struct lt_global *g, __u64 now)
+{
+	json_t *o = json_object(), *owned = json_array(), *ready = json_array(), *a, *h, *x, *y;
+	__u64 win, t, sum;
+	int i, j;
+
+	for (i = 0; i < LT_AL_PARTS; i++) {
+		if (g->part[i].owned)
+			json_array_append_new(owned, json_integer(i));
+		if (g->part[i].ready)
+			json_array_append_new(ready, json_integer(i));
+	}
+	json_object_set_new(o, "owned", owned);
+	json_object_set_new(o, "ready", ready);
+	json_object_set_new(o, "epochMs", json_integer((json_int_t)g->epoch_ms));
+	json_object_set_new(o, "rebalances", json_integer((json_int_t)g->rebalances));
+	json_object_set_new(o, "grantsSent", json_integer((json_int_t)g->grants_sent));
+	json_object_set_new(o, "lateMsMax", json_integer((json_int_t)g->late_ms_max));
+	json_object_set_new(o, "hostsIgnored", json_integer((json_int_t)g->hosts_ignored));
+	x = json_object();
+	y = json_object();
+	for (i = 0; i < LT_GR__MAX; i++) {
+		json_object_set_new(x, lt_gr_name[i], json_integer((json_int_t)g->demand_res[i]));
+		json_object_set_new(y, lt_gr_name[i], json_integer((json_int_t)g->grant_res[i]));
+	}
+	json_object_set_new(o, "demandRecords", x);
+	json_object_set_new(o, "grantRecords", y);
+	a = json_array();
+	for (i = 0; i < g->nal; i++) {
+		const struct lt_al_bucket *b = &g->al[i];
+
+		win = now - now % b->w_ms;
+		h = json_object();
+		sum = 0;
+		for (j = 0; j < g->nah; j++) {
+			t = lt_al_get(&b->h[j], win, b->w_ms);
+			sum += t;
+			if (t)
+				json_object_set_new(h, g->ah[j], json_integer((json_int_t)t));
+		}
+		json_array_append_new(a, json_pack("{s:s, s:i, s:I, s:I, s:I, s:I, s:o}", "key",
+						   b->key, "partition", b->part, "window",
+						   (json_int_t)win, "limit", (json_int_t)b->limit,
+						   "sum", (json_int_t)sum, "grantMs",
+						   (json_int_t)b->grant_ms, "leases", h));
+	}
+	json_object_set_new(o, "buckets", a);
+	return o;
 }
 
 json_t *lt_global_status(struct lt_global *g)
@@ -991,11 +2020,16 @@ json_t *lt_global_status(struct lt_global *g)
 	if (!g)
 		return o;
 	rules = json_array();
-	for (i = 0; i < g->c.nrules; i++)
-		json_array_append_new(rules,
-				      json_pack("{s:s, s:s, s:s}", "prefix", g->c.rules[i].prefix,
-						"mode", "replicate", "onStale",
-						lt_stale_name[g->c.rules[i].on_stale]));
+	for (i = 0; i < g->c.nrules; i++) {
+		json_t *r = json_pack("{s:s, s:s, s:s}", "prefix", g->c.rules[i].prefix, "mode",
+				      g->c.rules[i].mode == LT_GM_LEASE ? "lease" : "replicate",
+				      "onStale", lt_stale_name[g->c.rules[i].on_stale]);
+
+		if (r && g->c.rules[i].mode == LT_GM_LEASE)
+			json_object_set_new(r, "windowMs",
+					    json_integer((json_int_t)lt_ls_wms(g, i)));
+		json_array_append_new(rules, r);
+	}
 	pthread_mutex_lock(&g->mu);
 	json_object_set_new(o, "host", json_string(g->host));
 	json_object_set_new(o, "topic", json_string(g->c.topic));
@@ -1053,14 +2087,25 @@ json_t *lt_global_status(struct lt_global *g)
 						      (json_int_t)b->rem[j].debited, "lastEventMs",
 						      (json_int_t)b->rem[j].last_event_ms));
 		}
-		json_array_append_new(a,
-				      json_pack("{s:s, s:b, s:I, s:I, s:I, s:I, s:o}", "key",
-						b->key, "tracked", b->tracked, "window",
-						(json_int_t)b->window, "tokens", (json_int_t)b->cum,
-						"remoteDebited", (json_int_t)remote, "staleDebited",
-						(json_int_t)b->stale_debited, "remote", rem));
+		x = json_pack("{s:s, s:b, s:I, s:I, s:I, s:I, s:o}", "key", b->key, "tracked",
+			      b->tracked, "window", (json_int_t)b->window, "tokens",
+			      (json_int_t)b->cum, "remoteDebited", (json_int_t)remote,
+			      "staleDebited", (json_int_t)b->stale_debited, "remote", rem);
+		if (x && g->c.rules[b->rule].mode == LT_GM_LEASE)
+			json_object_set_new(
+				x, "lease",
+				json_pack("{s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:b}", "window",
+					  (json_int_t)b->l_win, "limit", (json_int_t)b->l_limit,
+					  "granted", (json_int_t)b->l_granted, "effective",
+					  (json_int_t)b->l_eff, "spent", (json_int_t)b->l_spent,
+					  "want", (json_int_t)b->l_want, "rate",
+					  (json_int_t)b->l_rate, "held", (json_int_t)b->l_held,
+					  "stale", b->l_stale));
+		json_array_append_new(a, x);
 	}
 	json_object_set_new(o, "buckets", a);
+	if (g->nlease)
+		json_object_set_new(o, "lease", lt_al_status(g, now));
 	pthread_mutex_unlock(&g->mu);
 	return o;
 }

@@ -5,7 +5,7 @@
  * limits across hosts").
  *
  * A bucket whose key matches a rule of the config's "global" section is
- * global. Mode replicate (the only one built): every host
+ * global, in the mode of the rule. Mode replicate: every host
  *   - publishes, every S (global.interval), one record per global bucket it
  *     holds: its own cumulative spend on it in the current window (the
  *     window is the epoch of this host's counter: it starts when the host
@@ -28,6 +28,17 @@
  * next one is applied (the longest time another host's spend stayed unseen
  * here), since start or the last POST /api/v1/global/measure.
  *
+ * Mode lease (for hard caps; records: docs/events/grant.v1.md): every host
+ * adds its demand to its records of the bucket (its spend in the current
+ * window W, its rate, the lease it wants); every agent is a member of one
+ * consumer group on the global topic, and the member that owns a bucket's
+ * partition is its allocator: it grants cumulative per-host leases for each
+ * window, summing to at most L = R * W, on the grants topic, which every
+ * host reads whole. Each host keeps its spend in the window within its
+ * lease by a hold on its local bucket (so every local decider obeys it with
+ * no work per request). The invariant and the bound are in global.c
+ * ("mode lease") and README "Global limits across hosts".
+ *
  * Nothing here is on the admission path: a decision never waits for Kafka or
  * for this thread.
  */
@@ -43,6 +54,7 @@ struct lt_quota;
 struct lt_mbuf;
 
 #define LT_GLOBAL_TYPE "dev.leakytokens.global.v1"
+#define LT_GRANT_TYPE "dev.leakytokens.grant.v1"
 
 /*
  * Starts the global-limits thread (g->topic and g->nrules set, Kafka

@@ -6,7 +6,10 @@
 # namespace (tests/e2e/hosts_env.sh, shared with test_config_sync.sh). Nothing listens on the
 # host's loopback. Set AGENT, MOCK, GLOAD before sourcing to use other builds (the bench uses
 # release ones).
-HOSTS=$GHOSTS HNAME=$GNAME HTOPIC=global
+# The grants topic of mode lease (global.grants_topic's default: the topic + ".grants") has as
+# many partitions as the global topic: an allocator sends a bucket's grants to the partition of
+# its demand.
+HOSTS=$GHOSTS HNAME=$GNAME HTOPIC=global HMORE="lt.global.$GNAME.$$.grants:3"
 . "$(dirname "${BASH_SOURCE[0]}")/hosts_env.sh"
 GLOAD=${GLOAD:-$ROOT/build/san/tests/lt_gload}
 GTOPIC=$XTOPIC
@@ -36,6 +39,27 @@ until_is() {
 	jq -c 'del(.buckets)' "$RB" | sed 's/^/# /' >&2
 	return 1
 }
+# until_allocators: mode lease: every partition of the global topic (3) is ready at one agent,
+# and every host (at most 3) has one: the allocators' group has settled with every member in it
+# (the mock cluster joins a member a few seconds after the first) and each owner has read its
+# grants; bounded (40 s)
+until_allocators() {
+	local i h got idle
+	for ((i = 0; i < 800; i++)); do
+		idle=0
+		got=$(for h in $GHOSTS; do
+			gstatus "$h" && jq -c '.lease.ready[]' "$RB"
+		done | sort | tr '\n' ,)
+		for h in $GHOSTS; do
+			gstatus "$h"
+			[ "$(jqb '.lease.ready | length')" -gt 0 ] || idle=1
+		done
+		[ "$got" = '0,1,2,' ] && [ "$idle" = 0 ] && return 0
+		sleep 0.05
+	done
+	echo "# ready partitions: $got (a host with none: $idle)" >&2
+	return 1
+}
 # quota HOST ORG PROVIDER CAPACITY RATE: an org quota, set on that host
 quota() {
 	req "$1" PUT "/api/v1/admin/orgs/$2/quotas/$3" "{\"capacity\":$4,\"rate\":\"$5\"}"
@@ -51,12 +75,13 @@ consume() {
 		"{\"userId\":\"00000000-0000-0000-0000-000000000001\",\"orgId\":\"$2\",\"provider\":\"$3\",\"tokens\":$4}" \
 		"http://127.0.0.1:$PORT/api/v1/tokens/consume")
 }
-# load HOST ORG PROVIDER TOKENS RATE SECONDS OUT: lt_gload from that host's namespace
+# load HOST ORG PROVIDER TOKENS RATE SECONDS OUT: lt_gload from that host's namespace (GCONNS
+# connections, default 4)
 load() {
 	local tok
 	tok=$("$AGENT" --state-dir "${STATE[$1]}" mint-token --sub 00000000-0000-0000-0000-000000000001 \
 		--roles USER --orgs "$2" --ttl 1h)
-	inns "$1" "$GLOAD" -a 127.0.0.1:$PORT -H "Authorization: Bearer $tok" -c 4 -r "$5" -d "$6" \
+	inns "$1" "$GLOAD" -a 127.0.0.1:$PORT -H "Authorization: Bearer $tok" -c "${GCONNS:-4}" -r "$5" -d "$6" \
 		-b "{\"userId\":\"00000000-0000-0000-0000-000000000001\",\"orgId\":\"$2\",\"provider\":\"$3\",\"tokens\":$4}" \
 		>"$7"
 }

@@ -5,6 +5,7 @@
 #   HNAME   a short name for namespaces, dirs and topics
 #   HTOPIC  the second topic's kind ("config", "global"): XTOPIC=lt.<kind>.<HNAME>.<pid>, 3
 #           partitions, beside UTOPIC (the usage events, 1 partition)
+#   HMORE   more topics for the cluster, NAME:PARTITIONS each (optional; global_env.sh: the grants)
 #   AGENT, MOCK  other builds (the bench uses release ones)
 # One leaky-agent per host, each in its own network namespace, pin dir, state dir, on one
 # librdkafka mock cluster (tests/e2e/lt_kafka_mock) in the first host's namespace; the others
@@ -62,7 +63,9 @@ now_ms() { date +%s%3N; }
 
 # ---- the cluster (in the first host's namespace), and the others' way to it
 mkfifo "$WORK/mock.in"
-nsenter --net=/run/netns/${NS[$FIRST]} "$MOCK" --topic "$UTOPIC:1" --topic "$XTOPIC:3" <"$WORK/mock.in" \
+MOCK_ARGS=(--topic "$UTOPIC:1" --topic "$XTOPIC:3")
+for t in ${HMORE:-}; do MOCK_ARGS+=(--topic "$t"); done
+nsenter --net=/run/netns/${NS[$FIRST]} "$MOCK" "${MOCK_ARGS[@]}" <"$WORK/mock.in" \
 	>"$WORK/mock.out" 2>"$WORK/mock.err" &
 MOCK_PID=$!
 exec {MOCK_FD}>"$WORK/mock.in"

@@ -30,11 +30,16 @@ check "each host hears the other (N_live = 2)" until_is a .liveHosts 2
 check "... both ways" until_is b .liveHosts 2
 eq "the sync is fresh" "$(jqb .stale)" false
 
-# ---- a config that asks for what is not built is refused with the field
+# ---- mode lease is tests/e2e/test_global_lease.sh; its config is checked here: a bad window is refused
+# with the field, and so is a mode that does not exist
 "$AGENT" print-config | jq '.kafka = {enabled: true, brokers: "127.0.0.1:1"} |
-	.global = {topic: "g", buckets: [{prefix: "o/", mode: "lease"}]}' >"$WORK/lease.json"
+	.global = {topic: "g", buckets: [{prefix: "o/", mode: "lease", window: "10ms"}]}' >"$WORK/lease.json"
 out=$("$AGENT" check-config --config "$WORK/lease.json" 2>&1)
-expect_err "mode lease is refused, naming the field" $? "$out" '/global/buckets/0/mode'
+expect_err "a lease window under 1 s is refused, naming the field" $? "$out" '/global/buckets/0/window'
+"$AGENT" print-config | jq '.kafka = {enabled: true, brokers: "127.0.0.1:1"} |
+	.global = {topic: "g", buckets: [{prefix: "o/", mode: "share"}]}' >"$WORK/mode.json"
+out=$("$AGENT" check-config --config "$WORK/mode.json" 2>&1)
+expect_err "an unknown mode is refused, naming the field" $? "$out" '/global/buckets/0/mode'
 
 # ---- the org budget through both hosts at once: C = 1000 tokens, R = 200/s, 10 tokens a
 # request, each host 100 requests/s (5x the leak together) for 3 s
