@@ -2145,5 +2145,33 @@ void lt_global_metrics(struct lt_global *g, struct lt_mbuf *b)
 	for (i = 0; i < g->norig; i++)
 		lt_mbuf_printf(b, "lt_global_tau_seconds{origin=\"%s\"} %.3f\n", g->orig[i].host,
 			       (double)g->orig[i].tau_ms_max / 1e3);
+	if (g->nlease) {
+		int owned = 0;
+
+		for (i = 0; i < LT_AL_PARTS; i++)
+			owned += !!g->part[i].owned;
+		lt_mbuf_printf(
+			b,
+			"# HELP lt_global_lease_late_seconds The latest this host's lease tick ran "
+			"(delta of the bound L + N*R*delta).\n"
+			"# TYPE lt_global_lease_late_seconds gauge\nlt_global_lease_late_seconds %.3f\n"
+			"# HELP lt_global_lease_partitions_owned Partitions of the global topic this "
+			"host allocates leases for.\n# TYPE lt_global_lease_partitions_owned gauge\n"
+			"lt_global_lease_partitions_owned %d\n"
+			"# HELP lt_global_lease_grants_sent_total Lease grant records this host sent "
+			"as an allocator.\n# TYPE lt_global_lease_grants_sent_total counter\n"
+			"lt_global_lease_grants_sent_total %llu\n"
+			"# HELP lt_global_lease_rebalances_total Assignments of the allocators' "
+			"group seen by this host.\n# TYPE lt_global_lease_rebalances_total counter\n"
+			"lt_global_lease_rebalances_total %llu\n"
+			"# HELP lt_global_lease_grant_records_total Grant records read, by what "
+			"became of them.\n# TYPE lt_global_lease_grant_records_total counter\n",
+			(double)g->late_ms_max / 1e3, owned, (unsigned long long)g->grants_sent,
+			(unsigned long long)g->rebalances);
+		for (i = 0; i < LT_GR__MAX; i++)
+			lt_mbuf_printf(b,
+				       "lt_global_lease_grant_records_total{result=\"%s\"} %llu\n",
+				       lt_gr_name[i], (unsigned long long)g->grant_res[i]);
+	}
 	pthread_mutex_unlock(&g->mu);
 }

@@ -191,6 +191,11 @@ eq "host $OTHER: admits through its own grants after the takeover" \
 	"$(awk '$3 == 200' "$WORK/load-after.txt" | wc -l | awk '{print ($1 > 0)}')" 1
 check "host $OTHER: granted a lease as the allocator of the bucket" until_is "$OTHER" \
 	"$(lease_of "$KEY" granted) > 0" true
+req "$OTHER" GET /metrics
+eq "host $OTHER: /metrics shows it allocating (partitions owned, grants sent, delta)" \
+	"$(awk '$1 == "lt_global_lease_partitions_owned" { o = ($2 > 0) }
+		$1 == "lt_global_lease_grants_sent_total" { g = ($2 > 0) }
+		$1 == "lt_global_lease_late_seconds" { d = ($2 >= 0) } END { print o g d }' "$RB")" 111
 
 # ---- every grant record, read by kcat: the schema, and no window granted above L
 inns "$FIRST" timeout 30 kcat -C -b "$BOOT" -t "$GRANTS" -e -q -f '%k\t%h\t%s\n' 2>"$WORK/kcat.err" |
