@@ -58,8 +58,9 @@ n=${#NAME[@]}
 # suite that took 9 s or more in the timings this script prints), then the print order,
 # so that output flows while the rest runs and the last to start are short: started in
 # print order, test_ui (24 s) started last and ran alone for 18 s at the end of the run.
-LONG="fuzz:test_fuzz e2e:test_gw_proxy e2e:test_ui e2e:test_request_log e2e:test_config_sync
+LONG="e2e:test_global_lease fuzz:test_fuzz e2e:test_gw_proxy e2e:test_ui e2e:test_request_log e2e:test_config_sync
 netns:test_attach_ownership netns:test_netns e2e:test_reclaim e2e:test_kafka_broker_down
+e2e:test_global netns:test_gw_escalation e2e:test_gw_interrupt e2e:test_prometheus
 e2e:test_logs_flood e2e:test_slow_clients e2e:test_gw_breaker e2e:test_api e2e:test_stub"
 order=() alone=() started=()
 alone_src() { grep -q 'run\.sh: alone' "${SRC[$1]}"; }
