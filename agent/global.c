@@ -89,6 +89,7 @@ struct lt_gl_remote {
 	__u64 window; /* the origin's window (its epoch, unix ms); 0 = none seen */
 	__u64 tokens; /* greatest cumulative spend seen in window */
 	__u64 last_event_ms; /* event time of the newest record applied of this stream */
+	__u64 last_raised_ms; /* our clock (unix ms) when last_event_ms last grew */
 	__u64 debited; /* tokens debited here since start */
 };
 
@@ -523,7 +524,20 @@ static enum lt_gl_result lt_gl_take(struct lt_global *g, const rd_kafka_message_
 	} else {
 		__u64 from = window == r->window ? ref : window;
 		__u64 inc = window == r->window ? tokens - r->tokens : tokens;
-		__u64 most = lt_gl_most(g, b, ev > from ? ev - from : 0);
+		__u64 span = ev > from ? ev - from : 0, most;
+
+		/*
+		 * Behind the stream's newest time (a record stamped ahead, forged or
+		 * before the sender's clock stepped back): the time waited here since
+		 * that time was taken. Its span was 0, so every later record was
+		 * clipped to 2C + R*1 ms + 1 for up to LT_GL_FUTURE_MS, whatever time
+		 * had passed (one record that added nothing did it). A forger gains
+		 * nothing by it: its own record's time already sets its span.
+		 */
+		if (window == r->window && ev < from && now_ms > r->last_raised_ms &&
+		    now_ms - r->last_raised_ms > span)
+			span = now_ms - r->last_raised_ms;
+		most = lt_gl_most(g, b, span);
 
 		if (inc > most) {
 			/*
@@ -545,8 +559,10 @@ static enum lt_gl_result lt_gl_take(struct lt_global *g, const rd_kafka_message_
 		r->window = window;
 		r->tokens = tokens;
 	}
-	if (ev > r->last_event_ms)
+	if (ev > r->last_event_ms) {
 		r->last_event_ms = ev;
+		r->last_raised_ms = now_ms;
+	}
 	/*
 	 * The clock after the debit: until its CAS the spend was unseen here. + 1:
 	 * both times are whole ms (floored), the true span can be 1 ms longer.

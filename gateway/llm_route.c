@@ -86,7 +86,7 @@ struct llm_x {
 	int brk_probe;
 	/* the answer */
 	int sse; /* the response is an event stream */
-	int json_array; /* Gemini's stream without alt=sse: a JSON array of events */
+	int json_array; /* a Gemini stream: if its answer is JSON, an array of events */
 	int stream_ready;
 	struct lt_llm_sse s;
 	struct lt_llm_buf out;
@@ -936,8 +936,15 @@ static int on_body(struct gw_exchange *x, const char *body, size_t len)
 	if (r)
 		return answer_error(x, lx, 400, "invalid_request_error", "invalid_request",
 				    lx->req.err_field, lx->req.err);
-	/* streamGenerateContent without alt=sse: one JSON array, read element by element */
-	lx->json_array = po.shape == LT_LLM_GEMINI && pstream && !psse;
+	/*
+	 * streamGenerateContent: an event stream, or (without alt=sse) one JSON
+	 * array read element by element. Which one is the answer's content type,
+	 * not our reading of the query: a query the provider reads otherwise
+	 * (alt=sse&alt=json, $alt, an escape) got an array with alt=sse seen here,
+	 * and the array then went through as a plain JSON answer, never cut.
+	 */
+	lx->json_array = po.shape == LT_LLM_GEMINI && pstream;
+	(void)psse;
 	tier = tier_of(lx->t.tier);
 	lt_llm_reserve(&lx->req, tier ? tier->default_output_tokens : 1024, &lx->resv);
 

@@ -696,6 +696,7 @@ static void dispatch_llm(struct conn *c, const struct head *h, enum stub_shape s
 	uint64_t disc = d < 0 ? UINT64_MAX : (uint64_t)d,
 		 err_after = e < 0 ? UINT64_MAX : (uint64_t)e;
 	bool hang = stub_opt_get(hang), ignore = stub_opt_get(ignore_max_tokens);
+	bool garray = stub_opt_get(gemini_array);
 	struct stub_req *r = &c->req;
 	char err[256];
 	uint32_t n;
@@ -710,7 +711,8 @@ static void dispatch_llm(struct conn *c, const struct head *h, enum stub_shape s
 	    ctl_uint(h, "x-stub-retry-after", 0, 86400, &retry) ||
 	    ctl_uint(h, "x-stub-disconnect-after", 0, UINT32_MAX, &disc) ||
 	    ctl_uint(h, "x-stub-error-after", 0, UINT32_MAX, &err_after) ||
-	    ctl_bool(h, "x-stub-hang", &hang) || ctl_bool(h, "x-stub-ignore-max-tokens", &ignore)) {
+	    ctl_bool(h, "x-stub-hang", &hang) || ctl_bool(h, "x-stub-ignore-max-tokens", &ignore) ||
+	    ctl_bool(h, "x-stub-gemini-array", &garray)) {
 		stub_count(s, errors, 1);
 		answer_error(c, h, f, 400, 0,
 			     "a x-stub-* header has a bad value (see leaky-stub --help)");
@@ -745,7 +747,7 @@ static void dispatch_llm(struct conn *c, const struct head *h, enum stub_shape s
 	if (s == STUB_GEMINI) {
 		snprintf(r->model, sizeof(r->model), "%s", path_model);
 		r->stream = stream;
-		r->gemini_sse = sse;
+		r->gemini_sse = sse && !garray;
 	}
 	n = (uint32_t)tokens;
 	if (r->limit > 0 && (uint64_t)r->limit < tokens && !ignore) {

@@ -67,6 +67,7 @@ struct stub_opts {
 	int64_t disconnect_after; /* events (bytes of a JSON body); -1: never */
 	int64_t error_after; /* events; -1: never */
 	bool ignore_max_tokens;
+	bool gemini_array; /* a stream is a JSON array whatever the query said */
 	bool hang;
 	bool quiet;
 };

@@ -208,6 +208,30 @@ check "A: a non-canonical bucket key is refused (records.invalid + 1)" until_is 
 eq "A: no bucket was made for it" \
 	"$(jqb "[.buckets[] | select(.key == \"o/openai/$UP\")] | length")" 0
 
+# ---- a record of B stamped ahead (forged, or B's clock stepped back after it) that adds nothing
+# moved the stream's reference time ahead: every later record of B then spanned 0 ms and was
+# clipped to 2C + R*1ms + 1, whatever time had passed (B's real spend under-debited for up to an
+# hour). Behind the reference, the span is the time this host has waited since it was set.
+B5="[.buckets[] | select(.key == \"o/openai/$ORG\") | .remote[\"host-b\"]"
+gstatus a
+read -r w5 t5 d5 < <(jqb "$B5 | \"\\(.window) \\(.tokens) \\(.debited)\"] | first" | tr -d '"')
+ahead=$(($(date +%s%3N) + 3000000))
+printf '{"host":"host-b","bucket":"o/openai/%s","window":%s,"tokens":%s,"time":%s,"prev_time":%s}\n' \
+	"$ORG" "$w5" "$t5" "$ahead" "$ahead" |
+	inns "$FIRST" timeout 30 kcat -P -b "$BOOT" -t "$GTOPIC" -k "o/openai/$ORG" 2>"$WORK/kcat-p.err"
+check "A: a record of B 50 min ahead that adds nothing is taken (lastEventMs = its time)" \
+	until_is a "$B5 | .lastEventMs] | first" "$ahead"
+# 2300 > 2C + R*1ms + 1 = 2001, < 2C + R*(3 s) = 2600: wait (bounded) until 3 s have passed here
+t0=$(date +%s%3N)
+while [ "$(date +%s%3N)" -lt $((t0 + 3000)) ]; do sleep 0.1; done
+nowms=$(date +%s%3N)
+printf '{"host":"host-b","bucket":"o/openai/%s","window":%s,"tokens":%s,"time":%s,"prev_time":%s}\n' \
+	"$ORG" "$w5" "$((t5 + 2300))" "$nowms" "$((nowms - 100))" |
+	inns "$FIRST" timeout 30 kcat -P -b "$BOOT" -t "$GTOPIC" -k "o/openai/$ORG" 2>"$WORK/kcat-p.err"
+check "A: B's next record is taken" until_is a "$B5 | .tokens > $t5] | first" true
+check "A: 3 s after the reference, its 2300 tokens are debited whole (debited +$(($(jqb "$B5 | .debited] | first") - d5)))" \
+	test "$(jqb "$B5 | .debited] | first")" = $((d5 + 2300))
+
 # ---- a host whose clock is 50 min ahead of ours (within the hour allowed) is live: its times
 # are past our now, and an unsigned now - time made its age 2^64 - x (left out of N_live, and
 # so of share's L / N_live, until our clock caught up)

@@ -168,6 +168,21 @@ after=$(used gemini "$U2")
 check "the cut stream is charged its prompt and at most one chunk past the allowance ($((after - before)) <= $pin + 6)" \
 	test "$((after - before))" -le "$((pin + 6))" -a "$((after - before))" -ge "$((pin + 5))"
 
+# The framing is the answer's (its content type), not the gateway's reading of the query: a
+# query the provider reads otherwise (alt=sse&alt=json, $alt=...) must not turn the cut off.
+before=$(used gemini "$U2")
+gwreq POST '/gemini/v1beta/models/gemini-2.0-flash:streamGenerateContent?alt=sse' "jwt:$T2" \
+	'{"contents":[{"parts":[{"text":"go"}]}],"generationConfig":{"maxOutputTokens":5}}' \
+	-H 'x-stub-ignore-max-tokens: 1' -H 'x-stub-tokens: 200' -H 'x-stub-gemini-array: 1'
+cp "$RB" "$WORK/gemini-alt.out" # used() below reads into $RB
+pin=$(jq '[.[] | .usageMetadata.promptTokenCount? // empty] | last' "$RB")
+texts=$(jq '[.[] | select(.candidates[0].content.parts[0].text? // "" | length > 0)] | length' "$RB")
+after=$(used gemini "$U2")
+check "?alt=sse answered with a JSON array that ignores its limit is cut all the same ($texts text chunks <= 5, then an error)" \
+	eval 'test "$texts" -le 5 && jq -e ".[-1].error.code == 429" "$WORK/gemini-alt.out" >/dev/null'
+check "... and charged at most one chunk past the allowance ($((after - before)) <= $pin + 6)" \
+	test "$((after - before))" -le "$((pin + 6))"
+
 # --- bad input ---------------------------------------------------------------------
 M='"messages":[{"role":"user","content":"x"}]'
 for body in '{' "{$M}" "{\"model\":\"gpt-4o-mini\",\"max_tokens\":0,$M}" \

@@ -51,7 +51,7 @@ CHAT='{"model":"gpt-x","messages":'"$MSG"',"max_tokens":5}'
 help=$("$STUB" --help)
 missing=
 grep -q -- "x-stub-error-after" <<<"$help" || missing+=" x-stub-error-after"
-for f in listen threads tokens ignore-max-tokens latency-ms chunk-delay-ms status retry-after \
+for f in listen threads tokens ignore-max-tokens gemini-array latency-ms chunk-delay-ms status retry-after \
 	hang disconnect-after error-after embedding-dims max-body quiet; do
 	grep -q -- "--$f" <<<"$help" || missing+=" $f"
 	grep -q "\"$f\"" "$ROOT/stub/opts.c" || missing+=" (not in the table: $f)"

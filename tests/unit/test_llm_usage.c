@@ -809,6 +809,57 @@ static void gemini_array_cut_is_valid_json(void)
 	free(t);
 }
 
+/*
+ * Blank runs before and after the commas (some longer than the 64 bytes held, so
+ * the comma goes on before the element it separates), a cut at every budget: the
+ * client still gets one JSON array, the error its last element.
+ */
+static void gemini_array_cut_after_blank_runs_is_valid_json(void)
+{
+	static const unsigned runs[] = { 0, 1, 63, 64, 65, 200 };
+	struct lt_llm_sse_opts o = { .shape = LT_LLM_GEMINI,
+				     .json_array = true,
+				     .cut = LT_LLM_CUT_TOKENS };
+	unsigned a, b, want, i, n = 4, bad = 0;
+	char *t = malloc(16384), *q;
+	struct run r;
+	json_t *j;
+
+	for (a = 0; a < 6; a++)
+		for (b = 0; b < 6; b++) {
+			q = t;
+			q += sprintf(q, "[");
+			for (i = 1; i <= n; i++) {
+				if (i > 1) {
+					q += sprintf(q, "%*s,%*s", (int)runs[a], "", (int)runs[b],
+						     "");
+				}
+				q += sprintf(q,
+					     "{\"candidates\":[{\"content\":{\"parts\":[{\"text\":"
+					     "\"x\"}]}}],\"usageMetadata\":{\"promptTokenCount\":3,"
+					     "\"candidatesTokenCount\":%u}}",
+					     i);
+			}
+			q += sprintf(q, "%*s]", (int)runs[a], "");
+			for (want = 0; want <= n; want++) {
+				o.resv.output_tokens = want;
+				o.resv.total_tokens = want + 3;
+				run_pieces(&r, &o, t, strlen(t), NULL, 0);
+				j = json_loadb(r.out.p, r.out.len, 0, NULL);
+				if (!json_is_array(j) ||
+				    json_array_size(j) != (want < n ? want + 1 : n)) {
+					printf("#   blanks %u,%u budget %u: %.*s\n", runs[a],
+					       runs[b], want, (int)r.out.len, r.out.p);
+					bad++;
+				}
+				json_decref(j);
+				run_done(&r);
+			}
+		}
+	free(t);
+	CHECK_EQ(bad, 0);
+}
+
 /* Brackets and quotes inside strings do not end an element; escapes do not end a string. */
 static void gemini_array_strings_hold_brackets(void)
 {
@@ -930,6 +981,7 @@ int main(void)
 	RUN(reconcile_rule);
 	RUN(gemini_array_split_at_every_offset);
 	RUN(gemini_array_cut_is_valid_json);
+	RUN(gemini_array_cut_after_blank_runs_is_valid_json);
 	RUN(gemini_array_strings_hold_brackets);
 	RUN(gemini_array_other_bodies_pass_unread);
 	RUN(gemini_array_huge_element_and_blanks);

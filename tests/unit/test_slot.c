@@ -630,6 +630,153 @@ static void refunds_never_exceed_c_plus_rt_random(void)
 	l7 = 0;
 }
 
+/*
+ * The adversary's oracle: admissions, charges (lt_slot_charge, up to 2C of
+ * level) and refunds of any outstanding reservation or charge, in parts, in
+ * any order, with drains (long gaps) and bursts (no time at all). The
+ * invariant behind C + R*t, tat >= R*t1 + net(>= t1), counts the charges
+ * too, so every window that ENDS at an admission holds at most C + R*t of
+ * net (admissions and charges both); windows ending at a charge may not.
+ */
+struct adv {
+	__u64 t; /* ns */
+	__u64 net; /* units */
+	int admit; /* 1 = an admission, 0 = a charge */
+};
+
+static __u64 adv_stale; /* ns: a refund's clock read this much before its CAS, at most */
+
+static int adv_ok(const struct adv *ev, int n, const struct lt_rate *r)
+{
+	int i, j;
+
+	for (i = 0; i < n; i++) {
+		unsigned __int128 sum = 0;
+
+		for (j = i; j < n; j++) {
+			sum += ev[j].net;
+			if (!ev[j].admit)
+				continue;
+			if (sum > r->cap_units && (sum - r->cap_units) * r->period_ns >
+							  (unsigned __int128)r->units_per_period *
+								  (ev[j].t - ev[i].t + adv_stale)) {
+				printf("# adv window [%d %llu, %d %llu] ns: %llu units net > C + R*t\n",
+				       i, (unsigned long long)ev[i].t, j,
+				       (unsigned long long)ev[j].t, (unsigned long long)sum);
+				return 0;
+			}
+		}
+	}
+	return 1;
+}
+
+#define NADV 600
+
+static int adv_run(__u64 cap, __u64 tok, __u64 per)
+{
+	static struct adv ev[NADV];
+	static struct lt_slot_seen res[NADV];
+	__u64 gap = per / tok ? per / tok : 1, now = rnd() % (1000 * SEC);
+	int n = 0, k;
+
+	CHECK_EQ(l7 ? lt_rate_init_l7(&rates[1], cap, tok, per) :
+		      lt_rate_init(&rates[1], cap, tok, per),
+		 0);
+	fresh(13, 1);
+	for (k = 0; k < 6 * NADV && n < NADV; k++) {
+		__u64 c = rnd() % 16;
+
+		if (c < 3)
+			now += rnd() % (2 * gap + 1);
+		else if (c == 3)
+			now += rnd() % (cap * gap + 1);
+		c = rnd() % 10;
+		if (c < 4) {
+			__u64 cost = 1 + rnd() % (cap < 6 ? cap : cap / (1 + rnd() % 4));
+
+			if (consume(13, now, cost, &res[n]) == LT_ADMIT) {
+				ev[n].t = now;
+				ev[n].net = res[n].cost_units;
+				ev[n].admit = 1;
+				n++;
+			}
+		} else if (c < 5) {
+			__u64 cost = 1 + rnd() % (cap < 6 ? cap : cap / 2);
+
+			CHECK_EQ(lt_slot_charge(slots, rates, 13, now, cost, &res[n]), 0);
+			if (res[n].cost_units) {
+				ev[n].t = now;
+				ev[n].net = res[n].cost_units;
+				ev[n].admit = 0;
+				n++;
+			}
+		} else if (n) {
+			int i = (int)(rnd() % (__u64)n);
+			__u64 units, given = 0, t;
+
+			if (!res[i].cost_units)
+				continue;
+			units = rnd() % 3 ? res[i].cost_units : 1 + rnd() % res[i].cost_units;
+			if (rnd() % 4 == 0 && (res[i].rate.unit_shift || 1))
+				units = 1 + rnd() % (1ULL << (res[i].rate.unit_shift + 1));
+			/* its clock read before its CAS, never before its admission */
+			t = now - (adv_stale ? rnd() % (adv_stale + 1) : 0);
+			if (t < ev[i].t)
+				t = ev[i].t;
+			CHECK_EQ(lt_slot_refund(slots, &res[i], units, t, &given), 0);
+			ev[i].net -= given;
+		}
+	}
+	return adv_ok(ev, n, &rates[1]);
+}
+
+static void refunds_and_charges_adversarial(void)
+{
+	static const __u64 cfg[][3] = {
+		{ 10, 1, SEC },
+		{ 100, 7, 3 * SEC },
+		{ 3, 1, 86400 * SEC },
+		{ 1000, 1000000, SEC },
+		{ 50, 999999999, SEC },
+		{ 7, 3, 7 * MS },
+		{ 1ULL << 40, 1, 3650ULL * 86400 * SEC },
+	};
+	unsigned int i;
+	int r, bad = 0;
+	int runs = getenv("ADV_RUNS") ? atoi(getenv("ADV_RUNS")) : 20;
+
+	for (l7 = 0; l7 < 2; l7++)
+		for (i = 0; i < sizeof(cfg) / sizeof(cfg[0]); i++)
+			for (r = 0; r < runs; r++)
+				if (!adv_run(cfg[i][0], cfg[i][1], cfg[i][2])) {
+					printf("# cfg %u l7 %d run %d\n", i, l7, r);
+					bad++;
+					break;
+				}
+	l7 = 0;
+	/*
+	 * Refunds whose clock was read up to S before their CAS (a settler
+	 * preempted between the two): within C + R*(t + S), the bound the header
+	 * states for deciders. res->under_units does not make a stale refund below
+	 * a reservation cost a second R*S when that reservation settles (with the
+	 * oracle's S taken out, these schedules do break C + R*t: they reach it).
+	 */
+	{
+		adv_stale = (getenv("ADV_STALE_MS") ? strtoull(getenv("ADV_STALE_MS"), NULL, 10) :
+						      1000) *
+			    MS;
+		for (i = 0; i < sizeof(cfg) / sizeof(cfg[0]); i++)
+			for (r = 0; r < runs; r++)
+				if (!adv_run(cfg[i][0], cfg[i][1], cfg[i][2])) {
+					printf("# stale cfg %u run %d\n", i, r);
+					bad++;
+					break;
+				}
+		adv_stale = 0;
+	}
+	CHECK_EQ(bad, 0);
+}
+
 /* Two threads consume and refund one word with a frozen clock: net <= C. */
 struct rthr {
 	__u64 net; /* units */
@@ -737,6 +884,7 @@ int main(void)
 	RUN(refund_order_of_settlement_does_not_matter);
 	RUN(refund_in_parts_never_exceeds_cost);
 	RUN(refunds_never_exceed_c_plus_rt_random);
+	RUN(refunds_and_charges_adversarial);
 	RUN(concurrent_refunds_never_exceed_capacity);
 	RUN(debit_saturates_and_blocks_until_leaked);
 	return lt_t_done();
