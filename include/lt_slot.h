@@ -148,7 +148,10 @@ static __always_inline void lt_slot_read(struct lt_slot *s, __u64 *tat, __u64 *m
 /*
  * What a decision saw, validated as one consistent (word, rate) pair. After
  * LT_ADMIT it is also the reservation that lt_slot_refund needs: keep it
- * until the request is settled (a copy is fine: it points at nothing).
+ * until the request is settled (a copy is fine: it points at nothing, but
+ * refund through one copy only: each refund updates cost_units and
+ * under_units in the copy it is given, and a second copy that did not see
+ * them would give back again and count the first copy's refund as its own).
  */
 struct lt_slot_seen {
 	struct lt_rate rate; /* lt_rates[rid] as decided on */
