@@ -61,21 +61,7 @@ if [ "${GMODE:-}" = lease ]; then
 		until_is "$h" "[.buckets[] | select(.key == \"o/openai/$ORG\") | .lease.granted > 0] | first" \
 			true 2>/dev/null || { echo "N=$N: host $h was granted no lease"; exit 1; }
 	done
-	for h in $GHOSTS; do req "$h" POST /api/v1/global/measure; done
-	pids=()
-	for h in $GHOSTS; do
-		load "$h" "$ORG" openai 10 100 "$((DUR + 2))" "$WORK/load-$h.txt" &
-		pids+=($!)
-	done
-	wait "${pids[@]}"
-	args=()
-	for h in $GHOSTS; do
-		gstatus "$h"
-		cp "$RB" "$WORK/status-$h.json"
-		args+=("$h=$WORK/load-$h.txt=$WORK/status-$h.json")
-	done
-	python3 "$ROOT/tests/e2e/lease_bound.py" --limit 1000 --window-ms 2000 --rate 500 \
-		--interval-ms 100 --cost 10 "${args[@]}" >"$WORK/bound.json"
+	lease_run "$ORG" 1000 2000 500 "$((DUR + 2))"
 	jq -r --argjson n "$N" '[($n | tostring), "1000, 500/s", "1000 tok/s", .limit, .windows,
 		.admitted_max, .overshoot, "\(.bound) (+\(.overshoot_bound))", .delta_ms, .resolution] | @tsv' \
 		"$WORK/bound.json" |

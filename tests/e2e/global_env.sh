@@ -115,3 +115,24 @@ overshoot_run() {
 	python3 "$ROOT/tests/e2e/global_bound.py" --capacity "$cap" --rate "$rate" --cost "$cost" \
 		"${args[@]}" >"$WORK/bound.json"
 }
+
+# lease_run ORG LIMIT WINDOW_MS RATE SECONDS: mode lease, every host drives ORG's openai bucket
+# (10 tokens, 100 requests/s each) for SECONDS at once; then tests/e2e/lease_bound.py counts
+# every window from the admissions and the agents' status into $WORK/bound.json
+lease_run() {
+	local org=$1 lim=$2 w=$3 rate=$4 secs=$5 h pids=() args=()
+	for h in $GHOSTS; do req "$h" POST /api/v1/global/measure; done
+	for h in $GHOSTS; do
+		load "$h" "$org" openai 10 100 "$secs" "$WORK/load-$h.txt" &
+		pids+=($!)
+	done
+	wait "${pids[@]}"
+	for h in $GHOSTS; do
+		gstatus "$h"
+		cp "$RB" "$WORK/status-$h.json"
+		args+=("$h=$WORK/load-$h.txt=$WORK/status-$h.json")
+	done
+	python3 "$ROOT/tests/e2e/lease_bound.py" --limit "$lim" --window-ms "$w" --rate "$rate" \
+		--interval-ms 100 --cost 10 "${args[@]}" >"$WORK/bound.json"
+}
+

@@ -62,19 +62,10 @@ inns() { local h=$1; shift; nsenter --net=/run/netns/${NS[$h]} "$@"; }
 now_ms() { date +%s%3N; }
 
 # ---- the cluster (in the first host's namespace), and the others' way to it
-mkfifo "$WORK/mock.in"
+. "$(dirname "${BASH_SOURCE[0]}")/mock_env.sh"
 MOCK_ARGS=(--topic "$UTOPIC:1" --topic "$XTOPIC:3")
 for t in ${HMORE:-}; do MOCK_ARGS+=(--topic "$t"); done
-nsenter --net=/run/netns/${NS[$FIRST]} "$MOCK" "${MOCK_ARGS[@]}" <"$WORK/mock.in" \
-	>"$WORK/mock.out" 2>"$WORK/mock.err" &
-MOCK_PID=$!
-exec {MOCK_FD}>"$WORK/mock.in"
-for _ in $(seq 50); do
-	BOOT=$(sed -n 's/^bootstrap=//p' "$WORK/mock.out")
-	[ -n "$BOOT" ] && break
-	sleep 0.1
-done
-[ -n "$BOOT" ] || { echo "Bail out! the mock cluster did not start"; exit 1; }
+mock_start "${NS[$FIRST]}" "${MOCK_ARGS[@]}" || { echo "Bail out! the mock cluster did not start"; exit 1; }
 MPORT=${BOOT##*:}
 for h in $HOSTS; do
 	[ "$h" = "$FIRST" ] && continue
@@ -83,18 +74,6 @@ for h in $HOSTS; do
 		2>"$WORK/fwd-$h.err" &
 	FWD[$h]=$!
 done
-
-# mock CMD: one command to the cluster (down all, up all, ...), and wait for its "ok"
-mock() {
-	local n
-	n=$(grep -c '^ok' "$WORK/mock.out")
-	echo "$*" >&"$MOCK_FD"
-	for _ in $(seq 50); do
-		[ "$(grep -c '^ok' "$WORK/mock.out")" -gt "$n" ] && return 0
-		sleep 0.1
-	done
-	return 1
-}
 
 # start HOST: the agent on $WORK/<h>.json, up to its health check; TOK[h] an ADMIN token of it
 start() {
@@ -132,3 +111,16 @@ jqb() { jq -r "$1" "$RB"; }
 eq() { # NAME GOT WANT
 	if [ "$2" = "$3" ]; then ok "$1"; else notok "$1 (got '$2', want '$3')"; fi
 }
+
+# hosts_no_error: one TAP line per host, ok when its agent logged no error (ASan/UBSan included)
+hosts_no_error() {
+	local h
+	for h in $HOSTS; do
+		if grep -E 'ERROR|AddressSanitizer|runtime error' "${LOG[$h]}" >&2; then
+			notok "agent $h logged no error"
+		else
+			ok "agent $h logged no error"
+		fi
+	done
+}
+

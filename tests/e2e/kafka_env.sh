@@ -19,30 +19,11 @@ kafka_cleanup() {
 
 command -v kcat >/dev/null || { echo "Bail out! kcat is missing (scripts/deps.sh installs it)"; exit 1; }
 
-# start_mock [BROKERS]: the cluster, its commands through fd MOCK_FD, BOOT=its bootstrap servers
+. "$(dirname "${BASH_SOURCE[0]}")/mock_env.sh"
+# start_mock [BROKERS]: the cluster in the agent's namespace (mock_env.sh)
 start_mock() {
-	mkfifo "$WORK/mock.in"
-	nsenter --net=/run/netns/$NS "$MOCK" --brokers "${1:-1}" --topic "$KTOPIC:2" \
-		<"$WORK/mock.in" >"$WORK/mock.out" 2>"$WORK/mock.err" &
-	MOCK_PID=$!
-	exec {MOCK_FD}>"$WORK/mock.in"
-	for _ in $(seq 50); do
-		BOOT=$(sed -n 's/^bootstrap=//p' "$WORK/mock.out")
-		[ -n "$BOOT" ] && return 0
-		sleep 0.1
-	done
+	mock_start "$NS" --brokers "${1:-1}" --topic "$KTOPIC:2" && return 0
 	echo "Bail out! the mock cluster did not start" >&2
-	return 1
-}
-# mock CMD: one command (down all, up all, err N CODE ...) and wait for its "ok"
-mock() {
-	local n
-	n=$(grep -c '^ok' "$WORK/mock.out")
-	echo "$*" >&"$MOCK_FD"
-	for _ in $(seq 50); do
-		[ "$(grep -c '^ok' "$WORK/mock.out")" -gt "$n" ] && return 0
-		sleep 0.1
-	done
 	return 1
 }
 

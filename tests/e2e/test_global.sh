@@ -253,11 +253,5 @@ check "A: the 17th host, live, is heard (N_live = 4: a, b, c, z)" until_is a .li
 eq "A: it took the entry of the host heard from longest ago" \
 	"$(jqb '[.origins[].host] | (index("host-z") != null) and (index("gone-1") == null) and (length == 16)')" true
 
-for h in $GHOSTS; do
-	if grep -E 'ERROR|AddressSanitizer|runtime error' "${LOG[$h]}" >&2; then
-		notok "agent $h logged no error"
-	else
-		ok "agent $h logged no error"
-	fi
-done
+hosts_no_error
 tap_done

@@ -61,22 +61,10 @@ for h in $GHOSTS; do
 done
 
 # ---- both hosts at once, 2x the leak each (1000 tokens/s each, L/W = 500/s), 6 s (2+ windows)
-for h in $GHOSTS; do req "$h" POST /api/v1/global/measure; done
-pids=()
+lease_run "$ORG" $L $W $RATE 6
 for h in $GHOSTS; do
-	load "$h" "$ORG" openai 10 100 6 "$WORK/load-$h.txt" &
-	pids+=($!)
-done
-wait "${pids[@]}"
-args=()
-for h in $GHOSTS; do
-	gstatus "$h"
-	cp "$RB" "$WORK/status-$h.json"
-	args+=("$h=$WORK/load-$h.txt=$WORK/status-$h.json")
 	echo "# host $h answers: $(awk '{print $3}' "$WORK/load-$h.txt" | sort | uniq -c | tr '\n' ' ')" >&2
 done
-python3 "$ROOT/tests/e2e/lease_bound.py" --limit $L --window-ms $W --rate $RATE --interval-ms 100 \
-	--cost 10 "${args[@]}" >"$WORK/bound.json"
 echo "# $(cat "$WORK/bound.json")"
 eq "lease, N = 2: every window's admissions <= L + N*R*delta (+ the measurement's resolution)" \
 	"$(jq -r .within "$WORK/bound.json")" true
@@ -226,11 +214,5 @@ jq -c 'select(.value.lease_window != null)' <(inns "$FIRST" timeout 30 kcat -C -
 check "the demand records match docs/events/global.v1.schema.json" \
 	node "$ROOT/tests/openapi/events.mjs" "$ROOT/docs/events/global.v1.schema.json" "$WORK/demand.jsonl"
 
-for h in $GHOSTS; do
-	if grep -E 'ERROR|AddressSanitizer|runtime error' "${LOG[$h]}" >&2; then
-		notok "agent $h logged no error"
-	else
-		ok "agent $h logged no error"
-	fi
-done
+hosts_no_error
 tap_done

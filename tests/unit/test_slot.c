@@ -599,17 +599,19 @@ static int refund_run(__u64 cap, __u64 tok, __u64 per, int blind)
 	return window_ok(ev, n, &rates[1], blind);
 }
 
+/* The oracles' rates: capacity, tokens per period, period (ns): tiny to 2^40, 7 ms to 10 years. */
+static const __u64 cfg[][3] = {
+	{ 10, 1, SEC },
+	{ 100, 7, 3 * SEC },
+	{ 3, 1, 86400 * SEC },
+	{ 1000, 1000000, SEC },
+	{ 50, 999999999, SEC },
+	{ 7, 3, 7 * MS },
+	{ 1ULL << 40, 1, 3650ULL * 86400 * SEC },
+};
+
 static void refunds_never_exceed_c_plus_rt_random(void)
 {
-	static const __u64 cfg[][3] = {
-		{ 10, 1, SEC },
-		{ 100, 7, 3 * SEC },
-		{ 3, 1, 86400 * SEC },
-		{ 1000, 1000000, SEC },
-		{ 50, 999999999, SEC },
-		{ 7, 3, 7 * MS },
-		{ 1ULL << 40, 1, 3650ULL * 86400 * SEC },
-	};
 	unsigned int i;
 	int r, blind_caught = 0;
 
@@ -732,15 +734,6 @@ static int adv_run(__u64 cap, __u64 tok, __u64 per)
 
 static void refunds_and_charges_adversarial(void)
 {
-	static const __u64 cfg[][3] = {
-		{ 10, 1, SEC },
-		{ 100, 7, 3 * SEC },
-		{ 3, 1, 86400 * SEC },
-		{ 1000, 1000000, SEC },
-		{ 50, 999999999, SEC },
-		{ 7, 3, 7 * MS },
-		{ 1ULL << 40, 1, 3650ULL * 86400 * SEC },
-	};
 	unsigned int i;
 	int r, bad = 0;
 	int runs = getenv("ADV_RUNS") ? atoi(getenv("ADV_RUNS")) : 20;
