@@ -53,13 +53,10 @@ struct lt_quota {
 
 /* ---- index ------------------------------------------------------------- */
 
+/* on every consume: a word at a time (lt_hash_mem), the key's bytes without its NUL */
 static __u64 lt_strhash(const char *s)
 {
-	__u64 h = 1469598103934665603ULL;
-
-	while (*s)
-		h = (h ^ (unsigned char)*s++) * 1099511628211ULL;
-	return h;
+	return lt_hash_mem(s, strlen(s));
 }
 
 static struct lt_idx_ent *lt_idx_find(struct lt_quota *q, const char *key)

@@ -318,6 +318,7 @@ static void lt_rq_enqueue_kernel(struct lt_requests *q, const struct lt_event *k
 static unsigned lt_rq_take(struct lt_requests *q)
 {
 	struct lt_reqlog_rec *r, spill;
+	__u64 now = lt_rq_now(); /* once a chunk: a stale wait is 250 ms, a chunk tens of us */
 	unsigned n = 0;
 	int full;
 
@@ -327,7 +328,7 @@ static unsigned lt_rq_take(struct lt_requests *q)
 		if (full && q->ob && q->db)
 			break;
 		r = full ? &spill : &q->queue[q->q_len].r;
-		if (lt_reqlog_next(&q->rl, r, lt_rq_now()) != 1)
+		if (lt_reqlog_next(&q->rl, r, now) != 1)
 			break;
 		lt_rq_terminate(r);
 		if (!(r->flags & LT_REQLOG_F_DECISION))
@@ -496,10 +497,14 @@ static int lt_rq_event(struct lt_requests *q, const struct lt_rq_item *it)
 	return lt_outbox_add(q->ob, q->db, &row) ? SQLITE_IOERR : SQLITE_OK;
 }
 
-/* 1 if a consume decision may be a row now (consume_rate), else counts it. Writer only. */
-static int lt_rq_consume_row(struct lt_requests *q)
+/*
+ * 1 if a consume decision may be a row at now (consume_rate), else counts it.
+ * Writer only; now is read once per batch, not per record (a batch is written
+ * in well under a millisecond).
+ */
+static int lt_rq_consume_row(struct lt_requests *q, __u64 now)
 {
-	__u64 now = lt_rq_now(), per = q->consume_rate ? LT_NS_PER_SEC / q->consume_rate : 0;
+	__u64 per = q->consume_rate ? LT_NS_PER_SEC / q->consume_rate : 0;
 	__u64 leaked = now - q->consume_at_ns;
 
 	if (!q->consume_rate)
@@ -674,7 +679,7 @@ static int lt_rq_write(struct lt_requests *q, const struct lt_rq_item *b, unsign
 	int rc = sqlite3_exec(q->db, "BEGIN", NULL, NULL, NULL);
 	unsigned i, rows = 0, events = 0;
 	__s64 last = 0, ring_pos = -1;
-	__u64 by_bytes = 0, file, used;
+	__u64 by_bytes = 0, file, used, now = lt_rq_now();
 	long trimmed = 0;
 
 	for (i = 0; rc == SQLITE_OK && i < n; i++) {
@@ -683,7 +688,7 @@ static int lt_rq_write(struct lt_requests *q, const struct lt_rq_item *b, unsign
 			lt_rollup_add(q->ru, &b[i]);
 		}
 		if (b[i].origin == LT_EV_GATEWAY ||
-		    (b[i].origin == LT_EV_DECISION && lt_rq_consume_row(q))) {
+		    (b[i].origin == LT_EV_DECISION && lt_rq_consume_row(q, now))) {
 			rc = lt_rq_bind(q->ins, &b[i].r);
 			rc = rc == SQLITE_DONE ? SQLITE_OK : rc;
 			/* now: the outbox's inserts in this loop change the last rowid too */
