@@ -130,16 +130,15 @@ void lt_rollup_free(struct lt_rollup *ru)
 	free(ru);
 }
 
+/* per record: each dimension a word at a time (lt_hash_mem), not a multiply per byte */
 static __u64 lt_ru_hash(__s64 ts, char dim[][LT_REQLOG_NAME_LEN])
 {
 	__u64 h = 1469598103934665603ULL ^ (__u64)ts;
-	const unsigned char *c;
 	int i;
 
 	for (i = 0; i < LT_RU_DIMS; i++)
-		for (c = (const unsigned char *)dim[i]; *c; c++)
-			h = (h ^ *c) * 1099511628211ULL;
-	return h;
+		h = (h ^ lt_hash_mem(dim[i], strlen(dim[i]))) * 1099511628211ULL;
+	return h ^ (h >> 29);
 }
 
 void lt_rollup_add(struct lt_rollup *ru, const struct lt_rq_item *it)
