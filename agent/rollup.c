@@ -156,8 +156,8 @@ void lt_rollup_add(struct lt_rollup *ru, const struct lt_rq_item *it)
 	ts -= ts % 60;
 	/*
 	 * Zeroed whole (rows are compared with memcmp), then copied: one record
-	 * per consume passes here, and five snprintf("%s") were a third of the
-	 * writer thread's CPU per record.
+	 * per consume passes here, and five snprintf("%s") (vfprintf) were the
+	 * largest item of the writer thread's profile at 100,000 decisions/s.
 	 */
 	memset(dim, 0, sizeof(dim));
 	lt_scopy(dim[0], sizeof(dim[0]), r->user);
