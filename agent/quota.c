@@ -34,6 +34,7 @@ struct lt_quota {
 	struct lt_decide_maps dm; /* the same maps, for lib/decide.c */
 	char providers[LT_PROVIDER_MAX][LT_NAME_MAX];
 	int nproviders;
+	__u64 prov_gen; /* the providers' version (lt_prov_gen_bump); atomic, set under lock */
 	struct lt_limit_ent *limits;
 	int nlimits;
 	struct lt_rate_ent *rates; /* [LT_MAX_RATES] */
@@ -53,13 +54,10 @@ struct lt_quota {
 
 /* ---- index ------------------------------------------------------------- */
 
+/* on every consume: a word at a time (lt_hash_mem), the key's bytes without its NUL */
 static __u64 lt_strhash(const char *s)
 {
-	__u64 h = 1469598103934665603ULL;
-
-	while (*s)
-		h = (h ^ (unsigned char)*s++) * 1099511628211ULL;
-	return h;
+	return lt_hash_mem(s, strlen(s));
 }
 
 static struct lt_idx_ent *lt_idx_find(struct lt_quota *q, const char *key)
@@ -463,12 +461,38 @@ static void lt_keyidx_reconcile(struct lt_quota *q)
 
 /* ---- public -------------------------------------------------------------- */
 
+/*
+ * The provider list is read on every consume and changed by an admin now and
+ * then. Each thread reads it from its own copy, taken again when the list's
+ * version moves: no shared lock word written per request (two API threads
+ * bounced its cache line). Versions come from one process-wide counter, so a
+ * list freed and another made at the same address never share one.
+ */
+static __u64 lt_prov_gen_last;
+
+/* a new version of q's provider list: under q->lock (write), after the change */
+static void lt_prov_gen_bump(struct lt_quota *q)
+{
+	__atomic_store_n(&q->prov_gen, __atomic_add_fetch(&lt_prov_gen_last, 1, __ATOMIC_RELAXED),
+			 __ATOMIC_RELEASE);
+}
+
+struct lt_prov_copy {
+	const struct lt_quota *q;
+	__u64 gen;
+	int n;
+	char names[LT_PROVIDER_MAX][LT_NAME_MAX];
+};
+
+static __thread struct lt_prov_copy lt_prov_copy;
+
 static int lt_load_provider(void *ctx, const char *name)
 {
 	struct lt_quota *q = ctx;
 
 	if (q->nproviders < LT_PROVIDER_MAX)
 		snprintf(q->providers[q->nproviders++], LT_NAME_MAX, "%s", name);
+	lt_prov_gen_bump(q);
 	return 0;
 }
 
@@ -663,13 +687,22 @@ void lt_quota_close(struct lt_quota *q)
 
 int lt_quota_provider_known(struct lt_quota *q, const char *name)
 {
-	int i, found = 0;
+	struct lt_prov_copy *c = &lt_prov_copy;
+	int i;
 
-	pthread_rwlock_rdlock(&q->lock);
-	for (i = 0; i < q->nproviders && !found; i++)
-		found = !strcmp(q->providers[i], name);
-	pthread_rwlock_unlock(&q->lock);
-	return found;
+	/* a change seen here (acquire) is copied under the lock that ordered it */
+	if (c->q != q || c->gen != __atomic_load_n(&q->prov_gen, __ATOMIC_ACQUIRE)) {
+		pthread_rwlock_rdlock(&q->lock);
+		c->q = q;
+		c->gen = q->prov_gen;
+		c->n = q->nproviders;
+		memcpy(c->names, q->providers, (size_t)c->n * sizeof(q->providers[0]));
+		pthread_rwlock_unlock(&q->lock);
+	}
+	for (i = 0; i < c->n; i++)
+		if (!strcmp(c->names[i], name))
+			return 1;
+	return 0;
 }
 
 int lt_quota_provider_add(struct lt_quota *q, const char *name, char *err, size_t errlen)
@@ -691,6 +724,7 @@ int lt_quota_provider_add(struct lt_quota *q, const char *name, char *err, size_
 		goto out;
 	}
 	snprintf(q->providers[q->nproviders++], LT_NAME_MAX, "%s", name);
+	lt_prov_gen_bump(q);
 out:
 	pthread_rwlock_unlock(&q->lock);
 	return ret;
@@ -712,6 +746,7 @@ int lt_quota_provider_del(struct lt_quota *q, const char *name, char *err, size_
 		memmove(q->providers[i], q->providers[i + 1],
 			(size_t)(q->nproviders - i - 1) * sizeof(q->providers[0]));
 		q->nproviders--;
+		lt_prov_gen_bump(q);
 		break;
 	}
 	if (ret == -ENOENT)

@@ -130,16 +130,15 @@ void lt_rollup_free(struct lt_rollup *ru)
 	free(ru);
 }
 
+/* per record: each dimension a word at a time (lt_hash_mem), not a multiply per byte */
 static __u64 lt_ru_hash(__s64 ts, char dim[][LT_REQLOG_NAME_LEN])
 {
 	__u64 h = 1469598103934665603ULL ^ (__u64)ts;
-	const unsigned char *c;
 	int i;
 
 	for (i = 0; i < LT_RU_DIMS; i++)
-		for (c = (const unsigned char *)dim[i]; *c; c++)
-			h = (h ^ *c) * 1099511628211ULL;
-	return h;
+		h = (h ^ lt_hash_mem(dim[i], strlen(dim[i]))) * 1099511628211ULL;
+	return h ^ (h >> 29);
 }
 
 void lt_rollup_add(struct lt_rollup *ru, const struct lt_rq_item *it)
@@ -155,13 +154,17 @@ void lt_rollup_add(struct lt_rollup *ru, const struct lt_rq_item *it)
 	if (!ru || it->origin == LT_EV_KERNEL || ru->n >= LT_RU_SLOTS / 2)
 		return;
 	ts -= ts % 60;
+	/*
+	 * Zeroed whole (rows are compared with memcmp), then copied: one record
+	 * per consume passes here, and five snprintf("%s") (vfprintf) were the
+	 * largest item of the writer thread's profile at 100,000 decisions/s.
+	 */
 	memset(dim, 0, sizeof(dim));
-	snprintf(dim[0], sizeof(dim[0]), "%s", r->user);
-	snprintf(dim[1], sizeof(dim[1]), "%s", r->org);
-	snprintf(dim[2], sizeof(dim[2]), "%s", r->key_id);
-	snprintf(dim[3], sizeof(dim[3]), "%s", r->provider);
-	snprintf(dim[4], sizeof(dim[4]), "%s",
-		 r->model_served[0] ? r->model_served : r->model_requested);
+	lt_scopy(dim[0], sizeof(dim[0]), r->user);
+	lt_scopy(dim[1], sizeof(dim[1]), r->org);
+	lt_scopy(dim[2], sizeof(dim[2]), r->key_id);
+	lt_scopy(dim[3], sizeof(dim[3]), r->provider);
+	lt_scopy(dim[4], sizeof(dim[4]), r->model_served[0] ? r->model_served : r->model_requested);
 	h = lt_ru_hash(ts, dim);
 	for (i = 0;; i++) {
 		row = &ru->rows[(h + i) & (LT_RU_SLOTS - 1)];

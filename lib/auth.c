@@ -44,27 +44,6 @@ static void lt_memo_init(void)
 	pthread_key_create(&lt_memo_key, free);
 }
 
-/* FNV-1a over 8-byte words: a slot choice only (the bytes are compared in full) */
-static __u64 lt_memo_hash(const char *tok, size_t len)
-{
-	__u64 h = 1469598103934665603ULL;
-	size_t i;
-
-	for (i = 0; i + 8 <= len; i += 8) {
-		__u64 w;
-
-		memcpy(&w, tok + i, 8);
-		h = (h ^ w) * 1099511628211ULL;
-	}
-	for (; i < len; i++)
-		h = (h ^ (unsigned char)tok[i]) * 1099511628211ULL;
-	/* a multiply moves bits only upwards: fold the high ones into the slot bits */
-	h ^= h >> 33;
-	h *= 0xff51afd7ed558ccdULL;
-	h ^= h >> 33;
-	return h;
-}
-
 /*
  * The claims of tok: a pointer into this thread's memo on a hit (valid until
  * this thread's next verification), else *c filled by lt_jwt_verify. A hit
@@ -92,7 +71,7 @@ static int lt_jwt_verify_memo_ref(const struct lt_jwt_verifier *v, const char *t
 			memo = NULL;
 		}
 	}
-	h = lt_memo_hash(tok, len);
+	h = lt_hash_mem(tok, len); /* a slot choice only: the bytes are compared in full */
 	e = memo ? &memo[h % LT_AUTH_MEMO_SLOTS] : NULL;
 	if (e && e->len == len && !memcmp(e->tok, tok, len)) {
 		if (lt_jwt_expired(v, e->c.exp, now)) { /* saturating: exp may be INT64_MAX */
@@ -214,7 +193,7 @@ static struct lt_key_memo *lt_key_memo_slot(const char *secret, size_t len)
 			return NULL;
 		}
 	}
-	return memo ? &memo[lt_memo_hash(secret, len) % LT_KEY_MEMO_SLOTS] : NULL;
+	return memo ? &memo[lt_hash_mem(secret, len) % LT_KEY_MEMO_SLOTS] : NULL;
 }
 
 int lt_apikey_check(lt_apikey_get_fn get, void *ctx, const char *secret, int64_t now_unix,

@@ -47,27 +47,43 @@ int lt_uuid_canonical(const char *s)
 	return lt_uuid_class(s) == 1;
 }
 
-int lt_uuid_canon(const char *s, char out[LT_UUID_LEN + 1])
+/* a UUID (cls != 0) in lower case */
+static void lt_uuid_lower(const char *s, int cls, char out[LT_UUID_LEN + 1])
 {
 	int i;
 
-	if (!lt_uuid_class(s))
-		return -EINVAL;
+	if (cls == 1) {
+		memcpy(out, s, LT_UUID_LEN + 1);
+		return;
+	}
 	for (i = 0; i < LT_UUID_LEN; i++)
 		out[i] = s[i] >= 'A' && s[i] <= 'F' ? (char)(s[i] - 'A' + 'a') : s[i];
 	out[LT_UUID_LEN] = '\0';
+}
+
+int lt_uuid_canon(const char *s, char out[LT_UUID_LEN + 1])
+{
+	int cls = lt_uuid_class(s);
+
+	if (!cls)
+		return -EINVAL;
+	lt_uuid_lower(s, cls, out);
 	return 0;
 }
 
 int lt_claim_id_canon(const char *s, char *out, size_t outlen)
 {
 	size_t n = strlen(s);
+	int cls;
 
 	if (n >= outlen)
 		return -ENAMETOOLONG;
-	if (lt_uuid_class(s))
-		return lt_uuid_canon(s, out) ? -EINVAL : 0;
-	memcpy(out, s, n + 1);
+	/* classified once: it runs on every authenticated request */
+	cls = lt_uuid_class(s);
+	if (cls)
+		lt_uuid_lower(s, cls, out);
+	else
+		memcpy(out, s, n + 1);
 	return 0;
 }
 

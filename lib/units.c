@@ -110,6 +110,27 @@ int lt_rate_parse(const char *s, __u64 *tokens, __u64 *period_ns)
 	return 0;
 }
 
+__u64 lt_hash_mem(const void *p, size_t n)
+{
+	const unsigned char *c = p;
+	__u64 h = 1469598103934665603ULL;
+	size_t i;
+
+	for (i = 0; i + 8 <= n; i += 8) {
+		__u64 w;
+
+		memcpy(&w, c + i, 8);
+		h = (h ^ w) * 1099511628211ULL;
+	}
+	for (; i < n; i++)
+		h = (h ^ c[i]) * 1099511628211ULL;
+	/* a multiply moves bits only upwards: fold the high ones into the slot bits */
+	h ^= h >> 33;
+	h *= 0xff51afd7ed558ccdULL;
+	h ^= h >> 33;
+	return h;
+}
+
 void lt_sb_init(struct lt_sb *b, char *buf, size_t cap)
 {
 	b->buf = buf;
@@ -117,23 +138,6 @@ void lt_sb_init(struct lt_sb *b, char *buf, size_t cap)
 	b->len = 0;
 	if (cap)
 		buf[0] = '\0';
-}
-
-static void lt_sb_raw(struct lt_sb *b, const char *s, size_t n)
-{
-	if (b->len + 1 < b->cap) {
-		size_t room = b->cap - 1 - b->len;
-		size_t k = n < room ? n : room;
-
-		memcpy(b->buf + b->len, s, k);
-		b->buf[b->len + k] = '\0';
-	}
-	b->len += n;
-}
-
-void lt_sb_str(struct lt_sb *b, const char *s)
-{
-	lt_sb_raw(b, s, strlen(s));
 }
 
 size_t lt_scopy(char *dst, size_t cap, const char *src)
@@ -145,11 +149,6 @@ size_t lt_scopy(char *dst, size_t cap, const char *src)
 	return b.len;
 }
 
-void lt_sb_mem(struct lt_sb *b, const char *s, size_t n)
-{
-	lt_sb_raw(b, s, n);
-}
-
 void lt_sb_u64(struct lt_sb *b, unsigned long long v)
 {
 	char d[20], *q = d + sizeof(d);
@@ -157,7 +156,7 @@ void lt_sb_u64(struct lt_sb *b, unsigned long long v)
 	do
 		*--q = (char)('0' + v % 10);
 	while (v /= 10);
-	lt_sb_raw(b, q, (size_t)(d + sizeof(d) - q));
+	lt_sb_mem(b, q, (size_t)(d + sizeof(d) - q));
 }
 
 void lt_rate_format(__u64 tokens, __u64 period_ns, char *buf, size_t len)

@@ -5,6 +5,7 @@
  * limit changes that keep the level, refunds, and a restart that resumes.
  */
 #include <errno.h>
+#include <pthread.h>
 #include <unistd.h>
 #include "lt_test.h"
 #include "quota.h"
@@ -27,6 +28,31 @@ static struct lt_quota *open_q(struct lt_store *st)
 	return q;
 }
 
+static void *known_elsewhere(void *q)
+{
+	return (void *)(long)lt_quota_provider_known(q, "mistral");
+}
+
+/* lt_quota_provider_known reads a per-thread copy: every change shows at once, in every thread */
+static void provider_changes_seen(struct lt_quota *q)
+{
+	pthread_t t;
+	void *known;
+
+	CHECK(!lt_quota_provider_known(q, "mistral"));
+	CHECK_EQ(lt_quota_provider_add(q, "mistral", err, sizeof(err)), 0);
+	CHECK(lt_quota_provider_known(q, "mistral"));
+	CHECK_EQ(pthread_create(&t, NULL, known_elsewhere, q), 0);
+	pthread_join(t, &known);
+	CHECK(known != NULL);
+	CHECK_EQ(lt_quota_provider_del(q, "mistral", err, sizeof(err)), 0);
+	CHECK(!lt_quota_provider_known(q, "mistral"));
+	CHECK(lt_quota_provider_known(q, "openai"));
+	CHECK_EQ(pthread_create(&t, NULL, known_elsewhere, q), 0);
+	pthread_join(t, &known);
+	CHECK(known == NULL);
+}
+
 static void limits_buckets_and_restart(void)
 {
 	struct lt_limit user = { 100, 10, SEC }, org = { 1000, 100, SEC }, big = { 200, 10, SEC };
@@ -45,6 +71,7 @@ static void limits_buckets_and_restart(void)
 	CHECK_EQ(lt_quota_provider_add(q, "openai", err, sizeof(err)), 0);
 	CHECK(lt_quota_provider_known(q, "openai"));
 	CHECK(!lt_quota_provider_known(q, "nope"));
+	provider_changes_seen(q);
 	CHECK_EQ(lt_quota_limit_set(q, "tier", "USER", "*", &user, err, sizeof(err)), 0);
 	CHECK_EQ(lt_quota_limit_set(q, "org", "*", "*", &org, err, sizeof(err)), 0);
 	CHECK(lt_quota_tier_exists(q, "USER"));
