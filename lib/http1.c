@@ -58,15 +58,13 @@ const struct lt_http1_header *lt_http1_find(const struct lt_http1_msg *m, const 
  */
 static int line_end(const char *buf, size_t len, size_t pos, size_t *eol)
 {
-	const char *p = buf + pos, *end = buf + len;
+	const char *end = buf + len;
+	/* two vector scans, not a byte loop: every head line of every request */
+	const char *p = memchr(buf + pos, '\r', len - pos);
 
-	while (p < end && *p != '\r' && *p != '\n')
-		p++;
-	if (p == end)
-		return 0;
-	if (*p == '\n')
+	if (memchr(buf + pos, '\n', (p ? p : end) - (buf + pos)))
 		return LT_HTTP1_E_BARE_LF;
-	if (p + 1 == end)
+	if (!p || p + 1 == end)
 		return 0;
 	if (p[1] != '\n')
 		return LT_HTTP1_E_BARE_CR;
