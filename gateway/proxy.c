@@ -82,12 +82,9 @@ static inline size_t buf_avail(const struct buf *b)
 	return b->len - b->off;
 }
 
-static int buf_reserve(struct buf *b, size_t extra)
+/* buf_reserve's slow path: compact, then grow */
+static int buf_grow(struct buf *b, size_t extra)
 {
-	if (b->off && b->off == b->len)
-		b->off = b->len = 0;
-	if (b->len + extra <= b->cap)
-		return 0;
 	if (b->off) {
 		memmove(b->p, b->p + b->off, b->len - b->off);
 		b->len -= b->off;
@@ -106,7 +103,21 @@ static int buf_reserve(struct buf *b, size_t extra)
 	return 0;
 }
 
-static int buf_put(struct buf *b, const void *d, size_t n)
+/*
+ * Room for extra more bytes. The common case (room already) inline: heads are
+ * built piece by piece, ~40 calls a proxied request (5% of its instructions
+ * were this call).
+ */
+static __always_inline int buf_reserve(struct buf *b, size_t extra)
+{
+	if (b->off && b->off == b->len)
+		b->off = b->len = 0;
+	if (b->len + extra <= b->cap)
+		return 0;
+	return buf_grow(b, extra);
+}
+
+static inline int buf_put(struct buf *b, const void *d, size_t n)
 {
 	if (!n) /* nothing to copy, and maybe no buffer yet: memcpy wants one */
 		return 0;
@@ -117,7 +128,8 @@ static int buf_put(struct buf *b, const void *d, size_t n)
 	return 0;
 }
 
-static int buf_puts(struct buf *b, const char *s)
+/* inline: most strings are literals, whose strlen then folds */
+static __always_inline int buf_puts(struct buf *b, const char *s)
 {
 	return buf_put(b, s, strlen(s));
 }
@@ -520,15 +532,6 @@ static const uint8_t field_class[256] = {
 	['|'] = FC_TCHAR,	  ['~'] = FC_TCHAR,
 };
 
-/* Some byte of w is below 0x20 or is 0x7f (exact for the word, not which byte). */
-static inline int ctl_in_word(uint64_t w)
-{
-	const uint64_t ones = 0x0101010101010101ull, highs = 0x8080808080808080ull;
-	uint64_t del = w ^ (0x7f * ones);
-
-	return !!((((w - 0x20 * ones) & ~w) | ((del - ones) & ~del)) & highs);
-}
-
 int gw_add_response_lines(struct gw_exchange *x, const char *lines, size_t len)
 {
 	size_t i = 0, n;
@@ -548,7 +551,7 @@ int gw_add_response_lines(struct gw_exchange *x, const char *lines, size_t len)
 		/* the value up to its CR: 8 bytes at a time, then the tail */
 		for (n = cr - lines; i + 8 <= n; i += 8) {
 			memcpy(&w, lines + i, 8);
-			if (ctl_in_word(w))
+			if (lt_http1_ctl_in_word(w))
 				break;
 		}
 		for (; i < n; i++)
