@@ -58,15 +58,13 @@ const struct lt_http1_header *lt_http1_find(const struct lt_http1_msg *m, const 
  */
 static int line_end(const char *buf, size_t len, size_t pos, size_t *eol)
 {
-	const char *p = buf + pos, *end = buf + len;
+	const char *end = buf + len;
+	/* two vector scans, not a byte loop: every head line of every request */
+	const char *p = memchr(buf + pos, '\r', len - pos);
 
-	while (p < end && *p != '\r' && *p != '\n')
-		p++;
-	if (p == end)
-		return 0;
-	if (*p == '\n')
+	if (memchr(buf + pos, '\n', (p ? p : end) - (buf + pos)))
 		return LT_HTTP1_E_BARE_LF;
-	if (p + 1 == end)
+	if (!p || p + 1 == end)
 		return 0;
 	if (p[1] != '\n')
 		return LT_HTTP1_E_BARE_CR;
@@ -152,7 +150,8 @@ static int parse_status_line(const char *l, size_t n, struct lt_http1_msg *m)
 /* One field line l[0..n) (no CRLF) into h. */
 static int parse_field(const char *l, size_t n, struct lt_http1_header *h)
 {
-	size_t i = 0, v, e;
+	size_t i = 0, v, e, k;
+	uint64_t w;
 
 	if (n && (l[0] == ' ' || l[0] == '\t'))
 		return LT_HTTP1_E_OBS_FOLD;
@@ -173,7 +172,13 @@ static int parse_field(const char *l, size_t n, struct lt_http1_header *h)
 	e = n;
 	while (e > v && (l[e - 1] == ' ' || l[e - 1] == '\t'))
 		e--;
-	for (size_t k = v; k < e; k++) {
+	/* 8 bytes at a time while no byte is a control byte (keys, dates, ids) */
+	for (k = v; k + 8 <= e; k += 8) {
+		memcpy(&w, l + k, 8);
+		if (lt_http1_ctl_in_word(w))
+			break;
+	}
+	for (; k < e; k++) {
 		unsigned char c = l[k];
 		if (!is_vchar_or_obs(c) && c != ' ' && c != '\t')
 			return LT_HTTP1_E_VALUE;
@@ -502,8 +507,12 @@ int lt_http1_is_hop(const struct lt_http1_msg *m, const char *name, size_t n)
 					   "transfer-encoding",
 					   "upgrade" };
 
+	/* by length first: every response field of every request comes through here */
+	static const unsigned char hop_len[] = { 10, 10, 16, 18, 19, 2, 7, 17, 7 };
+
+	_Static_assert(sizeof(hop_len) == sizeof(hop) / sizeof(hop[0]), "hop_len");
 	for (size_t i = 0; i < sizeof(hop) / sizeof(hop[0]); i++)
-		if (ci_eq(name, n, hop[i]))
+		if (n == hop_len[i] && ci_eq(name, n, hop[i]))
 			return 1;
 	if (!m || !m->conn_other)
 		return 0;

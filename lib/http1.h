@@ -117,6 +117,20 @@ struct lt_http1_msg {
 };
 
 /*
+ * Whether some byte of w (8 bytes of a field value, any order) is below 0x20
+ * or is DEL: a value's bytes are checked 8 at a time while this is 0, and one
+ * by one from the word where it is not (HTAB, the legal control byte, is
+ * flagged too). Exact for the word as a whole, not for which byte.
+ */
+static inline int lt_http1_ctl_in_word(uint64_t w)
+{
+	const uint64_t ones = 0x0101010101010101ull, highs = 0x8080808080808080ull;
+	uint64_t del = w ^ (0x7f * ones);
+
+	return !!((((w - 0x20 * ones) & ~w) | ((del - ones) & ~del)) & highs);
+}
+
+/*
  * Parses a request head from buf[0..len). Returns the head length (> 0) when
  * complete, LT_HTTP1_PARTIAL (0) when more bytes are needed (and len is
  * still within max_head), or a negative enum lt_http1_err.

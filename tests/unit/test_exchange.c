@@ -40,9 +40,17 @@ static int t_head(struct gw_exchange *x)
 	/* whole lines (gw_add_response_lines): a block that is not field lines is refused whole */
 	if (gw_add_response_lines(x, "X-Bad: a\r\nX-Split: b\nc\r\n", 24) != -EINVAL ||
 	    gw_add_response_lines(x, "X-Nocrlf: a", 11) != -EINVAL ||
-	    gw_add_response_lines(x, "Bad Name: a\r\n", 13) != -EINVAL)
+	    gw_add_response_lines(x, "Bad Name: a\r\n", 13) != -EINVAL ||
+	    /* a control byte deep in a long value (the 8-byte scan), a DEL, a bare CR */
+	    gw_add_response_lines(x, "X-Long: 0123456789abcdef\x01ghij\r\n", 31) != -EINVAL ||
+	    gw_add_response_lines(x, "X-Del: 01234567\x7f\r\n", 18) != -EINVAL ||
+	    gw_add_response_lines(x, "X-Cr: 0123456789\rX: b\r\n", 23) != -EINVAL ||
+	    gw_add_response_lines(x, ": no name\r\n", 11) != -EINVAL ||
+	    gw_add_response_lines(x, "X-A: a\r\nX-B: b\r", 15) != -EINVAL)
 		gw_add_response_header(x, "X-Lines-Check", "failed");
+	/* HTAB and obs-text are value bytes */
 	gw_add_response_lines(x, "X-Lines: a\r\nX-Lines-Two: b c\r\n", 30);
+	gw_add_response_lines(x, "X-Lines-Long: 0123456789\tabcdef\xc3\xa9xyz\r\n", 38);
 	return GW_CONTINUE;
 }
 
@@ -189,6 +197,7 @@ static void body_rewritten_and_provider_key_sent(void)
 	CHECK(strstr(resp, "HTTP/1.1 200 "));
 	CHECK(strstr(resp, "X-Route: test"));
 	CHECK(strstr(resp, "\r\nX-Lines: a\r\nX-Lines-Two: b c\r\n"));
+	CHECK(strstr(resp, "\r\nX-Lines-Long: 0123456789\tabcdef\xc3\xa9xyz\r\n"));
 	CHECK(!strstr(resp, "X-Lines-Check") && !strstr(resp, "X-Bad") && !strstr(resp, "Nocrlf"));
 	/* the upstream echoes what it got: the rewritten body, the provider's key, no client key */
 	CHECK(strstr(resp, "{\"rewritten\":true}"));
