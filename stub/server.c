@@ -691,12 +691,12 @@ static void dispatch_llm(struct conn *c, const struct head *h, enum stub_shape s
 	uint32_t st = stub_opt_get(status);
 	uint64_t status = st ? st : 200, lat = stub_opt_get(latency_ms);
 	uint64_t delay = stub_opt_get(chunk_delay_ms), tokens = stub_opt_get(tokens);
-	uint64_t retry = stub_opt_get(retry_after_s);
+	uint64_t retry = stub_opt_get(retry_after_s), per = stub_opt_get(event_tokens);
 	int64_t d = stub_opt_get(disconnect_after), e = stub_opt_get(error_after);
 	uint64_t disc = d < 0 ? UINT64_MAX : (uint64_t)d,
 		 err_after = e < 0 ? UINT64_MAX : (uint64_t)e;
 	bool hang = stub_opt_get(hang), ignore = stub_opt_get(ignore_max_tokens);
-	bool garray = stub_opt_get(gemini_array);
+	bool garray = stub_opt_get(gemini_array), gz = stub_opt_get(gzip);
 	struct stub_req *r = &c->req;
 	char err[256];
 	uint32_t n;
@@ -711,8 +711,9 @@ static void dispatch_llm(struct conn *c, const struct head *h, enum stub_shape s
 	    ctl_uint(h, "x-stub-retry-after", 0, 86400, &retry) ||
 	    ctl_uint(h, "x-stub-disconnect-after", 0, UINT32_MAX, &disc) ||
 	    ctl_uint(h, "x-stub-error-after", 0, UINT32_MAX, &err_after) ||
+	    ctl_uint(h, "x-stub-event-tokens", 1, STUB_MAX_TOKENS, &per) ||
 	    ctl_bool(h, "x-stub-hang", &hang) || ctl_bool(h, "x-stub-ignore-max-tokens", &ignore) ||
-	    ctl_bool(h, "x-stub-gemini-array", &garray)) {
+	    ctl_bool(h, "x-stub-gemini-array", &garray) || ctl_bool(h, "x-stub-gzip", &gz)) {
 		stub_count(s, errors, 1);
 		answer_error(c, h, f, 400, 0,
 			     "a x-stub-* header has a bad value (see leaky-stub --help)");
@@ -755,6 +756,7 @@ static void dispatch_llm(struct conn *c, const struct head *h, enum stub_shape s
 		capped = true;
 	}
 	stub_gen_init(&c->gen, r, n, capped, __atomic_add_fetch(&next_id, 1, __ATOMIC_RELAXED));
+	stub_gen_per_event(&c->gen, (uint32_t)per);
 	if (err_after != UINT64_MAX)
 		c->gen.err_after = (int64_t)err_after;
 	if (!r->stream) {
@@ -764,7 +766,7 @@ static void dispatch_llm(struct conn *c, const struct head *h, enum stub_shape s
 
 		b->len = 0;
 		stub_gen_json(&c->gen, b);
-		if (ae && list_has(ae->val, ae->vlen, "gzip") &&
+		if ((gz || (ae && list_has(ae->val, ae->vlen, "gzip"))) &&
 		    !gzip_into(b->p, b->len, &c->w->gz))
 			answer(c, h, 200, "application/json", "Content-Encoding: gzip\r\n",
 			       c->w->gz.p, c->w->gz.len);
@@ -776,6 +778,29 @@ static void dispatch_llm(struct conn *c, const struct head *h, enum stub_shape s
 		goto cut;
 	}
 	stub_count(s, streams, 1);
+	if (gz) {
+		/*
+		 * A provider that compresses a stream it was asked to send plain: the
+		 * whole stream, generated at once, in one gzip body (what a client
+		 * that cannot decode it sees is the same as for a flushed one).
+		 */
+		struct stub_buf *b = &c->w->scratch;
+
+		b->len = 0;
+		while (stub_gen_event(&c->gen, b))
+			;
+		if (gzip_into(b->p, b->len, &c->w->gz)) {
+			answer_error(c, h, f, 500, 0, "leaky-stub: gzip failed");
+			goto cut;
+		}
+		answer(c, h, 200, stub_gen_content_type(r),
+		       "Content-Encoding: gzip\r\nCache-Control: no-cache\r\n", c->w->gz.p,
+		       c->w->gz.len);
+		c->pend_p = c->gen.rep_prompt;
+		c->pend_c = c->gen.rep_completion;
+		c->pend_g = c->gen.gen_tokens;
+		goto cut;
+	}
 	c->streaming = true;
 	/* HTTP/1.0 has no chunked framing: the end of the stream is the end of the connection. */
 	c->chunked = h->minor == 1;
