@@ -816,13 +816,58 @@ static bool over_budget(const struct lt_llm_sse *s, const struct ev *e)
 			budget = v->total_tokens - s->usage.input_tokens;
 		return lt_llm_sat_add(s->out_bytes, e->bytes) > budget;
 	case LT_LLM_CUT_TOKENS:
-		lower = lt_llm_sat_add(s->out_deltas, e->deltas);
+		lower = lt_llm_sat_add(lt_llm_sat_add(s->out_deltas, s->out_big), e->deltas);
 		if (s->usage.output_tokens > lower)
 			lower = s->usage.output_tokens;
 		return lower > v->output_tokens;
 	default:
 		return false;
 	}
+}
+
+/*
+ * 1 if forwarding n data bytes of the current over-long event would pass
+ * the budget. Its JSON is not read, so each byte counts as a token (a
+ * byte-level tokenizer never emits more tokens than bytes): the client
+ * never receives more than the budget, whatever the event holds. A
+ * Responses summary (big_rep) repeats deltas already counted and is free.
+ */
+static bool big_over(const struct lt_llm_sse *s, uint64_t n)
+{
+	const struct lt_llm_resv *v = &s->o.resv;
+	uint64_t budget, lower;
+
+	if (s->big_rep)
+		return false;
+	switch (s->o.cut) {
+	case LT_LLM_CUT_BYTES:
+		budget = v->output_tokens;
+		if (s->usage.has_input && v->total_tokens > s->usage.input_tokens &&
+		    v->total_tokens - s->usage.input_tokens > budget)
+			budget = v->total_tokens - s->usage.input_tokens;
+		return lt_llm_sat_add(s->out_bytes, n) > budget;
+	case LT_LLM_CUT_TOKENS:
+		lower = lt_llm_sat_add(s->out_deltas, s->out_big);
+		if (s->usage.output_tokens > lower)
+			lower = s->usage.output_tokens;
+		return lt_llm_sat_add(lower, n) > v->output_tokens;
+	default:
+		return false;
+	}
+}
+
+/*
+ * The cut inside an over-long event, part of which already went out: that
+ * part cannot be taken back, so it is ended where it stands (an SSE client
+ * then dispatches a truncated event, which no JSON reader accepts; an
+ * array's JSON is left unfinished) and the final error event follows.
+ */
+static int cut_inside(struct lt_llm_sse *s, struct lt_llm_buf *out)
+{
+	s->cut = true;
+	if (!s->o.json_array && buf_str(out, "\n\n"))
+		return -ENOMEM;
+	return lt_llm_cut_event(s, out);
 }
 
 /* --- the SSE parser ----------------------------------------------------- */
@@ -850,28 +895,64 @@ static bool event_is(const struct lt_llm_sse *s, const char *name)
 	return !strcmp(s->event, name);
 }
 
-/* Events of a large size that repeat output already counted from its deltas. */
+/*
+ * The Responses events that repeat output already counted from its deltas
+ * (a long answer makes them longer than the hold). No other shape has one:
+ * Anthropic's message_start and content_block_stop carry no text, and an
+ * event name means nothing to a chat client, so a big "response.completed"
+ * on a chat stream is output like any other.
+ */
+static const char *const resp_repeat[] = {
+	"response.completed",
+	"response.incomplete",
+	"response.failed",
+	"response.output_item.done",
+	"response.content_part.done",
+	"response.output_text.done",
+	"response.function_call_arguments.done",
+	NULL,
+};
+
 static bool repeats_output(const struct lt_llm_sse *s)
 {
-	static const char *const rep[] = {
-		"response.completed",
-		"response.incomplete",
-		"response.failed",
-		"response.created",
-		"response.in_progress",
-		"response.output_item.done",
-		"response.content_part.done",
-		"response.output_text.done",
-		"message_start",
-		"content_block_stop",
-		"response.function_call_arguments.done",
-	};
-	unsigned i;
+	return s->o.shape == LT_LLM_RESPONSES && in_list(s->event, resp_repeat);
+}
 
-	for (i = 0; i < sizeof(rep) / sizeof(rep[0]); i++)
-		if (event_is(s, rep[i]))
-			return true;
-	return false;
+/* The top-level "type" of a big event, from the part of its data that was held. */
+struct big_type {
+	char type[48];
+	bool set, mixed; /* a type was seen; two that differ were */
+};
+
+static void big_type_cb(void *ctx, const struct lt_jscan *j, enum lt_jtok t)
+{
+	struct big_type *b = ctx;
+
+	if (j->depth != 1 || !LT_JKEY(j, 0, "type") || t == LT_J_END)
+		return;
+	if (t != LT_J_STR || j->vlen != j->dlen || j->vlen >= sizeof(b->type) ||
+	    (b->set && (strlen(b->type) != j->vlen || memcmp(b->type, j->v, j->vlen)))) {
+		b->mixed = true;
+		return;
+	}
+	memcpy(b->type, j->v, j->vlen);
+	b->type[j->vlen] = 0;
+	b->set = true;
+}
+
+/*
+ * A big event is a summary when both its event name and the "type" its
+ * SDK reads (the JSON's, in its first LT_LLM_SSE_EVENT_MAX bytes) say so:
+ * the name alone is the provider's word and the client never sees it.
+ */
+static bool big_repeats(const struct lt_llm_sse *s)
+{
+	struct big_type b = { 0 };
+
+	if (!repeats_output(s))
+		return false;
+	lt_jscan(s->data.p, s->data.len, big_type_cb, &b); /* truncated: -EINVAL, callbacks ran */
+	return b.set && !b.mixed && !strcmp(b.type, s->event);
 }
 
 /* The ring's bytes in order, into buf (LT_LLM_SSE_TAIL); returns the length. */
@@ -935,7 +1016,9 @@ static void tail_usage(struct lt_llm_sse *s)
 			continue;
 		o = json_loadb(t + j, bs - j + 1, 0, NULL);
 		final = s->o.shape == LT_LLM_CHAT || s->o.shape == LT_LLM_COMPLETIONS ||
-			(s->o.shape == LT_LLM_RESPONSES && repeats_output(s)) ||
+			(s->o.shape == LT_LLM_RESPONSES &&
+			 (event_is(s, "response.completed") || event_is(s, "response.incomplete") ||
+			  event_is(s, "response.failed"))) ||
 			(s->o.shape == LT_LLM_ANTHROPIC && event_is(s, "message_delta")) ||
 			(s->o.shape == LT_LLM_GEMINI && memmem(t, n, "\"finishReason\"", 14));
 		take_json(&s->usage, s->o.shape, o, final);
@@ -953,8 +1036,10 @@ static int dispatch(struct lt_llm_sse *s, struct lt_llm_buf *out)
 	int rc = 0;
 
 	if (s->big) {
-		if (!repeats_output(s))
+		if (!s->big_rep) {
 			s->out_bytes = lt_llm_sat_add(s->out_bytes, s->tlen);
+			s->out_big = lt_llm_sat_add(s->out_big, s->tlen);
+		}
 		tail_usage(s);
 		s->oversize++;
 		goto reset;
@@ -988,6 +1073,7 @@ reset:
 	s->event[0] = 0;
 	s->elen = 0;
 	s->big = false;
+	s->big_rep = false;
 	s->tlen = 0;
 	return rc;
 }
@@ -1011,16 +1097,28 @@ static void tail_add(struct lt_llm_sse *s, const char *p, size_t n)
 	}
 }
 
-/* The current event outgrew the hold: forward what is held, stream the rest. */
+/*
+ * The current event outgrew the hold: forward what is held and stream the
+ * rest, counting its data bytes as they pass (big_over). An event whose
+ * held part alone passes the budget is replaced by the cut whole, as a
+ * small one is.
+ */
 static int go_big(struct lt_llm_sse *s, struct lt_llm_buf *out)
 {
+	int rc = 0;
+
 	s->big = true;
+	s->big_rep = big_repeats(s);
+	if (!s->cut && big_over(s, s->data.len)) {
+		s->cut = true;
+		rc = lt_llm_cut_event(s, out);
+	}
 	tail_add(s, s->data.p, s->data.len);
 	s->data.len = 0;
-	if (!s->cut && buf_add(out, s->raw.p, s->raw.len))
-		return -ENOMEM;
+	if (!rc && !s->cut && buf_add(out, s->raw.p, s->raw.len))
+		rc = -ENOMEM;
 	s->raw.len = 0;
-	return 0;
+	return rc;
 }
 
 /*
@@ -1030,7 +1128,11 @@ static int go_big(struct lt_llm_sse *s, struct lt_llm_buf *out)
 static int span(struct lt_llm_sse *s, const char *p, size_t n, struct lt_llm_buf *out)
 {
 	size_t m;
+	int rc;
 
+	if (s->big && !s->cut && s->st != ST_IGNORE && s->fkind == F_DATA &&
+	    big_over(s, lt_llm_sat_add(s->tlen, n)) && (rc = cut_inside(s, out)))
+		return rc;
 	if (s->big) {
 		if (!s->cut && buf_add(out, p, n))
 			return -ENOMEM;
@@ -1103,6 +1205,8 @@ static int array_event(struct lt_llm_sse *s, struct lt_llm_buf *out)
 static int array_byte(struct lt_llm_sse *s, char c, struct lt_llm_buf *out)
 {
 	if (s->big) {
+		if (!s->cut && big_over(s, s->tlen + 1) && cut_inside(s, out))
+			return -ENOMEM;
 		tail_add(s, &c, 1);
 		return !s->cut && buf_add(out, &c, 1) ? -ENOMEM : 0;
 	}

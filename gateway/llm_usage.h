@@ -119,6 +119,14 @@ struct lt_llm_sse {
 	struct lt_llm_usage usage;
 	uint64_t out_bytes; /* generated text bytes seen (upper bound, tokens) */
 	uint64_t out_deltas; /* non-empty generated deltas (lower bound, tokens) */
+	/*
+	 * Data bytes of events longer than LT_LLM_SSE_EVENT_MAX (not read as
+	 * JSON): their bound on tokens, as bytes bound a byte-level tokenizer's
+	 * count. Added to out_deltas by the token cut; not by the reconcile,
+	 * which takes a lower bound (what went out under this one is within
+	 * the reservation a stream without final usage is charged).
+	 */
+	uint64_t out_big;
 	uint64_t events; /* events parsed */
 	uint64_t oversize; /* events larger than LT_LLM_SSE_EVENT_MAX */
 	uint64_t slow_events; /* events the scanner left to jansson (escaped keys, odd JSON) */
@@ -130,6 +138,7 @@ struct lt_llm_sse {
 	int st; /* line state */
 	bool cr; /* the last byte was CR: a following LF ends nothing */
 	bool big; /* the current event passed LT_LLM_SSE_EVENT_MAX */
+	bool big_rep; /* ... and it is a Responses summary that repeats counted output */
 	bool fwd_last; /* the last event was forwarded (its CRLF's LF follows it) */
 	int fkind; /* the current line's field: data, event, other */
 	char field[8];
