@@ -826,34 +826,39 @@ static bool over_budget(const struct lt_llm_sse *s, const struct ev *e)
 }
 
 /*
- * 1 if forwarding n data bytes of the current over-long event would pass
- * the budget. Its JSON is not read, so each byte counts as a token (a
- * byte-level tokenizer never emits more tokens than bytes): the client
- * never receives more than the budget, whatever the event holds. A
- * Responses summary (big_rep) repeats deltas already counted and is free.
+ * How many more data bytes of the current over-long event may go out
+ * before the budget is passed (UINT64_MAX: no limit). Its JSON is not read,
+ * so each byte counts as a token (a byte-level tokenizer never emits more
+ * tokens than bytes): the client never receives more than the budget,
+ * whatever the event holds. A Responses summary (big_rep) repeats deltas
+ * already counted and is free.
  */
-static bool big_over(const struct lt_llm_sse *s, uint64_t n)
+static uint64_t big_room(const struct lt_llm_sse *s)
 {
 	const struct lt_llm_resv *v = &s->o.resv;
-	uint64_t budget, lower;
+	uint64_t budget, used;
 
 	if (s->big_rep)
-		return false;
+		return UINT64_MAX;
 	switch (s->o.cut) {
 	case LT_LLM_CUT_BYTES:
 		budget = v->output_tokens;
 		if (s->usage.has_input && v->total_tokens > s->usage.input_tokens &&
 		    v->total_tokens - s->usage.input_tokens > budget)
 			budget = v->total_tokens - s->usage.input_tokens;
-		return lt_llm_sat_add(s->out_bytes, n) > budget;
+		used = s->out_bytes;
+		break;
 	case LT_LLM_CUT_TOKENS:
-		lower = lt_llm_sat_add(s->out_deltas, s->out_big);
-		if (s->usage.output_tokens > lower)
-			lower = s->usage.output_tokens;
-		return lt_llm_sat_add(lower, n) > v->output_tokens;
+		budget = v->output_tokens;
+		used = lt_llm_sat_add(s->out_deltas, s->out_big);
+		if (s->usage.output_tokens > used)
+			used = s->usage.output_tokens;
+		break;
 	default:
-		return false;
+		return UINT64_MAX;
 	}
+	used = lt_llm_sat_add(used, s->tlen);
+	return used < budget ? budget - used : 0;
 }
 
 /*
@@ -1099,7 +1104,7 @@ static void tail_add(struct lt_llm_sse *s, const char *p, size_t n)
 
 /*
  * The current event outgrew the hold: forward what is held and stream the
- * rest, counting its data bytes as they pass (big_over). An event whose
+ * rest, counting its data bytes as they pass (big_room). An event whose
  * held part alone passes the budget is replaced by the cut whole, as a
  * small one is.
  */
@@ -1109,7 +1114,7 @@ static int go_big(struct lt_llm_sse *s, struct lt_llm_buf *out)
 
 	s->big = true;
 	s->big_rep = big_repeats(s);
-	if (!s->cut && big_over(s, s->data.len)) {
+	if (!s->cut && s->data.len > big_room(s)) {
 		s->cut = true;
 		rc = lt_llm_cut_event(s, out);
 	}
@@ -1131,8 +1136,12 @@ static int span(struct lt_llm_sse *s, const char *p, size_t n, struct lt_llm_buf
 	int rc;
 
 	if (s->big && !s->cut && s->st != ST_IGNORE && s->fkind == F_DATA &&
-	    big_over(s, lt_llm_sat_add(s->tlen, n)) && (rc = cut_inside(s, out)))
-		return rc;
+	    n > (m = big_room(s))) {
+		/* exactly the bytes the budget has room for, whatever the pieces were */
+		if ((rc = span(s, p, m, out)) || (rc = cut_inside(s, out)))
+			return rc;
+		return span(s, p + m, n - m, out);
+	}
 	if (s->big) {
 		if (!s->cut && buf_add(out, p, n))
 			return -ENOMEM;
@@ -1205,7 +1214,7 @@ static int array_event(struct lt_llm_sse *s, struct lt_llm_buf *out)
 static int array_byte(struct lt_llm_sse *s, char c, struct lt_llm_buf *out)
 {
 	if (s->big) {
-		if (!s->cut && big_over(s, s->tlen + 1) && cut_inside(s, out))
+		if (!s->cut && !big_room(s) && cut_inside(s, out))
 			return -ENOMEM;
 		tail_add(s, &c, 1);
 		return !s->cut && buf_add(out, &c, 1) ? -ENOMEM : 0;
@@ -1324,8 +1333,10 @@ int lt_llm_sse_feed(struct lt_llm_sse *s, const void *piece, size_t len, struct 
 		if (s->cr && c == '\n') {
 			/* the LF of a CRLF: the line already ended at the CR */
 			s->cr = false;
-			if (s->st == ST_LINE && !s->raw.len && !s->data.len && !s->elen) {
-				if (s->fwd_last && (rc = buf_add(out, &c, 1)))
+			/* between events: it goes with the last one; inside a big one, with it */
+			if (s->st == ST_LINE && !s->big && !s->raw.len && !s->data.len &&
+			    !s->elen) {
+				if (s->fwd_last && !s->cut && (rc = buf_add(out, &c, 1)))
 					return rc;
 				continue;
 			}
