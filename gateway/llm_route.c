@@ -1097,9 +1097,17 @@ static int on_resp_head(struct gw_exchange *x)
 		return refuse_encoded(x, lx);
 	ct = field(m, "content-type", ctb, sizeof(ctb));
 	lx->sse = ct && !strncasecmp(ct, "text/event-stream", 17);
-	if (!lx->sse && lx->json_array && m->status >= 200 && m->status < 300 && ct &&
-	    !strncasecmp(ct, "application/json", 16))
-		lx->sse = 2; /* a stream all the same: its events are the array's elements */
+	/*
+	 * A stream the client asked for is read as one whatever its label: the
+	 * client's SDK parses the events of a body labelled application/json or
+	 * text/plain all the same, and the JSON path would let them through
+	 * uncounted. A Gemini stream is an array when its first byte says so
+	 * (the parser reads events otherwise): a client reads what the body is.
+	 */
+	if (m->status >= 200 && m->status < 300 && lx->json_array)
+		lx->sse = 2;
+	else if (m->status >= 200 && m->status < 300 && lx->req.stream)
+		lx->sse = 1;
 	if (lx->sse) {
 		memset(&so, 0, sizeof(so));
 		so.json_array = lx->sse == 2;

@@ -1247,10 +1247,17 @@ static int array_feed(struct lt_llm_sse *s, const char *p, size_t len, struct lt
 			break;
 		switch (s->ast) {
 		case A_BEFORE:
+			if (c != '[' && c != ' ' && c != '\t' && c != '\r' && c != '\n') {
+				/*
+				 * Not an array: an event stream (alt=sse, or a provider
+				 * that read the query otherwise), read as one, so events
+				 * in a body labelled as an array are counted all the same.
+				 */
+				s->o.json_array = false;
+				return lt_llm_sse_feed(s, p + i, len - i, out);
+			}
 			if (c == '[')
 				s->ast = A_SEP;
-			else if (c != ' ' && c != '\t' && c != '\r' && c != '\n')
-				s->ast = A_RAW;
 			if ((rc = buf_add(out, &c, 1)))
 				return rc;
 			break;

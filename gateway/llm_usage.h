@@ -104,7 +104,10 @@ struct lt_llm_sse_opts {
 	/*
 	 * Gemini streamGenerateContent without alt=sse: the stream is one JSON
 	 * array written element by element. Each element is an event: held
-	 * until it closes, counted, then forwarded or replaced by the cut.
+	 * until it closes, counted, then forwarded or replaced by the cut. A
+	 * body whose first non-blank byte is not '[' is read as SSE instead
+	 * (json_array is then cleared): what a client reads is what the body
+	 * is, whatever the query or the label said.
 	 */
 	bool json_array;
 };

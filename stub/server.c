@@ -683,6 +683,23 @@ static void echo_json(struct conn *c, const struct head *h, size_t body_len)
 	answer(c, h, 200, "application/json", NULL, b->p, b->len);
 }
 
+/* x-stub-content-type: absent keeps ct; a visible ASCII value shorter than len replaces it. */
+static int ctl_type(const struct head *h, char *ct, size_t len)
+{
+	const struct hdr *x = find_hdr(h, "x-stub-content-type");
+
+	if (!x)
+		return 0;
+	if (!x->vlen || x->vlen >= len)
+		return -1;
+	for (size_t i = 0; i < x->vlen; i++)
+		if (x->val[i] < ' ' || x->val[i] > '~')
+			return -1;
+	memcpy(ct, x->val, x->vlen);
+	ct[x->vlen] = 0;
+	return 0;
+}
+
 /* An LLM request: controls, body, then the answer (held back by the latency). */
 static void dispatch_llm(struct conn *c, const struct head *h, enum stub_shape s, const char *body,
 			 size_t blen, const char *path_model, bool stream, bool sse)
@@ -698,7 +715,7 @@ static void dispatch_llm(struct conn *c, const struct head *h, enum stub_shape s
 	bool hang = stub_opt_get(hang), ignore = stub_opt_get(ignore_max_tokens);
 	bool garray = stub_opt_get(gemini_array), gz = stub_opt_get(gzip);
 	struct stub_req *r = &c->req;
-	char err[256];
+	char err[256], ctype[sizeof(stub_opts.content_type)];
 	uint32_t n;
 	bool capped = false;
 
@@ -713,7 +730,8 @@ static void dispatch_llm(struct conn *c, const struct head *h, enum stub_shape s
 	    ctl_uint(h, "x-stub-error-after", 0, UINT32_MAX, &err_after) ||
 	    ctl_uint(h, "x-stub-event-tokens", 1, STUB_MAX_TOKENS, &per) ||
 	    ctl_bool(h, "x-stub-hang", &hang) || ctl_bool(h, "x-stub-ignore-max-tokens", &ignore) ||
-	    ctl_bool(h, "x-stub-gemini-array", &garray) || ctl_bool(h, "x-stub-gzip", &gz)) {
+	    ctl_bool(h, "x-stub-gemini-array", &garray) || ctl_bool(h, "x-stub-gzip", &gz) ||
+	    ctl_type(h, strcpy(ctype, stub_opts.content_type), sizeof(ctype))) {
 		stub_count(s, errors, 1);
 		answer_error(c, h, f, 400, 0,
 			     "a x-stub-* header has a bad value (see leaky-stub --help)");
@@ -768,10 +786,11 @@ static void dispatch_llm(struct conn *c, const struct head *h, enum stub_shape s
 		stub_gen_json(&c->gen, b);
 		if ((gz || (ae && list_has(ae->val, ae->vlen, "gzip"))) &&
 		    !gzip_into(b->p, b->len, &c->w->gz))
-			answer(c, h, 200, "application/json", "Content-Encoding: gzip\r\n",
-			       c->w->gz.p, c->w->gz.len);
+			answer(c, h, 200, ctype[0] ? ctype : "application/json",
+			       "Content-Encoding: gzip\r\n", c->w->gz.p, c->w->gz.len);
 		else
-			answer(c, h, 200, "application/json", NULL, b->p, b->len);
+			answer(c, h, 200, ctype[0] ? ctype : "application/json", NULL, b->p,
+			       b->len);
 		c->pend_p = c->gen.rep_prompt;
 		c->pend_c = c->gen.rep_completion;
 		c->pend_g = c->gen.gen_tokens;
@@ -793,7 +812,7 @@ static void dispatch_llm(struct conn *c, const struct head *h, enum stub_shape s
 			answer_error(c, h, f, 500, 0, "leaky-stub: gzip failed");
 			goto cut;
 		}
-		answer(c, h, 200, stub_gen_content_type(r),
+		answer(c, h, 200, ctype[0] ? ctype : stub_gen_content_type(r),
 		       "Content-Encoding: gzip\r\nCache-Control: no-cache\r\n", c->w->gz.p,
 		       c->w->gz.len);
 		c->pend_p = c->gen.rep_prompt;
@@ -806,7 +825,7 @@ static void dispatch_llm(struct conn *c, const struct head *h, enum stub_shape s
 	c->chunked = h->minor == 1;
 	if (!c->chunked)
 		c->close_after = true;
-	head_start(c, h, 200, stub_gen_content_type(r));
+	head_start(c, h, 200, ctype[0] ? ctype : stub_gen_content_type(r));
 	stub_buf_str(&c->out,
 		     c->chunked ? "Cache-Control: no-cache\r\nTransfer-Encoding: chunked\r\n\r\n" :
 				  "Cache-Control: no-cache\r\n\r\n");

@@ -56,6 +56,7 @@ struct stub_buf {
  * x-stub-* header. Workers read the runtime ones with atomic loads (stub_opt_get). */
 struct stub_opts {
 	char listen[128];
+	char content_type[64]; /* "": the shape's own */
 	uint32_t threads;
 	uint32_t tokens; /* wanted output length, tokens */
 	uint32_t latency_ms; /* before the response head */

@@ -116,6 +116,30 @@ check "a JSON-array element past the hold is cut before it goes out ($size bytes
 check "... and the array stays valid, ending with the error element" \
 	eval 'jq -e "type == \"array\" and .[-1].error.code == 429" "$WORK/garray.out" >/dev/null'
 
+# --- a stream labelled as something else: what the client reads is a stream all the same ----
+for ct in application/json text/plain; do
+	call lbl POST /v1/chat/completions "jwt:$T1" "$(chat 5)" "${IGN[@]}" -H 'x-stub-tokens: 200' \
+		-H "x-stub-content-type: $ct"
+	check "a stream labelled $ct is read as one: cut ($(content_bytes "$WORK/lbl.out") <= 20 content bytes)" \
+		eval 'test "$STATUS" = 200 && test "$(content_bytes "$WORK/lbl.out")" -le 20 && grep -q output_limit_reached "$WORK/lbl.out"'
+done
+gtexts() { # text parts with text, in SSE events ($1 sse) or in an array ($1 array)
+	if [ "$1" = sse ]; then
+		grep '^data: {' "$2" | sed 's/^data: //' | jq -R 'fromjson? // empty' | jq -s '.'
+	else
+		cat "$2"
+	fi | jq '[.[] | select(.candidates[0].content.parts[0].text? // "" | length > 0)] | length'
+}
+G5='{"contents":[{"parts":[{"text":"go"}]}],"generationConfig":{"maxOutputTokens":5}}'
+call glbl POST '/gemini/v1beta/models/gemini-2.0-flash:streamGenerateContent?alt=sse' "jwt:$T1" "$G5" \
+	"${IGN[@]}" -H 'x-stub-tokens: 200' -H 'x-stub-content-type: application/json'
+check "Gemini events labelled application/json are read as events: cut ($(gtexts sse "$WORK/glbl.out") <= 5, RESOURCE_EXHAUSTED)" \
+	eval 'test "$(gtexts sse "$WORK/glbl.out")" -le 5 && grep -q RESOURCE_EXHAUSTED "$WORK/glbl.out"'
+call garr2 POST '/gemini/v1beta/models/gemini-2.0-flash:streamGenerateContent' "jwt:$T1" "$G5" \
+	"${IGN[@]}" -H 'x-stub-tokens: 200' -H 'x-stub-content-type: text/event-stream'
+check "a Gemini array labelled text/event-stream is read as an array: cut, still valid ($(gtexts array "$WORK/garr2.out") <= 5)" \
+	eval 'test "$(gtexts array "$WORK/garr2.out")" -le 5 && jq -e ".[-1].error.code == 429" "$WORK/garr2.out" >/dev/null'
+
 # --- hole 2: a provider that compresses although asked for identity -------------------
 for mode in stream json; do
 	body=$(chat 8)
