@@ -27,10 +27,15 @@
  *     unit that can be dropped or replaced), so the client sees whole
  *     events, each as soon as its blank line arrives. Memory per stream is
  *     bounded: one event, at most LT_LLM_SSE_EVENT_MAX bytes of data held
- *     (plus its raw bytes); a larger event is forwarded as it arrives
- *     (not held), its data bytes all count as output unless its type is
- *     one that repeats earlier output (response.completed, message_start,
- *     ...), and its usage is read from its last LT_LLM_SSE_TAIL bytes,
+ *     (plus its raw bytes). A larger event is not held and not read as
+ *     JSON: its data bytes count as tokens (out_big; bytes bound a
+ *     byte-level tokenizer's tokens) as they stream. With a cut set, one
+ *     whose held part already passes the budget is replaced by the cut
+ *     whole; otherwise it streams until exactly the budget is used and is
+ *     ended there (the client gets a truncated event, then the final error
+ *     event). Only a Responses summary that repeats counted deltas
+ *     (response.completed, response.*.done: event name and JSON "type"
+ *     both) is free. Its usage is read from its last LT_LLM_SSE_TAIL bytes,
  *     where the providers put it (after the output).
  *
  *  Reconcile: lt_llm_reconcile(&resv, &usage, counted_output, &settle).
