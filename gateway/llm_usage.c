@@ -148,10 +148,14 @@ static void take_usage(struct lt_llm_usage *u, enum lt_llm_shape shape, const st
 
 	if (rc < 0)
 		return;
-	if (rc == 0) {
+	/*
+	 * Counts only grow: a second usage report lower than the first (a
+	 * provider that reports twice) does not take back what it said.
+	 */
+	if (rc == 0 && (!u->has_input || in > u->input_tokens))
 		u->input_tokens = in;
+	if (rc == 0)
 		u->has_input = true;
-	}
 	if (has_out && out > u->output_tokens) /* cumulative counts only grow */
 		u->output_tokens = out;
 	if (final && u->has_input)
@@ -1478,7 +1482,9 @@ void lt_llm_reconcile(const struct lt_llm_resv *v, const struct lt_llm_usage *u,
 	uint64_t in, o;
 
 	if (u->final) {
-		out->used = lt_llm_sat_add(u->input_tokens, u->output_tokens);
+		/* never less output than was counted passing: a lower bound the report cannot undercut */
+		o = u->output_tokens > counted_output ? u->output_tokens : counted_output;
+		out->used = lt_llm_sat_add(u->input_tokens, o);
 	} else {
 		in = u->has_input ? u->input_tokens : v->prompt_tokens;
 		o = v->output_tokens;

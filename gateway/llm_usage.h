@@ -187,7 +187,10 @@ int lt_llm_cut_event(const struct lt_llm_sse *s, struct lt_llm_buf *out);
 
 /*
  * Reconcile: what the request used, against what it reserved.
- *   usage final: used = input + output, as reported.
+ *   usage final: used = input + max(output, counted_output), as reported,
+ *	except that a report below the output counted as it passed (the
+ *	caller's lower bound: non-empty deltas) is charged that count. Where
+ *	usage arrives more than once, each count keeps its largest value.
  *   otherwise (cut, client gone, upstream failed, no usage): the output
  *	is unknown (hidden reasoning, tokens the provider generated but we did
  *	not see), so used = (input if reported, else the prompt bound) +

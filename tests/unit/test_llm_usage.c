@@ -675,6 +675,14 @@ static void reconcile_rule(void)
 		  170,
 		  0,
 		  20 },
+		/* reported below the deltas that passed: charged those */
+		{ 100,
+		  50,
+		  { .has_input = true, .final = true, .input_tokens = 30, .output_tokens = 1 },
+		  7,
+		  37,
+		  113,
+		  0 },
 		/* nothing reported: the reservation */
 		{ 100, 50, { 0 }, 10, 150, 0, 0 },
 		/* input reported, output not: input + the allowance */
@@ -1157,6 +1165,37 @@ static void gemini_array_huge_element_is_cut(void)
 	free(text);
 }
 
+/* A provider that reports usage twice cannot take back the first report. */
+static void usage_twice_keeps_the_larger(void)
+{
+	static const char text[] =
+		"data: {\"choices\":[{\"index\":0,\"delta\":{\"content\":\"ab\"}}]}\n\n"
+		"data: {\"choices\":[],\"usage\":{\"prompt_tokens\":90,\"completion_tokens\":40}}\n\n"
+		"data: {\"choices\":[],\"usage\":{\"prompt_tokens\":1,\"completion_tokens\":1}}\n\n"
+		"data: [DONE]\n\n";
+	static const char neg[] =
+		"data: {\"choices\":[],\"usage\":{\"prompt_tokens\":-5,\"completion_tokens\":1}}\n\n"
+		"data: {\"choices\":[],\"usage\":{\"prompt_tokens\":5.0,\"completion_tokens\":1}}\n\n"
+		"data: {\"choices\":[],\"usage\":{\"prompt_tokens\":5,\"completion_tokens\":1e3}}\n\n"
+		"data: [DONE]\n\n";
+	struct lt_llm_sse_opts o = { .shape = LT_LLM_CHAT };
+	struct lt_llm_settle st;
+	struct run r;
+
+	run_pieces(&r, &o, text, strlen(text), NULL, 0);
+	CHECK(r.s.usage.final && r.s.usage.input_tokens == 90 && r.s.usage.output_tokens == 40);
+	run_done(&r);
+	/* negative, real and exponent counts are not usage: nothing taken, the reservation charged */
+	run_pieces(&r, &o, neg, strlen(neg), NULL, 0);
+	CHECK(!r.s.usage.final && !r.s.usage.has_input && r.s.done);
+	o.resv.prompt_tokens = 10;
+	o.resv.output_tokens = 20;
+	o.resv.total_tokens = 30;
+	lt_llm_reconcile(&o.resv, &r.s.usage, r.s.out_deltas, &st);
+	CHECK_EQ(st.used, 30);
+	run_done(&r);
+}
+
 int main(void)
 {
 	RUN(each_shape_whole);
@@ -1185,5 +1224,6 @@ int main(void)
 	RUN(huge_event_is_cut_at_the_budget);
 	RUN(huge_event_names_do_not_buy_a_pass);
 	RUN(gemini_array_huge_element_is_cut);
+	RUN(usage_twice_keeps_the_larger);
 	return lt_t_done();
 }
