@@ -86,6 +86,7 @@ struct conn {
 	struct stub_req req;
 	struct stub_gen gen;
 	uint32_t chunk_delay_ms, latency_ms;
+	uint32_t chunk_bytes, eol; /* x-stub-chunk-bytes, x-stub-eol */
 	int64_t disc_after; /* events (stream) or body bytes (JSON); -1: never */
 	uint32_t events;
 	/* usage written into out, and the part of it already credited to the counters */
@@ -709,6 +710,7 @@ static void dispatch_llm(struct conn *c, const struct head *h, enum stub_shape s
 	uint64_t status = st ? st : 200, lat = stub_opt_get(latency_ms);
 	uint64_t delay = stub_opt_get(chunk_delay_ms), tokens = stub_opt_get(tokens);
 	uint64_t retry = stub_opt_get(retry_after_s), per = stub_opt_get(event_tokens);
+	uint64_t cbytes = stub_opt_get(chunk_bytes), eol = stub_opt_get(eol);
 	int64_t d = stub_opt_get(disconnect_after), e = stub_opt_get(error_after);
 	uint64_t disc = d < 0 ? UINT64_MAX : (uint64_t)d,
 		 err_after = e < 0 ? UINT64_MAX : (uint64_t)e;
@@ -729,7 +731,9 @@ static void dispatch_llm(struct conn *c, const struct head *h, enum stub_shape s
 	    ctl_uint(h, "x-stub-disconnect-after", 0, UINT32_MAX, &disc) ||
 	    ctl_uint(h, "x-stub-error-after", 0, UINT32_MAX, &err_after) ||
 	    ctl_uint(h, "x-stub-event-tokens", 1, STUB_MAX_TOKENS, &per) ||
-	    ctl_bool(h, "x-stub-hang", &hang) || ctl_bool(h, "x-stub-ignore-max-tokens", &ignore) ||
+	    ctl_uint(h, "x-stub-chunk-bytes", 0, 1 << 20, &cbytes) ||
+	    ctl_uint(h, "x-stub-eol", 0, 3, &eol) || ctl_bool(h, "x-stub-hang", &hang) ||
+	    ctl_bool(h, "x-stub-ignore-max-tokens", &ignore) ||
 	    ctl_bool(h, "x-stub-gemini-array", &garray) || ctl_bool(h, "x-stub-gzip", &gz) ||
 	    ctl_type(h, strcpy(ctype, stub_opts.content_type), sizeof(ctype))) {
 		stub_count(s, errors, 1);
@@ -739,6 +743,8 @@ static void dispatch_llm(struct conn *c, const struct head *h, enum stub_shape s
 	}
 	c->latency_ms = (uint32_t)lat;
 	c->chunk_delay_ms = (uint32_t)delay;
+	c->chunk_bytes = (uint32_t)cbytes;
+	c->eol = (uint32_t)eol;
 	c->disc_after = disc == UINT64_MAX ? -1 : (int64_t)disc;
 	if (hang) {
 		stub_count(s, hung, 1);
@@ -987,6 +993,45 @@ static void credit(struct conn *c)
 	c->cred_g = c->pend_g;
 }
 
+/*
+ * An event's line ends rewritten (x-stub-eol): every CRLF, CR or LF becomes
+ * the one asked for. JSON text holds no raw CR or LF, so only the SSE
+ * framing (and a Gemini array's blanks) change.
+ */
+static void rewrite_eol(struct stub_buf *ev, struct stub_buf *tmp, uint32_t eol)
+{
+	static const char *const ends[] = { NULL, "\n", "\r\n", "\r" };
+	size_t i;
+
+	tmp->len = 0;
+	for (i = 0; i < ev->len; i++) {
+		if (ev->p[i] != '\r' && ev->p[i] != '\n') {
+			stub_buf_add(tmp, ev->p + i, 1);
+			continue;
+		}
+		if (ev->p[i] == '\r' && i + 1 < ev->len && ev->p[i + 1] == '\n')
+			i++;
+		stub_buf_str(tmp, ends[eol]);
+	}
+	ev->len = 0;
+	stub_buf_add(ev, tmp->p, tmp->len);
+}
+
+/* Appends an event to out, framed: one chunk, or chunks of at most chunk_bytes. */
+static void frame(struct conn *c, const char *p, size_t n)
+{
+	size_t step = c->chunk_bytes && c->chunked ? c->chunk_bytes : n, k;
+
+	for (; n; p += k, n -= k) {
+		k = n < step ? n : step;
+		if (c->chunked)
+			stub_buf_printf(&c->out, "%zx\r\n", k);
+		stub_buf_add(&c->out, p, k);
+		if (c->chunked)
+			stub_buf_add(&c->out, "\r\n", 2);
+	}
+}
+
 /* Generates the next events of a stream into out, framed. */
 static void produce(struct conn *c)
 {
@@ -1003,11 +1048,9 @@ static void produce(struct conn *c)
 			stub_count(c->shape, stream_errors, 1);
 			c->gen.errored = false;
 		}
-		if (c->chunked)
-			stub_buf_printf(&c->out, "%zx\r\n", ev->len);
-		stub_buf_add(&c->out, ev->p, ev->len);
-		if (c->chunked)
-			stub_buf_add(&c->out, "\r\n", 2);
+		if (c->eol)
+			rewrite_eol(ev, &c->w->gz, c->eol);
+		frame(c, ev->p, ev->len);
 		c->pend_p = c->gen.rep_prompt;
 		c->pend_c = c->gen.rep_completion;
 		c->pend_g = c->gen.gen_tokens;

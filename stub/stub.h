@@ -65,6 +65,8 @@ struct stub_opts {
 	uint32_t retry_after_s; /* of a 429 */
 	uint32_t embed_dims; /* floats per embedding */
 	uint32_t event_tokens; /* output tokens per stream event (a provider that batches) */
+	uint32_t chunk_bytes; /* a stream's HTTP chunks at most this long; 0: one per event */
+	uint32_t eol; /* a stream's line ends: 0 as the shape writes them, 1 LF, 2 CRLF, 3 CR */
 	uint64_t max_body; /* bytes */
 	int64_t disconnect_after; /* events (bytes of a JSON body); -1: never */
 	int64_t error_after; /* events; -1: never */

@@ -116,6 +116,25 @@ check "a JSON-array element past the hold is cut before it goes out ($size bytes
 check "... and the array stays valid, ending with the error element" \
 	eval 'jq -e "type == \"array\" and .[-1].error.code == 429" "$WORK/garray.out" >/dev/null'
 
+# --- framing: every byte its own HTTP chunk (events split across reads anywhere), CR, CRLF or
+# LF line ends: the same cut and the same charges as the plain stream
+for eol in 1 2 3; do
+	before=$(used openai)
+	call fr POST /v1/chat/completions "jwt:$T1" "$(chat 5)" "${IGN[@]}" -H 'x-stub-tokens: 200' \
+		-H 'x-stub-chunk-bytes: 1' -H "x-stub-eol: $eol"
+	after=$(used openai)
+	check "1-byte chunks, line ends $eol: cut ($(tr '\r' '\n' <"$WORK/fr.out" | grep -c output_limit_reached) error event), charged as the plain cut ($((after - before)) = $small)" \
+		eval 'grep -q output_limit_reached "$WORK/fr.out" && exact "$((after - before))" "$small"'
+	before=$(used openai)
+	stub_reset
+	call fr POST /v1/chat/completions "jwt:$T1" "$(chat 12)" -H 'x-stub-chunk-bytes: 1' \
+		-H "x-stub-eol: $eol"
+	after=$(used openai)
+	rep=$(stub_total)
+	check "... an honest stream so framed: whole, charged its usage ($((after - before)) = $rep)" \
+		eval 'test "$STATUS" = 200 && exact "$((after - before))" "$rep" && test "$rep" -gt 12'
+done
+
 # --- a stream labelled as something else: what the client reads is a stream all the same ----
 for ct in application/json text/plain; do
 	call lbl POST /v1/chat/completions "jwt:$T1" "$(chat 5)" "${IGN[@]}" -H 'x-stub-tokens: 200' \
