@@ -251,11 +251,30 @@ static uint64_t sbytes(json_t *v)
 	}
 }
 
+/*
+ * A delta of n text bytes carries at least one token, and at least one per
+ * LT_LLM_TOKEN_BYTES_MAX bytes: a provider that packs a whole answer into
+ * a few deltas is counted by what they hold, not by how many they are.
+ */
 static void count(struct ev *e, uint64_t n, bool delta)
 {
 	e->bytes = lt_llm_sat_add(e->bytes, n);
 	if (n && delta)
-		e->deltas++;
+		e->deltas = lt_llm_sat_add(e->deltas, 1 + (n - 1) / LT_LLM_TOKEN_BYTES_MAX);
+}
+
+/*
+ * A chat delta with audio: its base64 bytes are output bytes, but an audio
+ * token stands for far more of them than a text token does (about a
+ * kilobyte of base64 at 24 kHz), so audio adds one token, not one per
+ * LT_LLM_TOKEN_BYTES_MAX.
+ */
+static void count_audio(struct ev *e, uint64_t text, uint64_t audio)
+{
+	count(e, text, true);
+	e->bytes = lt_llm_sat_add(e->bytes, audio);
+	if (!text && audio)
+		e->deltas = lt_llm_sat_add(e->deltas, 1);
 }
 
 static bool type_is(json_t *j, const char *t)
@@ -299,7 +318,7 @@ static void ev_json(struct lt_llm_sse *s, json_t *j, struct ev *e)
 	json_t *ch, *c, *d, *tc, *t, *f, *parts, *p, *ty, *sq;
 	bool finished = false;
 	size_t i, k;
-	uint64_t n;
+	uint64_t n, a;
 
 	switch (s->o.shape) {
 	case LT_LLM_RESPONSES:
@@ -382,6 +401,7 @@ static void ev_json(struct lt_llm_sse *s, json_t *j, struct ev *e)
 		take_json(&s->usage, s->o.shape, json_object_get(j, "usage"), e->usage_chunk);
 	}
 	json_array_foreach(ch, i, c) {
+		a = 0;
 		n = str_bytes(json_object_get(c, "text")); /* legacy completions */
 		d = json_object_get(c, "delta");
 		if (json_is_object(d)) {
@@ -401,9 +421,9 @@ static void ev_json(struct lt_llm_sse *s, json_t *j, struct ev *e)
 			}
 			f = json_object_get(d, "audio");
 			n += str_bytes(json_object_get(f, "transcript"));
-			n += str_bytes(json_object_get(f, "data"));
+			a = str_bytes(json_object_get(f, "data"));
 		}
-		count(e, n, true);
+		count_audio(e, n, a);
 	}
 }
 
@@ -424,6 +444,7 @@ struct evscan {
 	bool has_delta; /* Responses: a top-level "delta" string */
 	uint64_t delta_len;
 	uint64_t item; /* bytes of the current choice / candidate */
+	uint64_t audio; /* bytes of the current choice's delta.audio.data */
 	uint64_t cb_bytes, d_bytes; /* Anthropic content_block.*, delta.* */
 	struct ev e;
 };
@@ -469,7 +490,6 @@ static void scan_cb(void *ctx, const struct lt_jscan *j, enum lt_jtok t)
 	static const char *const delta_keys[] = { "content", "refusal", "reasoning_content",
 						  "reasoning", NULL };
 	static const char *const fn_keys[] = { "name", "arguments", NULL };
-	static const char *const audio_keys[] = { "transcript", "data", NULL };
 	static const char *const cb_keys[] = { "text", "thinking", "name", NULL };
 	static const char *const ad_keys[] = { "text", "thinking", "partial_json", NULL };
 	static const char *const fc_keys[] = { "functionCall", "function_call", NULL };
@@ -569,9 +589,9 @@ static void scan_cb(void *ctx, const struct lt_jscan *j, enum lt_jtok t)
 		return;
 	if (d == 2) {
 		if (t == LT_J_OBJ)
-			x->item = 0;
+			x->item = x->audio = 0;
 		else if (t == LT_J_END && j->end_obj)
-			count(&x->e, x->item, true);
+			count_audio(&x->e, x->item, x->audio);
 		return;
 	}
 	if (t != LT_J_STR)
@@ -584,8 +604,10 @@ static void scan_cb(void *ctx, const struct lt_jscan *j, enum lt_jtok t)
 		x->item += j->dlen;
 	else if (d == 5 && LT_JKEY(j, 3, "function_call") && key_in(&p[4], fn_keys))
 		x->item += j->dlen;
-	else if (d == 5 && LT_JKEY(j, 3, "audio") && key_in(&p[4], audio_keys))
+	else if (d == 5 && LT_JKEY(j, 3, "audio") && LT_JKEY(j, 4, "transcript"))
 		x->item += j->dlen;
+	else if (d == 5 && LT_JKEY(j, 3, "audio") && LT_JKEY(j, 4, "data"))
+		x->audio += j->dlen;
 	else if (d == 7 && LT_JKEY(j, 3, "tool_calls") && !p[4].key && LT_JKEY(j, 5, "function") &&
 		 key_in(&p[6], fn_keys))
 		x->item += j->dlen;

@@ -60,8 +60,9 @@
  * Output counting (for the cut-off): out_bytes is the bytes of generated
  * text deltas (content, refusals, reasoning text, tool-call names and
  * arguments), an upper bound on the visible output tokens of a byte-level
- * tokenizer. out_deltas is the number of non-empty ones: each carries at
- * least one new token, so it is a lower bound. Hidden reasoning (OpenAI
+ * tokenizer. out_deltas is what the non-empty ones must carry at least:
+ * one token each, and one per LT_LLM_TOKEN_BYTES_MAX bytes of their text
+ * (an audio delta one), so it is a lower bound. Hidden reasoning (OpenAI
  * o-series) is in neither: only usage knows it.
  *
  * The cut (opts.resv set, opts.cut != LT_LLM_CUT_OFF): before an event is
@@ -74,10 +75,11 @@
  *	the reservation, whatever the provider does. The price: a compliant
  *	stream whose text has more bytes than tokens left is ended early
  *	(English is ~4 bytes per token).
- *   LT_LLM_CUT_TOKENS: the provable token count, max(out_deltas, the output
- *	the provider reported so far), would exceed resv.output: only a
- *	provider that ignores the limit the gateway set is ever cut; one that
- *	packs many tokens in one delta overshoots by at most that event.
+ *   LT_LLM_CUT_TOKENS: the provable token count, max(out_deltas + out_big,
+ *	the output the provider reported so far), would exceed resv.output:
+ *	only a provider that ignores the limit the gateway set is ever cut;
+ *	one that packs many short tokens in its deltas gets them out at up to
+ *	LT_LLM_TOKEN_BYTES_MAX bytes a counted token, no more.
  */
 #ifndef LT_LLM_USAGE_H
 #define LT_LLM_USAGE_H
@@ -90,6 +92,13 @@
 #define LT_LLM_SSE_EVENT_MAX (64 * 1024) /* bytes of one event held and parsed */
 #define LT_LLM_SSE_TAIL 8192 /* bytes kept of a larger event, for its usage */
 #define LT_LLM_SSE_CUT 1 /* lt_llm_sse_feed: the stream was cut */
+/*
+ * Bytes of text that hold at least one token: well above the longest tokens
+ * of the vocabularies behind these APIs (tiktoken's BPE merges, SentencePiece
+ * pieces of at most 16 characters), so ceil(bytes / this) never exceeds a
+ * delta's real token count.
+ */
+#define LT_LLM_TOKEN_BYTES_MAX 256
 
 struct lt_llm_usage {
 	bool has_input; /* input reported (may come before output) */

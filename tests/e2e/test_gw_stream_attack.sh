@@ -78,6 +78,19 @@ check "... and the stream ends with output_limit_reached and [DONE]" \
 check "... charged as a cut stream: prompt bound + allowance ($((after - before)) = $small)" \
 	exact "$((after - before))" "$small"
 
+# Under the hold: 16,000 tokens (64,000 bytes) in each event. Counted one token a delta, five
+# such events went out against an allowance of 5; a delta now counts one token per 256 bytes.
+before=$(used openai)
+call packed POST /v1/chat/completions "jwt:$T1" "$(chat 5)" "${IGN[@]}" -H 'x-stub-tokens: 80000' \
+	-H 'x-stub-event-tokens: 16000'
+after=$(used openai)
+check "events packed with 64,000 bytes each are counted by their bytes: cut ($(content_bytes "$WORK/packed.out") <= 5 content bytes)" \
+	eval 'test "$STATUS" = 200 && test "$(content_bytes "$WORK/packed.out")" -le 5 && grep -q output_limit_reached "$WORK/packed.out"'
+# a cut stream is charged the larger of its allowance and what the provider was seen to make:
+# the event it cut holds at least 64,000 / 256 = 250 tokens
+check "... charged the prompt bound + the 250 tokens the cut event held at least ($((after - before)) = $bound + 250)" \
+	exact "$((after - before))" "$((bound + 250))"
+
 # The allowance (70,000) lets the first 64 KiB of an event go, not its 80,000 bytes: the cut
 # falls inside the event, after at most the allowance's worth of its bytes went out.
 before=$(used openai)

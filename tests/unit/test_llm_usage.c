@@ -1196,6 +1196,41 @@ static void usage_twice_keeps_the_larger(void)
 	run_done(&r);
 }
 
+/* A delta counts one token per LT_LLM_TOKEN_BYTES_MAX bytes of its text; audio one in all. */
+static void packed_deltas_count_by_their_bytes(void)
+{
+	struct lt_llm_sse_opts o = { .shape = LT_LLM_CHAT };
+	char *t = malloc(8192), *q;
+	struct run r;
+	int use;
+
+	for (use = 0; use < 2; use++) { /* the scanner, then jansson */
+		o.use_jansson = use;
+		q = t + sprintf(t, "data: {\"choices\":[{\"index\":0,\"delta\":{\"content\":\"");
+		memset(q, 'x', 1000);
+		q += 1000;
+		q += sprintf(q, "\"}}]}\n\ndata: {\"choices\":[{\"index\":0,\"delta\":{\"audio\":"
+				"{\"data\":\"");
+		memset(q, 'A', 3000);
+		q += 3000;
+		sprintf(q, "\"}}}]}\n\n");
+		run_pieces(&r, &o, t, strlen(t), NULL, 0);
+		CHECK_EQ(r.s.out_deltas, 4 + 1); /* ceil(1000 / 256), then the audio's one */
+		CHECK_EQ(r.s.out_bytes, 4000);
+		run_done(&r);
+		/* the cut sees it: 3 tokens of allowance, a 1000-byte delta does not fit */
+		o.cut = LT_LLM_CUT_TOKENS;
+		o.resv.output_tokens = 3;
+		o.resv.total_tokens = 3;
+		run_pieces(&r, &o, t, strlen(t), NULL, 0);
+		CHECK_EQ(r.rc, LT_LLM_SSE_CUT);
+		CHECK(!memmem(r.out.p, r.out.len, "xxxx", 4));
+		run_done(&r);
+		o.cut = LT_LLM_CUT_OFF;
+	}
+	free(t);
+}
+
 int main(void)
 {
 	RUN(each_shape_whole);
@@ -1225,5 +1260,6 @@ int main(void)
 	RUN(huge_event_names_do_not_buy_a_pass);
 	RUN(gemini_array_huge_element_is_cut);
 	RUN(usage_twice_keeps_the_larger);
+	RUN(packed_deltas_count_by_their_bytes);
 	return lt_t_done();
 }
