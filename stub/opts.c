@@ -54,7 +54,7 @@ const struct stub_opt stub_opt_table[] = {
 	  "a stream's line ends: 0 as the provider writes them (default), 1 LF, 2 CRLF, 3 CR", U32,
 	  eol, 0, 3, "x-stub-eol: K", true),
 	O("gzip", NULL,
-	  "compress every LLM answer with gzip (Content-Encoding: gzip), even when the request asked for identity; a stream is then generated whole and sent as one compressed body",
+	  "compress every 200 LLM answer with gzip (Content-Encoding: gzip), even when the request asked for identity; a stream is then generated whole and sent as one compressed body",
 	  FLAG, gzip, 0, 1, "x-stub-gzip: 1|0", true),
 	O("latency-ms", "MS", "delay before the response head (default 0)", U32, latency_ms, 0,
 	  600000, "x-stub-latency-ms: MS", true),
