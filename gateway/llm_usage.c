@@ -1217,6 +1217,8 @@ static int end_field(struct lt_llm_sse *s, int f, struct lt_llm_buf *out)
 
 enum { A_BEFORE, A_SEP, A_ELEM, A_AFTER, A_RAW };
 
+static const char BOM[] = "\xef\xbb\xbf"; /* UTF-8's byte order mark */
+
 /*
  * An element closed: it is an event whose data is its JSON text (dispatch
  * wants the data to end in the LF that ends an SSE data line).
@@ -1273,6 +1275,13 @@ static int array_feed(struct lt_llm_sse *s, const char *p, size_t len, struct lt
 			break;
 		switch (s->ast) {
 		case A_BEFORE:
+			if (s->bom < 3 && c == BOM[s->bom]) {
+				/* a BOM before the array: a client's UTF-8 decoding drops it */
+				s->bom++;
+				if ((rc = buf_add(out, &c, 1)))
+					return rc;
+				break;
+			}
 			if (c != '[' && c != ' ' && c != '\t' && c != '\r' && c != '\n') {
 				/*
 				 * Not an array: an event stream (alt=sse, or a provider
@@ -1363,6 +1372,25 @@ int lt_llm_sse_feed(struct lt_llm_sse *s, const void *piece, size_t len, struct 
 		return array_feed(s, p, len, out);
 	for (i = 0; i < len; i++) {
 		c = p[i];
+		if (s->bom < 3) {
+			/*
+			 * A client strips one leading BOM (WHATWG: "UTF-8 decode"),
+			 * so the field after it is read as theirs: "data" still.
+			 */
+			if (c == BOM[s->bom]) {
+				if ((rc = buf_add(&s->raw, &c, 1)))
+					return rc;
+				s->bom++;
+				continue;
+			}
+			if (s->bom) {
+				/* part of one: decoded as U+FFFD, a field name no client knows */
+				s->st = ST_FIELD;
+				strcpy(s->field, "-");
+				s->flen = 1;
+			}
+			s->bom = 3;
+		}
 		if (s->cr && c == '\n') {
 			/* the LF of a CRLF: the line already ended at the CR */
 			s->cr = false;

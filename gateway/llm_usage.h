@@ -154,6 +154,7 @@ struct lt_llm_sse {
 	/* private: the parser */
 	int st; /* line state */
 	bool cr; /* the last byte was CR: a following LF ends nothing */
+	unsigned char bom; /* bytes of a leading UTF-8 BOM seen; 3: past the stream's start */
 	bool big; /* the current event passed LT_LLM_SSE_EVENT_MAX */
 	bool big_rep; /* ... and it is a Responses summary that repeats counted output */
 	bool fwd_last; /* the last event was forwarded (its CRLF's LF follows it) */

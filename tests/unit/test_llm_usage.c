@@ -1231,6 +1231,61 @@ static void packed_deltas_count_by_their_bytes(void)
 	free(t);
 }
 
+/*
+ * A leading BOM is stripped by clients (WHATWG UTF-8 decode), so the first
+ * event is theirs all the same and must be counted; half a BOM is not one.
+ */
+static void leading_bom_is_read_through(void)
+{
+	static const char HALF_BOM[] = "\xef\xbb"
+				       "data: {\"choices\":[{\"delta\":{\"content\":\"ab\"}}]}\n\n";
+	struct lt_llm_sse_opts o = { 0 };
+	size_t k, len;
+	struct run r;
+	unsigned i;
+	char *t;
+
+	for (i = 0; i < sizeof(STREAMS) / sizeof(STREAMS[0]); i++) {
+		o.shape = STREAMS[i].shape;
+		len = strlen(STREAMS[i].text) + 3;
+		t = malloc(len + 1);
+		memcpy(t, "\xef\xbb\xbf", 3);
+		strcpy(t + 3, STREAMS[i].text);
+		for (k = 0; k <= len; k++) {
+			run_pieces(&r, &o, t, len, &k, 1);
+			if (!check_run(&r, &STREAMS[i], t, len, "bom")) {
+				printf("#   at offset %zu\n", k);
+				run_done(&r);
+				break;
+			}
+			run_done(&r);
+		}
+		free(t);
+	}
+	/* half a BOM: the first line's field is no client's "data" */
+	o.shape = LT_LLM_CHAT;
+	run_pieces(&r, &o, HALF_BOM, sizeof(HALF_BOM) - 1, NULL, 0);
+	CHECK_EQ(r.s.out_bytes, 0);
+	run_done(&r);
+	/* a Gemini array after a BOM is still an array */
+	o.shape = LT_LLM_GEMINI;
+	o.json_array = true;
+	t = gemini_array(3, "hi");
+	len = strlen(t) + 3;
+	{
+		char *b = malloc(len + 1);
+
+		memcpy(b, "\xef\xbb\xbf", 3);
+		strcpy(b + 3, t);
+		run_pieces(&r, &o, b, len, NULL, 0);
+		CHECK(r.s.usage.final && r.s.out_bytes == 6 && r.s.events == 3);
+		CHECK(r.out.len == len && !memcmp(r.out.p, b, len));
+		run_done(&r);
+		free(b);
+	}
+	free(t);
+}
+
 int main(void)
 {
 	RUN(each_shape_whole);
@@ -1261,5 +1316,6 @@ int main(void)
 	RUN(gemini_array_huge_element_is_cut);
 	RUN(usage_twice_keeps_the_larger);
 	RUN(packed_deltas_count_by_their_bytes);
+	RUN(leading_bom_is_read_through);
 	return lt_t_done();
 }
