@@ -213,6 +213,8 @@ struct ev {
 	uint64_t bytes; /* generated text bytes in this event */
 	uint64_t deltas; /* non-empty generated deltas in it */
 	bool usage_chunk; /* OpenAI's usage-only chunk (choices: []) */
+	/* Responses' final event: the bytes of output text and arguments it holds */
+	uint64_t summary;
 };
 
 static uint64_t str_bytes(json_t *v)
@@ -335,6 +337,13 @@ static void ev_json(struct lt_llm_sse *s, json_t *j, struct ev *e)
 			take_json(&s->usage, s->o.shape,
 				  json_object_get(json_object_get(j, "response"), "usage"), true);
 			s->done = true;
+			json_array_foreach(
+				json_object_get(json_object_get(j, "response"), "output"), i, c) {
+				n = str_bytes(json_object_get(c, "arguments"));
+				json_array_foreach(json_object_get(c, "content"), k, p)
+					n += str_bytes(json_object_get(p, "text"));
+				e->summary = lt_llm_sat_add(e->summary, n);
+			}
 		}
 		if (type_is(j, "error") || type_is(j, "response.failed"))
 			s->upstream_error = true;
@@ -528,6 +537,12 @@ static void scan_cb(void *ctx, const struct lt_jscan *j, enum lt_jtok t)
 			x->delta_len = t == LT_J_STR ? j->dlen : 0;
 		} else if (d >= 2 && LT_JKEY(j, 0, "response") && LT_JKEY(j, 1, "usage")) {
 			fields_scan(x->shape, j, t, 3, &x->u1);
+		} else if (t == LT_J_STR && d >= 4 && LT_JKEY(j, 0, "response") &&
+			   LT_JKEY(j, 1, "output") && !p[2].key &&
+			   ((d == 4 && LT_JKEY(j, 3, "arguments")) ||
+			    (d == 6 && LT_JKEY(j, 3, "content") && !p[4].key &&
+			     LT_JKEY(j, 5, "text")))) {
+			x->e.summary = lt_llm_sat_add(x->e.summary, j->dlen);
 		}
 		return;
 	case LT_LLM_GEMINI:
@@ -631,6 +646,8 @@ static void ev_apply(struct lt_llm_sse *s, struct evscan *x, struct ev *e)
 		    !strcmp(ty, "response.failed")) {
 			take_usage(&s->usage, s->o.shape, &x->u1, true);
 			s->done = true;
+		} else {
+			e->summary = 0;
 		}
 		if (!strcmp(ty, "error") || !strcmp(ty, "response.failed"))
 			s->upstream_error = true;
@@ -1085,6 +1102,13 @@ static int dispatch(struct lt_llm_sse *s, struct lt_llm_buf *out)
 		} else {
 			ev_read(s, s->data.p, s->data.len, &e);
 		}
+		/*
+		 * The final response is what SDKs hand the application (openai-node's
+		 * finalResponse()): text in it that no delta carried is output, counted
+		 * here. An honest one repeats the deltas byte for byte and adds nothing.
+		 */
+		if (e.summary > s->out_bytes)
+			count(&e, e.summary - s->out_bytes, true);
 		if (!s->cut && over_budget(s, &e)) {
 			s->cut = true;
 			forward = false;

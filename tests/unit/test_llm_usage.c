@@ -1286,6 +1286,45 @@ static void leading_bom_is_read_through(void)
 	free(t);
 }
 
+/*
+ * Responses: the final response is what SDKs hand the application, so text
+ * in it that no delta carried counts (and can be cut); an honest one adds
+ * nothing (RESPONSES_SSE in STREAMS).
+ */
+static void responses_final_text_beyond_the_deltas_counts(void)
+{
+	struct lt_llm_sse_opts o = { .shape = LT_LLM_RESPONSES };
+	char *t = malloc(strlen(RESPONSES_SSE) + 2048), *q;
+	const char *at = strstr(RESPONSES_SSE, "\"Hi there\"");
+	struct run r;
+	int use;
+
+	/* the final text gets 1000 bytes the deltas never carried */
+	q = t + (at - RESPONSES_SSE) + 9;
+	memcpy(t, RESPONSES_SSE, (size_t)(q - t));
+	memset(q, 'z', 1000);
+	strcpy(q + 1000, at + 9);
+	for (use = 0; use < 2; use++) {
+		o.use_jansson = use;
+		o.cut = LT_LLM_CUT_OFF;
+		run_pieces(&r, &o, t, strlen(t), NULL, 0);
+		CHECK_EQ(r.s.out_bytes, 8 + 1000);
+		CHECK_EQ(r.s.out_deltas, 2 + 4); /* ceil(1000 / 256) */
+		CHECK(r.s.usage.final);
+		run_done(&r);
+		/* 3 tokens of allowance: the two deltas go, the final response is cut */
+		o.cut = LT_LLM_CUT_TOKENS;
+		o.resv.output_tokens = 3;
+		o.resv.total_tokens = 14;
+		run_pieces(&r, &o, t, strlen(t), NULL, 0);
+		CHECK_EQ(r.rc, LT_LLM_SSE_CUT);
+		CHECK(!memmem(r.out.p, r.out.len, "zzzz", 4) &&
+		      memmem(r.out.p, r.out.len, "\" there\"", 8));
+		run_done(&r);
+	}
+	free(t);
+}
+
 int main(void)
 {
 	RUN(each_shape_whole);
@@ -1317,5 +1356,6 @@ int main(void)
 	RUN(usage_twice_keeps_the_larger);
 	RUN(packed_deltas_count_by_their_bytes);
 	RUN(leading_bom_is_read_through);
+	RUN(responses_final_text_beyond_the_deltas_counts);
 	return lt_t_done();
 }
