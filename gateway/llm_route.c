@@ -96,6 +96,7 @@ struct llm_x {
 	unsigned status;
 	uint64_t retry_after_ms; /* a provider's 429 */
 	int cut;
+	int refused; /* the answer was refused (encoded): charged the whole reservation */
 };
 
 static uint64_t mono_ns(void)
@@ -1010,6 +1011,50 @@ static uint64_t provider_retry_ms(const struct lt_http1_msg *m)
 					 field(m, "x-ratelimit-reset-tokens", rt, sizeof(rt)));
 }
 
+/*
+ * A Content-Encoding other than identity, in any of the answer's fields: the
+ * gateway asked for identity, and a compressed body hides its usage and its
+ * output from the counter (its events cannot be cut).
+ */
+static const char *encoded(const struct lt_http1_msg *m)
+{
+	const struct lt_http1_header *h;
+	unsigned i;
+	size_t a, b;
+
+	for (i = 0; i < m->nheaders; i++) {
+		h = &m->headers[i];
+		if (!lt_http1_name_is(h, "content-encoding"))
+			continue;
+		for (a = 0; a < h->value_len && (h->value[a] == ' ' || h->value[a] == '\t'); a++)
+			;
+		for (b = h->value_len; b > a && (h->value[b - 1] == ' ' || h->value[b - 1] == '\t');
+		     b--)
+			;
+		if (b > a && !(b - a == 8 && !strncasecmp(h->value + a, "identity", 8)))
+			return h->value;
+	}
+	return NULL;
+}
+
+/*
+ * The rule for an encoded answer: refused with 502 (nothing of it reaches
+ * the client), and charged the whole reservation, since what the provider
+ * generated cannot be read (on_done).
+ */
+static int refuse_encoded(struct gw_exchange *x, struct llm_x *lx)
+{
+	char msg[256];
+
+	snprintf(msg, sizeof(msg),
+		 "provider %s answered with a Content-Encoding (the gateway asks for identity): "
+		 "its usage and output cannot be counted, so the answer is refused",
+		 lx->prov->name);
+	lx->refused = 1;
+	lx->status = 502;
+	return answer_error(x, lx, 502, "server_error", "upstream_content_encoding", NULL, msg);
+}
+
 static int on_resp_head(struct gw_exchange *x)
 {
 	struct llm_x *lx = gw_user(x);
@@ -1046,13 +1091,23 @@ static int on_resp_head(struct gw_exchange *x)
 			/* the next provider has no room: this answer goes to the client */
 			lx->metered = 0;
 		}
-		return GW_CONTINUE;
+		return encoded(m) ? refuse_encoded(x, lx) : GW_CONTINUE;
 	}
+	if (encoded(m))
+		return refuse_encoded(x, lx);
 	ct = field(m, "content-type", ctb, sizeof(ctb));
 	lx->sse = ct && !strncasecmp(ct, "text/event-stream", 17);
-	if (!lx->sse && lx->json_array && m->status >= 200 && m->status < 300 && ct &&
-	    !strncasecmp(ct, "application/json", 16))
-		lx->sse = 2; /* a stream all the same: its events are the array's elements */
+	/*
+	 * A stream the client asked for is read as one whatever its label: the
+	 * client's SDK parses the events of a body labelled application/json or
+	 * text/plain all the same, and the JSON path would let them through
+	 * uncounted. A Gemini stream is an array when its first byte says so
+	 * (the parser reads events otherwise): a client reads what the body is.
+	 */
+	if (m->status >= 200 && m->status < 300 && lx->json_array)
+		lx->sse = 2;
+	else if (m->status >= 200 && m->status < 300 && lx->req.stream)
+		lx->sse = 1;
 	if (lx->sse) {
 		memset(&so, 0, sizeof(so));
 		so.json_array = lx->sse == 2;
@@ -1156,6 +1211,10 @@ static void on_done(struct gw_exchange *x, enum gw_outcome o)
 	gw_set_user(x, NULL);
 	if (lx->stream_ready) {
 		u = lx->s.usage;
+		/*
+		 * A lower bound only: out_big bounds tokens from above, and what
+		 * went out under it is within the reservation this charges anyway.
+		 */
 		counted = lx->s.out_deltas;
 		usage_ok = u.final;
 	} else if (lx->json && !lx->json_over && st->resp_complete) {
@@ -1165,6 +1224,9 @@ static void on_done(struct gw_exchange *x, enum gw_outcome o)
 		if (!st->upstream_ns) {
 			/* the provider never had it: nothing was used */
 			lt_admit_cancel(&G.adm, &lx->res, mono_ns());
+		} else if (lx->refused) {
+			/* an answer that could not be read: all the provider may have made */
+			lt_admit_settle(&G.adm, &lx->res, lx->resv.total_tokens, mono_ns(), NULL);
 		} else if (lx->sent && (lx->status < 200 || lx->status >= 300) &&
 			   st->resp_complete && !usage_ok) {
 			/* the provider answered an error whole: it generated nothing */

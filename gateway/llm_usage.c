@@ -148,10 +148,14 @@ static void take_usage(struct lt_llm_usage *u, enum lt_llm_shape shape, const st
 
 	if (rc < 0)
 		return;
-	if (rc == 0) {
+	/*
+	 * Counts only grow: a second usage report lower than the first (a
+	 * provider that reports twice) does not take back what it said.
+	 */
+	if (rc == 0 && (!u->has_input || in > u->input_tokens))
 		u->input_tokens = in;
+	if (rc == 0)
 		u->has_input = true;
-	}
 	if (has_out && out > u->output_tokens) /* cumulative counts only grow */
 		u->output_tokens = out;
 	if (final && u->has_input)
@@ -209,6 +213,8 @@ struct ev {
 	uint64_t bytes; /* generated text bytes in this event */
 	uint64_t deltas; /* non-empty generated deltas in it */
 	bool usage_chunk; /* OpenAI's usage-only chunk (choices: []) */
+	/* Responses' final event: the bytes of output text and arguments it holds */
+	uint64_t summary;
 };
 
 static uint64_t str_bytes(json_t *v)
@@ -247,11 +253,30 @@ static uint64_t sbytes(json_t *v)
 	}
 }
 
+/*
+ * A delta of n text bytes carries at least one token, and at least one per
+ * LT_LLM_TOKEN_BYTES_MAX bytes: a provider that packs a whole answer into
+ * a few deltas is counted by what they hold, not by how many they are.
+ */
 static void count(struct ev *e, uint64_t n, bool delta)
 {
 	e->bytes = lt_llm_sat_add(e->bytes, n);
 	if (n && delta)
-		e->deltas++;
+		e->deltas = lt_llm_sat_add(e->deltas, 1 + (n - 1) / LT_LLM_TOKEN_BYTES_MAX);
+}
+
+/*
+ * A chat delta with audio: its base64 bytes are output bytes, but an audio
+ * token stands for far more of them than a text token does (about a
+ * kilobyte of base64 at 24 kHz), so audio adds one token, not one per
+ * LT_LLM_TOKEN_BYTES_MAX.
+ */
+static void count_audio(struct ev *e, uint64_t text, uint64_t audio)
+{
+	count(e, text, true);
+	e->bytes = lt_llm_sat_add(e->bytes, audio);
+	if (!text && audio)
+		e->deltas = lt_llm_sat_add(e->deltas, 1);
 }
 
 static bool type_is(json_t *j, const char *t)
@@ -295,7 +320,7 @@ static void ev_json(struct lt_llm_sse *s, json_t *j, struct ev *e)
 	json_t *ch, *c, *d, *tc, *t, *f, *parts, *p, *ty, *sq;
 	bool finished = false;
 	size_t i, k;
-	uint64_t n;
+	uint64_t n, a;
 
 	switch (s->o.shape) {
 	case LT_LLM_RESPONSES:
@@ -312,6 +337,13 @@ static void ev_json(struct lt_llm_sse *s, json_t *j, struct ev *e)
 			take_json(&s->usage, s->o.shape,
 				  json_object_get(json_object_get(j, "response"), "usage"), true);
 			s->done = true;
+			json_array_foreach(
+				json_object_get(json_object_get(j, "response"), "output"), i, c) {
+				n = str_bytes(json_object_get(c, "arguments"));
+				json_array_foreach(json_object_get(c, "content"), k, p)
+					n += str_bytes(json_object_get(p, "text"));
+				e->summary = lt_llm_sat_add(e->summary, n);
+			}
 		}
 		if (type_is(j, "error") || type_is(j, "response.failed"))
 			s->upstream_error = true;
@@ -378,6 +410,7 @@ static void ev_json(struct lt_llm_sse *s, json_t *j, struct ev *e)
 		take_json(&s->usage, s->o.shape, json_object_get(j, "usage"), e->usage_chunk);
 	}
 	json_array_foreach(ch, i, c) {
+		a = 0;
 		n = str_bytes(json_object_get(c, "text")); /* legacy completions */
 		d = json_object_get(c, "delta");
 		if (json_is_object(d)) {
@@ -397,9 +430,9 @@ static void ev_json(struct lt_llm_sse *s, json_t *j, struct ev *e)
 			}
 			f = json_object_get(d, "audio");
 			n += str_bytes(json_object_get(f, "transcript"));
-			n += str_bytes(json_object_get(f, "data"));
+			a = str_bytes(json_object_get(f, "data"));
 		}
-		count(e, n, true);
+		count_audio(e, n, a);
 	}
 }
 
@@ -420,6 +453,7 @@ struct evscan {
 	bool has_delta; /* Responses: a top-level "delta" string */
 	uint64_t delta_len;
 	uint64_t item; /* bytes of the current choice / candidate */
+	uint64_t audio; /* bytes of the current choice's delta.audio.data */
 	uint64_t cb_bytes, d_bytes; /* Anthropic content_block.*, delta.* */
 	struct ev e;
 };
@@ -465,7 +499,6 @@ static void scan_cb(void *ctx, const struct lt_jscan *j, enum lt_jtok t)
 	static const char *const delta_keys[] = { "content", "refusal", "reasoning_content",
 						  "reasoning", NULL };
 	static const char *const fn_keys[] = { "name", "arguments", NULL };
-	static const char *const audio_keys[] = { "transcript", "data", NULL };
 	static const char *const cb_keys[] = { "text", "thinking", "name", NULL };
 	static const char *const ad_keys[] = { "text", "thinking", "partial_json", NULL };
 	static const char *const fc_keys[] = { "functionCall", "function_call", NULL };
@@ -504,6 +537,12 @@ static void scan_cb(void *ctx, const struct lt_jscan *j, enum lt_jtok t)
 			x->delta_len = t == LT_J_STR ? j->dlen : 0;
 		} else if (d >= 2 && LT_JKEY(j, 0, "response") && LT_JKEY(j, 1, "usage")) {
 			fields_scan(x->shape, j, t, 3, &x->u1);
+		} else if (t == LT_J_STR && d >= 4 && LT_JKEY(j, 0, "response") &&
+			   LT_JKEY(j, 1, "output") && !p[2].key &&
+			   ((d == 4 && LT_JKEY(j, 3, "arguments")) ||
+			    (d == 6 && LT_JKEY(j, 3, "content") && !p[4].key &&
+			     LT_JKEY(j, 5, "text")))) {
+			x->e.summary = lt_llm_sat_add(x->e.summary, j->dlen);
 		}
 		return;
 	case LT_LLM_GEMINI:
@@ -565,9 +604,9 @@ static void scan_cb(void *ctx, const struct lt_jscan *j, enum lt_jtok t)
 		return;
 	if (d == 2) {
 		if (t == LT_J_OBJ)
-			x->item = 0;
+			x->item = x->audio = 0;
 		else if (t == LT_J_END && j->end_obj)
-			count(&x->e, x->item, true);
+			count_audio(&x->e, x->item, x->audio);
 		return;
 	}
 	if (t != LT_J_STR)
@@ -580,8 +619,10 @@ static void scan_cb(void *ctx, const struct lt_jscan *j, enum lt_jtok t)
 		x->item += j->dlen;
 	else if (d == 5 && LT_JKEY(j, 3, "function_call") && key_in(&p[4], fn_keys))
 		x->item += j->dlen;
-	else if (d == 5 && LT_JKEY(j, 3, "audio") && key_in(&p[4], audio_keys))
+	else if (d == 5 && LT_JKEY(j, 3, "audio") && LT_JKEY(j, 4, "transcript"))
 		x->item += j->dlen;
+	else if (d == 5 && LT_JKEY(j, 3, "audio") && LT_JKEY(j, 4, "data"))
+		x->audio += j->dlen;
 	else if (d == 7 && LT_JKEY(j, 3, "tool_calls") && !p[4].key && LT_JKEY(j, 5, "function") &&
 		 key_in(&p[6], fn_keys))
 		x->item += j->dlen;
@@ -605,6 +646,8 @@ static void ev_apply(struct lt_llm_sse *s, struct evscan *x, struct ev *e)
 		    !strcmp(ty, "response.failed")) {
 			take_usage(&s->usage, s->o.shape, &x->u1, true);
 			s->done = true;
+		} else {
+			e->summary = 0;
 		}
 		if (!strcmp(ty, "error") || !strcmp(ty, "response.failed"))
 			s->upstream_error = true;
@@ -816,13 +859,63 @@ static bool over_budget(const struct lt_llm_sse *s, const struct ev *e)
 			budget = v->total_tokens - s->usage.input_tokens;
 		return lt_llm_sat_add(s->out_bytes, e->bytes) > budget;
 	case LT_LLM_CUT_TOKENS:
-		lower = lt_llm_sat_add(s->out_deltas, e->deltas);
+		lower = lt_llm_sat_add(lt_llm_sat_add(s->out_deltas, s->out_big), e->deltas);
 		if (s->usage.output_tokens > lower)
 			lower = s->usage.output_tokens;
 		return lower > v->output_tokens;
 	default:
 		return false;
 	}
+}
+
+/*
+ * How many more data bytes of the current over-long event may go out
+ * before the budget is passed (UINT64_MAX: no limit). Its JSON is not read,
+ * so each byte counts as a token (a byte-level tokenizer never emits more
+ * tokens than bytes): the client never receives more than the budget,
+ * whatever the event holds. A Responses summary (big_rep) repeats deltas
+ * already counted and is free.
+ */
+static uint64_t big_room(const struct lt_llm_sse *s)
+{
+	const struct lt_llm_resv *v = &s->o.resv;
+	uint64_t budget, used;
+
+	if (s->big_rep)
+		return UINT64_MAX;
+	switch (s->o.cut) {
+	case LT_LLM_CUT_BYTES:
+		budget = v->output_tokens;
+		if (s->usage.has_input && v->total_tokens > s->usage.input_tokens &&
+		    v->total_tokens - s->usage.input_tokens > budget)
+			budget = v->total_tokens - s->usage.input_tokens;
+		used = s->out_bytes;
+		break;
+	case LT_LLM_CUT_TOKENS:
+		budget = v->output_tokens;
+		used = lt_llm_sat_add(s->out_deltas, s->out_big);
+		if (s->usage.output_tokens > used)
+			used = s->usage.output_tokens;
+		break;
+	default:
+		return UINT64_MAX;
+	}
+	used = lt_llm_sat_add(used, s->tlen);
+	return used < budget ? budget - used : 0;
+}
+
+/*
+ * The cut inside an over-long event, part of which already went out: that
+ * part cannot be taken back, so it is ended where it stands (an SSE client
+ * then dispatches a truncated event, which no JSON reader accepts; an
+ * array's JSON is left unfinished) and the final error event follows.
+ */
+static int cut_inside(struct lt_llm_sse *s, struct lt_llm_buf *out)
+{
+	s->cut = true;
+	if (!s->o.json_array && buf_str(out, "\n\n"))
+		return -ENOMEM;
+	return lt_llm_cut_event(s, out);
 }
 
 /* --- the SSE parser ----------------------------------------------------- */
@@ -850,28 +943,64 @@ static bool event_is(const struct lt_llm_sse *s, const char *name)
 	return !strcmp(s->event, name);
 }
 
-/* Events of a large size that repeat output already counted from its deltas. */
+/*
+ * The Responses events that repeat output already counted from its deltas
+ * (a long answer makes them longer than the hold). No other shape has one:
+ * Anthropic's message_start and content_block_stop carry no text, and an
+ * event name means nothing to a chat client, so a big "response.completed"
+ * on a chat stream is output like any other.
+ */
+static const char *const resp_repeat[] = {
+	"response.completed",
+	"response.incomplete",
+	"response.failed",
+	"response.output_item.done",
+	"response.content_part.done",
+	"response.output_text.done",
+	"response.function_call_arguments.done",
+	NULL,
+};
+
 static bool repeats_output(const struct lt_llm_sse *s)
 {
-	static const char *const rep[] = {
-		"response.completed",
-		"response.incomplete",
-		"response.failed",
-		"response.created",
-		"response.in_progress",
-		"response.output_item.done",
-		"response.content_part.done",
-		"response.output_text.done",
-		"message_start",
-		"content_block_stop",
-		"response.function_call_arguments.done",
-	};
-	unsigned i;
+	return s->o.shape == LT_LLM_RESPONSES && in_list(s->event, resp_repeat);
+}
 
-	for (i = 0; i < sizeof(rep) / sizeof(rep[0]); i++)
-		if (event_is(s, rep[i]))
-			return true;
-	return false;
+/* The top-level "type" of a big event, from the part of its data that was held. */
+struct big_type {
+	char type[48];
+	bool set, mixed; /* a type was seen; two that differ were */
+};
+
+static void big_type_cb(void *ctx, const struct lt_jscan *j, enum lt_jtok t)
+{
+	struct big_type *b = ctx;
+
+	if (j->depth != 1 || !LT_JKEY(j, 0, "type") || t == LT_J_END)
+		return;
+	if (t != LT_J_STR || j->vlen != j->dlen || j->vlen >= sizeof(b->type) ||
+	    (b->set && (strlen(b->type) != j->vlen || memcmp(b->type, j->v, j->vlen)))) {
+		b->mixed = true;
+		return;
+	}
+	memcpy(b->type, j->v, j->vlen);
+	b->type[j->vlen] = 0;
+	b->set = true;
+}
+
+/*
+ * A big event is a summary when both its event name and the "type" its
+ * SDK reads (the JSON's, in its first LT_LLM_SSE_EVENT_MAX bytes) say so:
+ * the name alone is the provider's word and the client never sees it.
+ */
+static bool big_repeats(const struct lt_llm_sse *s)
+{
+	struct big_type b = { 0 };
+
+	if (!repeats_output(s))
+		return false;
+	lt_jscan(s->data.p, s->data.len, big_type_cb, &b); /* truncated: -EINVAL, callbacks ran */
+	return b.set && !b.mixed && !strcmp(b.type, s->event);
 }
 
 /* The ring's bytes in order, into buf (LT_LLM_SSE_TAIL); returns the length. */
@@ -935,7 +1064,9 @@ static void tail_usage(struct lt_llm_sse *s)
 			continue;
 		o = json_loadb(t + j, bs - j + 1, 0, NULL);
 		final = s->o.shape == LT_LLM_CHAT || s->o.shape == LT_LLM_COMPLETIONS ||
-			(s->o.shape == LT_LLM_RESPONSES && repeats_output(s)) ||
+			(s->o.shape == LT_LLM_RESPONSES &&
+			 (event_is(s, "response.completed") || event_is(s, "response.incomplete") ||
+			  event_is(s, "response.failed"))) ||
 			(s->o.shape == LT_LLM_ANTHROPIC && event_is(s, "message_delta")) ||
 			(s->o.shape == LT_LLM_GEMINI && memmem(t, n, "\"finishReason\"", 14));
 		take_json(&s->usage, s->o.shape, o, final);
@@ -953,8 +1084,10 @@ static int dispatch(struct lt_llm_sse *s, struct lt_llm_buf *out)
 	int rc = 0;
 
 	if (s->big) {
-		if (!repeats_output(s))
+		if (!s->big_rep) {
 			s->out_bytes = lt_llm_sat_add(s->out_bytes, s->tlen);
+			s->out_big = lt_llm_sat_add(s->out_big, s->tlen);
+		}
 		tail_usage(s);
 		s->oversize++;
 		goto reset;
@@ -969,6 +1102,13 @@ static int dispatch(struct lt_llm_sse *s, struct lt_llm_buf *out)
 		} else {
 			ev_read(s, s->data.p, s->data.len, &e);
 		}
+		/*
+		 * The final response is what SDKs hand the application (openai-node's
+		 * finalResponse()): text in it that no delta carried is output, counted
+		 * here. An honest one repeats the deltas byte for byte and adds nothing.
+		 */
+		if (e.summary > s->out_bytes)
+			count(&e, e.summary - s->out_bytes, true);
 		if (!s->cut && over_budget(s, &e)) {
 			s->cut = true;
 			forward = false;
@@ -988,6 +1128,7 @@ reset:
 	s->event[0] = 0;
 	s->elen = 0;
 	s->big = false;
+	s->big_rep = false;
 	s->tlen = 0;
 	return rc;
 }
@@ -1011,16 +1152,28 @@ static void tail_add(struct lt_llm_sse *s, const char *p, size_t n)
 	}
 }
 
-/* The current event outgrew the hold: forward what is held, stream the rest. */
+/*
+ * The current event outgrew the hold: forward what is held and stream the
+ * rest, counting its data bytes as they pass (big_room). An event whose
+ * held part alone passes the budget is replaced by the cut whole, as a
+ * small one is.
+ */
 static int go_big(struct lt_llm_sse *s, struct lt_llm_buf *out)
 {
+	int rc = 0;
+
 	s->big = true;
+	s->big_rep = big_repeats(s);
+	if (!s->cut && s->data.len > big_room(s)) {
+		s->cut = true;
+		rc = lt_llm_cut_event(s, out);
+	}
 	tail_add(s, s->data.p, s->data.len);
 	s->data.len = 0;
-	if (!s->cut && buf_add(out, s->raw.p, s->raw.len))
-		return -ENOMEM;
+	if (!rc && !s->cut && buf_add(out, s->raw.p, s->raw.len))
+		rc = -ENOMEM;
 	s->raw.len = 0;
-	return 0;
+	return rc;
 }
 
 /*
@@ -1030,7 +1183,15 @@ static int go_big(struct lt_llm_sse *s, struct lt_llm_buf *out)
 static int span(struct lt_llm_sse *s, const char *p, size_t n, struct lt_llm_buf *out)
 {
 	size_t m;
+	int rc;
 
+	if (s->big && !s->cut && s->st != ST_IGNORE && s->fkind == F_DATA &&
+	    n > (m = big_room(s))) {
+		/* exactly the bytes the budget has room for, whatever the pieces were */
+		if ((rc = span(s, p, m, out)) || (rc = cut_inside(s, out)))
+			return rc;
+		return span(s, p + m, n - m, out);
+	}
 	if (s->big) {
 		if (!s->cut && buf_add(out, p, n))
 			return -ENOMEM;
@@ -1080,6 +1241,8 @@ static int end_field(struct lt_llm_sse *s, int f, struct lt_llm_buf *out)
 
 enum { A_BEFORE, A_SEP, A_ELEM, A_AFTER, A_RAW };
 
+static const char BOM[] = "\xef\xbb\xbf"; /* UTF-8's byte order mark */
+
 /*
  * An element closed: it is an event whose data is its JSON text (dispatch
  * wants the data to end in the LF that ends an SSE data line).
@@ -1103,6 +1266,8 @@ static int array_event(struct lt_llm_sse *s, struct lt_llm_buf *out)
 static int array_byte(struct lt_llm_sse *s, char c, struct lt_llm_buf *out)
 {
 	if (s->big) {
+		if (!s->cut && !big_room(s) && cut_inside(s, out))
+			return -ENOMEM;
 		tail_add(s, &c, 1);
 		return !s->cut && buf_add(out, &c, 1) ? -ENOMEM : 0;
 	}
@@ -1134,10 +1299,24 @@ static int array_feed(struct lt_llm_sse *s, const char *p, size_t len, struct lt
 			break;
 		switch (s->ast) {
 		case A_BEFORE:
+			if (s->bom < 3 && c == BOM[s->bom]) {
+				/* a BOM before the array: a client's UTF-8 decoding drops it */
+				s->bom++;
+				if ((rc = buf_add(out, &c, 1)))
+					return rc;
+				break;
+			}
+			if (c != '[' && c != ' ' && c != '\t' && c != '\r' && c != '\n') {
+				/*
+				 * Not an array: an event stream (alt=sse, or a provider
+				 * that read the query otherwise), read as one, so events
+				 * in a body labelled as an array are counted all the same.
+				 */
+				s->o.json_array = false;
+				return lt_llm_sse_feed(s, p + i, len - i, out);
+			}
 			if (c == '[')
 				s->ast = A_SEP;
-			else if (c != ' ' && c != '\t' && c != '\r' && c != '\n')
-				s->ast = A_RAW;
 			if ((rc = buf_add(out, &c, 1)))
 				return rc;
 			break;
@@ -1217,11 +1396,32 @@ int lt_llm_sse_feed(struct lt_llm_sse *s, const void *piece, size_t len, struct 
 		return array_feed(s, p, len, out);
 	for (i = 0; i < len; i++) {
 		c = p[i];
+		if (s->bom < 3) {
+			/*
+			 * A client strips one leading BOM (WHATWG: "UTF-8 decode"),
+			 * so the field after it is read as theirs: "data" still.
+			 */
+			if (c == BOM[s->bom]) {
+				if ((rc = buf_add(&s->raw, &c, 1)))
+					return rc;
+				s->bom++;
+				continue;
+			}
+			if (s->bom) {
+				/* part of one: decoded as U+FFFD, a field name no client knows */
+				s->st = ST_FIELD;
+				strcpy(s->field, "-");
+				s->flen = 1;
+			}
+			s->bom = 3;
+		}
 		if (s->cr && c == '\n') {
 			/* the LF of a CRLF: the line already ended at the CR */
 			s->cr = false;
-			if (s->st == ST_LINE && !s->raw.len && !s->data.len && !s->elen) {
-				if (s->fwd_last && (rc = buf_add(out, &c, 1)))
+			/* between events: it goes with the last one; inside a big one, with it */
+			if (s->st == ST_LINE && !s->big && !s->raw.len && !s->data.len &&
+			    !s->elen) {
+				if (s->fwd_last && !s->cut && (rc = buf_add(out, &c, 1)))
 					return rc;
 				continue;
 			}
@@ -1356,7 +1556,9 @@ void lt_llm_reconcile(const struct lt_llm_resv *v, const struct lt_llm_usage *u,
 	uint64_t in, o;
 
 	if (u->final) {
-		out->used = lt_llm_sat_add(u->input_tokens, u->output_tokens);
+		/* never less output than was counted passing: a lower bound the report cannot undercut */
+		o = u->output_tokens > counted_output ? u->output_tokens : counted_output;
+		out->used = lt_llm_sat_add(u->input_tokens, o);
 	} else {
 		in = u->has_input ? u->input_tokens : v->prompt_tokens;
 		o = v->output_tokens;

@@ -27,10 +27,15 @@
  *     unit that can be dropped or replaced), so the client sees whole
  *     events, each as soon as its blank line arrives. Memory per stream is
  *     bounded: one event, at most LT_LLM_SSE_EVENT_MAX bytes of data held
- *     (plus its raw bytes); a larger event is forwarded as it arrives
- *     (not held), its data bytes all count as output unless its type is
- *     one that repeats earlier output (response.completed, message_start,
- *     ...), and its usage is read from its last LT_LLM_SSE_TAIL bytes,
+ *     (plus its raw bytes). A larger event is not held and not read as
+ *     JSON: its data bytes count as tokens (out_big; bytes bound a
+ *     byte-level tokenizer's tokens) as they stream. With a cut set, one
+ *     whose held part already passes the budget is replaced by the cut
+ *     whole; otherwise it streams until exactly the budget is used and is
+ *     ended there (the client gets a truncated event, then the final error
+ *     event). Only a Responses summary that repeats counted deltas
+ *     (response.completed, response.*.done: event name and JSON "type"
+ *     both) is free. Its usage is read from its last LT_LLM_SSE_TAIL bytes,
  *     where the providers put it (after the output).
  *
  *  Reconcile: lt_llm_reconcile(&resv, &usage, counted_output, &settle).
@@ -55,8 +60,9 @@
  * Output counting (for the cut-off): out_bytes is the bytes of generated
  * text deltas (content, refusals, reasoning text, tool-call names and
  * arguments), an upper bound on the visible output tokens of a byte-level
- * tokenizer. out_deltas is the number of non-empty ones: each carries at
- * least one new token, so it is a lower bound. Hidden reasoning (OpenAI
+ * tokenizer. out_deltas is what the non-empty ones must carry at least:
+ * one token each, and one per LT_LLM_TOKEN_BYTES_MAX bytes of their text
+ * (an audio delta one), so it is a lower bound. Hidden reasoning (OpenAI
  * o-series) is in neither: only usage knows it.
  *
  * The cut (opts.resv set, opts.cut != LT_LLM_CUT_OFF): before an event is
@@ -69,10 +75,11 @@
  *	the reservation, whatever the provider does. The price: a compliant
  *	stream whose text has more bytes than tokens left is ended early
  *	(English is ~4 bytes per token).
- *   LT_LLM_CUT_TOKENS: the provable token count, max(out_deltas, the output
- *	the provider reported so far), would exceed resv.output: only a
- *	provider that ignores the limit the gateway set is ever cut; one that
- *	packs many tokens in one delta overshoots by at most that event.
+ *   LT_LLM_CUT_TOKENS: the provable token count, max(out_deltas + out_big,
+ *	the output the provider reported so far), would exceed resv.output:
+ *	only a provider that ignores the limit the gateway set is ever cut;
+ *	one that packs many short tokens in its deltas gets them out at up to
+ *	LT_LLM_TOKEN_BYTES_MAX bytes a counted token, no more.
  */
 #ifndef LT_LLM_USAGE_H
 #define LT_LLM_USAGE_H
@@ -85,6 +92,13 @@
 #define LT_LLM_SSE_EVENT_MAX (64 * 1024) /* bytes of one event held and parsed */
 #define LT_LLM_SSE_TAIL 8192 /* bytes kept of a larger event, for its usage */
 #define LT_LLM_SSE_CUT 1 /* lt_llm_sse_feed: the stream was cut */
+/*
+ * Bytes of text that hold at least one token: well above the longest tokens
+ * of the vocabularies behind these APIs (tiktoken's BPE merges, SentencePiece
+ * pieces of at most 16 characters), so ceil(bytes / this) never exceeds a
+ * delta's real token count.
+ */
+#define LT_LLM_TOKEN_BYTES_MAX 256
 
 struct lt_llm_usage {
 	bool has_input; /* input reported (may come before output) */
@@ -104,7 +118,10 @@ struct lt_llm_sse_opts {
 	/*
 	 * Gemini streamGenerateContent without alt=sse: the stream is one JSON
 	 * array written element by element. Each element is an event: held
-	 * until it closes, counted, then forwarded or replaced by the cut.
+	 * until it closes, counted, then forwarded or replaced by the cut. A
+	 * body whose first non-blank byte is not '[' is read as SSE instead
+	 * (json_array is then cleared): what a client reads is what the body
+	 * is, whatever the query or the label said.
 	 */
 	bool json_array;
 };
@@ -119,6 +136,14 @@ struct lt_llm_sse {
 	struct lt_llm_usage usage;
 	uint64_t out_bytes; /* generated text bytes seen (upper bound, tokens) */
 	uint64_t out_deltas; /* non-empty generated deltas (lower bound, tokens) */
+	/*
+	 * Data bytes of events longer than LT_LLM_SSE_EVENT_MAX (not read as
+	 * JSON): their bound on tokens, as bytes bound a byte-level tokenizer's
+	 * count. Added to out_deltas by the token cut; not by the reconcile,
+	 * which takes a lower bound (what went out under this one is within
+	 * the reservation a stream without final usage is charged).
+	 */
+	uint64_t out_big;
 	uint64_t events; /* events parsed */
 	uint64_t oversize; /* events larger than LT_LLM_SSE_EVENT_MAX */
 	uint64_t slow_events; /* events the scanner left to jansson (escaped keys, odd JSON) */
@@ -129,7 +154,9 @@ struct lt_llm_sse {
 	/* private: the parser */
 	int st; /* line state */
 	bool cr; /* the last byte was CR: a following LF ends nothing */
+	unsigned char bom; /* bytes of a leading UTF-8 BOM seen; 3: past the stream's start */
 	bool big; /* the current event passed LT_LLM_SSE_EVENT_MAX */
+	bool big_rep; /* ... and it is a Responses summary that repeats counted output */
 	bool fwd_last; /* the last event was forwarded (its CRLF's LF follows it) */
 	int fkind; /* the current line's field: data, event, other */
 	char field[8];
@@ -170,7 +197,10 @@ int lt_llm_cut_event(const struct lt_llm_sse *s, struct lt_llm_buf *out);
 
 /*
  * Reconcile: what the request used, against what it reserved.
- *   usage final: used = input + output, as reported.
+ *   usage final: used = input + max(output, counted_output), as reported,
+ *	except that a report below the output counted as it passed (the
+ *	caller's lower bound: non-empty deltas) is charged that count. Where
+ *	usage arrives more than once, each count keeps its largest value.
  *   otherwise (cut, client gone, upstream failed, no usage): the output
  *	is unknown (hidden reasoning, tokens the provider generated but we did
  *	not see), so used = (input if reported, else the prompt bound) +

@@ -86,6 +86,7 @@ struct conn {
 	struct stub_req req;
 	struct stub_gen gen;
 	uint32_t chunk_delay_ms, latency_ms;
+	uint32_t chunk_bytes, eol; /* x-stub-chunk-bytes, x-stub-eol */
 	int64_t disc_after; /* events (stream) or body bytes (JSON); -1: never */
 	uint32_t events;
 	/* usage written into out, and the part of it already credited to the counters */
@@ -683,6 +684,23 @@ static void echo_json(struct conn *c, const struct head *h, size_t body_len)
 	answer(c, h, 200, "application/json", NULL, b->p, b->len);
 }
 
+/* x-stub-content-type: absent keeps ct; a visible ASCII value shorter than len replaces it. */
+static int ctl_type(const struct head *h, char *ct, size_t len)
+{
+	const struct hdr *x = find_hdr(h, "x-stub-content-type");
+
+	if (!x)
+		return 0;
+	if (!x->vlen || x->vlen >= len)
+		return -1;
+	for (size_t i = 0; i < x->vlen; i++)
+		if (x->val[i] < ' ' || x->val[i] > '~')
+			return -1;
+	memcpy(ct, x->val, x->vlen);
+	ct[x->vlen] = 0;
+	return 0;
+}
+
 /* An LLM request: controls, body, then the answer (held back by the latency). */
 static void dispatch_llm(struct conn *c, const struct head *h, enum stub_shape s, const char *body,
 			 size_t blen, const char *path_model, bool stream, bool sse)
@@ -691,14 +709,15 @@ static void dispatch_llm(struct conn *c, const struct head *h, enum stub_shape s
 	uint32_t st = stub_opt_get(status);
 	uint64_t status = st ? st : 200, lat = stub_opt_get(latency_ms);
 	uint64_t delay = stub_opt_get(chunk_delay_ms), tokens = stub_opt_get(tokens);
-	uint64_t retry = stub_opt_get(retry_after_s);
+	uint64_t retry = stub_opt_get(retry_after_s), per = stub_opt_get(event_tokens);
+	uint64_t cbytes = stub_opt_get(chunk_bytes), eol = stub_opt_get(eol);
 	int64_t d = stub_opt_get(disconnect_after), e = stub_opt_get(error_after);
 	uint64_t disc = d < 0 ? UINT64_MAX : (uint64_t)d,
 		 err_after = e < 0 ? UINT64_MAX : (uint64_t)e;
 	bool hang = stub_opt_get(hang), ignore = stub_opt_get(ignore_max_tokens);
-	bool garray = stub_opt_get(gemini_array);
+	bool garray = stub_opt_get(gemini_array), gz = stub_opt_get(gzip);
 	struct stub_req *r = &c->req;
-	char err[256];
+	char err[256], ctype[sizeof(stub_opts.content_type)];
 	uint32_t n;
 	bool capped = false;
 
@@ -711,8 +730,12 @@ static void dispatch_llm(struct conn *c, const struct head *h, enum stub_shape s
 	    ctl_uint(h, "x-stub-retry-after", 0, 86400, &retry) ||
 	    ctl_uint(h, "x-stub-disconnect-after", 0, UINT32_MAX, &disc) ||
 	    ctl_uint(h, "x-stub-error-after", 0, UINT32_MAX, &err_after) ||
-	    ctl_bool(h, "x-stub-hang", &hang) || ctl_bool(h, "x-stub-ignore-max-tokens", &ignore) ||
-	    ctl_bool(h, "x-stub-gemini-array", &garray)) {
+	    ctl_uint(h, "x-stub-event-tokens", 1, STUB_MAX_TOKENS, &per) ||
+	    ctl_uint(h, "x-stub-chunk-bytes", 0, 1 << 20, &cbytes) ||
+	    ctl_uint(h, "x-stub-eol", 0, 3, &eol) || ctl_bool(h, "x-stub-hang", &hang) ||
+	    ctl_bool(h, "x-stub-ignore-max-tokens", &ignore) ||
+	    ctl_bool(h, "x-stub-gemini-array", &garray) || ctl_bool(h, "x-stub-gzip", &gz) ||
+	    ctl_type(h, strcpy(ctype, stub_opts.content_type), sizeof(ctype))) {
 		stub_count(s, errors, 1);
 		answer_error(c, h, f, 400, 0,
 			     "a x-stub-* header has a bad value (see leaky-stub --help)");
@@ -720,6 +743,8 @@ static void dispatch_llm(struct conn *c, const struct head *h, enum stub_shape s
 	}
 	c->latency_ms = (uint32_t)lat;
 	c->chunk_delay_ms = (uint32_t)delay;
+	c->chunk_bytes = (uint32_t)cbytes;
+	c->eol = (uint32_t)eol;
 	c->disc_after = disc == UINT64_MAX ? -1 : (int64_t)disc;
 	if (hang) {
 		stub_count(s, hung, 1);
@@ -755,6 +780,7 @@ static void dispatch_llm(struct conn *c, const struct head *h, enum stub_shape s
 		capped = true;
 	}
 	stub_gen_init(&c->gen, r, n, capped, __atomic_add_fetch(&next_id, 1, __ATOMIC_RELAXED));
+	stub_gen_per_event(&c->gen, (uint32_t)per);
 	if (err_after != UINT64_MAX)
 		c->gen.err_after = (int64_t)err_after;
 	if (!r->stream) {
@@ -764,24 +790,48 @@ static void dispatch_llm(struct conn *c, const struct head *h, enum stub_shape s
 
 		b->len = 0;
 		stub_gen_json(&c->gen, b);
-		if (ae && list_has(ae->val, ae->vlen, "gzip") &&
+		if ((gz || (ae && list_has(ae->val, ae->vlen, "gzip"))) &&
 		    !gzip_into(b->p, b->len, &c->w->gz))
-			answer(c, h, 200, "application/json", "Content-Encoding: gzip\r\n",
-			       c->w->gz.p, c->w->gz.len);
+			answer(c, h, 200, ctype[0] ? ctype : "application/json",
+			       "Content-Encoding: gzip\r\n", c->w->gz.p, c->w->gz.len);
 		else
-			answer(c, h, 200, "application/json", NULL, b->p, b->len);
+			answer(c, h, 200, ctype[0] ? ctype : "application/json", NULL, b->p,
+			       b->len);
 		c->pend_p = c->gen.rep_prompt;
 		c->pend_c = c->gen.rep_completion;
 		c->pend_g = c->gen.gen_tokens;
 		goto cut;
 	}
 	stub_count(s, streams, 1);
+	if (gz) {
+		/*
+		 * A provider that compresses a stream it was asked to send plain: the
+		 * whole stream, generated at once, in one gzip body (what a client
+		 * that cannot decode it sees is the same as for a flushed one).
+		 */
+		struct stub_buf *b = &c->w->scratch;
+
+		b->len = 0;
+		while (stub_gen_event(&c->gen, b))
+			;
+		if (gzip_into(b->p, b->len, &c->w->gz)) {
+			answer_error(c, h, f, 500, 0, "leaky-stub: gzip failed");
+			goto cut;
+		}
+		answer(c, h, 200, ctype[0] ? ctype : stub_gen_content_type(r),
+		       "Content-Encoding: gzip\r\nCache-Control: no-cache\r\n", c->w->gz.p,
+		       c->w->gz.len);
+		c->pend_p = c->gen.rep_prompt;
+		c->pend_c = c->gen.rep_completion;
+		c->pend_g = c->gen.gen_tokens;
+		goto cut;
+	}
 	c->streaming = true;
 	/* HTTP/1.0 has no chunked framing: the end of the stream is the end of the connection. */
 	c->chunked = h->minor == 1;
 	if (!c->chunked)
 		c->close_after = true;
-	head_start(c, h, 200, stub_gen_content_type(r));
+	head_start(c, h, 200, ctype[0] ? ctype : stub_gen_content_type(r));
 	stub_buf_str(&c->out,
 		     c->chunked ? "Cache-Control: no-cache\r\nTransfer-Encoding: chunked\r\n\r\n" :
 				  "Cache-Control: no-cache\r\n\r\n");
@@ -943,6 +993,45 @@ static void credit(struct conn *c)
 	c->cred_g = c->pend_g;
 }
 
+/*
+ * An event's line ends rewritten (x-stub-eol): every CRLF, CR or LF becomes
+ * the one asked for. JSON text holds no raw CR or LF, so only the SSE
+ * framing (and a Gemini array's blanks) change.
+ */
+static void rewrite_eol(struct stub_buf *ev, struct stub_buf *tmp, uint32_t eol)
+{
+	static const char *const ends[] = { NULL, "\n", "\r\n", "\r" };
+	size_t i;
+
+	tmp->len = 0;
+	for (i = 0; i < ev->len; i++) {
+		if (ev->p[i] != '\r' && ev->p[i] != '\n') {
+			stub_buf_add(tmp, ev->p + i, 1);
+			continue;
+		}
+		if (ev->p[i] == '\r' && i + 1 < ev->len && ev->p[i + 1] == '\n')
+			i++;
+		stub_buf_str(tmp, ends[eol]);
+	}
+	ev->len = 0;
+	stub_buf_add(ev, tmp->p, tmp->len);
+}
+
+/* Appends an event to out, framed: one chunk, or chunks of at most chunk_bytes. */
+static void frame(struct conn *c, const char *p, size_t n)
+{
+	size_t step = c->chunk_bytes && c->chunked ? c->chunk_bytes : n, k;
+
+	for (; n; p += k, n -= k) {
+		k = n < step ? n : step;
+		if (c->chunked)
+			stub_buf_printf(&c->out, "%zx\r\n", k);
+		stub_buf_add(&c->out, p, k);
+		if (c->chunked)
+			stub_buf_add(&c->out, "\r\n", 2);
+	}
+}
+
 /* Generates the next events of a stream into out, framed. */
 static void produce(struct conn *c)
 {
@@ -959,11 +1048,9 @@ static void produce(struct conn *c)
 			stub_count(c->shape, stream_errors, 1);
 			c->gen.errored = false;
 		}
-		if (c->chunked)
-			stub_buf_printf(&c->out, "%zx\r\n", ev->len);
-		stub_buf_add(&c->out, ev->p, ev->len);
-		if (c->chunked)
-			stub_buf_add(&c->out, "\r\n", 2);
+		if (c->eol)
+			rewrite_eol(ev, &c->w->gz, c->eol);
+		frame(c, ev->p, ev->len);
 		c->pend_p = c->gen.rep_prompt;
 		c->pend_c = c->gen.rep_completion;
 		c->pend_g = c->gen.gen_tokens;

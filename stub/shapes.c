@@ -476,44 +476,62 @@ int stub_parse(enum stub_shape s, const char *body, size_t len, struct stub_req 
 
 /* --- responses ------------------------------------------------------------------------- */
 
+/* Events of a stream, from its text events nt (see stub_gen_per_event). */
+static uint32_t stream_events(const struct stub_req *r, uint32_t nt)
+{
+	switch (r->shape) {
+	case STUB_OPENAI_CHAT:
+	case STUB_GEMINI_OPENAI:
+	case STUB_DASHSCOPE:
+		/* role chunk, the text chunks, finish chunk, [usage chunk], [DONE] */
+		return nt + 3 + (r->include_usage ? 1 : 0);
+	case STUB_OPENAI_COMPLETIONS:
+		/* the text chunks, finish chunk, [usage chunk], [DONE] */
+		return nt + 2 + (r->include_usage ? 1 : 0);
+	case STUB_OPENAI_RESPONSES:
+		/* created, in_progress, item added, part added, the deltas, text done, part done,
+		 * item done, completed */
+		return nt + 8;
+	case STUB_GEMINI:
+		/* the text chunks, the last with finishReason; one empty chunk when N = 0 */
+		return nt ? nt : 1;
+	case STUB_ANTHROPIC:
+		/* message_start, content_block_start, ping, the deltas, content_block_stop,
+		 * message_delta, message_stop */
+		return nt + 6;
+	default:
+		return 0;
+	}
+}
+
 void stub_gen_init(struct stub_gen *g, const struct stub_req *r, uint32_t n, bool capped,
 		   uint64_t id)
 {
 	memset(g, 0, sizeof(*g));
 	g->req = r;
 	g->n = n;
+	g->per = 1;
+	g->nt = n;
 	g->capped = capped;
 	g->id = id;
 	g->created = time(NULL);
 	g->err_after = -1;
-	switch (r->shape) {
-	case STUB_OPENAI_CHAT:
-	case STUB_GEMINI_OPENAI:
-	case STUB_DASHSCOPE:
-		/* role chunk, N tokens, finish chunk, [usage chunk], [DONE] */
-		g->nev = n + 3 + (r->include_usage ? 1 : 0);
-		break;
-	case STUB_OPENAI_COMPLETIONS:
-		/* N tokens, finish chunk, [usage chunk], [DONE] */
-		g->nev = n + 2 + (r->include_usage ? 1 : 0);
-		break;
-	case STUB_OPENAI_RESPONSES:
-		/* created, in_progress, item added, part added, N deltas, text done, part done,
-		 * item done, completed */
-		g->nev = n + 8;
-		break;
-	case STUB_GEMINI:
-		/* one token per chunk, the last with finishReason; one empty chunk when N = 0 */
-		g->nev = n ? n : 1;
-		break;
-	case STUB_ANTHROPIC:
-		/* message_start, content_block_start, ping, N deltas, content_block_stop,
-		 * message_delta, message_stop */
-		g->nev = n + 6;
-		break;
-	default:
-		g->nev = 0;
-	}
+	g->nev = stream_events(r, n);
+}
+
+void stub_gen_per_event(struct stub_gen *g, uint32_t per)
+{
+	g->per = per ? per : 1;
+	g->nt = g->n / g->per + (g->n % g->per ? 1 : 0);
+	g->nev = stream_events(g->req, g->nt);
+}
+
+/* Output tokens in text event i (0-based): per, the last one what is left. */
+static uint32_t text_tokens(const struct stub_gen *g, uint32_t i)
+{
+	uint64_t done = (uint64_t)i * g->per;
+
+	return done >= g->n ? 0 : g->n - done < g->per ? (uint32_t)(g->n - done) : g->per;
 }
 
 const char *stub_gen_content_type(const struct stub_req *r)
@@ -764,7 +782,7 @@ static void openai_event(struct stub_gen *g, struct stub_buf *b, uint32_t k)
 	const struct stub_req *r = g->req;
 	bool chat = r->shape != STUB_OPENAI_COMPLETIONS;
 	uint32_t first_tok = chat ? 1 : 0; /* event index of the first token */
-	uint32_t fin = first_tok + g->n; /* the finish chunk */
+	uint32_t fin = first_tok + g->nt; /* the finish chunk */
 
 	if (k == g->nev - 1) {
 		stub_buf_str(b, "data: [DONE]\n\n");
@@ -784,11 +802,13 @@ static void openai_event(struct stub_gen *g, struct stub_buf *b, uint32_t k)
 		stub_buf_str(b, "{\"index\":0,\"delta\":{\"role\":\"assistant\",\"content\":\"\","
 				"\"refusal\":null},\"logprobs\":null,\"finish_reason\":null}");
 	} else if (k < fin) {
-		stub_buf_str(b, chat ? "{\"index\":0,\"delta\":{\"content\":\"" STUB_TOKEN "\"},"
-				       "\"logprobs\":null,\"finish_reason\":null}" :
-				       "{\"text\":\"" STUB_TOKEN "\",\"index\":0,\"logprobs\":null,"
-				       "\"finish_reason\":null}");
-		g->gen_tokens++;
+		uint32_t t = text_tokens(g, k - first_tok);
+
+		stub_buf_str(b, chat ? "{\"index\":0,\"delta\":{\"content\":" : "{\"text\":");
+		add_text(b, t);
+		stub_buf_str(b, chat ? "},\"logprobs\":null,\"finish_reason\":null}" :
+				       ",\"index\":0,\"logprobs\":null,\"finish_reason\":null}");
+		g->gen_tokens += t;
 	} else {
 		stub_buf_printf(b,
 				chat ? "{\"index\":0,\"delta\":{},\"logprobs\":null,"
@@ -802,7 +822,7 @@ static void openai_event(struct stub_gen *g, struct stub_buf *b, uint32_t k)
 
 static void responses_event(struct stub_gen *g, struct stub_buf *b, uint32_t k)
 {
-	uint32_t n = g->n;
+	uint32_t n = g->nt; /* text events: the indices below count them */
 	unsigned long long id = (unsigned long long)g->id;
 	const char *item_status = g->capped ? "incomplete" : "completed";
 	const char *type;
@@ -820,7 +840,7 @@ static void responses_event(struct stub_gen *g, struct stub_buf *b, uint32_t k)
 		stub_buf_str(b, "}\n\n");
 		if (k == n + 7) {
 			g->rep_prompt = g->req->prompt_tokens;
-			g->rep_completion = n;
+			g->rep_completion = g->n;
 		}
 	} else if (k == 2) {
 		stub_buf_printf(
@@ -839,20 +859,22 @@ static void responses_event(struct stub_gen *g, struct stub_buf *b, uint32_t k)
 				"{\"type\":\"output_text\",\"text\":\"\",\"annotations\":[]}}\n\n",
 				id);
 	} else if (k < n + 4) {
-		stub_buf_printf(b,
-				"event: response.output_text.delta\ndata: {\"type\":"
-				"\"response.output_text.delta\",\"sequence_number\":%u,\"item_id\":"
-				"\"msg_stub%llu\",\"output_index\":0,\"content_index\":0,\"delta\":"
-				"\"" STUB_TOKEN "\",\"logprobs\":[]}\n\n",
-				k, id);
-		g->gen_tokens++;
+		stub_buf_printf(
+			b,
+			"event: response.output_text.delta\ndata: {\"type\":"
+			"\"response.output_text.delta\",\"sequence_number\":%u,\"item_id\":"
+			"\"msg_stub%llu\",\"output_index\":0,\"content_index\":0,\"delta\":",
+			k, id);
+		add_text(b, text_tokens(g, k - 4));
+		stub_buf_str(b, ",\"logprobs\":[]}\n\n");
+		g->gen_tokens += text_tokens(g, k - 4);
 	} else if (k == n + 4) {
 		stub_buf_printf(b,
 				"event: response.output_text.done\ndata: {\"type\":"
 				"\"response.output_text.done\",\"sequence_number\":%u,\"item_id\":"
 				"\"msg_stub%llu\",\"output_index\":0,\"content_index\":0,\"text\":",
 				k, id);
-		add_text(b, n);
+		add_text(b, g->n);
 		stub_buf_str(b, ",\"logprobs\":[]}\n\n");
 	} else if (k == n + 5) {
 		stub_buf_printf(b,
@@ -861,7 +883,7 @@ static void responses_event(struct stub_gen *g, struct stub_buf *b, uint32_t k)
 				"\"msg_stub%llu\",\"output_index\":0,\"content_index\":0,\"part\":"
 				"{\"type\":\"output_text\",\"text\":",
 				k, id);
-		add_text(b, n);
+		add_text(b, g->n);
 		stub_buf_str(b, ",\"annotations\":[]}}\n\n");
 	} else {
 		stub_buf_printf(b,
@@ -871,14 +893,14 @@ static void responses_event(struct stub_gen *g, struct stub_buf *b, uint32_t k)
 				"\"msg_stub%llu\",\"status\":\"%s\",\"role\":\"assistant\","
 				"\"content\":[{\"type\":\"output_text\",\"text\":",
 				k, id, item_status);
-		add_text(b, n);
+		add_text(b, g->n);
 		stub_buf_str(b, ",\"annotations\":[]}]}}\n\n");
 	}
 }
 
 static void anthropic_event(struct stub_gen *g, struct stub_buf *b, uint32_t k)
 {
-	uint32_t n = g->n;
+	uint32_t n = g->nt; /* text events: the indices below count them */
 
 	if (k == 0) {
 		stub_buf_printf(
@@ -903,9 +925,10 @@ static void anthropic_event(struct stub_gen *g, struct stub_buf *b, uint32_t k)
 	} else if (k < n + 3) {
 		stub_buf_str(b,
 			     "event: content_block_delta\ndata: {\"type\":\"content_block_delta\","
-			     "\"index\":0,\"delta\":{\"type\":\"text_delta\",\"text\":\"" STUB_TOKEN
-			     "\"}}\n\n");
-		g->gen_tokens++;
+			     "\"index\":0,\"delta\":{\"type\":\"text_delta\",\"text\":");
+		add_text(b, text_tokens(g, k - 3));
+		stub_buf_str(b, "}}\n\n");
+		g->gen_tokens += text_tokens(g, k - 3);
 	} else if (k == n + 3) {
 		stub_buf_str(b, "event: content_block_stop\ndata: {\"type\":\"content_block_stop\","
 				"\"index\":0}\n\n");
@@ -914,8 +937,8 @@ static void anthropic_event(struct stub_gen *g, struct stub_buf *b, uint32_t k)
 				"event: message_delta\ndata: {\"type\":\"message_delta\",\"delta\":"
 				"{\"stop_reason\":\"%s\",\"stop_sequence\":null},\"usage\":"
 				"{\"output_tokens\":%u}}\n\n",
-				g->capped ? "max_tokens" : "end_turn", n);
-		g->rep_completion = n;
+				g->capped ? "max_tokens" : "end_turn", g->n);
+		g->rep_completion = g->n;
 	} else {
 		stub_buf_str(b, "event: message_stop\ndata: {\"type\":\"message_stop\"}\n\n");
 	}
@@ -979,7 +1002,7 @@ bool stub_gen_event(struct stub_gen *g, struct stub_buf *b)
 		responses_event(g, b, k);
 		break;
 	case STUB_GEMINI: {
-		uint32_t ntext = g->n ? 1 : 0;
+		uint32_t ntext = text_tokens(g, k);
 		bool last = k == g->nev - 1;
 
 		/* SSE events end in CRLF CRLF as Google's do; without alt=sse the stream is one
@@ -988,11 +1011,11 @@ bool stub_gen_event(struct stub_gen *g, struct stub_buf *b)
 			stub_buf_str(b, "data: ");
 		else
 			stub_buf_str(b, k ? ",\r\n" : "[");
-		gemini_object(g, b, ntext, k + ntext, last);
+		gemini_object(g, b, ntext, g->gen_tokens + ntext, last);
 		stub_buf_str(b, g->req->gemini_sse ? "\r\n\r\n" : last ? "]" : "");
 		g->gen_tokens += ntext;
 		g->rep_prompt = g->req->prompt_tokens;
-		g->rep_completion = k + ntext;
+		g->rep_completion = g->gen_tokens;
 		break;
 	}
 	case STUB_ANTHROPIC:

@@ -56,6 +56,7 @@ struct stub_buf {
  * x-stub-* header. Workers read the runtime ones with atomic loads (stub_opt_get). */
 struct stub_opts {
 	char listen[128];
+	char content_type[64]; /* "": the shape's own */
 	uint32_t threads;
 	uint32_t tokens; /* wanted output length, tokens */
 	uint32_t latency_ms; /* before the response head */
@@ -63,12 +64,16 @@ struct stub_opts {
 	uint32_t status; /* 0: answer normally */
 	uint32_t retry_after_s; /* of a 429 */
 	uint32_t embed_dims; /* floats per embedding */
+	uint32_t event_tokens; /* output tokens per stream event (a provider that batches) */
+	uint32_t chunk_bytes; /* a stream's HTTP chunks at most this long; 0: one per event */
+	uint32_t eol; /* a stream's line ends: 0 as the shape writes them, 1 LF, 2 CRLF, 3 CR */
 	uint64_t max_body; /* bytes */
 	int64_t disconnect_after; /* events (bytes of a JSON body); -1: never */
 	int64_t error_after; /* events; -1: never */
 	bool ignore_max_tokens;
 	bool gemini_array; /* a stream is a JSON array whatever the query said */
 	bool hang;
+	bool gzip; /* compress every LLM answer, whatever the request's Accept-Encoding */
 	bool quiet;
 };
 
@@ -132,6 +137,8 @@ int stub_parse(enum stub_shape s, const char *body, size_t len, struct stub_req 
 struct stub_gen {
 	const struct stub_req *req;
 	uint32_t n; /* output tokens */
+	uint32_t per; /* output tokens per text event (x-stub-event-tokens), >= 1 */
+	uint32_t nt; /* text events: ceil(n / per) */
 	bool capped; /* N was cut by the request's limit: finish "length" */
 	uint32_t ev; /* next event index */
 	uint32_t nev; /* events in the whole stream */
@@ -148,6 +155,9 @@ struct stub_gen {
 
 void stub_gen_init(struct stub_gen *g, const struct stub_req *r, uint32_t n, bool capped,
 		   uint64_t id);
+/* Packs per output tokens into each text event (default 1: one token an event). Call right
+ * after stub_gen_init. */
+void stub_gen_per_event(struct stub_gen *g, uint32_t per);
 /* The JSON body of a non-stream answer; sets rep_* and gen_tokens. */
 void stub_gen_json(struct stub_gen *g, struct stub_buf *out);
 /* Appends the next SSE event (or JSON array element) to out, unframed. Returns false when the

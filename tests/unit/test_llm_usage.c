@@ -675,6 +675,14 @@ static void reconcile_rule(void)
 		  170,
 		  0,
 		  20 },
+		/* reported below the deltas that passed: charged those */
+		{ 100,
+		  50,
+		  { .has_input = true, .final = true, .input_tokens = 30, .output_tokens = 1 },
+		  7,
+		  37,
+		  113,
+		  0 },
 		/* nothing reported: the reservation */
 		{ 100, 50, { 0 }, 10, 150, 0, 0 },
 		/* input reported, output not: input + the allowance */
@@ -960,6 +968,363 @@ static void gemini_array_huge_element_and_blanks(void)
 	free(text);
 }
 
+static const char BIG_FIRST[] =
+	"data: {\"choices\":[{\"index\":0,\"delta\":{\"content\":\"ab\"}}]}\n\n";
+static const char BIG_HEAD[] = "data: {\"choices\":[{\"index\":0,\"delta\":{\"content\":\"";
+static const char BIG_TAIL[] = "\"}}]}\n\n"
+			       "data: {\"choices\":[],\"usage\":{\"prompt_tokens\":4,"
+			       "\"completion_tokens\":50000}}\n\ndata: [DONE]\n\n";
+
+/* A chat stream: a small delta, then one of big bytes (after "event: name" if name). */
+static char *big_chat(size_t big, const char *name, size_t *len)
+{
+	char *t = malloc(strlen(BIG_FIRST) + 64 + strlen(BIG_HEAD) + big + strlen(BIG_TAIL) + 1);
+	char *q = t;
+
+	q += sprintf(q, "%s", BIG_FIRST);
+	if (name)
+		q += sprintf(q, "event: %s\n", name);
+	q += sprintf(q, "%s", BIG_HEAD);
+	memset(q, 'x', big);
+	q += big;
+	q += sprintf(q, "%s", BIG_TAIL);
+	*len = (size_t)(q - t);
+	return t;
+}
+
+/* What a stream cut right after its first len bytes went out sends: those, then the cut. */
+static bool cut_after(const struct run *r, const char *text, size_t len, const char *glue)
+{
+	struct lt_llm_buf want = { 0 };
+	bool ok;
+
+	want.p = malloc(len + 1024);
+	want.cap = len + 1024;
+	memcpy(want.p, text, len);
+	memcpy(want.p + len, glue, strlen(glue));
+	want.len = len + strlen(glue);
+	CHECK_EQ(lt_llm_cut_event(&r->s, &want), 0);
+	ok = r->rc == LT_LLM_SSE_CUT && r->s.cut && r->out.len == want.len &&
+	     !memcmp(r->out.p, want.p, want.len);
+	free(want.p);
+	return ok;
+}
+
+/*
+ * An event past the hold counts its data bytes as tokens: one whose held
+ * part alone passes the budget is replaced by the cut whole; one that
+ * passes it while it streams is ended after exactly the bytes the budget
+ * had room for; in either mode, at every split of the stream.
+ */
+static void huge_event_is_cut_at_the_budget(void)
+{
+	static const enum lt_llm_cut modes[] = { LT_LLM_CUT_TOKENS, LT_LLM_CUT_BYTES };
+	struct lt_llm_sse_opts o = { .shape = LT_LLM_CHAT };
+	size_t big = 100 * 1024, len, k, fwd, cuts[2];
+	char *t = big_chat(big, NULL, &len), *q, *f;
+	unsigned m;
+	struct run r;
+
+	for (m = 0; m < 2; m++) {
+		o.cut = modes[m];
+		for (k = 1; k < len; k += 4099) {
+			cuts[0] = k;
+			cuts[1] = k + (len - k) / 2;
+			/* 5 tokens: the first delta goes, the big one is replaced */
+			o.resv.output_tokens = 5;
+			o.resv.total_tokens = 9;
+			run_pieces(&r, &o, t, len, cuts, 2);
+			if (!cut_after(&r, t, strlen(BIG_FIRST), "")) {
+				printf("#   mode %u at %zu: rc %d out %zu\n", m, k, r.rc,
+				       r.out.len);
+				lt_t_cur_failed = 1;
+			}
+			run_done(&r);
+			/*
+			 * 70,000: the first 64 KiB go, the cut falls inside the event
+			 * after 70,000 less what the first delta counted (1 token, 2 bytes)
+			 */
+			o.resv.output_tokens = 70000;
+			o.resv.total_tokens = 70004;
+			fwd = strlen(BIG_FIRST) + strlen("data: ") + (m ? 70000 - 2 : 70000 - 1);
+			run_pieces(&r, &o, t, len, cuts, 2);
+			if (!cut_after(&r, t, fwd, "\n\n")) {
+				printf("#   mode %u at %zu: rc %d out %zu want %zu + cut\n", m, k,
+				       r.rc, r.out.len, fwd);
+				lt_t_cur_failed = 1;
+			}
+			run_done(&r);
+		}
+	}
+	/* CRLF line ends: the LF of the CR that ends the cut event's line does not follow it */
+	q = with_eol(t, "\r\n");
+	f = with_eol(BIG_FIRST, "\r\n");
+	o.cut = LT_LLM_CUT_TOKENS;
+	o.resv.output_tokens = 5;
+	o.resv.total_tokens = 9;
+	for (k = 1; k < strlen(q); k += 4099) {
+		run_pieces(&r, &o, q, strlen(q), &k, 1);
+		if (!cut_after(&r, q, strlen(f), "")) {
+			printf("#   crlf at %zu: rc %d out %zu\n", k, r.rc, r.out.len);
+			lt_t_cur_failed = 1;
+		}
+		run_done(&r);
+	}
+	free(q);
+	free(f);
+	/* with room for it, the same stream goes through whole, its bytes counted */
+	o.cut = LT_LLM_CUT_TOKENS;
+	o.resv.output_tokens = 200000;
+	o.resv.total_tokens = 200004;
+	run_pieces(&r, &o, t, len, NULL, 0);
+	CHECK_EQ(r.rc, 0);
+	CHECK(r.out.len == len && !memcmp(r.out.p, t, len));
+	CHECK(r.s.out_big > big && r.s.out_deltas == 1 && r.s.usage.final);
+	run_done(&r);
+	free(t);
+}
+
+/*
+ * Only a Responses summary is free of the count, and only when its JSON
+ * type says so too: an event name is the provider's word, which a chat
+ * client never reads and a Responses SDK reads from the JSON.
+ */
+static void huge_event_names_do_not_buy_a_pass(void)
+{
+	static const char rhead[] =
+		"event: response.output_text.delta\n"
+		"data: {\"type\":\"response.output_text.delta\",\"sequence_number\":1,"
+		"\"delta\":\"abc\"}\n\n"
+		"event: response.completed\n"
+		"data: {\"type\":\"%s\",\"sequence_number\":2,\"response\":{\"output\":[{\"text\":\"";
+	static const char rtail[] = "\"}],\"usage\":{\"input_tokens\":3,\"output_tokens\":1}}}\n\n";
+	struct lt_llm_sse_opts o = { .shape = LT_LLM_CHAT, .cut = LT_LLM_CUT_TOKENS };
+	size_t big = 100 * 1024, len;
+	char *t = big_chat(big, "response.completed", &len), *q;
+	struct run r;
+
+	o.resv.output_tokens = 5;
+	o.resv.total_tokens = 9;
+	run_pieces(&r, &o, t, len, NULL, 0);
+	CHECK_EQ(r.rc, LT_LLM_SSE_CUT);
+	CHECK(!memmem(r.out.p, r.out.len, "xxxx", 4));
+	run_done(&r);
+	free(t);
+	/* Responses: the real summary passes, a delta dressed as one does not */
+	o.shape = LT_LLM_RESPONSES;
+	t = malloc(sizeof(rhead) + 64 + big + sizeof(rtail));
+	for (int fake = 0; fake < 2; fake++) {
+		q = t +
+		    sprintf(t, rhead, fake ? "response.output_text.delta" : "response.completed");
+		memset(q, 'y', big);
+		strcpy(q + big, rtail);
+		len = strlen(t);
+		run_pieces(&r, &o, t, len, NULL, 0);
+		if (fake) {
+			CHECK_EQ(r.rc, LT_LLM_SSE_CUT);
+			CHECK(!memmem(r.out.p, r.out.len, "yyyy", 4));
+		} else {
+			CHECK_EQ(r.rc, 0);
+			CHECK(r.out.len == len && !memcmp(r.out.p, t, len));
+			CHECK(r.s.usage.final && r.s.out_big == 0);
+		}
+		run_done(&r);
+	}
+	free(t);
+}
+
+/* A Gemini array element past the hold and the budget: cut whole, the array stays valid. */
+static void gemini_array_huge_element_is_cut(void)
+{
+	struct lt_llm_sse_opts o = { .shape = LT_LLM_GEMINI,
+				     .json_array = true,
+				     .cut = LT_LLM_CUT_TOKENS };
+	size_t big = 100 * 1024, k, len;
+	char *text = malloc(big + 1), *t;
+	struct run r;
+	json_t *j;
+
+	memset(text, 'y', big);
+	text[big] = 0;
+	t = gemini_array(3, text);
+	len = strlen(t);
+	o.resv.output_tokens = 5;
+	o.resv.total_tokens = 8;
+	for (k = 1; k < len; k += 7919) {
+		run_pieces(&r, &o, t, len, &k, 1);
+		j = json_loadb(r.out.p, r.out.len, 0, NULL);
+		if (r.rc != LT_LLM_SSE_CUT || !json_is_array(j) || json_array_size(j) != 1 ||
+		    !json_object_get(json_array_get(j, 0), "error")) {
+			printf("#   at %zu: rc %d out %zu\n", k, r.rc, r.out.len);
+			lt_t_cur_failed = 1;
+		}
+		json_decref(j);
+		run_done(&r);
+	}
+	free(t);
+	free(text);
+}
+
+/* A provider that reports usage twice cannot take back the first report. */
+static void usage_twice_keeps_the_larger(void)
+{
+	static const char text[] =
+		"data: {\"choices\":[{\"index\":0,\"delta\":{\"content\":\"ab\"}}]}\n\n"
+		"data: {\"choices\":[],\"usage\":{\"prompt_tokens\":90,\"completion_tokens\":40}}\n\n"
+		"data: {\"choices\":[],\"usage\":{\"prompt_tokens\":1,\"completion_tokens\":1}}\n\n"
+		"data: [DONE]\n\n";
+	static const char neg[] =
+		"data: {\"choices\":[],\"usage\":{\"prompt_tokens\":-5,\"completion_tokens\":1}}\n\n"
+		"data: {\"choices\":[],\"usage\":{\"prompt_tokens\":5.0,\"completion_tokens\":1}}\n\n"
+		"data: {\"choices\":[],\"usage\":{\"prompt_tokens\":5,\"completion_tokens\":1e3}}\n\n"
+		"data: [DONE]\n\n";
+	struct lt_llm_sse_opts o = { .shape = LT_LLM_CHAT };
+	struct lt_llm_settle st;
+	struct run r;
+
+	run_pieces(&r, &o, text, strlen(text), NULL, 0);
+	CHECK(r.s.usage.final && r.s.usage.input_tokens == 90 && r.s.usage.output_tokens == 40);
+	run_done(&r);
+	/* negative, real and exponent counts are not usage: nothing taken, the reservation charged */
+	run_pieces(&r, &o, neg, strlen(neg), NULL, 0);
+	CHECK(!r.s.usage.final && !r.s.usage.has_input && r.s.done);
+	o.resv.prompt_tokens = 10;
+	o.resv.output_tokens = 20;
+	o.resv.total_tokens = 30;
+	lt_llm_reconcile(&o.resv, &r.s.usage, r.s.out_deltas, &st);
+	CHECK_EQ(st.used, 30);
+	run_done(&r);
+}
+
+/* A delta counts one token per LT_LLM_TOKEN_BYTES_MAX bytes of its text; audio one in all. */
+static void packed_deltas_count_by_their_bytes(void)
+{
+	struct lt_llm_sse_opts o = { .shape = LT_LLM_CHAT };
+	char *t = malloc(8192), *q;
+	struct run r;
+	int use;
+
+	for (use = 0; use < 2; use++) { /* the scanner, then jansson */
+		o.use_jansson = use;
+		q = t + sprintf(t, "data: {\"choices\":[{\"index\":0,\"delta\":{\"content\":\"");
+		memset(q, 'x', 1000);
+		q += 1000;
+		q += sprintf(q, "\"}}]}\n\ndata: {\"choices\":[{\"index\":0,\"delta\":{\"audio\":"
+				"{\"data\":\"");
+		memset(q, 'A', 3000);
+		q += 3000;
+		sprintf(q, "\"}}}]}\n\n");
+		run_pieces(&r, &o, t, strlen(t), NULL, 0);
+		CHECK_EQ(r.s.out_deltas, 4 + 1); /* ceil(1000 / 256), then the audio's one */
+		CHECK_EQ(r.s.out_bytes, 4000);
+		run_done(&r);
+		/* the cut sees it: 3 tokens of allowance, a 1000-byte delta does not fit */
+		o.cut = LT_LLM_CUT_TOKENS;
+		o.resv.output_tokens = 3;
+		o.resv.total_tokens = 3;
+		run_pieces(&r, &o, t, strlen(t), NULL, 0);
+		CHECK_EQ(r.rc, LT_LLM_SSE_CUT);
+		CHECK(!memmem(r.out.p, r.out.len, "xxxx", 4));
+		run_done(&r);
+		o.cut = LT_LLM_CUT_OFF;
+	}
+	free(t);
+}
+
+/*
+ * A leading BOM is stripped by clients (WHATWG UTF-8 decode), so the first
+ * event is theirs all the same and must be counted; half a BOM is not one.
+ */
+static void leading_bom_is_read_through(void)
+{
+	static const char HALF_BOM[] = "\xef\xbb"
+				       "data: {\"choices\":[{\"delta\":{\"content\":\"ab\"}}]}\n\n";
+	struct lt_llm_sse_opts o = { 0 };
+	size_t k, len;
+	struct run r;
+	unsigned i;
+	char *t;
+
+	for (i = 0; i < sizeof(STREAMS) / sizeof(STREAMS[0]); i++) {
+		o.shape = STREAMS[i].shape;
+		len = strlen(STREAMS[i].text) + 3;
+		t = malloc(len + 1);
+		memcpy(t, "\xef\xbb\xbf", 3);
+		strcpy(t + 3, STREAMS[i].text);
+		for (k = 0; k <= len; k++) {
+			run_pieces(&r, &o, t, len, &k, 1);
+			if (!check_run(&r, &STREAMS[i], t, len, "bom")) {
+				printf("#   at offset %zu\n", k);
+				run_done(&r);
+				break;
+			}
+			run_done(&r);
+		}
+		free(t);
+	}
+	/* half a BOM: the first line's field is no client's "data" */
+	o.shape = LT_LLM_CHAT;
+	run_pieces(&r, &o, HALF_BOM, sizeof(HALF_BOM) - 1, NULL, 0);
+	CHECK_EQ(r.s.out_bytes, 0);
+	run_done(&r);
+	/* a Gemini array after a BOM is still an array */
+	o.shape = LT_LLM_GEMINI;
+	o.json_array = true;
+	t = gemini_array(3, "hi");
+	len = strlen(t) + 3;
+	{
+		char *b = malloc(len + 1);
+
+		memcpy(b, "\xef\xbb\xbf", 3);
+		strcpy(b + 3, t);
+		run_pieces(&r, &o, b, len, NULL, 0);
+		CHECK(r.s.usage.final && r.s.out_bytes == 6 && r.s.events == 3);
+		CHECK(r.out.len == len && !memcmp(r.out.p, b, len));
+		run_done(&r);
+		free(b);
+	}
+	free(t);
+}
+
+/*
+ * Responses: the final response is what SDKs hand the application, so text
+ * in it that no delta carried counts (and can be cut); an honest one adds
+ * nothing (RESPONSES_SSE in STREAMS).
+ */
+static void responses_final_text_beyond_the_deltas_counts(void)
+{
+	struct lt_llm_sse_opts o = { .shape = LT_LLM_RESPONSES };
+	char *t = malloc(strlen(RESPONSES_SSE) + 2048), *q;
+	const char *at = strstr(RESPONSES_SSE, "\"Hi there\"");
+	struct run r;
+	int use;
+
+	/* the final text gets 1000 bytes the deltas never carried */
+	q = t + (at - RESPONSES_SSE) + 9;
+	memcpy(t, RESPONSES_SSE, (size_t)(q - t));
+	memset(q, 'z', 1000);
+	strcpy(q + 1000, at + 9);
+	for (use = 0; use < 2; use++) {
+		o.use_jansson = use;
+		o.cut = LT_LLM_CUT_OFF;
+		run_pieces(&r, &o, t, strlen(t), NULL, 0);
+		CHECK_EQ(r.s.out_bytes, 8 + 1000);
+		CHECK_EQ(r.s.out_deltas, 2 + 4); /* ceil(1000 / 256) */
+		CHECK(r.s.usage.final);
+		run_done(&r);
+		/* 3 tokens of allowance: the two deltas go, the final response is cut */
+		o.cut = LT_LLM_CUT_TOKENS;
+		o.resv.output_tokens = 3;
+		o.resv.total_tokens = 14;
+		run_pieces(&r, &o, t, strlen(t), NULL, 0);
+		CHECK_EQ(r.rc, LT_LLM_SSE_CUT);
+		CHECK(!memmem(r.out.p, r.out.len, "zzzz", 4) &&
+		      memmem(r.out.p, r.out.len, "\" there\"", 8));
+		run_done(&r);
+	}
+	free(t);
+}
+
 int main(void)
 {
 	RUN(each_shape_whole);
@@ -985,5 +1350,12 @@ int main(void)
 	RUN(gemini_array_strings_hold_brackets);
 	RUN(gemini_array_other_bodies_pass_unread);
 	RUN(gemini_array_huge_element_and_blanks);
+	RUN(huge_event_is_cut_at_the_budget);
+	RUN(huge_event_names_do_not_buy_a_pass);
+	RUN(gemini_array_huge_element_is_cut);
+	RUN(usage_twice_keeps_the_larger);
+	RUN(packed_deltas_count_by_their_bytes);
+	RUN(leading_bom_is_read_through);
+	RUN(responses_final_text_beyond_the_deltas_counts);
 	return lt_t_done();
 }
