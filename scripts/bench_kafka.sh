@@ -210,6 +210,9 @@ threads() {
 	done | awk '{ a[$1] += $2 } END { for (k in a) print k, a[k] }' | sort
 }
 ticks_of() { awk '{ s += $2 } END { print s + 0 }' "$1"; }
+# utime+stime ticks of the mock cluster's process (the broker: on another machine in a real
+# deployment, here on the same 2 cores as the agent and the load)
+mock_ticks() { awk '{ sub(/^.*\) /, ""); print $12 + $13 }' /proc/"$MPID"/stat; }
 # the appended count reaches the requests wrk counted (the writer commits in batches, so a
 # pause in the count is not the end), or the ring is empty and the count has stopped for a
 # second (30 s at most); what is missing then was lost, and the loss counters say where
@@ -234,14 +237,17 @@ REPS=${KAFKA_BENCH_REPS:-3}
 for ((rep = 1; rep <= REPS; rep++)); do
 	start "$DIR/off.json"
 	l0=$(metric 'lt_reqlog_dropped_total{reason="lapped"}')
-	c0=$(ticks_of <(threads))
+	threads >"$DIR/toff0"
 	OFF=$(wrk_consume)
-	c1=$(ticks_of <(threads))
+	threads >"$DIR/toff1"
+	c0=$(ticks_of "$DIR/toff0")
+	c1=$(ticks_of "$DIR/toff1")
 	stop
 	start "$DIR/on.json"
 	a0=$(metric lt_outbox_appended_total)
 	l0=$(metric 'lt_reqlog_dropped_total{reason="lapped"}')
 	threads >"$DIR/th0"
+	m0=$(mock_ticks)
 	# KAFKA_BENCH_PERF=FILE: a perf profile of the agent during the first round's kafka-on load
 	[ -n "${KAFKA_BENCH_PERF:-}" ] && [ "$rep" = 1 ] &&
 		{ perf record -q -F 499 --call-graph "${KAFKA_BENCH_PERF_CG:-fp}" -p "$PID" -o "$KAFKA_BENCH_PERF" -- sleep "$DUR" >/dev/null 2>&1 & }
@@ -253,6 +259,7 @@ for ((rep = 1; rep <= REPS; rep++)); do
 	e0=$(metric lt_outbox_appended_total)
 	until_ge lt_kafka_acked_total "$e0"
 	threads >"$DIR/th3"
+	m3=$(mock_ticks)
 	e0=$((e0 - a0))
 	lapped=$(($(metric 'lt_reqlog_dropped_total{reason="lapped"}') - l0))
 	qfull=$(metric 'lt_outbox_dropped_total{reason="queue_full"}')
@@ -264,6 +271,11 @@ for ((rep = 1; rep <= REPS; rep++)); do
 	# µs of agent CPU per request answered, off and on (the whole process: API, ring, writer,
 	# producer), during the load
 	cpuoff=$(echo "($c1 - $c0) * 1000000 / $HZ / $reqoff" | bc -l)
+	# per thread, kafka off: us per request answered (what the export adds is on - off)
+	join -a2 -e 0 -o 0,1.2,2.2 "$DIR/toff0" "$DIR/toff1" |
+		awk -v hz="$HZ" -v n="$reqoff" '{ d = $3 - $2; if (d > 0) printf "%s %.3f\n", $1, d * 1e6 / hz / n }' \
+		>"$DIR/thoff.$rep"
+	echo "mock-cluster $(echo "($m3 - $m0) * 1000000 / $HZ / $e0" | bc -l)" >"$DIR/mockcpu.$rep"
 	cpuon=$(echo "($(ticks_of "$DIR/th1") - $(ticks_of "$DIR/th0")) * 1000000 / $HZ / $req" | bc -l)
 	echo "$roff $ron $(echo "$ron / $roff" | bc -l) $req $e0 $lapped $cpuoff $cpuon" >>"$DIR/pairs"
 	# answered and events are both of the kafka-on run: every decision is an event
@@ -290,8 +302,12 @@ printf '  consume on/off ratio: median %.2fx  range %.2f..%.2fx   [target: unaff
 	"$(col 3 | med)" "$(col 3 | sort -g | head -1)" "$(col 3 | sort -g | tail -1)"
 printf '  events lost: %s lapped in the ring (all rounds), %s at a full queue, %s at a full outbox (last round)\n' \
 	"$(col 6 | awk '{ s += $1 } END { print s }')" "${qfull:-0}" "${ofull:-0}"
-printf '  agent CPU per event, by thread (us, median of the rounds; from the load to the last ack):\n'
-cat "$DIR"/thr.* | awk '{ print $1 }' | sort -u | while read -r t; do
-	printf '    %-16s %s\n' "$t" "$(cat "$DIR"/thr.* | awk -v t="$t" '$1 == t { print $2 }' | med)"
+printf '  CPU per event by thread, kafka on (from the load to the last ack), next to the same thread\n'
+printf '  per request with kafka off (us, median of the rounds; the mock cluster is a process of its own):\n'
+printf '    %-16s %8s %8s\n' thread on off
+cat "$DIR"/thr.* "$DIR"/thoff.* | awk '{ print $1 }' | sort -u | while read -r t; do
+	printf '    %-16s %8s %8s\n' "$t" "$(cat "$DIR"/thr.* | awk -v t="$t" '$1 == t { print $2 }' | med)" \
+		"$(cat "$DIR"/thoff.* | awk -v t="$t" '$1 == t { print $2 }' | med)"
 done
+printf '    %-16s %8.3f %8s\n' mock-cluster "$(awk '{ print $2 }' "$DIR"/mockcpu.* | med)" -
 [ "${KAFKA_BENCH_ONLY:-}" = events ] || config_bench
