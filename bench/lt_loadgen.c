@@ -278,7 +278,8 @@ int main(int argc, char **argv)
 			usage();
 		}
 	}
-	if (!url || (body && strlen(body) > 2048) || rate <= 0 || secs <= 0 || !nconns || nconns > 100000 || warm < 0 ||
+	if (!url || (body && strlen(body) > 2048) || rate <= 0 || secs <= 0 || !nconns ||
+	    nconns > 100000 || warm < 0 ||
 	    sscanf(url, "http://%63[0-9.]:%u%1023s", host, &port, path) != 3 || port > 65535)
 		usage();
 	addr.sin_family = AF_INET;
