@@ -1029,8 +1029,13 @@ static void *lt_ob_run(void *arg)
 	long n;
 
 	pthread_setname_np(pthread_self(), "lt-outbox");
-	/* down only if it can come back up (LT_OB_NICE_LOCK needs CAP_SYS_NICE) */
-	ob->niced = !setpriority(PRIO_PROCESS, (id_t)gettid(), LT_OB_NICE_LOCK) &&
+	/*
+	 * Down only if it can come back up (LT_OB_NICE_LOCK needs CAP_SYS_NICE),
+	 * and not the config outbox (sync.c, whose topic is kafka.config_topic):
+	 * its rare changes have a propagation time to keep, not a volume to defer.
+	 */
+	ob->niced = strcmp(ob->k.topic, ob->k.config_topic) &&
+		    !setpriority(PRIO_PROCESS, (id_t)gettid(), LT_OB_NICE_LOCK) &&
 		    !setpriority(PRIO_PROCESS, (id_t)gettid(), LT_OB_NICE);
 	if (!ob->niced)
 		setpriority(PRIO_PROCESS, (id_t)gettid(), 0);
