@@ -14,7 +14,8 @@
  * must carry Content-Length (the bench's upstream, the gateway and nginx all do).
  *
  * usage: lt_loadgen -u http://IPV4:PORT/PATH -r RATE -d SECONDS [-c CONNS] [-w WARMUP_S]
- *                   [-H 'Name: value']...
+ *                   [-H 'Name: value']... [-b BODY]
+ * -b: every request a POST carrying BODY (with its Content-Length); without it, a GET.
  * prints one line: rate=... sent=... done=... errors=... non2xx=... p50_us=... p90_us=...
  *                  p99_us=... p999_us=... max_us=... (latencies of the recorded requests)
  */
@@ -233,13 +234,13 @@ static double pct(double p)
 static void usage(void)
 {
 	fprintf(stderr, "usage: lt_loadgen -u http://IPV4:PORT/PATH -r RATE -d SECONDS "
-			"[-c CONNS] [-w WARMUP_S] [-H 'Name: value']...\n");
+			"[-c CONNS] [-w WARMUP_S] [-H 'Name: value']... [-b BODY]\n");
 	exit(2);
 }
 
 int main(int argc, char **argv)
 {
-	const char *url = NULL, *hdrs[LG_MAX_HDRS];
+	const char *url = NULL, *body = NULL, *hdrs[LG_MAX_HDRS];
 	double rate = 0, secs = 0, warm = 0;
 	unsigned nh = 0, port;
 	char host[64], path[1024];
@@ -248,7 +249,7 @@ int main(int argc, char **argv)
 	int opt;
 
 	nconns = 64;
-	while ((opt = getopt(argc, argv, "u:r:d:c:w:H:")) != -1) {
+	while ((opt = getopt(argc, argv, "u:r:d:c:w:H:b:")) != -1) {
 		switch (opt) {
 		case 'u':
 			url = optarg;
@@ -265,6 +266,9 @@ int main(int argc, char **argv)
 		case 'w':
 			warm = atof(optarg);
 			break;
+		case 'b':
+			body = optarg;
+			break;
 		case 'H':
 			if (nh == LG_MAX_HDRS)
 				usage();
@@ -274,18 +278,22 @@ int main(int argc, char **argv)
 			usage();
 		}
 	}
-	if (!url || rate <= 0 || secs <= 0 || !nconns || nconns > 100000 || warm < 0 ||
+	if (!url || (body && strlen(body) > 2048) || rate <= 0 || secs <= 0 || !nconns ||
+	    nconns > 100000 || warm < 0 ||
 	    sscanf(url, "http://%63[0-9.]:%u%1023s", host, &port, path) != 3 || port > 65535)
 		usage();
 	addr.sin_family = AF_INET;
 	addr.sin_port = htons(port);
 	if (inet_pton(AF_INET, host, &addr.sin_addr) != 1)
 		usage();
-	req_len =
-		snprintf(req, sizeof(req), "GET %s HTTP/1.1\r\nHost: %s:%u\r\n", path, host, port);
+	req_len = snprintf(req, sizeof(req), "%s %s HTTP/1.1\r\nHost: %s:%u\r\n",
+			   body ? "POST" : "GET", path, host, port);
+	if (body)
+		req_len += snprintf(req + req_len, sizeof(req) - req_len, "Content-Length: %zu\r\n",
+				    strlen(body));
 	for (unsigned k = 0; k < nh; k++)
 		req_len += snprintf(req + req_len, sizeof(req) - req_len, "%s\r\n", hdrs[k]);
-	req_len += snprintf(req + req_len, sizeof(req) - req_len, "\r\n");
+	req_len += snprintf(req + req_len, sizeof(req) - req_len, "\r\n%s", body ? body : "");
 	if (req_len >= sizeof(req))
 		usage();
 

@@ -12,19 +12,24 @@
 #      range; the agent's CPU per request answered, off and on; the events lapped in the ring;
 #      the CPU per event of each agent thread (/proc/<pid>/task/*/stat), from the start of the
 #      load to the last acknowledgement.
+#   3b. admission latency at a fixed rate below saturation (KAFKA_BENCH_RATE req/s, open loop:
+#      build/lt_loadgen, each latency from its scheduled time), kafka off then on, paired rounds
+#      as in 3: p50 and p99 of each, and the events of the kafka-on run all acknowledged;
 #   4. config propagation between two agents (two hosts: a second netns reaches the cluster
 #      through socat): one tier change at a time on A; B's lag for each (B's read time minus the
 #      record's event time, the Kafka timestamp, as B reports it in /api/v1/sync/status): p50, p99.
 # Figures drift ±20% between runs on a shared VM: compare the ratios.
 #   KAFKA_BENCH_EVENTS  N (default 200000)   BENCH_SECONDS  seconds per wrk run (default 5)
 #   KAFKA_BENCH_CHANGES config changes timed in 4 (default 100)
-#   KAFKA_BENCH_REPS paired rounds in 3 (default 3)   KAFKA_BENCH_PERF=FILE  perf record of round 1
+#   KAFKA_BENCH_REPS paired rounds in 3 and 3b (default 3)
+#   KAFKA_BENCH_RATE  req/s of 3b (default 30000; saturation is ~100000 on 2 quiet cores)   KAFKA_BENCH_PERF=FILE  perf record of round 1
 #   KAFKA_BENCH_ONLY=config  only 4;  KAFKA_BENCH_ONLY=events  only 1 to 3
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 AGENT=${BENCH_AGENT:-$ROOT/build/leaky-agent}
 MOCK=${BENCH_KAFKA_MOCK:-$ROOT/build/rel/tests/lt_kafka_mock}
 TOOL=${BENCH_REQLOG_TOOL:-$ROOT/build/rel/tests/lt_reqlog_tool}
+LG=${BENCH_LOADGEN:-$ROOT/build/lt_loadgen}
 N=${KAFKA_BENCH_EVENTS:-200000}
 DUR=${BENCH_SECONDS:-5}
 NS=ltkbench-$$
@@ -48,7 +53,7 @@ cleanup() {
 	rm -rf "$DIR" "$PIN" "$PIN2"
 }
 trap cleanup EXIT
-for t in "$AGENT" "$MOCK" "$TOOL"; do
+for t in "$AGENT" "$MOCK" "$TOOL" "$LG"; do
 	[ -x "$t" ] || { echo "bench_kafka: $t is missing (make bench builds it)" >&2; exit 1; }
 done
 ip netns add "$NS"
@@ -210,6 +215,9 @@ threads() {
 	done | awk '{ a[$1] += $2 } END { for (k in a) print k, a[k] }' | sort
 }
 ticks_of() { awk '{ s += $2 } END { print s + 0 }' "$1"; }
+# utime+stime ticks of the mock cluster's process (the broker: on another machine in a real
+# deployment, here on the same 2 cores as the agent and the load)
+mock_ticks() { awk '{ sub(/^.*\) /, ""); print $12 + $13 }' /proc/"$MPID"/stat; }
 # the appended count reaches the requests wrk counted (the writer commits in batches, so a
 # pause in the count is not the end), or the ring is empty and the count has stopped for a
 # second (30 s at most); what is missing then was lost, and the loss counters say where
@@ -234,14 +242,17 @@ REPS=${KAFKA_BENCH_REPS:-3}
 for ((rep = 1; rep <= REPS; rep++)); do
 	start "$DIR/off.json"
 	l0=$(metric 'lt_reqlog_dropped_total{reason="lapped"}')
-	c0=$(ticks_of <(threads))
+	threads >"$DIR/toff0"
 	OFF=$(wrk_consume)
-	c1=$(ticks_of <(threads))
+	threads >"$DIR/toff1"
+	c0=$(ticks_of "$DIR/toff0")
+	c1=$(ticks_of "$DIR/toff1")
 	stop
 	start "$DIR/on.json"
 	a0=$(metric lt_outbox_appended_total)
 	l0=$(metric 'lt_reqlog_dropped_total{reason="lapped"}')
 	threads >"$DIR/th0"
+	m0=$(mock_ticks)
 	# KAFKA_BENCH_PERF=FILE: a perf profile of the agent during the first round's kafka-on load
 	[ -n "${KAFKA_BENCH_PERF:-}" ] && [ "$rep" = 1 ] &&
 		{ perf record -q -F 499 --call-graph "${KAFKA_BENCH_PERF_CG:-fp}" -p "$PID" -o "$KAFKA_BENCH_PERF" -- sleep "$DUR" >/dev/null 2>&1 & }
@@ -253,6 +264,7 @@ for ((rep = 1; rep <= REPS; rep++)); do
 	e0=$(metric lt_outbox_appended_total)
 	until_ge lt_kafka_acked_total "$e0"
 	threads >"$DIR/th3"
+	m3=$(mock_ticks)
 	e0=$((e0 - a0))
 	lapped=$(($(metric 'lt_reqlog_dropped_total{reason="lapped"}') - l0))
 	qfull=$(metric 'lt_outbox_dropped_total{reason="queue_full"}')
@@ -264,6 +276,11 @@ for ((rep = 1; rep <= REPS; rep++)); do
 	# µs of agent CPU per request answered, off and on (the whole process: API, ring, writer,
 	# producer), during the load
 	cpuoff=$(echo "($c1 - $c0) * 1000000 / $HZ / $reqoff" | bc -l)
+	# per thread, kafka off: us per request answered (what the export adds is on - off)
+	join -a2 -e 0 -o 0,1.2,2.2 "$DIR/toff0" "$DIR/toff1" |
+		awk -v hz="$HZ" -v n="$reqoff" '{ d = $3 - $2; if (d > 0) printf "%s %.3f\n", $1, d * 1e6 / hz / n }' \
+		>"$DIR/thoff.$rep"
+	echo "mock-cluster $(echo "($m3 - $m0) * 1000000 / $HZ / $e0" | bc -l)" >"$DIR/mockcpu.$rep"
 	cpuon=$(echo "($(ticks_of "$DIR/th1") - $(ticks_of "$DIR/th0")) * 1000000 / $HZ / $req" | bc -l)
 	echo "$roff $ron $(echo "$ron / $roff" | bc -l) $req $e0 $lapped $cpuoff $cpuon" >>"$DIR/pairs"
 	# answered and events are both of the kafka-on run: every decision is an event
@@ -290,8 +307,44 @@ printf '  consume on/off ratio: median %.2fx  range %.2f..%.2fx   [target: unaff
 	"$(col 3 | med)" "$(col 3 | sort -g | head -1)" "$(col 3 | sort -g | tail -1)"
 printf '  events lost: %s lapped in the ring (all rounds), %s at a full queue, %s at a full outbox (last round)\n' \
 	"$(col 6 | awk '{ s += $1 } END { print s }')" "${qfull:-0}" "${ofull:-0}"
-printf '  agent CPU per event, by thread (us, median of the rounds; from the load to the last ack):\n'
-cat "$DIR"/thr.* | awk '{ print $1 }' | sort -u | while read -r t; do
-	printf '    %-16s %s\n' "$t" "$(cat "$DIR"/thr.* | awk -v t="$t" '$1 == t { print $2 }' | med)"
+printf '  CPU per event by thread, kafka on (from the load to the last ack), next to the same thread\n'
+printf '  per request with kafka off (us, median of the rounds; the mock cluster is a process of its own):\n'
+printf '    %-16s %8s %8s\n' thread on off
+cat "$DIR"/thr.* "$DIR"/thoff.* | awk '{ print $1 }' | sort -u | while read -r t; do
+	printf '    %-16s %8s %8s\n' "$t" "$(cat "$DIR"/thr.* | awk -v t="$t" '$1 == t { print $2 }' | med)" \
+		"$(cat "$DIR"/thoff.* | awk -v t="$t" '$1 == t { print $2 }' | med)"
 done
+printf '    %-16s %8.3f %8s\n' mock-cluster "$(awk '{ print $2 }' "$DIR"/mockcpu.* | med)" -
+
+# ---- 3b: admission latency at a fixed rate, kafka off vs on
+RATE=${KAFKA_BENCH_RATE:-30000}
+lg_consume() {
+	inns "$LG" -u http://127.0.0.1:9090/api/v1/tokens/consume -r "$RATE" -d "$DUR" -w 1 -c 64 \
+		-H 'Content-Type: application/json' -H "Authorization: Bearer $TOKEN" \
+		-b '{"userId":"00000000-0000-0000-0000-000000000001","provider":"openai","tokens":1}'
+}
+lgf() { tr ' ' '\n' | awk -F= -v k="$1" '$1 == k { print $2 }'; }
+: >"$DIR/lat"
+for ((rep = 1; rep <= REPS; rep++)); do
+	start "$DIR/off.json"
+	LOFF=$(lg_consume)
+	stop
+	start "$DIR/on.json"
+	a0=$(metric lt_outbox_appended_total)
+	l0=$(metric 'lt_reqlog_dropped_total{reason="lapped"}')
+	LON=$(lg_consume)
+	done_on=$(lgf done <<<"$LON")
+	settle "$a0" "$done_on"
+	e0=$(metric lt_outbox_appended_total)
+	until_ge lt_kafka_acked_total "$e0"
+	lapped=$(($(metric 'lt_reqlog_dropped_total{reason="lapped"}') - l0))
+	stop
+	echo "$(lgf p50_us <<<"$LOFF") $(lgf p99_us <<<"$LOFF") $(lgf p50_us <<<"$LON") $(lgf p99_us <<<"$LON") $lapped $((e0 - a0)) $(lgf done <<<"$LOFF") $done_on" >>"$DIR/lat"
+done
+lcol() { awk -v c="$1" '{ print $c }' "$DIR/lat"; }
+printf '  consume at a fixed %d req/s (open loop, lt_loadgen -c 64, %d s after 1 s of warm-up), %d paired rounds:\n' \
+	"$RATE" "$DUR" "$REPS"
+awk '{ printf "    round %d: off p50 %6.0f us  p99 %6.0f us   on p50 %6.0f us  p99 %6.0f us   (%d / %d answered, %d events, %d lapped)\n", NR, $1, $2, $3, $4, $7, $8, $6, $5 }' "$DIR/lat"
+printf '  latency on / off, median of the rounds: p50 %.0f / %.0f us  p99 %.0f / %.0f us   [target: unaffected]\n' \
+	"$(lcol 3 | med)" "$(lcol 1 | med)" "$(lcol 4 | med)" "$(lcol 2 | med)"
 [ "${KAFKA_BENCH_ONLY:-}" = events ] || config_bench
