@@ -96,6 +96,23 @@ start_gateway() {
 	return 1
 }
 
+# llm_stack USER_CAP ADMIN_CAP: the LLM suites' set-up, as TAP checks: budgets that do not
+# leak during the test (1 token a day, so charges are exact) for the USER and ADMIN tiers,
+# the agent, the stub on every provider, and a gateway whose tiers default to 32 (USER) and
+# 64 (ADMIN) output tokens
+llm_stack() {
+	agent_config '"token": {"providers": ["openai","gemini","qwen","anthropic"],
+		"tier_order": ["ADMIN","USER"], "default_tier": "USER",
+		"tiers": {"USER": {"*": {"capacity": '"$1"', "rate": "1/d"}},
+			  "ADMIN": {"*": {"capacity": '"$2"', "rate": "1/d"}}},
+		"key_requests": {"*": {"capacity": 1000, "rate": "1/d"}},
+		"provider_pools": {"*": {"capacity": 100000000, "rate": "1/d"}}}'
+	check "agent attaches" start_agent --config "$WORK/agent.json"
+	check "stub starts" start_stub
+	gw_config '"tiers": [{"name": "ADMIN", "default_output_tokens": 64}, {"name": "USER", "default_output_tokens": 32}]'
+	check "gateway starts" start_gateway
+}
+
 stop_gateway() {
 	[ -n "$GW_PID" ] && kill -TERM "$GW_PID" 2>/dev/null
 	wait "$GW_PID" 2>/dev/null

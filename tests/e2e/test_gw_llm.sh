@@ -11,17 +11,7 @@ TOPIC=gwllm
 U1=00000000-0000-0000-0000-0000000011a1
 U2=00000000-0000-0000-0000-0000000011a2
 
-# budgets that do not leak during the test (1 token a day), so charges are exact
-agent_config '"token": {"providers": ["openai","gemini","qwen","anthropic"],
-	"tier_order": ["ADMIN","USER"], "default_tier": "USER",
-	"tiers": {"USER": {"*": {"capacity": 100000, "rate": "1/d"}},
-		  "ADMIN": {"*": {"capacity": 1000000, "rate": "1/d"}}},
-	"key_requests": {"*": {"capacity": 1000, "rate": "1/d"}},
-	"provider_pools": {"*": {"capacity": 100000000, "rate": "1/d"}}}'
-check "agent attaches" start_agent --config "$WORK/agent.json"
-check "stub starts" start_stub
-gw_config '"tiers": [{"name": "ADMIN", "default_output_tokens": 64}, {"name": "USER", "default_output_tokens": 32}]'
-check "gateway starts" start_gateway
+llm_stack 100000 1000000
 
 TA=$(mint --sub admin-1 --roles ADMIN)
 T1=$(mint --sub "$U1" --roles USER)

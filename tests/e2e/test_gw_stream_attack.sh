@@ -11,17 +11,7 @@ TOPIC=gwsatk
 U1=00000000-0000-0000-0000-0000000051a1
 CAP=10000000
 
-# a budget that does not leak during the test (1 token a day), so charges are exact
-agent_config '"token": {"providers": ["openai","gemini","qwen","anthropic"],
-	"tier_order": ["ADMIN","USER"], "default_tier": "USER",
-	"tiers": {"USER": {"*": {"capacity": '$CAP', "rate": "1/d"}},
-		  "ADMIN": {"*": {"capacity": '$CAP', "rate": "1/d"}}},
-	"key_requests": {"*": {"capacity": 1000, "rate": "1/d"}},
-	"provider_pools": {"*": {"capacity": 100000000, "rate": "1/d"}}}'
-check "agent attaches" start_agent --config "$WORK/agent.json"
-check "stub starts" start_stub
-gw_config '"tiers": [{"name": "ADMIN", "default_output_tokens": 64}, {"name": "USER", "default_output_tokens": 32}]'
-check "gateway starts" start_gateway
+llm_stack "$CAP" "$CAP"
 T1=$(mint --sub "$U1" --roles USER)
 
 # as test_gw_llm.sh: whole tokens, so a charge may read one off (leak and clock tick)
