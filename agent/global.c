@@ -250,11 +250,7 @@ static int lt_gl_rule(const struct lt_global *g, const char *key)
 
 static __u32 lt_gl_hash(const char *s)
 {
-	__u64 h = 1469598103934665603ULL; /* FNV-1a */
-
-	while (*s)
-		h = (h ^ (unsigned char)*s++) * 1099511628211ULL;
-	return (__u32)(h ^ (h >> 32)) & (LT_GL_HASH - 1);
+	return (__u32)lt_hash_mem(s, strlen(s)) & (LT_GL_HASH - 1);
 }
 
 /* The slot of key in hidx: its entry, or the empty one where it would go. */

@@ -6,14 +6,11 @@
 #include <string.h>
 #include <bpf/bpf.h>
 #include "apikeys.h"
+#include "units.h"
 
 static __u64 lt_id_hash(const char *s)
 {
-	__u64 h = 1469598103934665603ULL;
-
-	for (; *s; s++)
-		h = (h ^ (unsigned char)*s) * 1099511628211ULL;
-	return h;
+	return lt_hash_mem(s, strlen(s));
 }
 
 static struct lt_apikey_idx *lt_idx_new(unsigned slots)

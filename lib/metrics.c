@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include "metrics.h"
+#include "units.h"
 
 int lt_met_init(struct lt_met_table *t, unsigned capacity)
 {
@@ -26,13 +27,9 @@ void lt_met_free(struct lt_met_table *t)
 
 static __u64 lt_met_hash(const char *a, const char *b)
 {
-	__u64 h = 1469598103934665603ULL;
+	/* each part hashed on its own: "ab"+"c" differs from "a"+"bc" */
+	__u64 h = lt_hash_mem(a, strlen(a)) * 1099511628211ULL ^ lt_hash_mem(b, strlen(b));
 
-	for (; *a; a++)
-		h = (h ^ (unsigned char)*a) * 1099511628211ULL;
-	h = (h ^ 0xff) * 1099511628211ULL; /* "ab"+"c" differs from "a"+"bc" */
-	for (; *b; b++)
-		h = (h ^ (unsigned char)*b) * 1099511628211ULL;
 	return h < 2 ? h + 2 : h;
 }
 

@@ -13,14 +13,11 @@
 #include "lt_slot.h"
 #include "maps.h"
 #include "resolve.h"
+#include "units.h"
 
 static unsigned lt_rkey_hash(const char *s)
 {
-	unsigned long long h = 1469598103934665603ULL;
-
-	for (; *s; s++)
-		h = (h ^ (unsigned char)*s) * 1099511628211ULL;
-	return (unsigned)(h ^ (h >> 32));
+	return (unsigned)lt_hash_mem(s, strlen(s));
 }
 
 int lt_resolver_init(struct lt_resolver *r, const char *pin_dir, const char *agent,
