@@ -816,10 +816,16 @@ static rd_kafka_resp_err_t lt_ob_produce(struct lt_outbox *ob, const char *topic
 	char id[192], when[40];
 	rd_kafka_headers_t *h;
 	const char *tname = topic && topic[0] ? topic : ob->k.topic;
-	rd_kafka_topic_t *rkt = lt_ob_topic(ob, tname);
+	rd_kafka_topic_t *rkt = lt_ob_topic(ob, tname), *tmp = NULL;
 	rd_kafka_resp_err_t e;
 	struct lt_sb b;
 
+	if (!rkt) /* a name the cache cannot hold: a handle for this message only */
+		rkt = tmp = rd_kafka_topic_new(ob->rk, tname, NULL);
+	if (!rkt) {
+		e = rd_kafka_last_error();
+		return e ? e : RD_KAFKA_RESP_ERR__INVALID_ARG;
+	}
 	/* builders, not snprintf and gmtime: the send thread pays them per event */
 	lt_sb_init(&b, id, sizeof(id));
 	lt_sb_str(&b, ob->source);
@@ -843,21 +849,15 @@ static rd_kafka_resp_err_t lt_ob_produce(struct lt_outbox *ob, const char *topic
 	rd_kafka_header_add(h, "content-type", -1, "application/json", -1);
 	if (subject)
 		rd_kafka_header_add(h, "ce_subject", -1, subject, (ssize_t)slen);
-	/* a name the cache cannot hold is looked up per message */
-	e = rkt ? rd_kafka_producev(ob->rk, RD_KAFKA_V_RKT(rkt), RD_KAFKA_V_KEY(key, klen),
-				    RD_KAFKA_V_VALUE((void *)data, len),
-				    RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
-				    RD_KAFKA_V_TIMESTAMP((int64_t)(tns / 1000000)),
-				    RD_KAFKA_V_HEADERS(h), RD_KAFKA_V_OPAQUE((void *)(intptr_t)seq),
-				    RD_KAFKA_V_END) :
-		  rd_kafka_producev(ob->rk, RD_KAFKA_V_TOPIC(tname), RD_KAFKA_V_KEY(key, klen),
-				    RD_KAFKA_V_VALUE((void *)data, len),
-				    RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
-				    RD_KAFKA_V_TIMESTAMP((int64_t)(tns / 1000000)),
-				    RD_KAFKA_V_HEADERS(h), RD_KAFKA_V_OPAQUE((void *)(intptr_t)seq),
-				    RD_KAFKA_V_END);
+	e = rd_kafka_producev(ob->rk, RD_KAFKA_V_RKT(rkt), RD_KAFKA_V_KEY(key, klen),
+			      RD_KAFKA_V_VALUE((void *)data, len),
+			      RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
+			      RD_KAFKA_V_TIMESTAMP((int64_t)(tns / 1000000)), RD_KAFKA_V_HEADERS(h),
+			      RD_KAFKA_V_OPAQUE((void *)(intptr_t)seq), RD_KAFKA_V_END);
 	if (e) /* on success the message owns them */
 		rd_kafka_headers_destroy(h);
+	if (tmp) /* the message holds its own reference to the topic */
+		rd_kafka_topic_destroy(tmp);
 	return e;
 }
 

@@ -814,6 +814,18 @@ static void lt_rq_trim_idle(struct lt_requests *q)
 		sqlite3_wal_checkpoint_v2(q->db, NULL, SQLITE_CHECKPOINT_TRUNCATE, NULL, NULL);
 }
 
+/* *until = CLOCK_REALTIME (what pthread_cond_timedwait measures by) + ns */
+static void lt_rq_until(struct timespec *until, __u64 ns)
+{
+	clock_gettime(CLOCK_REALTIME, until);
+	until->tv_sec += (time_t)(ns / LT_NS_PER_SEC);
+	until->tv_nsec += (long)(ns % LT_NS_PER_SEC);
+	if (until->tv_nsec >= 1000000000L) {
+		until->tv_sec++;
+		until->tv_nsec -= 1000000000L;
+	}
+}
+
 static void *lt_rq_writer(void *arg)
 {
 	struct lt_requests *q = arg;
@@ -838,25 +850,12 @@ static void *lt_rq_writer(void *arg)
 		stop = __atomic_load_n(&q->stop, __ATOMIC_RELAXED);
 		/* the consumer's signals come every poll: wait out the gap (a stop ends it) */
 		while (!stop && lt_rq_now() - last_batch < LT_RQ_BATCH_GAP_NS) {
-			__u64 left = LT_RQ_BATCH_GAP_NS - (lt_rq_now() - last_batch);
-
-			clock_gettime(CLOCK_REALTIME, &until);
-			until.tv_sec += (time_t)(left / LT_NS_PER_SEC);
-			until.tv_nsec += (long)(left % LT_NS_PER_SEC);
-			if (until.tv_nsec >= 1000000000L) {
-				until.tv_sec++;
-				until.tv_nsec -= 1000000000L;
-			}
+			lt_rq_until(&until, LT_RQ_BATCH_GAP_NS - (lt_rq_now() - last_batch));
 			pthread_cond_timedwait(&q->q_cond, &q->q_lock, &until);
 			stop = __atomic_load_n(&q->stop, __ATOMIC_RELAXED);
 		}
 		if (!q->q_len && !stop) {
-			clock_gettime(CLOCK_REALTIME, &until);
-			until.tv_nsec += 100 * 1000000L; /* a batch at least every 100 ms */
-			if (until.tv_nsec >= 1000000000L) {
-				until.tv_sec++;
-				until.tv_nsec -= 1000000000L;
-			}
+			lt_rq_until(&until, 100 * 1000000ULL); /* a batch at least every 100 ms */
 			pthread_cond_timedwait(&q->q_cond, &q->q_lock, &until);
 		}
 		/* everything waiting, by a swap of the arrays: no copy of the items */

@@ -1020,18 +1020,12 @@ static const char *encoded(const struct lt_http1_msg *m)
 {
 	const struct lt_http1_header *h;
 	unsigned i;
-	size_t a, b;
 
+	/* values come without their OWS (lib/http1.c); a list ("identity, gzip") is refused */
 	for (i = 0; i < m->nheaders; i++) {
 		h = &m->headers[i];
-		if (!lt_http1_name_is(h, "content-encoding"))
-			continue;
-		for (a = 0; a < h->value_len && (h->value[a] == ' ' || h->value[a] == '\t'); a++)
-			;
-		for (b = h->value_len; b > a && (h->value[b - 1] == ' ' || h->value[b - 1] == '\t');
-		     b--)
-			;
-		if (b > a && !(b - a == 8 && !strncasecmp(h->value + a, "identity", 8)))
+		if (lt_http1_name_is(h, "content-encoding") && h->value_len &&
+		    !(h->value_len == 8 && !strncasecmp(h->value, "identity", 8)))
 			return h->value;
 	}
 	return NULL;
